@@ -1,0 +1,110 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson, modelHash } from '../model/normalise.js';
+import { UserError } from '../model/errors.js';
+import type { CopyTarget, EnvironmentFacts, TableModel } from '../model/types.js';
+import { commonContext } from './context.js';
+import { stageHazards, stageLock } from './locks.js';
+import type { PlanOptions } from './options.js';
+import { makeRenderers, tidy, type TemplateSet } from './render.js';
+import { ALL_STAGES, stageInfo, type HazardCode, type StageInfo, type StageLock } from './stages.js';
+import { renderReview } from './review.js';
+
+export const PLAN_FORMAT_VERSION = 1;
+
+export interface PlanStage extends StageInfo {
+  readonly sha256: string;
+  readonly locks: readonly StageLock[];
+  readonly hazards: readonly HazardCode[];
+}
+
+/** plan.json. Everything but `environment` is a function of model + options. */
+export interface PlanManifest {
+  readonly formatVersion: number;
+  readonly tool: { readonly name: 'shadowpack'; readonly version: string };
+  readonly table: { readonly schema: string; readonly name: string };
+  readonly runId: string;
+  readonly fingerprint: string;
+  readonly modelHash: string;
+  readonly target: CopyTarget;
+  readonly options: PlanOptions;
+  readonly stages: readonly PlanStage[];
+  readonly readmeSha256: string;
+  readonly model: TableModel;
+  /** Facts of the database the plan was made on; they never reach the SQL. */
+  readonly environment: EnvironmentFacts;
+  /** sha256 over everything above, canonical JSON. */
+  readonly planHash: string;
+}
+
+export interface Plan {
+  readonly manifest: PlanManifest;
+  /** File name → content, for every script and README.md. */
+  readonly files: ReadonlyMap<string, string>;
+}
+
+export interface CompileInput {
+  readonly model: TableModel;
+  readonly facts: EnvironmentFacts;
+  readonly options: PlanOptions;
+  readonly templates: TemplateSet;
+  readonly toolVersion: string;
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** The plan hash: over the manifest without it, so any edit to a script or option shows. */
+export function planHashOf(manifest: Omit<PlanManifest, 'planHash'>): string {
+  return 'p1:' + sha256(canonicalJson(manifest));
+}
+
+/** Names that would end a dollar-quoted body early are refused rather than escaped. */
+function refuseDollarNames(model: TableModel): void {
+  const all = [model.schema, model.name, ...model.columns.map((c) => c.name)];
+  const bad = all.find((n) => n.includes('$sp'));
+  if (bad !== undefined) throw new UserError('UNSUPPORTED_OBJECT', `the name ${JSON.stringify(bad)} contains "$sp", which shadowpack uses to quote function bodies; rename it first`);
+}
+
+/** Pure: model + options + templates in, plan out. No I/O, no clock, no randomness. */
+export function compile(input: CompileInput): Plan {
+  const { model, facts, options, templates, toolVersion } = input;
+  refuseDollarNames(model);
+  const common = commonContext(model, options, toolVersion);
+  const render = makeRenderers(templates);
+  const files = new Map<string, string>();
+  const stages: PlanStage[] = ALL_STAGES.map((name) => {
+    const info = stageInfo(name);
+    const lock = stageLock(name, common);
+    const hazards = stageHazards(name, common);
+    const blocking = lock.shown.filter((l) => l.blocksApplication);
+    const stage = {
+      ...info,
+      transactionText: { none: 'no (read-only)', one: 'yes', batches: 'no: commits batch by batch, resumable', several: 'no: a few transactions, each safe to repeat' }[info.transaction],
+      blockingLocksText: blocking.length === 0 ? 'none' : blocking.map((l) => `${l.mode} on ${l.relation}, ${options.lockTimeoutMs} ms per attempt, at most ${options.lockAttempts} attempts`).join('; '),
+      hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '),
+      requiresText: info.requires,
+    };
+    const text = tidy(render[name]({ ...common, stage, lock, appName: `shadowpack/${common.names.runId}/${name}` }));
+    files.set(info.file, text);
+    return { ...info, sha256: sha256(text), locks: lock.shown, hazards };
+  });
+  const partial = {
+    formatVersion: PLAN_FORMAT_VERSION,
+    tool: { name: 'shadowpack' as const, version: toolVersion },
+    table: { schema: model.schema, name: model.name },
+    runId: common.names.runId,
+    fingerprint: model.fingerprint,
+    modelHash: modelHash(model),
+    target: { kind: 'local' as const },
+    options,
+    stages,
+    model,
+    environment: facts,
+  };
+  const readme = renderReview({ ...partial, readmeSha256: '', planHash: '' });
+  const withReadme = { ...partial, readmeSha256: sha256(readme) };
+  const manifest: PlanManifest = { ...withReadme, planHash: planHashOf(withReadme) };
+  files.set('README.md', readme);
+  return { manifest, files };
+}

@@ -1,0 +1,89 @@
+import { literal } from '../model/quote.js';
+import type { CommonContext } from './context.js';
+import type { HazardCode, StageLock, StageName } from './stages.js';
+
+/** What the lock partial takes for one stage, and what the reviewer is told about it. */
+export interface LockSpec {
+  readonly description: string;
+  /** PL/pgSQL statements run inside one retried attempt. */
+  readonly statements: readonly string[];
+  readonly shown: readonly StageLock[];
+}
+
+const NONE: LockSpec = { description: 'no lock', statements: [], shown: [] };
+
+function lockStatement(rel: string, mode: string): string {
+  return `LOCK TABLE ONLY ${rel} IN ${mode} MODE;`;
+}
+
+/** Only if one of our triggers is still on the table; else there is nothing to drop. */
+function ifTriggers(c: CommonContext, triggers: string[], statement: string): string {
+  return `IF EXISTS (SELECT FROM pg_trigger WHERE tgrelid = to_regclass(${literal(c.src)}) AND tgname IN (${triggers.map(literal).join(', ')})) THEN ${statement} END IF;`;
+}
+
+export function stageLock(stage: StageName, c: CommonContext): LockSpec {
+  const { children, parents } = c.related;
+  const fkTables = [...children, ...parents].filter((t, i, a) => a.indexOf(t) === i && t !== c.src);
+  const fkLocks = fkTables.map((t) => ({ relation: t, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }));
+  switch (stage) {
+    case 'preflight':
+    case 'backfill':
+    case 'build':
+    case 'catchup':
+      return NONE;
+    case 'setup':
+      return {
+        description: `SHARE ROW EXCLUSIVE on ${c.tableDisplay}`,
+        statements: [lockStatement(c.src, 'SHARE ROW EXCLUSIVE')],
+        shown: [{ relation: c.src, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }],
+      };
+    case 'swap':
+    case 'revert': {
+      const other = stage === 'swap' ? c.copy : c.old;
+      return {
+        description: `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and SHARE ROW EXCLUSIVE on the tables whose foreign keys move' : ''}`,
+        statements: [lockStatement(c.src, 'ACCESS EXCLUSIVE'), lockStatement(other, 'ACCESS EXCLUSIVE'), ...fkTables.map((t) => lockStatement(t, 'SHARE ROW EXCLUSIVE'))],
+        shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
+      };
+    }
+    case 'cleanup':
+      return {
+        description: `ACCESS EXCLUSIVE on ${c.tableDisplay} (to drop the sync trigger) and on the old table`,
+        statements: [
+          ifTriggers(c, [c.names.reverseCaptureTrigger, c.names.truncateTrigger], lockStatement(c.src, 'ACCESS EXCLUSIVE')),
+          `IF to_regclass(${literal(c.old)}) IS NOT NULL THEN ${lockStatement(c.old, 'ACCESS EXCLUSIVE')} END IF;`,
+        ],
+        shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: c.old, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }],
+      };
+    case 'abort':
+      return {
+        description: `ACCESS EXCLUSIVE on ${c.tableDisplay} (to drop the capture trigger)`,
+        statements: [ifTriggers(c, [c.names.captureTrigger, c.names.truncateTrigger], lockStatement(c.src, 'ACCESS EXCLUSIVE'))],
+        shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }],
+      };
+  }
+}
+
+export function stageHazards(stage: StageName, c: CommonContext): HazardCode[] {
+  const fk = c.model.referencedBy.length > 0 || c.model.constraints.some((k) => k.kind === 'foreign-key');
+  switch (stage) {
+    case 'preflight':
+      return [];
+    case 'setup':
+      return ['SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_OVERHEAD', 'TRUNCATE_BLOCKED'];
+    case 'backfill':
+      return ['NEEDS_DISK', 'WAL_VOLUME'];
+    case 'build':
+      return ['NEEDS_DISK', 'WAL_VOLUME'];
+    case 'catchup':
+      return [];
+    case 'swap':
+      return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : [])];
+    case 'cleanup':
+      return ['ACCESS_EXCLUSIVE_LOCK', 'REVERT_ENDS'];
+    case 'abort':
+      return ['ACCESS_EXCLUSIVE_LOCK'];
+    case 'revert':
+      return ['ACCESS_EXCLUSIVE_LOCK', ...(fk ? (['FK_REVALIDATION'] as const) : [])];
+  }
+}

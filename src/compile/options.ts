@@ -1,0 +1,80 @@
+import { UserError } from '../model/errors.js';
+
+/**
+ * Plan options. Everything that shapes the SQL comes in here, so the same
+ * model and options always give the same bytes. Times are milliseconds.
+ */
+export interface PlanOptions {
+  /** lock_timeout of one attempt at a lock that blocks the application. */
+  readonly lockTimeoutMs: number;
+  /** Attempts before a stage gives up on such a lock (nothing changed then). */
+  readonly lockAttempts: number;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** lock_timeout for locks that block nobody (reading the table, the copy). */
+  readonly waitLockTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** Heap pages copied per committed backfill batch (8 kB each). */
+  readonly batchPages: number;
+  readonly catchupRounds: number;
+  /** The catch-up stage stops once at most this many log entries remain. */
+  readonly catchupTarget: number;
+  readonly swapCatchupRounds: number;
+  /** Log entries left to apply under the swap lock, at most (best effort). */
+  readonly swapBacklog: number;
+  /** statement_timeout for each statement run while the swap lock is held. */
+  readonly swapStatementTimeoutMs: number;
+  /** How long the swap waits for sessions with old snapshots. */
+  readonly snapshotWaitSeconds: number;
+  readonly advisoryWaitSeconds: number;
+}
+
+export const DEFAULT_OPTIONS: PlanOptions = {
+  lockTimeoutMs: 200,
+  lockAttempts: 30,
+  backoffBaseMs: 100,
+  backoffMaxMs: 3000,
+  waitLockTimeoutMs: 30000,
+  idleTimeoutMs: 60000,
+  batchPages: 1000,
+  catchupRounds: 50,
+  catchupTarget: 1000,
+  swapCatchupRounds: 20,
+  swapBacklog: 200,
+  swapStatementTimeoutMs: 5000,
+  snapshotWaitSeconds: 300,
+  advisoryWaitSeconds: 10,
+};
+
+const BOUNDS: { readonly [K in keyof PlanOptions]: readonly [number, number] } = {
+  lockTimeoutMs: [10, 60000],
+  lockAttempts: [1, 10000],
+  backoffBaseMs: [0, 60000],
+  backoffMaxMs: [0, 600000],
+  waitLockTimeoutMs: [100, 3600000],
+  idleTimeoutMs: [1000, 86400000],
+  batchPages: [1, 10000000],
+  catchupRounds: [1, 100000],
+  catchupTarget: [0, 100000000],
+  swapCatchupRounds: [1, 100000],
+  swapBacklog: [0, 100000000],
+  swapStatementTimeoutMs: [100, 3600000],
+  snapshotWaitSeconds: [0, 86400],
+  advisoryWaitSeconds: [0, 3600],
+};
+
+/** Fills defaults and checks bounds; a bad value is a user error naming the option. */
+export function resolveOptions(given: Partial<Record<keyof PlanOptions, unknown>>): PlanOptions {
+  const out: Record<string, number> = { ...DEFAULT_OPTIONS };
+  for (const [key, value] of Object.entries(given)) {
+    if (value === undefined) continue;
+    if (!(key in BOUNDS)) throw new UserError('BAD_OPTION', `unknown plan option "${key}"`);
+    const [lo, hi] = BOUNDS[key as keyof PlanOptions];
+    const n = typeof value === 'string' ? Number(value) : value;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < lo || n > hi) {
+      throw new UserError('BAD_OPTION', `option ${key} must be a whole number from ${lo} to ${hi} (got ${String(value)})`);
+    }
+    out[key] = n;
+  }
+  return out as unknown as PlanOptions;
+}

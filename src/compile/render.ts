@@ -1,0 +1,44 @@
+import Handlebars from 'handlebars';
+import { ident, literal, qualified } from '../model/quote.js';
+import type { StageName } from './stages.js';
+
+/** Template texts, read by the caller (the compiler itself never touches files). */
+export interface TemplateSet {
+  readonly stages: { readonly [K in StageName]: string };
+  readonly partials: Readonly<Record<string, string>>;
+}
+
+export type StageRenderer = (context: object) => string;
+
+/**
+ * An isolated Handlebars: no HTML escaping (it would corrupt SQL), strict
+ * (a missing field throws), and only quoting helpers.
+ */
+export function makeRenderers(templates: TemplateSet): { readonly [K in StageName]: StageRenderer } {
+  const hb = Handlebars.create();
+  hb.registerHelper('ident', (name: unknown) => ident(String(name)));
+  hb.registerHelper('literal', (value: unknown) => literal(String(value)));
+  hb.registerHelper('qualified', (schema: unknown, name: unknown) => qualified(String(schema), String(name)));
+  for (const [name, text] of Object.entries(templates.partials)) hb.registerPartial(name, text);
+  const compileOne = (text: string): StageRenderer => {
+    const t = hb.compile(text, { noEscape: true, strict: true });
+    return (context) => t(context);
+  };
+  const s = templates.stages;
+  return {
+    preflight: compileOne(s.preflight),
+    setup: compileOne(s.setup),
+    backfill: compileOne(s.backfill),
+    build: compileOne(s.build),
+    catchup: compileOne(s.catchup),
+    swap: compileOne(s.swap),
+    cleanup: compileOne(s.cleanup),
+    abort: compileOne(s.abort),
+    revert: compileOne(s.revert),
+  };
+}
+
+/** One blank line at most between blocks, a single newline at the end. */
+export function tidy(sql: string): string {
+  return sql.replace(/[ \t]+$/gm, '').replace(/\n{3,}/g, '\n\n').replace(/^\n+/, '').replace(/\n*$/, '\n');
+}

@@ -1,0 +1,52 @@
+import type { PlanManifest } from './compile.js';
+import { HAZARD_TEXT, type HazardCode } from './stages.js';
+
+function bytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+/** The summary a reviewer reads first: what, how, which locks, what can go wrong, how to go back. */
+export function renderReview(m: PlanManifest): string {
+  const o = m.options;
+  const e = m.environment;
+  const out: string[] = [];
+  out.push(`# shadowpack plan: rebuild ${m.table.schema}.${m.table.name}`, '');
+  out.push(`Run id \`${m.runId}\` · table fingerprint \`${m.fingerprint}\` · shadowpack ${m.tool.version} · plan format ${m.formatVersion}`, '');
+  out.push('## What changes', '');
+  out.push('Rebuild only: the table gets a fresh heap and fresh indexes (no bloat); its columns, indexes, constraints, foreign keys, owned sequences, grants and comments stay as they are.', '');
+  out.push(`Rows are identified by ${m.model.key.source === 'primary-key' ? 'the primary key' : 'the unique index'} \`${m.model.key.indexName}\` (${m.model.key.columns.join(', ')}).`, '');
+  out.push('## Stages', '');
+  out.push('Run them in this order with `psql -X -v ON_ERROR_STOP=1 -f FILE`, or all at once with `shadowpack run --plan DIR`.', '');
+  out.push('| file | stage | what it does | transaction | locks that block the application | hazards |');
+  out.push('|---|---|---|---|---|---|');
+  for (const s of m.stages) {
+    const locks = s.locks.filter((l) => l.blocksApplication).map((l) => `${l.mode} on ${l.relation}`).join('; ') || 'none';
+    out.push(`| \`${s.file}\` | ${s.name}${s.offPath ? ' (way back)' : ''} | ${s.summary} | ${s.transaction} | ${locks} | ${s.hazards.join(', ') || 'none'} |`);
+  }
+  out.push('', '## Locks', '');
+  out.push(`Every lock that blocks the application is taken with \`lock_timeout = ${o.lockTimeoutMs}ms\`, at most ${o.lockAttempts} attempts, with exponential backoff from ${o.backoffBaseMs} ms to ${o.backoffMaxMs} ms and jitter. No application statement queues behind one attempt for longer than ${o.lockTimeoutMs} ms; in total at most ${o.lockTimeoutMs * o.lockAttempts} ms over all attempts of one stage. If the attempts run out, the stage stops with nothing changed and can be run again.`, '');
+  out.push(`While the swap holds ACCESS EXCLUSIVE, each statement is bounded by \`statement_timeout = ${o.swapStatementTimeoutMs}ms\`; the log left to apply under the lock is brought below about ${o.swapBacklog} entries first. Before locking, the swap waits up to ${o.snapshotWaitSeconds} s for sessions holding old snapshots, naming them.`, '');
+  const codes = [...new Set(m.stages.flatMap((s) => s.hazards))].sort() as HazardCode[];
+  out.push('## Hazards', '');
+  for (const c of codes) out.push(`- **${c}**: ${HAZARD_TEXT[c]}.`);
+  out.push('', '## Estimates (from the catalog of the database the plan was made on)', '');
+  out.push(`- Server: PostgreSQL ${e.serverVersion}; database \`${e.database}\`.`);
+  out.push(`- Rows ≈ ${e.reltuples.toLocaleString('en-US')}; table ${bytes(e.tableBytes)}, indexes ${bytes(e.indexBytes)}, total ${bytes(e.totalBytes)}.`);
+  out.push(`- Disk needed during the run ≈ ${bytes(e.totalBytes)} (a second copy of table and indexes) plus the change log.`);
+  out.push(`- WAL written ≈ ${bytes(e.totalBytes)} or more.`);
+  out.push(`- Backfill batches: ${o.batchPages} pages (${bytes(o.batchPages * 8192)}) each, ≈ ${Math.max(1, Math.ceil(e.relpages / o.batchPages))} batches.`);
+  out.push('', '## How to go back', '');
+  out.push('- Before the swap (after any of setup, backfill, build, catchup): run `90-abort.sql`. It removes the trigger and every tool object; the table is exactly as before.');
+  out.push('- After the swap, before cleanup: run `91-revert.sql`. Writes made since the swap were kept in sync with the old table; revert applies the rest under a short lock and swaps back.');
+  out.push('- After cleanup the old table is gone: there is no way back but another rebuild.', '');
+  out.push('## Integrity', '');
+  out.push('Each script first checks that it runs against the planned table and that its catalog fingerprint is unchanged, and that the previous stage is done. `plan.json` lists the sha256 of every file; `shadowpack run` refuses files that differ.', '');
+  return out.join('\n');
+}

@@ -1,0 +1,66 @@
+/** The stages of a plan, in forward order, then the two ways back. */
+export const FORWARD_STAGES = ['preflight', 'setup', 'backfill', 'build', 'catchup', 'swap', 'cleanup'] as const;
+export const BACKWARD_STAGES = ['abort', 'revert'] as const;
+export type ForwardStage = (typeof FORWARD_STAGES)[number];
+export type BackwardStage = (typeof BACKWARD_STAGES)[number];
+export type StageName = ForwardStage | BackwardStage;
+
+export type HazardCode =
+  | 'ACCESS_EXCLUSIVE_LOCK'
+  | 'SHARE_ROW_EXCLUSIVE_LOCK'
+  | 'NEEDS_DISK'
+  | 'WAL_VOLUME'
+  | 'FK_REVALIDATION'
+  | 'TRUNCATE_BLOCKED'
+  | 'WRITE_OVERHEAD'
+  | 'REVERT_ENDS'
+  | 'WAITS_FOR_OLD_SNAPSHOTS';
+
+export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
+  ACCESS_EXCLUSIVE_LOCK: 'takes ACCESS EXCLUSIVE on the table briefly; readers and writers wait at most one lock attempt',
+  SHARE_ROW_EXCLUSIVE_LOCK: 'takes SHARE ROW EXCLUSIVE briefly (blocks writers, not readers) to create a trigger',
+  NEEDS_DISK: 'needs free disk for a second copy of the table and its indexes',
+  WAL_VOLUME: 'writes WAL about the size of the table and its indexes (replicas and archives must keep up)',
+  FK_REVALIDATION: 'foreign keys are re-pointed NOT VALID and validated afterwards, one per transaction, blocking no writer',
+  TRUNCATE_BLOCKED: 'TRUNCATE of the table is refused until the run ends',
+  WRITE_OVERHEAD: 'every write to the table also writes a change-log row until cleanup',
+  REVERT_ENDS: 'after this stage the original table is gone; revert is no longer possible',
+  WAITS_FOR_OLD_SNAPSHOTS: 'waits (bounded) for sessions holding snapshots older than the swap',
+};
+
+/** A lock a stage takes, as shown to the reviewer. */
+export interface StageLock {
+  readonly relation: string;
+  readonly mode: string;
+  readonly blocksApplication: boolean;
+}
+
+export interface StageInfo {
+  readonly name: StageName;
+  readonly number: number;
+  readonly file: string;
+  readonly summary: string;
+  /** 'one': the whole stage is one transaction; 'batches': it commits as it goes; 'several': a few separate ones. */
+  readonly transaction: 'none' | 'one' | 'batches' | 'several';
+  readonly requires: string;
+  readonly offPath: boolean;
+}
+
+const INFO: { readonly [K in StageName]: Omit<StageInfo, 'name' | 'file'> } = {
+  preflight: { number: 0, summary: 'read-only checks: server version, table fingerprint, privileges, leftovers', transaction: 'none', requires: 'nothing', offPath: false },
+  setup: { number: 1, summary: 'create the copy, the change log, the functions, and the capture trigger on the table', transaction: 'one', requires: 'no run on this table', offPath: false },
+  backfill: { number: 2, summary: 'copy existing rows in committed batches of heap pages, then settle the change log once', transaction: 'batches', requires: 'setup', offPath: false },
+  build: { number: 3, summary: 'build indexes and constraints on the copy (no CONCURRENTLY: nothing else writes it) and analyze it', transaction: 'several', requires: 'backfill', offPath: false },
+  catchup: { number: 4, summary: 'apply the change log in rounds until it is small', transaction: 'batches', requires: 'build', offPath: false },
+  swap: { number: 5, summary: 'under a short ACCESS EXCLUSIVE lock: apply the rest of the log, rename, re-point foreign keys; then validate them', transaction: 'several', requires: 'catchup', offPath: false },
+  cleanup: { number: 6, summary: 'stop syncing the old table, drop it and every tool object, analyze the table', transaction: 'several', requires: 'swap', offPath: false },
+  abort: { number: 90, summary: 'before the swap: remove the trigger and every tool object; the table is left exactly as it was', transaction: 'several', requires: 'any stage before swap', offPath: true },
+  revert: { number: 91, summary: 'after the swap, before cleanup: apply writes made since, swap back, drop the copy', transaction: 'several', requires: 'swap', offPath: true },
+};
+
+export function stageInfo(name: StageName): StageInfo {
+  const info = INFO[name];
+  return { name, ...info, file: `${String(info.number).padStart(2, '0')}-${name}.sql` };
+}
+
+export const ALL_STAGES: readonly StageName[] = [...FORWARD_STAGES, ...BACKWARD_STAGES];

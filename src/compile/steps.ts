@@ -1,0 +1,195 @@
+import { ident, literal, qualified } from '../model/quote.js';
+import type { RunNames } from '../model/names.js';
+import type { ConstraintModel, IndexModel, TableModel } from '../model/types.js';
+
+/** One commented SQL statement inside a stage script. */
+export interface Step {
+  readonly comment: string;
+  readonly sql: string;
+}
+
+/** Everything the step builders need: the model, the names and the quoted relations. */
+export interface StepInput {
+  readonly model: TableModel;
+  readonly names: RunNames;
+  readonly src: string;
+  readonly copy: string;
+  readonly old: string;
+  readonly func: { readonly reverseCapture: string; readonly truncate: string };
+}
+
+const NOT_VALID = / NOT VALID$/;
+
+function fkDefinition(definition: string): string {
+  return `${definition.replace(NOT_VALID, '')} NOT VALID`;
+}
+
+function constraintOf(model: TableModel, index: IndexModel): ConstraintModel | undefined {
+  return index.constraint === null ? undefined : model.constraints.find((c) => c.name === index.constraint);
+}
+
+/** Indexes first (constraint-backed ones through ADD CONSTRAINT), then CHECK constraints. */
+export function buildSteps(input: StepInput): Step[] {
+  const { model, names, copy } = input;
+  const steps: Step[] = [];
+  model.indexes.forEach((index, i) => {
+    const tmp = names.copyIndex(i);
+    const con = constraintOf(model, index);
+    if (con) {
+      steps.push({
+        comment: `${con.kind} ${con.name}, built as ${tmp} and renamed at the swap`,
+        sql: [
+          'DO $sp$',
+          'BEGIN',
+          `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(tmp)}) THEN`,
+          `    ALTER TABLE ${copy} ADD CONSTRAINT ${ident(tmp)} ${con.definition};`,
+          '  END IF;',
+          'END',
+          '$sp$;',
+        ].join('\n'),
+      });
+    } else {
+      steps.push({
+        comment: `index ${index.name}, built as ${tmp} and renamed at the swap`,
+        sql: `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${ident(tmp)} ON ${copy} USING ${ident(index.method)} ${index.body};`,
+      });
+    }
+  });
+  for (const con of model.constraints) {
+    if (con.kind !== 'check') continue;
+    steps.push({
+      comment: `check constraint ${con.name}${con.validated ? '' : ' (NOT VALID, as on the table)'}`,
+      sql: [
+        'DO $sp$',
+        'BEGIN',
+        `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(con.name)}) THEN`,
+        `    ALTER TABLE ${copy} ADD CONSTRAINT ${ident(con.name)} ${con.definition};`,
+        '  END IF;',
+        'END',
+        '$sp$;',
+      ].join('\n'),
+    });
+  }
+  return steps;
+}
+
+function reloptionList(options: readonly string[]): string {
+  return options
+    .map((o) => {
+      const eq = o.indexOf('=');
+      return `${o.slice(0, eq)} = ${literal(o.slice(eq + 1))}`;
+    })
+    .join(', ');
+}
+
+/** Reloptions of the copy during the run: the table's own, with autovacuum kept off. */
+export function copyReloptions(model: TableModel): string {
+  const own = model.reloptions.filter((o) => !/^(autovacuum_enabled|toast\.autovacuum_enabled)=/.test(o));
+  const list = reloptionList(own);
+  return `${list === '' ? '' : list + ', '}autovacuum_enabled = false, toast.autovacuum_enabled = false`;
+}
+
+function triggerSteps(input: StepInput, table: string): Step[] {
+  const { names, func } = input;
+  return [
+    {
+      comment: 'keep the old table in sync after the swap, so revert loses nothing',
+      sql: `CREATE TRIGGER ${ident(names.reverseCaptureTrigger)}\n  AFTER INSERT OR UPDATE OR DELETE ON ${table}\n  FOR EACH ROW EXECUTE FUNCTION ${func.reverseCapture}();\nALTER TABLE ${table} ENABLE ALWAYS TRIGGER ${ident(names.reverseCaptureTrigger)};`,
+    },
+    {
+      comment: 'TRUNCATE stays refused until cleanup',
+      sql: `CREATE TRIGGER ${ident(names.truncateTrigger)}\n  BEFORE TRUNCATE ON ${table}\n  FOR EACH STATEMENT EXECUTE FUNCTION ${func.truncate}();\nALTER TABLE ${table} ENABLE ALWAYS TRIGGER ${ident(names.truncateTrigger)};`,
+    },
+  ];
+}
+
+/** Statements run under the swap lock, after the last apply. */
+export function swapSteps(input: StepInput): Step[] {
+  const { model, names, src, copy, old } = input;
+  const steps: Step[] = [
+    { comment: 'the old table steps aside (kept, in sync, until cleanup)', sql: `ALTER TABLE ${src} RENAME TO ${ident(names.oldTable)};` },
+    { comment: 'the copy takes the table\'s name', sql: `ALTER TABLE ${copy} RENAME TO ${ident(model.name)};` },
+  ];
+  model.indexes.forEach((index, i) => {
+    steps.push({ comment: `old index ${index.name} steps aside`, sql: `ALTER INDEX ${qualified(model.schema, index.name)} RENAME TO ${ident(names.oldIndex(i))};` });
+  });
+  model.indexes.forEach((index, i) => {
+    steps.push({ comment: `index ${index.name} gets its name back`, sql: `ALTER INDEX ${qualified(model.schema, names.copyIndex(i))} RENAME TO ${ident(index.name)};` });
+    if (index.clustered) steps.push({ comment: `${index.name} stays the clustered index`, sql: `ALTER TABLE ${src} CLUSTER ON ${ident(index.name)};` });
+  });
+  for (const seq of model.ownedSequences) {
+    steps.push({ comment: `sequence ${seq.name} now belongs to the rebuilt table; its value continues`, sql: `ALTER SEQUENCE ${qualified(seq.schema, seq.name)} OWNED BY ${src}.${ident(seq.column)};` });
+  }
+  steps.push({ comment: 'autovacuum back on, the table\'s own storage parameters back', sql: `ALTER TABLE ${src} RESET (autovacuum_enabled, toast.autovacuum_enabled);` });
+  if (model.reloptions.length > 0) steps.push({ comment: 'the table\'s storage parameters', sql: `ALTER TABLE ${src} SET (${reloptionList(model.reloptions)});` });
+  for (const g of model.grants) {
+    const grantee = g.grantee === 'PUBLIC' ? 'PUBLIC' : ident(g.grantee);
+    steps.push({ comment: `privilege ${g.privilege} for ${g.grantee}`, sql: `GRANT ${g.privilege} ON TABLE ${src} TO ${grantee}${g.grantable ? ' WITH GRANT OPTION' : ''};` });
+  }
+  if (model.comment !== null) steps.push({ comment: 'table comment', sql: `COMMENT ON TABLE ${src} IS ${literal(model.comment)};` });
+  for (const c of model.columnComments) steps.push({ comment: `comment on column ${c.column}`, sql: `COMMENT ON COLUMN ${src}.${ident(c.column)} IS ${literal(c.comment)};` });
+  for (const con of model.constraints) {
+    if (con.kind !== 'foreign-key') continue;
+    steps.push({ comment: `foreign key ${con.name} moves to the rebuilt table (validated after commit)`, sql: `ALTER TABLE ${old} DROP CONSTRAINT ${ident(con.name)};\nALTER TABLE ${src} ADD CONSTRAINT ${ident(con.name)} ${fkDefinition(con.definition)};` });
+  }
+  for (const fk of model.referencedBy) {
+    const child = qualified(fk.tableSchema, fk.tableName);
+    steps.push({ comment: `foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} now references the rebuilt table`, sql: `ALTER TABLE ${child} DROP CONSTRAINT ${ident(fk.name)};\nALTER TABLE ${child} ADD CONSTRAINT ${ident(fk.name)} ${fkDefinition(fk.definition)};` });
+  }
+  steps.push({ comment: 'the old table no longer needs capturing', sql: `DROP TRIGGER ${ident(names.captureTrigger)} ON ${old};\nDROP TRIGGER ${ident(names.truncateTrigger)} ON ${old};` });
+  steps.push(...triggerSteps(input, src));
+  return steps;
+}
+
+/** Statements run under the revert lock: the swap, backwards. */
+export function revertSteps(input: StepInput): Step[] {
+  const { model, names, src, copy } = input;
+  const steps: Step[] = [
+    { comment: 'the rebuilt table steps aside (dropped at the end of this stage)', sql: `ALTER TABLE ${src} RENAME TO ${ident(names.copyTable)};` },
+    { comment: 'the original table gets its name back', sql: `ALTER TABLE ${qualified(model.schema, names.oldTable)} RENAME TO ${ident(model.name)};` },
+  ];
+  model.indexes.forEach((index, i) => {
+    steps.push({ comment: `rebuilt index ${index.name} steps aside`, sql: `ALTER INDEX ${qualified(model.schema, index.name)} RENAME TO ${ident(names.copyIndex(i))};` });
+  });
+  model.indexes.forEach((index, i) => {
+    steps.push({ comment: `original index ${index.name} gets its name back`, sql: `ALTER INDEX ${qualified(model.schema, names.oldIndex(i))} RENAME TO ${ident(index.name)};` });
+  });
+  for (const seq of model.ownedSequences) {
+    steps.push({ comment: `sequence ${seq.name} belongs to the original table again`, sql: `ALTER SEQUENCE ${qualified(seq.schema, seq.name)} OWNED BY ${src}.${ident(seq.column)};` });
+  }
+  for (const con of model.constraints) {
+    if (con.kind !== 'foreign-key') continue;
+    steps.push({ comment: `foreign key ${con.name} moves back to the original table`, sql: `ALTER TABLE ${copy} DROP CONSTRAINT ${ident(con.name)};\nALTER TABLE ${src} ADD CONSTRAINT ${ident(con.name)} ${fkDefinition(con.definition)};` });
+  }
+  for (const fk of model.referencedBy) {
+    const child = qualified(fk.tableSchema, fk.tableName);
+    steps.push({ comment: `foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} references the original table again`, sql: `ALTER TABLE ${child} DROP CONSTRAINT ${ident(fk.name)};\nALTER TABLE ${child} ADD CONSTRAINT ${ident(fk.name)} ${fkDefinition(fk.definition)};` });
+  }
+  return steps;
+}
+
+/** After the swap (or revert) commits: validate re-pointed foreign keys, one per transaction. */
+export function validateSteps(input: StepInput): Step[] {
+  const { model, src } = input;
+  const steps: Step[] = [];
+  for (const con of model.constraints) {
+    if (con.kind === 'foreign-key' && con.validated) {
+      steps.push({ comment: `validate foreign key ${con.name} (blocks no writer)`, sql: `ALTER TABLE ${src} VALIDATE CONSTRAINT ${ident(con.name)};` });
+    }
+  }
+  for (const fk of model.referencedBy) {
+    if (fk.validated) {
+      steps.push({ comment: `validate foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} (blocks no writer)`, sql: `ALTER TABLE ${qualified(fk.tableSchema, fk.tableName)} VALIDATE CONSTRAINT ${ident(fk.name)};` });
+    }
+  }
+  return steps;
+}
+
+/** Tables whose foreign keys the swap re-points: children (into the table) and parents (out of it). */
+export function relatedTables(model: TableModel): { children: string[]; parents: string[] } {
+  const children = [...new Set(model.referencedBy.map((f) => qualified(f.tableSchema, f.tableName)))].sort();
+  const parents = [
+    ...new Set(model.constraints.filter((c) => c.kind === 'foreign-key' && c.references).map((c) => qualified(c.references!.schema, c.references!.name))),
+  ].sort();
+  return { children, parents };
+}

@@ -1,0 +1,112 @@
+import type { ClientBase } from 'pg';
+import { UserError } from '../model/errors.js';
+import type { IntrospectedTable, TableModel } from '../model/types.js';
+import { qualified } from '../model/quote.js';
+import { signatureSql } from '../model/signature.js';
+import { TOOL_SCHEMA } from '../model/names.js';
+import { normalise } from '../model/normalise.js';
+import * as Q from './queries.js';
+import type { ColumnRow, ConstraintRow, DependentRow, GrantRow, IndexRow, OwnedSequenceRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
+import { objectRefusals, tableKindRefusal, type CatalogRows } from './refusals.js';
+import { mapModel } from './map.js';
+
+/** Splits `schema.table` the way PostgreSQL stores names: case kept, quotes optional. */
+export function parseTableName(input: string): { schema: string; table: string } {
+  const parts: string[] = [];
+  let i = 0;
+  while (i < input.length) {
+    if (input[i] === '"') {
+      let name = '';
+      i++;
+      for (;;) {
+        if (i >= input.length) throw new UserError('BAD_TABLE_NAME', `--table ${input}: unterminated double quote; write it as schema.table, quoting names with "..."`);
+        if (input[i] === '"') {
+          if (input[i + 1] === '"') { name += '"'; i += 2; continue; }
+          i++;
+          break;
+        }
+        name += input[i];
+        i++;
+      }
+      parts.push(name);
+    } else {
+      const dot = input.indexOf('.', i);
+      const end = dot === -1 ? input.length : dot;
+      parts.push(input.slice(i, end));
+      i = end;
+    }
+    if (i < input.length) {
+      if (input[i] !== '.') throw new UserError('BAD_TABLE_NAME', `--table ${input}: expected "." after a quoted name`);
+      i++;
+      if (i === input.length) parts.push('');
+    }
+  }
+  if (parts.length !== 2 || parts.some((p) => p.length === 0)) {
+    throw new UserError('BAD_TABLE_NAME', `--table ${input}: give the table as schema.table (for example public.orders), exactly as the catalog spells the names`);
+  }
+  return { schema: parts[0]!, table: parts[1]! };
+}
+
+async function rows<T>(client: ClientBase, sql: string, params: unknown[]): Promise<T[]> {
+  return (await client.query(sql, params)).rows as T[];
+}
+
+/**
+ * Reads one table into a model, in one read-only REPEATABLE READ transaction
+ * so every query sees the same catalog. Refuses what it cannot rebuild.
+ */
+export async function introspect(client: ClientBase, schema: string, table: string): Promise<IntrospectedTable> {
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    await client.query("SET LOCAL search_path = pg_catalog");
+    const found = await rows<{ oid: number | null }>(client, 'SELECT to_regclass($1)::oid AS oid', [qualified(schema, table)]);
+    const oid = found[0]?.oid ?? null;
+    if (oid === null) {
+      throw new UserError('TABLE_NOT_FOUND', `table ${qualified(schema, table)} does not exist in this database; check --table (names are case-sensitive) and the connection`);
+    }
+    const [t] = await rows<TableRow>(client, Q.TABLE_SQL, [oid]);
+    if (!t) throw new UserError('TABLE_NOT_FOUND', `table ${qualified(schema, table)} vanished while it was being read; try again`);
+    if (t.server_version_num < 140000) {
+      throw new UserError('UNSUPPORTED_SERVER', `PostgreSQL ${t.server_version} is not supported; shadowpack needs PostgreSQL 14 or newer`);
+    }
+    if (t.scs !== 'on') {
+      throw new UserError('UNSUPPORTED_SERVER', 'standard_conforming_strings is off; set it to on (the default) for the database or role');
+    }
+    const kind = tableKindRefusal(t);
+    if (kind) throw new UserError('UNSUPPORTED_TABLE', `cannot rebuild ${qualified(schema, table)}: ${kind}`);
+
+    const cat: CatalogRows & { grants: GrantRow[]; sequences: OwnedSequenceRow[] } = {
+      table: t,
+      columns: await rows<ColumnRow>(client, Q.COLUMNS_SQL, [oid]),
+      indexes: await rows<IndexRow>(client, Q.INDEXES_SQL, [oid]),
+      constraints: await rows<ConstraintRow>(client, Q.CONSTRAINTS_SQL, [oid]),
+      referencedBy: await rows<ReferencedByRow>(client, Q.REFERENCED_BY_SQL, [oid]),
+      triggers: await rows<TriggerRow>(client, Q.TRIGGERS_SQL, [oid, TOOL_SCHEMA]),
+      dependents: await rows<DependentRow>(client, Q.DEPENDENTS_SQL, [oid]),
+      publications: await rows<PublicationRow>(client, Q.PUBLICATIONS_SQL, [oid]),
+      grants: await rows<GrantRow>(client, Q.GRANTS_SQL, [oid]),
+      sequences: await rows<OwnedSequenceRow>(client, Q.OWNED_SEQUENCES_SQL, [oid]),
+    };
+    const refusals = objectRefusals(cat);
+    if (refusals.length > 0) {
+      throw new UserError('UNSUPPORTED_OBJECT', `cannot rebuild ${qualified(schema, table)} yet: ${refusals.join('; ')} (see "What shadowpack refuses" in README.md)`, { refusals });
+    }
+    const [sig] = await rows<{ fingerprint: string }>(client, `SELECT ${signatureSql(schema, table, TOOL_SCHEMA)} AS fingerprint`, []);
+    const model: TableModel = normalise(mapModel(cat, sig!.fingerprint));
+    return {
+      model,
+      facts: {
+        serverVersionNum: t.server_version_num,
+        serverVersion: t.server_version,
+        relpages: Number(t.relpages),
+        reltuples: Math.max(0, Math.round(t.reltuples)),
+        totalBytes: Number(t.total_bytes),
+        tableBytes: Number(t.table_bytes),
+        indexBytes: Number(t.index_bytes),
+        database: t.database,
+      },
+    };
+  } finally {
+    await client.query('ROLLBACK');
+  }
+}

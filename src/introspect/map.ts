@@ -1,0 +1,89 @@
+import { UserError } from '../model/errors.js';
+import { qualified } from '../model/quote.js';
+import type { ConstraintKind, IndexModel, RowKeyModel, TableModel } from '../model/types.js';
+import type { CatalogRows } from './refusals.js';
+import type { GrantRow, IndexRow, OwnedSequenceRow } from './rows.js';
+
+function constraintKind(type: string, name: string): ConstraintKind {
+  switch (type) {
+    case 'p': return 'primary-key';
+    case 'u': return 'unique';
+    case 'c': return 'check';
+    case 'x': return 'exclusion';
+    case 'f': return 'foreign-key';
+    default: throw new UserError('UNSUPPORTED_OBJECT', `constraint "${name}" has a kind (${type}) shadowpack cannot carry yet`);
+  }
+}
+
+function indexBody(row: IndexRow): string {
+  if (!row.definition.startsWith(row.prefix)) {
+    throw new Error(`unexpected index definition for ${row.name}: ${row.definition}`);
+  }
+  return row.definition.slice(row.prefix.length);
+}
+
+/**
+ * The row key: the primary key, else the narrowest total, plain, immediate
+ * unique index over NOT NULL columns (ties broken by name, for determinism).
+ */
+function chooseKey(indexes: IndexRow[], table: string): RowKeyModel {
+  const pk = indexes.find((i) => i.is_primary);
+  if (pk && pk.key_columns) return { source: 'primary-key', indexName: pk.name, columns: pk.key_columns };
+  const candidates = indexes
+    .filter((i) => i.is_unique && i.is_valid && i.is_total && i.is_plain && i.is_immediate && i.keys_not_null && i.key_columns)
+    .sort((a, b) => a.key_columns!.length - b.key_columns!.length || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const best = candidates[0];
+  if (!best) {
+    throw new UserError('NO_USABLE_KEY', `cannot rebuild ${table}: it has no primary key and no unique, non-partial, non-deferrable index over NOT NULL columns; add a primary key (ALTER TABLE … ADD PRIMARY KEY) first`);
+  }
+  return { source: 'unique-index', indexName: best.name, columns: best.key_columns! };
+}
+
+export function mapModel(cat: CatalogRows & { grants: GrantRow[]; sequences: OwnedSequenceRow[] }, fingerprint: string): TableModel {
+  const t = cat.table;
+  const tableName = qualified(t.schema, t.name);
+  const indexes: IndexModel[] = cat.indexes.map((i) => ({
+    name: i.name,
+    body: indexBody(i),
+    method: i.method,
+    unique: i.is_unique,
+    constraint: i.constraint_name,
+    clustered: i.is_clustered,
+  }));
+  return {
+    schema: t.schema,
+    name: t.name,
+    owner: t.owner,
+    comment: t.comment,
+    reloptions: t.reloptions,
+    columns: cat.columns.map((c) => ({
+      name: c.name,
+      type: c.type,
+      collation: c.collation,
+      notNull: c.not_null,
+      default: c.generated === 's' ? null : c.default_expr,
+      identity: c.identity === 'a' || c.identity === 'd' ? c.identity : '',
+      generated: c.generated === 's' ? c.default_expr : null,
+    })),
+    key: chooseKey(cat.indexes, tableName),
+    indexes,
+    constraints: cat.constraints.map((c) => ({
+      name: c.name,
+      kind: constraintKind(c.type, c.name),
+      definition: c.definition,
+      validated: c.validated,
+      references: c.type === 'f' && c.ref_schema !== null && c.ref_table !== null ? { schema: c.ref_schema, name: c.ref_table } : null,
+    })),
+    referencedBy: cat.referencedBy.map((r) => ({
+      name: r.name,
+      tableSchema: r.schema,
+      tableName: r.table_name,
+      definition: r.definition,
+      validated: r.validated,
+    })),
+    ownedSequences: cat.sequences.map((s) => ({ schema: s.schema, name: s.name, column: s.column_name })),
+    grants: cat.grants.map((g) => ({ grantee: g.grantee, privilege: g.privilege, grantable: g.grantable })),
+    columnComments: cat.columns.filter((c) => c.comment !== null).map((c) => ({ column: c.name, comment: c.comment! })),
+    fingerprint,
+  };
+}

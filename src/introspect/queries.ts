@@ -1,0 +1,127 @@
+/**
+ * Catalog queries, one per object kind. Each takes the table's regclass as $1
+ * and runs with search_path = pg_catalog so every name comes back qualified.
+ */
+
+export const TABLE_SQL = `
+SELECT n.nspname AS schema, c.relname AS name, c.relkind AS relkind, c.relpersistence AS persistence,
+       c.relispartition AS is_partition, c.relhassubclass AS has_children,
+       EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid) AS is_child,
+       c.reloftype <> 0 AS is_typed, c.reltablespace <> 0 AS has_tablespace,
+       c.relrowsecurity AS rls, c.relforcerowsecurity AS rls_forced, c.relreplident AS replident,
+       pg_get_userbyid(c.relowner) AS owner, obj_description(c.oid, 'pg_class') AS comment,
+       coalesce(c.reloptions, '{}') AS reloptions, c.relpages::int8 AS relpages, c.reltuples::float8 AS reltuples,
+       pg_total_relation_size(c.oid) AS total_bytes, pg_table_size(c.oid) AS table_bytes,
+       pg_indexes_size(c.oid) AS index_bytes,
+       (SELECT t.reloptions IS NOT NULL FROM pg_class t WHERE t.oid = c.reltoastrelid) AS toast_options,
+       current_setting('server_version_num')::int AS server_version_num,
+       current_setting('server_version') AS server_version, current_database() AS database,
+       current_setting('standard_conforming_strings') AS scs
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.oid = $1`;
+
+export const COLUMNS_SQL = `
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+       CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END AS collation,
+       a.attnotnull AS not_null, pg_get_expr(d.adbin, d.adrelid) AS default_expr,
+       a.attidentity AS identity, a.attgenerated AS generated,
+       a.attstorage <> t.typstorage AS custom_storage, a.attstattarget AS stattarget,
+       a.attoptions IS NOT NULL AS has_options, a.attacl IS NOT NULL AS has_acl,
+       col_description(a.attrelid, a.attnum) AS comment,
+       CASE WHEN current_setting('server_version_num')::int >= 140000 THEN a.attcompression::text ELSE '' END AS compression
+  FROM pg_attribute a
+  JOIN pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attnum`;
+
+export const INDEXES_SQL = `
+SELECT ic.relname AS name, pg_get_indexdef(i.indexrelid) AS definition, am.amname AS method,
+       i.indisunique AS is_unique, i.indisprimary AS is_primary, i.indisvalid AS is_valid,
+       i.indisclustered AS is_clustered, i.indisreplident AS is_replident,
+       i.indpred IS NULL AS is_total, 0 <> ALL (i.indkey::int2[]) AND i.indexprs IS NULL AS is_plain,
+       (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE k.ord <= i.indnkeyatts) AS key_columns,
+       (SELECT bool_and(a.attnotnull) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE k.ord <= i.indnkeyatts) AS keys_not_null,
+       con.conname AS constraint_name, ic.reltablespace <> 0 AS has_tablespace, i.indimmediate AS is_immediate,
+       obj_description(ic.oid, 'pg_class') AS comment,
+       format('CREATE %sINDEX %s ON %s.%s USING %s ', CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END,
+              quote_ident(ic.relname), quote_ident(tn.nspname), quote_ident(tc.relname), quote_ident(am.amname)) AS prefix
+  FROM pg_index i
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_class tc ON tc.oid = i.indrelid
+  JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+  JOIN pg_am am ON am.oid = ic.relam
+  LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x')
+ WHERE i.indrelid = $1
+ ORDER BY ic.relname`;
+
+export const CONSTRAINTS_SQL = `
+SELECT n.conname AS name, n.contype AS type, pg_get_constraintdef(n.oid) AS definition,
+       n.convalidated AS validated, n.confrelid = n.conrelid AS self_reference,
+       obj_description(n.oid, 'pg_constraint') AS comment, n.conislocal AS is_local,
+       fn.nspname AS ref_schema, fc.relname AS ref_table
+  FROM pg_constraint n
+  LEFT JOIN pg_class fc ON fc.oid = n.confrelid
+  LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+ WHERE n.conrelid = $1
+ ORDER BY n.conname`;
+
+export const REFERENCED_BY_SQL = `
+SELECT cn.nspname AS schema, c.relname AS table_name, n.conname AS name, pg_get_constraintdef(n.oid) AS definition,
+       n.convalidated AS validated, c.relkind AS relkind
+  FROM pg_constraint n
+  JOIN pg_class c ON c.oid = n.conrelid
+  JOIN pg_namespace cn ON cn.oid = c.relnamespace
+ WHERE n.confrelid = $1 AND n.contype = 'f' AND n.conrelid <> $1
+ ORDER BY cn.nspname, c.relname, n.conname`;
+
+export const OWNED_SEQUENCES_SQL = `
+SELECT sn.nspname AS schema, s.relname AS name, a.attname AS column_name, d.deptype AS deptype
+  FROM pg_depend d
+  JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+  JOIN pg_namespace sn ON sn.oid = s.relnamespace
+  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+ WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1
+   AND d.deptype IN ('a', 'i')
+ ORDER BY sn.nspname, s.relname`;
+
+export const GRANTS_SQL = `
+SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END AS grantee,
+       x.privilege_type AS privilege, x.is_grantable AS grantable, pg_get_userbyid(x.grantor) AS grantor
+  FROM pg_class c, aclexplode(c.relacl) x
+ WHERE c.oid = $1
+ ORDER BY 1, 2`;
+
+export const TRIGGERS_SQL = `
+SELECT t.tgname AS name, p.pronamespace = coalesce(to_regnamespace($2)::oid, 0) AS is_tool
+  FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+ WHERE t.tgrelid = $1 AND NOT t.tgisinternal
+ ORDER BY t.tgname`;
+
+/**
+ * Objects that depend on the table (or its row type) and are not carried by a
+ * rename swap today: views, rules, policies, publications, functions,
+ * extended statistics, columns of other tables typed with this row type.
+ */
+export const DEPENDENTS_SQL = `
+SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) AS description, d.classid::regclass::text AS catalog
+  FROM pg_depend d
+  JOIN pg_class c ON c.oid = $1
+ WHERE ((d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid)
+        OR (d.refclassid = 'pg_type'::regclass AND d.refobjid = c.reltype))
+   AND d.deptype IN ('n', 'a')
+   AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT indexrelid FROM pg_index WHERE indrelid = c.oid))
+   AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT oid FROM pg_class WHERE relkind = 'S'))
+   AND NOT (d.classid = 'pg_class'::regclass AND d.objid = c.oid)
+   AND d.classid NOT IN ('pg_constraint'::regclass, 'pg_attrdef'::regclass, 'pg_trigger'::regclass, 'pg_type'::regclass)
+ ORDER BY 1`;
+
+export const PUBLICATIONS_SQL = `
+SELECT p.pubname AS name FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = $1
+UNION
+SELECT pubname FROM pg_publication WHERE puballtables
+ORDER BY 1`;

@@ -1,0 +1,74 @@
+import type { ColumnRow, ConstraintRow, DependentRow, IndexRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
+
+export interface CatalogRows {
+  table: TableRow;
+  columns: ColumnRow[];
+  indexes: IndexRow[];
+  constraints: ConstraintRow[];
+  referencedBy: ReferencedByRow[];
+  triggers: TriggerRow[];
+  dependents: DependentRow[];
+  publications: PublicationRow[];
+}
+
+/**
+ * Kinds of table the rebuild cannot handle at all. Returns the reason, or
+ * null. These are checked before anything else so the message is the real one.
+ */
+export function tableKindRefusal(t: TableRow): string | null {
+  switch (t.relkind) {
+    case 'r': break;
+    case 'p': return 'it is a partitioned table (rebuild its partitions one by one instead)';
+    case 'f': return 'it is a foreign table';
+    case 'v': return 'it is a view';
+    case 'm': return 'it is a materialized view (use REFRESH MATERIALIZED VIEW CONCURRENTLY)';
+    default: return `it is not an ordinary table (relkind ${t.relkind})`;
+  }
+  if (t.persistence === 't') return 'it is a temporary table';
+  if (t.persistence === 'u') return 'it is an UNLOGGED table (its contents are not crash-safe, so an online rebuild gains nothing)';
+  if (t.is_partition) return 'it is a partition of a partitioned table';
+  if (t.has_children) return 'it is an inheritance parent';
+  if (t.is_child) return 'it inherits from another table';
+  if (t.is_typed) return 'it is a typed table (CREATE TABLE OF type)';
+  return null;
+}
+
+/**
+ * Objects attached to the table that this version cannot carry across the
+ * swap faithfully. Refusing is better than silently dropping them.
+ */
+export function objectRefusals(rows: CatalogRows): string[] {
+  const out: string[] = [];
+  const t = rows.table;
+  if (t.has_tablespace) out.push('the table is in a non-default tablespace');
+  if (t.toast_options) out.push('its TOAST table has storage parameters (toast.*)');
+  if (t.rls || t.rls_forced) out.push('row-level security is enabled');
+  if (t.replident !== 'd') out.push('it has a non-default REPLICA IDENTITY');
+  for (const c of rows.columns) {
+    if (c.identity !== '') out.push(`column "${c.name}" is an identity column`);
+    if (c.custom_storage) out.push(`column "${c.name}" has a non-default STORAGE`);
+    if (c.compression !== '') out.push(`column "${c.name}" has a column COMPRESSION setting`);
+    if (c.stattarget !== null && c.stattarget >= 0) out.push(`column "${c.name}" has a STATISTICS target`);
+    if (c.has_options) out.push(`column "${c.name}" has attribute options`);
+    if (c.has_acl) out.push(`column "${c.name}" has column privileges`);
+  }
+  for (const i of rows.indexes) {
+    if (!i.is_valid) out.push(`index "${i.name}" is invalid (a failed CREATE INDEX CONCURRENTLY? drop or REINDEX it first)`);
+    if (i.has_tablespace) out.push(`index "${i.name}" is in a non-default tablespace`);
+    if (i.comment !== null) out.push(`index "${i.name}" has a comment`);
+  }
+  for (const c of rows.constraints) {
+    if (c.self_reference) out.push(`foreign key "${c.name}" references the table itself`);
+    if (c.comment !== null) out.push(`constraint "${c.name}" has a comment`);
+    if (c.type === 't') out.push(`constraint trigger "${c.name}"`);
+  }
+  for (const r of rows.referencedBy) {
+    if (r.relkind !== 'r') out.push(`foreign key "${r.name}" on ${r.schema}.${r.table_name} comes from a partitioned table`);
+  }
+  for (const tr of rows.triggers) {
+    if (!tr.is_tool) out.push(`user trigger "${tr.name}"`);
+  }
+  for (const p of rows.publications) out.push(`it belongs to publication "${p.name}"`);
+  for (const d of rows.dependents) out.push(`${d.description} depends on it`);
+  return out;
+}

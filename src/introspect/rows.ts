@@ -1,0 +1,37 @@
+/** Typed catalog rows, as the queries in queries.ts return them. They never leave introspect/. */
+
+export interface TableRow {
+  schema: string; name: string; relkind: string; persistence: string;
+  is_partition: boolean; has_children: boolean; is_child: boolean; is_typed: boolean; has_tablespace: boolean;
+  rls: boolean; rls_forced: boolean; replident: string; owner: string; comment: string | null;
+  reloptions: string[]; relpages: string; reltuples: number; total_bytes: string; table_bytes: string;
+  index_bytes: string; toast_options: boolean | null; server_version_num: number; server_version: string; database: string; scs: string;
+}
+
+export interface ColumnRow {
+  name: string; type: string; collation: string | null; not_null: boolean; default_expr: string | null;
+  identity: string; generated: string; custom_storage: boolean; stattarget: number | null;
+  has_options: boolean; has_acl: boolean; comment: string | null; compression: string;
+}
+
+export interface IndexRow {
+  name: string; definition: string; method: string; is_unique: boolean; is_primary: boolean; is_valid: boolean;
+  is_clustered: boolean; is_replident: boolean; is_total: boolean; is_plain: boolean;
+  key_columns: string[] | null; keys_not_null: boolean | null; constraint_name: string | null;
+  has_tablespace: boolean; comment: string | null; is_immediate: boolean; prefix: string;
+}
+
+export interface ConstraintRow {
+  name: string; type: string; definition: string; validated: boolean; self_reference: boolean;
+  comment: string | null; is_local: boolean; ref_schema: string | null; ref_table: string | null;
+}
+
+export interface ReferencedByRow {
+  schema: string; table_name: string; name: string; definition: string; validated: boolean; relkind: string;
+}
+
+export interface OwnedSequenceRow { schema: string; name: string; column_name: string; deptype: string }
+export interface GrantRow { grantee: string; privilege: string; grantable: boolean; grantor: string }
+export interface TriggerRow { name: string; is_tool: boolean }
+export interface DependentRow { description: string; catalog: string }
+export interface PublicationRow { name: string }

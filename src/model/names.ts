@@ -1,0 +1,70 @@
+import { createHash } from 'node:crypto';
+import { byteLength } from './quote.js';
+
+/** The schema that holds the tool's own objects (state, logs, functions). */
+export const TOOL_SCHEMA = 'shadowpack';
+
+/**
+ * Names of every object a run creates, derived from the table's qualified
+ * name only (never an OID or a clock), so the same schema gives the same plan.
+ */
+export interface RunNames {
+  /** Short hash of schema + table: the run id and the suffix of every name. */
+  readonly runId: string;
+  readonly toolSchema: string;
+  readonly copyTable: string;
+  readonly oldTable: string;
+  readonly logTable: string;
+  readonly reverseLogTable: string;
+  readonly captureTrigger: string;
+  readonly reverseCaptureTrigger: string;
+  readonly truncateTrigger: string;
+  readonly captureFunction: string;
+  readonly reverseCaptureFunction: string;
+  readonly truncateFunction: string;
+  readonly applyFunction: string;
+  readonly reverseApplyFunction: string;
+  readonly backfillProcedure: string;
+  readonly catchupProcedure: string;
+  readonly reverseCatchupProcedure: string;
+  readonly guardFunction: string;
+  /** Name for the i-th index (sorted model order) while it lives on the copy. */
+  copyIndex(i: number): string;
+  /** Name for the i-th index of the old table once the swap renamed it. */
+  oldIndex(i: number): string;
+}
+
+export function runIdFor(schema: string, table: string): string {
+  return createHash('sha256').update(`${schema}\u0000${table}`).digest('hex').slice(0, 12);
+}
+
+export function runNames(schema: string, table: string): RunNames {
+  const id = runIdFor(schema, table);
+  const p = `_sp_${id}`;
+  const names: RunNames = {
+    runId: id,
+    toolSchema: TOOL_SCHEMA,
+    copyTable: `${p}_new`,
+    oldTable: `${p}_old`,
+    logTable: `log_${id}`,
+    reverseLogTable: `rlog_${id}`,
+    captureTrigger: `${p}_capture`,
+    reverseCaptureTrigger: `${p}_rcapture`,
+    truncateTrigger: `${p}_truncate`,
+    captureFunction: `capture_${id}`,
+    reverseCaptureFunction: `rcapture_${id}`,
+    truncateFunction: `truncate_${id}`,
+    applyFunction: `apply_${id}`,
+    reverseApplyFunction: `rapply_${id}`,
+    backfillProcedure: `backfill_${id}`,
+    catchupProcedure: `catchup_${id}`,
+    reverseCatchupProcedure: `rcatchup_${id}`,
+    guardFunction: `guard_${id}`,
+    copyIndex: (i) => `${p}_i${i}`,
+    oldIndex: (i) => `${p}_o${i}`,
+  };
+  for (const n of [names.copyTable, names.oldTable, names.logTable, names.captureTrigger, names.reverseCatchupProcedure, names.copyIndex(9999)]) {
+    if (byteLength(n) > 63) throw new Error(`generated name too long: ${n}`);
+  }
+  return names;
+}

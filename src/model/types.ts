@@ -1,0 +1,119 @@
+/**
+ * The table model: everything a rebuild needs to know about one table, read
+ * from the catalog by `introspect/` and consumed by the pure compiler.
+ * JSON-serialisable; `normalise()` sorts everything but column order.
+ */
+
+/** One column, in attnum order (dropped columns excluded). */
+export interface ColumnModel {
+  readonly name: string;
+  /** format_type(atttypid, atttypmod), qualified when outside pg_catalog. */
+  readonly type: string;
+  /** Collation name, qualified, or null when it is the type's default. */
+  readonly collation: string | null;
+  readonly notNull: boolean;
+  /** pg_get_expr of the default, or null. */
+  readonly default: string | null;
+  /** '' (none), 'a' (ALWAYS) or 'd' (BY DEFAULT). */
+  readonly identity: '' | 'a' | 'd';
+  /** Generation expression of a STORED generated column, or null. */
+  readonly generated: string | null;
+}
+
+/** The key used to identify rows in the change log. */
+export interface RowKeyModel {
+  readonly source: 'primary-key' | 'unique-index';
+  /** Name of the index that enforces it. */
+  readonly indexName: string;
+  readonly columns: readonly string[];
+}
+
+export interface IndexModel {
+  readonly name: string;
+  /** Everything after `USING <am> `: columns, INCLUDE, WITH, WHERE. */
+  readonly body: string;
+  readonly method: string;
+  readonly unique: boolean;
+  /** Name of the constraint the index backs (PK, UNIQUE, EXCLUDE), or null. */
+  readonly constraint: string | null;
+  readonly clustered: boolean;
+}
+
+export type ConstraintKind = 'primary-key' | 'unique' | 'check' | 'exclusion' | 'foreign-key';
+
+/** A constraint defined on the table itself. */
+export interface ConstraintModel {
+  readonly name: string;
+  readonly kind: ConstraintKind;
+  /** pg_get_constraintdef, fully qualified. */
+  readonly definition: string;
+  readonly validated: boolean;
+  /** For foreign keys: the referenced table. */
+  readonly references: { readonly schema: string; readonly name: string } | null;
+}
+
+/** A foreign key on another table that references this one. */
+export interface ReferencingForeignKeyModel {
+  readonly name: string;
+  readonly tableSchema: string;
+  readonly tableName: string;
+  /** pg_get_constraintdef; its REFERENCES clause names this table. */
+  readonly definition: string;
+  readonly validated: boolean;
+}
+
+/** A sequence owned by one of the table's columns (serial). */
+export interface OwnedSequenceModel {
+  readonly schema: string;
+  readonly name: string;
+  readonly column: string;
+}
+
+/** One privilege granted on the table (from aclexplode). */
+export interface GrantModel {
+  readonly grantee: string;
+  readonly privilege: string;
+  readonly grantable: boolean;
+}
+
+/** Facts about the environment: never part of the fingerprint or the SQL. */
+export interface EnvironmentFacts {
+  readonly serverVersionNum: number;
+  readonly serverVersion: string;
+  readonly relpages: number;
+  readonly reltuples: number;
+  readonly totalBytes: number;
+  readonly tableBytes: number;
+  readonly indexBytes: number;
+  readonly database: string;
+}
+
+/**
+ * Where the rebuilt copy lives. Only `local` (same database, rename swap)
+ * exists today; a remote target (postgres_fdw, cut-over) will be another arm.
+ */
+export type CopyTarget = { readonly kind: 'local' };
+
+export interface TableModel {
+  readonly schema: string;
+  readonly name: string;
+  readonly owner: string;
+  readonly comment: string | null;
+  readonly reloptions: readonly string[];
+  readonly columns: readonly ColumnModel[];
+  readonly key: RowKeyModel;
+  readonly indexes: readonly IndexModel[];
+  readonly constraints: readonly ConstraintModel[];
+  readonly referencedBy: readonly ReferencingForeignKeyModel[];
+  readonly ownedSequences: readonly OwnedSequenceModel[];
+  readonly grants: readonly GrantModel[];
+  readonly columnComments: readonly { readonly column: string; readonly comment: string }[];
+  /** md5 of the catalog signature query (see templates/partials/signature.hbs). */
+  readonly fingerprint: string;
+}
+
+/** What introspection returns: the model plus environment facts. */
+export interface IntrospectedTable {
+  readonly model: TableModel;
+  readonly facts: EnvironmentFacts;
+}
