@@ -1,0 +1,42 @@
+import pg from 'pg';
+import { compile } from '../../compile/compile.js';
+import { resolveOptions, type PlanOptions } from '../../compile/options.js';
+import { UserError } from '../../model/errors.js';
+import { introspect, parseTableName } from '../../introspect/introspect.js';
+import { TOOL_VERSION } from '../../version.js';
+import { connectionConfig } from '../connection.js';
+import { writePlanDir } from '../plan-dir.js';
+import { loadTemplates } from '../templates.js';
+
+export interface PlanArgs {
+  readonly table: string;
+  readonly out: string;
+  readonly url?: string;
+  readonly force?: boolean;
+  readonly json?: boolean;
+  readonly options: Partial<Record<keyof PlanOptions, unknown>>;
+}
+
+export async function planCommand(args: PlanArgs, print: (line: string) => void): Promise<void> {
+  const { schema, table } = parseTableName(args.table);
+  const options = resolveOptions(args.options);
+  const client = new pg.Client(connectionConfig(args.url));
+  try {
+    await client.connect();
+  } catch (e) {
+    throw new UserError('CONNECTION_FAILED', `cannot connect to PostgreSQL: ${(e as Error).message}; give --url or set DATABASE_URL / PG* variables`);
+  }
+  try {
+    const t = await introspect(client, schema, table);
+    const plan = compile({ model: t.model, facts: t.facts, options, templates: loadTemplates(), toolVersion: TOOL_VERSION });
+    writePlanDir(args.out, plan, args.force ?? false);
+    if (args.json) {
+      print(JSON.stringify({ dir: args.out, planHash: plan.manifest.planHash, fingerprint: plan.manifest.fingerprint, stages: plan.manifest.stages.map((s) => ({ name: s.name, file: s.file, sha256: s.sha256 })) }));
+    } else {
+      print(`plan for ${schema}.${table} written to ${args.out} (plan hash ${plan.manifest.planHash})`);
+      print(`review ${args.out}/README.md, then run: shadowpack run --plan ${args.out}`);
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

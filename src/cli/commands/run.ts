@@ -1,0 +1,41 @@
+import type { StageName } from '../../compile/stages.js';
+import { run } from '../../run/runner.js';
+import { connectionConfig } from '../connection.js';
+import { readPlanDir } from '../plan-dir.js';
+import { progressPrinter } from '../progress.js';
+
+export interface RunArgs {
+  readonly plan: string;
+  readonly url?: string;
+  readonly until?: StageName;
+  readonly stage?: StageName;
+  readonly expectHash?: string;
+  readonly events?: boolean;
+}
+
+export async function runCommand(args: RunArgs, out: (line: string) => void, err: (text: string) => void, isTty: boolean): Promise<void> {
+  const plan = readPlanDir(args.plan);
+  const show = args.events ? (e: object) => out(JSON.stringify(e)) : progressPrinter(err, isTty);
+  const summary = await run({
+    plan,
+    connection: connectionConfig(args.url),
+    ...(args.until !== undefined ? { until: args.until } : {}),
+    ...(args.stage !== undefined ? { stage: args.stage } : {}),
+    ...(args.expectHash !== undefined ? { expectHash: args.expectHash } : {}),
+    onEvent: show,
+  });
+  if (args.events) {
+    out(JSON.stringify({ type: 'summary', ...summary }));
+    return;
+  }
+  const total = summary.stages.reduce((a, s) => a + s.ms, 0);
+  out(`stages: ${summary.stages.map((s) => `${s.stage} ${s.ms} ms`).join(', ') || 'none (nothing left to do)'}; total ${total} ms`);
+  const seen = summary.lastSeen;
+  const backfill = summary.stages.find((s) => s.stage === 'backfill');
+  if (seen && backfill && seen.rowsCopied > 0) {
+    out(`backfill: ${seen.rowsCopied.toLocaleString('en-US')} rows in ${backfill.ms} ms (${Math.round((seen.rowsCopied * 1000) / Math.max(1, backfill.ms)).toLocaleString('en-US')} rows/s, including the settle round)`);
+  }
+  if (seen?.swapLockMs != null) out(`swap: ACCESS EXCLUSIVE held ${seen.swapLockMs} ms, taken at attempt ${seen.swapAttempts}; ${seen.rowsApplied} log entries applied in ${seen.catchupRounds} rounds`);
+  if (summary.finished) out(`${plan.manifest.table.schema}.${plan.manifest.table.name}: done`);
+  else if (summary.state) out(`run is at stage "${summary.state.stage}"`);
+}

@@ -1,0 +1,30 @@
+import pg from 'pg';
+import { nextForwardStage } from '../../run/runner.js';
+import { readState } from '../../run/state.js';
+import { connectionConfig } from '../connection.js';
+import { readPlanDir } from '../plan-dir.js';
+
+export async function statusCommand(args: { plan: string; url?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
+  const plan = readPlanDir(args.plan);
+  const client = new pg.Client(connectionConfig(args.url));
+  await client.connect();
+  try {
+    const state = await readState(client, plan.manifest);
+    const next = nextForwardStage(state);
+    if (args.json) {
+      out(JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, state, next }));
+      return;
+    }
+    const t = `${plan.manifest.table.schema}.${plan.manifest.table.name}`;
+    if (state === null) {
+      out(`${t}: no run in progress (next: preflight)`);
+      return;
+    }
+    out(`${t}: stage "${state.stage}", next: ${next}`);
+    out(`  backfill: page ${state.backfillNext} of ${state.backfillEnd}, ${state.rowsCopied} rows copied`);
+    out(`  change log: ${state.backlog ?? '-'} entries waiting, ${state.rowsApplied} applied in ${state.catchupRounds} rounds`);
+    if (state.swapLockMs !== null) out(`  swap: lock held ${state.swapLockMs} ms after ${state.swapAttempts} attempt(s); revert backlog ${state.reverseBacklog ?? '-'}`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

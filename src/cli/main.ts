@@ -1,0 +1,136 @@
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { DEFAULT_OPTIONS, type PlanOptions } from '../compile/options.js';
+import { ALL_STAGES, FORWARD_STAGES, type StageName } from '../compile/stages.js';
+import { UserError } from '../model/errors.js';
+import { TOOL_VERSION } from '../version.js';
+import { planCommand } from './commands/plan.js';
+import { runCommand } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
+import { showCommand } from './commands/show.js';
+import { demoCommand } from './commands/demo.js';
+import { redact } from './connection.js';
+
+const out = (line: string) => process.stdout.write(line + '\n');
+const err = (text: string) => process.stderr.write(text);
+
+const OPTION_FLAGS: { readonly [K in keyof PlanOptions]: string } = {
+  lockTimeoutMs: 'lock_timeout of one attempt at a lock that blocks the application',
+  lockAttempts: 'attempts at such a lock before the stage gives up (nothing changed)',
+  backoffBaseMs: 'first pause between lock attempts (doubles, with jitter)',
+  backoffMaxMs: 'longest pause between lock attempts',
+  waitLockTimeoutMs: 'lock_timeout for locks that block nobody',
+  idleTimeoutMs: 'idle_in_transaction_session_timeout of the tool\'s sessions',
+  batchPages: 'heap pages copied per committed backfill batch',
+  catchupRounds: 'most rounds of the catch-up stage',
+  catchupTarget: 'catch-up stops once at most this many log entries remain',
+  swapCatchupRounds: 'most catch-up rounds right before the swap lock',
+  swapBacklog: 'log entries to leave, at most, for the swap lock',
+  swapStatementTimeoutMs: 'statement_timeout of each statement under the swap lock',
+  snapshotWaitSeconds: 'how long the swap waits for sessions with old snapshots',
+  advisoryWaitSeconds: 'how long a stage waits for another session working on the table',
+};
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+/** Exit codes: 0 ok, 1 user error (one line), 2 bug. */
+async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const guard = async (fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (e) {
+      if (e instanceof UserError) {
+        err(`shadowpack: ${e.code}: ${redactSecrets(e.message)}\n`);
+        code = 1;
+      } else {
+        err(`shadowpack: internal error (this is a bug, please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+        code = 2;
+      }
+    }
+  };
+  const planOptions = Object.fromEntries(
+    Object.entries(OPTION_FLAGS).map(([k, describe]) => [kebab(k), { type: 'number' as const, describe: `${describe} (default ${DEFAULT_OPTIONS[k as keyof PlanOptions]})`, group: 'Plan options:' }]),
+  );
+  await yargs(argv)
+    .scriptName('shadowpack')
+    .version(TOOL_VERSION)
+    .strict()
+    .demandCommand(1, 'give a command: plan, run, status, show or demo')
+    .option('url', { type: 'string', describe: 'connection URL (else DATABASE_URL, else PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD and ~/.pgpass)', global: true })
+    .command(
+      'plan',
+      'read a table and write a reviewable plan folder',
+      (y) => y.option('table', { type: 'string', demandOption: true, describe: 'schema.table, as the catalog spells it ("..." quotes names)' })
+        .option('out', { type: 'string', demandOption: true, describe: 'folder to write the plan into' })
+        .option('force', { type: 'boolean', default: false, describe: 'replace a plan already in --out' })
+        .option('json', { type: 'boolean', default: false, describe: 'print a JSON summary' })
+        .options(planOptions as Record<never, never>),
+      (a) => guard(() => {
+        const options: Record<string, unknown> = {};
+        for (const k of Object.keys(OPTION_FLAGS)) options[k] = (a as Record<string, unknown>)[k];
+        return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, ...(a.url ? { url: a.url } : {}) }, out);
+      }),
+    )
+    .command(
+      'run',
+      'execute a plan (checks every file against plan.json first; resumes where the last run stopped)',
+      (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder' })
+        .option('until', { choices: [...FORWARD_STAGES], describe: 'stop after this forward stage' })
+        .option('stage', { choices: [...ALL_STAGES], describe: 'run only this stage (e.g. abort or revert)' })
+        .option('expect-hash', { type: 'string', describe: 'refuse unless the plan hash is exactly this (the approved one)' })
+        .option('events', { type: 'boolean', default: false, describe: 'print one JSON event per line on stdout' })
+        .conflicts('until', 'stage'),
+      (a) => guard(() => runCommand({
+        plan: a.plan,
+        ...(a.url ? { url: a.url } : {}),
+        ...(a.until ? { until: a.until as StageName } : {}),
+        ...(a.stage ? { stage: a.stage as StageName } : {}),
+        ...(a.expectHash ? { expectHash: a.expectHash } : {}),
+        events: a.events,
+      }, out, err, process.stderr.isTTY === true)),
+    )
+    .command(
+      'status',
+      'show where a run stands (whichever executor ran it)',
+      (y) => y.option('plan', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
+      (a) => guard(() => statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out)),
+    )
+    .command(
+      'show',
+      'print the review summary of a plan folder',
+      (y) => y.option('plan', { type: 'string', demandOption: true }),
+      (a) => guard(() => showCommand({ plan: a.plan }, out)),
+    )
+    .command(
+      'demo',
+      'start an embedded PostgreSQL, build a busy table and rebuild it online while writers run',
+      (y) => y.option('rows', { type: 'number', default: 1_000_000, describe: 'rows in the demo table' })
+        .option('writers', { type: 'number', default: 4, describe: 'concurrent writer connections' })
+        .option('out', { type: 'string', default: 'plans/demo', describe: 'where to write the plan' })
+        .option('executor', { choices: ['runner', 'psql'] as const, default: 'runner' as const }),
+      (a) => guard(() => demoCommand({ rows: a.rows, writers: a.writers, out: a.out, executor: a.executor, ...(a.url ? { url: a.url } : {}) }, out, err, process.stderr.isTTY === true)),
+    )
+    .fail((msg, e) => {
+      if (e) throw e;
+      err(`shadowpack: BAD_ARGUMENT: ${msg} (see shadowpack --help)\n`);
+      code = 1;
+    })
+    .parseAsync();
+  return code;
+}
+
+/** Connection strings may carry passwords; never print them. */
+function redactSecrets(message: string): string {
+  return message.replace(/postgres(?:ql)?:\/\/[^\s]+/g, (u) => redact(u));
+}
+
+main(hideBin(process.argv)).then(
+  (code) => process.exit(code),
+  (e) => {
+    err(`shadowpack: internal error (this is a bug, please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,34 @@
+import type { StageName } from '../compile/stages.js';
+
+/** What the runner reports while it works; the CLI turns these into a progress display or JSON lines. */
+export type RunEvent =
+  | { readonly type: 'stage-start'; readonly stage: StageName; readonly file: string }
+  | { readonly type: 'stage-skip'; readonly stage: StageName; readonly reason: string }
+  | { readonly type: 'stage-end'; readonly stage: StageName; readonly ms: number }
+  | { readonly type: 'backfill'; readonly stage: StageName; readonly page: number; readonly pages: number; readonly rows: number }
+  | { readonly type: 'apply'; readonly stage: StageName; readonly phase: string; readonly round: number; readonly applied: number; readonly backlog: number }
+  | { readonly type: 'lock'; readonly stage: StageName; readonly what: string; readonly attempts: number; readonly waitedMs: number }
+  | { readonly type: 'lock-retry'; readonly stage: StageName; readonly what: string; readonly attempt: number }
+  | { readonly type: 'wait'; readonly stage: StageName; readonly message: string }
+  | { readonly type: 'notice'; readonly stage: StageName; readonly message: string };
+
+const PROGRESS_BACKFILL = /^shadowpack:progress backfill page=(\d+) of=(\d+) rows=(\d+)$/;
+const PROGRESS_APPLY = /^shadowpack:progress (\w+) round=(\d+) applied=(\d+) backlog=(\d+)$/;
+const LOCK = /^shadowpack:lock (.*) acquired attempts=(\d+) waited_ms=(\d+)$/;
+const LOCK_RETRY = /^shadowpack:lock-retry (.*) attempt (\d+) timed out$/;
+const WAIT = /^shadowpack:wait (.*)$/s;
+
+/** Turns a NOTICE from a stage script into an event. */
+export function noticeEvent(stage: StageName, message: string): RunEvent {
+  let m = PROGRESS_BACKFILL.exec(message);
+  if (m) return { type: 'backfill', stage, page: Number(m[1]), pages: Number(m[2]), rows: Number(m[3]) };
+  m = PROGRESS_APPLY.exec(message);
+  if (m) return { type: 'apply', stage, phase: m[1]!, round: Number(m[2]), applied: Number(m[3]), backlog: Number(m[4]) };
+  m = LOCK.exec(message);
+  if (m) return { type: 'lock', stage, what: m[1]!, attempts: Number(m[2]), waitedMs: Number(m[3]) };
+  m = LOCK_RETRY.exec(message);
+  if (m) return { type: 'lock-retry', stage, what: m[1]!, attempt: Number(m[2]) };
+  m = WAIT.exec(message);
+  if (m) return { type: 'wait', stage, message: m[1]! };
+  return { type: 'notice', stage, message };
+}

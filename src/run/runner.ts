@@ -1,0 +1,165 @@
+import pg from 'pg';
+import type { ClientConfig, DatabaseError } from 'pg';
+import { FORWARD_STAGES, type StageName } from '../compile/stages.js';
+import { UserError } from '../model/errors.js';
+import { noticeEvent, type RunEvent } from './events.js';
+import { checkPlanIntegrity, type LoadedPlan } from './plan-check.js';
+import { splitSql, type SqlStatement } from './split-sql.js';
+import { readState, type RunState } from './state.js';
+
+export interface RunRequest {
+  readonly plan: LoadedPlan;
+  readonly connection: ClientConfig;
+  /** Run forward stages up to and including this one. */
+  readonly until?: StageName;
+  /** Run exactly this stage (forward or abort/revert). */
+  readonly stage?: StageName;
+  readonly expectHash?: string;
+  readonly onEvent: (event: RunEvent) => void;
+}
+
+export interface StageTiming {
+  readonly stage: StageName;
+  readonly ms: number;
+}
+
+export interface RunSummary {
+  readonly stages: readonly StageTiming[];
+  readonly state: RunState | null;
+  /** The last state seen before cleanup removed it: rows copied, swap lock hold. */
+  readonly lastSeen: RunState | null;
+  readonly finished: boolean;
+}
+
+/** Which forward stage comes next, from the state both executors write. */
+export function nextForwardStage(state: RunState | null): StageName | 'done' {
+  if (state === null) return 'preflight';
+  switch (state.stage) {
+    case 'setup-started':
+      return 'setup';
+    case 'setup':
+      return 'backfill';
+    case 'backfill':
+      return 'build';
+    case 'build':
+      return 'catchup';
+    case 'catchup':
+      return 'swap';
+    case 'swap':
+    case 'cleanup-started':
+      return 'cleanup';
+    case 'reverted':
+      return 'revert';
+    default:
+      throw new UserError('RUN_STATE', `the run is at an unknown stage "${state.stage}"; was it started by another shadowpack version?`);
+  }
+}
+
+function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  const column = offset - before.lastIndexOf('\n');
+  return { line, column };
+}
+
+/** A failed statement, said the way graphile/migrate does: file, line, column, code, detail, hint. */
+function stageError(plan: LoadedPlan, file: string, script: string, st: SqlStatement, err: DatabaseError): UserError {
+  const pos = err.position ? Number(err.position) - 1 : 0;
+  const { line, column } = lineAndColumn(script, st.offset + Math.max(0, pos));
+  const parts = [`${plan.dir}/${file}:${line}:${column}: ${err.message}`];
+  if (err.code) parts.push(`(SQLSTATE ${err.code})`);
+  if (err.detail) parts.push(`detail: ${err.detail}`);
+  if (err.hint) parts.push(`hint: ${err.hint}`);
+  return new UserError('STAGE_FAILED', parts.join(' '), { file, line, column, sqlstate: err.code }, { cause: err });
+}
+
+async function runStage(req: RunRequest, stage: StageName): Promise<number> {
+  const info = req.plan.manifest.stages.find((s) => s.name === stage);
+  if (!info) throw new UserError('PLAN_INVALID', `the plan has no stage ${stage}`);
+  const script = req.plan.files.get(info.file)!;
+  const statements = splitSql(script);
+  req.onEvent({ type: 'stage-start', stage, file: info.file });
+  const started = Date.now();
+  // A fresh session per stage, like psql: its settings and advisory lock end with it.
+  const client = new pg.Client(req.connection);
+  client.on('notice', (n) => req.onEvent(noticeEvent(stage, n.message ?? '')));
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    for (const st of statements) {
+      try {
+        await client.query(st.text);
+      } catch (e) {
+        if (e instanceof Error && 'code' in e && 'severity' in e) throw stageError(req.plan, info.file, script, st, e as DatabaseError);
+        throw e;
+      }
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  const ms = Date.now() - started;
+  req.onEvent({ type: 'stage-end', stage, ms });
+  return ms;
+}
+
+async function currentState(req: RunRequest): Promise<RunState | null> {
+  const client = new pg.Client(req.connection);
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await readState(client, req.plan.manifest);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Executes the reviewed bytes: checks every file against the manifest, then
+ * sends each statement of each stage in order. Where to start comes from the
+ * database, so a second `run` after a crash continues the first.
+ */
+export async function run(req: RunRequest): Promise<RunSummary> {
+  checkPlanIntegrity(req.plan, req.expectHash);
+  const timings: StageTiming[] = [];
+  if (req.stage !== undefined) {
+    const before = await currentState(req);
+    timings.push({ stage: req.stage, ms: await runStage(req, req.stage) });
+    const after = await currentState(req);
+    return { stages: timings, state: after, lastSeen: after ?? before, finished: false };
+  }
+  const until = req.until ?? 'cleanup';
+  const untilIndex = FORWARD_STAGES.indexOf(until as (typeof FORWARD_STAGES)[number]);
+  if (untilIndex < 0) throw new UserError('BAD_ARGUMENT', `--until takes a forward stage (${FORWARD_STAGES.join(', ')}), not ${until}`);
+  let state = await currentState(req);
+  let lastSeen = state;
+  for (;;) {
+    const next = nextForwardStage(state);
+    if (next === 'revert') {
+      // A revert that was interrupted after swapping back: finish it, never go forward.
+      timings.push({ stage: 'revert', ms: await runStage(req, 'revert') });
+      return { stages: timings, state: null, lastSeen, finished: true };
+    }
+    if (next === 'done') break;
+    const index = FORWARD_STAGES.indexOf(next as (typeof FORWARD_STAGES)[number]);
+    if (index > untilIndex) break;
+    timings.push({ stage: next, ms: await runStage(req, next) });
+    if (next === 'cleanup') {
+      return { stages: timings, state: null, lastSeen, finished: true };
+    }
+    const after = await currentState(req);
+    if (after !== null) lastSeen = after;
+    // preflight records nothing: move on to setup explicitly.
+    if (next === 'preflight') {
+      if (untilIndex === 0) break;
+      timings.push({ stage: 'setup', ms: await runStage(req, 'setup') });
+      state = await currentState(req);
+      if (state !== null) lastSeen = state;
+      continue;
+    }
+    if (after?.stage === state?.stage && next !== 'setup') {
+      throw new UserError('RUN_STATE', `stage ${next} ended without recording progress; see the notices above`);
+    }
+    state = after;
+  }
+  return { stages: timings, state: await currentState(req), lastSeen, finished: false };
+}

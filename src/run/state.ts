@@ -1,0 +1,48 @@
+import type { ClientBase } from 'pg';
+import type { PlanManifest } from '../compile/compile.js';
+import { qualified } from '../model/quote.js';
+import { TOOL_SCHEMA } from '../model/names.js';
+
+/** A row of the state table, as both executors leave it. */
+export interface RunState {
+  readonly stage: string;
+  readonly backfillNext: number;
+  readonly backfillEnd: number;
+  readonly rowsCopied: number;
+  readonly rowsApplied: number;
+  readonly rowsReverted: number;
+  readonly catchupRounds: number;
+  readonly swapLockMs: number | null;
+  readonly swapAttempts: number | null;
+  readonly backlog: number | null;
+  readonly reverseBacklog: number | null;
+}
+
+/** Reads the run's state, or null when no run is recorded. Read-only. */
+export async function readState(client: ClientBase, manifest: PlanManifest): Promise<RunState | null> {
+  const state = qualified(TOOL_SCHEMA, 'runs');
+  const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [state]);
+  if (exists.rows[0]?.t == null) return null;
+  const r = await client.query(`SELECT * FROM ${state} WHERE run_id = $1`, [manifest.runId]);
+  const row = r.rows[0] as Record<string, unknown> | undefined;
+  if (!row) return null;
+  const count = async (table: string): Promise<number | null> => {
+    const q = qualified(TOOL_SCHEMA, table);
+    const e = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [q]);
+    if (e.rows[0]?.t == null) return null;
+    return Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${q}`)).rows[0]!.n);
+  };
+  return {
+    stage: String(row['stage']),
+    backfillNext: Number(row['backfill_next']),
+    backfillEnd: Number(row['backfill_end']),
+    rowsCopied: Number(row['rows_copied']),
+    rowsApplied: Number(row['rows_applied']),
+    rowsReverted: Number(row['rows_reverted']),
+    catchupRounds: Number(row['catchup_rounds']),
+    swapLockMs: row['swap_lock_ms'] == null ? null : Number(row['swap_lock_ms']),
+    swapAttempts: row['swap_attempts'] == null ? null : Number(row['swap_attempts']),
+    backlog: await count(`log_${manifest.runId}`),
+    reverseBacklog: await count(`rlog_${manifest.runId}`),
+  };
+}
