@@ -66,7 +66,7 @@ function rnd(n: number): number {
 }
 
 /** One transaction of random writes, each applied to the table and the twin. */
-async function oneTransaction(c: pg.Client, writer: number, seq: number, maxId: number): Promise<'commit' | 'rollback'> {
+async function oneTransaction(c: pg.Client, writer: string, seq: number, maxId: number): Promise<'commit' | 'rollback'> {
   const pick = () => 1 + rnd(maxId);
   await c.query('BEGIN');
   const ops = 1 + rnd(3);
@@ -128,6 +128,8 @@ export interface Writers {
 
 /** Starts `count` writers on their own connections; `pauseMs` between transactions keeps the machine usable. */
 export async function startWriters(config: ClientConfig, count: number, pauseMs = 0): Promise<Writers> {
+  // Emails written by this set of writers must not collide with an earlier set's.
+  const tag = Math.random().toString(36).slice(2, 8);
   const stats: WriterStats = { commits: 0, rollbacks: 0, errors: 0, deadlocks: 0, lastError: null, maxLatencyMs: 0 };
   let stopping = false;
   const setup = new pg.Client(config);
@@ -143,7 +145,7 @@ export async function startWriters(config: ClientConfig, count: number, pauseMs 
       seq++;
       const t0 = Date.now();
       try {
-        const r = await oneTransaction(c, w, seq, maxId);
+        const r = await oneTransaction(c, `${tag}-${w}`, seq, maxId);
         if (r === 'commit') stats.commits++;
         else stats.rollbacks++;
       } catch (e) {

@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
+import { catalogSnapshot, cli, leftovers, planTable, psql } from '../helpers/rebuild.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+
+const ROWS = 40_000;
+/** Small batches so every stage overlaps with the writers. */
+const OPTIONS = { batchPages: 40 };
+
+async function prepared(prefix: string): Promise<FreshDatabase> {
+  const db = await freshDatabase(prefix);
+  await withClient(db.url, (c) => createDemoSchema(c, ROWS));
+  return db;
+}
+
+async function expectEqualsTwin(url: string): Promise<void> {
+  await withClient(url, async (c) => {
+    const cmp = await compareWithTwin(c);
+    expect(cmp).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 });
+    expect(cmp.rows).toBeGreaterThan(ROWS / 2);
+  });
+}
+
+describe.each(['runner', 'psql'] as const)('full rebuild under concurrent writers (%s)', (executor) => {
+  let db: FreshDatabase;
+  beforeAll(async () => {
+    db = await prepared(`rebuild_${executor}`);
+  });
+  afterAll(async () => db?.drop());
+
+  it('ends with the table equal to its twin, every index and constraint under its original name, nothing left behind', async () => {
+    const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
+    const plan = await planTable(db.url, 'app', 'orders', OPTIONS);
+    const writers = await startWriters({ connectionString: db.url }, 4, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    if (executor === 'runner') {
+      const r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+      expect(r.stderr + r.stdout).toContain('done');
+      expect(r.code).toBe(0);
+    } else {
+      for (const s of plan.manifest.stages.filter((x) => !x.offPath)) {
+        const r = await psql(db.url, join(plan.dir, s.file));
+        expect(r.stderr, s.file).not.toMatch(/ERROR/);
+        expect(r.code, s.file).toBe(0);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const stats = await writers.stop();
+    expect(stats.errors, stats.lastError ?? '').toBe(0);
+    expect(stats.commits).toBeGreaterThan(20);
+    await expectEqualsTwin(db.url);
+    await withClient(db.url, async (c) => {
+      const after = await catalogSnapshot(c, 'app', 'orders');
+      expect(after.indexes).toEqual(before.indexes);
+      expect(after.constraints).toEqual(before.constraints);
+      expect(after.signature).toBe(before.signature);
+      expect(await leftovers(c)).toEqual([]);
+      // The serial sequence continues and still belongs to the table.
+      const owned = await c.query("SELECT pg_get_serial_sequence('app.orders', 'id') AS s");
+      expect(owned.rows[0].s).toBe('app.orders_id_seq');
+      const max = await c.query<{ m: number }>('SELECT max(id) AS m FROM app.orders');
+      const next = await c.query<{ id: number }>("INSERT INTO app.orders (customer_id, qty) VALUES (1, 1) RETURNING id");
+      expect(next.rows[0]!.id).toBeGreaterThan(max.rows[0]!.m);
+      // Foreign keys in and out work against the rebuilt table.
+      await expect(c.query('INSERT INTO app.order_items (order_id, sku) VALUES (-1, \'x\')')).rejects.toThrow(/foreign key/);
+      await expect(c.query('INSERT INTO app.orders (customer_id, qty) VALUES (-1, 1)')).rejects.toThrow(/foreign key/);
+    });
+  });
+});
+
+describe('abort before the swap', () => {
+  let db: FreshDatabase;
+  beforeAll(async () => {
+    db = await prepared('abort');
+  });
+  afterAll(async () => db?.drop());
+
+  it.each(['preflight', 'setup', 'backfill', 'build', 'catchup'] as const)('after %s leaves the table exactly as it was and no tool object', async (until) => {
+    const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
+    const plan = await planTable(db.url, 'app', 'orders', OPTIONS);
+    const writers = await startWriters({ connectionString: db.url }, 2, 1);
+    const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', until]);
+    expect(r.code, r.stderr).toBe(0);
+    const a = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'abort']);
+    expect(a.code, a.stderr).toBe(0);
+    const stats = await writers.stop();
+    expect(stats.errors, stats.lastError ?? '').toBe(0);
+    await withClient(db.url, async (c) => {
+      expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(before);
+      expect(await leftovers(c)).toEqual([]);
+    });
+    await expectEqualsTwin(db.url);
+  });
+});
+
+describe('revert after the swap', () => {
+  let db: FreshDatabase;
+  beforeAll(async () => {
+    db = await prepared('revert');
+  });
+  afterAll(async () => db?.drop());
+
+  it('swaps back with every write made in between, and leaves no tool object', async () => {
+    const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
+    const oid = await withClient(db.url, async (c) => (await c.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o);
+    const plan = await planTable(db.url, 'app', 'orders', OPTIONS);
+    const writers = await startWriters({ connectionString: db.url }, 4, 1);
+    const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
+    expect(r.code, r.stderr).toBe(0);
+    // The application keeps writing to the rebuilt table; revert must carry that back.
+    await new Promise((res) => setTimeout(res, 1500));
+    const v = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'revert']);
+    expect(v.code, v.stderr).toBe(0);
+    await new Promise((res) => setTimeout(res, 300));
+    const stats = await writers.stop();
+    expect(stats.errors, stats.lastError ?? '').toBe(0);
+    await expectEqualsTwin(db.url);
+    await withClient(db.url, async (c) => {
+      expect((await c.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o).toBe(oid);
+      expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(before);
+      expect(await leftovers(c)).toEqual([]);
+    });
+  });
+});

@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
+import { cli, leftovers } from '../helpers/rebuild.js';
+
+const CASES: { table: string; code: string; says: RegExp }[] = [
+  { table: 'r.missing', code: 'TABLE_NOT_FOUND', says: /does not exist/ },
+  { table: 'r.nokey', code: 'NO_USABLE_KEY', says: /no primary key/ },
+  { table: 'r.nullable_unique', code: 'NO_USABLE_KEY', says: /no primary key/ },
+  { table: 'r.unlogged', code: 'UNSUPPORTED_TABLE', says: /UNLOGGED/ },
+  { table: 'r.parted', code: 'UNSUPPORTED_TABLE', says: /partitioned table/ },
+  { table: 'r.parted_2026', code: 'UNSUPPORTED_TABLE', says: /partition of/ },
+  { table: 'r.parent', code: 'UNSUPPORTED_TABLE', says: /inheritance parent/ },
+  { table: 'r.child', code: 'UNSUPPORTED_TABLE', says: /inherits/ },
+  { table: 'r.aview', code: 'UNSUPPORTED_TABLE', says: /is a view/ },
+  { table: 'r.with_view', code: 'UNSUPPORTED_OBJECT', says: /view r\.v_with_view depends on it/ },
+  { table: 'r.with_trigger', code: 'UNSUPPORTED_OBJECT', says: /user trigger "t_audit"/ },
+  { table: 'r.with_identity', code: 'UNSUPPORTED_OBJECT', says: /identity column/ },
+  { table: 'r.with_policy', code: 'UNSUPPORTED_OBJECT', says: /row-level security/ },
+  { table: 'nodot', code: 'BAD_TABLE_NAME', says: /schema\.table/ },
+];
+
+describe('tables shadowpack refuses', () => {
+  let db: FreshDatabase;
+  beforeAll(async () => {
+    db = await freshDatabase('refusals');
+    await withClient(db.url, (c) => c.query(`
+      CREATE SCHEMA r;
+      CREATE TABLE r.nokey (a int, b text);
+      CREATE TABLE r.nullable_unique (a int UNIQUE, b text);
+      CREATE UNLOGGED TABLE r.unlogged (id int PRIMARY KEY);
+      CREATE TABLE r.parted (id int, d date, PRIMARY KEY (id, d)) PARTITION BY RANGE (d);
+      CREATE TABLE r.parted_2026 PARTITION OF r.parted FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+      CREATE TABLE r.parent (id int PRIMARY KEY);
+      CREATE TABLE r.child (x int) INHERITS (r.parent);
+      CREATE VIEW r.aview AS SELECT 1 AS one;
+      CREATE TABLE r.with_view (id int PRIMARY KEY);
+      CREATE VIEW r.v_with_view AS SELECT id FROM r.with_view;
+      CREATE TABLE r.with_trigger (id int PRIMARY KEY);
+      CREATE FUNCTION r.audit() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+      CREATE TRIGGER t_audit BEFORE INSERT ON r.with_trigger FOR EACH ROW EXECUTE FUNCTION r.audit();
+      CREATE TABLE r.with_identity (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
+      CREATE TABLE r.with_policy (id int PRIMARY KEY);
+      ALTER TABLE r.with_policy ENABLE ROW LEVEL SECURITY;
+    `));
+  });
+  afterAll(async () => db?.drop());
+
+  it.each(CASES)('$table: one line with $code, exit 1, nothing created', async ({ table, code, says }) => {
+    const out = join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan');
+    const r = await cli(['plan', '--table', table, '--out', out, '--url', db.url]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`shadowpack: ${code}:`);
+    expect(lines[0]).toMatch(says);
+    expect(existsSync(out)).toBe(false);
+    await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
+  });
+
+  it('never prints the password of a connection that fails', async () => {
+    const r = await cli(['plan', '--table', 'r.nokey', '--out', '/tmp/never', '--url', 'postgres://postgres:s3cret-pw@127.0.0.1:1/x']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('CONNECTION_FAILED');
+    expect(r.stderr).not.toContain('s3cret-pw');
+  });
+});

@@ -1,0 +1,145 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { loadTemplates } from '../../src/cli/templates.js';
+import { compile, type Plan } from '../../src/compile/compile.js';
+import { resolveOptions, type PlanOptions } from '../../src/compile/options.js';
+import { runNames } from '../../src/model/names.js';
+import { byteLength } from '../../src/model/quote.js';
+import type { EnvironmentFacts, TableModel } from '../../src/model/types.js';
+
+const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'compile');
+const UPDATE = process.env['UPDATE_GOLDENS'] === '1';
+const TOOL_VERSION = '0.1.0';
+const templates = loadTemplates();
+
+const cases = readdirSync(FIXTURES, { withFileTypes: true })
+  .filter((d) => d.isDirectory() && existsSync(join(FIXTURES, d.name, 'model.json')))
+  .map((d) => d.name)
+  .sort();
+
+const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
+
+interface Case {
+  readonly model: TableModel;
+  readonly facts: EnvironmentFacts;
+}
+
+const load = (name: string): Case => ({
+  model: readJson<TableModel>(join(FIXTURES, name, 'model.json')),
+  facts: readJson<EnvironmentFacts>(join(FIXTURES, name, 'facts.json')),
+});
+
+const build = (c: Case, options: PlanOptions = resolveOptions({})): Plan =>
+  compile({ model: c.model, facts: c.facts, options, templates, toolVersion: TOOL_VERSION });
+
+/** Files compared with goldens: every script and the README. */
+const goldenNames = (plan: Plan): string[] =>
+  [...plan.files.keys()].filter((f) => f.endsWith('.sql') || f === 'README.md').sort();
+
+const sqlFiles = (plan: Plan): [string, string][] =>
+  [...plan.files.entries()].filter(([f]) => f.endsWith('.sql')).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+/** First differing line, to make a golden mismatch readable without a full dump. */
+function firstDifference(expected: string, actual: string): string {
+  const e = expected.split('\n');
+  const a = actual.split('\n');
+  for (let i = 0; i < Math.max(e.length, a.length); i++) {
+    if (e[i] !== a[i]) return `line ${i + 1}:\n  expected: ${JSON.stringify(e[i])}\n  actual:   ${JSON.stringify(a[i])}`;
+  }
+  return 'identical lines, different bytes (line endings?)';
+}
+
+describe('compile goldens', () => {
+  it('finds at least four fixture cases', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(4);
+    expect(cases).toEqual(expect.arrayContaining(['orders', 'composite-key', 'unique-index-key', 'hostile-names']));
+  });
+
+  describe.each(cases)('%s', (name) => {
+    const c = load(name);
+    const expectedDir = join(FIXTURES, name, 'expected');
+
+    it('matches the golden files byte for byte', () => {
+      const plan = build(c);
+      const names = goldenNames(plan);
+      expect(names).toContain('README.md');
+      expect(names.filter((n) => n.endsWith('.sql')).length).toBeGreaterThan(0);
+      if (UPDATE) mkdirSync(expectedDir, { recursive: true });
+      const problems: string[] = [];
+      for (const file of names) {
+        const actual = plan.files.get(file)!;
+        const path = join(expectedDir, file);
+        if (UPDATE) {
+          writeFileSync(path, actual, 'utf8');
+          continue;
+        }
+        if (!existsSync(path)) {
+          problems.push(`${name}/expected/${file} is missing`);
+          continue;
+        }
+        const expected = readFileSync(path, 'utf8');
+        if (expected !== actual) problems.push(`${name}/expected/${file} differs at ${firstDifference(expected, actual)}`);
+      }
+      if (!UPDATE && existsSync(expectedDir)) {
+        for (const stale of readdirSync(expectedDir).sort()) {
+          if (!names.includes(stale)) problems.push(`${name}/expected/${stale} is no longer generated`);
+        }
+      }
+      if (problems.length > 0) {
+        throw new Error(`${problems.join('\n')}\n\nIf the change is intended, run \`npm run goldens:update\` and review the diff of fixtures/compile/${name}/expected before committing.`);
+      }
+    });
+
+    it('is deterministic: compiling twice gives the same files and plan hash', () => {
+      const a = build(c);
+      const b = build(c);
+      expect([...b.files.entries()]).toEqual([...a.files.entries()]);
+      expect(b.manifest.planHash).toBe(a.manifest.planHash);
+    });
+
+    it('does not let environment facts reach the SQL', () => {
+      const a = build(c);
+      const other: EnvironmentFacts = {
+        serverVersionNum: c.facts.serverVersionNum === 170002 ? 140011 : 170002,
+        serverVersion: c.facts.serverVersion === '17.2' ? '14.11' : '17.2',
+        relpages: c.facts.relpages * 7 + 3,
+        reltuples: c.facts.reltuples * 11 + 5,
+        totalBytes: c.facts.totalBytes * 13 + 8192,
+        tableBytes: c.facts.tableBytes * 13 + 4096,
+        indexBytes: c.facts.indexBytes * 13 + 4096,
+        database: `${c.facts.database}_other`,
+      };
+      const b = build({ model: c.model, facts: other });
+      expect(sqlFiles(b)).toEqual(sqlFiles(a));
+      expect(b.manifest.environment).toEqual(other);
+    });
+
+    it('lets a plan option change the SQL', () => {
+      const base = resolveOptions({});
+      const a = build(c, base);
+      const b = build(c, resolveOptions({ lockTimeoutMs: base.lockTimeoutMs + 1234 }));
+      const changed = sqlFiles(a).filter(([f, text]) => b.files.get(f) !== text);
+      expect(changed.length).toBeGreaterThan(0);
+      expect(b.manifest.planHash).not.toBe(a.manifest.planHash);
+    });
+
+    it('keeps every generated object name within 63 bytes', () => {
+      const n = runNames(c.model.schema, c.model.name);
+      const fixed = Object.entries(n).filter(([, v]) => typeof v === 'string') as [string, string][];
+      expect(fixed.length).toBeGreaterThan(10);
+      const all = [...fixed.map(([, v]) => v), ...c.model.indexes.flatMap((_, i) => [n.copyIndex(i), n.oldIndex(i)]), n.copyIndex(9999), n.oldIndex(9999)];
+      for (const v of all) expect(byteLength(v), v).toBeLessThanOrEqual(63);
+    });
+
+    it('leaves no template residue in any script', () => {
+      const plan = build(c);
+      for (const [file, text] of sqlFiles(plan)) {
+        expect(text, file).not.toContain('{{');
+        expect(text, file).not.toContain('undefined');
+        expect(text, file).not.toContain('[object Object]');
+      }
+    });
+  });
+});
