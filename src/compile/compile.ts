@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson, modelHash } from '../model/normalise.js';
 import { UserError } from '../model/errors.js';
+import { commentText } from '../model/quote.js';
 import type { CopyTarget, EnvironmentFacts, TableModel } from '../model/types.js';
 import { commonContext } from './context.js';
 import { stageHazards, stageLock } from './locks.js';
@@ -59,9 +60,20 @@ export function planHashOf(manifest: Omit<PlanManifest, 'planHash'>): string {
   return 'p1:' + sha256(canonicalJson(manifest));
 }
 
-/** Names that would end a dollar-quoted body early are refused rather than escaped. */
+/**
+ * Names end up inside dollar-quoted function and DO bodies; one holding the
+ * tag would end the body early, so such names are refused rather than escaped.
+ */
 function refuseDollarNames(model: TableModel): void {
-  const all = [model.schema, model.name, ...model.columns.map((c) => c.name)];
+  const all = [
+    model.schema, model.name, model.owner,
+    ...model.columns.map((c) => c.name),
+    ...model.indexes.map((i) => i.name),
+    ...model.constraints.flatMap((c) => [c.name, c.references?.schema ?? '', c.references?.name ?? '']),
+    ...model.referencedBy.flatMap((f) => [f.name, f.tableSchema, f.tableName]),
+    ...model.ownedSequences.flatMap((q) => [q.schema, q.name]),
+    ...model.grants.map((g) => g.grantee),
+  ];
   const bad = all.find((n) => n.includes('$sp'));
   if (bad !== undefined) throw new UserError('UNSUPPORTED_OBJECT', `the name ${JSON.stringify(bad)} contains "$sp", which shadowpack uses to quote function bodies; rename it first`);
 }
@@ -81,7 +93,7 @@ export function compile(input: CompileInput): Plan {
     const stage = {
       ...info,
       transactionText: { none: 'no (read-only)', one: 'yes', batches: 'no: commits batch by batch, resumable', several: 'no: a few transactions, each safe to repeat' }[info.transaction],
-      blockingLocksText: blocking.length === 0 ? 'none' : blocking.map((l) => `${l.mode} on ${l.relation}, ${options.lockTimeoutMs} ms per attempt, at most ${options.lockAttempts} attempts`).join('; '),
+      blockingLocksText: commentText(blocking.length === 0 ? 'none' : blocking.map((l) => `${l.mode} on ${l.relation}, ${options.lockTimeoutMs} ms per attempt, at most ${options.lockAttempts} attempts`).join('; ')),
       hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '),
       requiresText: info.requires,
     };

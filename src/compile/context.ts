@@ -1,4 +1,4 @@
-import { ident, literal, qualified } from '../model/quote.js';
+import { commentText, ident, literal, qualified } from '../model/quote.js';
 import { runNames, type RunNames } from '../model/names.js';
 import { signatureSql } from '../model/signature.js';
 import type { TableModel } from '../model/types.js';
@@ -82,6 +82,7 @@ export function commonContext(model: TableModel, options: PlanOptions, toolVersi
     waitSnapshots: tool(`wait_${names.runId}`),
   };
   const stepInput = { model, names, src, copy, old, func };
+  const safe = (steps: Step[]): Step[] => steps.map((s) => ({ ...s, comment: commentText(s.comment) }));
   const related = relatedTables(model);
   return {
     toolVersion,
@@ -89,7 +90,8 @@ export function commonContext(model: TableModel, options: PlanOptions, toolVersi
     names,
     options,
     fingerprint: model.fingerprint,
-    tableDisplay: `${model.schema}.${model.name}`,
+    // Shown in comments and messages: quoted, so it is unambiguous, and safe inside a comment.
+    tableDisplay: commentText(src),
     src,
     copy,
     old,
@@ -117,10 +119,10 @@ export function commonContext(model: TableModel, options: PlanOptions, toolVersi
       guardRule('swap-locked', ['catchup'], true),
       guardRule('revert', ['swap'], false),
     ],
-    buildSteps: buildSteps(stepInput),
-    swapSteps: swapSteps(stepInput),
-    revertSteps: revertSteps(stepInput),
-    validateSteps: validateSteps(stepInput),
+    buildSteps: safe(buildSteps(stepInput)),
+    swapSteps: safe(swapSteps(stepInput)),
+    revertSteps: safe(revertSteps(stepInput)),
+    validateSteps: safe(validateSteps(stepInput)),
     referencingTables: related.children,
     related,
   };

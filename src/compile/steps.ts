@@ -1,4 +1,4 @@
-import { ident, literal, qualified } from '../model/quote.js';
+import { dollarTag, ident, literal, qualified } from '../model/quote.js';
 import type { RunNames } from '../model/names.js';
 import type { ConstraintModel, IndexModel, TableModel } from '../model/types.js';
 
@@ -24,6 +24,19 @@ function fkDefinition(definition: string): string {
   return `${definition.replace(NOT_VALID, '')} NOT VALID`;
 }
 
+/** A DO block that adds a constraint unless the copy has it; its dollar tag cannot occur in the definition. */
+function addConstraintOnce(copy: string, name: string, definition: string): string {
+  const body = [
+    'BEGIN',
+    `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(name)}) THEN`,
+    `    ALTER TABLE ${copy} ADD CONSTRAINT ${ident(name)} ${definition};`,
+    '  END IF;',
+    'END',
+  ].join('\n');
+  const tag = dollarTag(body);
+  return `DO ${tag}\n${body}\n${tag};`;
+}
+
 function constraintOf(model: TableModel, index: IndexModel): ConstraintModel | undefined {
   return index.constraint === null ? undefined : model.constraints.find((c) => c.name === index.constraint);
 }
@@ -38,15 +51,7 @@ export function buildSteps(input: StepInput): Step[] {
     if (con) {
       steps.push({
         comment: `${con.kind} ${con.name}, built as ${tmp} and renamed at the swap`,
-        sql: [
-          'DO $sp$',
-          'BEGIN',
-          `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(tmp)}) THEN`,
-          `    ALTER TABLE ${copy} ADD CONSTRAINT ${ident(tmp)} ${con.definition};`,
-          '  END IF;',
-          'END',
-          '$sp$;',
-        ].join('\n'),
+        sql: addConstraintOnce(copy, tmp, con.definition),
       });
     } else {
       steps.push({
@@ -59,15 +64,7 @@ export function buildSteps(input: StepInput): Step[] {
     if (con.kind !== 'check') continue;
     steps.push({
       comment: `check constraint ${con.name}${con.validated ? '' : ' (NOT VALID, as on the table)'}`,
-      sql: [
-        'DO $sp$',
-        'BEGIN',
-        `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(con.name)}) THEN`,
-        `    ALTER TABLE ${copy} ADD CONSTRAINT ${ident(con.name)} ${con.definition};`,
-        '  END IF;',
-        'END',
-        '$sp$;',
-      ].join('\n'),
+      sql: addConstraintOnce(copy, con.name, con.definition),
     });
   }
   return steps;

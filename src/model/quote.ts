@@ -38,3 +38,12 @@ export function dollarTag(body: string, base = 'sp'): string {
     if (!body.includes(tag)) return tag;
   }
 }
+
+/**
+ * Text placed in a `-- comment`: a line break inside a quoted name would end
+ * the comment and turn the rest of the name into SQL, so control characters
+ * are shown escaped instead.
+ */
+export function commentText(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

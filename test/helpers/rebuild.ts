@@ -10,6 +10,7 @@ import { writePlanDir, readPlanDir } from '../../src/cli/plan-dir.js';
 import { loadTemplates } from '../../src/cli/templates.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { signatureSql } from '../../src/model/signature.js';
+import { literal, qualified } from '../../src/model/quote.js';
 import { withClient } from './db.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -64,7 +65,7 @@ export function psql(url: string, file: string): Promise<Exit> {
 export async function catalogSnapshot(c: pg.ClientBase, schema: string, table: string): Promise<{ signature: string; indexes: string[]; constraints: string[] }> {
   await c.query('SET search_path = pg_catalog');
   const sig = (await c.query<{ s: string }>(`SELECT ${signatureSql(schema, table, 'shadowpack')} AS s`)).rows[0]!.s;
-  const rel = `'"${schema}"."${table}"'::regclass`;
+  const rel = `${literal(qualified(schema, table))}::regclass`;
   const indexes = (await c.query<{ n: string }>(`SELECT indexrelid::regclass::text AS n FROM pg_index WHERE indrelid = ${rel} ORDER BY 1`)).rows.map((r) => r.n);
   const constraints = (await c.query<{ n: string }>(`SELECT conname || ':' || convalidated AS n FROM pg_constraint WHERE conrelid = ${rel} ORDER BY 1`)).rows.map((r) => r.n);
   await c.query('RESET search_path');

@@ -19,6 +19,7 @@ const CASES: { table: string; code: string; says: RegExp }[] = [
   { table: 'r.with_trigger', code: 'UNSUPPORTED_OBJECT', says: /user trigger "t_audit"/ },
   { table: 'r.with_identity', code: 'UNSUPPORTED_OBJECT', says: /identity column/ },
   { table: 'r.with_policy', code: 'UNSUPPORTED_OBJECT', says: /row-level security/ },
+  { table: 'r.ft', code: 'UNSUPPORTED_TABLE', says: /foreign table/ },
   { table: 'nodot', code: 'BAD_TABLE_NAME', says: /schema\.table/ },
 ];
 
@@ -44,6 +45,9 @@ describe('tables shadowpack refuses', () => {
       CREATE TABLE r.with_identity (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
       CREATE TABLE r.with_policy (id int PRIMARY KEY);
       ALTER TABLE r.with_policy ENABLE ROW LEVEL SECURITY;
+      CREATE FOREIGN DATA WRAPPER sp_dummy;
+      CREATE SERVER sp_dummy_server FOREIGN DATA WRAPPER sp_dummy;
+      CREATE FOREIGN TABLE r.ft (id int) SERVER sp_dummy_server;
     `));
   });
   afterAll(async () => db?.drop());
@@ -58,6 +62,22 @@ describe('tables shadowpack refuses', () => {
     expect(lines[0]).toMatch(says);
     expect(existsSync(out)).toBe(false);
     await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
+  });
+
+  it('refuses a temporary table (seen from another session)', async () => {
+    const pg = (await import('pg')).default;
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('CREATE TEMP TABLE tmp_orders (id int PRIMARY KEY)');
+      const schema = (await holder.query<{ s: string }>('SELECT pg_my_temp_schema()::regnamespace::text AS s')).rows[0]!.s;
+      const r = await cli(['plan', '--table', `${schema}.tmp_orders`, '--out', join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan'), '--url', db.url]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/UNSUPPORTED_TABLE: .*temporary table/);
+    } finally {
+      await holder.end();
+    }
   });
 
   it('never prints the password of a connection that fails', async () => {

@@ -1,0 +1,193 @@
+/**
+ * npm run bench -- [--scale N]
+ *
+ * Rebuilds pgbench_accounts with a floor (plain INSERT … SELECT + index build),
+ * pg_repack and shadowpack (runner and psql) — the last three under a pgbench
+ * tpcb-like load — checks every account against pgbench_history, and writes
+ * bench/results/<date>-<scale>.json plus a Markdown table.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CONTENDERS, checkBalances, sql, type ContenderName, type ToolResult } from './contenders.js';
+import { initPgbench, loadStats, startLoad, type Load, type LoadStats } from './pgbench.js';
+import { BENCH_SETTINGS, startBenchServer, type BenchServer } from './server.js';
+
+const BASELINE_SECONDS = 20;
+const LEAD_MS = 3000;
+const TAIL_MS = 3000;
+const HERE = path.dirname(new URL(import.meta.url).pathname);
+
+interface ContenderResult {
+  readonly contender: ContenderName;
+  readonly status: 'ok' | 'failed' | 'n/a';
+  readonly error?: string;
+  readonly wallMs?: number;
+  readonly copyRowsPerSec?: number | null;
+  readonly rowsCopied?: number | null;
+  readonly stagesMs?: Record<string, number>;
+  readonly swapLockMs?: number | null;
+  readonly load?: (LoadStats & { tpsRatio: number }) | null;
+  readonly mismatches?: number;
+  readonly rows?: number;
+}
+
+function parseScale(argv: readonly string[]): number {
+  const i = argv.indexOf('--scale');
+  const raw = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--scale='))?.slice(8);
+  const n = raw === undefined ? 50 : Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--scale takes a positive integer, not ${raw}`);
+  return n;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const log = (line: string): void => console.error(line);
+
+async function measureBaseline(server: BenchServer, scale: number, work: string): Promise<LoadStats> {
+  await initPgbench(server, scale);
+  const load = await startLoad(server, path.join(work, 'baseline'), BASELINE_SECONDS);
+  const txs = await load.stop(false);
+  return loadStats(txs, load.startedAt + 1000, load.startedAt + BASELINE_SECONDS * 1000);
+}
+
+async function runContender(server: BenchServer, scale: number, work: string, c: (typeof CONTENDERS)[number], baselineTps: number): Promise<ContenderResult> {
+  const dir = path.join(work, c.name);
+  await fs.mkdir(dir, { recursive: true });
+  log(`${c.name}: pgbench -i -s ${scale} …`);
+  await initPgbench(server, scale);
+  await c.prepare(server, dir);
+  let load: Load | null = null;
+  let result: ToolResult;
+  let t0 = 0;
+  let t1 = 0;
+  try {
+    if (c.underLoad) {
+      load = await startLoad(server, path.join(dir, 'pgbench'), 3600);
+      await sleep(LEAD_MS);
+    }
+    log(`${c.name}: running${c.underLoad ? ' under pgbench load' : ''} …`);
+    t0 = Date.now();
+    result = await c.execute(server, dir);
+    t1 = Date.now();
+    if (load) await sleep(TAIL_MS);
+  } catch (e) {
+    if (load) await load.stop().catch(() => undefined);
+    throw e;
+  }
+  const txs = load ? await load.stop() : null;
+  const stats = txs ? loadStats(txs, t0, t1) : null;
+  const check = await checkBalances(server);
+  const wallMs = t1 - t0;
+  const copyRowsPerSec = result.rowsCopied != null && result.copyMs ? Math.round((result.rowsCopied * 1000) / result.copyMs) : null;
+  log(`${c.name}: ${wallMs} ms; stages ${JSON.stringify(result.stages)}; mismatches ${check.mismatches}; rows ${check.rows}`);
+  const ok = check.mismatches === 0 && check.rows === scale * 100000;
+  return {
+    contender: c.name,
+    status: ok ? 'ok' : 'failed',
+    ...(ok ? {} : { error: `mismatches ${check.mismatches}, rows ${check.rows} (expected ${scale * 100000})` }),
+    wallMs,
+    copyRowsPerSec,
+    rowsCopied: result.rowsCopied,
+    stagesMs: result.stages,
+    swapLockMs: result.swapLockMs,
+    load: stats ? { ...stats, tpsRatio: Math.round((stats.tps / Math.max(1, baselineTps)) * 1000) / 1000 } : null,
+    mismatches: check.mismatches,
+    rows: check.rows,
+  };
+}
+
+const fmtMs = (ms: number | null | undefined): string => (ms == null ? 'n/a' : ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+const fmtNum = (n: number | null | undefined): string => (n == null ? 'n/a' : Math.round(n).toLocaleString('en-US'));
+const ratio = (a: number | null | undefined, b: number | null | undefined): string => (a == null || b == null || b === 0 ? 'n/a' : (a / b).toFixed(2));
+
+function table(results: readonly ContenderResult[]): string {
+  const by = (n: ContenderName): ContenderResult | undefined => results.find((r) => r.contender === n && r.status === 'ok');
+  const floor = by('floor');
+  const repack = by('pg_repack');
+  const rows = ['| contender | wall time | copy rows/s | shadowpack/floor copy | shadowpack/pg_repack wall | TPS ratio | lock hold | p99 | max latency |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const r of results) {
+    if (r.status !== 'ok') {
+      rows.push(`| ${r.contender} | ${r.status}${r.error ? `: ${r.error.split('\n')[0]!.slice(0, 80)}` : ''} | | | | | | | |`);
+      continue;
+    }
+    const sp = r.contender.startsWith('shadowpack');
+    rows.push(
+      `| ${r.contender} | ${fmtMs(r.wallMs)} | ${fmtNum(r.copyRowsPerSec)} | ${sp ? ratio(r.copyRowsPerSec, floor?.copyRowsPerSec) : ''} | ${sp ? ratio(r.wallMs, repack?.wallMs) : ''} | ${r.load ? r.load.tpsRatio.toFixed(2) : 'no load'} | ${r.contender === 'floor' ? '' : fmtMs(r.swapLockMs)} | ${r.load ? fmtMs(r.load.p99Ms) : ''} | ${r.load ? fmtMs(r.load.maxMs) : ''} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+async function main(): Promise<number> {
+  const scale = parseScale(process.argv.slice(2));
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'shadowpack-bench-'));
+  let server: BenchServer | null = null;
+  let cleaned = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    if (server) await server.stop().catch((e: unknown) => log(`stopping the server: ${(e as Error).message}`));
+    await fs.rm(work, { recursive: true, force: true }).catch(() => undefined);
+  };
+  const onSignal = (): void => void cleanup().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    server = await startBenchServer(log);
+    const settings = await sql<{ name: string; setting: string; unit: string | null }>(
+      server,
+      `SELECT name, setting, unit FROM pg_settings WHERE name IN (${Object.keys(BENCH_SETTINGS).map((k) => `'${k}'`).join(', ')}) ORDER BY name`,
+    );
+    log(`baseline: pgbench -n -c 4 -j 2 -T ${BASELINE_SECONDS} on scale ${scale} …`);
+    const baseline = await measureBaseline(server, scale, work);
+    log(`baseline: ${baseline.tps} tps, p99 ${baseline.p99Ms} ms, max ${baseline.maxMs} ms`);
+    const results: ContenderResult[] = [];
+    for (const c of CONTENDERS) {
+      if (c.name === 'pg_repack' && !server.repack) {
+        results.push({ contender: c.name, status: 'n/a', error: 'pg_repack not installable' });
+        continue;
+      }
+      try {
+        results.push(await runContender(server, scale, work, c, baseline.tps));
+      } catch (e) {
+        log(`${c.name}: FAILED: ${(e as Error).message}`);
+        results.push({ contender: c.name, status: 'failed', error: (e as Error).message });
+      }
+    }
+    const date = new Date().toISOString().slice(0, 10);
+    const out = {
+      date: new Date().toISOString(),
+      scale,
+      rows: scale * 100000,
+      machine: { nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', memoryMB: Math.round(os.totalmem() / 2 ** 20), platform: `${os.type()} ${os.release()}` },
+      server: { version: server.version, kind: server.kind, settings: Object.fromEntries(settings.map((s) => [s.name, s.unit ? `${s.setting} ${s.unit}` : s.setting])) },
+      load: { command: 'pgbench -n -c 4 -j 2 -P 1 -r --log (tpcb-like)', leadMs: LEAD_MS, tailMs: TAIL_MS },
+      baseline,
+      contenders: results,
+    };
+    const file = path.join(HERE, 'results', `${date}-${scale}.json`);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(file, `${JSON.stringify(out, null, 2)}\n`);
+    console.log(`\nscale ${scale} (${(scale * 100000).toLocaleString('en-US')} rows), PostgreSQL ${server.version} (${server.kind}), baseline ${baseline.tps} tps\n`);
+    console.log(table(results));
+    console.log('\nstages (ms):');
+    for (const r of results) if (r.stagesMs) console.log(`  ${r.contender}: ${Object.entries(r.stagesMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
+    const failed = results.filter((r) => r.status === 'failed');
+    if (failed.length > 0) {
+      console.log(`FAIL: ${failed.map((r) => `${r.contender} (${r.error?.split('\n')[0]})`).join('; ')}`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(1);
+  },
+);

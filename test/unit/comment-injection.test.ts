@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compile } from '../../src/compile/compile.js';
+import { resolveOptions } from '../../src/compile/options.js';
+import { loadTemplates } from '../../src/cli/templates.js';
+import type { EnvironmentFacts, TableModel } from '../../src/model/types.js';
+import { splitSql } from '../../src/run/split-sql.js';
+
+const dir = join(import.meta.dirname, '..', '..', 'fixtures', 'compile', 'orders');
+const model = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as TableModel;
+const facts = JSON.parse(readFileSync(join(dir, 'facts.json'), 'utf8')) as EnvironmentFacts;
+
+function scripts(m: TableModel): string[] {
+  const plan = compile({ model: m, facts, options: resolveOptions({}), templates: loadTemplates(), toolVersion: '0.1.0' });
+  return [...plan.files].filter(([f]) => f.endsWith('.sql')).map(([, t]) => t);
+}
+
+describe('names that try to escape the SQL text', () => {
+  it('a line break in a table or index name cannot end a comment and start a statement', () => {
+    const evil = 'x\nDROP TABLE victim; --';
+    const m: TableModel = { ...model, name: `orders${evil}`, indexes: model.indexes.map((i, n) => (n === 0 ? { ...i, name: `idx${evil}` } : i)) };
+    const benign = scripts(model).map((t) => splitSql(t).length);
+    const hostile = scripts(m);
+    // Same statements as with plain names: nothing was split off the name into a statement of its own.
+    expect(hostile.map((t) => splitSql(t).length)).toEqual(benign);
+    for (const text of hostile) {
+      for (const st of splitSql(text)) expect(st.text.startsWith('DROP TABLE victim')).toBe(false);
+      // And no comment line was cut short by the line break.
+      for (const line of text.split('\n')) if (line.startsWith('--')) expect(line).not.toMatch(/^--.*ordersx$/);
+    }
+  });
+
+  it('a definition holding the dollar tag gets a DO block with another tag', () => {
+    const m: TableModel = {
+      ...model,
+      constraints: [...model.constraints, { name: 'odd_check', kind: 'check', definition: "CHECK ((note <> '$sp$'::text))", validated: true, references: null }],
+    };
+    const build = scripts(m).find((t) => t.includes('odd_check'))!;
+    expect(build).toContain("DO $sp1$\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid");
+    expect(build).toContain("CHECK ((note <> '$sp$'::text));\n  END IF;\nEND\n$sp1$;");
+  });
+
+  it('a name holding the dollar tag is refused with a clear message', () => {
+    expect(() => scripts({ ...model, owner: 'bad$sp$owner' })).toThrow(/contains "\$sp"/);
+  });
+});
