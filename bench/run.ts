@@ -5,6 +5,7 @@
  * pg_repack and shadowpack (runner and psql) — the last three under a pgbench
  * tpcb-like load — checks every account against pgbench_history, and writes
  * bench/results/<date>-<scale>.json plus a Markdown table.
+ * --server embedded skips the Debian cluster (and so pg_repack).
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -38,6 +39,13 @@ function parseScale(argv: readonly string[]): number {
   const n = raw === undefined ? 50 : Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--scale takes a positive integer, not ${raw}`);
   return n;
+}
+
+function parseServer(argv: readonly string[]): 'auto' | 'embedded' {
+  const i = argv.indexOf('--server');
+  const raw = i >= 0 ? argv[i + 1] : 'auto';
+  if (raw !== 'auto' && raw !== 'embedded') throw new Error(`--server takes auto or embedded, not ${raw}`);
+  return raw;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -133,7 +141,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    server = await startBenchServer(log);
+    server = await startBenchServer(log, parseServer(process.argv.slice(2)));
     const settings = await sql<{ name: string; setting: string; unit: string | null }>(
       server,
       `SELECT name, setting, unit FROM pg_settings WHERE name IN (${Object.keys(BENCH_SETTINGS).map((k) => `'${k}'`).join(', ')}) ORDER BY name`,
@@ -144,7 +152,7 @@ async function main(): Promise<number> {
     const results: ContenderResult[] = [];
     for (const c of CONTENDERS) {
       if (c.name === 'pg_repack' && !server.repack) {
-        results.push({ contender: c.name, status: 'n/a', error: 'pg_repack not installable' });
+        results.push({ contender: c.name, status: 'n/a', error: server.kind === 'embedded' ? 'embedded server: no pg_repack' : 'pg_repack not installable' });
         continue;
       }
       try {
@@ -165,7 +173,7 @@ async function main(): Promise<number> {
       baseline,
       contenders: results,
     };
-    const file = path.join(HERE, 'results', `${date}-${scale}.json`);
+    const file = path.join(HERE, 'results', `${date}-${scale}${server.kind === 'embedded' ? '-embedded' : ''}.json`);
     await fs.mkdir(path.dirname(file), { recursive: true });
     await fs.writeFile(file, `${JSON.stringify(out, null, 2)}\n`);
     console.log(`\nscale ${scale} (${(scale * 100000).toLocaleString('en-US')} rows), PostgreSQL ${server.version} (${server.kind}), baseline ${baseline.tps} tps\n`);

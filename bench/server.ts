@@ -118,8 +118,8 @@ async function startFallback(log: (line: string) => void): Promise<BenchServer> 
 }
 
 /** A private Debian PostgreSQL 15 cluster with pg_repack, else the embedded server without it. */
-export async function startBenchServer(log: (line: string) => void): Promise<BenchServer> {
-  if (ensurePackages(log)) {
+export async function startBenchServer(log: (line: string) => void, prefer: 'auto' | 'embedded' = 'auto'): Promise<BenchServer> {
+  if (prefer === 'auto' && ensurePackages(log)) {
     try {
       return await startDebian(log);
     } catch (e) {
