@@ -9,6 +9,7 @@ import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { showCommand } from './commands/show.js';
 import { demoCommand } from './commands/demo.js';
+import { diffCommand } from './commands/diff.js';
 import { redact } from './connection.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -38,13 +39,14 @@ function kebab(s: string): string {
 /** Exit codes: 0 ok, 1 user error (one line), 2 bug. */
 async function main(argv: string[]): Promise<number> {
   let code = 0;
-  const guard = async (fn: () => Promise<void>) => {
+  // `diff` exits 1 for "different", so its errors exit 2.
+  const guard = async (fn: () => Promise<void>, userErrorCode = 1) => {
     try {
       await fn();
     } catch (e) {
       if (e instanceof UserError) {
         err(`shadowpack: ${e.code}: ${redactSecrets(e.message)}\n`);
-        code = 1;
+        code = userErrorCode;
       } else {
         err(`shadowpack: internal error (this is a bug, please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
         code = 2;
@@ -58,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
     .scriptName('shadowpack')
     .version(TOOL_VERSION)
     .strict()
-    .demandCommand(1, 'give a command: plan, run, status, show or demo')
+    .demandCommand(1, 'give a command: plan, run, status, show, diff or demo')
     .option('url', { type: 'string', describe: 'connection URL (else DATABASE_URL, else PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD and ~/.pgpass)', global: true })
     .command(
       'plan',
@@ -103,6 +105,17 @@ async function main(argv: string[]): Promise<number> {
       'print the review summary of a plan folder',
       (y) => y.option('plan', { type: 'string', demandOption: true }),
       (a) => guard(() => showCommand({ plan: a.plan }, out)),
+    )
+    .command(
+      'diff [a] [b]',
+      'compare two plan folders (e.g. staging and production), or --plan DIR with the live database; exit 0 same SQL, 1 different, 2 error',
+      (y) => y.positional('a', { type: 'string', describe: 'plan folder A' })
+        .positional('b', { type: 'string', describe: 'plan folder B' })
+        .option('plan', { type: 'string', describe: 'an approved plan folder to compare with what the live database gives now' })
+        .option('json', { type: 'boolean', default: false }),
+      (a) => guard(async () => {
+        code = await diffCommand({ json: a.json, ...(a.a ? { a: a.a } : {}), ...(a.b ? { b: a.b } : {}), ...(a.plan ? { plan: a.plan } : {}), ...(a.url ? { url: a.url } : {}) }, out);
+      }, 2),
     )
     .command(
       'demo',

@@ -26,7 +26,8 @@ SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
        a.attnotnull AS not_null, pg_get_expr(d.adbin, d.adrelid) AS default_expr,
        a.attidentity AS identity, a.attgenerated AS generated,
        a.attstorage <> t.typstorage AS custom_storage, a.attstattarget AS stattarget,
-       a.attoptions IS NOT NULL AS has_options, a.attacl IS NOT NULL AS has_acl,
+       -- Only the options a user can set (n_distinct…); some builds add their own internal ones.
+       EXISTS (SELECT FROM unnest(a.attoptions) o WHERE o LIKE 'n\\_distinct%') AS has_options, a.attacl IS NOT NULL AS has_acl,
        col_description(a.attrelid, a.attnum) AS comment,
        CASE WHEN current_setting('server_version_num')::int >= 140000 THEN a.attcompression::text ELSE '' END AS compression
   FROM pg_attribute a

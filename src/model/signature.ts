@@ -21,7 +21,7 @@ export function signatureSql(schema: string, table: string, toolSchema: string):
        FROM pg_catalog.pg_class c WHERE c.oid = ${rel}),
     (SELECT pg_catalog.string_agg(pg_catalog.concat_ws('|', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
             a.attnotnull, a.attidentity, a.attgenerated, a.attstorage, a.attcollation::pg_catalog.regcollation,
-            pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attacl::pg_catalog.text, a.attoptions::pg_catalog.text,
+            pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attacl::pg_catalog.text, (SELECT pg_catalog.string_agg(o, ',' ORDER BY o) FROM pg_catalog.unnest(a.attoptions) o WHERE o LIKE 'n\\_distinct%'),
             pg_catalog.col_description(a.attrelid, a.attnum)), E'\\n' ORDER BY a.attnum)
        FROM pg_catalog.pg_attribute a
        LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum

@@ -29,6 +29,42 @@ describe('plans are bound to the schema, not the data', () => {
     }
   });
 
+  it('diff: exit 0 naming only environment facts, exit 1 naming an added index first', async () => {
+    const a = await planTable(small.url, 'app', 'orders');
+    const b = await planTable(large.url, 'app', 'orders');
+    let r = await cli(['diff', a.dir, b.dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^SQL identical/);
+    expect(r.stdout).toContain('environment (never part of the SQL):');
+    expect(r.stdout).toMatch(/reltuples: .* in A, .* in B/);
+    expect(r.stdout).not.toContain('table differences');
+    await withClient(large.url, (c) => c.query('CREATE INDEX orders_note_idx ON app.orders (note)'));
+    try {
+      const c2 = await planTable(large.url, 'app', 'orders');
+      r = await cli(['diff', a.dir, c2.dir]);
+      expect(r.code).toBe(1);
+      const lines = r.stdout.split('\n');
+      expect(lines[0]).toMatch(/^SQL differs/);
+      expect(lines[2]).toBe('table differences:');
+      expect(lines[3]).toBe('  index orders_note_idx only in B');
+      expect(r.stdout).toContain('+CREATE INDEX IF NOT EXISTS');
+      const j = await cli(['diff', a.dir, c2.dir, '--json']);
+      expect(j.code).toBe(1);
+      expect(JSON.parse(j.stdout).identical).toBe(false);
+      // An approved plan against the live database: the index added since shows.
+      r = await cli(['diff', '--plan', b.dir, '--url', large.url]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain('index orders_note_idx only in B');
+      r = await cli(['diff', '--plan', c2.dir, '--url', large.url]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+    } finally {
+      await withClient(large.url, (c) => c.query('DROP INDEX app.orders_note_idx'));
+    }
+    r = await cli(['diff', a.dir, '/nonexistent/plan']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('PLAN_INVALID');
+  });
+
   it('refuses a tampered script, a wrong --expect-hash and a changed table before changing anything', async () => {
     const plan = await planTable(small.url, 'app', 'orders');
     const setup = join(plan.dir, '01-setup.sql');
