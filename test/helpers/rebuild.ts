@@ -34,13 +34,20 @@ export interface Exit {
 }
 
 /** The CLI from source, as a separate process (so it can be killed). */
-export function cli(args: string[], opts: { killAfterMs?: number } = {}): Promise<Exit> {
+export function cli(args: string[], opts: { killAfterMs?: number; killWhen?: { stderr: RegExp; delayMs: number } } = {}): Promise<Exit> {
   return new Promise((res) => {
     const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    let armed = false;
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (opts.killWhen && !armed && opts.killWhen.stderr.test(stderr)) {
+        armed = true;
+        setTimeout(() => p.kill('SIGKILL'), opts.killWhen.delayMs);
+      }
+    });
     const timer = opts.killAfterMs === undefined ? null : setTimeout(() => p.kill('SIGKILL'), opts.killAfterMs);
     p.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);

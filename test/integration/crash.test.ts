@@ -3,7 +3,9 @@ import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js'
 import { cli, leftovers, planTable } from '../helpers/rebuild.js';
 import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
 
-describe('the runner killed with SIGKILL at random points', () => {
+const STAGES = ['setup', 'backfill', 'build', 'catchup', 'swap', 'cleanup'] as const;
+
+describe('the runner killed with SIGKILL inside every stage', () => {
   let db: FreshDatabase;
   beforeAll(async () => {
     db = await freshDatabase('crash');
@@ -12,27 +14,27 @@ describe('the runner killed with SIGKILL at random points', () => {
   afterAll(async () => db?.drop());
 
   it('is continued by the next run with nothing lost', async () => {
-    // Tiny batches and a slow swap window make every stage long enough to be hit.
+    // Tiny batches make backfill and catch-up long enough to be hit in the middle.
     const plan = await planTable(db.url, 'app', 'orders', { batchPages: 8, catchupTarget: 0, catchupRounds: 3, advisoryWaitSeconds: 30 });
     const writers = await startWriters({ connectionString: db.url }, 3, 2);
-    const kills: string[] = [];
-    let finished = false;
-    for (let attempt = 0; attempt < 40 && !finished; attempt++) {
-      // Later attempts get more time, so the run always completes eventually.
-      const killAfterMs = 300 + Math.floor(Math.random() * (600 + attempt * 150));
-      const r = await cli(['run', '--plan', plan.dir, '--url', db.url], { killAfterMs });
-      if (r.signal === 'SIGKILL') {
-        const stage = /» (\w+)/g;
-        const seen = [...r.stderr.matchAll(stage)].map((m) => m[1]);
-        kills.push(`${killAfterMs}ms:${seen.at(-1) ?? 'start'}`);
-        continue;
+    const hits: string[] = [];
+    for (const stage of STAGES) {
+      // Twice per stage: right as it starts, and a little into it.
+      for (const delayMs of [Math.floor(Math.random() * 20), 40 + Math.floor(Math.random() * 200)]) {
+        const r = await cli(['run', '--plan', plan.dir, '--url', db.url], { killWhen: { stderr: new RegExp(`» ${stage} `), delayMs } });
+        if (r.signal === 'SIGKILL') {
+          const seen = [...r.stderr.matchAll(/» (\w+)/g)].map((m) => m[1]);
+          hits.push(`${seen.at(-1)}+${delayMs}ms`);
+        } else {
+          expect(r.code, r.stderr).toBe(0);
+        }
       }
-      expect(r.code, r.stderr).toBe(0);
-      finished = /done/.test(r.stdout);
     }
+    // Whatever is left, one more run finishes.
+    const last = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    expect(last.code, last.stderr).toBe(0);
     const stats = await writers.stop();
-    expect(finished, `kills: ${kills.join(', ')}`).toBe(true);
-    expect(kills.length).toBeGreaterThan(2);
+    expect(new Set(hits.map((h) => h.split('+')[0])).size, hits.join(', ')).toBeGreaterThanOrEqual(4);
     expect(stats.errors, stats.lastError ?? '').toBe(0);
     await withClient(db.url, async (c) => {
       const cmp = await compareWithTwin(c);
