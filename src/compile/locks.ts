@@ -8,17 +8,36 @@ export interface LockSpec {
   /** PL/pgSQL statements run inside one retried attempt. */
   readonly statements: readonly string[];
   readonly shown: readonly StageLock[];
+  /** SQL condition on pg_locks `l`: a granted lock that conflicts with what we take. */
+  readonly conflicts: string;
 }
 
-const NONE: LockSpec = { description: 'no lock', statements: [], shown: [] };
+const NONE: LockSpec = { description: 'no lock', statements: [], shown: [], conflicts: 'false' };
+
+/** Lock modes that conflict with each mode we take (PostgreSQL's conflict table). */
+const CONFLICTS: Readonly<Record<string, readonly string[]>> = {
+  'ACCESS EXCLUSIVE': ['AccessShareLock', 'RowShareLock', 'RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'],
+  'SHARE ROW EXCLUSIVE': ['RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'],
+};
+
+function conflictCondition(locks: readonly { relation: string; mode: string }[]): string {
+  if (locks.length === 0) return 'false';
+  return locks
+    .map((l) => `(l.relation = to_regclass(${literal(l.relation)}) AND l.mode IN (${(CONFLICTS[l.mode] ?? []).map(literal).join(', ')}))`)
+    .join('\n            OR ');
+}
 
 function lockStatement(rel: string, mode: string): string {
   return `LOCK TABLE ONLY ${rel} IN ${mode} MODE;`;
 }
 
+function triggersExist(c: CommonContext, triggers: string[]): string {
+  return `EXISTS (SELECT FROM pg_trigger WHERE tgrelid = to_regclass(${literal(c.src)}) AND tgname IN (${triggers.map(literal).join(', ')}))`;
+}
+
 /** Only if one of our triggers is still on the table; else there is nothing to drop. */
 function ifTriggers(c: CommonContext, triggers: string[], statement: string): string {
-  return `IF EXISTS (SELECT FROM pg_trigger WHERE tgrelid = to_regclass(${literal(c.src)}) AND tgname IN (${triggers.map(literal).join(', ')})) THEN ${statement} END IF;`;
+  return `IF ${triggersExist(c, triggers)} THEN ${statement} END IF;`;
 }
 
 export function stageLock(stage: StageName, c: CommonContext): LockSpec {
@@ -36,6 +55,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
         description: `SHARE ROW EXCLUSIVE on ${c.tableDisplay}`,
         statements: [lockStatement(c.src, 'SHARE ROW EXCLUSIVE')],
         shown: [{ relation: c.src, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }],
+        conflicts: conflictCondition([{ relation: c.src, mode: 'SHARE ROW EXCLUSIVE' }]),
       };
     case 'swap':
     case 'revert': {
@@ -44,6 +64,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
         description: `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and SHARE ROW EXCLUSIVE on the tables whose foreign keys move' : ''}`,
         statements: [lockStatement(c.src, 'ACCESS EXCLUSIVE'), lockStatement(other, 'ACCESS EXCLUSIVE'), ...fkTables.map((t) => lockStatement(t, 'SHARE ROW EXCLUSIVE'))],
         shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
+        conflicts: conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }, { relation: other, mode: 'ACCESS EXCLUSIVE' }, ...fkLocks]),
       };
     }
     case 'cleanup':
@@ -54,12 +75,14 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
           `IF to_regclass(${literal(c.old)}) IS NOT NULL THEN ${lockStatement(c.old, 'ACCESS EXCLUSIVE')} END IF;`,
         ],
         shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: c.old, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }],
+        conflicts: `(${triggersExist(c, [c.names.reverseCaptureTrigger, c.names.truncateTrigger])} AND ${conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }])})\n            OR ${conflictCondition([{ relation: c.old, mode: 'ACCESS EXCLUSIVE' }])}`,
       };
     case 'abort':
       return {
         description: `ACCESS EXCLUSIVE on ${c.tableDisplay} (to drop the capture trigger)`,
         statements: [ifTriggers(c, [c.names.captureTrigger, c.names.truncateTrigger], lockStatement(c.src, 'ACCESS EXCLUSIVE'))],
         shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }],
+        conflicts: `${triggersExist(c, [c.names.captureTrigger, c.names.truncateTrigger])} AND ${conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }])}`,
       };
   }
 }
