@@ -73,6 +73,14 @@ function stageError(plan: LoadedPlan, file: string, script: string, st: SqlState
   return new UserError('STAGE_FAILED', parts.join(' '), { file, line, column, sqlstate: err.code }, { cause: err });
 }
 
+async function connect(client: pg.Client): Promise<void> {
+  try {
+    await client.connect();
+  } catch (e) {
+    throw new UserError('CONNECTION_FAILED', `cannot connect to PostgreSQL: ${(e as Error).message}; give --url or set DATABASE_URL / PG* variables`, {}, { cause: e });
+  }
+}
+
 async function runStage(req: RunRequest, stage: StageName): Promise<number> {
   const info = req.plan.manifest.stages.find((s) => s.name === stage);
   if (!info) throw new UserError('PLAN_INVALID', `the plan has no stage ${stage}`);
@@ -84,13 +92,16 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
   const client = new pg.Client(req.connection);
   client.on('notice', (n) => req.onEvent(noticeEvent(stage, n.message ?? '')));
   client.on('error', () => undefined);
-  await client.connect();
+  await connect(client);
   try {
     for (const st of statements) {
       try {
         await client.query(st.text);
       } catch (e) {
         if (e instanceof Error && 'code' in e && 'severity' in e) throw stageError(req.plan, info.file, script, st, e as DatabaseError);
+        if (e instanceof Error) {
+          throw new UserError('CONNECTION_FAILED', `lost the connection during stage ${stage} (${e.message}); the stage is safe to resume: run the same command again once the server is back`, { stage }, { cause: e });
+        }
         throw e;
       }
     }
@@ -105,7 +116,7 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
 async function currentState(req: RunRequest): Promise<RunState | null> {
   const client = new pg.Client(req.connection);
   client.on('error', () => undefined);
-  await client.connect();
+  await connect(client);
   try {
     return await readState(client, req.plan.manifest);
   } finally {

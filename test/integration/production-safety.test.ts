@@ -370,7 +370,15 @@ describe('production safety', () => {
       await probeLoop;
 
       expect(swap.code, swap.stderr).toBe(1);
-      expect(swap.stderr).toMatch(/could not take ACCESS EXCLUSIVE on .*orders.* after 3 attempts of 100 ms; nothing was changed/);
+      // READ COMMITTED holder: the snapshot wait passes, the lock attempts give up. Two wordings exist:
+      // a timed-out attempt ("after 3 attempts of 100 ms"), or no attempt made behind a long-held lock
+      // ("after 3 attempts: held by pid N (...)"), which must then name the holder.
+      expect(swap.stderr).not.toMatch(/old snapshots/);
+      const failure = /could not take ACCESS EXCLUSIVE on "app"\."orders"[^\n]* after 3 attempts(?<rest>[^\n]*)/.exec(swap.stderr);
+      expect(failure, swap.stderr).not.toBeNull();
+      expect(failure!.groups!.rest).toMatch(/nothing was changed/);
+      if (/held by/.test(failure!.groups!.rest!)) expect(failure!.groups!.rest).toContain(`pid ${holderPid} (access-share-holder`);
+      else expect(failure!.groups!.rest).toMatch(/^ of 100 ms;/);
       expect(swap.stderr).not.toMatch(/internal error/);
       expect(latencies.length).toBeGreaterThan(10);
       const max = Math.max(...latencies);
@@ -471,8 +479,9 @@ describe('production safety', () => {
       const failed = await runner;
       await writers.stop();
       expect(crashedAt, 'the backfill was never seen in progress').not.toBe('timeout');
-      expect(failed.code, `${crashedAt}: ${failed.stderr}`).not.toBe(0);
+      expect(failed.code, `${crashedAt}: ${failed.stderr}`).toBe(1);
       expect(failed.signal).toBeNull();
+      expect(failed.stderr).toMatch(/CONNECTION_FAILED: lost the connection during stage backfill .*run the same command again/);
 
       await withClient(db.url, async (c) => {
         const s = await c.query<{ stage: string; backfill_next: string; backfill_end: string }>('SELECT stage, backfill_next, backfill_end FROM shadowpack.runs');
