@@ -140,6 +140,25 @@ describe('production safety', () => {
     });
   });
 
+  it('refuses to go on with the backfill after the table was rewritten by VACUUM FULL', async () => {
+    const db = await prepared('ps_vacuum_full', 10_000);
+    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 5 });
+    const r = await runPlan(plan, db.url, '--until', 'setup');
+    expect(r.code, r.stderr).toBe(0);
+    // Rows that nobody changed move to other pages: page ranges copied so far no longer mean anything.
+    await withClient(db.url, async (c) => {
+      await c.query('DELETE FROM app.orders WHERE id % 2 = 0');
+      await c.query('DELETE FROM app.orders_twin WHERE id % 2 = 0');
+      await c.query('VACUUM FULL app.orders');
+    });
+    const b = await runPlan(plan, db.url, '--until', 'backfill');
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/was rewritten \(VACUUM FULL or CLUSTER\?\) during the backfill/);
+    const a = await runPlan(plan, db.url, '--stage', 'abort');
+    expect(a.code, a.stderr).toBe(0);
+    await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
+  });
+
   it('stops at DDL drift without advancing, and completes once the drift is undone', async () => {
     const db = await prepared('ps_drift', 10_000);
     const plan = await planTable(db.url, 'app', 'orders', { batchPages: 20 });
