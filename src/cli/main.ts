@@ -10,6 +10,7 @@ import { statusCommand } from './commands/status.js';
 import { showCommand } from './commands/show.js';
 import { demoCommand } from './commands/demo.js';
 import { diffCommand } from './commands/diff.js';
+import { verifyCommand } from './commands/verify.js';
 import { redact } from './connection.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -60,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
     .scriptName('shadowpack')
     .version(TOOL_VERSION)
     .strict()
-    .demandCommand(1, 'give a command: plan, run, status, show, diff or demo')
+    .demandCommand(1, 'give a command: plan, run, status, verify, show, diff or demo')
     .option('url', { type: 'string', describe: 'connection URL (else DATABASE_URL, else PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD and ~/.pgpass)', global: true })
     .command(
       'plan',
@@ -99,6 +100,14 @@ async function main(argv: string[]): Promise<number> {
       'show where a run stands (whichever executor ran it)',
       (y) => y.option('plan', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
       (a) => guard(() => statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out)),
+    )
+    .command(
+      'verify',
+      'compare the table with the copy (before the swap) or the old table (after it), leaving out changes not yet applied; exit 0 pass, 1 fail',
+      (y) => y.option('plan', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
+      (a) => guard(async () => {
+        code = await verifyCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out);
+      }, 2),
     )
     .command(
       'show',

@@ -1,0 +1,32 @@
+import { ident, qualified } from '../model/quote.js';
+import { runNames } from '../model/names.js';
+import type { TableModel } from '../model/types.js';
+
+export type VerifySide = 'before-swap' | 'after-swap';
+
+/**
+ * One query comparing the table with its counterpart, row by row on the key,
+ * leaving out keys still waiting in the change log (they are expected to
+ * differ until applied). Before the swap: the table against the copy; after
+ * it: the rebuilt table against the old one, through the reverse log. Rows are
+ * compared by their text form, which works for every type (json has no =).
+ * Must run in one REPEATABLE READ snapshot.
+ */
+export function verifySql(model: TableModel, side: VerifySide): string {
+  const n = runNames(model.schema, model.name);
+  const live = qualified(model.schema, model.name);
+  const other = qualified(model.schema, side === 'before-swap' ? n.copyTable : n.oldTable);
+  const log = qualified(n.toolSchema, side === 'before-swap' ? n.logTable : n.reverseLogTable);
+  const key = model.key.columns.map(ident);
+  const pending = (alias: string) =>
+    `NOT EXISTS (SELECT FROM ${log} p WHERE ${key.map((k, i) => `p.k${i + 1} = ${alias}.${k}`).join(' AND ')})`;
+  const cols = model.columns.map((c) => ident(c.name)).join(', ');
+  return `SELECT count(*) FILTER (WHERE a.present AND b.present) AS compared,
+       count(*) FILTER (WHERE a.present AND b.present IS NULL) AS missing,
+       count(*) FILTER (WHERE a.present IS NULL AND b.present) AS extra,
+       count(*) FILTER (WHERE a.present AND b.present AND a.body <> b.body) AS changed,
+       (SELECT count(*) FROM ${log}) AS pending
+  FROM (SELECT true AS present, ${key.join(', ')}, ROW(${cols})::text AS body FROM ONLY ${live} s WHERE ${pending('s')}) a
+  FULL JOIN (SELECT true AS present, ${key.join(', ')}, ROW(${cols})::text AS body FROM ONLY ${other} c WHERE ${pending('c')}) b
+    USING (${key.join(', ')})`;
+}
