@@ -99,8 +99,11 @@ async function oneTransaction(c: pg.Client, writer: string, seq: number, maxId: 
       // A unique value moves from one row to another within one transaction.
       const [a, b] = [pick(), pick()].sort((x, y) => x - y) as [number, number];
       if (a !== b) {
-        const r = await c.query<{ email: string | null }>('UPDATE app.orders o SET email = NULL FROM app.orders old WHERE o.id = old.id AND o.id = $1 RETURNING old.email', [a]);
+        // FOR UPDATE reads the latest committed email and keeps others from moving it meanwhile;
+        // reading it through the statement's snapshot could return one that has moved on already.
+        const r = await c.query<{ email: string | null }>('SELECT email FROM app.orders WHERE id = $1 FOR UPDATE', [a]);
         const email = r.rows[0]?.email ?? null;
+        await c.query('UPDATE app.orders SET email = NULL WHERE id = $1', [a]);
         await c.query('UPDATE app.orders_twin SET email = NULL WHERE id = $1', [a]);
         if (email !== null) {
           await c.query('UPDATE app.orders SET email = $2 WHERE id = $1', [b, email]);
