@@ -3,7 +3,7 @@ import { runNames, type RunNames } from '../model/names.js';
 import { signatureSql } from '../model/signature.js';
 import type { TableModel } from '../model/types.js';
 import type { PlanOptions } from './options.js';
-import { buildSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
+import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
 
 /** The part of the template context shared by every stage. */
 export interface CommonContext {
@@ -33,6 +33,7 @@ export interface CommonContext {
   readonly keyListNew: string;
   readonly keyJoinTD: string;
   readonly guardRules: readonly { stage: string; allowed: string; allowedText: string; checkFingerprint: boolean }[];
+  readonly copyColumnSteps: readonly Step[];
   readonly buildSteps: readonly Step[];
   readonly swapSteps: readonly Step[];
   readonly revertSteps: readonly Step[];
@@ -49,7 +50,8 @@ function columnDefinition(c: TableModel['columns'][number]): string {
   if (c.collation !== null) def += ` COLLATE ${c.collation}`;
   if (c.generated !== null) def += ` GENERATED ALWAYS AS (${c.generated}) STORED`;
   else if (c.default !== null) def += ` DEFAULT ${c.default}`;
-  if (c.notNull) def += ' NOT NULL';
+  // Naming the NOT NULL keeps PostgreSQL 18's constraint name; older versions accept and ignore it.
+  if (c.notNull) def += c.notNullName !== null ? ` CONSTRAINT ${ident(c.notNullName)} NOT NULL` : ' NOT NULL';
   return def;
 }
 
@@ -119,6 +121,7 @@ export function commonContext(model: TableModel, options: PlanOptions, toolVersi
       guardRule('swap-locked', ['catchup'], true),
       guardRule('revert', ['swap'], false),
     ],
+    copyColumnSteps: safe(copyColumnSteps(stepInput)),
     buildSteps: safe(buildSteps(stepInput)),
     swapSteps: safe(swapSteps(stepInput)),
     revertSteps: safe(revertSteps(stepInput)),

@@ -100,6 +100,34 @@ function triggerSteps(input: StepInput, table: string): Step[] {
   ];
 }
 
+const TRIGGER_STATE: { readonly [K in 'O' | 'D' | 'R' | 'A']: string } = { O: 'ENABLE', D: 'DISABLE', R: 'ENABLE REPLICA', A: 'ENABLE ALWAYS' };
+
+/** Column settings the copy needs before the backfill writes a single row. */
+export function copyColumnSteps(input: StepInput): Step[] {
+  const { model, copy } = input;
+  const steps: Step[] = [];
+  for (const c of model.columns) {
+    const col = `${copy} ALTER COLUMN ${ident(c.name)}`;
+    if (c.storage !== null) steps.push({ comment: `column ${c.name}: storage as on the table`, sql: `ALTER TABLE ${col} SET STORAGE ${c.storage};` });
+    if (c.compression !== null) steps.push({ comment: `column ${c.name}: compression as on the table`, sql: `ALTER TABLE ${col} SET COMPRESSION ${c.compression};` });
+    if (c.statistics !== null) steps.push({ comment: `column ${c.name}: statistics target as on the table`, sql: `ALTER TABLE ${col} SET STATISTICS ${c.statistics};` });
+  }
+  return steps;
+}
+
+function policySql(model: TableModel, table: string): Step[] {
+  const steps: Step[] = [];
+  if (model.rowSecurity) steps.push({ comment: 'row-level security, as on the table', sql: `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY;` });
+  for (const p of model.policies) {
+    const roles = p.roles.map((r) => (r === 'PUBLIC' ? 'PUBLIC' : ident(r))).join(', ');
+    let sql = `CREATE POLICY ${ident(p.name)} ON ${table} AS ${p.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${p.command} TO ${roles}`;
+    if (p.using !== null) sql += ` USING (${p.using})`;
+    if (p.withCheck !== null) sql += ` WITH CHECK (${p.withCheck})`;
+    steps.push({ comment: `policy ${p.name}`, sql: `${sql};` });
+  }
+  return steps;
+}
+
 /** Statements run under the swap lock, after the last apply. */
 export function swapSteps(input: StepInput): Step[] {
   const { model, names, src, copy, old } = input;
@@ -114,6 +142,11 @@ export function swapSteps(input: StepInput): Step[] {
     steps.push({ comment: `index ${index.name} gets its name back`, sql: `ALTER INDEX ${qualified(model.schema, names.copyIndex(i))} RENAME TO ${ident(index.name)};` });
     if (index.clustered) steps.push({ comment: `${index.name} stays the clustered index`, sql: `ALTER TABLE ${src} CLUSTER ON ${ident(index.name)};` });
   });
+  const ri = model.replicaIdentity;
+  if (ri.kind !== 'default') {
+    const what = ri.kind === 'index' && ri.index !== null ? `USING INDEX ${ident(ri.index)}` : ri.kind.toUpperCase();
+    steps.push({ comment: 'replica identity, as on the table', sql: `ALTER TABLE ${src} REPLICA IDENTITY ${what};` });
+  }
   for (const seq of model.ownedSequences) {
     steps.push({ comment: `sequence ${seq.name} now belongs to the rebuilt table; its value continues`, sql: `ALTER SEQUENCE ${qualified(seq.schema, seq.name)} OWNED BY ${src}.${ident(seq.column)};` });
   }
@@ -122,6 +155,16 @@ export function swapSteps(input: StepInput): Step[] {
   for (const g of model.grants) {
     const grantee = g.grantee === 'PUBLIC' ? 'PUBLIC' : ident(g.grantee);
     steps.push({ comment: `privilege ${g.privilege} for ${g.grantee}`, sql: `GRANT ${g.privilege} ON TABLE ${src} TO ${grantee}${g.grantable ? ' WITH GRANT OPTION' : ''};` });
+  }
+  for (const g of model.columnGrants) {
+    const grantee = g.grantee === 'PUBLIC' ? 'PUBLIC' : ident(g.grantee);
+    steps.push({ comment: `privilege ${g.privilege} on column ${g.column} for ${g.grantee}`, sql: `GRANT ${g.privilege} (${ident(g.column)}) ON TABLE ${src} TO ${grantee}${g.grantable ? ' WITH GRANT OPTION' : ''};` });
+  }
+  steps.push(...policySql(model, src));
+  for (const t of model.triggers) {
+    steps.push({ comment: `trigger ${t.name}, created only now so it never fired for the tool's copying`, sql: `${t.definition};` });
+    if (t.enabled !== 'O') steps.push({ comment: `trigger ${t.name} keeps its state`, sql: `ALTER TABLE ${src} ${TRIGGER_STATE[t.enabled]} TRIGGER ${ident(t.name)};` });
+    if (t.enabled !== 'D') steps.push({ comment: `trigger ${t.name} must not fire for the writes that keep the old table in sync`, sql: `ALTER TABLE ${old} DISABLE TRIGGER ${ident(t.name)};` });
   }
   if (model.comment !== null) steps.push({ comment: 'table comment', sql: `COMMENT ON TABLE ${src} IS ${literal(model.comment)};` });
   for (const c of model.columnComments) steps.push({ comment: `comment on column ${c.column}`, sql: `COMMENT ON COLUMN ${src}.${ident(c.column)} IS ${literal(c.comment)};` });
@@ -151,6 +194,9 @@ export function revertSteps(input: StepInput): Step[] {
   model.indexes.forEach((index, i) => {
     steps.push({ comment: `original index ${index.name} gets its name back`, sql: `ALTER INDEX ${qualified(model.schema, names.oldIndex(i))} RENAME TO ${ident(index.name)};` });
   });
+  for (const t of model.triggers) {
+    if (t.enabled !== 'D') steps.push({ comment: `trigger ${t.name} fires again as before`, sql: `ALTER TABLE ${src} ${TRIGGER_STATE[t.enabled]} TRIGGER ${ident(t.name)};` });
+  }
   for (const seq of model.ownedSequences) {
     steps.push({ comment: `sequence ${seq.name} belongs to the original table again`, sql: `ALTER SEQUENCE ${qualified(seq.schema, seq.name)} OWNED BY ${src}.${ident(seq.column)};` });
   }

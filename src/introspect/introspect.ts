@@ -6,9 +6,9 @@ import { signatureSql } from '../model/signature.js';
 import { TOOL_SCHEMA } from '../model/names.js';
 import { normalise } from '../model/normalise.js';
 import * as Q from './queries.js';
-import type { ColumnRow, ConstraintRow, DependentRow, GrantRow, IndexRow, OwnedSequenceRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
+import type { ColumnGrantRow, ColumnRow, ConstraintRow, DependentRow, GrantRow, IndexRow, OwnedSequenceRow, PolicyRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
 import { objectRefusals, tableKindRefusal, type CatalogRows } from './refusals.js';
-import { mapModel } from './map.js';
+import { mapModel, type Extras } from './map.js';
 
 /** Splits `schema.table` the way PostgreSQL stores names: case kept, quotes optional. */
 export function parseTableName(input: string): { schema: string; table: string } {
@@ -75,7 +75,7 @@ export async function introspect(client: ClientBase, schema: string, table: stri
     const kind = tableKindRefusal(t);
     if (kind) throw new UserError('UNSUPPORTED_TABLE', `cannot rebuild ${qualified(schema, table)}: ${kind}`);
 
-    const cat: CatalogRows & { grants: GrantRow[]; sequences: OwnedSequenceRow[] } = {
+    const cat: CatalogRows & Extras = {
       table: t,
       columns: await rows<ColumnRow>(client, Q.COLUMNS_SQL, [oid]),
       indexes: await rows<IndexRow>(client, Q.INDEXES_SQL, [oid]),
@@ -86,6 +86,9 @@ export async function introspect(client: ClientBase, schema: string, table: stri
       publications: await rows<PublicationRow>(client, Q.PUBLICATIONS_SQL, [oid]),
       grants: await rows<GrantRow>(client, Q.GRANTS_SQL, [oid]),
       sequences: await rows<OwnedSequenceRow>(client, Q.OWNED_SEQUENCES_SQL, [oid]),
+      policies: await rows<PolicyRow>(client, Q.POLICIES_SQL, [oid]),
+      columnGrants: await rows<ColumnGrantRow>(client, Q.COLUMN_GRANTS_SQL, [oid]),
+      replicaIndex: (await rows<{ name: string }>(client, Q.REPLICA_INDEX_SQL, [oid]))[0]?.name ?? null,
     };
     const refusals = objectRefusals(cat);
     if (refusals.length > 0) {

@@ -2,7 +2,26 @@ import { UserError } from '../model/errors.js';
 import { qualified } from '../model/quote.js';
 import type { ConstraintKind, IndexModel, RowKeyModel, TableModel } from '../model/types.js';
 import type { CatalogRows } from './refusals.js';
-import type { GrantRow, IndexRow, OwnedSequenceRow } from './rows.js';
+import type { ColumnGrantRow, GrantRow, IndexRow, OwnedSequenceRow, PolicyRow } from './rows.js';
+
+/** Catalog rows beyond those the refusal checks need. */
+export interface Extras {
+  grants: GrantRow[];
+  sequences: OwnedSequenceRow[];
+  policies: PolicyRow[];
+  columnGrants: ColumnGrantRow[];
+  replicaIndex: string | null;
+}
+
+const STORAGE: Readonly<Record<string, string>> = { p: 'PLAIN', e: 'EXTERNAL', m: 'MAIN', x: 'EXTENDED' };
+const COMPRESSION: Readonly<Record<string, string>> = { p: 'pglz', l: 'lz4' };
+const POLICY_COMMAND: Readonly<Record<string, string>> = { r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE', '*': 'ALL' };
+const REPLICA: Readonly<Record<string, 'default' | 'nothing' | 'full' | 'index'>> = { d: 'default', n: 'nothing', f: 'full', i: 'index' };
+
+function triggerEnabled(e: string): 'O' | 'D' | 'R' | 'A' {
+  if (e === 'O' || e === 'D' || e === 'R' || e === 'A') return e;
+  throw new Error(`unknown tgenabled ${e}`);
+}
 
 function constraintKind(type: string, name: string): ConstraintKind {
   switch (type) {
@@ -39,7 +58,7 @@ function chooseKey(indexes: IndexRow[], table: string): RowKeyModel {
   return { source: 'unique-index', indexName: best.name, columns: best.key_columns! };
 }
 
-export function mapModel(cat: CatalogRows & { grants: GrantRow[]; sequences: OwnedSequenceRow[] }, fingerprint: string): TableModel {
+export function mapModel(cat: CatalogRows & Extras, fingerprint: string): TableModel {
   const t = cat.table;
   const tableName = qualified(t.schema, t.name);
   const indexes: IndexModel[] = cat.indexes.map((i) => ({
@@ -61,13 +80,17 @@ export function mapModel(cat: CatalogRows & { grants: GrantRow[]; sequences: Own
       type: c.type,
       collation: c.collation,
       notNull: c.not_null,
+      notNullName: cat.constraints.find((k) => k.type === 'n' && k.not_null_column === c.name)?.name ?? null,
       default: c.generated === 's' ? null : c.default_expr,
       identity: c.identity === 'a' || c.identity === 'd' ? c.identity : '',
       generated: c.generated === 's' ? c.default_expr : null,
+      storage: c.custom_storage ? (STORAGE[c.storage] ?? null) : null,
+      statistics: c.stattarget !== null && c.stattarget >= 0 ? c.stattarget : null,
+      compression: COMPRESSION[c.compression] ?? null,
     })),
     key: chooseKey(cat.indexes, tableName),
     indexes,
-    constraints: cat.constraints.map((c) => ({
+    constraints: cat.constraints.filter((c) => c.type !== 'n').map((c) => ({
       name: c.name,
       kind: constraintKind(c.type, c.name),
       definition: c.definition,
@@ -84,6 +107,18 @@ export function mapModel(cat: CatalogRows & { grants: GrantRow[]; sequences: Own
     ownedSequences: cat.sequences.map((s) => ({ schema: s.schema, name: s.name, column: s.column_name })),
     grants: cat.grants.map((g) => ({ grantee: g.grantee, privilege: g.privilege, grantable: g.grantable })),
     columnComments: cat.columns.filter((c) => c.comment !== null).map((c) => ({ column: c.name, comment: c.comment! })),
+    columnGrants: cat.columnGrants.map((g) => ({ column: g.column_name, grantee: g.grantee, privilege: g.privilege, grantable: g.grantable })),
+    triggers: cat.triggers.filter((tr) => !tr.is_tool).map((tr) => ({ name: tr.name, definition: tr.definition, enabled: triggerEnabled(tr.enabled) })),
+    replicaIdentity: { kind: REPLICA[t.replident] ?? 'default', index: t.replident === 'i' ? cat.replicaIndex : null },
+    rowSecurity: t.rls,
+    policies: cat.policies.map((p) => ({
+      name: p.name,
+      permissive: p.permissive,
+      command: POLICY_COMMAND[p.cmd] ?? 'ALL',
+      roles: p.roles,
+      using: p.using_expr,
+      withCheck: p.check_expr,
+    })),
     fingerprint,
   };
 }

@@ -25,7 +25,7 @@ SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
        CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END AS collation,
        a.attnotnull AS not_null, pg_get_expr(d.adbin, d.adrelid) AS default_expr,
        a.attidentity AS identity, a.attgenerated AS generated,
-       a.attstorage <> t.typstorage AS custom_storage, a.attstattarget AS stattarget,
+       a.attstorage <> t.typstorage AS custom_storage, a.attstorage AS storage, a.attstattarget AS stattarget,
        -- Only the options a user can set (n_distinct…); some builds add their own internal ones.
        EXISTS (SELECT FROM unnest(a.attoptions) o WHERE o LIKE 'n\\_distinct%') AS has_options, a.attacl IS NOT NULL AS has_acl,
        col_description(a.attrelid, a.attnum) AS comment,
@@ -64,7 +64,9 @@ export const CONSTRAINTS_SQL = `
 SELECT n.conname AS name, n.contype AS type, pg_get_constraintdef(n.oid) AS definition,
        n.convalidated AS validated, n.confrelid = n.conrelid AS self_reference,
        obj_description(n.oid, 'pg_constraint') AS comment, n.conislocal AS is_local,
-       fn.nspname AS ref_schema, fc.relname AS ref_table
+       fn.nspname AS ref_schema, fc.relname AS ref_table,
+       -- PostgreSQL 18 keeps NOT NULL as named constraints (contype n), one column each.
+       CASE WHEN n.contype = 'n' THEN (SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = n.conrelid AND a.attnum = n.conkey[1]) END AS not_null_column
   FROM pg_constraint n
   LEFT JOIN pg_class fc ON fc.oid = n.confrelid
   LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
@@ -98,10 +100,31 @@ SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END
  ORDER BY 1, 2`;
 
 export const TRIGGERS_SQL = `
-SELECT t.tgname AS name, p.pronamespace = coalesce(to_regnamespace($2)::oid, 0) AS is_tool
+SELECT t.tgname AS name, p.pronamespace = coalesce(to_regnamespace($2)::oid, 0) AS is_tool,
+       pg_get_triggerdef(t.oid) AS definition, t.tgenabled AS enabled, t.tgconstraint <> 0 AS is_constraint
   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
  WHERE t.tgrelid = $1 AND NOT t.tgisinternal
  ORDER BY t.tgname`;
+
+export const POLICIES_SQL = `
+SELECT p.polname AS name, p.polpermissive AS permissive, p.polcmd AS cmd,
+       ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r ORDER BY 1) AS roles,
+       pg_get_expr(p.polqual, p.polrelid) AS using_expr, pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr
+  FROM pg_policy p
+ WHERE p.polrelid = $1
+ ORDER BY p.polname`;
+
+export const COLUMN_GRANTS_SQL = `
+SELECT a.attname::text AS column_name,
+       CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee)::text END AS grantee,
+       x.privilege_type AS privilege, x.is_grantable AS grantable
+  FROM pg_attribute a, aclexplode(a.attacl) x
+ WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
+ ORDER BY 1, 2, 3`;
+
+export const REPLICA_INDEX_SQL = `
+SELECT ic.relname AS name FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+ WHERE i.indrelid = $1 AND i.indisreplident`;
 
 /**
  * Objects that depend on the table (or its row type) and are not carried by a
@@ -118,7 +141,7 @@ SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) AS descriptio
    AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT indexrelid FROM pg_index WHERE indrelid = c.oid))
    AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT oid FROM pg_class WHERE relkind = 'S'))
    AND NOT (d.classid = 'pg_class'::regclass AND d.objid = c.oid)
-   AND d.classid NOT IN ('pg_constraint'::regclass, 'pg_attrdef'::regclass, 'pg_trigger'::regclass, 'pg_type'::regclass)
+   AND d.classid NOT IN ('pg_constraint'::regclass, 'pg_attrdef'::regclass, 'pg_trigger'::regclass, 'pg_type'::regclass, 'pg_policy'::regclass)
  ORDER BY 1`;
 
 export const PUBLICATIONS_SQL = `

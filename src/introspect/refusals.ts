@@ -42,15 +42,10 @@ export function objectRefusals(rows: CatalogRows): string[] {
   const t = rows.table;
   if (t.has_tablespace) out.push('the table is in a non-default tablespace');
   if (t.toast_options) out.push('its TOAST table has storage parameters (toast.*)');
-  if (t.rls || t.rls_forced) out.push('row-level security is enabled');
-  if (t.replident !== 'd') out.push('it has a non-default REPLICA IDENTITY');
+  if (t.rls_forced) out.push('row-level security is FORCEd (it would filter shadowpack\'s own reads and writes as the owner)');
   for (const c of rows.columns) {
     if (c.identity !== '') out.push(`column "${c.name}" is an identity column`);
-    if (c.custom_storage) out.push(`column "${c.name}" has a non-default STORAGE`);
-    if (c.compression !== '') out.push(`column "${c.name}" has a column COMPRESSION setting`);
-    if (c.stattarget !== null && c.stattarget >= 0) out.push(`column "${c.name}" has a STATISTICS target`);
-    if (c.has_options) out.push(`column "${c.name}" has attribute options`);
-    if (c.has_acl) out.push(`column "${c.name}" has column privileges`);
+    if (c.has_options) out.push(`column "${c.name}" has attribute options (n_distinct)`);
   }
   for (const i of rows.indexes) {
     if (!i.is_valid) out.push(`index "${i.name}" is invalid (a failed CREATE INDEX CONCURRENTLY? drop or REINDEX it first)`);
@@ -61,12 +56,13 @@ export function objectRefusals(rows: CatalogRows): string[] {
     if (c.self_reference) out.push(`foreign key "${c.name}" references the table itself`);
     if (c.comment !== null) out.push(`constraint "${c.name}" has a comment`);
     if (c.type === 't') out.push(`constraint trigger "${c.name}"`);
+    if (c.type === 'n' && !c.validated) out.push(`NOT NULL constraint "${c.name}" is NOT VALID`);
   }
   for (const r of rows.referencedBy) {
     if (r.relkind !== 'r') out.push(`foreign key "${r.name}" on ${r.schema}.${r.table_name} comes from a partitioned table`);
   }
   for (const tr of rows.triggers) {
-    if (!tr.is_tool) out.push(`user trigger "${tr.name}"`);
+    if (!tr.is_tool && tr.is_constraint) out.push(`constraint trigger "${tr.name}"`);
   }
   for (const p of rows.publications) out.push(`it belongs to publication "${p.name}"`);
   for (const d of rows.dependents) out.push(`${d.description} depends on it`);

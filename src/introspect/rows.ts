@@ -10,7 +10,7 @@ export interface TableRow {
 
 export interface ColumnRow {
   name: string; type: string; collation: string | null; not_null: boolean; default_expr: string | null;
-  identity: string; generated: string; custom_storage: boolean; stattarget: number | null;
+  identity: string; generated: string; custom_storage: boolean; storage: string; stattarget: number | null;
   has_options: boolean; has_acl: boolean; comment: string | null; compression: string;
 }
 
@@ -23,7 +23,7 @@ export interface IndexRow {
 
 export interface ConstraintRow {
   name: string; type: string; definition: string; validated: boolean; self_reference: boolean;
-  comment: string | null; is_local: boolean; ref_schema: string | null; ref_table: string | null;
+  comment: string | null; is_local: boolean; ref_schema: string | null; ref_table: string | null; not_null_column: string | null;
 }
 
 export interface ReferencedByRow {
@@ -32,6 +32,8 @@ export interface ReferencedByRow {
 
 export interface OwnedSequenceRow { schema: string; name: string; column_name: string; deptype: string }
 export interface GrantRow { grantee: string; privilege: string; grantable: boolean; grantor: string }
-export interface TriggerRow { name: string; is_tool: boolean }
+export interface TriggerRow { name: string; is_tool: boolean; definition: string; enabled: string; is_constraint: boolean }
+export interface PolicyRow { name: string; permissive: boolean; cmd: string; roles: string[]; using_expr: string | null; check_expr: string | null }
+export interface ColumnGrantRow { column_name: string; grantee: string; privilege: string; grantable: boolean }
 export interface DependentRow { description: string; catalog: string }
 export interface PublicationRow { name: string }

@@ -23,6 +23,9 @@ export function normalise(m: TableModel): TableModel {
     ownedSequences: [...m.ownedSequences].sort(byKey((s) => `${s.schema}\u0000${s.name}`)),
     grants: [...m.grants].sort(byKey((g) => `${g.grantee}\u0000${g.privilege}`)),
     columnComments: [...m.columnComments].sort(byKey((c) => c.column)),
+    columnGrants: [...m.columnGrants].sort(byKey((g) => `${g.column}\u0000${g.grantee}\u0000${g.privilege}`)),
+    triggers: [...m.triggers].sort(byKey((t) => t.name)),
+    policies: [...m.policies].sort(byKey((p) => p.name)),
   };
 }
 

@@ -20,7 +20,7 @@ export function signatureSql(schema: string, table: string, toolSchema: string):
             pg_catalog.obj_description(c.oid, 'pg_class'))
        FROM pg_catalog.pg_class c WHERE c.oid = ${rel}),
     (SELECT pg_catalog.string_agg(pg_catalog.concat_ws('|', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
-            a.attnotnull, a.attidentity, a.attgenerated, a.attstorage, a.attcollation::pg_catalog.regcollation,
+            a.attnotnull, a.attidentity, a.attgenerated, a.attstorage, a.attstattarget, a.attcompression, a.attcollation::pg_catalog.regcollation,
             pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attacl::pg_catalog.text, (SELECT pg_catalog.string_agg(o, ',' ORDER BY o) FROM pg_catalog.unnest(a.attoptions) o WHERE o LIKE 'n\\_distinct%'),
             pg_catalog.col_description(a.attrelid, a.attnum)), E'\\n' ORDER BY a.attnum)
        FROM pg_catalog.pg_attribute a
@@ -42,7 +42,11 @@ export function signatureSql(schema: string, table: string, toolSchema: string):
        FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
       WHERE t.tgrelid = ${rel} AND NOT t.tgisinternal
         AND p.pronamespace <> coalesce(pg_catalog.to_regnamespace(${tool})::pg_catalog.oid, 0)),
-    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy WHERE polrelid = ${rel}),
+    (SELECT pg_catalog.string_agg(pg_catalog.concat_ws('|', p.polname, p.polcmd, p.polpermissive,
+            (SELECT pg_catalog.string_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r)::pg_catalog.text END, ',' ORDER BY 1)
+               FROM pg_catalog.unnest(p.polroles) r),
+            pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)), E'\\n' ORDER BY p.polname)
+       FROM pg_catalog.pg_policy p WHERE p.polrelid = ${rel}),
     (SELECT pg_catalog.count(*) FROM pg_catalog.pg_rewrite WHERE ev_class = ${rel}),
     (SELECT pg_catalog.count(*) FROM pg_catalog.pg_depend WHERE refobjid = ${rel} AND classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass)
   ))`;

@@ -12,12 +12,20 @@ export interface ColumnModel {
   /** Collation name, qualified, or null when it is the type's default. */
   readonly collation: string | null;
   readonly notNull: boolean;
+  /** Name of the NOT NULL constraint (PostgreSQL 18 names them), or null. */
+  readonly notNullName: string | null;
   /** pg_get_expr of the default, or null. */
   readonly default: string | null;
   /** '' (none), 'a' (ALWAYS) or 'd' (BY DEFAULT). */
   readonly identity: '' | 'a' | 'd';
   /** Generation expression of a STORED generated column, or null. */
   readonly generated: string | null;
+  /** SET STORAGE, when it differs from the type's default: PLAIN, EXTERNAL, MAIN or EXTENDED. */
+  readonly storage: string | null;
+  /** SET STATISTICS target, when one is set. */
+  readonly statistics: number | null;
+  /** SET COMPRESSION method (pglz, lz4), when one is set. */
+  readonly compression: string | null;
 }
 
 /** The key used to identify rows in the change log. */
@@ -76,6 +84,34 @@ export interface GrantModel {
   readonly grantable: boolean;
 }
 
+/** A user trigger, carried to the rebuilt table at the swap with its enabled state. */
+export interface TriggerModel {
+  readonly name: string;
+  /** pg_get_triggerdef: CREATE TRIGGER … ON <the table> … */
+  readonly definition: string;
+  /** O (origin/enabled), D (disabled), R (replica), A (always). */
+  readonly enabled: 'O' | 'D' | 'R' | 'A';
+}
+
+/** A row-level security policy. */
+export interface PolicyModel {
+  readonly name: string;
+  readonly permissive: boolean;
+  /** SELECT, INSERT, UPDATE, DELETE or ALL. */
+  readonly command: string;
+  /** Role names, or PUBLIC. */
+  readonly roles: readonly string[];
+  readonly using: string | null;
+  readonly withCheck: string | null;
+}
+
+export interface ColumnGrantModel {
+  readonly column: string;
+  readonly grantee: string;
+  readonly privilege: string;
+  readonly grantable: boolean;
+}
+
 /** Facts about the environment: never part of the fingerprint or the SQL. */
 export interface EnvironmentFacts {
   readonly serverVersionNum: number;
@@ -108,6 +144,13 @@ export interface TableModel {
   readonly ownedSequences: readonly OwnedSequenceModel[];
   readonly grants: readonly GrantModel[];
   readonly columnComments: readonly { readonly column: string; readonly comment: string }[];
+  readonly columnGrants: readonly ColumnGrantModel[];
+  readonly triggers: readonly TriggerModel[];
+  /** REPLICA IDENTITY: DEFAULT, NOTHING, FULL, or USING INDEX (index named). */
+  readonly replicaIdentity: { readonly kind: 'default' | 'nothing' | 'full' | 'index'; readonly index: string | null };
+  /** ENABLE ROW LEVEL SECURITY (FORCE is refused: it would filter the tool's own reads and writes). */
+  readonly rowSecurity: boolean;
+  readonly policies: readonly PolicyModel[];
   /** md5 of the catalog signature query (see templates/partials/signature.hbs). */
   readonly fingerprint: string;
 }

@@ -16,9 +16,9 @@ const CASES: { table: string; code: string; says: RegExp }[] = [
   { table: 'r.child', code: 'UNSUPPORTED_TABLE', says: /inherits/ },
   { table: 'r.aview', code: 'UNSUPPORTED_TABLE', says: /is a view/ },
   { table: 'r.with_view', code: 'UNSUPPORTED_OBJECT', says: /view r\.v_with_view depends on it/ },
-  { table: 'r.with_trigger', code: 'UNSUPPORTED_OBJECT', says: /user trigger "t_audit"/ },
+  { table: 'r.with_trigger', code: 'UNSUPPORTED_OBJECT', says: /constraint trigger "t_audit"/ },
   { table: 'r.with_identity', code: 'UNSUPPORTED_OBJECT', says: /identity column/ },
-  { table: 'r.with_policy', code: 'UNSUPPORTED_OBJECT', says: /row-level security/ },
+  { table: 'r.with_policy', code: 'UNSUPPORTED_OBJECT', says: /row-level security is FORCEd/ },
   { table: 'r.ft', code: 'UNSUPPORTED_TABLE', says: /foreign table/ },
   { table: 'nodot', code: 'BAD_TABLE_NAME', says: /schema\.table/ },
 ];
@@ -41,10 +41,11 @@ describe('tables shadowpack refuses', () => {
       CREATE VIEW r.v_with_view AS SELECT id FROM r.with_view;
       CREATE TABLE r.with_trigger (id int PRIMARY KEY);
       CREATE FUNCTION r.audit() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
-      CREATE TRIGGER t_audit BEFORE INSERT ON r.with_trigger FOR EACH ROW EXECUTE FUNCTION r.audit();
+      CREATE CONSTRAINT TRIGGER t_audit AFTER INSERT ON r.with_trigger DEFERRABLE FOR EACH ROW EXECUTE FUNCTION r.audit();
       CREATE TABLE r.with_identity (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
       CREATE TABLE r.with_policy (id int PRIMARY KEY);
       ALTER TABLE r.with_policy ENABLE ROW LEVEL SECURITY;
+      ALTER TABLE r.with_policy FORCE ROW LEVEL SECURITY;
       CREATE FOREIGN DATA WRAPPER sp_dummy;
       CREATE SERVER sp_dummy_server FOREIGN DATA WRAPPER sp_dummy;
       CREATE FOREIGN TABLE r.ft (id int) SERVER sp_dummy_server;
