@@ -57,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
   const planOptions = Object.fromEntries(
     Object.entries(OPTION_FLAGS).map(([k, describe]) => [kebab(k), { type: 'number' as const, describe: `${describe} (default ${DEFAULT_OPTIONS[k as keyof PlanOptions]})`, group: 'Plan options:' }]),
   );
+  try {
   await yargs(argv)
     .scriptName('shadowpack')
     .version(TOOL_VERSION)
@@ -136,11 +137,15 @@ async function main(argv: string[]): Promise<number> {
       (a) => guard(() => demoCommand({ rows: a.rows, writers: a.writers, out: a.out, executor: a.executor, ...(a.url ? { url: a.url } : {}) }, out, err, process.stderr.isTTY === true)),
     )
     .fail((msg, e) => {
-      if (e) throw e;
-      err(`shadowpack: BAD_ARGUMENT: ${msg} (see shadowpack --help)\n`);
-      code = 1;
+      // Throwing stops yargs: otherwise it would go on to run the command after a bad argument.
+      throw e ?? new UserError('BAD_ARGUMENT', `${msg} (see shadowpack --help)`);
     })
     .parseAsync();
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    err(`shadowpack: ${e.code}: ${redactSecrets(e.message)}\n`);
+    return 1;
+  }
   return code;
 }
 

@@ -81,6 +81,15 @@ describe('tables shadowpack refuses', () => {
     }
   });
 
+  it('a missing or unknown argument gives one line and exit 1, and runs nothing', async () => {
+    for (const args of [['plan', '--table', 'r.nokey'], ['plan', '--table', 'r.nokey', '--out', '/tmp/x', '--bogus'], ['run']]) {
+      const r = await cli([...args, '--url', db.url]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toMatch(/^shadowpack: BAD_ARGUMENT: /);
+    }
+  });
+
   it('never prints the password of a connection that fails', async () => {
     const r = await cli(['plan', '--table', 'r.nokey', '--out', '/tmp/never', '--url', 'postgres://postgres:s3cret-pw@127.0.0.1:1/x']);
     expect(r.code).toBe(1);
