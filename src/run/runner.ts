@@ -1,5 +1,5 @@
-import pg from 'pg';
 import type { ClientConfig, DatabaseError } from 'pg';
+import { connectClient } from './connect.js';
 import { FORWARD_STAGES, type StageName } from '../compile/stages.js';
 import { UserError } from '../model/errors.js';
 import { noticeEvent, type RunEvent } from './events.js';
@@ -73,14 +73,6 @@ function stageError(plan: LoadedPlan, file: string, script: string, st: SqlState
   return new UserError('STAGE_FAILED', parts.join(' '), { file, line, column, sqlstate: err.code }, { cause: err });
 }
 
-async function connect(client: pg.Client): Promise<void> {
-  try {
-    await client.connect();
-  } catch (e) {
-    throw new UserError('CONNECTION_FAILED', `cannot connect to PostgreSQL: ${(e as Error).message}; give --url or set DATABASE_URL / PG* variables`, {}, { cause: e });
-  }
-}
-
 async function runStage(req: RunRequest, stage: StageName): Promise<number> {
   const info = req.plan.manifest.stages.find((s) => s.name === stage);
   if (!info) throw new UserError('PLAN_INVALID', `the plan has no stage ${stage}`);
@@ -89,10 +81,8 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
   req.onEvent({ type: 'stage-start', stage, file: info.file });
   const started = Date.now();
   // A fresh session per stage, like psql: its settings and advisory lock end with it.
-  const client = new pg.Client(req.connection);
+  const client = await connectClient(req.connection);
   client.on('notice', (n) => req.onEvent(noticeEvent(stage, n.message ?? '')));
-  client.on('error', () => undefined);
-  await connect(client);
   try {
     for (const st of statements) {
       try {
@@ -114,9 +104,7 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
 }
 
 async function currentState(req: RunRequest): Promise<RunState | null> {
-  const client = new pg.Client(req.connection);
-  client.on('error', () => undefined);
-  await connect(client);
+  const client = await connectClient(req.connection);
   try {
     return await readState(client, req.plan.manifest);
   } finally {

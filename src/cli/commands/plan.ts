@@ -1,7 +1,6 @@
-import pg from 'pg';
+import { connectClient } from '../../run/connect.js';
 import { compile } from '../../compile/compile.js';
 import { resolveOptions, type PlanOptions } from '../../compile/options.js';
-import { UserError } from '../../model/errors.js';
 import { introspect, parseTableName } from '../../introspect/introspect.js';
 import { TOOL_VERSION } from '../../version.js';
 import { connectionConfig } from '../connection.js';
@@ -20,12 +19,7 @@ export interface PlanArgs {
 export async function planCommand(args: PlanArgs, print: (line: string) => void): Promise<void> {
   const { schema, table } = parseTableName(args.table);
   const options = resolveOptions(args.options);
-  const client = new pg.Client(connectionConfig(args.url));
-  try {
-    await client.connect();
-  } catch (e) {
-    throw new UserError('CONNECTION_FAILED', `cannot connect to PostgreSQL: ${(e as Error).message}; give --url or set DATABASE_URL / PG* variables`);
-  }
+  const client = await connectClient(connectionConfig(args.url));
   try {
     const t = await introspect(client, schema, table);
     const plan = compile({ model: t.model, facts: t.facts, options, templates: loadTemplates(), toolVersion: TOOL_VERSION });
