@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { connectClient } from '../../run/connect.js';
 import { compile } from '../../compile/compile.js';
 import { describeModelDiff } from '../../compile/model-diff.js';
 import { unifiedDiff } from '../../compile/text-diff.js';
@@ -24,22 +24,24 @@ export interface DiffResult {
   readonly scripts: readonly { readonly file: string; readonly diff: string }[];
 }
 
+/** The keys of two flat records whose values differ, as "key: x in A, y in B", sorted. */
+function changedFields(a: object, b: object): string[] {
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  return Object.keys({ ...ra, ...rb })
+    .sort()
+    .filter((k) => ra[k] !== rb[k])
+    .map((k) => `${k}: ${String(ra[k])} in A, ${String(rb[k])} in B`);
+}
+
 /** Compares two plans: SQL first decides; models, options and environment explain. */
 export function diffPlans(a: Side, b: Side): DiffResult {
   const files = [...new Set([...a.manifest.stages.map((s) => s.file), ...b.manifest.stages.map((s) => s.file)])].sort();
   const scripts = files
     .filter((f) => a.files.get(f) !== b.files.get(f))
     .map((f) => ({ file: f, diff: unifiedDiff(a.files.get(f) ?? '', b.files.get(f) ?? '', `${a.label}/${f}`, `${b.label}/${f}`) }));
-  const options = Object.keys({ ...a.manifest.options, ...b.manifest.options })
-    .sort()
-    .filter((k) => (a.manifest.options as unknown as Record<string, unknown>)[k] !== (b.manifest.options as unknown as Record<string, unknown>)[k])
-    .map((k) => `option ${k}: ${String((a.manifest.options as unknown as Record<string, unknown>)[k])} in A, ${String((b.manifest.options as unknown as Record<string, unknown>)[k])} in B`);
-  const ea = a.manifest.environment as unknown as Record<string, unknown>;
-  const eb = b.manifest.environment as unknown as Record<string, unknown>;
-  const environment = Object.keys({ ...ea, ...eb })
-    .sort()
-    .filter((k) => ea[k] !== eb[k])
-    .map((k) => `${k}: ${String(ea[k])} in A, ${String(eb[k])} in B`);
+  const options = changedFields(a.manifest.options, b.manifest.options).map((k) => `option ${k}`);
+  const environment = changedFields(a.manifest.environment, b.manifest.environment);
   if (a.manifest.tool.version !== b.manifest.tool.version) options.unshift(`shadowpack ${a.manifest.tool.version} in A, ${b.manifest.tool.version} in B`);
   return { identical: scripts.length === 0, model: describeModelDiff(a.manifest.model, b.manifest.model), options, environment, scripts };
 }
@@ -54,12 +56,7 @@ export interface DiffArgs {
 
 async function livePlan(dir: string, url: string | undefined): Promise<[Side, Side]> {
   const approved = readPlanDir(dir);
-  const client = new pg.Client(connectionConfig(url));
-  try {
-    await client.connect();
-  } catch (e) {
-    throw new UserError('CONNECTION_FAILED', `cannot connect to PostgreSQL: ${(e as Error).message}; give --url or set DATABASE_URL / PG* variables`);
-  }
+  const client = await connectClient(connectionConfig(url));
   try {
     const t = await introspect(client, approved.manifest.table.schema, approved.manifest.table.name);
     const now = compile({ model: t.model, facts: t.facts, options: approved.manifest.options, templates: loadTemplates(), toolVersion: TOOL_VERSION });
