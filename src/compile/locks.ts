@@ -40,6 +40,11 @@ function ifTriggers(c: CommonContext, triggers: string[], statement: string): st
   return `IF ${triggersExist(c, triggers)} THEN ${statement} END IF;`;
 }
 
+/** A lock step whose statements, review entries and conflict check all come from one list. */
+function plainLock(description: string, locks: readonly StageLock[]): LockSpec {
+  return { description, statements: locks.map((l) => lockStatement(l.relation, l.mode)), shown: locks, conflicts: conflictCondition(locks) };
+}
+
 export function stageLock(stage: StageName, c: CommonContext): LockSpec {
   const { children, parents } = c.related;
   const fkTables = [...children, ...parents].filter((t, i, a) => a.indexOf(t) === i && t !== c.src);
@@ -51,21 +56,14 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
     case 'catchup':
       return NONE;
     case 'setup':
-      return {
-        description: `SHARE ROW EXCLUSIVE on ${c.tableDisplay}`,
-        statements: [lockStatement(c.src, 'SHARE ROW EXCLUSIVE')],
-        shown: [{ relation: c.src, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }],
-        conflicts: conflictCondition([{ relation: c.src, mode: 'SHARE ROW EXCLUSIVE' }]),
-      };
+      return plainLock(`SHARE ROW EXCLUSIVE on ${c.tableDisplay}`, [{ relation: c.src, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }]);
     case 'swap':
     case 'revert': {
       const other = stage === 'swap' ? c.copy : c.old;
-      return {
-        description: `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and SHARE ROW EXCLUSIVE on the tables whose foreign keys move' : ''}`,
-        statements: [lockStatement(c.src, 'ACCESS EXCLUSIVE'), lockStatement(other, 'ACCESS EXCLUSIVE'), ...fkTables.map((t) => lockStatement(t, 'SHARE ROW EXCLUSIVE'))],
-        shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
-        conflicts: conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }, { relation: other, mode: 'ACCESS EXCLUSIVE' }, ...fkLocks]),
-      };
+      return plainLock(
+        `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and SHARE ROW EXCLUSIVE on the tables whose foreign keys move' : ''}`,
+        [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
+      );
     }
     case 'cleanup':
       return {
