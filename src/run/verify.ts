@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { connectClient } from './connect.js';
 import type { ClientConfig } from 'pg';
 import type { PlanManifest } from '../compile/compile.js';
 import { verifySql, type VerifySide } from '../compile/verify-sql.js';
@@ -17,9 +17,7 @@ export interface VerifyResult {
 
 /** Read-only: compares the table with the copy (or the old table) in one snapshot. */
 export async function verify(connection: ClientConfig, manifest: PlanManifest): Promise<VerifyResult> {
-  const client = new pg.Client(connection);
-  client.on('error', () => undefined);
-  await client.connect();
+  const client = await connectClient(connection);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const state = await readState(client, manifest);

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { connectClient } from '../../run/connect.js';
 import { nextForwardStage } from '../../run/runner.js';
 import { readState } from '../../run/state.js';
 import { connectionConfig } from '../connection.js';
@@ -6,8 +6,7 @@ import { readPlanDir } from '../plan-dir.js';
 
 export async function statusCommand(args: { plan: string; url?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
   const plan = readPlanDir(args.plan);
-  const client = new pg.Client(connectionConfig(args.url));
-  await client.connect();
+  const client = await connectClient(connectionConfig(args.url));
   try {
     const state = await readState(client, plan.manifest);
     const next = nextForwardStage(state);
