@@ -72,6 +72,7 @@ function refuseDollarNames(model: TableModel): void {
     ...model.constraints.flatMap((c) => [c.name, c.references?.schema ?? '', c.references?.name ?? '']),
     ...model.referencedBy.flatMap((f) => [f.name, f.tableSchema, f.tableName]),
     ...model.ownedSequences.flatMap((q) => [q.schema, q.name]),
+    ...model.identities.flatMap((q) => [q.schema, q.name]),
     ...model.grants.map((g) => g.grantee),
   ];
   const bad = all.find((n) => n.includes('$sp'));

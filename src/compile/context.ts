@@ -3,6 +3,7 @@ import { runNames, type RunNames } from '../model/names.js';
 import { signatureSql } from '../model/signature.js';
 import type { TableModel } from '../model/types.js';
 import type { PlanOptions } from './options.js';
+import { insertOverriding } from './identity-steps.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
 
 /** The part of the template context shared by every stage. */
@@ -26,6 +27,8 @@ export interface CommonContext {
   readonly columnDefs: readonly string[];
   readonly copyReloptions: string;
   readonly columnList: string;
+  /** OVERRIDING SYSTEM VALUE for INSERTs into a table that has an identity ALWAYS column, else ''. */
+  readonly overriding: string;
   readonly keyList: string;
   readonly logKeyList: string;
   readonly keyListS: string;
@@ -106,6 +109,7 @@ export function commonContext(model: TableModel, options: PlanOptions, toolVersi
     keyDefs: keyColumns.map((c, i) => `k${i + 1} ${c.type}${c.collation !== null ? ` COLLATE ${c.collation}` : ''} NOT NULL`),
     columnDefs: model.columns.map(columnDefinition),
     copyReloptions: copyReloptions(model),
+    overriding: insertOverriding(model),
     columnList: model.columns.filter((c) => c.generated === null).map((c) => ident(c.name)).join(', '),
     keyList: key.map(ident).join(', '),
     logKeyList: key.map((_, i) => `k${i + 1}`).join(', '),

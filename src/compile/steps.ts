@@ -1,6 +1,7 @@
 import { dollarTag, ident, literal, qualified } from '../model/quote.js';
 import type { RunNames } from '../model/names.js';
 import type { ConstraintModel, IndexModel, TableModel } from '../model/types.js';
+import { identityRevertSteps, identitySwapSteps } from './identity-steps.js';
 
 /** One commented SQL statement inside a stage script. */
 export interface Step {
@@ -147,6 +148,7 @@ export function swapSteps(input: StepInput): Step[] {
     const what = ri.kind === 'index' && ri.index !== null ? `USING INDEX ${ident(ri.index)}` : ri.kind.toUpperCase();
     steps.push({ comment: 'replica identity, as on the table', sql: `ALTER TABLE ${src} REPLICA IDENTITY ${what};` });
   }
+  steps.push(...identitySwapSteps(input));
   for (const seq of model.ownedSequences) {
     steps.push({ comment: `sequence ${seq.name} now belongs to the rebuilt table; its value continues`, sql: `ALTER SEQUENCE ${qualified(seq.schema, seq.name)} OWNED BY ${src}.${ident(seq.column)};` });
   }
@@ -197,6 +199,7 @@ export function revertSteps(input: StepInput): Step[] {
   for (const t of model.triggers) {
     if (t.enabled !== 'D') steps.push({ comment: `trigger ${t.name} fires again as before`, sql: `ALTER TABLE ${src} ${TRIGGER_STATE[t.enabled]} TRIGGER ${ident(t.name)};` });
   }
+  steps.push(...identityRevertSteps(input));
   for (const seq of model.ownedSequences) {
     steps.push({ comment: `sequence ${seq.name} belongs to the original table again`, sql: `ALTER SEQUENCE ${qualified(seq.schema, seq.name)} OWNED BY ${src}.${ident(seq.column)};` });
   }

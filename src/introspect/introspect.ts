@@ -6,7 +6,7 @@ import { signatureSql } from '../model/signature.js';
 import { TOOL_SCHEMA } from '../model/names.js';
 import { normalise } from '../model/normalise.js';
 import * as Q from './queries.js';
-import type { ColumnGrantRow, ColumnRow, ConstraintRow, DependentRow, GrantRow, IndexRow, OwnedSequenceRow, PolicyRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
+import type { ColumnGrantRow, ColumnRow, ConstraintRow, DependentRow, GrantRow, IdentityRow, IndexRow, OwnedSequenceRow, PolicyRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
 import { objectRefusals, tableKindRefusal, type CatalogRows } from './refusals.js';
 import { mapModel, type Extras } from './map.js';
 
@@ -86,6 +86,7 @@ export async function introspect(client: ClientBase, schema: string, table: stri
       publications: await rows<PublicationRow>(client, Q.PUBLICATIONS_SQL, [oid]),
       grants: await rows<GrantRow>(client, Q.GRANTS_SQL, [oid]),
       sequences: await rows<OwnedSequenceRow>(client, Q.OWNED_SEQUENCES_SQL, [oid]),
+      identities: await rows<IdentityRow>(client, Q.IDENTITIES_SQL, [oid]),
       policies: await rows<PolicyRow>(client, Q.POLICIES_SQL, [oid]),
       columnGrants: await rows<ColumnGrantRow>(client, Q.COLUMN_GRANTS_SQL, [oid]),
       replicaIndex: (await rows<{ name: string }>(client, Q.REPLICA_INDEX_SQL, [oid]))[0]?.name ?? null,

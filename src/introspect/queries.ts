@@ -89,8 +89,23 @@ SELECT sn.nspname AS schema, s.relname AS name, a.attname AS column_name, d.dept
   JOIN pg_namespace sn ON sn.oid = s.relnamespace
   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1
-   AND d.deptype IN ('a', 'i')
+   AND d.deptype = 'a'
  ORDER BY sn.nspname, s.relname`;
+
+/** Identity sequences (internal dependency 'i'): carried by re-adding the identity at the swap. */
+export const IDENTITIES_SQL = `
+SELECT a.attname AS column_name, sn.nspname AS schema, s.relname AS name, format_type(q.seqtypid, NULL) AS type,
+       q.seqstart::text AS start, q.seqincrement::text AS increment, q.seqmin::text AS min, q.seqmax::text AS max,
+       q.seqcache::text AS cache, q.seqcycle AS cycle, s.relacl IS NOT NULL AS has_acl,
+       s.relpersistence AS persistence, obj_description(s.oid, 'pg_class') AS comment
+  FROM pg_depend d
+  JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+  JOIN pg_sequence q ON q.seqrelid = s.oid
+  JOIN pg_namespace sn ON sn.oid = s.relnamespace
+  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+ WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1
+   AND d.deptype = 'i'
+ ORDER BY a.attnum`;
 
 export const GRANTS_SQL = `
 SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END AS grantee,

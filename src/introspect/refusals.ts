@@ -1,4 +1,4 @@
-import type { ColumnRow, ConstraintRow, DependentRow, IndexRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
+import type { ColumnRow, ConstraintRow, DependentRow, IdentityRow, IndexRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
 
 export interface CatalogRows {
   table: TableRow;
@@ -9,6 +9,7 @@ export interface CatalogRows {
   triggers: TriggerRow[];
   dependents: DependentRow[];
   publications: PublicationRow[];
+  identities: IdentityRow[];
 }
 
 /**
@@ -44,8 +45,11 @@ export function objectRefusals(rows: CatalogRows): string[] {
   if (t.toast_options) out.push('its TOAST table has storage parameters (toast.*)');
   if (t.rls_forced) out.push('row-level security is FORCEd (it would filter shadowpack\'s own reads and writes as the owner)');
   for (const c of rows.columns) {
-    if (c.identity !== '') out.push(`column "${c.name}" is an identity column`);
     if (c.has_options) out.push(`column "${c.name}" has attribute options (n_distinct)`);
+  }
+  for (const q of rows.identities) {
+    if (q.has_acl) out.push(`identity sequence "${q.name}" of column "${q.column_name}" has privileges granted on it`);
+    if (q.persistence !== 'p') out.push(`identity sequence "${q.name}" of column "${q.column_name}" is UNLOGGED`);
   }
   for (const i of rows.indexes) {
     if (!i.is_valid) out.push(`index "${i.name}" is invalid (a failed CREATE INDEX CONCURRENTLY? drop or REINDEX it first)`);

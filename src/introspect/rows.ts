@@ -31,6 +31,10 @@ export interface ReferencedByRow {
 }
 
 export interface OwnedSequenceRow { schema: string; name: string; column_name: string; deptype: string }
+export interface IdentityRow {
+  column_name: string; schema: string; name: string; type: string; start: string; increment: string; min: string; max: string;
+  cache: string; cycle: boolean; has_acl: boolean; persistence: string; comment: string | null;
+}
 export interface GrantRow { grantee: string; privilege: string; grantable: boolean; grantor: string }
 export interface TriggerRow { name: string; is_tool: boolean; definition: string; enabled: string; is_constraint: boolean }
 export interface PolicyRow { name: string; permissive: boolean; cmd: string; roles: string[]; using_expr: string | null; check_expr: string | null }

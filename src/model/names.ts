@@ -32,6 +32,8 @@ export interface RunNames {
   copyIndex(i: number): string;
   /** Name for the i-th index of the old table once the swap renamed it. */
   oldIndex(i: number): string;
+  /** Name for the old table's i-th identity sequence once the swap renamed it. */
+  oldSequence(i: number): string;
 }
 
 export function runIdFor(schema: string, table: string): string {
@@ -62,8 +64,9 @@ export function runNames(schema: string, table: string): RunNames {
     guardFunction: `guard_${id}`,
     copyIndex: (i) => `${p}_i${i}`,
     oldIndex: (i) => `${p}_o${i}`,
+    oldSequence: (i) => `${p}_q${i}`,
   };
-  for (const n of [names.copyTable, names.oldTable, names.logTable, names.captureTrigger, names.reverseCatchupProcedure, names.copyIndex(9999)]) {
+  for (const n of [names.copyTable, names.oldTable, names.logTable, names.captureTrigger, names.reverseCatchupProcedure, names.copyIndex(9999), names.oldSequence(1599)]) {
     if (byteLength(n) > 63) throw new Error(`generated name too long: ${n}`);
   }
   return names;

@@ -77,6 +77,26 @@ export interface OwnedSequenceModel {
   readonly column: string;
 }
 
+/**
+ * An identity column's sequence. The copy has no identity while it is filled;
+ * the swap adds it with these parameters and continues from the old value.
+ * Numbers are kept as text: bounds can exceed JavaScript's safe integers.
+ */
+export interface IdentityModel {
+  readonly column: string;
+  readonly schema: string;
+  readonly name: string;
+  /** Sequence data type: smallint, integer or bigint. */
+  readonly type: string;
+  readonly start: string;
+  readonly increment: string;
+  readonly min: string;
+  readonly max: string;
+  readonly cache: string;
+  readonly cycle: boolean;
+  readonly comment: string | null;
+}
+
 /** One privilege granted on the table (from aclexplode). */
 export interface GrantModel {
   readonly grantee: string;
@@ -142,6 +162,8 @@ export interface TableModel {
   readonly constraints: readonly ConstraintModel[];
   readonly referencedBy: readonly ReferencingForeignKeyModel[];
   readonly ownedSequences: readonly OwnedSequenceModel[];
+  /** Identity columns' sequences, in column order. */
+  readonly identities: readonly IdentityModel[];
   readonly grants: readonly GrantModel[];
   readonly columnComments: readonly { readonly column: string; readonly comment: string }[];
   readonly columnGrants: readonly ColumnGrantModel[];
