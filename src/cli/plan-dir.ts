@@ -34,6 +34,9 @@ export function readPlanDir(dir: string): LoadedPlan {
     const p = join(dir, s.file);
     if (existsSync(p)) files.set(s.file, readFileSync(p, 'utf8'));
   }
+  if (manifest.binding !== undefined && existsSync(join(dir, manifest.binding.file))) {
+    files.set(manifest.binding.file, readFileSync(join(dir, manifest.binding.file), 'utf8'));
+  }
   const readme = join(dir, 'README.md');
   if (existsSync(readme)) files.set('README.md', readFileSync(readme, 'utf8'));
   return { dir, manifest, files };

@@ -16,5 +16,5 @@ export function loadTemplates(dir: string = templatesDir()): TemplateSet {
   for (const f of readdirSync(join(dir, 'partials')).sort()) {
     if (f.endsWith('.hbs')) partials[f.slice(0, -'.hbs'.length)] = readFileSync(join(dir, 'partials', f), 'utf8');
   }
-  return { stages, partials };
+  return { stages, partials, binding: readFileSync(join(dir, 'binding.sql.hbs'), 'utf8') };
 }

@@ -12,6 +12,9 @@ import { renderReview } from './review.js';
 
 export const PLAN_FORMAT_VERSION = 1;
 
+/** Included by every stage script with `\ir`; the only file that differs between environments. */
+export const BINDING_FILE = 'binding.sql';
+
 export interface PlanStage extends StageInfo {
   readonly sha256: string;
   readonly locks: readonly StageLock[];
@@ -30,6 +33,8 @@ export interface PlanManifest {
   readonly options: PlanOptions;
   readonly stages: readonly PlanStage[];
   readonly readmeSha256: string;
+  /** The environment-specific file every stage includes; see bindingText. */
+  readonly binding: { readonly file: string; readonly sha256: string };
   readonly model: TableModel;
   /** Facts of the database the plan was made on; they never reach the SQL. */
   readonly environment: EnvironmentFacts;
@@ -83,6 +88,9 @@ function refuseDollarNames(model: TableModel): void {
 export function compile(input: CompileInput): Plan {
   const { model, facts, options, templates, toolVersion } = input;
   refuseDollarNames(model);
+  if (facts.database.includes('$sp')) {
+    throw new UserError('UNSUPPORTED_OBJECT', `the database name ${JSON.stringify(facts.database)} contains "$sp", which shadowpack uses to quote function bodies; plan from a database with another name`);
+  }
   const common = commonContext(model, options, toolVersion);
   const render = makeRenderers(templates);
   const files = new Map<string, string>();
@@ -102,6 +110,16 @@ export function compile(input: CompileInput): Plan {
     files.set(info.file, text);
     return { ...info, sha256: sha256(text), locks: lock.shown, hazards };
   });
+  const binding = tidy(render.binding({
+    toolVersion,
+    tableDisplay: common.tableDisplay,
+    runId: common.names.runId,
+    database: facts.database,
+    databaseText: commentText(JSON.stringify(facts.database)),
+    databaseOid: facts.databaseOid,
+    systemIdentifier: facts.systemIdentifier,
+  }));
+  files.set(BINDING_FILE, binding);
   const partial = {
     formatVersion: PLAN_FORMAT_VERSION,
     tool: { name: 'shadowpack' as const, version: toolVersion },
@@ -112,6 +130,7 @@ export function compile(input: CompileInput): Plan {
     target: { kind: 'local' as const },
     options,
     stages,
+    binding: { file: BINDING_FILE, sha256: sha256(binding) },
     model,
     environment: facts,
   };

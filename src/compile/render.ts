@@ -6,6 +6,8 @@ import type { StageName } from './stages.js';
 export interface TemplateSet {
   readonly stages: { readonly [K in StageName]: string };
   readonly partials: Readonly<Record<string, string>>;
+  /** binding.sql: the one file written per environment. */
+  readonly binding: string;
 }
 
 export type StageRenderer = (context: object) => string;
@@ -14,7 +16,7 @@ export type StageRenderer = (context: object) => string;
  * An isolated Handlebars: no HTML escaping (it would corrupt SQL), strict
  * (a missing field throws), and only quoting helpers.
  */
-export function makeRenderers(templates: TemplateSet): { readonly [K in StageName]: StageRenderer } {
+export function makeRenderers(templates: TemplateSet): { readonly [K in StageName | 'binding']: StageRenderer } {
   const hb = Handlebars.create();
   hb.registerHelper('ident', (name: unknown) => ident(String(name)));
   hb.registerHelper('literal', (value: unknown) => literal(String(value)));
@@ -35,6 +37,7 @@ export function makeRenderers(templates: TemplateSet): { readonly [K in StageNam
     cleanup: compileOne(s.cleanup),
     abort: compileOne(s.abort),
     revert: compileOne(s.revert),
+    binding: compileOne(templates.binding),
   };
 }
 

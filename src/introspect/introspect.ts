@@ -51,6 +51,13 @@ async function rows<T>(client: ClientBase, sql: string, params: unknown[]): Prom
   return (await client.query(sql, params)).rows as T[];
 }
 
+async function systemIdentifier(client: ClientBase): Promise<string | null> {
+  const [can] = await rows<{ ok: boolean }>(client, Q.CAN_READ_CONTROL_SQL, []);
+  if (!can?.ok) return null;
+  const [r] = await rows<{ system_identifier: string }>(client, Q.SYSTEM_IDENTIFIER_SQL, []);
+  return r?.system_identifier ?? null;
+}
+
 /**
  * Reads one table into a model, in one read-only REPEATABLE READ transaction
  * so every query sees the same catalog. Refuses what it cannot rebuild.
@@ -108,6 +115,8 @@ export async function introspect(client: ClientBase, schema: string, table: stri
         tableBytes: Number(t.table_bytes),
         indexBytes: Number(t.index_bytes),
         database: t.database,
+        databaseOid: Number(t.database_oid),
+        systemIdentifier: await systemIdentifier(client),
       },
     };
   } finally {

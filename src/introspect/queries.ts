@@ -16,6 +16,7 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind AS relkind, c.relpersis
        (SELECT t.reloptions IS NOT NULL FROM pg_class t WHERE t.oid = c.reltoastrelid) AS toast_options,
        current_setting('server_version_num')::int AS server_version_num,
        current_setting('server_version') AS server_version, current_database() AS database,
+       (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())::int8 AS database_oid,
        current_setting('standard_conforming_strings') AS scs
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = $1`;
@@ -164,3 +165,12 @@ SELECT p.pubname AS name FROM pg_publication_rel r JOIN pg_publication p ON p.oi
 UNION
 SELECT pubname FROM pg_publication WHERE puballtables
 ORDER BY 1`;
+
+/**
+ * The cluster's identity, for binding a plan to its database. pg_control_system()
+ * may be closed to the planning role: ask first (a call without the privilege
+ * would fail the whole read-only transaction), then the binding falls back to
+ * the database OID.
+ */
+export const CAN_READ_CONTROL_SQL = `SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') AS ok`;
+export const SYSTEM_IDENTIFIER_SQL = `SELECT system_identifier::text AS system_identifier FROM pg_control_system()`;

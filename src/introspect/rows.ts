@@ -5,7 +5,7 @@ export interface TableRow {
   is_partition: boolean; has_children: boolean; is_child: boolean; is_typed: boolean; has_tablespace: boolean;
   rls: boolean; rls_forced: boolean; replident: string; owner: string; comment: string | null;
   reloptions: string[]; relpages: string; reltuples: number; total_bytes: string; table_bytes: string;
-  index_bytes: string; toast_options: boolean | null; server_version_num: number; server_version: string; database: string; scs: string;
+  index_bytes: string; toast_options: boolean | null; server_version_num: number; server_version: string; database: string; database_oid: number; scs: string;
 }
 
 export interface ColumnRow {

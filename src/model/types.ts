@@ -142,6 +142,10 @@ export interface EnvironmentFacts {
   readonly tableBytes: number;
   readonly indexBytes: number;
   readonly database: string;
+  /** OID of the database in pg_database; the binding falls back to it. */
+  readonly databaseOid: number;
+  /** pg_control_system().system_identifier as text, or null when the planning role may not read it. */
+  readonly systemIdentifier: string | null;
 }
 
 /**

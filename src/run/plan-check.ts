@@ -21,6 +21,13 @@ export function checkPlanIntegrity(plan: LoadedPlan, expectHash?: string): void 
       throw new UserError('PLAN_TAMPERED', `${plan.dir}/${s.file} differs from the reviewed plan (sha256 ${sha256(text)}, plan.json says ${s.sha256}); restore the reviewed file or make and review a new plan`);
     }
   }
+  if (m.binding !== undefined) {
+    const text = plan.files.get(m.binding.file);
+    if (text === undefined) throw new UserError('PLAN_TAMPERED', `${plan.dir}/${m.binding.file} is missing; every stage includes it to check the database (make the plan again with shadowpack plan)`);
+    if (sha256(text) !== m.binding.sha256) {
+      throw new UserError('PLAN_TAMPERED', `${plan.dir}/${m.binding.file} differs from the reviewed plan (sha256 ${sha256(text)}, plan.json says ${m.binding.sha256}); restore it or make and review a new plan`);
+    }
+  }
   const readme = plan.files.get('README.md');
   if (readme !== undefined && sha256(readme) !== m.readmeSha256) {
     throw new UserError('PLAN_TAMPERED', `${plan.dir}/README.md differs from the reviewed plan; restore it or make and review a new plan`);

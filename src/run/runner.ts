@@ -4,6 +4,7 @@ import { FORWARD_STAGES, type StageName } from '../compile/stages.js';
 import { UserError } from '../model/errors.js';
 import { noticeEvent, type RunEvent } from './events.js';
 import { checkPlanIntegrity, type LoadedPlan } from './plan-check.js';
+import { scriptParts, type ScriptPart } from './includes.js';
 import { splitSql, type SqlStatement } from './split-sql.js';
 import { readState, type RunState } from './state.js';
 
@@ -63,9 +64,10 @@ function lineAndColumn(text: string, offset: number): { line: number; column: nu
 }
 
 /** A failed statement, said the way graphile/migrate does: file, line, column, code, detail, hint. */
-function stageError(plan: LoadedPlan, file: string, script: string, st: SqlStatement, err: DatabaseError): UserError {
+function stageError(plan: LoadedPlan, part: ScriptPart, st: SqlStatement, err: DatabaseError): UserError {
+  const file = part.file;
   const pos = err.position ? Number(err.position) - 1 : 0;
-  const { line, column } = lineAndColumn(script, st.offset + Math.max(0, pos));
+  const { line, column } = lineAndColumn(part.fileText, part.base + st.offset + Math.max(0, pos));
   const parts = [`${plan.dir}/${file}:${line}:${column}: ${err.message}`];
   if (err.code) parts.push(`(SQLSTATE ${err.code})`);
   if (err.detail) parts.push(`detail: ${err.detail}`);
@@ -77,18 +79,22 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
   const info = req.plan.manifest.stages.find((s) => s.name === stage);
   if (!info) throw new UserError('PLAN_INVALID', `the plan has no stage ${stage}`);
   const script = req.plan.files.get(info.file)!;
-  const statements = splitSql(script);
+  const binding = req.plan.manifest.binding;
+  const includable = new Map<string, string>();
+  if (binding !== undefined) includable.set(binding.file, req.plan.files.get(binding.file)!);
+  // psql runs binding.sql where the script says \ir; so does the runner, statement by statement.
+  const statements = scriptParts(info.file, script, includable).flatMap((part) => splitSql(part.text).map((st) => ({ part, st })));
   req.onEvent({ type: 'stage-start', stage, file: info.file });
   const started = Date.now();
   // A fresh session per stage, like psql: its settings and advisory lock end with it.
   const client = await connectClient(req.connection);
   client.on('notice', (n) => req.onEvent(noticeEvent(stage, n.message ?? '')));
   try {
-    for (const st of statements) {
+    for (const { part, st } of statements) {
       try {
         await client.query(st.text);
       } catch (e) {
-        if (e instanceof Error && 'code' in e && 'severity' in e) throw stageError(req.plan, info.file, script, st, e as DatabaseError);
+        if (e instanceof Error && 'code' in e && 'severity' in e) throw stageError(req.plan, part, st, e as DatabaseError);
         if (e instanceof Error) {
           throw new UserError('CONNECTION_FAILED', `lost the connection during stage ${stage} (${e.message}); the stage is safe to resume: run the same command again once the server is back`, { stage }, { cause: e });
         }

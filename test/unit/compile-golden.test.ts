@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadTemplates } from '../../src/cli/templates.js';
-import { compile, type Plan } from '../../src/compile/compile.js';
+import { BINDING_FILE, compile, type Plan } from '../../src/compile/compile.js';
 import { resolveOptions, type PlanOptions } from '../../src/compile/options.js';
 import { runNames } from '../../src/model/names.js';
 import { byteLength } from '../../src/model/quote.js';
@@ -38,8 +38,9 @@ const build = (c: Case, options: PlanOptions = resolveOptions({})): Plan =>
 const goldenNames = (plan: Plan): string[] =>
   [...plan.files.keys()].filter((f) => f.endsWith('.sql') || f === 'README.md').sort();
 
+/** The stage scripts: every .sql file but binding.sql, which is written per environment. */
 const sqlFiles = (plan: Plan): [string, string][] =>
-  [...plan.files.entries()].filter(([f]) => f.endsWith('.sql')).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  [...plan.files.entries()].filter(([f]) => f.endsWith('.sql') && f !== BINDING_FILE).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
 /** First differing line, to make a golden mismatch readable without a full dump. */
 function firstDifference(expected: string, actual: string): string {
@@ -110,10 +111,17 @@ describe('compile goldens', () => {
         tableBytes: c.facts.tableBytes * 13 + 4096,
         indexBytes: c.facts.indexBytes * 13 + 4096,
         database: `${c.facts.database}_other`,
+        databaseOid: c.facts.databaseOid + 1,
+        systemIdentifier: c.facts.systemIdentifier === null ? '7000000000000000001' : null,
       };
       const b = build({ model: c.model, facts: other });
       expect(sqlFiles(b)).toEqual(sqlFiles(a));
       expect(b.manifest.environment).toEqual(other);
+      // The binding is the one file that follows the environment, and every stage includes it.
+      expect(b.files.get(BINDING_FILE)).not.toBe(a.files.get(BINDING_FILE));
+      expect(b.files.get(BINDING_FILE)).toContain(`found_oid <> ${other.databaseOid}`);
+      expect(b.manifest.binding.sha256).not.toBe(a.manifest.binding.sha256);
+      for (const [file, text] of sqlFiles(a)) expect(text.match(/^\\ir binding\.sql$/gm), file).toHaveLength(1);
     });
 
     it('lets a plan option change the SQL', () => {

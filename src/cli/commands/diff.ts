@@ -42,6 +42,12 @@ export function diffPlans(a: Side, b: Side): DiffResult {
     .map((f) => ({ file: f, diff: unifiedDiff(a.files.get(f) ?? '', b.files.get(f) ?? '', `${a.label}/${f}`, `${b.label}/${f}`) }));
   const options = changedFields(a.manifest.options, b.manifest.options).map((k) => `option ${k}`);
   const environment = changedFields(a.manifest.environment, b.manifest.environment);
+  // binding.sql names the database on purpose: it is the environment, never a SQL difference.
+  const bindingA = a.manifest.binding;
+  const bindingB = b.manifest.binding;
+  if (bindingA?.sha256 !== bindingB?.sha256) {
+    environment.push(`${bindingA?.file ?? bindingB?.file ?? 'binding.sql'}: written for each database (sha256 ${bindingA?.sha256 ?? 'none'} in A, ${bindingB?.sha256 ?? 'none'} in B)`);
+  }
   if (a.manifest.tool.version !== b.manifest.tool.version) options.unshift(`shadowpack ${a.manifest.tool.version} in A, ${b.manifest.tool.version} in B`);
   return { identical: scripts.length === 0, model: describeModelDiff(a.manifest.model, b.manifest.model), options, environment, scripts };
 }
