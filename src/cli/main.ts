@@ -21,6 +21,8 @@ const OPTION_FLAGS: { readonly [K in keyof PlanOptions]: string } = {
   lockAttempts: 'attempts at such a lock before the stage gives up (nothing changed)',
   backoffBaseMs: 'first pause between lock attempts (doubles, with jitter)',
   backoffMaxMs: 'longest pause between lock attempts',
+  lockBudgetMs: 'total time the application may queue behind the attempts of one locking step; at least --lock-timeout-ms',
+  cancelBlockersAfterMs: 'cancel (pg_cancel_backend) sessions holding a conflicting lock after this long; 0 = never',
   waitLockTimeoutMs: 'lock_timeout for locks that block nobody',
   idleTimeoutMs: 'idle_in_transaction_session_timeout of the tool\'s sessions',
   batchPages: 'heap pages copied per committed backfill batch',

@@ -1,4 +1,4 @@
-import type { RunEvent } from '../run/events.js';
+import { lockReportText, type RunEvent } from '../run/events.js';
 
 function fmtMs(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
@@ -65,6 +65,10 @@ export function progressPrinter(write: (text: string) => void, isTty: boolean, n
       case 'lock':
         endLive();
         write(`  lock: ${e.what}: ${e.attempts} attempt(s), waited ${fmtMs(e.waitedMs)}\n`);
+        return;
+      case 'lock-report':
+        endLive();
+        write(`  lock report: ${lockReportText(e.report)}\n`);
         return;
       case 'lock-retry':
         endLive();

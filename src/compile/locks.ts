@@ -4,6 +4,8 @@ import type { HazardCode, StageLock, StageName } from './stages.js';
 
 /** What the lock partial takes for one stage, and what the reviewer is told about it. */
 export interface LockSpec {
+  /** Stable name of the locking step in lock reports (setup-trigger, swap, revert, cleanup, abort). */
+  readonly step: string;
   readonly description: string;
   /** PL/pgSQL statements run inside one retried attempt. */
   readonly statements: readonly string[];
@@ -12,7 +14,7 @@ export interface LockSpec {
   readonly conflicts: string;
 }
 
-const NONE: LockSpec = { description: 'no lock', statements: [], shown: [], conflicts: 'false' };
+const NONE: LockSpec = { step: 'none', description: 'no lock', statements: [], shown: [], conflicts: 'false' };
 
 /** Lock modes that conflict with each mode we take (PostgreSQL's conflict table). */
 const CONFLICTS: Readonly<Record<string, readonly string[]>> = {
@@ -41,8 +43,8 @@ function ifTriggers(c: CommonContext, triggers: string[], statement: string): st
 }
 
 /** A lock step whose statements, review entries and conflict check all come from one list. */
-function plainLock(description: string, locks: readonly StageLock[]): LockSpec {
-  return { description, statements: locks.map((l) => lockStatement(l.relation, l.mode)), shown: locks, conflicts: conflictCondition(locks) };
+function plainLock(step: string, description: string, locks: readonly StageLock[]): LockSpec {
+  return { step, description, statements: locks.map((l) => lockStatement(l.relation, l.mode)), shown: locks, conflicts: conflictCondition(locks) };
 }
 
 export function stageLock(stage: StageName, c: CommonContext): LockSpec {
@@ -56,17 +58,19 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
     case 'catchup':
       return NONE;
     case 'setup':
-      return plainLock(`SHARE ROW EXCLUSIVE on ${c.tableDisplay}`, [{ relation: c.src, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }]);
+      return plainLock('setup-trigger', `SHARE ROW EXCLUSIVE on ${c.tableDisplay}`, [{ relation: c.src, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }]);
     case 'swap':
     case 'revert': {
       const other = stage === 'swap' ? c.copy : c.old;
       return plainLock(
+        stage,
         `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and SHARE ROW EXCLUSIVE on the tables whose foreign keys move' : ''}`,
         [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
       );
     }
     case 'cleanup':
       return {
+        step: 'cleanup',
         description: `ACCESS EXCLUSIVE on ${c.tableDisplay} (to drop the sync trigger) and on the old table`,
         statements: [
           ifTriggers(c, [c.names.reverseCaptureTrigger, c.names.truncateTrigger], lockStatement(c.src, 'ACCESS EXCLUSIVE')),
@@ -77,6 +81,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
       };
     case 'abort':
       return {
+        step: 'abort',
         description: `ACCESS EXCLUSIVE on ${c.tableDisplay} (to drop the capture trigger)`,
         statements: [ifTriggers(c, [c.names.captureTrigger, c.names.truncateTrigger], lockStatement(c.src, 'ACCESS EXCLUSIVE'))],
         shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }],

@@ -11,6 +11,13 @@ export interface PlanOptions {
   readonly lockAttempts: number;
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
+  /**
+   * Total time the application may have queued behind our lock attempts in one
+   * locking step (the sum of the attempts' waits); no attempt starts that could exceed it.
+   */
+  readonly lockBudgetMs: number;
+  /** 0: never cancel anybody. Else cancel (pg_cancel_backend) conflicting sessions after this long. */
+  readonly cancelBlockersAfterMs: number;
   /** lock_timeout for locks that block nobody (reading the table, the copy). */
   readonly waitLockTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -34,6 +41,8 @@ export const DEFAULT_OPTIONS: PlanOptions = {
   lockAttempts: 30,
   backoffBaseMs: 100,
   backoffMaxMs: 3000,
+  lockBudgetMs: 2000,
+  cancelBlockersAfterMs: 0,
   waitLockTimeoutMs: 30000,
   idleTimeoutMs: 60000,
   batchPages: 1000,
@@ -51,6 +60,8 @@ const BOUNDS: { readonly [K in keyof PlanOptions]: readonly [number, number] } =
   lockAttempts: [1, 10000],
   backoffBaseMs: [0, 60000],
   backoffMaxMs: [0, 600000],
+  lockBudgetMs: [10, 3600000],
+  cancelBlockersAfterMs: [0, 3600000],
   waitLockTimeoutMs: [100, 3600000],
   idleTimeoutMs: [1000, 86400000],
   batchPages: [1, 10000000],
@@ -76,5 +87,10 @@ export function resolveOptions(given: Partial<Record<keyof PlanOptions, unknown>
     }
     out[key] = n;
   }
-  return out as unknown as PlanOptions;
+  const o = out as unknown as PlanOptions;
+  // A budget smaller than one attempt would make every locking step give up before trying.
+  if (o.lockBudgetMs < o.lockTimeoutMs) {
+    throw new UserError('BAD_OPTION', `option lockBudgetMs (${o.lockBudgetMs}) is smaller than one lock attempt, lockTimeoutMs (${o.lockTimeoutMs}): raise --lock-budget-ms to at least ${o.lockTimeoutMs} or lower --lock-timeout-ms`);
+  }
+  return o;
 }

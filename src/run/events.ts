@@ -1,5 +1,23 @@
 import type { StageName } from '../compile/stages.js';
 
+/** What a locking step reports (the JSON of a `shadowpack:lock-report` notice). Times in ms. */
+export interface LockReport {
+  readonly step: string;
+  readonly lock: string;
+  /** acquired, or why it gave up: held (a long-held lock), budget, timed-out. */
+  readonly outcome: string;
+  /** LOCK attempts made; rounds skipped behind a long-held lock are counted in `skipped`. */
+  readonly attempts: number;
+  readonly skipped: number;
+  /** From the first round until the lock was taken (or the step gave up). */
+  readonly waited_ms: number;
+  /** The part of it spent in the lock queue: what the application may have queued behind us. */
+  readonly queued_ms: number;
+  /** From taking the lock until just before the commit that ends it; absent when not acquired. */
+  readonly held_ms?: number;
+  readonly cancelled: readonly number[];
+}
+
 /** What the runner reports while it works; the CLI turns these into a progress display or JSON lines. */
 export type RunEvent =
   | { readonly type: 'stage-start'; readonly stage: StageName; readonly file: string }
@@ -8,6 +26,7 @@ export type RunEvent =
   | { readonly type: 'backfill'; readonly stage: StageName; readonly page: number; readonly pages: number; readonly rows: number }
   | { readonly type: 'apply'; readonly stage: StageName; readonly phase: string; readonly round: number; readonly applied: number; readonly backlog: number }
   | { readonly type: 'lock'; readonly stage: StageName; readonly what: string; readonly attempts: number; readonly waitedMs: number }
+  | { readonly type: 'lock-report'; readonly stage: StageName; readonly report: LockReport }
   | { readonly type: 'lock-retry'; readonly stage: StageName; readonly what: string; readonly attempt: number }
   | { readonly type: 'wait'; readonly stage: StageName; readonly message: string }
   | { readonly type: 'notice'; readonly stage: StageName; readonly message: string };
@@ -16,6 +35,7 @@ const PROGRESS_BACKFILL = /^shadowpack:progress backfill page=(\d+) of=(\d+) row
 const PROGRESS_APPLY = /^shadowpack:progress (\w+) round=(\d+) applied=(\d+) backlog=(\d+)$/;
 const LOCK = /^shadowpack:lock (.*) acquired attempts=(\d+) waited_ms=(\d+)$/;
 const LOCK_RETRY = /^shadowpack:lock-retry (.*) attempt (\d+) timed out$/;
+const LOCK_REPORT = /^shadowpack:lock-report (\{.*\})$/s;
 const WAIT = /^shadowpack:wait (.*)$/s;
 
 /** Turns a NOTICE from a stage script into an event. */
@@ -26,9 +46,19 @@ export function noticeEvent(stage: StageName, message: string): RunEvent {
   if (m) return { type: 'apply', stage, phase: m[1]!, round: Number(m[2]), applied: Number(m[3]), backlog: Number(m[4]) };
   m = LOCK.exec(message);
   if (m) return { type: 'lock', stage, what: m[1]!, attempts: Number(m[2]), waitedMs: Number(m[3]) };
+  m = LOCK_REPORT.exec(message);
+  if (m) return { type: 'lock-report', stage, report: JSON.parse(m[1]!) as LockReport };
   m = LOCK_RETRY.exec(message);
   if (m) return { type: 'lock-retry', stage, what: m[1]!, attempt: Number(m[2]) };
   m = WAIT.exec(message);
   if (m) return { type: 'wait', stage, message: m[1]! };
   return { type: 'notice', stage, message };
+}
+
+/** One line for a person: `swap: acquired after 2 attempt(s) ...`. */
+export function lockReportText(r: LockReport): string {
+  const held = r.held_ms === undefined ? '' : `, held ${r.held_ms} ms`;
+  const skipped = r.skipped > 0 ? `, ${r.skipped} round(s) waited out behind a long-held lock` : '';
+  const cancelled = r.cancelled.length > 0 ? `, cancelled pid ${r.cancelled.join(', ')}` : '';
+  return `${r.step}: ${r.outcome} after ${r.attempts} attempt(s)${skipped}, waited ${r.waited_ms} ms (application queued behind us ${r.queued_ms} ms)${held}${cancelled}`;
 }

@@ -2,7 +2,7 @@ import type { ClientConfig, DatabaseError } from 'pg';
 import { connectClient } from './connect.js';
 import { FORWARD_STAGES, type StageName } from '../compile/stages.js';
 import { UserError } from '../model/errors.js';
-import { noticeEvent, type RunEvent } from './events.js';
+import { noticeEvent, type LockReport, type RunEvent } from './events.js';
 import { checkPlanIntegrity, type LoadedPlan } from './plan-check.js';
 import { scriptParts, type ScriptPart } from './includes.js';
 import { splitSql, type SqlStatement } from './split-sql.js';
@@ -30,6 +30,8 @@ export interface RunSummary {
   /** The last state seen before cleanup removed it: rows copied, swap lock hold. */
   readonly lastSeen: RunState | null;
   readonly finished: boolean;
+  /** Every lock report of this invocation, in order (also those of steps that gave up). */
+  readonly locks: readonly LockReport[];
 }
 
 /** Which forward stage comes next, from the state both executors write. */
@@ -123,8 +125,21 @@ async function currentState(req: RunRequest): Promise<RunState | null> {
  * sends each statement of each stage in order. Where to start comes from the
  * database, so a second `run` after a crash continues the first.
  */
-export async function run(req: RunRequest): Promise<RunSummary> {
-  checkPlanIntegrity(req.plan, req.expectHash);
+export async function run(request: RunRequest): Promise<RunSummary> {
+  checkPlanIntegrity(request.plan, request.expectHash);
+  const locks: LockReport[] = [];
+  const req: RunRequest = {
+    ...request,
+    onEvent: (e) => {
+      if (e.type === 'lock-report') locks.push(e.report);
+      request.onEvent(e);
+    },
+  };
+  // A step that gives up has already reported through onEvent before the error reaches the caller.
+  return { ...(await runStages(req)), locks };
+}
+
+async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {
   const timings: StageTiming[] = [];
   if (req.stage !== undefined) {
     const before = await currentState(req);

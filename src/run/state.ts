@@ -2,6 +2,7 @@ import type { ClientBase } from 'pg';
 import type { PlanManifest } from '../compile/compile.js';
 import { qualified } from '../model/quote.js';
 import { TOOL_SCHEMA } from '../model/names.js';
+import type { LockReport } from './events.js';
 
 /** A row of the state table, as both executors leave it. */
 export interface RunState {
@@ -16,6 +17,8 @@ export interface RunState {
   readonly swapAttempts: number | null;
   readonly backlog: number | null;
   readonly reverseBacklog: number | null;
+  /** Lock reports of the steps done so far (empty for a state table made by an earlier version). */
+  readonly locks: readonly LockReport[];
 }
 
 /** Reads the run's state, or null when no run is recorded. Read-only. */
@@ -44,5 +47,6 @@ export async function readState(client: ClientBase, manifest: PlanManifest): Pro
     swapAttempts: row['swap_attempts'] == null ? null : Number(row['swap_attempts']),
     backlog: await count(`log_${manifest.runId}`),
     reverseBacklog: await count(`rlog_${manifest.runId}`),
+    locks: Array.isArray(row['locks']) ? (row['locks'] as LockReport[]) : [],
   };
 }

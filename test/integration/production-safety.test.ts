@@ -390,14 +390,14 @@ describe('production safety', () => {
 
       expect(swap.code, swap.stderr).toBe(1);
       // READ COMMITTED holder: the snapshot wait passes, the lock attempts give up. Two wordings exist:
-      // a timed-out attempt ("after 3 attempts of 100 ms"), or no attempt made behind a long-held lock
-      // ("after 3 attempts: held by pid N (...)"), which must then name the holder.
+      // a timed-out attempt ("after 3 rounds (N attempts of 100 ms)"), or no attempt made behind a long-held
+      // lock ("after 3 rounds (N attempts): held by pid N (...)"), which must then name the holder.
       expect(swap.stderr).not.toMatch(/old snapshots/);
-      const failure = /could not take ACCESS EXCLUSIVE on "app"\."orders"[^\n]* after 3 attempts(?<rest>[^\n]*)/.exec(swap.stderr);
+      const failure = /could not take ACCESS EXCLUSIVE on "app"\."orders"[^\n]* after 3 rounds \(\d+ attempts(?<rest>[^\n]*)/.exec(swap.stderr);
       expect(failure, swap.stderr).not.toBeNull();
       expect(failure!.groups!.rest).toMatch(/nothing was changed/);
       if (/held by/.test(failure!.groups!.rest!)) expect(failure!.groups!.rest).toContain(`pid ${holderPid} (access-share-holder`);
-      else expect(failure!.groups!.rest).toMatch(/^ of 100 ms;/);
+      else expect(failure!.groups!.rest).toMatch(/^ of 100 ms\);/);
       expect(swap.stderr).not.toMatch(/internal error/);
       expect(latencies.length).toBeGreaterThan(10);
       const max = Math.max(...latencies);

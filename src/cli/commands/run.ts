@@ -1,4 +1,5 @@
 import type { StageName } from '../../compile/stages.js';
+import { lockReportText } from '../../run/events.js';
 import { run } from '../../run/runner.js';
 import { connectionConfig } from '../connection.js';
 import { readPlanDir } from '../plan-dir.js';
@@ -36,6 +37,7 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
     out(`backfill: ${seen.rowsCopied.toLocaleString('en-US')} rows in ${backfill.ms} ms (${Math.round((seen.rowsCopied * 1000) / Math.max(1, backfill.ms)).toLocaleString('en-US')} rows/s, including the settle round)`);
   }
   if (seen?.swapLockMs != null) out(`swap: ACCESS EXCLUSIVE held ${seen.swapLockMs} ms, taken at attempt ${seen.swapAttempts}; ${seen.rowsApplied} log entries applied in ${seen.catchupRounds} rounds`);
+  for (const r of summary.locks) out(`lock ${lockReportText(r)}`);
   if (summary.finished) out(`${plan.manifest.table.schema}.${plan.manifest.table.name}: done`);
   else if (summary.state) out(`run is at stage "${summary.state.stage}"`);
 }

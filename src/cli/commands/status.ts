@@ -1,4 +1,5 @@
 import { connectClient } from '../../run/connect.js';
+import { lockReportText } from '../../run/events.js';
 import { nextForwardStage } from '../../run/runner.js';
 import { readState } from '../../run/state.js';
 import { connectionConfig } from '../connection.js';
@@ -23,6 +24,7 @@ export async function statusCommand(args: { plan: string; url?: string; json?: b
     out(`  backfill: page ${state.backfillNext} of ${state.backfillEnd}, ${state.rowsCopied} rows copied`);
     out(`  change log: ${state.backlog ?? '-'} entries waiting, ${state.rowsApplied} applied in ${state.catchupRounds} rounds`);
     if (state.swapLockMs !== null) out(`  swap: lock held ${state.swapLockMs} ms after ${state.swapAttempts} attempt(s); revert backlog ${state.reverseBacklog ?? '-'}`);
+    for (const r of state.locks) out(`  lock ${lockReportText(r)}`);
   } finally {
     await client.end().catch(() => undefined);
   }
