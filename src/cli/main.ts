@@ -73,11 +73,25 @@ async function main(argv: string[]): Promise<number> {
         .option('out', { type: 'string', demandOption: true, describe: 'folder to write the plan into' })
         .option('force', { type: 'boolean', default: false, describe: 'replace a plan already in --out' })
         .option('json', { type: 'boolean', default: false, describe: 'print a JSON summary' })
-        .options(planOptions as Record<never, never>),
+        .options(planOptions as Record<never, never>)
+        .option('key-to-bigint', { type: 'boolean', describe: 'the key column(s) and their sequence become bigint', group: 'Transformations:' })
+        .option('with-referencing', { type: 'boolean', describe: 'with --key-to-bigint: also write a plan per referencing table (OUT-schema.table) converting its foreign key columns', group: 'Transformations:' })
+        .option('order-by', { type: 'string', describe: 'col[,col…]: the backfill writes rows in this order (one transaction)', group: 'Transformations:' })
+        .option('fillfactor', { type: 'number', describe: 'fillfactor of the rebuilt table (10–100)', group: 'Transformations:' })
+        .option('tablespace', { type: 'string', describe: 'tablespace of the rebuilt table', group: 'Transformations:' })
+        .option('index-tablespace', { type: 'string', describe: 'tablespace of the rebuilt table\'s indexes', group: 'Transformations:' }),
       (a) => guard(() => {
         const options: Record<string, unknown> = {};
         for (const k of Object.keys(OPTION_FLAGS)) options[k] = (a as Record<string, unknown>)[k];
-        return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, ...(a.url ? { url: a.url } : {}) }, out);
+        const transform = {
+          keyToBigint: a.keyToBigint,
+          withReferencing: a.withReferencing,
+          orderBy: a.orderBy,
+          fillfactor: a.fillfactor,
+          tablespace: a.tablespace,
+          indexTablespace: a.indexTablespace,
+        };
+        return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, transform, ...(a.url ? { url: a.url } : {}) }, out);
       }),
     )
     .command(

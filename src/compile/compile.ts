@@ -9,6 +9,10 @@ import type { PlanOptions } from './options.js';
 import { makeRenderers, tidy, type TemplateSet } from './render.js';
 import { ALL_STAGES, stageInfo, type HazardCode, type StageInfo, type StageLock } from './stages.js';
 import { renderReview } from './review.js';
+import { deriveTarget } from './transform/derive.js';
+import { transformHazards } from './transform/hazards.js';
+import { NO_TRANSFORM, type TransformSpec } from './transform/spec.js';
+import { transformManifest, type TransformManifest } from './transform/manifest.js';
 
 export const PLAN_FORMAT_VERSION = 1;
 
@@ -31,6 +35,8 @@ export interface PlanManifest {
   readonly modelHash: string;
   readonly target: CopyTarget;
   readonly options: PlanOptions;
+  /** What the rebuilt table becomes: the spec, the target model, the mappings both ways. */
+  readonly transform: TransformManifest;
   readonly stages: readonly PlanStage[];
   readonly readmeSha256: string;
   /** The environment-specific file every stage includes; see bindingText. */
@@ -54,6 +60,8 @@ export interface CompileInput {
   readonly options: PlanOptions;
   readonly templates: TemplateSet;
   readonly toolVersion: string;
+  /** Omitted: rebuild only. */
+  readonly transform?: TransformSpec;
 }
 
 export function sha256(text: string): string {
@@ -87,17 +95,19 @@ function refuseDollarNames(model: TableModel): void {
 /** Pure: model + options + templates in, plan out. No I/O, no clock, no randomness. */
 export function compile(input: CompileInput): Plan {
   const { model, facts, options, templates, toolVersion } = input;
+  const spec = input.transform ?? NO_TRANSFORM;
   refuseDollarNames(model);
   if (facts.database.includes('$sp')) {
     throw new UserError('UNSUPPORTED_OBJECT', `the database name ${JSON.stringify(facts.database)} contains "$sp", which shadowpack uses to quote function bodies; plan from a database with another name`);
   }
-  const common = commonContext(model, options, toolVersion);
+  const target = deriveTarget(model, spec);
+  const common = commonContext(model, target, options, toolVersion);
   const render = makeRenderers(templates);
   const files = new Map<string, string>();
   const stages: PlanStage[] = ALL_STAGES.map((name) => {
     const info = stageInfo(name);
     const lock = stageLock(name, common);
-    const hazards = stageHazards(name, common);
+    const hazards = [...stageHazards(name, common), ...transformHazards(name, target)];
     const blocking = lock.shown.filter((l) => l.blocksApplication);
     const stage = {
       ...info,
@@ -129,6 +139,7 @@ export function compile(input: CompileInput): Plan {
     modelHash: modelHash(model),
     target: { kind: 'local' as const },
     options,
+    transform: transformManifest(spec, target),
     stages,
     binding: { file: BINDING_FILE, sha256: sha256(binding) },
     model,

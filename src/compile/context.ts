@@ -5,11 +5,27 @@ import type { TableModel } from '../model/types.js';
 import type { PlanOptions } from './options.js';
 import { insertOverriding } from './identity-steps.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
+import type { DerivedTarget } from './transform/derive.js';
+import { forwardSide, reverseSide, type CopySide } from './transform/sides.js';
 
 /** The part of the template context shared by every stage. */
 export interface CommonContext {
   readonly toolVersion: string;
   readonly model: TableModel;
+  /** The rebuilt table's shape and the column mappings both ways. */
+  readonly target: DerivedTarget;
+  /** Copying table → copy (backfill, catch-up, swap). */
+  readonly forward: CopySide;
+  /** Copying live table → old table after the swap (revert). */
+  readonly reverse: CopySide;
+  /** ' TABLESPACE "t"' for the copy, or ''. */
+  readonly copyTablespace: string;
+  /** Heap pages per backfill batch; everything at once when rows must be written in order. */
+  readonly backfillBatchPages: string;
+  /** What the backfill call does, for its comment. */
+  readonly backfillText: string;
+  /** ' ORDER BY …' of the backfill, or ''. */
+  readonly backfillOrder: string;
   readonly names: RunNames;
   readonly options: PlanOptions;
   readonly fingerprint: string;
@@ -23,18 +39,12 @@ export interface CommonContext {
   readonly func: Readonly<Record<string, string>>;
   readonly signature: string;
   readonly advisory: { readonly classId: number; readonly objId: number };
-  readonly keyDefs: readonly string[];
   readonly columnDefs: readonly string[];
   readonly copyReloptions: string;
-  readonly columnList: string;
   /** OVERRIDING SYSTEM VALUE for INSERTs into a table that has an identity ALWAYS column, else ''. */
   readonly overriding: string;
   readonly keyList: string;
   readonly logKeyList: string;
-  readonly keyListS: string;
-  readonly keyListOld: string;
-  readonly keyListNew: string;
-  readonly keyJoinTD: string;
   readonly guardRules: readonly { stage: string; allowed: string; allowedText: string; checkFingerprint: boolean }[];
   readonly copyColumnSteps: readonly Step[];
   readonly buildSteps: readonly Step[];
@@ -62,18 +72,13 @@ function guardRule(stage: string, allowed: string[], checkFingerprint: boolean) 
   return { stage, allowed: allowed.map(literal).join(', '), allowedText: allowed.join(', '), checkFingerprint };
 }
 
-export function commonContext(model: TableModel, options: PlanOptions, toolVersion: string): CommonContext {
+export function commonContext(model: TableModel, target: DerivedTarget, options: PlanOptions, toolVersion: string): CommonContext {
   const names = runNames(model.schema, model.name);
   const tool = (n: string) => qualified(names.toolSchema, n);
   const src = qualified(model.schema, model.name);
   const copy = qualified(model.schema, names.copyTable);
   const old = qualified(model.schema, names.oldTable);
   const key = model.key.columns;
-  const keyColumns = key.map((k) => {
-    const col = model.columns.find((c) => c.name === k);
-    if (!col) throw new Error(`key column ${k} missing from the model`);
-    return col;
-  });
   const func = {
     capture: tool(names.captureFunction),
     reverseCapture: tool(names.reverseCaptureFunction),
@@ -86,12 +91,21 @@ export function commonContext(model: TableModel, options: PlanOptions, toolVersi
     guard: tool(names.guardFunction),
     waitSnapshots: tool(`wait_${names.runId}`),
   };
-  const stepInput = { model, names, src, copy, old, func };
+  const stepInput = { model, target, names, src, copy, old, func };
   const safe = (steps: Step[]): Step[] => steps.map((s) => ({ ...s, comment: commentText(s.comment) }));
   const related = relatedTables(model);
   return {
     toolVersion,
     model,
+    target,
+    forward: forwardSide(model, target),
+    reverse: reverseSide(model, target),
+    copyTablespace: target.tablespace === null ? '' : ` TABLESPACE ${ident(target.tablespace)}`,
+    backfillBatchPages: target.orderBy.length > 0 ? '2147483647' : String(options.batchPages),
+    backfillText: target.orderBy.length > 0
+      ? commentText(`Copy the existing rows in one transaction, written in the order of (${target.orderBy.join(', ')}); an interruption starts the copy over.`)
+      : `Copy the existing rows, ${options.batchPages} heap pages per committed batch. Resumes where it stopped.`,
+    backfillOrder: target.orderBy.length > 0 ? ` ORDER BY ${target.orderBy.map(ident).join(', ')}` : '',
     names,
     options,
     fingerprint: model.fingerprint,
@@ -106,17 +120,11 @@ export function commonContext(model: TableModel, options: PlanOptions, toolVersi
     func,
     signature: signatureSql(model.schema, model.name, names.toolSchema),
     advisory: { classId: ADVISORY_CLASS, objId: parseInt(names.runId.slice(0, 7), 16) },
-    keyDefs: keyColumns.map((c, i) => `k${i + 1} ${c.type}${c.collation !== null ? ` COLLATE ${c.collation}` : ''} NOT NULL`),
-    columnDefs: model.columns.map(columnDefinition),
-    copyReloptions: copyReloptions(model),
+    columnDefs: target.model.columns.map(columnDefinition),
+    copyReloptions: copyReloptions(target.model),
     overriding: insertOverriding(model),
-    columnList: model.columns.filter((c) => c.generated === null).map((c) => ident(c.name)).join(', '),
     keyList: key.map(ident).join(', '),
     logKeyList: key.map((_, i) => `k${i + 1}`).join(', '),
-    keyListS: key.map((k) => `s.${ident(k)}`).join(', '),
-    keyListOld: key.map((k) => `OLD.${ident(k)}`).join(', '),
-    keyListNew: key.map((k) => `NEW.${ident(k)}`).join(', '),
-    keyJoinTD: key.map((k, i) => `t.${ident(k)} = d.k${i + 1}`).join(' AND '),
     guardRules: [
       guardRule('backfill', ['setup', 'backfill'], true),
       guardRule('build', ['backfill', 'build'], true),

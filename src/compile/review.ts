@@ -1,5 +1,6 @@
 import type { PlanManifest } from './compile.js';
 import { HAZARD_TEXT, type HazardCode } from './stages.js';
+import { transformReviewLines } from './transform/review-section.js';
 
 function bytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
@@ -20,7 +21,7 @@ export function renderReview(m: PlanManifest): string {
   out.push(`# shadowpack plan: rebuild ${m.table.schema}.${m.table.name}`, '');
   out.push(`Run id \`${m.runId}\` · table fingerprint \`${m.fingerprint}\` · shadowpack ${m.tool.version} · plan format ${m.formatVersion}`, '');
   out.push('## What changes', '');
-  out.push('Rebuild only: the table gets a fresh heap and fresh indexes (no bloat); its columns, indexes, constraints, foreign keys, owned sequences, grants and comments stay as they are.', '');
+  out.push(...transformReviewLines(m.transform));
   out.push(`Rows are identified by ${m.model.key.source === 'primary-key' ? 'the primary key' : 'the unique index'} \`${m.model.key.indexName}\` (${m.model.key.columns.join(', ')}).`, '');
   out.push('## Stages', '');
   out.push('Run them in this order with `psql -X -v ON_ERROR_STOP=1 -f FILE`, or all at once with `shadowpack run --plan DIR`.', '');

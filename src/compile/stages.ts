@@ -14,7 +14,10 @@ export type HazardCode =
   | 'TRUNCATE_BLOCKED'
   | 'WRITE_OVERHEAD'
   | 'REVERT_ENDS'
-  | 'WAITS_FOR_OLD_SNAPSHOTS';
+  | 'WAITS_FOR_OLD_SNAPSHOTS'
+  | 'BACKFILL_ONE_TRANSACTION'
+  | 'REFERENCING_KEY_NOT_WIDENED'
+  | 'REVERT_UNAVAILABLE';
 
 export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
   ACCESS_EXCLUSIVE_LOCK: 'takes ACCESS EXCLUSIVE on the table briefly; readers and writers wait at most one lock attempt',
@@ -26,6 +29,9 @@ export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
   WRITE_OVERHEAD: 'every write to the table also writes a change-log row until cleanup',
   REVERT_ENDS: 'after this stage the original table is gone; revert is no longer possible',
   WAITS_FOR_OLD_SNAPSHOTS: 'waits (bounded) for sessions holding snapshots older than the swap',
+  BACKFILL_ONE_TRANSACTION: 'to write rows in the requested order the backfill is one transaction: it holds one snapshot (vacuum waits) and an interruption starts the copy over',
+  REFERENCING_KEY_NOT_WIDENED: 'foreign key columns of other tables stay narrower than the widened key and overflow at the same point (plan them with --with-referencing)',
+  REVERT_UNAVAILABLE: 'the old shape cannot be computed from the new one, so writes after the swap cannot be carried back: revert is unavailable',
 };
 
 /** A lock a stage takes, as shown to the reviewer. */

@@ -2,6 +2,7 @@ import { dollarTag, ident, literal, qualified } from '../model/quote.js';
 import type { RunNames } from '../model/names.js';
 import type { ConstraintModel, IndexModel, TableModel } from '../model/types.js';
 import { identityRevertSteps, identitySwapSteps } from './identity-steps.js';
+import type { DerivedTarget } from './transform/derive.js';
 
 /** One commented SQL statement inside a stage script. */
 export interface Step {
@@ -12,6 +13,7 @@ export interface Step {
 /** Everything the step builders need: the model, the names and the quoted relations. */
 export interface StepInput {
   readonly model: TableModel;
+  readonly target: DerivedTarget;
   readonly names: RunNames;
   readonly src: string;
   readonly copy: string;
@@ -44,8 +46,10 @@ function constraintOf(model: TableModel, index: IndexModel): ConstraintModel | u
 
 /** Indexes first (constraint-backed ones through ADD CONSTRAINT), then CHECK constraints. */
 export function buildSteps(input: StepInput): Step[] {
-  const { model, names, copy } = input;
+  const { model, names, copy, target } = input;
   const steps: Step[] = [];
+  // Constraint-backed indexes have no TABLESPACE clause of their own in the definitions we carry.
+  if (target.indexTablespace !== null) steps.push({ comment: `indexes go to tablespace ${target.indexTablespace}`, sql: `SET default_tablespace = ${literal(target.indexTablespace)};` });
   model.indexes.forEach((index, i) => {
     const tmp = names.copyIndex(i);
     const con = constraintOf(model, index);
@@ -68,6 +72,7 @@ export function buildSteps(input: StepInput): Step[] {
       sql: addConstraintOnce(copy, con.name, con.definition),
     });
   }
+  if (target.indexTablespace !== null) steps.push({ comment: 'back to the default tablespace', sql: 'RESET default_tablespace;' });
   return steps;
 }
 
@@ -131,7 +136,7 @@ function policySql(model: TableModel, table: string): Step[] {
 
 /** Statements run under the swap lock, after the last apply. */
 export function swapSteps(input: StepInput): Step[] {
-  const { model, names, src, copy, old } = input;
+  const { model, target, names, src, copy, old } = input;
   const steps: Step[] = [
     { comment: 'the old table steps aside (kept, in sync, until cleanup)', sql: `ALTER TABLE ${src} RENAME TO ${ident(names.oldTable)};` },
     { comment: 'the copy takes the table\'s name', sql: `ALTER TABLE ${copy} RENAME TO ${ident(model.name)};` },
@@ -148,12 +153,16 @@ export function swapSteps(input: StepInput): Step[] {
     const what = ri.kind === 'index' && ri.index !== null ? `USING INDEX ${ident(ri.index)}` : ri.kind.toUpperCase();
     steps.push({ comment: 'replica identity, as on the table', sql: `ALTER TABLE ${src} REPLICA IDENTITY ${what};` });
   }
-  steps.push(...identitySwapSteps(input));
+  // The rebuilt table's identities take the target's shape (a widened key's sequence is bigint).
+  steps.push(...identitySwapSteps({ ...input, model: target.model }));
   for (const seq of model.ownedSequences) {
     steps.push({ comment: `sequence ${seq.name} now belongs to the rebuilt table; its value continues`, sql: `ALTER SEQUENCE ${qualified(seq.schema, seq.name)} OWNED BY ${src}.${ident(seq.column)};` });
   }
+  for (const r of target.sequences) {
+    steps.push({ comment: `sequence ${r.sequence.name} becomes ${r.to} like its column (its maximum widens with it)`, sql: `ALTER SEQUENCE ${qualified(r.sequence.schema, r.sequence.name)} AS ${r.to};` });
+  }
   steps.push({ comment: 'autovacuum back on, the table\'s own storage parameters back', sql: `ALTER TABLE ${src} RESET (autovacuum_enabled, toast.autovacuum_enabled);` });
-  if (model.reloptions.length > 0) steps.push({ comment: 'the table\'s storage parameters', sql: `ALTER TABLE ${src} SET (${reloptionList(model.reloptions)});` });
+  if (target.model.reloptions.length > 0) steps.push({ comment: 'the table\'s storage parameters', sql: `ALTER TABLE ${src} SET (${reloptionList(target.model.reloptions)});` });
   for (const g of model.grants) {
     const grantee = g.grantee === 'PUBLIC' ? 'PUBLIC' : ident(g.grantee);
     steps.push({ comment: `privilege ${g.privilege} for ${g.grantee}`, sql: `GRANT ${g.privilege} ON TABLE ${src} TO ${grantee}${g.grantable ? ' WITH GRANT OPTION' : ''};` });
@@ -202,6 +211,9 @@ export function revertSteps(input: StepInput): Step[] {
   steps.push(...identityRevertSteps(input));
   for (const seq of model.ownedSequences) {
     steps.push({ comment: `sequence ${seq.name} belongs to the original table again`, sql: `ALTER SEQUENCE ${qualified(seq.schema, seq.name)} OWNED BY ${src}.${ident(seq.column)};` });
+  }
+  for (const r of input.target.sequences) {
+    steps.push({ comment: `sequence ${r.sequence.name} is ${r.from} again (fails, and nothing is reverted, if it went past the ${r.from} range)`, sql: `ALTER SEQUENCE ${qualified(r.sequence.schema, r.sequence.name)} AS ${r.from};` });
   }
   for (const con of model.constraints) {
     if (con.kind !== 'foreign-key') continue;

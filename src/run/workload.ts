@@ -129,15 +129,18 @@ export interface Writers {
   stop(): Promise<WriterStats>;
 }
 
-/** Starts `count` writers on their own connections; `pauseMs` between transactions keeps the machine usable. */
-export async function startWriters(config: ClientConfig, count: number, pauseMs = 0): Promise<Writers> {
+/**
+ * Starts `count` writers on their own connections; `pauseMs` between transactions keeps the machine usable.
+ * Writers update and delete ids from 1 to the largest id, or to `maxId` when a test placed a few far-away keys.
+ */
+export async function startWriters(config: ClientConfig, count: number, pauseMs = 0, maxIdOverride?: number): Promise<Writers> {
   // Emails written by this set of writers must not collide with an earlier set's.
   const tag = Math.random().toString(36).slice(2, 8);
   const stats: WriterStats = { commits: 0, rollbacks: 0, errors: 0, deadlocks: 0, lastError: null, maxLatencyMs: 0 };
   let stopping = false;
   const setup = new pg.Client(config);
   await setup.connect();
-  const maxId = Number((await setup.query<{ m: string }>('SELECT max(id) AS m FROM app.orders')).rows[0]!.m);
+  const maxId = maxIdOverride ?? Number((await setup.query<{ m: string }>('SELECT max(id) AS m FROM app.orders')).rows[0]!.m);
   await setup.end();
   const loops = Array.from({ length: count }, async (_, w) => {
     const c = new pg.Client({ ...config, application_name: `demo-writer-${w}` });

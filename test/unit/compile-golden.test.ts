@@ -8,6 +8,7 @@ import { resolveOptions, type PlanOptions } from '../../src/compile/options.js';
 import { runNames } from '../../src/model/names.js';
 import { byteLength } from '../../src/model/quote.js';
 import type { EnvironmentFacts, TableModel } from '../../src/model/types.js';
+import { resolveTransform, type TransformArgs, type TransformSpec } from '../../src/compile/transform/spec.js';
 
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'compile');
 const UPDATE = process.env['UPDATE_GOLDENS'] === '1';
@@ -24,15 +25,21 @@ const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) 
 interface Case {
   readonly model: TableModel;
   readonly facts: EnvironmentFacts;
+  /** From an optional transform.json: the plan's transformation flags. */
+  readonly transform?: TransformSpec;
 }
 
-const load = (name: string): Case => ({
-  model: readJson<TableModel>(join(FIXTURES, name, 'model.json')),
-  facts: readJson<EnvironmentFacts>(join(FIXTURES, name, 'facts.json')),
-});
+const load = (name: string): Case => {
+  const t = join(FIXTURES, name, 'transform.json');
+  return {
+    model: readJson<TableModel>(join(FIXTURES, name, 'model.json')),
+    facts: readJson<EnvironmentFacts>(join(FIXTURES, name, 'facts.json')),
+    ...(existsSync(t) ? { transform: resolveTransform(readJson<TransformArgs>(t)) } : {}),
+  };
+};
 
 const build = (c: Case, options: PlanOptions = resolveOptions({})): Plan =>
-  compile({ model: c.model, facts: c.facts, options, templates, toolVersion: TOOL_VERSION });
+  compile({ model: c.model, facts: c.facts, options, templates, toolVersion: TOOL_VERSION, ...(c.transform ? { transform: c.transform } : {}) });
 
 /** Files compared with goldens: every script and the README. */
 const goldenNames = (plan: Plan): string[] =>
@@ -114,7 +121,7 @@ describe('compile goldens', () => {
         databaseOid: c.facts.databaseOid + 1,
         systemIdentifier: c.facts.systemIdentifier === null ? '7000000000000000001' : null,
       };
-      const b = build({ model: c.model, facts: other });
+      const b = build({ ...c, facts: other });
       expect(sqlFiles(b)).toEqual(sqlFiles(a));
       expect(b.manifest.environment).toEqual(other);
       // The binding is the one file that follows the environment, and every stage includes it.

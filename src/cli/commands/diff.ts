@@ -65,7 +65,7 @@ async function livePlan(dir: string, url: string | undefined): Promise<[Side, Si
   const client = await connectClient(connectionConfig(url));
   try {
     const t = await introspect(client, approved.manifest.table.schema, approved.manifest.table.name);
-    const now = compile({ model: t.model, facts: t.facts, options: approved.manifest.options, templates: loadTemplates(), toolVersion: TOOL_VERSION });
+    const now = compile({ model: t.model, facts: t.facts, options: approved.manifest.options, templates: loadTemplates(), toolVersion: TOOL_VERSION, transform: approved.manifest.transform.spec });
     return [{ label: dir, manifest: approved.manifest, files: approved.files }, { label: 'live', manifest: now.manifest, files: now.files }];
   } finally {
     await client.end().catch(() => undefined);

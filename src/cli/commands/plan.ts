@@ -1,7 +1,9 @@
 import { connectClient } from '../../run/connect.js';
 import { compile } from '../../compile/compile.js';
 import { resolveOptions, type PlanOptions } from '../../compile/options.js';
+import { resolveTransform, type TransformArgs } from '../../compile/transform/spec.js';
 import { introspect, parseTableName } from '../../introspect/introspect.js';
+import { writeReferencingPlans } from '../referencing-plans.js';
 import { TOOL_VERSION } from '../../version.js';
 import { connectionConfig } from '../connection.js';
 import { writePlanDir } from '../plan-dir.js';
@@ -14,21 +16,25 @@ export interface PlanArgs {
   readonly force?: boolean;
   readonly json?: boolean;
   readonly options: Partial<Record<keyof PlanOptions, unknown>>;
+  readonly transform?: TransformArgs;
 }
 
 export async function planCommand(args: PlanArgs, print: (line: string) => void): Promise<void> {
   const { schema, table } = parseTableName(args.table);
   const options = resolveOptions(args.options);
+  const transform = resolveTransform(args.transform ?? {});
   const client = await connectClient(connectionConfig(args.url));
   try {
     const t = await introspect(client, schema, table);
-    const plan = compile({ model: t.model, facts: t.facts, options, templates: loadTemplates(), toolVersion: TOOL_VERSION });
+    const plan = compile({ model: t.model, facts: t.facts, options, templates: loadTemplates(), toolVersion: TOOL_VERSION, transform });
     writePlanDir(args.out, plan, args.force ?? false);
+    const children = transform.withReferencing ? await writeReferencingPlans(client, t.model, options, args.out, args.force ?? false) : [];
     if (args.json) {
-      print(JSON.stringify({ dir: args.out, planHash: plan.manifest.planHash, fingerprint: plan.manifest.fingerprint, stages: plan.manifest.stages.map((s) => ({ name: s.name, file: s.file, sha256: s.sha256 })) }));
+      print(JSON.stringify({ dir: args.out, planHash: plan.manifest.planHash, fingerprint: plan.manifest.fingerprint, stages: plan.manifest.stages.map((s) => ({ name: s.name, file: s.file, sha256: s.sha256 })), referencing: children }));
     } else {
       print(`plan for ${schema}.${table} written to ${args.out} (plan hash ${plan.manifest.planHash})`);
       print(`review ${args.out}/README.md, then run: shadowpack run --plan ${args.out}`);
+      for (const c of children) print(`plan for ${c.table} (${c.columns.join(', ')} → bigint) written to ${c.dir}; run it after this one`);
     }
   } finally {
     await client.end().catch(() => undefined);

@@ -1,0 +1,134 @@
+import { UserError } from '../../model/errors.js';
+import { ident } from '../../model/quote.js';
+import type { ColumnModel, OwnedSequenceModel, TableModel } from '../../model/types.js';
+import type { TransformSpec } from './spec.js';
+
+/** One target column and the SQL expression, over the other side's columns, that fills it. */
+export interface ColumnMapping {
+  readonly column: string;
+  /** Unqualified: used both as `SELECT … FROM source` and `… FROM source AS s`. */
+  readonly expr: string;
+}
+
+/** A sequence whose type changes with the column it feeds. */
+export interface SequenceRetype {
+  readonly sequence: OwnedSequenceModel;
+  readonly from: string;
+  readonly to: string;
+}
+
+/**
+ * The rebuilt table and how rows get there and back. `forward` fills every
+ * non-generated target column from the source; `reverse` fills every
+ * non-generated source column from the target, for the writes revert replays
+ * onto the old table. `reverse` is null when no such mapping exists, and
+ * `revertUnavailable` then says why.
+ */
+export interface DerivedTarget {
+  readonly model: TableModel;
+  readonly forward: readonly ColumnMapping[];
+  readonly reverse: readonly ColumnMapping[] | null;
+  readonly revertUnavailable: readonly string[];
+  readonly sequences: readonly SequenceRetype[];
+  /** Target columns in the order of the source's row key. */
+  readonly keyColumns: readonly string[];
+  /** Source columns the backfill orders by (empty: heap order, in batches). */
+  readonly orderBy: readonly string[];
+  readonly tablespace: string | null;
+  readonly indexTablespace: string | null;
+  /** What differs from the source, in words, for the review summary. */
+  readonly differences: readonly string[];
+  /** Foreign keys into the table whose columns stay narrower than the widened key. */
+  readonly narrowReferences: readonly string[];
+}
+
+const WIDENABLE = new Set(['integer', 'smallint']);
+const BIGINT_MAX = '9223372036854775807';
+/** A sequence at its type's maximum follows the type when it widens, as ALTER SEQUENCE … AS does. */
+const TYPE_MAX: Readonly<Record<string, string>> = { smallint: '32767', integer: '2147483647' };
+
+function identityMapping(columns: readonly ColumnModel[]): ColumnMapping[] {
+  return columns.filter((c) => c.generated === null).map((c) => ({ column: c.name, expr: ident(c.name) }));
+}
+
+function column(model: TableModel, name: string, flag: string): ColumnModel {
+  const c = model.columns.find((x) => x.name === name);
+  if (!c) throw new UserError('BAD_OPTION', `${flag}: ${model.schema}.${model.name} has no column ${JSON.stringify(name)} (columns: ${model.columns.map((x) => x.name).join(', ')})`);
+  return c;
+}
+
+/** Columns that become bigint: the int key columns (--key-to-bigint) and any named ones. */
+function widenedColumns(model: TableModel, spec: TransformSpec): Set<string> {
+  const out = new Set<string>();
+  if (spec.keyToBigint) {
+    for (const k of model.key.columns) if (WIDENABLE.has(column(model, k, '--key-to-bigint').type)) out.add(k);
+    if (out.size === 0) {
+      const types = model.key.columns.map((k) => `${k} ${column(model, k, '--key-to-bigint').type}`).join(', ');
+      throw new UserError('BAD_OPTION', `--key-to-bigint: the key of ${model.schema}.${model.name} (${types}) has no integer or smallint column; leave the flag out`);
+    }
+  }
+  for (const name of spec.bigintColumns) {
+    const c = column(model, name, 'bigint column');
+    if (!WIDENABLE.has(c.type)) throw new UserError('BAD_OPTION', `column ${name} of ${model.schema}.${model.name} is ${c.type}, not integer or smallint`);
+    out.add(name);
+  }
+  return out;
+}
+
+function withReloption(reloptions: readonly string[], name: string, value: string | null): string[] {
+  const rest = reloptions.filter((o) => !o.startsWith(`${name}=`));
+  return value === null ? [...rest] : [...rest, `${name}=${value}`].sort();
+}
+
+/**
+ * Pure: the source model and the requested transformation in, the target
+ * model and both column mappings out. Anything that cannot be mapped is a
+ * user error naming the reason.
+ */
+export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTarget {
+  const widened = widenedColumns(model, spec);
+  const differences: string[] = [];
+  const columns = model.columns.map((c) => {
+    if (!widened.has(c.name)) return c;
+    differences.push(`column ${c.name}: ${c.type} → bigint${model.key.columns.includes(c.name) ? ' (row key)' : ''}`);
+    return { ...c, type: 'bigint' };
+  });
+  const sequences: SequenceRetype[] = model.ownedSequences
+    .filter((s) => widened.has(s.column))
+    .map((s) => ({ sequence: s, from: column(model, s.column, 'sequence').type, to: 'bigint' }));
+  const identities = model.identities.map((q) => {
+    if (!widened.has(q.column)) return q;
+    const max = q.max === TYPE_MAX[q.type] ? BIGINT_MAX : q.max;
+    differences.push(`identity sequence ${q.schema}.${q.name}: AS ${q.type} → AS bigint${max !== q.max ? ` (maximum ${BIGINT_MAX})` : ''}; the value continues`);
+    return { ...q, type: 'bigint', max };
+  });
+  for (const s of sequences) differences.push(`sequence ${s.sequence.schema}.${s.sequence.name}: AS ${s.from} → AS bigint (its maximum widens with it; the value continues)`);
+  for (const name of spec.orderBy) column(model, name, '--order-by');
+  if (spec.orderBy.length > 0) differences.push(`rows are written in the order of (${spec.orderBy.join(', ')}), in one transaction`);
+  let reloptions = [...model.reloptions];
+  if (spec.fillfactor !== null) {
+    reloptions = withReloption(reloptions, 'fillfactor', String(spec.fillfactor));
+    differences.push(`fillfactor ${spec.fillfactor}`);
+  }
+  if (spec.tablespace !== null) differences.push(`table in tablespace ${spec.tablespace}`);
+  if (spec.indexTablespace !== null) differences.push(`indexes in tablespace ${spec.indexTablespace}`);
+  const keyWidened = model.key.columns.some((k) => widened.has(k));
+  const narrowReferences = keyWidened && !spec.withReferencing
+    ? model.referencedBy.map((f) => `${f.tableSchema}.${f.tableName}.${f.name}`).sort()
+    : [];
+  const target: TableModel = { ...model, columns, reloptions, identities };
+  return {
+    model: target,
+    forward: identityMapping(columns),
+    // bigint → integer is an assignment cast: revert works until a value beyond the old type was written.
+    reverse: identityMapping(model.columns),
+    revertUnavailable: [],
+    sequences,
+    keyColumns: model.key.columns,
+    orderBy: spec.orderBy,
+    tablespace: spec.tablespace,
+    indexTablespace: spec.indexTablespace,
+    differences,
+    narrowReferences,
+  };
+}
