@@ -51,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
         err(`shadowpack: ${e.code}: ${redactSecrets(e.message)}\n`);
         code = userErrorCode;
       } else {
-        err(`shadowpack: internal error (this is a bug, please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+        err(`shadowpack: internal error (this is a bug, please report it):\n${redactSecrets(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
         code = 2;
       }
     }
@@ -73,6 +73,7 @@ async function main(argv: string[]): Promise<number> {
         .option('out', { type: 'string', demandOption: true, describe: 'folder to write the plan into' })
         .option('force', { type: 'boolean', default: false, describe: 'replace a plan already in --out' })
         .option('json', { type: 'boolean', default: false, describe: 'print a JSON summary' })
+        .option('run-as', { type: 'string', describe: 'check privileges for this role (the one that will run the plan) instead of the connected one' })
         .options(planOptions as Record<never, never>)
         .option('key-to-bigint', { type: 'boolean', describe: 'the key column(s) and their sequence become bigint', group: 'Transformations:' })
         .option('with-referencing', { type: 'boolean', describe: 'with --key-to-bigint: also write a plan per referencing table (OUT-schema.table) converting its foreign key columns', group: 'Transformations:' })
@@ -91,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
           tablespace: a.tablespace,
           indexTablespace: a.indexTablespace,
         };
-        return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, transform, ...(a.url ? { url: a.url } : {}) }, out);
+        return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, transform, ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out);
       }),
     )
     .command(
@@ -167,13 +168,15 @@ async function main(argv: string[]): Promise<number> {
 
 /** Connection strings may carry passwords; never print them. */
 function redactSecrets(message: string): string {
-  return message.replace(/postgres(?:ql)?:\/\/[^\s]+/g, (u) => redact(u));
+  return message
+    .replace(/postgres(?:ql)?:\/\/[^\s]+/g, (u) => redact(u))
+    .replace(/\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/gi, 'password=***');
 }
 
 main(hideBin(process.argv)).then(
   (code) => process.exit(code),
   (e) => {
-    err(`shadowpack: internal error (this is a bug, please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    err(`shadowpack: internal error (this is a bug, please report it):\n${redactSecrets(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
     process.exit(2);
   },
 );

@@ -1,6 +1,7 @@
 import { commentText, ident, literal, qualified } from '../model/quote.js';
 import { runNames, type RunNames } from '../model/names.js';
 import { signatureSql } from '../model/signature.js';
+import { missingPrivilegesSql } from '../model/privileges-sql.js';
 import type { TableModel } from '../model/types.js';
 import type { PlanOptions } from './options.js';
 import { insertOverriding } from './identity-steps.js';
@@ -52,6 +53,8 @@ export interface CommonContext {
   readonly revertSteps: readonly Step[];
   readonly validateSteps: readonly Step[];
   readonly referencingTables: readonly string[];
+  /** The plan-time privilege query, for the current user, as preflight runs it. */
+  readonly privilegeCheck: string;
   readonly related: { readonly children: readonly string[]; readonly parents: readonly string[] };
 }
 
@@ -139,6 +142,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     revertSteps: safe(revertSteps(stepInput)),
     validateSteps: safe(validateSteps(stepInput)),
     referencingTables: related.children,
+    privilegeCheck: missingPrivilegesSql(`${literal(src)}::regclass::oid`, 'current_user', literal(names.toolSchema)).trim().replace(/\n/g, '\n    '),
     related,
   };
 }

@@ -16,7 +16,8 @@ export type UserErrorCode =
   | 'CONNECTION_FAILED'
   | 'STAGE_FAILED'
   | 'RUN_STATE'
-  | 'BAD_ARGUMENT';
+  | 'BAD_ARGUMENT'
+  | 'PRIVILEGES_MISSING';
 
 export class UserError extends Error {
   readonly code: UserErrorCode;

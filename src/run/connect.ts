@@ -8,7 +8,13 @@ import { UserError } from '../model/errors.js';
  * an unhandled 'error' event.
  */
 export async function connectClient(config: ClientConfig): Promise<pg.Client> {
-  const client = new pg.Client(config);
+  let client: pg.Client;
+  try {
+    client = new pg.Client(config);
+  } catch (e) {
+    // Said without the URL: it may carry a password.
+    throw new UserError('CONNECTION_FAILED', `the connection URL does not parse (${(e as Error).message}); write it as postgresql://user@host:port/database (percent-encode special characters; a password may go after user: or in PGPASSWORD)`, {}, { cause: e });
+  }
   client.on('error', () => undefined);
   try {
     await client.connect();

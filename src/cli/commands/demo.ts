@@ -20,7 +20,14 @@ export interface DemoArgs {
 
 function psqlStage(url: string, file: string, err: (t: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    const p = spawn('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // The password goes through the environment, not the command line, where ps would show it.
+    const u = new URL(url);
+    const env = { ...process.env };
+    if (u.password) {
+      env['PGPASSWORD'] = decodeURIComponent(u.password);
+      u.password = '';
+    }
+    const p = spawn('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', u.toString(), '-f', file], { stdio: ['ignore', 'ignore', 'pipe'], env });
     p.stderr.on('data', (d: Buffer) => err(`  ${d.toString().trim()}\n`));
     p.on('error', (e) => reject(new UserError('BAD_ARGUMENT', `cannot start psql (${e.message}); install postgresql-client or use --executor runner`)));
     p.on('close', (code) => (code === 0 ? resolve() : reject(new UserError('STAGE_FAILED', `psql failed on ${file} (exit ${code})`))));

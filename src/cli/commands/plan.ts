@@ -4,6 +4,8 @@ import { resolveOptions, type PlanOptions } from '../../compile/options.js';
 import { resolveTransform, type TransformArgs } from '../../compile/transform/spec.js';
 import { introspect, parseTableName } from '../../introspect/introspect.js';
 import { writeReferencingPlans } from '../referencing-plans.js';
+import { missingPrivileges, privilegeError } from '../../introspect/privileges.js';
+import { qualified } from '../../model/quote.js';
 import { TOOL_VERSION } from '../../version.js';
 import { connectionConfig } from '../connection.js';
 import { writePlanDir } from '../plan-dir.js';
@@ -15,6 +17,8 @@ export interface PlanArgs {
   readonly url?: string;
   readonly force?: boolean;
   readonly json?: boolean;
+  /** The role that will run the plan, when it is not the one planning. */
+  readonly runAs?: string;
   readonly options: Partial<Record<keyof PlanOptions, unknown>>;
   readonly transform?: TransformArgs;
 }
@@ -25,6 +29,13 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void)
   const transform = resolveTransform(args.transform ?? {});
   const client = await connectClient(connectionConfig(args.url));
   try {
+    // Checked first, before anything is written, so a run cannot fail halfway for want of a privilege
+    // (and so a role that cannot even read the table learns what it lacks).
+    const missing = await missingPrivileges(client, schema, table, args.runAs);
+    if (missing.length > 0) {
+      const role = args.runAs ?? (await client.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u;
+      throw privilegeError(role, qualified(schema, table), missing);
+    }
     const t = await introspect(client, schema, table);
     const plan = compile({ model: t.model, facts: t.facts, options, templates: loadTemplates(), toolVersion: TOOL_VERSION, transform });
     writePlanDir(args.out, plan, args.force ?? false);

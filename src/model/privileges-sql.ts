@@ -1,0 +1,82 @@
+/**
+ * Everything a run does that needs a privilege, as rows of (what, fix). `table` is the
+ * table's oid, `role` the role that will run the plan, `toolSchema` the tool schema's
+ * name, each a SQL expression: plan time and the preflight stage run the same text.
+ * `USAGE` on a role means "has its privileges" (inherited), which is what owning a table takes.
+ * Each statement of a run that needs a privilege is listed beside its check:
+ * - setup creates the copy in the table's schema and hands it to the table's owner,
+ *   creates the tool schema (or objects in it) and triggers on the table;
+ * - the swap renames the table, re-points foreign keys on other tables (their owner),
+ *   adds foreign keys to parents (REFERENCES) after locking them (LOCK TABLE needs
+ *   UPDATE, DELETE or TRUNCATE), moves sequence ownership (the sequence's owner);
+ * - the old-snapshot wait reads other roles' sessions in pg_stat_activity, whose
+ *   backend_xmin is hidden without pg_read_all_stats: it would see nobody and swap.
+ */
+export function missingPrivilegesSql(table: string, role: string, toolSchema: string): string {
+  return `
+WITH me AS (SELECT (${role})::name AS role),
+t AS (SELECT c.oid, n.nspname, c.relname, pg_get_userbyid(c.relowner) AS owner
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ${table}),
+children AS (SELECT DISTINCT c.oid, pg_get_userbyid(c.relowner) AS owner
+               FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+              WHERE k.confrelid = ${table} AND k.contype = 'f' AND k.conrelid <> ${table}),
+parents AS (SELECT k.confrelid AS oid, array_agg(DISTINCT a.attname ORDER BY a.attname) AS cols
+              FROM pg_constraint k JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = ANY (k.confkey)
+             WHERE k.conrelid = ${table} AND k.contype = 'f' AND k.confrelid <> ${table}
+             GROUP BY k.confrelid),
+sequences AS (SELECT s.oid, pg_get_userbyid(s.relowner) AS owner
+                FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+               WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                 AND d.refobjid = ${table} AND d.deptype IN ('a', 'i')),
+tool AS (SELECT to_regnamespace(${toolSchema}) AS ns, to_regclass(quote_ident(${toolSchema}) || '.runs') AS runs),
+lacking AS (
+SELECT 1 AS ord, format('ownership of table %s (owned by %I)', t.oid::regclass, t.owner) AS what,
+       format('GRANT %I TO %I;', t.owner, me.role) AS fix
+  FROM t, me WHERE NOT pg_has_role(me.role, t.owner, 'USAGE')
+UNION ALL
+SELECT 2, format('USAGE on schema %I', t.nspname), format('GRANT USAGE ON SCHEMA %I TO %I;', t.nspname, me.role)
+  FROM t, me WHERE NOT has_schema_privilege(me.role, t.nspname, 'USAGE')
+UNION ALL
+SELECT 3, format('CREATE on schema %I (the copy is created there)', t.nspname), format('GRANT CREATE ON SCHEMA %I TO %I;', t.nspname, me.role)
+  FROM t, me WHERE NOT has_schema_privilege(me.role, t.nspname, 'CREATE')
+UNION ALL
+SELECT 4, format('CREATE on schema %I for the table''s owner %I (the copy is handed to it)', t.nspname, t.owner),
+       format('GRANT CREATE ON SCHEMA %I TO %I;', t.nspname, t.owner)
+  FROM t, me WHERE t.owner <> me.role AND NOT has_schema_privilege(t.owner, t.nspname, 'CREATE')
+UNION ALL
+SELECT 5, format('CREATE on database %I (for schema %I)', current_database(), ${toolSchema}),
+       format('GRANT CREATE ON DATABASE %I TO %I;', current_database(), me.role)
+  FROM tool, me WHERE tool.ns IS NULL AND NOT has_database_privilege(me.role, current_database(), 'CREATE')
+UNION ALL
+SELECT 6, format('USAGE and CREATE on schema %I', ${toolSchema}), format('GRANT USAGE, CREATE ON SCHEMA %I TO %I;', ${toolSchema}, me.role)
+  FROM tool, me WHERE tool.ns IS NOT NULL
+   AND NOT (has_schema_privilege(me.role, tool.ns, 'USAGE') AND has_schema_privilege(me.role, tool.ns, 'CREATE'))
+UNION ALL
+SELECT 7, format('ownership of %s (shared by runs; the last cleanup drops it)', tool.runs),
+       format('ALTER TABLE %s OWNER TO %I;', tool.runs, me.role)
+  FROM tool, me, pg_class r WHERE r.oid = tool.runs AND NOT pg_has_role(me.role, r.relowner, 'USAGE')
+UNION ALL
+SELECT 8, format('ownership of table %s (its foreign key into the table is re-pointed)', c.oid::regclass),
+       format('GRANT %I TO %I;', c.owner, me.role)
+  FROM children c, me WHERE NOT pg_has_role(me.role, c.owner, 'USAGE')
+UNION ALL
+SELECT 9, format('REFERENCES on %s (%s) (the foreign key is added again at the swap)', p.oid::regclass, array_to_string(p.cols, ', ')),
+       format('GRANT REFERENCES (%s) ON TABLE %s TO %I;', (SELECT string_agg(quote_ident(x), ', ') FROM unnest(p.cols) x), p.oid::regclass, me.role)
+  FROM parents p, me
+ WHERE NOT has_table_privilege(me.role, p.oid, 'REFERENCES')
+   AND NOT (SELECT bool_and(has_column_privilege(me.role, p.oid, x, 'REFERENCES')) FROM unnest(p.cols) x)
+UNION ALL
+SELECT 10, format('UPDATE, DELETE or TRUNCATE on %s (LOCK TABLE, so its foreign key is re-pointed without queueing)', p.oid::regclass),
+       format('GRANT UPDATE ON TABLE %s TO %I;', p.oid::regclass, me.role)
+  FROM parents p, me WHERE NOT has_table_privilege(me.role, p.oid, 'UPDATE, DELETE, TRUNCATE')
+UNION ALL
+SELECT 11, format('ownership of sequence %s (it moves to the rebuilt table)', s.oid::regclass),
+       format('GRANT %I TO %I;', s.owner, me.role)
+  FROM sequences s, me WHERE NOT pg_has_role(me.role, s.owner, 'USAGE')
+UNION ALL
+SELECT 12, 'membership in pg_read_all_stats (the swap waits for old snapshots of every role; without it other roles'' sessions are hidden)',
+       format('GRANT pg_read_all_stats TO %I;', me.role)
+  FROM me WHERE NOT pg_has_role(me.role, 'pg_read_all_stats', 'USAGE'))
+-- One statement may grant several things (a role owning the table and its sequence): list it once.
+SELECT fix, string_agg(what, '; ' ORDER BY ord, what) AS what FROM lacking GROUP BY fix ORDER BY min(ord), fix`;
+}

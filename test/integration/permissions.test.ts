@@ -1,0 +1,253 @@
+/**
+ * Privileges: a non-superuser table owner runs a whole plan (runner and psql);
+ * a role lacking privileges gets one fixing statement per missing privilege
+ * and nothing is created; running those statements is enough. Passwords never
+ * appear in a plan, an output line or an error.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { freshDatabase, quoteIdent, withClient, type FreshDatabase } from '../helpers/db.js';
+import pg from 'pg';
+import { catalogSnapshot, cli, leftovers, planTable, psql } from '../helpers/rebuild.js';
+import { run } from '../../src/run/runner.js';
+import { readState } from '../../src/run/state.js';
+import type { LoadedPlan } from '../../src/run/plan-check.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { FORWARD_STAGES, stageInfo } from '../../src/compile/stages.js';
+
+const databases: FreshDatabase[] = [];
+const roles: string[] = [];
+
+afterAll(async () => {
+  // Databases first: the roles own objects in them.
+  for (const db of databases.splice(0)) await db.drop().catch(() => undefined);
+  await withClient(inject('adminUrl'), async (c) => {
+    for (const r of roles.splice(0)) await c.query(`DROP ROLE IF EXISTS ${quoteIdent(r)}`).catch(() => undefined);
+  });
+});
+
+interface Login {
+  readonly role: string;
+  readonly password: string;
+  readonly url: string;
+}
+
+/** A new LOGIN role (no superuser, nothing granted) with a password that is easy to search for. */
+async function newRole(db: FreshDatabase, prefix: string): Promise<Login> {
+  const role = `${prefix}_${randomBytes(3).toString('hex')}`;
+  const password = `pw-${randomBytes(12).toString('hex')}`;
+  roles.push(role);
+  await withClient(db.url, (c) => c.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${password}'`));
+  const u = new URL(db.url);
+  u.username = role;
+  u.password = password;
+  return { role, password, url: u.toString() };
+}
+
+/** A fresh database with the demo schema, made by the superuser. */
+async function demo(prefix: string, rows: number): Promise<FreshDatabase> {
+  const db = await freshDatabase(prefix);
+  databases.push(db);
+  await withClient(db.url, (c) => createDemoSchema(c, rows));
+  return db;
+}
+
+/** Hands the demo schema over to `role`, with what the run needs beyond ownership. */
+async function handOver(db: FreshDatabase, role: string): Promise<void> {
+  const r = quoteIdent(role);
+  await withClient(db.url, (c) =>
+    c.query(`
+      ALTER SCHEMA app OWNER TO ${r};
+      ALTER TABLE app.customers OWNER TO ${r};
+      ALTER TABLE app.orders OWNER TO ${r};
+      ALTER TABLE app.order_items OWNER TO ${r};
+      ALTER TABLE app.orders_twin OWNER TO ${r};
+      GRANT CREATE ON DATABASE ${quoteIdent(db.name)} TO ${r};
+      GRANT pg_read_all_stats TO ${r};`),
+  );
+}
+
+function allText(dir: string): string {
+  return readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+}
+
+describe('a non-superuser table owner', () => {
+  for (const executor of ['runner', 'psql'] as const) {
+    it(`runs a whole plan with the ${executor}, under writers, and no password shows anywhere`, async () => {
+      const db = await demo(`perm_${executor}`, 5_000);
+      const owner = await newRole(db, `sp_owner_${executor}`);
+      await handOver(db, owner.role);
+      await withClient(owner.url, async (c) => {
+        const me = await c.query<{ su: boolean }>('SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user');
+        expect(me.rows[0]!.su).toBe(false);
+      });
+      const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
+      const dir = join(mkdtempSync(join(tmpdir(), 'sp-perm-')), 'plan');
+      const planned = await cli(['plan', '--url', owner.url, '--table', 'app.orders', '--out', dir, '--batch-pages', '10']);
+      expect(planned.code, planned.stderr).toBe(0);
+
+      const writers = await startWriters({ connectionString: owner.url }, 2, 3);
+      let output = planned.stdout + planned.stderr;
+      try {
+        if (executor === 'runner') {
+          const r = await cli(['run', '--plan', dir, '--url', owner.url, '--events']);
+          output += r.stdout + r.stderr;
+          expect(r.code, r.stderr).toBe(0);
+        } else {
+          for (const stage of FORWARD_STAGES) {
+            const r = await psql(owner.url, join(dir, stageInfo(stage).file));
+            output += r.stdout + r.stderr;
+            expect(r.code, `${stage}: ${r.stderr}`).toBe(0);
+          }
+        }
+      } finally {
+        const stats = await writers.stop();
+        expect(stats.errors, stats.lastError ?? '').toBe(0);
+      }
+      const status = await cli(['status', '--plan', dir, '--url', owner.url]);
+      output += status.stdout + status.stderr;
+
+      await withClient(db.url, async (c) => {
+        expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 });
+        expect(await leftovers(c)).toEqual([]);
+        expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(before);
+      });
+      expect(output).not.toContain(owner.password);
+      expect(allText(dir)).not.toContain(owner.password);
+    });
+  }
+});
+
+describe('a role lacking privileges', () => {
+  it('gets every fixing statement from plan, nothing is created, and those statements are enough', async () => {
+    const db = await demo('perm_missing', 200);
+    const owner = await newRole(db, 'sp_tbl_owner');
+    await handOver(db, owner.role);
+    await withClient(db.url, (c) => c.query(`REVOKE pg_read_all_stats FROM ${quoteIdent(owner.role)}`));
+    const weak = await newRole(db, 'sp_weak');
+    const dir = join(mkdtempSync(join(tmpdir(), 'sp-perm-')), 'plan');
+
+    const refused = await cli(['plan', '--url', weak.url, '--table', 'app.orders', '--out', dir]);
+    expect(refused.code).toBe(1);
+    const lines = refused.stderr.trim().split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^shadowpack: PRIVILEGES_MISSING: role ${weak.role} lacks \\d+ privileges .*nothing was created.*Run these statements`));
+    const fixes = lines.slice(1).map((l) => l.trim().replace(/ {2}-- .*$/, ''));
+    // Ownership of the table and of the child whose foreign key moves, the stats role, the tool schema.
+    expect(fixes).toContain(`GRANT ${owner.role} TO ${weak.role};`);
+    expect(fixes).toContain(`GRANT pg_read_all_stats TO ${weak.role};`);
+    expect(fixes.some((f) => f.startsWith('GRANT CREATE ON DATABASE'))).toBe(true);
+    for (const f of fixes) expect(f).toMatch(/^(GRANT|ALTER) [^;]*;$/);
+    expect(existsSync(dir)).toBe(false);
+    expect(refused.stderr).not.toContain(weak.password);
+    await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
+
+    // --run-as checks for another role: the owner lacks only the stats role.
+    const forOwner = await cli(['plan', '--url', db.url, '--table', 'app.orders', '--out', dir, '--run-as', owner.role]);
+    expect(forOwner.code).toBe(1);
+    expect(forOwner.stderr).toMatch(/lacks 1 privilege needed/);
+    expect(forOwner.stderr).toContain(`GRANT pg_read_all_stats TO ${owner.role};`);
+
+    // The listed statements, run by a superuser, are all it takes.
+    await withClient(db.url, async (c) => {
+      for (const f of fixes) await c.query(f);
+    });
+    const planned = await cli(['plan', '--url', weak.url, '--table', 'app.orders', '--out', dir]);
+    expect(planned.code, planned.stderr).toBe(0);
+    const run = await cli(['run', '--plan', dir, '--url', weak.url]);
+    expect(run.code, run.stderr).toBe(0);
+    await withClient(db.url, async (c) => {
+      expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0 });
+      expect(await leftovers(c)).toEqual([]);
+    });
+  });
+
+  it('is stopped by the preflight stage too, before anything is created (psql)', async () => {
+    const db = await demo('perm_preflight', 100);
+    const owner = await newRole(db, 'sp_pf_owner');
+    await handOver(db, owner.role);
+    const dir = join(mkdtempSync(join(tmpdir(), 'sp-perm-')), 'plan');
+    const planned = await cli(['plan', '--url', owner.url, '--table', 'app.orders', '--out', dir]);
+    expect(planned.code, planned.stderr).toBe(0);
+    await withClient(db.url, (c) => c.query(`REVOKE pg_read_all_stats FROM ${quoteIdent(owner.role)}`));
+    const r = await psql(owner.url, join(dir, stageInfo('preflight').file));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`GRANT pg_read_all_stats TO ${owner.role};`);
+    await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
+  });
+});
+
+describe('passwords', () => {
+  it('never appear in errors of a failed connection', async () => {
+    const password = `pw-${randomBytes(12).toString('hex')}`;
+    const admin = new URL(inject('adminUrl'));
+    const wrongPassword = new URL(admin);
+    wrongPassword.password = password;
+    const closedPort = new URL(admin);
+    closedPort.password = password;
+    closedPort.port = '1';
+    const badHost = new URL(admin);
+    badHost.password = password;
+    badHost.hostname = 'no-such-host.invalid';
+    const db = await demo('perm_pw', 50);
+    const dir = join(mkdtempSync(join(tmpdir(), 'sp-pw-')), 'plan');
+    expect((await cli(['plan', '--url', db.url, '--table', 'app.orders', '--out', dir])).code).toBe(0);
+    const attempts: [URL, string[]][] = [
+      [wrongPassword, ['plan', '--table', 'app.orders', '--out', `${dir}-p`]],
+      [closedPort, ['run', '--plan', dir]],
+      [badHost, ['status', '--plan', dir]],
+    ];
+    for (const [url, args] of attempts) {
+      const r = await cli([...args, '--url', url.toString()]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/^shadowpack: CONNECTION_FAILED: /);
+      expect(r.stderr + r.stdout, `${args[0]} ${url.host}`).not.toContain(password);
+    }
+    // A URL that does not even parse, with the password in it.
+    const broken = `postgresql://someone:${password}@localhost:notaport/db`;
+    const r = await cli(['plan', '--url', broken, '--table', 'app.orders', '--out', `${dir}-q`]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^shadowpack: CONNECTION_FAILED: the connection URL does not parse/);
+    expect(r.stderr + r.stdout).not.toContain(password);
+  });
+});
+
+describe('the old-snapshot wait of a non-superuser', () => {
+  it("sees another role's REPEATABLE READ snapshot, and refuses to swap blind without pg_read_all_stats", async () => {
+    const db = await demo('perm_snap', 500);
+    const owner = await newRole(db, 'sp_snap_owner');
+    await handOver(db, owner.role);
+    const plan = await planTable(owner.url, 'app', 'orders', { snapshotWaitSeconds: 1 });
+    const connection = { connectionString: owner.url };
+    await run({ plan, connection, until: 'catchup', onEvent: () => undefined });
+
+    // A superuser's transaction whose snapshot predates the swap.
+    const reader = new pg.Client({ connectionString: db.url, application_name: 'old-snapshot-reader' });
+    reader.on('error', () => undefined);
+    await reader.connect();
+    try {
+      await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await reader.query('SELECT count(*) FROM app.customers');
+      await expect(run({ plan, connection, onEvent: () => undefined })).rejects.toThrow(/gave up after 1 s waiting for sessions with old snapshots: pid \d+ \(old-snapshot-reader/);
+
+      await withClient(db.url, (c) => c.query(`REVOKE pg_read_all_stats FROM ${quoteIdent(owner.role)}`));
+      await expect(run({ plan, connection, onEvent: () => undefined })).rejects.toThrow(/cannot see the snapshots of other roles' sessions.*nothing was swapped/);
+      expect((await readRunState(owner.url, plan))?.stage).toBe('catchup');
+    } finally {
+      await reader.end().catch(() => undefined);
+    }
+    await withClient(db.url, (c) => c.query(`GRANT pg_read_all_stats TO ${quoteIdent(owner.role)}`));
+    await run({ plan, connection, onEvent: () => undefined });
+    await withClient(db.url, async (c) => {
+      expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0 });
+      expect(await leftovers(c)).toEqual([]);
+    });
+  });
+});
+
+async function readRunState(url: string, plan: LoadedPlan) {
+  return withClient(url, (c) => readState(c, plan.manifest));
+}
