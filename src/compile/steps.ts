@@ -3,6 +3,7 @@ import type { RunNames } from '../model/names.js';
 import type { ConstraintModel, IndexModel, TableModel } from '../model/types.js';
 import { identityRevertSteps, identitySwapSteps } from './identity-steps.js';
 import type { DerivedTarget } from './transform/derive.js';
+import { aclSteps, columnAclSteps } from './privilege-steps.js';
 
 /** One commented SQL statement inside a stage script. */
 export interface Step {
@@ -134,6 +135,17 @@ function policySql(model: TableModel, table: string): Step[] {
   return steps;
 }
 
+/** The rebuilt table's and its identity sequences' privileges, reset to exactly the original ACLs. */
+function privilegeSteps(input: StepInput): Step[] {
+  const { model, src } = input;
+  const steps = aclSteps({ kind: 'TABLE', object: src, owner: model.owner, defaultAcl: model.defaultAcl, grants: model.grants }, 'the table');
+  steps.push(...columnAclSteps(src, model.columnGrants));
+  for (const q of model.identities) {
+    steps.push(...aclSteps({ kind: 'SEQUENCE', object: qualified(q.schema, q.name), owner: model.owner, defaultAcl: q.defaultAcl, grants: q.grants }, `identity sequence ${q.name}`));
+  }
+  return steps;
+}
+
 /** Statements run under the swap lock, after the last apply. */
 export function swapSteps(input: StepInput): Step[] {
   const { model, target, names, src, copy, old } = input;
@@ -163,14 +175,6 @@ export function swapSteps(input: StepInput): Step[] {
   }
   steps.push({ comment: 'autovacuum back on, the table\'s own storage parameters back', sql: `ALTER TABLE ${src} RESET (autovacuum_enabled, toast.autovacuum_enabled);` });
   if (target.model.reloptions.length > 0) steps.push({ comment: 'the table\'s storage parameters', sql: `ALTER TABLE ${src} SET (${reloptionList(target.model.reloptions)});` });
-  for (const g of model.grants) {
-    const grantee = g.grantee === 'PUBLIC' ? 'PUBLIC' : ident(g.grantee);
-    steps.push({ comment: `privilege ${g.privilege} for ${g.grantee}`, sql: `GRANT ${g.privilege} ON TABLE ${src} TO ${grantee}${g.grantable ? ' WITH GRANT OPTION' : ''};` });
-  }
-  for (const g of model.columnGrants) {
-    const grantee = g.grantee === 'PUBLIC' ? 'PUBLIC' : ident(g.grantee);
-    steps.push({ comment: `privilege ${g.privilege} on column ${g.column} for ${g.grantee}`, sql: `GRANT ${g.privilege} (${ident(g.column)}) ON TABLE ${src} TO ${grantee}${g.grantable ? ' WITH GRANT OPTION' : ''};` });
-  }
   steps.push(...policySql(model, src));
   for (const t of model.triggers) {
     steps.push({ comment: `trigger ${t.name}, created only now so it never fired for the tool's copying`, sql: `${t.definition};` });
@@ -189,6 +193,8 @@ export function swapSteps(input: StepInput): Step[] {
   }
   steps.push({ comment: 'the old table no longer needs capturing', sql: `DROP TRIGGER ${ident(names.captureTrigger)} ON ${old};\nDROP TRIGGER ${ident(names.truncateTrigger)} ON ${old};` });
   steps.push(...triggerSteps(input, src));
+  // Last, so that nothing above runs with privileges the application's roles should not see.
+  steps.push(...privilegeSteps(input));
   return steps;
 }
 

@@ -9,6 +9,7 @@ import * as Q from './queries.js';
 import type { ColumnGrantRow, ColumnRow, ConstraintRow, DependentRow, GrantRow, IdentityRow, IndexRow, OwnedSequenceRow, PolicyRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
 import { objectRefusals, tableKindRefusal, type CatalogRows } from './refusals.js';
 import { mapModel, type Extras } from './map.js';
+import { grantorRefusals } from './grant-refusals.js';
 
 /** Splits `schema.table` the way PostgreSQL stores names: case kept, quotes optional. */
 export function parseTableName(input: string): { schema: string; table: string } {
@@ -98,7 +99,7 @@ export async function introspect(client: ClientBase, schema: string, table: stri
       columnGrants: await rows<ColumnGrantRow>(client, Q.COLUMN_GRANTS_SQL, [oid]),
       replicaIndex: (await rows<{ name: string }>(client, Q.REPLICA_INDEX_SQL, [oid]))[0]?.name ?? null,
     };
-    const refusals = objectRefusals(cat);
+    const refusals = [...objectRefusals(cat), ...grantorRefusals(t.owner, cat.grants, cat.columnGrants, cat.identities)];
     if (refusals.length > 0) {
       throw new UserError('UNSUPPORTED_OBJECT', `cannot rebuild ${qualified(schema, table)} yet: ${refusals.join('; ')} (see "What shadowpack refuses" in README.md)`, { refusals });
     }

@@ -107,8 +107,10 @@ export function mapModel(cat: CatalogRows & Extras, fingerprint: string): TableM
     ownedSequences: cat.sequences.map((s) => ({ schema: s.schema, name: s.name, column: s.column_name })),
     identities: cat.identities.map((q) => ({
       column: q.column_name, schema: q.schema, name: q.name, type: q.type, start: q.start, increment: q.increment,
-      min: q.min, max: q.max, cache: q.cache, cycle: q.cycle, comment: q.comment,
+      min: q.min, max: q.max, cache: q.cache, cycle: q.cycle, comment: q.comment, defaultAcl: q.default_acl,
+      grants: q.grants.map((g) => ({ grantee: g.grantee, privilege: g.privilege, grantable: g.grantable })),
     })),
+    defaultAcl: t.default_acl,
     grants: cat.grants.map((g) => ({ grantee: g.grantee, privilege: g.privilege, grantable: g.grantable })),
     columnComments: cat.columns.filter((c) => c.comment !== null).map((c) => ({ column: c.name, comment: c.comment! })),
     columnGrants: cat.columnGrants.map((g) => ({ column: g.column_name, grantee: g.grantee, privilege: g.privilege, grantable: g.grantable })),

@@ -8,7 +8,7 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind AS relkind, c.relpersis
        c.relispartition AS is_partition, c.relhassubclass AS has_children,
        EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid) AS is_child,
        c.reloftype <> 0 AS is_typed, c.reltablespace <> 0 AS has_tablespace,
-       c.relrowsecurity AS rls, c.relforcerowsecurity AS rls_forced, c.relreplident AS replident,
+       c.relacl IS NULL AS default_acl, c.relrowsecurity AS rls, c.relforcerowsecurity AS rls_forced, c.relreplident AS replident,
        pg_get_userbyid(c.relowner) AS owner, obj_description(c.oid, 'pg_class') AS comment,
        coalesce(c.reloptions, '{}') AS reloptions, c.relpages::int8 AS relpages, c.reltuples::float8 AS reltuples,
        pg_total_relation_size(c.oid) AS total_bytes, pg_table_size(c.oid) AS table_bytes,
@@ -97,7 +97,11 @@ SELECT sn.nspname AS schema, s.relname AS name, a.attname AS column_name, d.dept
 export const IDENTITIES_SQL = `
 SELECT a.attname AS column_name, sn.nspname AS schema, s.relname AS name, format_type(q.seqtypid, NULL) AS type,
        q.seqstart::text AS start, q.seqincrement::text AS increment, q.seqmin::text AS min, q.seqmax::text AS max,
-       q.seqcache::text AS cache, q.seqcycle AS cycle, s.relacl IS NOT NULL AS has_acl,
+       q.seqcache::text AS cache, q.seqcycle AS cycle, s.relacl IS NULL AS default_acl,
+       coalesce((SELECT json_agg(json_build_object('grantee', CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee)::text END,
+                                 'privilege', x.privilege_type, 'grantable', x.is_grantable, 'grantor', pg_get_userbyid(x.grantor)::text) ORDER BY x.ord)
+                   FROM aclexplode(s.relacl) WITH ORDINALITY x(grantor, grantee, privilege_type, is_grantable, ord)), '[]') AS grants,
+       pg_get_userbyid(s.relowner) AS owner,
        s.relpersistence AS persistence, obj_description(s.oid, 'pg_class') AS comment
   FROM pg_depend d
   JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
@@ -108,12 +112,13 @@ SELECT a.attname AS column_name, sn.nspname AS schema, s.relname AS name, format
    AND d.deptype = 'i'
  ORDER BY a.attnum`;
 
+/** In ACL order: re-granting in this order rebuilds the same aclitem array. */
 export const GRANTS_SQL = `
 SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END AS grantee,
        x.privilege_type AS privilege, x.is_grantable AS grantable, pg_get_userbyid(x.grantor) AS grantor
-  FROM pg_class c, aclexplode(c.relacl) x
+  FROM pg_class c, aclexplode(c.relacl) WITH ORDINALITY x(grantor, grantee, privilege_type, is_grantable, ord)
  WHERE c.oid = $1
- ORDER BY 1, 2`;
+ ORDER BY x.ord`;
 
 export const TRIGGERS_SQL = `
 SELECT t.tgname AS name, p.pronamespace = coalesce(to_regnamespace($2)::oid, 0) AS is_tool,
@@ -133,10 +138,10 @@ SELECT p.polname AS name, p.polpermissive AS permissive, p.polcmd AS cmd,
 export const COLUMN_GRANTS_SQL = `
 SELECT a.attname::text AS column_name,
        CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee)::text END AS grantee,
-       x.privilege_type AS privilege, x.is_grantable AS grantable
-  FROM pg_attribute a, aclexplode(a.attacl) x
+       x.privilege_type AS privilege, x.is_grantable AS grantable, pg_get_userbyid(x.grantor)::text AS grantor
+  FROM pg_attribute a, aclexplode(a.attacl) WITH ORDINALITY x(grantor, grantee, privilege_type, is_grantable, ord)
  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
- ORDER BY 1, 2, 3`;
+ ORDER BY a.attnum, x.ord`;
 
 export const REPLICA_INDEX_SQL = `
 SELECT ic.relname AS name FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid

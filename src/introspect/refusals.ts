@@ -48,7 +48,6 @@ export function objectRefusals(rows: CatalogRows): string[] {
     if (c.has_options) out.push(`column "${c.name}" has attribute options (n_distinct)`);
   }
   for (const q of rows.identities) {
-    if (q.has_acl) out.push(`identity sequence "${q.name}" of column "${q.column_name}" has privileges granted on it`);
     if (q.persistence !== 'p') out.push(`identity sequence "${q.name}" of column "${q.column_name}" is UNLOGGED`);
   }
   for (const i of rows.indexes) {

@@ -3,7 +3,7 @@
 export interface TableRow {
   schema: string; name: string; relkind: string; persistence: string;
   is_partition: boolean; has_children: boolean; is_child: boolean; is_typed: boolean; has_tablespace: boolean;
-  rls: boolean; rls_forced: boolean; replident: string; owner: string; comment: string | null;
+  default_acl: boolean; rls: boolean; rls_forced: boolean; replident: string; owner: string; comment: string | null;
   reloptions: string[]; relpages: string; reltuples: number; total_bytes: string; table_bytes: string;
   index_bytes: string; toast_options: boolean | null; server_version_num: number; server_version: string; database: string; database_oid: number; scs: string;
 }
@@ -33,11 +33,11 @@ export interface ReferencedByRow {
 export interface OwnedSequenceRow { schema: string; name: string; column_name: string; deptype: string }
 export interface IdentityRow {
   column_name: string; schema: string; name: string; type: string; start: string; increment: string; min: string; max: string;
-  cache: string; cycle: boolean; has_acl: boolean; persistence: string; comment: string | null;
+  cache: string; cycle: boolean; default_acl: boolean; grants: GrantRow[]; owner: string; persistence: string; comment: string | null;
 }
 export interface GrantRow { grantee: string; privilege: string; grantable: boolean; grantor: string }
 export interface TriggerRow { name: string; is_tool: boolean; definition: string; enabled: string; is_constraint: boolean }
 export interface PolicyRow { name: string; permissive: boolean; cmd: string; roles: string[]; using_expr: string | null; check_expr: string | null }
-export interface ColumnGrantRow { column_name: string; grantee: string; privilege: string; grantable: boolean }
+export interface ColumnGrantRow { column_name: string; grantee: string; privilege: string; grantable: boolean; grantor: string }
 export interface DependentRow { description: string; catalog: string }
 export interface PublicationRow { name: string }

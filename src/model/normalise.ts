@@ -10,7 +10,7 @@ function byKey<T>(key: (x: T) => string): (a: T, b: T) => number {
 }
 
 /**
- * Sorts every list except column order (which is meaningful), so two
+ * Sorts every list except column order and ACL order (both meaningful), so two
  * catalogs with the same schema give equal models whatever order they return.
  */
 export function normalise(m: TableModel): TableModel {
@@ -21,9 +21,7 @@ export function normalise(m: TableModel): TableModel {
     constraints: [...m.constraints].sort(byKey((c) => c.name)),
     referencedBy: [...m.referencedBy].sort(byKey((r) => `${r.tableSchema}\u0000${r.tableName}\u0000${r.name}`)),
     ownedSequences: [...m.ownedSequences].sort(byKey((s) => `${s.schema}\u0000${s.name}`)),
-    grants: [...m.grants].sort(byKey((g) => `${g.grantee}\u0000${g.privilege}`)),
     columnComments: [...m.columnComments].sort(byKey((c) => c.column)),
-    columnGrants: [...m.columnGrants].sort(byKey((g) => `${g.column}\u0000${g.grantee}\u0000${g.privilege}`)),
     triggers: [...m.triggers].sort(byKey((t) => t.name)),
     policies: [...m.policies].sort(byKey((p) => p.name)),
   };

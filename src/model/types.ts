@@ -95,9 +95,12 @@ export interface IdentityModel {
   readonly cache: string;
   readonly cycle: boolean;
   readonly comment: string | null;
+  /** The sequence's ACL is NULL (owner only); else `grants` holds it, in ACL order. */
+  readonly defaultAcl: boolean;
+  readonly grants: readonly GrantModel[];
 }
 
-/** One privilege granted on the table (from aclexplode). */
+/** One privilege in an ACL (from aclexplode), always granted by the owner (others are refused). */
 export interface GrantModel {
   readonly grantee: string;
   readonly privilege: string;
@@ -168,8 +171,12 @@ export interface TableModel {
   readonly ownedSequences: readonly OwnedSequenceModel[];
   /** Identity columns' sequences, in column order. */
   readonly identities: readonly IdentityModel[];
+  /** relacl is NULL: the owner holds every privilege, nobody else any, and `grants` is empty. */
+  readonly defaultAcl: boolean;
+  /** The table's ACL in its own order (the owner's entries too): re-granted in this order, it comes back identical. */
   readonly grants: readonly GrantModel[];
   readonly columnComments: readonly { readonly column: string; readonly comment: string }[];
+  /** Column ACLs, by column order, each in ACL order. */
   readonly columnGrants: readonly ColumnGrantModel[];
   readonly triggers: readonly TriggerModel[];
   /** REPLICA IDENTITY: DEFAULT, NOTHING, FULL, or USING INDEX (index named). */
