@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_OPTIONS, type PlanOptions } from '../compile/options.js';
+import { DEFAULT_OPTIONS, type NumericOptionKey } from '../compile/options.js';
+import { CONTROL_FLAGS } from './control-flags.js';
 import { ALL_STAGES, FORWARD_STAGES, type StageName } from '../compile/stages.js';
 import { UserError } from '../model/errors.js';
 import { TOOL_VERSION } from '../version.js';
@@ -11,12 +12,13 @@ import { showCommand } from './commands/show.js';
 import { demoCommand } from './commands/demo.js';
 import { diffCommand } from './commands/diff.js';
 import { verifyCommand } from './commands/verify.js';
+import { controlCommand } from './commands/control.js';
 import { redact } from './connection.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
 const err = (text: string) => process.stderr.write(text);
 
-const OPTION_FLAGS: { readonly [K in keyof PlanOptions]: string } = {
+const OPTION_FLAGS: { readonly [K in NumericOptionKey]: string } = {
   lockTimeoutMs: 'lock_timeout of one attempt at a lock that blocks the application',
   lockAttempts: 'attempts at such a lock before the stage gives up (nothing changed)',
   backoffBaseMs: 'first pause between lock attempts (doubles, with jitter)',
@@ -56,15 +58,18 @@ async function main(argv: string[]): Promise<number> {
       }
     }
   };
-  const planOptions = Object.fromEntries(
-    Object.entries(OPTION_FLAGS).map(([k, describe]) => [kebab(k), { type: 'number' as const, describe: `${describe} (default ${DEFAULT_OPTIONS[k as keyof PlanOptions]})`, group: 'Plan options:' }]),
-  );
+  const planOptions = {
+    ...Object.fromEntries(
+      Object.entries(OPTION_FLAGS).map(([k, describe]) => [kebab(k), { type: 'number' as const, describe: `${describe} (default ${DEFAULT_OPTIONS[k as NumericOptionKey]})`, group: 'Plan options:' }]),
+    ),
+    ...Object.fromEntries(Object.entries(CONTROL_FLAGS).map(([k, o]) => [kebab(k), o])),
+  };
   try {
   await yargs(argv)
     .scriptName('shadowpack')
     .version(TOOL_VERSION)
     .strict()
-    .demandCommand(1, 'give a command: plan, run, status, verify, show, diff or demo')
+    .demandCommand(1, 'give a command: plan, run, status, control, verify, show, diff or demo')
     .option('url', { type: 'string', describe: 'connection URL (else DATABASE_URL, else PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD and ~/.pgpass)', global: true })
     .command(
       'plan',
@@ -83,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
         .option('index-tablespace', { type: 'string', describe: 'tablespace of the rebuilt table\'s indexes', group: 'Transformations:' }),
       (a) => guard(() => {
         const options: Record<string, unknown> = {};
-        for (const k of Object.keys(OPTION_FLAGS)) options[k] = (a as Record<string, unknown>)[k];
+        for (const k of [...Object.keys(OPTION_FLAGS), ...Object.keys(CONTROL_FLAGS)]) options[k] = (a as Record<string, unknown>)[k];
         const transform = {
           keyToBigint: a.keyToBigint,
           withReferencing: a.withReferencing,
@@ -118,6 +123,28 @@ async function main(argv: string[]): Promise<number> {
       'show where a run stands (whichever executor ran it)',
       (y) => y.option('plan', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
       (a) => guard(() => statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out)),
+    )
+    .command(
+      'control',
+      'pause, resume, resize or slow down a running backfill/catch-up, or release a held swap (takes effect within one batch)',
+      (y) => y.option('plan', { type: 'string', demandOption: true })
+        .option('pause', { type: 'boolean', describe: 'wait between batches until --resume' })
+        .option('resume', { type: 'boolean', describe: 'go on after --pause' })
+        .option('batch-pages', { type: 'number', describe: 'heap pages per backfill batch from the next batch on' })
+        .option('max-rows-per-second', { type: 'number', describe: 'rows/s ceiling for backfill and catch-up, 0 for none' })
+        .option('release-swap', { type: 'boolean', describe: 'let a swap held by --hold-swap go ahead' })
+        .option('json', { type: 'boolean', default: false })
+        .conflicts('pause', 'resume'),
+      (a) => guard(() => controlCommand({
+        plan: a.plan,
+        json: a.json,
+        ...(a.url ? { url: a.url } : {}),
+        ...(a.pause !== undefined ? { pause: a.pause } : {}),
+        ...(a.resume !== undefined ? { resume: a.resume } : {}),
+        ...(a.batchPages !== undefined ? { batchPages: a.batchPages } : {}),
+        ...(a.maxRowsPerSecond !== undefined ? { maxRowsPerSecond: a.maxRowsPerSecond } : {}),
+        ...(a.releaseSwap !== undefined ? { releaseSwap: a.releaseSwap } : {}),
+      }, out)),
     )
     .command(
       'verify',

@@ -37,6 +37,7 @@ export interface CommonContext {
   readonly changeLog: string;
   readonly reverseLog: string;
   readonly stateTable: string;
+  readonly controlTable: string;
   readonly func: Readonly<Record<string, string>>;
   readonly signature: string;
   readonly advisory: { readonly classId: number; readonly objId: number };
@@ -93,6 +94,8 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     reverseCatchup: tool(names.reverseCatchupProcedure),
     guard: tool(names.guardFunction),
     waitSnapshots: tool(`wait_${names.runId}`),
+    throttle: tool(names.throttleProcedure),
+    hold: tool(names.holdProcedure),
   };
   const stepInput = { model, target, names, src, copy, old, func };
   const safe = (steps: Step[]): Step[] => steps.map((s) => ({ ...s, comment: commentText(s.comment) }));
@@ -104,10 +107,11 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     forward: forwardSide(model, target),
     reverse: reverseSide(model, target),
     copyTablespace: target.tablespace === null ? '' : ` TABLESPACE ${ident(target.tablespace)}`,
-    backfillBatchPages: target.orderBy.length > 0 ? '2147483647' : String(options.batchPages),
+    // Ordered: one batch, whatever the control table says. Otherwise the batch size comes from the control table.
+    backfillBatchPages: target.orderBy.length > 0 ? '2147483647' : '',
     backfillText: target.orderBy.length > 0
       ? commentText(`Copy the existing rows in one transaction, written in the order of (${target.orderBy.join(', ')}); an interruption starts the copy over.`)
-      : `Copy the existing rows, ${options.batchPages} heap pages per committed batch. Resumes where it stopped.`,
+      : `Copy the existing rows in committed batches of ${options.batchPages} heap pages, resuming where it stopped.\n-- The batch size is read from the control table before each batch ("shadowpack control --batch-pages N" changes it while this runs);\n-- between batches the throttle waits while the run is paused or throttled.`,
     backfillOrder: target.orderBy.length > 0 ? ` ORDER BY ${target.orderBy.map(ident).join(', ')}` : '',
     names,
     options,
@@ -120,6 +124,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     changeLog: tool(names.logTable),
     reverseLog: tool(names.reverseLogTable),
     stateTable: tool('runs'),
+    controlTable: tool(names.controlTable),
     func,
     signature: signatureSql(model.schema, model.name, names.toolSchema),
     advisory: { classId: ADVISORY_CLASS, objId: parseInt(names.runId.slice(0, 7), 16) },

@@ -1,10 +1,11 @@
 import { UserError } from '../model/errors.js';
+import { CONTROL_DEFAULTS, isControlKey, resolveControlOptions, type ControlOptions } from './control-options.js';
 
 /**
  * Plan options. Everything that shapes the SQL comes in here, so the same
  * model and options always give the same bytes. Times are milliseconds.
  */
-export interface PlanOptions {
+export interface PlanOptions extends ControlOptions {
   /** lock_timeout of one attempt at a lock that blocks the application. */
   readonly lockTimeoutMs: number;
   /** Attempts before a stage gives up on such a lock (nothing changed then). */
@@ -53,9 +54,13 @@ export const DEFAULT_OPTIONS: PlanOptions = {
   swapStatementTimeoutMs: 5000,
   snapshotWaitSeconds: 300,
   advisoryWaitSeconds: 10,
+  ...CONTROL_DEFAULTS,
 };
 
-const BOUNDS: { readonly [K in keyof PlanOptions]: readonly [number, number] } = {
+/** The options that are plain whole numbers with bounds (the control options check themselves). */
+export type NumericOptionKey = Exclude<keyof PlanOptions, keyof ControlOptions>;
+
+const BOUNDS: { readonly [K in NumericOptionKey]: readonly [number, number] } = {
   lockTimeoutMs: [10, 60000],
   lockAttempts: [1, 10000],
   backoffBaseMs: [0, 60000],
@@ -76,21 +81,34 @@ const BOUNDS: { readonly [K in keyof PlanOptions]: readonly [number, number] } =
 
 /** Fills defaults and checks bounds; a bad value is a user error naming the option. */
 export function resolveOptions(given: Partial<Record<keyof PlanOptions, unknown>>): PlanOptions {
-  const out: Record<string, number> = { ...DEFAULT_OPTIONS };
+  const out: Record<string, unknown> = { ...DEFAULT_OPTIONS };
+  const control: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(given)) {
     if (value === undefined) continue;
+    if (isControlKey(key)) {
+      control[key] = value;
+      continue;
+    }
     if (!(key in BOUNDS)) throw new UserError('BAD_OPTION', `unknown plan option "${key}"`);
-    const [lo, hi] = BOUNDS[key as keyof PlanOptions];
+    const [lo, hi] = BOUNDS[key as NumericOptionKey];
     const n = typeof value === 'string' ? Number(value) : value;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < lo || n > hi) {
       throw new UserError('BAD_OPTION', `option ${key} must be a whole number from ${lo} to ${hi} (got ${String(value)})`);
     }
     out[key] = n;
   }
-  const o = out as unknown as PlanOptions;
+  const o = { ...(out as unknown as PlanOptions), ...resolveControlOptions(control) };
   // A budget smaller than one attempt would make every locking step give up before trying.
   if (o.lockBudgetMs < o.lockTimeoutMs) {
     throw new UserError('BAD_OPTION', `option lockBudgetMs (${o.lockBudgetMs}) is smaller than one lock attempt, lockTimeoutMs (${o.lockTimeoutMs}): raise --lock-budget-ms to at least ${o.lockTimeoutMs} or lower --lock-timeout-ms`);
   }
   return o;
+}
+
+/**
+ * Options as read from a plan.json: a plan written before an option existed
+ * lacks its key, and it means the default (the strict templates need every key).
+ */
+export function withOptionDefaults(options: Partial<PlanOptions>): PlanOptions {
+  return { ...DEFAULT_OPTIONS, ...options };
 }

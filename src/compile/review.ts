@@ -1,6 +1,7 @@
 import type { PlanManifest } from './compile.js';
 import { HAZARD_TEXT, type HazardCode } from './stages.js';
 import { transformReviewLines } from './transform/review-section.js';
+import { controlReviewLines } from './review-control.js';
 
 function bytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
@@ -36,6 +37,7 @@ export function renderReview(m: PlanManifest): string {
   out.push(`No attempt is made while a session that has held a conflicting lock for longer than one attempt still holds it: the step waits instead, naming the session (pid, application, query start). ${o.cancelBlockersAfterMs > 0 ? `**Cancelling is on:** after ${o.cancelBlockersAfterMs} ms of one locking step, the running queries of sessions holding a conflicting lock are cancelled with \`pg_cancel_backend\`.` : 'Other sessions are never cancelled (cancelling is off).'}`, '');
   out.push('Each locking step reports its attempts, time waited, time the application queued behind it and time the lock was held (`shadowpack:lock-report` notices; `shadowpack status` and `run` show them).', '');
   out.push(`While the swap holds ACCESS EXCLUSIVE, each statement is bounded by \`statement_timeout = ${o.swapStatementTimeoutMs}ms\`; the log left to apply under the lock is brought below about ${o.swapBacklog} entries first. Before locking, the swap waits up to ${o.snapshotWaitSeconds} s for sessions holding old snapshots, naming them.`, '');
+  out.push(...controlReviewLines(o, m.runId));
   const codes = [...new Set(m.stages.flatMap((s) => s.hazards))].sort() as HazardCode[];
   out.push('## Hazards', '');
   for (const c of codes) out.push(`- **${c}**: ${HAZARD_TEXT[c]}.`);

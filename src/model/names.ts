@@ -28,6 +28,10 @@ export interface RunNames {
   readonly catchupProcedure: string;
   readonly reverseCatchupProcedure: string;
   readonly guardFunction: string;
+  /** The operator's controls for this run: pause, batch size, rows/s ceiling, swap release. */
+  readonly controlTable: string;
+  readonly throttleProcedure: string;
+  readonly holdProcedure: string;
   /** Name for the i-th index (sorted model order) while it lives on the copy. */
   copyIndex(i: number): string;
   /** Name for the i-th index of the old table once the swap renamed it. */
@@ -62,6 +66,9 @@ export function runNames(schema: string, table: string): RunNames {
     catchupProcedure: `catchup_${id}`,
     reverseCatchupProcedure: `rcatchup_${id}`,
     guardFunction: `guard_${id}`,
+    controlTable: `control_${id}`,
+    throttleProcedure: `throttle_${id}`,
+    holdProcedure: `hold_${id}`,
     copyIndex: (i) => `${p}_i${i}`,
     oldIndex: (i) => `${p}_o${i}`,
     oldSequence: (i) => `${p}_q${i}`,

@@ -27,6 +27,8 @@ interface Case {
   readonly facts: EnvironmentFacts;
   /** From an optional transform.json: the plan's transformation flags. */
   readonly transform?: TransformSpec;
+  /** Plan options of the case (options.json), defaults when absent. */
+  readonly options: PlanOptions;
 }
 
 const load = (name: string): Case => {
@@ -34,11 +36,12 @@ const load = (name: string): Case => {
   return {
     model: readJson<TableModel>(join(FIXTURES, name, 'model.json')),
     facts: readJson<EnvironmentFacts>(join(FIXTURES, name, 'facts.json')),
+    options: resolveOptions(existsSync(join(FIXTURES, name, 'options.json')) ? readJson<Partial<PlanOptions>>(join(FIXTURES, name, 'options.json')) : {}),
     ...(existsSync(t) ? { transform: resolveTransform(readJson<TransformArgs>(t)) } : {}),
   };
 };
 
-const build = (c: Case, options: PlanOptions = resolveOptions({})): Plan =>
+const build = (c: Case, options: PlanOptions = c.options): Plan =>
   compile({ model: c.model, facts: c.facts, options, templates, toolVersion: TOOL_VERSION, ...(c.transform ? { transform: c.transform } : {}) });
 
 /** Files compared with goldens: every script and the README. */

@@ -1,5 +1,6 @@
 import { connectClient } from '../../run/connect.js';
 import { compile } from '../../compile/compile.js';
+import { withOptionDefaults } from '../../compile/options.js';
 import { describeModelDiff } from '../../compile/model-diff.js';
 import { unifiedDiff } from '../../compile/text-diff.js';
 import type { PlanManifest } from '../../compile/compile.js';
@@ -40,7 +41,7 @@ export function diffPlans(a: Side, b: Side): DiffResult {
   const scripts = files
     .filter((f) => a.files.get(f) !== b.files.get(f))
     .map((f) => ({ file: f, diff: unifiedDiff(a.files.get(f) ?? '', b.files.get(f) ?? '', `${a.label}/${f}`, `${b.label}/${f}`) }));
-  const options = changedFields(a.manifest.options, b.manifest.options).map((k) => `option ${k}`);
+  const options = changedFields(withOptionDefaults(a.manifest.options), withOptionDefaults(b.manifest.options)).map((k) => `option ${k}`);
   const environment = changedFields(a.manifest.environment, b.manifest.environment);
   // binding.sql names the database on purpose: it is the environment, never a SQL difference.
   const bindingA = a.manifest.binding;
@@ -65,7 +66,7 @@ async function livePlan(dir: string, url: string | undefined): Promise<[Side, Si
   const client = await connectClient(connectionConfig(url));
   try {
     const t = await introspect(client, approved.manifest.table.schema, approved.manifest.table.name);
-    const now = compile({ model: t.model, facts: t.facts, options: approved.manifest.options, templates: loadTemplates(), toolVersion: TOOL_VERSION, transform: approved.manifest.transform.spec });
+    const now = compile({ model: t.model, facts: t.facts, options: withOptionDefaults(approved.manifest.options), templates: loadTemplates(), toolVersion: TOOL_VERSION, transform: approved.manifest.transform.spec });
     return [{ label: dir, manifest: approved.manifest, files: approved.files }, { label: 'live', manifest: now.manifest, files: now.files }];
   } finally {
     await client.end().catch(() => undefined);

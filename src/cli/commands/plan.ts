@@ -6,6 +6,7 @@ import { introspect, parseTableName } from '../../introspect/introspect.js';
 import { writeReferencingPlans } from '../referencing-plans.js';
 import { missingPrivileges, privilegeError } from '../../introspect/privileges.js';
 import { qualified } from '../../model/quote.js';
+import { checkControlOptions } from '../../introspect/control-checks.js';
 import { TOOL_VERSION } from '../../version.js';
 import { connectionConfig } from '../connection.js';
 import { writePlanDir } from '../plan-dir.js';
@@ -37,6 +38,7 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void)
       throw privilegeError(role, qualified(schema, table), missing);
     }
     const t = await introspect(client, schema, table);
+    await checkControlOptions(client, options);
     const plan = compile({ model: t.model, facts: t.facts, options, templates: loadTemplates(), toolVersion: TOOL_VERSION, transform });
     writePlanDir(args.out, plan, args.force ?? false);
     const children = transform.withReferencing ? await writeReferencingPlans(client, t.model, options, args.out, args.force ?? false) : [];

@@ -2,6 +2,8 @@ import { connectClient } from '../../run/connect.js';
 import { lockReportText } from '../../run/events.js';
 import { nextForwardStage } from '../../run/runner.js';
 import { readState } from '../../run/state.js';
+import { readControl } from '../../run/control.js';
+import { describeControl } from './control.js';
 import { connectionConfig } from '../connection.js';
 import { readPlanDir } from '../plan-dir.js';
 
@@ -11,8 +13,9 @@ export async function statusCommand(args: { plan: string; url?: string; json?: b
   try {
     const state = await readState(client, plan.manifest);
     const next = nextForwardStage(state);
+    const control = state === null ? null : await readControl(client, plan.manifest);
     if (args.json) {
-      out(JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, state, next }));
+      out(JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, state, control, next }));
       return;
     }
     const t = `${plan.manifest.table.schema}.${plan.manifest.table.name}`;
@@ -23,6 +26,7 @@ export async function statusCommand(args: { plan: string; url?: string; json?: b
     out(`${t}: stage "${state.stage}", next: ${next}`);
     out(`  backfill: page ${state.backfillNext} of ${state.backfillEnd}, ${state.rowsCopied} rows copied`);
     out(`  change log: ${state.backlog ?? '-'} entries waiting, ${state.rowsApplied} applied in ${state.catchupRounds} rounds`);
+    if (control !== null) out(`  control: ${describeControl(control)}`);
     if (state.swapLockMs !== null) out(`  swap: lock held ${state.swapLockMs} ms after ${state.swapAttempts} attempt(s); revert backlog ${state.reverseBacklog ?? '-'}`);
     for (const r of state.locks) out(`  lock ${lockReportText(r)}`);
   } finally {

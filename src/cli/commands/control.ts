@@ -1,0 +1,60 @@
+import { connectClient } from '../../run/connect.js';
+import { updateControl, type ControlChange, type ControlState } from '../../run/control.js';
+import { UserError } from '../../model/errors.js';
+import { connectionConfig } from '../connection.js';
+import { readPlanDir } from '../plan-dir.js';
+
+export interface ControlArgs {
+  readonly plan: string;
+  readonly url?: string;
+  readonly json?: boolean;
+  readonly pause?: boolean;
+  readonly resume?: boolean;
+  readonly batchPages?: number;
+  readonly maxRowsPerSecond?: number;
+  readonly releaseSwap?: boolean;
+}
+
+function wholeNumber(flag: string, value: number, lo: number, hi: number): number {
+  if (!Number.isInteger(value) || value < lo || value > hi) {
+    throw new UserError('BAD_ARGUMENT', `${flag} must be a whole number from ${lo} to ${hi} (got ${String(value)})`);
+  }
+  return value;
+}
+
+/** The arguments as a change to the control row; bad or contradictory ones are refused before connecting. */
+export function controlChange(args: ControlArgs): ControlChange {
+  if (args.pause && args.resume) throw new UserError('BAD_ARGUMENT', 'give --pause or --resume, not both');
+  return {
+    ...(args.pause ? { paused: true } : {}),
+    ...(args.resume ? { paused: false } : {}),
+    ...(args.batchPages !== undefined ? { batchPages: wholeNumber('--batch-pages', args.batchPages, 1, 10_000_000) } : {}),
+    ...(args.maxRowsPerSecond !== undefined ? { maxRowsPerSecond: wholeNumber('--max-rows-per-second', args.maxRowsPerSecond, 0, 1_000_000_000) } : {}),
+    ...(args.releaseSwap ? { swapReleased: true } : {}),
+  };
+}
+
+export function describeControl(c: ControlState): string {
+  const parts = [
+    c.paused ? 'paused' : 'running',
+    `batch ${c.batchPages} pages`,
+    c.maxRowsPerSecond === 0 ? 'no rows/s ceiling' : `at most ${c.maxRowsPerSecond} rows/s`,
+    c.swapReleased ? 'swap released' : 'swap held',
+  ];
+  return parts.join(', ') + (c.waitingFor === null ? '' : `; waiting for: ${c.waitingFor} (since ${c.waitingSince ?? '?'})`);
+}
+
+export async function controlCommand(args: ControlArgs, out: (line: string) => void): Promise<void> {
+  const plan = readPlanDir(args.plan);
+  const change = controlChange(args);
+  if (Object.keys(change).length === 0) {
+    throw new UserError('BAD_ARGUMENT', 'nothing to change: give --pause, --resume, --batch-pages N, --max-rows-per-second N or --release-swap');
+  }
+  const client = await connectClient(connectionConfig(args.url));
+  try {
+    const now = await updateControl(client, plan.manifest, change);
+    out(args.json ? JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, control: now }) : `${plan.manifest.table.schema}.${plan.manifest.table.name}: ${describeControl(now)}`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
