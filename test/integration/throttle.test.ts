@@ -178,8 +178,11 @@ describe('throttling and operator control', () => {
 
   it('a held swap waits (bounded) until --release-swap, run with plain psql', async () => {
     const db = await prepared('throttle_hold', 3_000);
-    const plan = await planDir(db.url, '--hold-swap', '--hold-wait-seconds', '120', '--batch-pages', '20');
+    // No replica here: the lag check runs between batches and finds nothing to wait for.
+    const plan = await planDir(db.url, '--hold-swap', '--hold-wait-seconds', '120', '--batch-pages', '20', '--max-replica-lag-ms', '1000');
     const id = plan.manifest.runId;
+    expect(plan.manifest.options).toMatchObject({ holdSwap: true, holdWaitSeconds: 120, maxReplicaLagMs: 1000 });
+    expect(plan.files.get('01-setup.sql')).toContain('FROM pg_stat_replication');
     const writers = await startWriters({ connectionString: db.url }, 2, 5);
     const upTo = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
     expect(upTo.code, upTo.stderr).toBe(0);
