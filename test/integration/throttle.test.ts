@@ -14,6 +14,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli, leftovers, psql, type Exit } from '../helpers/rebuild.js';
 import { readPlanDir } from '../../src/cli/plan-dir.js';
+import { planCommand } from '../../src/cli/commands/plan.js';
+import { UserError } from '../../src/model/errors.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
 
@@ -233,15 +235,23 @@ describe('throttling and operator control', () => {
       ['SELECT 1; SELECT 2', /--throttle-probe failed/],
       ['SELECT 1 FROM pg_sleep(5)', /--throttle-probe failed .*statement timeout/],
     ];
+    // In-process for speed: the same command the CLI runs, minus the process.
     for (const [probe, message] of cases) {
       const dir = join(mkdtempSync(join(tmpdir(), 'sp-throttle-')), 'plan');
-      const r = await cli(['plan', '--url', db.url, '--table', 'app.orders', '--out', dir, '--throttle-probe', probe, '--throttle-threshold', '1', '--throttle-probe-timeout-ms', '300']);
-      expect(r.code, probe).toBe(1);
-      expect(r.stderr, probe).toMatch(/^shadowpack: BAD_OPTION: /);
-      expect(r.stderr, probe).toMatch(message);
-      expect(r.stderr.trim().split('\n'), probe).toHaveLength(1);
+      const options = { throttleProbe: probe, throttleThreshold: 1, throttleProbeTimeoutMs: 300 };
+      const err = await planCommand({ table: 'app.orders', out: dir, url: db.url, options }, () => undefined).then(() => null, (e: unknown) => e);
+      expect(err, probe).toBeInstanceOf(UserError);
+      expect((err as UserError).code, probe).toBe('BAD_OPTION');
+      expect((err as UserError).message, probe).toMatch(message);
       expect(existsSync(dir), probe).toBe(false);
     }
+    // Through the CLI once: one line on stderr, exit 1.
+    const dir = join(mkdtempSync(join(tmpdir(), 'sp-throttle-')), 'plan');
+    const r = await cli(['plan', '--url', db.url, '--table', 'app.orders', '--out', dir, '--throttle-probe', cases[0]![0], '--throttle-threshold', '1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^shadowpack: BAD_OPTION: --throttle-probe failed when run once read-only .*syntax error/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(existsSync(dir)).toBe(false);
     await withClient(db.url, async (c) => {
       expect(Number((await c.query('SELECT count(*) AS n FROM app.lag')).rows[0].n)).toBe(1);
     });
