@@ -13,6 +13,7 @@ import { deriveTarget } from './transform/derive.js';
 import { transformHazards } from './transform/hazards.js';
 import { NO_TRANSFORM, type TransformSpec } from './transform/spec.js';
 import { transformManifest, type TransformManifest } from './transform/manifest.js';
+import { dependentNames } from './dependents.js';
 
 export const PLAN_FORMAT_VERSION = 1;
 
@@ -87,6 +88,7 @@ function refuseDollarNames(model: TableModel): void {
     ...model.ownedSequences.flatMap((q) => [q.schema, q.name]),
     ...model.identities.flatMap((q) => [q.schema, q.name]),
     ...model.grants.map((g) => g.grantee),
+    ...dependentNames(model),
   ];
   const bad = all.find((n) => n.includes('$sp'));
   if (bad !== undefined) throw new UserError('UNSUPPORTED_OBJECT', `the name ${JSON.stringify(bad)} contains "$sp", which shadowpack uses to quote function bodies; rename it first`);

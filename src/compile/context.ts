@@ -5,6 +5,7 @@ import { missingPrivilegesSql } from '../model/privileges-sql.js';
 import type { TableModel } from '../model/types.js';
 import type { PlanOptions } from './options.js';
 import { insertOverriding } from './identity-steps.js';
+import { dependentSteps } from './dependents.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
 import type { DerivedTarget } from './transform/derive.js';
 import { forwardSide, reverseSide, type CopySide } from './transform/sides.js';
@@ -143,8 +144,8 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     ],
     copyColumnSteps: safe(copyColumnSteps(stepInput)),
     buildSteps: safe(buildSteps(stepInput)),
-    swapSteps: safe(swapSteps(stepInput)),
-    revertSteps: safe(revertSteps(stepInput)),
+    swapSteps: safe([...swapSteps(stepInput), ...dependentSteps(stepInput, old)]),
+    revertSteps: safe([...revertSteps(stepInput), ...dependentSteps(stepInput, copy)]),
     validateSteps: safe(validateSteps(stepInput)),
     referencingTables: related.children,
     privilegeCheck: missingPrivilegesSql(`${literal(src)}::regclass::oid`, 'current_user', literal(names.toolSchema)).trim().replace(/\n/g, '\n    '),

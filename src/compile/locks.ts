@@ -1,4 +1,4 @@
-import { literal } from '../model/quote.js';
+import { ident, literal, qualified } from '../model/quote.js';
 import type { CommonContext } from './context.js';
 import type { HazardCode, StageLock, StageName } from './stages.js';
 
@@ -22,7 +22,7 @@ const CONFLICTS: Readonly<Record<string, readonly string[]>> = {
   'SHARE ROW EXCLUSIVE': ['RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'],
 };
 
-function conflictCondition(locks: readonly { relation: string; mode: string }[]): string {
+export function conflictCondition(locks: readonly { relation: string; mode: string }[]): string {
   if (locks.length === 0) return 'false';
   return locks
     .map((l) => `(l.relation = to_regclass(${literal(l.relation)}) AND l.mode IN (${(CONFLICTS[l.mode] ?? []).map(literal).join(', ')}))`)
@@ -47,6 +47,26 @@ function plainLock(step: string, description: string, locks: readonly StageLock[
   return { step, description, statements: locks.map((l) => lockStatement(l.relation, l.mode)), shown: locks, conflicts: conflictCondition(locks) };
 }
 
+/**
+ * Views re-created at the swap are locked first: their readers lock the view,
+ * then the table, so taking them in that order too means a reader never holds
+ * one while waiting for the other. LOCK TABLE on a view would also lock every
+ * table the view reads; a no-op ALTER VIEW … OWNER TO (its own owner) locks
+ * the view alone.
+ */
+function withViewLocks(spec: LockSpec, c: CommonContext): LockSpec {
+  const views = c.model.dependents.views;
+  if (views.length === 0) return spec;
+  const locks = views.map((v) => ({ relation: qualified(v.schema, v.name), mode: 'ACCESS EXCLUSIVE', blocksApplication: true }));
+  return {
+    ...spec,
+    description: `ACCESS EXCLUSIVE on ${views.length} view${views.length === 1 ? '' : 's'} over the table, then ${spec.description}`,
+    statements: [...views.map((v) => `ALTER VIEW ${qualified(v.schema, v.name)} OWNER TO ${ident(v.owner)};`), ...spec.statements],
+    shown: [...locks, ...spec.shown],
+    conflicts: `${conflictCondition(locks)}\n            OR ${spec.conflicts}`,
+  };
+}
+
 export function stageLock(stage: StageName, c: CommonContext): LockSpec {
   const { children, parents } = c.related;
   const fkTables = [...children, ...parents].filter((t, i, a) => a.indexOf(t) === i && t !== c.src);
@@ -62,11 +82,11 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
     case 'swap':
     case 'revert': {
       const other = stage === 'swap' ? c.copy : c.old;
-      return plainLock(
+      return withViewLocks(plainLock(
         stage,
         `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and SHARE ROW EXCLUSIVE on the tables whose foreign keys move' : ''}`,
         [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
-      );
+      ), c);
     }
     case 'cleanup':
       return {
@@ -92,6 +112,12 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
 
 export function stageHazards(stage: StageName, c: CommonContext): HazardCode[] {
   const fk = c.model.referencedBy.length > 0 || c.model.constraints.some((k) => k.kind === 'foreign-key');
+  const d = c.model.dependents;
+  const repointed: HazardCode[] = [
+    ...(d.views.length > 0 ? (['VIEWS_RECREATED'] as const) : []),
+    ...(d.functions.length > 0 ? (['FUNCTIONS_RECREATED'] as const) : []),
+    ...(d.publications.length > 0 ? (['PUBLICATION_MOVED'] as const) : []),
+  ];
   switch (stage) {
     case 'preflight':
       return [];
@@ -104,12 +130,12 @@ export function stageHazards(stage: StageName, c: CommonContext): HazardCode[] {
     case 'catchup':
       return [];
     case 'swap':
-      return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : [])];
+      return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
     case 'cleanup':
       return ['ACCESS_EXCLUSIVE_LOCK', 'REVERT_ENDS'];
     case 'abort':
       return ['ACCESS_EXCLUSIVE_LOCK'];
     case 'revert':
-      return ['ACCESS_EXCLUSIVE_LOCK', ...(fk ? (['FK_REVALIDATION'] as const) : [])];
+      return ['ACCESS_EXCLUSIVE_LOCK', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
   }
 }

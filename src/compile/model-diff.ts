@@ -49,6 +49,11 @@ export function describeModelDiff(a: TableModel, b: TableModel): string[] {
   if (a.owner !== b.owner) out.push(`owner ${a.owner} in A, ${b.owner} in B`);
   if (a.comment !== b.comment) out.push('the table comment differs');
   if (a.reloptions.join(',') !== b.reloptions.join(',')) out.push(`storage parameters (${a.reloptions.join(', ') || 'none'}) in A, (${b.reloptions.join(', ') || 'none'}) in B`);
+  const views = (m: TableModel) => m.dependents.views.map((v) => ({ ...v, name: `${v.schema}.${v.name}` }));
+  compareNamed('dependent view', views(a), views(b), (v) => `${v.definition} (owner ${v.owner}; options ${v.options.join(', ') || 'none'})`, out);
+  const funcs = (m: TableModel) => m.dependents.functions.map((f) => ({ ...f, name: `${f.schema}.${f.name}(${f.arguments})` }));
+  compareNamed('dependent function', funcs(a), funcs(b), (f) => f.definition, out);
+  compareNamed('publication', a.dependents.publications, b.dependents.publications, (p) => `columns ${p.columns?.join(', ') ?? 'all'}, filter ${p.rowFilter ?? 'none'}`, out);
   if (out.length === 0 && a.fingerprint !== b.fingerprint) out.push('the catalog fingerprints differ (a detail the model does not show, e.g. a comment or privilege on a column)');
   return out;
 }

@@ -2,6 +2,7 @@ import type { PlanManifest } from './compile.js';
 import { HAZARD_TEXT, type HazardCode } from './stages.js';
 import { transformReviewLines } from './transform/review-section.js';
 import { controlReviewLines } from './review-control.js';
+import { dependentsReview } from './dependents.js';
 
 function bytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
@@ -24,6 +25,7 @@ export function renderReview(m: PlanManifest): string {
   out.push('## What changes', '');
   out.push(...transformReviewLines(m.transform));
   out.push(`Rows are identified by ${m.model.key.source === 'primary-key' ? 'the primary key' : 'the unique index'} \`${m.model.key.indexName}\` (${m.model.key.columns.join(', ')}).`, '');
+  out.push(...dependentsReview(m.model));
   out.push('## Stages', '');
   out.push('Run them in this order with `psql -X -v ON_ERROR_STOP=1 -f FILE`, or all at once with `shadowpack run --plan DIR`.', '');
   out.push('| file | stage | what it does | transaction | locks that block the application | hazards |');

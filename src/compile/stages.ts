@@ -17,7 +17,10 @@ export type HazardCode =
   | 'WAITS_FOR_OLD_SNAPSHOTS'
   | 'BACKFILL_ONE_TRANSACTION'
   | 'REFERENCING_KEY_NOT_WIDENED'
-  | 'REVERT_UNAVAILABLE';
+  | 'REVERT_UNAVAILABLE'
+  | 'VIEWS_RECREATED'
+  | 'FUNCTIONS_RECREATED'
+  | 'PUBLICATION_MOVED';
 
 export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
   ACCESS_EXCLUSIVE_LOCK: 'takes ACCESS EXCLUSIVE on the table briefly; readers and writers wait at most one lock attempt',
@@ -32,6 +35,9 @@ export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
   BACKFILL_ONE_TRANSACTION: 'to write rows in the requested order the backfill is one transaction: it holds one snapshot (vacuum waits) and an interruption starts the copy over',
   REFERENCING_KEY_NOT_WIDENED: 'foreign key columns of other tables stay narrower than the widened key and overflow at the same point (plan them with --with-referencing)',
   REVERT_UNAVAILABLE: 'the old shape cannot be computed from the new one, so writes after the swap cannot be carried back: revert is unavailable',
+  VIEWS_RECREATED: 'views over the table are re-created (CREATE OR REPLACE) in the swap transaction; they are locked too, so their readers wait like the table\'s',
+  FUNCTIONS_RECREATED: 'functions with BEGIN ATOMIC bodies that read the table are re-created (CREATE OR REPLACE) in the swap transaction',
+  PUBLICATION_MOVED: 'the table leaves and re-joins its publications in the swap transaction; changes are published under the same name, the copying is not',
 };
 
 /** A lock a stage takes, as shown to the reviewer. */

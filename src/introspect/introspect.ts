@@ -6,10 +6,11 @@ import { signatureSql } from '../model/signature.js';
 import { TOOL_SCHEMA } from '../model/names.js';
 import { normalise } from '../model/normalise.js';
 import * as Q from './queries.js';
-import type { ColumnGrantRow, ColumnRow, ConstraintRow, DependentRow, GrantRow, IdentityRow, IndexRow, OwnedSequenceRow, PolicyRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
+import type { ColumnGrantRow, ColumnRow, ConstraintRow, GrantRow, IdentityRow, IndexRow, OwnedSequenceRow, PolicyRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
 import { objectRefusals, tableKindRefusal, type CatalogRows } from './refusals.js';
 import { mapModel, type Extras } from './map.js';
 import { grantorRefusals } from './grant-refusals.js';
+import { readDependents } from './dependents.js';
 
 /** Splits `schema.table` the way PostgreSQL stores names: case kept, quotes optional. */
 export function parseTableName(input: string): { schema: string; table: string } {
@@ -90,8 +91,6 @@ export async function introspect(client: ClientBase, schema: string, table: stri
       constraints: await rows<ConstraintRow>(client, Q.CONSTRAINTS_SQL, [oid]),
       referencedBy: await rows<ReferencedByRow>(client, Q.REFERENCED_BY_SQL, [oid]),
       triggers: await rows<TriggerRow>(client, Q.TRIGGERS_SQL, [oid, TOOL_SCHEMA]),
-      dependents: await rows<DependentRow>(client, Q.DEPENDENTS_SQL, [oid]),
-      publications: await rows<PublicationRow>(client, Q.PUBLICATIONS_SQL, [oid]),
       grants: await rows<GrantRow>(client, Q.GRANTS_SQL, [oid]),
       sequences: await rows<OwnedSequenceRow>(client, Q.OWNED_SEQUENCES_SQL, [oid]),
       identities: await rows<IdentityRow>(client, Q.IDENTITIES_SQL, [oid]),
@@ -99,12 +98,13 @@ export async function introspect(client: ClientBase, schema: string, table: stri
       columnGrants: await rows<ColumnGrantRow>(client, Q.COLUMN_GRANTS_SQL, [oid]),
       replicaIndex: (await rows<{ name: string }>(client, Q.REPLICA_INDEX_SQL, [oid]))[0]?.name ?? null,
     };
-    const refusals = [...objectRefusals(cat), ...grantorRefusals(t.owner, cat.grants, cat.columnGrants, cat.identities)];
+    const dependents = await readDependents(client, oid, t.schema, t.name, t.server_version_num, TOOL_SCHEMA);
+    const refusals = [...objectRefusals(cat), ...dependents.refusals, ...grantorRefusals(t.owner, cat.grants, cat.columnGrants, cat.identities)];
     if (refusals.length > 0) {
       throw new UserError('UNSUPPORTED_OBJECT', `cannot rebuild ${qualified(schema, table)} yet: ${refusals.join('; ')} (see "What shadowpack refuses" in README.md)`, { refusals });
     }
     const [sig] = await rows<{ fingerprint: string }>(client, `SELECT ${signatureSql(schema, table, TOOL_SCHEMA)} AS fingerprint`, []);
-    const model: TableModel = normalise(mapModel(cat, sig!.fingerprint));
+    const model: TableModel = normalise({ ...mapModel(cat, sig!.fingerprint), dependents: dependents.model });
     return {
       model,
       facts: {

@@ -58,7 +58,8 @@ function chooseKey(indexes: IndexRow[], table: string): RowKeyModel {
   return { source: 'unique-index', indexName: best.name, columns: best.key_columns! };
 }
 
-export function mapModel(cat: CatalogRows & Extras, fingerprint: string): TableModel {
+/** The model but its dependents, which dependents.ts reads. */
+export function mapModel(cat: CatalogRows & Extras, fingerprint: string): Omit<TableModel, 'dependents'> {
   const t = cat.table;
   const tableName = qualified(t.schema, t.name);
   const indexes: IndexModel[] = cat.indexes.map((i) => ({

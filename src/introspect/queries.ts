@@ -148,30 +148,6 @@ SELECT ic.relname AS name FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexre
  WHERE i.indrelid = $1 AND i.indisreplident`;
 
 /**
- * Objects that depend on the table (or its row type) and are not carried by a
- * rename swap today: views, rules, policies, publications, functions,
- * extended statistics, columns of other tables typed with this row type.
- */
-export const DEPENDENTS_SQL = `
-SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) AS description, d.classid::regclass::text AS catalog
-  FROM pg_depend d
-  JOIN pg_class c ON c.oid = $1
- WHERE ((d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid)
-        OR (d.refclassid = 'pg_type'::regclass AND d.refobjid = c.reltype))
-   AND d.deptype IN ('n', 'a')
-   AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT indexrelid FROM pg_index WHERE indrelid = c.oid))
-   AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT oid FROM pg_class WHERE relkind = 'S'))
-   AND NOT (d.classid = 'pg_class'::regclass AND d.objid = c.oid)
-   AND d.classid NOT IN ('pg_constraint'::regclass, 'pg_attrdef'::regclass, 'pg_trigger'::regclass, 'pg_type'::regclass, 'pg_policy'::regclass)
- ORDER BY 1`;
-
-export const PUBLICATIONS_SQL = `
-SELECT p.pubname AS name FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = $1
-UNION
-SELECT pubname FROM pg_publication WHERE puballtables
-ORDER BY 1`;
-
-/**
  * The cluster's identity, for binding a plan to its database. pg_control_system()
  * may be closed to the planning role: ask first (a call without the privilege
  * would fail the whole read-only transaction), then the binding falls back to

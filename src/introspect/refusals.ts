@@ -1,4 +1,4 @@
-import type { ColumnRow, ConstraintRow, DependentRow, IdentityRow, IndexRow, PublicationRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
+import type { ColumnRow, ConstraintRow, IdentityRow, IndexRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
 
 export interface CatalogRows {
   table: TableRow;
@@ -7,8 +7,6 @@ export interface CatalogRows {
   constraints: ConstraintRow[];
   referencedBy: ReferencedByRow[];
   triggers: TriggerRow[];
-  dependents: DependentRow[];
-  publications: PublicationRow[];
   identities: IdentityRow[];
 }
 
@@ -37,6 +35,7 @@ export function tableKindRefusal(t: TableRow): string | null {
 /**
  * Objects attached to the table that this version cannot carry across the
  * swap faithfully. Refusing is better than silently dropping them.
+ * Objects outside the table (views, functions, publications) are judged in dependents.ts.
  */
 export function objectRefusals(rows: CatalogRows): string[] {
   const out: string[] = [];
@@ -67,7 +66,5 @@ export function objectRefusals(rows: CatalogRows): string[] {
   for (const tr of rows.triggers) {
     if (!tr.is_tool && tr.is_constraint) out.push(`constraint trigger "${tr.name}"`);
   }
-  for (const p of rows.publications) out.push(`it belongs to publication "${p.name}"`);
-  for (const d of rows.dependents) out.push(`${d.description} depends on it`);
   return out;
 }

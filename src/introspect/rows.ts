@@ -39,5 +39,3 @@ export interface GrantRow { grantee: string; privilege: string; grantable: boole
 export interface TriggerRow { name: string; is_tool: boolean; definition: string; enabled: string; is_constraint: boolean }
 export interface PolicyRow { name: string; permissive: boolean; cmd: string; roles: string[]; using_expr: string | null; check_expr: string | null }
 export interface ColumnGrantRow { column_name: string; grantee: string; privilege: string; grantable: boolean; grantor: string }
-export interface DependentRow { description: string; catalog: string }
-export interface PublicationRow { name: string }

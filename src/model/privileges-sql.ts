@@ -9,6 +9,8 @@
  * - the swap renames the table, re-points foreign keys on other tables (their owner),
  *   adds foreign keys to parents (REFERENCES) after locking them (LOCK TABLE needs
  *   UPDATE, DELETE or TRUNCATE), moves sequence ownership (the sequence's owner);
+ * - the swap re-creates views and BEGIN ATOMIC functions over the table and moves it
+ *   in its publications (each object's owner);
  * - the old-snapshot wait reads other roles' sessions in pg_stat_activity, whose
  *   backend_xmin is hidden without pg_read_all_stats: it would see nobody and swap.
  */
@@ -76,7 +78,27 @@ SELECT 11, format('ownership of sequence %s (it moves to the rebuilt table)', s.
 UNION ALL
 SELECT 12, 'membership in pg_read_all_stats (the swap waits for old snapshots of every role; without it other roles'' sessions are hidden)',
        format('GRANT pg_read_all_stats TO %I;', me.role)
-  FROM me WHERE NOT pg_has_role(me.role, 'pg_read_all_stats', 'USAGE'))
+  FROM me WHERE NOT pg_has_role(me.role, 'pg_read_all_stats', 'USAGE')
+UNION ALL
+SELECT 13, format('ownership of view %s (the swap re-creates it over the rebuilt table)', v.oid::regclass),
+       format('GRANT %I TO %I;', pg_get_userbyid(v.relowner), me.role)
+  FROM pg_class v, me
+ WHERE v.relkind = 'v' AND NOT pg_has_role(me.role, v.relowner, 'USAGE')
+   AND v.oid IN (SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+                  WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+                    AND d.refobjid = ${table} AND r.rulename = '_RETURN')
+UNION ALL
+SELECT 14, format('ownership of %s (the swap re-creates its BEGIN ATOMIC body)', p.oid::regprocedure),
+       format('GRANT %I TO %I;', pg_get_userbyid(p.proowner), me.role)
+  FROM pg_proc p, me
+ WHERE p.prosqlbody IS NOT NULL AND NOT pg_has_role(me.role, p.proowner, 'USAGE')
+   AND p.oid IN (SELECT d.objid FROM pg_depend d
+                  WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ${table})
+UNION ALL
+SELECT 15, format('ownership of publication %I (the swap moves the table in it)', p.pubname),
+       format('GRANT %I TO %I;', pg_get_userbyid(p.pubowner), me.role)
+  FROM pg_publication p JOIN pg_publication_rel r ON r.prpubid = p.oid, me
+ WHERE r.prrelid = ${table} AND NOT pg_has_role(me.role, p.pubowner, 'USAGE'))
 -- One statement may grant several things (a role owning the table and its sequence): list it once.
 SELECT fix, string_agg(what, '; ' ORDER BY ord, what) AS what FROM lacking GROUP BY fix ORDER BY min(ord), fix`;
 }

@@ -1,4 +1,5 @@
 import { literal, qualified } from './quote.js';
+import { dependentsSignatureSql } from './dependents-sql.js';
 
 /**
  * The catalog signature of a table: md5 over a canonical text of everything a
@@ -48,6 +49,7 @@ export function signatureSql(schema: string, table: string, toolSchema: string):
             pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)), E'\\n' ORDER BY p.polname)
        FROM pg_catalog.pg_policy p WHERE p.polrelid = ${rel}),
     (SELECT pg_catalog.count(*) FROM pg_catalog.pg_rewrite WHERE ev_class = ${rel}),
-    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_depend WHERE refobjid = ${rel} AND classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass)
+    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_depend WHERE refobjid = ${rel} AND classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass),
+    ${dependentsSignatureSql(rel, literal(schema), literal(table))}
   ))`;
 }

@@ -135,6 +135,52 @@ export interface ColumnGrantModel {
   readonly grantable: boolean;
 }
 
+/**
+ * A view that reads the table directly. A rename swap would leave it reading
+ * the old table, so the swap re-creates it (CREATE OR REPLACE keeps its OID,
+ * owner, grants, comments and column defaults) over the rebuilt one.
+ */
+export interface DependentViewModel {
+  readonly schema: string;
+  readonly name: string;
+  readonly owner: string;
+  /** reloptions (security_barrier, check_option, security_invoker): CREATE OR REPLACE resets what it does not restate. */
+  readonly options: readonly string[];
+  /** pg_get_viewdef under search_path = pg_catalog, without the final semicolon. */
+  readonly definition: string;
+  /** Longest chain of views from the table to this one: views are re-created in this order. */
+  readonly depth: number;
+}
+
+/** A function or procedure with a SQL-standard body (BEGIN ATOMIC) that reads the table. */
+export interface DependentFunctionModel {
+  readonly schema: string;
+  readonly name: string;
+  /** pg_get_function_identity_arguments, to name it unambiguously. */
+  readonly arguments: string;
+  readonly kind: 'function' | 'procedure';
+  readonly owner: string;
+  /** pg_get_functiondef: CREATE OR REPLACE … BEGIN ATOMIC … END, without a final semicolon. */
+  readonly definition: string;
+}
+
+/** The table's explicit membership in one publication (FOR TABLE). */
+export interface PublicationMembershipModel {
+  readonly name: string;
+  readonly owner: string;
+  /** Column list (PostgreSQL 15+), in column order, or null for all columns. */
+  readonly columns: readonly string[] | null;
+  /** Row filter (PostgreSQL 15+), or null. */
+  readonly rowFilter: string | null;
+}
+
+/** Objects outside the table that a rename swap must re-point at the rebuilt table. */
+export interface DependentsModel {
+  readonly views: readonly DependentViewModel[];
+  readonly functions: readonly DependentFunctionModel[];
+  readonly publications: readonly PublicationMembershipModel[];
+}
+
 /** Facts about the environment: never part of the fingerprint or the SQL. */
 export interface EnvironmentFacts {
   readonly serverVersionNum: number;
@@ -184,6 +230,8 @@ export interface TableModel {
   /** ENABLE ROW LEVEL SECURITY (FORCE is refused: it would filter the tool's own reads and writes). */
   readonly rowSecurity: boolean;
   readonly policies: readonly PolicyModel[];
+  /** Views, BEGIN ATOMIC functions and publications re-pointed at the swap and at revert. */
+  readonly dependents: DependentsModel;
   /** md5 of the catalog signature query (see templates/partials/signature.hbs). */
   readonly fingerprint: string;
 }

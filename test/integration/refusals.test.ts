@@ -15,7 +15,13 @@ const CASES: { table: string; code: string; says: RegExp }[] = [
   { table: 'r.parent', code: 'UNSUPPORTED_TABLE', says: /inheritance parent/ },
   { table: 'r.child', code: 'UNSUPPORTED_TABLE', says: /inherits/ },
   { table: 'r.aview', code: 'UNSUPPORTED_TABLE', says: /is a view/ },
-  { table: 'r.with_view', code: 'UNSUPPORTED_OBJECT', says: /view r\.v_with_view depends on it/ },
+  { table: 'r.with_matview', code: 'UNSUPPORTED_OBJECT', says: /materialized view r\.mv_with_matview reads it/ },
+  { table: 'r.with_rule', code: 'UNSUPPORTED_OBJECT', says: /rule log_it on table r\.rule_host refers to it/ },
+  // Three objects, one line, in catalog order.
+  { table: 'r.with_rowtype', code: 'UNSUPPORTED_OBJECT', says: /column whole of view r\.v_whole_row uses the table's row type.*; column x of table r\.rowtype_user uses the table's row type.*; function r\.takes_row\(r\.with_rowtype\) uses the table's row type/ },
+  { table: 'r.with_foreign_policy', code: 'UNSUPPORTED_OBJECT', says: /policy peek on table r\.policy_host refers to it/ },
+  { table: 'r.with_stats', code: 'UNSUPPORTED_OBJECT', says: /extended statistics object r\.with_stats_ab is defined on it/ },
+  { table: 'rs.in_schema_pub', code: 'UNSUPPORTED_OBJECT', says: /publication "p_schema" publishes every table in schema "rs"/ },
   { table: 'r.with_trigger', code: 'UNSUPPORTED_OBJECT', says: /constraint trigger "t_audit"/ },
   { table: 'r.with_identity', code: 'UNSUPPORTED_OBJECT', says: /identity sequence "with_identity_id_seq" of column "id" is UNLOGGED/ },
   { table: 'r.with_policy', code: 'UNSUPPORTED_OBJECT', says: /row-level security is FORCEd/ },
@@ -37,8 +43,23 @@ describe('tables shadowpack refuses', () => {
       CREATE TABLE r.parent (id int PRIMARY KEY);
       CREATE TABLE r.child (x int) INHERITS (r.parent);
       CREATE VIEW r.aview AS SELECT 1 AS one;
-      CREATE TABLE r.with_view (id int PRIMARY KEY);
-      CREATE VIEW r.v_with_view AS SELECT id FROM r.with_view;
+      CREATE TABLE r.with_matview (id int PRIMARY KEY);
+      CREATE MATERIALIZED VIEW r.mv_with_matview AS SELECT id FROM r.with_matview;
+      CREATE TABLE r.with_rule (id int PRIMARY KEY);
+      CREATE TABLE r.rule_host (id int);
+      CREATE RULE log_it AS ON INSERT TO r.rule_host DO ALSO INSERT INTO r.with_rule VALUES (NEW.id);
+      CREATE TABLE r.with_rowtype (id int PRIMARY KEY);
+      CREATE TABLE r.rowtype_user (x r.with_rowtype);
+      CREATE VIEW r.v_whole_row AS SELECT t AS whole FROM r.with_rowtype t;
+      CREATE FUNCTION r.takes_row(r.with_rowtype) RETURNS int LANGUAGE sql AS 'SELECT 1';
+      CREATE TABLE r.with_foreign_policy (id int PRIMARY KEY);
+      CREATE TABLE r.policy_host (id int);
+      CREATE POLICY peek ON r.policy_host USING (EXISTS (SELECT FROM r.with_foreign_policy f WHERE f.id = policy_host.id));
+      CREATE TABLE r.with_stats (id int PRIMARY KEY, a int, b int);
+      CREATE STATISTICS r.with_stats_ab ON a, b FROM r.with_stats;
+      CREATE SCHEMA rs;
+      CREATE TABLE rs.in_schema_pub (id int PRIMARY KEY);
+      CREATE PUBLICATION p_schema FOR TABLES IN SCHEMA rs;
       CREATE TABLE r.with_trigger (id int PRIMARY KEY);
       CREATE FUNCTION r.audit() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
       CREATE CONSTRAINT TRIGGER t_audit AFTER INSERT ON r.with_trigger DEFERRABLE FOR EACH ROW EXECUTE FUNCTION r.audit();
@@ -64,6 +85,28 @@ describe('tables shadowpack refuses', () => {
     expect(lines[0]).toMatch(says);
     expect(existsSync(out)).toBe(false);
     await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
+  });
+
+  it('refuses a table read by another session\'s temporary view, and one in a FOR ALL TABLES publication', async () => {
+    const pg = (await import('pg')).default;
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('CREATE TEMP VIEW peeking AS SELECT id FROM r.with_matview');
+      await holder.query('CREATE TABLE r.plain (id int PRIMARY KEY)');
+      await holder.query('CREATE PUBLICATION p_all FOR ALL TABLES');
+      for (const [table, says] of [['r.with_matview', /temporary view pg_temp_\d+\.peeking of another session reads it/], ['r.plain', /publication "p_all" is FOR ALL TABLES/]] as const) {
+        const out = join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan');
+        const r = await cli(['plan', '--table', table, '--out', out, '--url', db.url]);
+        expect(r.code).toBe(1);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(says);
+        expect(existsSync(out)).toBe(false);
+      }
+    } finally {
+      await holder.query('DROP PUBLICATION IF EXISTS p_all').catch(() => undefined);
+      await holder.end();
+    }
   });
 
   it('refuses a temporary table (seen from another session)', async () => {

@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
+import { catalogSnapshot, cli, leftovers, planTable, ROOT } from '../helpers/rebuild.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+
+const FIXTURE = join(ROOT, 'fixtures', 'dependent-views');
+const OPS = '"Ops ; ""Ünï"""';
+
+/** Everything a reader of the views, functions and publications can observe in the catalog, OIDs included. */
+async function dependentsCatalog(c: pg.ClientBase): Promise<unknown> {
+  await c.query('SET search_path = pg_catalog');
+  const views = await c.query(`
+    SELECT v.oid::int8 AS oid, v.oid::regclass::text AS name, pg_get_userbyid(v.relowner) AS owner, v.relacl::text AS acl,
+           v.reloptions::text AS options, obj_description(v.oid, 'pg_class') AS comment, pg_get_viewdef(v.oid) AS definition,
+           (SELECT string_agg(concat_ws(':', a.attname, format_type(a.atttypid, a.atttypmod), col_description(a.attrelid, a.attnum),
+                   pg_get_expr(d.adbin, d.adrelid), a.attacl::text), ', ' ORDER BY a.attnum)
+              FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid = v.oid AND a.attnum > 0) AS columns
+      FROM pg_class v WHERE v.relkind = 'v' AND v.relnamespace IN (to_regnamespace('report'), to_regnamespace($1))
+     ORDER BY 2`, [OPS]);
+  const functions = await c.query(`
+    SELECT p.oid::int8 AS oid, p.oid::regprocedure::text AS name, pg_get_userbyid(p.proowner) AS owner, p.proacl::text AS acl,
+           obj_description(p.oid, 'pg_proc') AS comment, pg_get_functiondef(p.oid) AS definition
+      FROM pg_proc p WHERE p.pronamespace = to_regnamespace('report') ORDER BY 2`);
+  const publications = await c.query(`SELECT to_jsonb(pt)::text AS row FROM pg_publication_tables pt ORDER BY 1`);
+  await c.query('RESET search_path');
+  return { views: views.rows, functions: functions.rows, publications: publications.rows };
+}
+
+/** Rules and SQL bodies still bound to a table with one of shadowpack's names: must be none after every stage. */
+async function boundToToolTables(c: pg.ClientBase): Promise<string[]> {
+  const r = await c.query<{ d: string }>(`
+    SELECT DISTINCT pg_describe_object(d.classid, d.objid, 0) || ' -> ' || t.relname AS d
+      FROM pg_depend d JOIN pg_class t ON d.refclassid = 'pg_class'::regclass AND t.oid = d.refobjid
+     WHERE t.relname LIKE '\\_sp\\_%' AND d.classid IN ('pg_rewrite'::regclass, 'pg_proc'::regclass, 'pg_publication_rel'::regclass)`);
+  return r.rows.map((x) => x.d);
+}
+
+/**
+ * In one snapshot, the views and the function against the same queries on
+ * the table: a view still reading the old table (which lags behind until
+ * revert) would differ as soon as a writer commits.
+ */
+async function expectViewsReadTheTable(c: pg.ClientBase): Promise<void> {
+  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  try {
+    const r = await c.query(`
+      SELECT (SELECT count(*) FROM ((SELECT id, customer_id, email, qty FROM app.orders WHERE qty > 2) EXCEPT ALL
+                                    SELECT * FROM ${OPS}."open orders") x) AS open_missing,
+             (SELECT count(*) FROM (SELECT * FROM ${OPS}."open orders" EXCEPT ALL
+                                    SELECT id, customer_id, email, qty FROM app.orders WHERE qty > 2) x) AS open_extra,
+             (SELECT count(*) FROM (SELECT id, note FROM app.orders WHERE qty > 2 EXCEPT ALL SELECT * FROM report."order") x) AS order_missing,
+             (SELECT count(*) FROM report."orders_with_customer_names_for_the_monthly_report_sheet_ä_€") = (SELECT count(*) FROM app.orders) AS join_same,
+             (SELECT count(*) FROM report.as_json) = (SELECT count(*) FROM app.orders) AS json_same,
+             (SELECT n FROM report.summary) = (SELECT count(*) FROM app.orders WHERE qty > 2) AS summary_same,
+             report.order_count(1) = (SELECT count(*) FROM app.orders) AS function_same`);
+    expect(r.rows[0]).toEqual({ open_missing: '0', open_extra: '0', order_missing: '0', join_same: true, json_same: true, summary_same: true, function_same: true });
+  } finally {
+    await c.query('ROLLBACK');
+  }
+}
+
+describe('views, BEGIN ATOMIC functions and publications over the table survive swap, revert and cleanup', () => {
+  let db: FreshDatabase;
+  beforeAll(async () => {
+    db = await freshDatabase('dependents');
+    await withClient(db.url, async (c) => {
+      for (const role of ['sp_dep_owner', 'sp_dep_reader']) {
+        await c.query(`DO $$ BEGIN CREATE ROLE ${role}; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+      }
+      await createDemoSchema(c, 20_000);
+      await c.query(readFileSync(join(FIXTURE, 'schema.sql'), 'utf8'));
+      await c.query(readFileSync(join(FIXTURE, 'publications.sql'), 'utf8'));
+    });
+  });
+  afterAll(async () => db?.drop());
+
+  it('re-points them inside the swap under concurrent writers, keeps every property, and does so again at revert', async () => {
+    const catalogBefore = await withClient(db.url, dependentsCatalog);
+    const signatureBefore = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
+    let plan = await planTable(db.url, 'app', 'orders', { batchPages: 20 });
+    expect(plan.manifest.stages.find((s) => s.name === 'swap')!.hazards).toEqual(expect.arrayContaining(['VIEWS_RECREATED', 'FUNCTIONS_RECREATED', 'PUBLICATION_MOVED']));
+
+    const writers = await startWriters({ connectionString: db.url }, 3, 2);
+    let r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
+    expect(r.code, r.stderr).toBe(0);
+    await withClient(db.url, async (c) => {
+      expect(await boundToToolTables(c)).toEqual([]);
+      await expectViewsReadTheTable(c);
+    });
+    r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'revert']);
+    expect(r.code, r.stderr).toBe(0);
+    await withClient(db.url, async (c) => {
+      expect(await boundToToolTables(c)).toEqual([]);
+      await expectViewsReadTheTable(c);
+    });
+    const stats = await writers.stop();
+    expect(stats.errors, stats.lastError ?? '').toBe(0);
+    await withClient(db.url, async (c) => {
+      expect(await dependentsCatalog(c)).toEqual(catalogBefore);
+      expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(signatureBefore);
+      expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 });
+      expect(await leftovers(c)).toEqual([]);
+    });
+
+    // Forward to the end this time: cleanup drops the old table, which nothing may still need.
+    plan = await planTable(db.url, 'app', 'orders', { batchPages: 20 });
+    r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    expect(r.code, r.stderr).toBe(0);
+    await withClient(db.url, async (c) => {
+      expect(await dependentsCatalog(c)).toEqual(catalogBefore);
+      expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(signatureBefore);
+      expect(await leftovers(c)).toEqual([]);
+      await expectViewsReadTheTable(c);
+      // Writes through the auto-updatable view and the procedure reach the live table.
+      await c.query(`UPDATE ${OPS}."open orders" SET email = NULL WHERE id = (SELECT min(id) FROM app.orders WHERE qty > 2)`);
+      const id = (await c.query<{ id: number }>('SELECT min(id) AS id FROM app.orders')).rows[0]!.id;
+      await c.query(`CALL report.set_note($1, 'via procedure')`, [id]);
+      expect((await c.query(`SELECT count(*) AS n FROM app.orders WHERE note = 'via procedure'`)).rows[0].n).toBe('1');
+      await expect(c.query(`INSERT INTO ${OPS}."open orders" (customer_id, qty) VALUES (1, 1)`)).rejects.toThrow(/check option/);
+    });
+  });
+});
