@@ -16,6 +16,11 @@ export interface LockReport {
   /** From taking the lock until just before the commit that ends it; absent when not acquired. */
   readonly held_ms?: number;
   readonly cancelled: readonly number[];
+  /**
+   * Subtransactions with an xid in the step's transaction at the report (PostgreSQL 16+): at most
+   * the one attempt that took the lock; timed-out attempts add none.
+   */
+  readonly subxacts?: number;
 }
 
 /** What the runner reports while it works; the CLI turns these into a progress display or JSON lines. */
