@@ -35,7 +35,11 @@ const OPTION_FLAGS: { readonly [K in NumericOptionKey]: string } = {
   swapStatementTimeoutMs: 'statement_timeout of each statement under the swap lock',
   snapshotWaitSeconds: 'how long the swap waits for sessions with old snapshots',
   advisoryWaitSeconds: 'how long a stage waits for another session working on the table',
+  verifyRanges: 'key ranges checked by the 04b-verify stage; 0: no such stage',
 };
+
+/** --verify-before-swap without --verify-ranges: this many key ranges. */
+const DEFAULT_VERIFY_RANGES = 16;
 
 function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
@@ -78,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
         .option('out', { type: 'string', demandOption: true, describe: 'folder to write the plan into' })
         .option('force', { type: 'boolean', default: false, describe: 'replace a plan already in --out' })
         .option('json', { type: 'boolean', default: false, describe: 'print a JSON summary' })
+        .option('verify-before-swap', { type: 'boolean', default: false, describe: `add the 04b-verify stage (checksums of key ranges); the swap refuses unless it passed (${DEFAULT_VERIFY_RANGES} ranges unless --verify-ranges)` })
         .option('run-as', { type: 'string', describe: 'check privileges for this role (the one that will run the plan) instead of the connected one' })
         .options(planOptions as Record<never, never>)
         .option('key-to-bigint', { type: 'boolean', describe: 'the key column(s) and their sequence become bigint', group: 'Transformations:' })
@@ -89,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
       (a) => guard(() => {
         const options: Record<string, unknown> = {};
         for (const k of [...Object.keys(OPTION_FLAGS), ...Object.keys(CONTROL_FLAGS)]) options[k] = (a as Record<string, unknown>)[k];
+        if (a.verifyBeforeSwap && options['verifyRanges'] === undefined) options['verifyRanges'] = DEFAULT_VERIFY_RANGES;
         const transform = {
           keyToBigint: a.keyToBigint,
           withReferencing: a.withReferencing,
@@ -149,9 +155,10 @@ async function main(argv: string[]): Promise<number> {
     .command(
       'verify',
       'compare the table with the copy (before the swap) or the old table (after it), leaving out changes not yet applied; exit 0 pass, 1 fail',
-      (y) => y.option('plan', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
+      (y) => y.option('plan', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false })
+        .option('ranges', { type: 'number', describe: 'compare checksums of N key ranges (sp-range-md5-v1) and name the ranges that differ' }),
       (a) => guard(async () => {
-        code = await verifyCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out);
+        code = await verifyCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}), ...(a.ranges !== undefined ? { ranges: a.ranges } : {}) }, out);
       }, 2),
     )
     .command(

@@ -11,7 +11,7 @@ export function writePlanDir(dir: string, plan: Plan, force: boolean): void {
   }
   mkdirSync(dir, { recursive: true });
   for (const f of readdirSync(dir)) {
-    if (/^\d\d-[a-z]+\.sql$/.test(f) && !plan.files.has(f) && force) writeFileSync(join(dir, f), '');
+    if (/^\d\d[a-z]?-[a-z]+\.sql$/.test(f) && !plan.files.has(f) && force) writeFileSync(join(dir, f), '');
   }
   for (const [name, text] of plan.files) writeFileSync(join(dir, name), text);
   writeFileSync(join(dir, 'plan.json'), JSON.stringify(plan.manifest, null, 2) + '\n');

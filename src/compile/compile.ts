@@ -7,7 +7,7 @@ import { commonContext } from './context.js';
 import { stageHazards, stageLock } from './locks.js';
 import type { PlanOptions } from './options.js';
 import { makeRenderers, tidy, type TemplateSet } from './render.js';
-import { ALL_STAGES, stageInfo, type HazardCode, type StageInfo, type StageLock } from './stages.js';
+import { planStages, stageInfo, type HazardCode, type StageInfo, type StageLock } from './stages.js';
 import { renderReview } from './review.js';
 import { deriveTarget } from './transform/derive.js';
 import { transformHazards } from './transform/hazards.js';
@@ -106,7 +106,7 @@ export function compile(input: CompileInput): Plan {
   const common = commonContext(model, target, options, toolVersion);
   const render = makeRenderers(templates);
   const files = new Map<string, string>();
-  const stages: PlanStage[] = ALL_STAGES.map((name) => {
+  const stages: PlanStage[] = planStages(options).map((name) => {
     const info = stageInfo(name);
     const lock = stageLock(name, common);
     const hazards = [...stageHazards(name, common), ...transformHazards(name, target)];
@@ -116,7 +116,7 @@ export function compile(input: CompileInput): Plan {
       transactionText: { none: 'no (read-only)', one: 'yes', batches: 'no: commits batch by batch, resumable', several: 'no: a few transactions, each safe to repeat' }[info.transaction],
       blockingLocksText: commentText(blocking.length === 0 ? 'none' : blocking.map((l) => `${l.mode} on ${l.relation}, ${options.lockTimeoutMs} ms per attempt, at most ${options.lockAttempts} rounds and ${options.lockBudgetMs} ms queued in all`).join('; ')),
       hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '),
-      requiresText: info.requires,
+      requiresText: name === 'swap' && options.verifyRanges > 0 ? 'verify, passed' : info.requires,
     };
     const text = tidy(render[name]({ ...common, stage, lock, appName: `shadowpack/${common.names.runId}/${name}` }));
     files.set(info.file, text);

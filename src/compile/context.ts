@@ -4,6 +4,7 @@ import { signatureSql } from '../model/signature.js';
 import { missingPrivilegesSql } from '../model/privileges-sql.js';
 import type { TableModel } from '../model/types.js';
 import type { PlanOptions } from './options.js';
+import { CANONICAL_SETTINGS, RANGE_CHECKSUM_ALGORITHM, rangeChecksumSql } from './range-checksum.js';
 import { insertOverriding } from './identity-steps.js';
 import { dependentSteps } from './dependents.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
@@ -58,6 +59,7 @@ export interface CommonContext {
   /** The plan-time privilege query, for the current user, as preflight runs it. */
   readonly privilegeCheck: string;
   readonly related: { readonly children: readonly string[]; readonly parents: readonly string[] };
+  readonly verify: { readonly algorithm: string; readonly settings: readonly string[]; readonly rangesSql: string };
 }
 
 /** 'SPK' in ASCII: the first key of every shadowpack advisory lock. */
@@ -138,8 +140,10 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       guardRule('backfill', ['setup', 'backfill'], true),
       guardRule('build', ['backfill', 'build'], true),
       guardRule('catchup', ['build', 'catchup'], true),
-      guardRule('swap', ['catchup'], true),
-      guardRule('swap-locked', ['catchup'], true),
+      // With a verify stage in the plan, only a passed verify lets the swap run.
+      guardRule('verify', ['catchup', 'verified'], true),
+      guardRule('swap', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true),
+      guardRule('swap-locked', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true),
       guardRule('revert', ['swap'], false),
     ],
     copyColumnSteps: safe(copyColumnSteps(stepInput)),
@@ -150,5 +154,11 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     referencingTables: related.children,
     privilegeCheck: missingPrivilegesSql(`${literal(src)}::regclass::oid`, 'current_user', literal(names.toolSchema)).trim().replace(/\n/g, '\n    '),
     related,
+    verify: {
+      algorithm: RANGE_CHECKSUM_ALGORITHM,
+      settings: CANONICAL_SETTINGS,
+      // Indented to sit inside the FOR loop of the verify stage.
+      rangesSql: options.verifyRanges > 0 ? rangeChecksumSql(model, 'before-swap', options.verifyRanges, '    ') : '',
+    },
   };
 }

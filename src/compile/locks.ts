@@ -76,6 +76,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
     case 'backfill':
     case 'build':
     case 'catchup':
+    case 'verify':
       return NONE;
     case 'setup':
       return plainLock('setup-trigger', `SHARE ROW EXCLUSIVE on ${c.tableDisplay}`, [{ relation: c.src, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }]);
@@ -129,6 +130,8 @@ export function stageHazards(stage: StageName, c: CommonContext): HazardCode[] {
       return ['NEEDS_DISK', 'WAL_VOLUME'];
     case 'catchup':
       return [];
+    case 'verify':
+      return ['LONG_SNAPSHOT'];
     case 'swap':
       return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
     case 'cleanup':

@@ -35,6 +35,8 @@ export interface PlanOptions extends ControlOptions {
   /** How long the swap waits for sessions with old snapshots. */
   readonly snapshotWaitSeconds: number;
   readonly advisoryWaitSeconds: number;
+  /** Key ranges of the 04b-verify stage; 0 leaves the stage out (--verify-before-swap sets 16). */
+  readonly verifyRanges: number;
 }
 
 export const DEFAULT_OPTIONS: PlanOptions = {
@@ -54,6 +56,7 @@ export const DEFAULT_OPTIONS: PlanOptions = {
   swapStatementTimeoutMs: 5000,
   snapshotWaitSeconds: 300,
   advisoryWaitSeconds: 10,
+  verifyRanges: 0,
   ...CONTROL_DEFAULTS,
 };
 
@@ -77,6 +80,7 @@ const BOUNDS: { readonly [K in NumericOptionKey]: readonly [number, number] } = 
   swapStatementTimeoutMs: [100, 3600000],
   snapshotWaitSeconds: [0, 86400],
   advisoryWaitSeconds: [0, 3600],
+  verifyRanges: [0, 100000],
 };
 
 /** Fills defaults and checks bounds; a bad value is a user error naming the option. */

@@ -33,6 +33,7 @@ export function makeRenderers(templates: TemplateSet): { readonly [K in StageNam
     backfill: compileOne(s.backfill),
     build: compileOne(s.build),
     catchup: compileOne(s.catchup),
+    verify: compileOne(s.verify),
     swap: compileOne(s.swap),
     cleanup: compileOne(s.cleanup),
     abort: compileOne(s.abort),

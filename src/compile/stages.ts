@@ -1,5 +1,6 @@
 /** The stages of a plan, in forward order, then the two ways back. */
-export const FORWARD_STAGES = ['preflight', 'setup', 'backfill', 'build', 'catchup', 'swap', 'cleanup'] as const;
+/** `verify` is in a plan only when it was asked for (`--verify-before-swap`). */
+export const FORWARD_STAGES = ['preflight', 'setup', 'backfill', 'build', 'catchup', 'verify', 'swap', 'cleanup'] as const;
 export const BACKWARD_STAGES = ['abort', 'revert'] as const;
 export type ForwardStage = (typeof FORWARD_STAGES)[number];
 export type BackwardStage = (typeof BACKWARD_STAGES)[number];
@@ -20,7 +21,8 @@ export type HazardCode =
   | 'REVERT_UNAVAILABLE'
   | 'VIEWS_RECREATED'
   | 'FUNCTIONS_RECREATED'
-  | 'PUBLICATION_MOVED';
+  | 'PUBLICATION_MOVED'
+  | 'LONG_SNAPSHOT';
 
 export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
   ACCESS_EXCLUSIVE_LOCK: 'takes ACCESS EXCLUSIVE on the table briefly; readers and writers wait at most one lock attempt',
@@ -38,6 +40,7 @@ export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
   VIEWS_RECREATED: 'views over the table are re-created (CREATE OR REPLACE) in the swap transaction; they are locked too, so their readers wait like the table\'s',
   FUNCTIONS_RECREATED: 'functions with BEGIN ATOMIC bodies that read the table are re-created (CREATE OR REPLACE) in the swap transaction',
   PUBLICATION_MOVED: 'the table leaves and re-joins its publications in the swap transaction; changes are published under the same name, the copying is not',
+  LONG_SNAPSHOT: 'reads the whole table and the copy in one snapshot; vacuum cannot remove rows deleted meanwhile until it ends',
 };
 
 /** A lock a stage takes, as shown to the reviewer. */
@@ -50,6 +53,8 @@ export interface StageLock {
 export interface StageInfo {
   readonly name: StageName;
   readonly number: number;
+  /** What follows the number in the file name: '' for most, 'b' for 04b-verify.sql. */
+  readonly suffix: string;
   readonly file: string;
   readonly summary: string;
   /** 'one': the whole stage is one transaction; 'batches': it commits as it goes; 'several': a few separate ones. */
@@ -58,12 +63,13 @@ export interface StageInfo {
   readonly offPath: boolean;
 }
 
-const INFO: { readonly [K in StageName]: Omit<StageInfo, 'name' | 'file'> } = {
+const INFO: { readonly [K in StageName]: Omit<StageInfo, 'name' | 'file' | 'suffix'> & { readonly suffix?: string } } = {
   preflight: { number: 0, summary: 'read-only checks: server version, table fingerprint, privileges, leftovers', transaction: 'none', requires: 'nothing', offPath: false },
   setup: { number: 1, summary: 'create the copy, the change log, the functions, and the capture trigger on the table', transaction: 'one', requires: 'no run on this table', offPath: false },
   backfill: { number: 2, summary: 'copy existing rows in committed batches of heap pages, then settle the change log once', transaction: 'batches', requires: 'setup', offPath: false },
   build: { number: 3, summary: 'build indexes and constraints on the copy (no CONCURRENTLY: nothing else writes it) and analyze it', transaction: 'several', requires: 'backfill', offPath: false },
   catchup: { number: 4, summary: 'apply the change log in rounds until it is small', transaction: 'batches', requires: 'build', offPath: false },
+  verify: { number: 4, suffix: 'b', summary: 'compare the table and the copy by checksums of key ranges (sp-range-md5-v1); the swap runs only after this passed', transaction: 'several', requires: 'catchup', offPath: false },
   swap: { number: 5, summary: 'under a short ACCESS EXCLUSIVE lock: apply the rest of the log, rename, re-point foreign keys; then validate them', transaction: 'several', requires: 'catchup', offPath: false },
   cleanup: { number: 6, summary: 'stop syncing the old table, drop it and every tool object, analyze the table', transaction: 'several', requires: 'swap', offPath: false },
   abort: { number: 90, summary: 'before the swap: remove the trigger and every tool object; the table is left exactly as it was', transaction: 'several', requires: 'any stage before swap', offPath: true },
@@ -72,7 +78,13 @@ const INFO: { readonly [K in StageName]: Omit<StageInfo, 'name' | 'file'> } = {
 
 export function stageInfo(name: StageName): StageInfo {
   const info = INFO[name];
-  return { name, ...info, file: `${String(info.number).padStart(2, '0')}-${name}.sql` };
+  const suffix = info.suffix ?? '';
+  return { name, ...info, suffix, file: `${String(info.number).padStart(2, '0')}${suffix}-${name}.sql` };
 }
 
 export const ALL_STAGES: readonly StageName[] = [...FORWARD_STAGES, ...BACKWARD_STAGES];
+
+/** The stages of a plan made with these options, in order. */
+export function planStages(options: { readonly verifyRanges: number }): readonly StageName[] {
+  return ALL_STAGES.filter((s) => s !== 'verify' || options.verifyRanges > 0);
+}

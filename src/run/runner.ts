@@ -35,7 +35,7 @@ export interface RunSummary {
 }
 
 /** Which forward stage comes next, from the state both executors write. */
-export function nextForwardStage(state: RunState | null): StageName | 'done' {
+export function nextForwardStage(state: RunState | null, hasVerify: boolean): StageName | 'done' {
   if (state === null) return 'preflight';
   switch (state.stage) {
     case 'setup-started':
@@ -47,6 +47,8 @@ export function nextForwardStage(state: RunState | null): StageName | 'done' {
     case 'build':
       return 'catchup';
     case 'catchup':
+      return hasVerify ? 'verify' : 'swap';
+    case 'verified':
       return 'swap';
     case 'swap':
     case 'cleanup-started':
@@ -152,8 +154,9 @@ async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {
   if (untilIndex < 0) throw new UserError('BAD_ARGUMENT', `--until takes a forward stage (${FORWARD_STAGES.join(', ')}), not ${until}`);
   let state = await currentState(req);
   let lastSeen = state;
+  const hasVerify = req.plan.manifest.stages.some((s) => s.name === 'verify');
   for (;;) {
-    const next = nextForwardStage(state);
+    const next = nextForwardStage(state, hasVerify);
     if (next === 'revert') {
       // A revert that was interrupted after swapping back: finish it, never go forward.
       timings.push({ stage: 'revert', ms: await runStage(req, 'revert') });

@@ -1,6 +1,8 @@
-import { connectClient } from './connect.js';
+import type pg from 'pg';
 import type { ClientConfig } from 'pg';
+import { connectClient } from './connect.js';
 import type { PlanManifest } from '../compile/compile.js';
+import { CANONICAL_SETTINGS, RANGE_CHECKSUM_ALGORITHM, rangeChecksumSql } from '../compile/range-checksum.js';
 import { verifySql, type VerifySide } from '../compile/verify-sql.js';
 import { UserError } from '../model/errors.js';
 import { readState } from './state.js';
@@ -15,25 +17,59 @@ export interface VerifyResult {
   readonly pass: boolean;
 }
 
-/** Read-only: compares the table with the copy (or the old table) in one snapshot. */
-export async function verify(connection: ClientConfig, manifest: PlanManifest): Promise<VerifyResult> {
+/** One key range of `verify --ranges`: both sides' row counts and checksums. */
+export interface RangeCheck {
+  readonly range: number;
+  readonly firstKey: string;
+  readonly lastKey: string;
+  readonly rowsLive: number;
+  readonly rowsOther: number;
+  readonly sumLive: string;
+  readonly sumOther: string;
+  readonly pass: boolean;
+}
+
+export interface RangeVerifyResult {
+  readonly side: VerifySide;
+  readonly algorithm: typeof RANGE_CHECKSUM_ALGORITHM;
+  readonly rowsLive: number;
+  readonly rowsOther: number;
+  readonly pending: number;
+  readonly ranges: readonly RangeCheck[];
+  readonly pass: boolean;
+}
+
+function sideOf(stage: string | undefined): VerifySide {
+  switch (stage) {
+    case 'backfill':
+    case 'build':
+    case 'catchup':
+    case 'verified':
+      return 'before-swap';
+    case 'swap':
+      return 'after-swap';
+    default:
+      throw new UserError('RUN_STATE', `nothing to verify: the run is ${stage ? `at stage "${stage}"` : 'not set up'}; verify works after the backfill and until cleanup`);
+  }
+}
+
+/**
+ * Read-only: compares the table with the copy (or the old table) in one
+ * snapshot, row by row, or with `ranges` by checksums per key range.
+ */
+export async function verify(connection: ClientConfig, manifest: PlanManifest): Promise<VerifyResult>;
+export async function verify(connection: ClientConfig, manifest: PlanManifest, ranges: number): Promise<RangeVerifyResult>;
+export async function verify(connection: ClientConfig, manifest: PlanManifest, ranges?: number): Promise<VerifyResult | RangeVerifyResult> {
+  if (ranges !== undefined && (!Number.isInteger(ranges) || ranges < 1 || ranges > 100000)) {
+    throw new UserError('BAD_ARGUMENT', `--ranges must be a whole number from 1 to 100000 (got ${ranges})`);
+  }
   const client = await connectClient(connection);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const state = await readState(client, manifest);
-    let side: VerifySide;
-    switch (state?.stage) {
-      case 'backfill':
-      case 'build':
-      case 'catchup':
-        side = 'before-swap';
-        break;
-      case 'swap':
-        side = 'after-swap';
-        break;
-      default:
-        throw new UserError('RUN_STATE', `nothing to verify: the run is ${state ? `at stage "${state.stage}"` : 'not set up'}; verify works after the backfill and until cleanup`);
-    }
+    const side = sideOf(state?.stage);
+    const pending = side === 'before-swap' ? state?.backlog : state?.reverseBacklog;
+    if (ranges !== undefined) return await verifyRanges(client, manifest, side, ranges, pending ?? 0);
     const r = await client.query<Record<string, string>>(verifySql(manifest.model, side));
     const row = r.rows[0]!;
     const result = { side, compared: Number(row['compared']), missing: Number(row['missing']), extra: Number(row['extra']), changed: Number(row['changed']), pending: Number(row['pending']) };
@@ -42,4 +78,30 @@ export async function verify(connection: ClientConfig, manifest: PlanManifest): 
     await client.query('ROLLBACK').catch(() => undefined);
     await client.end().catch(() => undefined);
   }
+}
+
+async function verifyRanges(client: pg.ClientBase, manifest: PlanManifest, side: VerifySide, ranges: number, pending: number): Promise<RangeVerifyResult> {
+  for (const s of CANONICAL_SETTINGS) await client.query(s);
+  const r = await client.query<Record<string, string>>(rangeChecksumSql(manifest.model, side, ranges));
+  const checks: RangeCheck[] = r.rows.map((row) => {
+    const c = {
+      range: Number(row['range']),
+      firstKey: row['first_key']!,
+      lastKey: row['last_key']!,
+      rowsLive: Number(row['rows_live']),
+      rowsOther: Number(row['rows_other']),
+      sumLive: row['sum_live']!,
+      sumOther: row['sum_other']!,
+    };
+    return { ...c, pass: c.rowsLive === c.rowsOther && c.sumLive === c.sumOther };
+  });
+  return {
+    side,
+    algorithm: RANGE_CHECKSUM_ALGORITHM,
+    rowsLive: checks.reduce((n, c) => n + c.rowsLive, 0),
+    rowsOther: checks.reduce((n, c) => n + c.rowsOther, 0),
+    pending,
+    ranges: checks,
+    pass: checks.every((c) => c.pass),
+  };
 }

@@ -135,9 +135,9 @@ describe('compile goldens', () => {
     });
 
     it('lets a plan option change the SQL', () => {
-      const base = resolveOptions({});
+      const base = c.options;
       const a = build(c, base);
-      const b = build(c, resolveOptions({ lockTimeoutMs: base.lockTimeoutMs + 1234 }));
+      const b = build(c, { ...base, lockTimeoutMs: base.lockTimeoutMs + 1234 });
       const changed = sqlFiles(a).filter(([f, text]) => b.files.get(f) !== text);
       expect(changed.length).toBeGreaterThan(0);
       expect(b.manifest.planHash).not.toBe(a.manifest.planHash);

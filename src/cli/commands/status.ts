@@ -12,7 +12,7 @@ export async function statusCommand(args: { plan: string; url?: string; json?: b
   const client = await connectClient(connectionConfig(args.url));
   try {
     const state = await readState(client, plan.manifest);
-    const next = nextForwardStage(state);
+    const next = nextForwardStage(state, plan.manifest.stages.some((s) => s.name === 'verify'));
     const control = state === null ? null : await readControl(client, plan.manifest);
     if (args.json) {
       out(JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, state, control, next }));

@@ -2,14 +2,38 @@ import { verify } from '../../run/verify.js';
 import { connectionConfig } from '../connection.js';
 import { readPlanDir } from '../plan-dir.js';
 
+export interface VerifyArgs {
+  readonly plan: string;
+  readonly url?: string;
+  readonly json?: boolean;
+  /** Checksums per key range instead of a row-by-row comparison. */
+  readonly ranges?: number;
+}
+
 /** Exit code 0 on pass, 1 on fail. */
-export async function verifyCommand(args: { plan: string; url?: string; json?: boolean }, out: (line: string) => void): Promise<number> {
+export async function verifyCommand(args: VerifyArgs, out: (line: string) => void): Promise<number> {
   const plan = readPlanDir(args.plan);
-  const r = await verify(connectionConfig(args.url), plan.manifest);
+  const table = `${plan.manifest.table.schema}.${plan.manifest.table.name}`;
+  const config = connectionConfig(args.url);
+  if (args.ranges !== undefined) {
+    const r = await verify(config, plan.manifest, args.ranges);
+    if (args.json) {
+      out(JSON.stringify(r));
+      return r.pass ? 0 : 1;
+    }
+    const other = r.side === 'before-swap' ? 'the copy' : 'the old table';
+    const failed = r.ranges.filter((c) => !c.pass);
+    out(`${r.pass ? 'PASS' : 'FAIL'}: ${table} against ${other}: ${r.ranges.length - failed.length} of ${r.ranges.length} key ranges equal (${r.algorithm}); ${r.rowsLive} rows in the table, ${r.rowsOther} in ${other}; ${r.pending} change-log entries not yet applied were left out`);
+    for (const c of failed) {
+      out(`  range ${c.range}, keys ${c.firstKey} .. ${c.lastKey}: ${c.rowsLive} rows in the table, ${c.rowsOther} in ${other}; checksum ${c.sumLive} vs ${c.sumOther}`);
+    }
+    return r.pass ? 0 : 1;
+  }
+  const r = await verify(config, plan.manifest);
   if (args.json) out(JSON.stringify(r));
   else {
     const against = r.side === 'before-swap' ? 'the copy' : 'the old table (kept for revert)';
-    out(`${r.pass ? 'PASS' : 'FAIL'}: ${plan.manifest.table.schema}.${plan.manifest.table.name} against ${against}: ${r.compared} rows equal, ${r.missing} missing, ${r.extra} extra, ${r.changed} different; ${r.pending} change-log entries not yet applied were left out`);
+    out(`${r.pass ? 'PASS' : 'FAIL'}: ${table} against ${against}: ${r.compared} rows equal, ${r.missing} missing, ${r.extra} extra, ${r.changed} different; ${r.pending} change-log entries not yet applied were left out`);
   }
   return r.pass ? 0 : 1;
 }

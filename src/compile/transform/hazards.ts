@@ -14,6 +14,7 @@ export function transformHazards(stage: StageName, target: DerivedTarget): Hazar
     case 'setup':
     case 'build':
     case 'catchup':
+    case 'verify':
     case 'cleanup':
     case 'abort':
       return [];
