@@ -5,11 +5,12 @@
  * (pg_locks, pg_stat_activity, the runner's live events), never on a fixed sleep.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
-import { cli, leftovers, planTable, ROOT, type Exit } from '../helpers/rebuild.js';
+import { cli, leftovers, planTable, psql, ROOT, type Exit } from '../helpers/rebuild.js';
 import type { PlanOptions } from '../../src/compile/options.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import type { LockReport } from '../../src/run/events.js';
@@ -135,7 +136,7 @@ async function rotateHolders(live: Live, first: Holder, second: Holder, maxRotat
   return { holder, other };
 }
 
-describe('acceptance: the swap against an ACCESS SHARE holder', () => {
+describe('locking steps (issue 4, acceptance 1)', () => {
   it('waits behind a long-held lock naming it, queues only one lock_timeout at a time, then swaps', async () => {
     const lockTimeoutMs = 1500;
     const { db, plan } = await preparedPlan('lock_accept', { lockTimeoutMs, lockBudgetMs: 30_000, lockAttempts: 300, backoffBaseMs: 50, backoffMaxMs: 200, snapshotWaitSeconds: 10 });
@@ -276,5 +277,36 @@ describe('acceptance: the swap against an ACCESS SHARE holder', () => {
     const notice = live.events.find((e) => e['type'] === 'notice' && String(e['message']).startsWith('shadowpack:cancel'));
     expect(String(notice?.['message'])).toMatch(new RegExp(`held by pid ${blocker.pid} \\(long-update, query started \\d{4}-.*its query was cancelled`));
     await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 2_000, missing: 0, extra: 0 }));
+  });
+
+  it('reports to psql users too, and adds the report column to a state table made by an earlier version', async () => {
+    const db = await freshDatabase('lock_psql');
+    databases.push(db);
+    await withClient(db.url, (c) => createDemoSchema(c, 500));
+    const plan = await planTable(db.url, 'app', 'orders');
+    const mon = await client(db.url, 'monitor');
+    // The state table as an earlier shadowpack made it: without the locks column.
+    const setupSql = readFileSync(join(plan.dir, '01-setup.sql'), 'utf8');
+    const create = /CREATE TABLE IF NOT EXISTS "shadowpack"\."runs" \([\s\S]*?\n\);/.exec(setupSql)![0];
+    expect(create).toContain('\n  locks ');
+    await mon.query('CREATE SCHEMA shadowpack');
+    await mon.query(create.replace(/\n  locks [^\n]*/, ''));
+
+    for (const f of ['00-preflight.sql', '01-setup.sql']) {
+      const r = await psql(db.url, join(plan.dir, f));
+      expect(r.code, r.stderr).toBe(0);
+      if (f !== '01-setup.sql') continue;
+      const line = /NOTICE: {2}shadowpack:lock-report (\{.*\})$/m.exec(r.stderr);
+      expect(line, r.stderr).not.toBeNull();
+      const report = JSON.parse(line![1]!) as LockReport;
+      expect(report).toMatchObject({ step: 'setup-trigger', outcome: 'acquired', attempts: 1, skipped: 0, cancelled: [] });
+      expect(report.held_ms).toBeGreaterThanOrEqual(0);
+      const st = await cli(['status', '--plan', plan.dir, '--url', db.url, '--json']);
+      expect((JSON.parse(st.stdout) as { state: { locks: LockReport[] } }).state.locks).toEqual([report]);
+    }
+    const abort = await psql(db.url, join(plan.dir, '90-abort.sql'));
+    expect(abort.code, abort.stderr).toBe(0);
+    expect(abort.stderr).toMatch(/shadowpack:lock-report \{.*"step": "abort"/);
+    expect(await leftovers(mon)).toEqual([]);
   });
 });
