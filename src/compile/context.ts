@@ -103,13 +103,15 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
   const stepInput = { model, target, names, src, copy, old, func };
   const safe = (steps: Step[]): Step[] => steps.map((s) => ({ ...s, comment: commentText(s.comment) }));
   const related = relatedTables(model);
+  // The table stays in its own tablespace unless the plan moves it (--tablespace).
+  const copySpace = target.tablespace ?? model.tablespace;
   return {
     toolVersion,
     model,
     target,
     forward: forwardSide(model, target),
     reverse: reverseSide(model, target),
-    copyTablespace: target.tablespace === null ? '' : ` TABLESPACE ${ident(target.tablespace)}`,
+    copyTablespace: copySpace === null ? '' : ` TABLESPACE ${ident(copySpace)}`,
     // Ordered: one batch, whatever the control table says. Otherwise the batch size comes from the control table.
     backfillBatchPages: target.orderBy.length > 0 ? '2147483647' : '',
     backfillText: target.orderBy.length > 0

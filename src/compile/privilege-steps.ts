@@ -25,12 +25,14 @@ function grantee(name: string): string {
  */
 function revokeAll(t: AclTarget, onlyIfSet: boolean): string {
   const acl = `(SELECT relacl FROM pg_class WHERE oid = ${literal(t.object)}::regclass)`;
+  // A NULL ACL means the owner's default privileges: they have to go too.
+  const effective = `(SELECT coalesce(relacl, acldefault(${literal(t.kind === 'TABLE' ? 'r' : 's')}, relowner)) FROM pg_class WHERE oid = ${literal(t.object)}::regclass)`;
   const body = [
     'DECLARE',
     '  r record;',
     'BEGIN',
     ...(onlyIfSet ? [`  IF ${acl} IS NULL THEN`, '    RETURN;', '  END IF;'] : []),
-    `  FOR r IN SELECT DISTINCT x.grantee FROM aclexplode(${acl}) x LOOP`,
+    `  FOR r IN SELECT DISTINCT x.grantee FROM aclexplode(${effective}) x LOOP`,
     `    EXECUTE format('REVOKE ALL ON ${t.kind} %s FROM %s CASCADE', ${literal(t.object)},`,
     "                   CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END);",
     '  END LOOP;',

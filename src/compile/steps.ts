@@ -54,17 +54,25 @@ export function buildSteps(input: StepInput): Step[] {
   model.indexes.forEach((index, i) => {
     const tmp = names.copyIndex(i);
     const con = constraintOf(model, index);
+    // An index's own tablespace, unless the plan moves every index (--index-tablespace).
+    const space = target.indexTablespace === null ? index.tablespace : null;
+    if (space !== null) steps.push({ comment: `index ${index.name} lives in tablespace ${space}`, sql: `SET default_tablespace = ${literal(space)};` });
     if (con) {
       steps.push({
         comment: `${con.kind} ${con.name}, built as ${tmp} and renamed at the swap`,
         sql: addConstraintOnce(copy, tmp, con.definition),
       });
+      // pg_get_constraintdef leaves out the index's storage parameters.
+      if (index.reloptions.length > 0) {
+        steps.push({ comment: `${con.name}: the index's storage parameters`, sql: `ALTER INDEX ${qualified(model.schema, tmp)} SET (${reloptionList(index.reloptions)});` });
+      }
     } else {
       steps.push({
         comment: `index ${index.name}, built as ${tmp} and renamed at the swap`,
         sql: `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${ident(tmp)} ON ${copy} USING ${ident(index.method)} ${index.body};`,
       });
     }
+    if (space !== null) steps.push({ comment: 'back to the default tablespace', sql: 'RESET default_tablespace;' });
   });
   for (const con of model.constraints) {
     if (con.kind !== 'check') continue;
@@ -77,7 +85,7 @@ export function buildSteps(input: StepInput): Step[] {
   return steps;
 }
 
-function reloptionList(options: readonly string[]): string {
+export function reloptionList(options: readonly string[]): string {
   return options
     .map((o) => {
       const eq = o.indexOf('=');
@@ -88,8 +96,9 @@ function reloptionList(options: readonly string[]): string {
 
 /** Reloptions of the copy during the run: the table's own, with autovacuum kept off. */
 export function copyReloptions(model: TableModel): string {
-  const own = model.reloptions.filter((o) => !/^(autovacuum_enabled|toast\.autovacuum_enabled)=/.test(o));
-  const list = reloptionList(own);
+  const own = model.reloptions.filter((o) => !/^autovacuum_enabled=/.test(o));
+  const toast = model.toastReloptions.filter((o) => !/^autovacuum_enabled=/.test(o)).map((o) => `toast.${o}`);
+  const list = reloptionList([...own, ...toast]);
   return `${list === '' ? '' : list + ', '}autovacuum_enabled = false, toast.autovacuum_enabled = false`;
 }
 
@@ -119,18 +128,39 @@ export function copyColumnSteps(input: StepInput): Step[] {
     if (c.compression !== null) steps.push({ comment: `column ${c.name}: compression as on the table`, sql: `ALTER TABLE ${col} SET COMPRESSION ${c.compression};` });
     if (c.statistics !== null) steps.push({ comment: `column ${c.name}: statistics target as on the table`, sql: `ALTER TABLE ${col} SET STATISTICS ${c.statistics};` });
   }
+  for (const o of model.columnOptions) {
+    steps.push({ comment: `column ${o.column}: planner options as on the table`, sql: `ALTER TABLE ${copy} ALTER COLUMN ${ident(o.column)} SET (${reloptionList(o.options)});` });
+  }
   return steps;
 }
 
 function policySql(model: TableModel, table: string): Step[] {
   const steps: Step[] = [];
   if (model.rowSecurity) steps.push({ comment: 'row-level security, as on the table', sql: `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY;` });
+  if (model.forceRowSecurity) steps.push({ comment: 'row-level security applies to the owner too, as on the table', sql: `ALTER TABLE ${table} FORCE ROW LEVEL SECURITY;` });
   for (const p of model.policies) {
     const roles = p.roles.map((r) => (r === 'PUBLIC' ? 'PUBLIC' : ident(r))).join(', ');
     let sql = `CREATE POLICY ${ident(p.name)} ON ${table} AS ${p.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${p.command} TO ${roles}`;
     if (p.using !== null) sql += ` USING (${p.using})`;
     if (p.withCheck !== null) sql += ` WITH CHECK (${p.withCheck})`;
     steps.push({ comment: `policy ${p.name}`, sql: `${sql};` });
+  }
+  return steps;
+}
+
+/** A re-created constraint's comment, appended to the statement that re-creates it. */
+function constraintComment(con: { readonly name: string; readonly comment: string | null }, table: string): string {
+  return con.comment === null ? '' : `\nCOMMENT ON CONSTRAINT ${ident(con.name)} ON ${table} IS ${literal(con.comment)};`;
+}
+
+/** Comments of the rebuilt indexes and of the constraints built on the copy (foreign keys carry theirs). */
+function indexAndConstraintComments(model: TableModel, src: string): Step[] {
+  const steps: Step[] = [];
+  for (const i of model.indexes) {
+    if (i.comment !== null) steps.push({ comment: `comment on index ${i.name}`, sql: `COMMENT ON INDEX ${qualified(model.schema, i.name)} IS ${literal(i.comment)};` });
+  }
+  for (const c of model.constraints) {
+    if (c.kind !== 'foreign-key' && c.comment !== null) steps.push({ comment: `comment on constraint ${c.name}`, sql: `COMMENT ON CONSTRAINT ${ident(c.name)} ON ${src} IS ${literal(c.comment)};` });
   }
   return steps;
 }
@@ -174,7 +204,8 @@ export function swapSteps(input: StepInput): Step[] {
     steps.push({ comment: `sequence ${r.sequence.name} becomes ${r.to} like its column (its maximum widens with it)`, sql: `ALTER SEQUENCE ${qualified(r.sequence.schema, r.sequence.name)} AS ${r.to};` });
   }
   steps.push({ comment: 'autovacuum back on, the table\'s own storage parameters back', sql: `ALTER TABLE ${src} RESET (autovacuum_enabled, toast.autovacuum_enabled);` });
-  if (target.model.reloptions.length > 0) steps.push({ comment: 'the table\'s storage parameters', sql: `ALTER TABLE ${src} SET (${reloptionList(target.model.reloptions)});` });
+  const reloptions = [...target.model.reloptions, ...target.model.toastReloptions.map((o) => `toast.${o}`)];
+  if (reloptions.length > 0) steps.push({ comment: 'the table\'s storage parameters', sql: `ALTER TABLE ${src} SET (${reloptionList(reloptions)});` });
   steps.push(...policySql(model, src));
   for (const t of model.triggers) {
     steps.push({ comment: `trigger ${t.name}, created only now so it never fired for the tool's copying`, sql: `${t.definition};` });
@@ -183,13 +214,14 @@ export function swapSteps(input: StepInput): Step[] {
   }
   if (model.comment !== null) steps.push({ comment: 'table comment', sql: `COMMENT ON TABLE ${src} IS ${literal(model.comment)};` });
   for (const c of model.columnComments) steps.push({ comment: `comment on column ${c.column}`, sql: `COMMENT ON COLUMN ${src}.${ident(c.column)} IS ${literal(c.comment)};` });
+  steps.push(...indexAndConstraintComments(model, src));
   for (const con of model.constraints) {
     if (con.kind !== 'foreign-key') continue;
-    steps.push({ comment: `foreign key ${con.name} moves to the rebuilt table (validated after commit)`, sql: `ALTER TABLE ${old} DROP CONSTRAINT ${ident(con.name)};\nALTER TABLE ${src} ADD CONSTRAINT ${ident(con.name)} ${fkDefinition(con.definition)};` });
+    steps.push({ comment: `foreign key ${con.name} moves to the rebuilt table (validated after commit)`, sql: `ALTER TABLE ${old} DROP CONSTRAINT ${ident(con.name)};\nALTER TABLE ${src} ADD CONSTRAINT ${ident(con.name)} ${fkDefinition(con.definition)};${constraintComment(con, src)}` });
   }
   for (const fk of model.referencedBy) {
     const child = qualified(fk.tableSchema, fk.tableName);
-    steps.push({ comment: `foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} now references the rebuilt table`, sql: `ALTER TABLE ${child} DROP CONSTRAINT ${ident(fk.name)};\nALTER TABLE ${child} ADD CONSTRAINT ${ident(fk.name)} ${fkDefinition(fk.definition)};` });
+    steps.push({ comment: `foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} now references the rebuilt table`, sql: `ALTER TABLE ${child} DROP CONSTRAINT ${ident(fk.name)};\nALTER TABLE ${child} ADD CONSTRAINT ${ident(fk.name)} ${fkDefinition(fk.definition)};${constraintComment(fk, child)}` });
   }
   steps.push({ comment: 'the old table no longer needs capturing', sql: `DROP TRIGGER ${ident(names.captureTrigger)} ON ${old};\nDROP TRIGGER ${ident(names.truncateTrigger)} ON ${old};` });
   steps.push(...triggerSteps(input, src));
@@ -223,11 +255,11 @@ export function revertSteps(input: StepInput): Step[] {
   }
   for (const con of model.constraints) {
     if (con.kind !== 'foreign-key') continue;
-    steps.push({ comment: `foreign key ${con.name} moves back to the original table`, sql: `ALTER TABLE ${copy} DROP CONSTRAINT ${ident(con.name)};\nALTER TABLE ${src} ADD CONSTRAINT ${ident(con.name)} ${fkDefinition(con.definition)};` });
+    steps.push({ comment: `foreign key ${con.name} moves back to the original table`, sql: `ALTER TABLE ${copy} DROP CONSTRAINT ${ident(con.name)};\nALTER TABLE ${src} ADD CONSTRAINT ${ident(con.name)} ${fkDefinition(con.definition)};${constraintComment(con, src)}` });
   }
   for (const fk of model.referencedBy) {
     const child = qualified(fk.tableSchema, fk.tableName);
-    steps.push({ comment: `foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} references the original table again`, sql: `ALTER TABLE ${child} DROP CONSTRAINT ${ident(fk.name)};\nALTER TABLE ${child} ADD CONSTRAINT ${ident(fk.name)} ${fkDefinition(fk.definition)};` });
+    steps.push({ comment: `foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} references the original table again`, sql: `ALTER TABLE ${child} DROP CONSTRAINT ${ident(fk.name)};\nALTER TABLE ${child} ADD CONSTRAINT ${ident(fk.name)} ${fkDefinition(fk.definition)};${constraintComment(fk, child)}` });
   }
   return steps;
 }

@@ -69,6 +69,9 @@ export function mapModel(cat: CatalogRows & Extras, fingerprint: string): Omit<T
     unique: i.is_unique,
     constraint: i.constraint_name,
     clustered: i.is_clustered,
+    comment: i.comment,
+    tablespace: i.tablespace,
+    reloptions: i.reloptions,
   }));
   return {
     schema: t.schema,
@@ -76,6 +79,9 @@ export function mapModel(cat: CatalogRows & Extras, fingerprint: string): Omit<T
     owner: t.owner,
     comment: t.comment,
     reloptions: t.reloptions,
+    toastReloptions: t.toast_reloptions,
+    tablespace: t.tablespace,
+    columnOptions: cat.columns.filter((c) => c.options.length > 0).map((c) => ({ column: c.name, options: c.options })),
     columns: cat.columns.map((c) => ({
       name: c.name,
       type: c.type,
@@ -97,6 +103,7 @@ export function mapModel(cat: CatalogRows & Extras, fingerprint: string): Omit<T
       definition: c.definition,
       validated: c.validated,
       references: c.type === 'f' && c.ref_schema !== null && c.ref_table !== null ? { schema: c.ref_schema, name: c.ref_table } : null,
+      comment: c.comment,
     })),
     referencedBy: cat.referencedBy.map((r) => ({
       name: r.name,
@@ -104,6 +111,7 @@ export function mapModel(cat: CatalogRows & Extras, fingerprint: string): Omit<T
       tableName: r.table_name,
       definition: r.definition,
       validated: r.validated,
+      comment: r.comment,
     })),
     ownedSequences: cat.sequences.map((s) => ({ schema: s.schema, name: s.name, column: s.column_name })),
     identities: cat.identities.map((q) => ({
@@ -118,6 +126,7 @@ export function mapModel(cat: CatalogRows & Extras, fingerprint: string): Omit<T
     triggers: cat.triggers.filter((tr) => !tr.is_tool).map((tr) => ({ name: tr.name, definition: tr.definition, enabled: triggerEnabled(tr.enabled) })),
     replicaIdentity: { kind: REPLICA[t.replident] ?? 'default', index: t.replident === 'i' ? cat.replicaIndex : null },
     rowSecurity: t.rls,
+    forceRowSecurity: t.rls_forced,
     policies: cat.policies.map((p) => ({
       name: p.name,
       permissive: p.permissive,

@@ -13,7 +13,9 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind AS relkind, c.relpersis
        coalesce(c.reloptions, '{}') AS reloptions, c.relpages::int8 AS relpages, c.reltuples::float8 AS reltuples,
        pg_total_relation_size(c.oid) AS total_bytes, pg_table_size(c.oid) AS table_bytes,
        pg_indexes_size(c.oid) AS index_bytes,
-       (SELECT t.reloptions IS NOT NULL FROM pg_class t WHERE t.oid = c.reltoastrelid) AS toast_options,
+       coalesce((SELECT t.reloptions FROM pg_class t WHERE t.oid = c.reltoastrelid), '{}') AS toast_reloptions,
+       (SELECT spcname FROM pg_tablespace WHERE oid = c.reltablespace) AS tablespace,
+       (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user) AS bypass_rls, current_user AS current_role,
        current_setting('server_version_num')::int AS server_version_num,
        current_setting('server_version') AS server_version, current_database() AS database,
        (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())::int8 AS database_oid,
@@ -28,7 +30,7 @@ SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
        a.attidentity AS identity, a.attgenerated AS generated,
        a.attstorage <> t.typstorage AS custom_storage, a.attstorage AS storage, a.attstattarget AS stattarget,
        -- Only the options a user can set (n_distinct…); some builds add their own internal ones.
-       EXISTS (SELECT FROM unnest(a.attoptions) o WHERE o LIKE 'n\\_distinct%') AS has_options, a.attacl IS NOT NULL AS has_acl,
+       ARRAY(SELECT o FROM unnest(a.attoptions) o WHERE o LIKE 'n\\_distinct%' ORDER BY o) AS options, a.attacl IS NOT NULL AS has_acl,
        col_description(a.attrelid, a.attnum) AS comment,
        CASE WHEN current_setting('server_version_num')::int >= 140000 THEN a.attcompression::text ELSE '' END AS compression
   FROM pg_attribute a
@@ -48,7 +50,8 @@ SELECT ic.relname AS name, pg_get_indexdef(i.indexrelid) AS definition, am.amnam
        (SELECT bool_and(a.attnotnull) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
          WHERE k.ord <= i.indnkeyatts) AS keys_not_null,
-       con.conname AS constraint_name, ic.reltablespace <> 0 AS has_tablespace, i.indimmediate AS is_immediate,
+       con.conname AS constraint_name, (SELECT spcname FROM pg_tablespace WHERE oid = ic.reltablespace) AS tablespace,
+       coalesce(ic.reloptions, '{}') AS reloptions, i.indimmediate AS is_immediate,
        obj_description(ic.oid, 'pg_class') AS comment,
        format('CREATE %sINDEX %s ON %s.%s USING %s ', CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END,
               quote_ident(ic.relname), quote_ident(tn.nspname), quote_ident(tc.relname), quote_ident(am.amname)) AS prefix
@@ -76,7 +79,7 @@ SELECT n.conname AS name, n.contype AS type, pg_get_constraintdef(n.oid) AS defi
 
 export const REFERENCED_BY_SQL = `
 SELECT cn.nspname AS schema, c.relname AS table_name, n.conname AS name, pg_get_constraintdef(n.oid) AS definition,
-       n.convalidated AS validated, c.relkind AS relkind
+       n.convalidated AS validated, c.relkind AS relkind, obj_description(n.oid, 'pg_constraint') AS comment
   FROM pg_constraint n
   JOIN pg_class c ON c.oid = n.conrelid
   JOIN pg_namespace cn ON cn.oid = c.relnamespace

@@ -40,23 +40,19 @@ export function tableKindRefusal(t: TableRow): string | null {
 export function objectRefusals(rows: CatalogRows): string[] {
   const out: string[] = [];
   const t = rows.table;
-  if (t.has_tablespace) out.push('the table is in a non-default tablespace');
-  if (t.toast_options) out.push('its TOAST table has storage parameters (toast.*)');
-  if (t.rls_forced) out.push('row-level security is FORCEd (it would filter shadowpack\'s own reads and writes as the owner)');
+  if (t.rls_forced && !t.bypass_rls) {
+    out.push(`row-level security is FORCEd and role "${t.current_role}" is neither superuser nor BYPASSRLS, so the policies would hide rows from the copy: plan and run as a role that bypasses row-level security (ALTER ROLE … BYPASSRLS)`);
+  }
   for (const c of rows.columns) {
-    if (c.has_options) out.push(`column "${c.name}" has attribute options (n_distinct)`);
   }
   for (const q of rows.identities) {
     if (q.persistence !== 'p') out.push(`identity sequence "${q.name}" of column "${q.column_name}" is UNLOGGED`);
   }
   for (const i of rows.indexes) {
     if (!i.is_valid) out.push(`index "${i.name}" is invalid (a failed CREATE INDEX CONCURRENTLY? drop or REINDEX it first)`);
-    if (i.has_tablespace) out.push(`index "${i.name}" is in a non-default tablespace`);
-    if (i.comment !== null) out.push(`index "${i.name}" has a comment`);
   }
   for (const c of rows.constraints) {
-    if (c.self_reference) out.push(`foreign key "${c.name}" references the table itself`);
-    if (c.comment !== null) out.push(`constraint "${c.name}" has a comment`);
+    if (c.type === 'n' && c.comment !== null) out.push(`NOT NULL constraint "${c.name}" has a comment`);
     if (c.type === 't') out.push(`constraint trigger "${c.name}"`);
     if (c.type === 'n' && !c.validated) out.push(`NOT NULL constraint "${c.name}" is NOT VALID`);
   }

@@ -5,20 +5,20 @@ export interface TableRow {
   is_partition: boolean; has_children: boolean; is_child: boolean; is_typed: boolean; has_tablespace: boolean;
   default_acl: boolean; rls: boolean; rls_forced: boolean; replident: string; owner: string; comment: string | null;
   reloptions: string[]; relpages: string; reltuples: number; total_bytes: string; table_bytes: string;
-  index_bytes: string; toast_options: boolean | null; server_version_num: number; server_version: string; database: string; database_oid: number; scs: string;
+  index_bytes: string; toast_reloptions: string[]; tablespace: string | null; bypass_rls: boolean; current_role: string; server_version_num: number; server_version: string; database: string; database_oid: number; scs: string;
 }
 
 export interface ColumnRow {
   name: string; type: string; collation: string | null; not_null: boolean; default_expr: string | null;
   identity: string; generated: string; custom_storage: boolean; storage: string; stattarget: number | null;
-  has_options: boolean; has_acl: boolean; comment: string | null; compression: string;
+  options: string[]; has_acl: boolean; comment: string | null; compression: string;
 }
 
 export interface IndexRow {
   name: string; definition: string; method: string; is_unique: boolean; is_primary: boolean; is_valid: boolean;
   is_clustered: boolean; is_replident: boolean; is_total: boolean; is_plain: boolean;
   key_columns: string[] | null; keys_not_null: boolean | null; constraint_name: string | null;
-  has_tablespace: boolean; comment: string | null; is_immediate: boolean; prefix: string;
+  tablespace: string | null; reloptions: string[]; comment: string | null; is_immediate: boolean; prefix: string;
 }
 
 export interface ConstraintRow {
@@ -27,7 +27,7 @@ export interface ConstraintRow {
 }
 
 export interface ReferencedByRow {
-  schema: string; table_name: string; name: string; definition: string; validated: boolean; relkind: string;
+  schema: string; table_name: string; name: string; definition: string; validated: boolean; relkind: string; comment: string | null;
 }
 
 export interface OwnedSequenceRow { schema: string; name: string; column_name: string; deptype: string }

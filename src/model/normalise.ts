@@ -17,6 +17,8 @@ export function normalise(m: TableModel): TableModel {
   return {
     ...m,
     reloptions: [...m.reloptions].sort(),
+    toastReloptions: [...m.toastReloptions].sort(),
+    columnOptions: [...m.columnOptions].sort(byKey((c) => c.column)),
     indexes: [...m.indexes].sort(byKey((i) => i.name)),
     constraints: [...m.constraints].sort(byKey((c) => c.name)),
     referencedBy: [...m.referencedBy].sort(byKey((r) => `${r.tableSchema}\u0000${r.tableName}\u0000${r.name}`)),

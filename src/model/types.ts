@@ -45,6 +45,11 @@ export interface IndexModel {
   /** Name of the constraint the index backs (PK, UNIQUE, EXCLUDE), or null. */
   readonly constraint: string | null;
   readonly clustered: boolean;
+  readonly comment: string | null;
+  /** Tablespace name, or null for the database's default. */
+  readonly tablespace: string | null;
+  /** The index's storage parameters (also in `body`; needed apart for constraint-backed indexes). */
+  readonly reloptions: readonly string[];
 }
 
 export type ConstraintKind = 'primary-key' | 'unique' | 'check' | 'exclusion' | 'foreign-key';
@@ -58,6 +63,7 @@ export interface ConstraintModel {
   readonly validated: boolean;
   /** For foreign keys: the referenced table. */
   readonly references: { readonly schema: string; readonly name: string } | null;
+  readonly comment: string | null;
 }
 
 /** A foreign key on another table that references this one. */
@@ -68,6 +74,7 @@ export interface ReferencingForeignKeyModel {
   /** pg_get_constraintdef; its REFERENCES clause names this table. */
   readonly definition: string;
   readonly validated: boolean;
+  readonly comment: string | null;
 }
 
 /** A sequence owned by one of the table's columns (serial). */
@@ -209,7 +216,13 @@ export interface TableModel {
   readonly owner: string;
   readonly comment: string | null;
   readonly reloptions: readonly string[];
+  /** Storage parameters of the TOAST table, without the `toast.` prefix. */
+  readonly toastReloptions: readonly string[];
+  /** Tablespace name, or null for the database's default. */
+  readonly tablespace: string | null;
   readonly columns: readonly ColumnModel[];
+  /** Attribute options (n_distinct, n_distinct_inherited) of the columns that have them. */
+  readonly columnOptions: readonly { readonly column: string; readonly options: readonly string[] }[];
   readonly key: RowKeyModel;
   readonly indexes: readonly IndexModel[];
   readonly constraints: readonly ConstraintModel[];
@@ -229,6 +242,8 @@ export interface TableModel {
   readonly replicaIdentity: { readonly kind: 'default' | 'nothing' | 'full' | 'index'; readonly index: string | null };
   /** ENABLE ROW LEVEL SECURITY (FORCE is refused: it would filter the tool's own reads and writes). */
   readonly rowSecurity: boolean;
+  /** FORCE ROW LEVEL SECURITY (planned only for a role that bypasses row-level security). */
+  readonly forceRowSecurity: boolean;
   readonly policies: readonly PolicyModel[];
   /** Views, BEGIN ATOMIC functions and publications re-pointed at the swap and at revert. */
   readonly dependents: DependentsModel;

@@ -96,7 +96,7 @@ export async function tableObjects(c: pg.ClientBase, schema: string, table: stri
   const r = await c.query<{ relations: number[]; types: number[] }>(`
     SELECT array_remove(ARRAY[c.oid, c.reltoastrelid] || ARRAY(SELECT indexrelid FROM pg_catalog.pg_index WHERE indrelid = c.oid)
              || ARRAY(SELECT objid FROM pg_catalog.pg_depend WHERE refobjid = c.oid AND classid = 'pg_catalog.pg_class'::regclass
-                       AND refclassid = 'pg_catalog.pg_class'::regclass AND deptype IN ('a', 'i')), 0)::int8[] AS relations,
+                       AND refclassid = 'pg_catalog.pg_class'::regclass AND deptype = 'i'), 0)::int8[] AS relations,
            ARRAY[c.reltype, (SELECT typarray FROM pg_catalog.pg_type WHERE oid = c.reltype)]::int8[] AS types
       FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass`, [rel]);
   const row = r.rows[0]!;

@@ -24,7 +24,6 @@ const CASES: { table: string; code: string; says: RegExp }[] = [
   { table: 'rs.in_schema_pub', code: 'UNSUPPORTED_OBJECT', says: /publication "p_schema" publishes every table in schema "rs"/ },
   { table: 'r.with_trigger', code: 'UNSUPPORTED_OBJECT', says: /constraint trigger "t_audit"/ },
   { table: 'r.with_identity', code: 'UNSUPPORTED_OBJECT', says: /identity sequence "with_identity_id_seq" of column "id" is UNLOGGED/ },
-  { table: 'r.with_policy', code: 'UNSUPPORTED_OBJECT', says: /row-level security is FORCEd/ },
   { table: 'r.ft', code: 'UNSUPPORTED_TABLE', says: /foreign table/ },
   { table: 'nodot', code: 'BAD_TABLE_NAME', says: /schema\.table/ },
 ];
@@ -65,9 +64,6 @@ describe('tables shadowpack refuses', () => {
       CREATE CONSTRAINT TRIGGER t_audit AFTER INSERT ON r.with_trigger DEFERRABLE FOR EACH ROW EXECUTE FUNCTION r.audit();
       CREATE TABLE r.with_identity (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
       ALTER SEQUENCE r.with_identity_id_seq SET UNLOGGED;
-      CREATE TABLE r.with_policy (id int PRIMARY KEY);
-      ALTER TABLE r.with_policy ENABLE ROW LEVEL SECURITY;
-      ALTER TABLE r.with_policy FORCE ROW LEVEL SECURITY;
       CREATE FOREIGN DATA WRAPPER sp_dummy;
       CREATE SERVER sp_dummy_server FOREIGN DATA WRAPPER sp_dummy;
       CREATE FOREIGN TABLE r.ft (id int) SERVER sp_dummy_server;

@@ -34,7 +34,7 @@ describe('names that try to escape the SQL text', () => {
   it('a definition holding the dollar tag gets a DO block with another tag', () => {
     const m: TableModel = {
       ...model,
-      constraints: [...model.constraints, { name: 'odd_check', kind: 'check', definition: "CHECK ((note <> '$sp$'::text))", validated: true, references: null }],
+      constraints: [...model.constraints, { name: 'odd_check', kind: 'check', definition: "CHECK ((note <> '$sp$'::text))", validated: true, references: null, comment: null }],
     };
     const build = scripts(m).find((t) => t.includes('odd_check'))!;
     expect(build).toContain("DO $sp1$\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid");
