@@ -118,7 +118,8 @@ export function compile(input: CompileInput): Plan {
       hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '),
       requiresText: name === 'swap' && options.verifyRanges > 0 ? 'verify, passed' : info.requires,
     };
-    const text = tidy(render[name]({ ...common, stage, lock, appName: `shadowpack/${common.names.runId}/${name}` }));
+    const locksText = commentText(lock.shown.map((l) => `${l.mode} on ${l.relation}`).join('; ') || 'none');
+    const text = tidy(render[name]({ ...common, stage, lock: { ...lock, locksText }, appName: `shadowpack/${common.names.runId}/${name}` }));
     files.set(info.file, text);
     return { ...info, sha256: sha256(text), locks: lock.shown, hazards };
   });

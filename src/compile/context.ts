@@ -4,12 +4,18 @@ import { signatureSql } from '../model/signature.js';
 import { missingPrivilegesSql } from '../model/privileges-sql.js';
 import type { TableModel } from '../model/types.js';
 import type { PlanOptions } from './options.js';
+import { statementLocks } from './statement-locks.js';
 import { CANONICAL_SETTINGS, RANGE_CHECKSUM_ALGORITHM, rangeChecksumSql } from './range-checksum.js';
 import { insertOverriding } from './identity-steps.js';
 import { dependentSteps } from './dependents.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
 import type { DerivedTarget } from './transform/derive.js';
 import { forwardSide, reverseSide, type CopySide } from './transform/sides.js';
+
+/** A step as the templates get it: comment made safe, and the locks it takes (empty: none worth saying). */
+export interface AnnotatedStep extends Step {
+  readonly locks: string;
+}
 
 /** The part of the template context shared by every stage. */
 export interface CommonContext {
@@ -50,11 +56,11 @@ export interface CommonContext {
   readonly keyList: string;
   readonly logKeyList: string;
   readonly guardRules: readonly { stage: string; allowed: string; allowedText: string; checkFingerprint: boolean }[];
-  readonly copyColumnSteps: readonly Step[];
-  readonly buildSteps: readonly Step[];
-  readonly swapSteps: readonly Step[];
-  readonly revertSteps: readonly Step[];
-  readonly validateSteps: readonly Step[];
+  readonly copyColumnSteps: readonly AnnotatedStep[];
+  readonly buildSteps: readonly AnnotatedStep[];
+  readonly swapSteps: readonly AnnotatedStep[];
+  readonly revertSteps: readonly AnnotatedStep[];
+  readonly validateSteps: readonly AnnotatedStep[];
   readonly referencingTables: readonly string[];
   /** The plan-time privilege query, for the current user, as preflight runs it. */
   readonly privilegeCheck: string;
@@ -101,7 +107,8 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     hold: tool(names.holdProcedure),
   };
   const stepInput = { model, target, names, src, copy, old, func };
-  const safe = (steps: Step[]): Step[] => steps.map((s) => ({ ...s, comment: commentText(s.comment) }));
+  // Each step says which locks it takes, beside it in the script.
+  const safe = (steps: Step[]): AnnotatedStep[] => steps.map((s) => ({ ...s, comment: commentText(s.comment), locks: commentText(statementLocks(s.sql).join('; ')) }));
   const related = relatedTables(model);
   // The table stays in its own tablespace unless the plan moves it (--tablespace).
   const copySpace = target.tablespace ?? model.tablespace;
