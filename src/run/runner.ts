@@ -6,7 +6,7 @@ import { noticeEvent, type LockReport, type RunEvent } from './events.js';
 import { checkPlanIntegrity, type LoadedPlan } from './plan-check.js';
 import { scriptParts, type ScriptPart } from './includes.js';
 import { splitSql, type SqlStatement } from './split-sql.js';
-import { readState, type RunState } from './state.js';
+import { appendLockReports, readState, type RunState } from './state.js';
 
 export interface RunRequest {
   readonly plan: LoadedPlan;
@@ -137,8 +137,27 @@ export async function run(request: RunRequest): Promise<RunSummary> {
       request.onEvent(e);
     },
   };
-  // A step that gives up has already reported through onEvent before the error reaches the caller.
-  return { ...(await runStages(req)), locks };
+  try {
+    return { ...(await runStages(req)), locks };
+  } catch (e) {
+    const gaveUp = locks.filter((r) => r.outcome !== 'acquired');
+    if (e instanceof UserError && e.code === 'STAGE_FAILED' && gaveUp.length > 0) await recordGaveUp(req, gaveUp);
+    throw e;
+  }
+}
+
+/** Best effort: the stage's own error is what the caller must see, whatever happens here. */
+async function recordGaveUp(req: RunRequest, reports: readonly LockReport[]): Promise<void> {
+  try {
+    const client = await connectClient(req.connection);
+    try {
+      await appendLockReports(client, req.plan.manifest, reports);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  } catch {
+    // The reports were already shown as they happened.
+  }
 }
 
 async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {

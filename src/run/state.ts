@@ -50,3 +50,17 @@ export async function readState(client: ClientBase, manifest: PlanManifest): Pro
     locks: Array.isArray(row['locks']) ? (row['locks'] as LockReport[]) : [],
   };
 }
+
+/**
+ * Appends lock reports to the run's state. For a step that gave up: its transaction rolled back the
+ * report it would have stored itself, and `status` should still say why the stage stopped.
+ */
+export async function appendLockReports(client: ClientBase, manifest: PlanManifest, reports: readonly LockReport[]): Promise<void> {
+  const state = qualified(TOOL_SCHEMA, 'runs');
+  const column = await client.query(
+    "SELECT FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'locks' AND NOT attisdropped", [state]);
+  if (column.rowCount === 0) return;
+  // Never queue behind anybody for this bookkeeping.
+  await client.query("SET lock_timeout = '2s'");
+  await client.query(`UPDATE ${state} SET locks = locks || $1::jsonb WHERE run_id = $2`, [JSON.stringify(reports), manifest.runId]);
+}

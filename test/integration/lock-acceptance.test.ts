@@ -247,8 +247,12 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     expect(report.queued_ms).toBeGreaterThanOrEqual(2 * lockTimeoutMs * 0.9);
     expect(report.queued_ms).toBeLessThan(lockBudgetMs + MARGIN_MS);
     expect(report.held_ms).toBeUndefined();
+    // The swap's transaction rolled back, but the runner kept its report with the run for status.
     const st = await cli(['status', '--plan', plan.dir, '--url', db.url, '--json']);
-    expect((JSON.parse(st.stdout) as { state: { stage: string } }).state.stage).toBe('catchup');
+    const state = (JSON.parse(st.stdout) as { state: { stage: string; locks: LockReport[] } }).state;
+    expect(state.stage).toBe('catchup');
+    expect(state.locks.map((x) => `${x.step} ${x.outcome}`)).toEqual(['setup-trigger acquired', 'swap budget']);
+    expect(state.locks[1]).toEqual(report);
     expect(String((await mon.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o)).toBe(oid);
   });
 
