@@ -8,6 +8,7 @@ import { statementLocks } from './statement-locks.js';
 import { CANONICAL_SETTINGS, RANGE_CHECKSUM_ALGORITHM, rangeChecksumSql } from './range-checksum.js';
 import { insertOverriding } from './identity-steps.js';
 import { dependentSteps } from './dependents.js';
+import { unplannedDependentsCheck } from './dependent-checks.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
 import type { DerivedTarget } from './transform/derive.js';
 import { forwardSide, reverseSide, type CopySide } from './transform/sides.js';
@@ -59,6 +60,8 @@ export interface CommonContext {
   readonly copyColumnSteps: readonly AnnotatedStep[];
   readonly buildSteps: readonly AnnotatedStep[];
   readonly swapSteps: readonly AnnotatedStep[];
+  /** DO block run by cleanup before it drops the old table: nothing may still depend on it. */
+  readonly oldTableDependentsCheck: string;
   readonly revertSteps: readonly AnnotatedStep[];
   readonly validateSteps: readonly AnnotatedStep[];
   readonly referencingTables: readonly string[];
@@ -158,7 +161,12 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     copyColumnSteps: safe(copyColumnSteps(stepInput)),
     buildSteps: safe(buildSteps(stepInput)),
     swapSteps: safe([...swapSteps(stepInput), ...dependentSteps(stepInput, old)]),
-    revertSteps: safe([...revertSteps(stepInput), ...dependentSteps(stepInput, copy)]),
+    revertSteps: safe([
+      { comment: 'nothing created over the rebuilt table since the swap may be left reading it', sql: unplannedDependentsCheck('revert', src, model, true) },
+      ...revertSteps(stepInput),
+      ...dependentSteps(stepInput, copy),
+    ]),
+    oldTableDependentsCheck: unplannedDependentsCheck('cleanup', old, model, false),
     validateSteps: safe(validateSteps(stepInput)),
     referencingTables: related.children,
     privilegeCheck: missingPrivilegesSql(`${literal(src)}::regclass::oid`, 'current_user', literal(names.toolSchema)).trim().replace(/\n/g, '\n    '),

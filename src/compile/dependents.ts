@@ -56,7 +56,10 @@ export function dependentSteps(input: StepInput, away: string): Step[] {
 
 /** Names that end up inside a dollar-quoted DO body (the lock step names the views and their owners). */
 export function dependentNames(model: TableModel): string[] {
-  return model.dependents.views.flatMap((v) => [v.schema, v.name, v.owner]);
+  return [
+    ...model.dependents.views.flatMap((v) => [v.schema, v.name, v.owner]),
+    ...model.dependents.functions.flatMap((f) => [f.schema, f.name, f.arguments]),
+  ];
 }
 
 /** The reviewer's list of what the swap re-creates or moves. */

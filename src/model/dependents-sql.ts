@@ -50,7 +50,7 @@ export function dependentsSignatureSql(rel: string, schemaLiteral: string, table
   return `(SELECT pg_catalog.string_agg(x.line, E'\\n' ORDER BY x.line) FROM (
       SELECT pg_catalog.concat_ws('|', pg_catalog.pg_describe_object(o.classid, o.objid, o.objsubid), o.refclassid,
         (SELECT pg_catalog.concat_ws('|', r.rulename, v.relkind, v.relpersistence, pg_catalog.pg_get_userbyid(v.relowner),
-                pg_catalog.array_to_string(v.reloptions, ','), pg_catalog.pg_get_viewdef(v.oid))
+                (SELECT pg_catalog.string_agg(opt, ',' ORDER BY opt) FROM pg_catalog.unnest(v.reloptions) opt), pg_catalog.pg_get_viewdef(v.oid))
            FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
           WHERE o.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = o.objid),
         (SELECT pg_catalog.concat_ws('|', pg_catalog.pg_get_userbyid(p.proowner), pg_catalog.pg_get_functiondef(p.oid))

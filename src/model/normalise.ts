@@ -28,6 +28,7 @@ export function normalise(m: TableModel): TableModel {
     policies: [...m.policies].sort(byKey((p) => p.name)),
     dependents: {
       // Depth first: a view is re-created after the views it reads.
+      // Options keep their catalog order, so the re-created view's reloptions read exactly as before.
       views: [...m.dependents.views].sort(byKey((v) => `${String(v.depth).padStart(4, '0')}\u0000${v.schema}\u0000${v.name}`)),
       functions: [...m.dependents.functions].sort(byKey((f) => `${f.schema}\u0000${f.name}\u0000${f.arguments}`)),
       publications: [...m.dependents.publications].sort(byKey((p) => p.name)),
