@@ -476,12 +476,14 @@ describe('production safety', () => {
       server = await startEmbeddedPostgres({ settings: { shared_buffers: '64MB', max_connections: '50' } });
       const db = await freshDatabase('ps_server_crash', server.url);
       await withClient(db.url, (c) => createDemoSchema(c, 60_000));
-      const plan = await planTable(db.url, 'app', 'orders', { batchPages: 5 });
+      // The rows/s ceiling keeps the backfill running for a few seconds however
+      // fast or loaded the machine is, so the crash lands inside it.
+      const plan = await planTable(db.url, 'app', 'orders', { batchPages: 5, maxRowsPerSecond: 15_000 });
 
       let writers = await startWriters({ connectionString: db.url }, 2, 3);
       const runner = runPlan(plan, db.url);
       let crashedAt = 'timeout';
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 60_000;
       while (Date.now() < deadline) {
         const s = await withClient(db.url, async (c) => {
           const e = await c.query("SELECT to_regclass('shadowpack.runs') IS NOT NULL AS e");
