@@ -1,19 +1,9 @@
 import type { PlanManifest } from './compile.js';
-import { HAZARD_TEXT, type HazardCode } from './stages.js';
+import { blockerLines, goingBackLines } from './review-going-back.js';
+import { bytes, durationLines, hazardLines, lockTableLines } from './review-plan.js';
 import { transformReviewLines } from './transform/review-section.js';
 import { controlReviewLines } from './review-control.js';
 import { dependentsReview } from './dependents.js';
-
-function bytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
-}
 
 /** The summary a reviewer reads first: what, how, which locks, what can go wrong, how to go back. */
 export function renderReview(m: PlanManifest): string {
@@ -39,21 +29,23 @@ export function renderReview(m: PlanManifest): string {
   out.push(`No attempt is made while a session that has held a conflicting lock for longer than one attempt still holds it: the step waits instead, naming the session (pid, application, query start). ${o.cancelBlockersAfterMs > 0 ? `**Cancelling is on:** after ${o.cancelBlockersAfterMs} ms of one locking step, the running queries of sessions holding a conflicting lock are cancelled with \`pg_cancel_backend\`.` : 'Other sessions are never cancelled (cancelling is off).'}`, '');
   out.push('Each locking step reports its attempts, time waited, time the application queued behind it and time the lock was held (`shadowpack:lock-report` notices; `shadowpack status` and `run` show them).', '');
   out.push(`While the swap holds ACCESS EXCLUSIVE, each statement is bounded by \`statement_timeout = ${o.swapStatementTimeoutMs}ms\`; the log left to apply under the lock is brought below about ${o.swapBacklog} entries first. Before locking, the swap waits up to ${o.snapshotWaitSeconds} s for sessions holding old snapshots, naming them.`, '');
+  out.push('### Lock table', '', 'Every relation lock of each stage, what it blocks, and how long at most. Each statement in the scripts says its locks beside it (`-- locks: …`).', '');
+  out.push(...lockTableLines(m), '');
+  out.push('### What can block', '');
+  out.push(...blockerLines(m), '');
   out.push(...controlReviewLines(o, m.runId));
-  const codes = [...new Set(m.stages.flatMap((s) => s.hazards))].sort() as HazardCode[];
   out.push('## Hazards', '');
-  for (const c of codes) out.push(`- **${c}**: ${HAZARD_TEXT[c]}.`);
+  out.push(...hazardLines(m));
   out.push('', '## Estimates (from the catalog of the database the plan was made on)', '');
   out.push(`- Server: PostgreSQL ${e.serverVersion}; database \`${e.database}\`.`);
   out.push(`- Rows ≈ ${e.reltuples.toLocaleString('en-US')}; table ${bytes(e.tableBytes)}, indexes ${bytes(e.indexBytes)}, total ${bytes(e.totalBytes)}.`);
   out.push(`- Disk needed during the run ≈ ${bytes(e.totalBytes)} (a second copy of table and indexes) plus the change log.`);
   out.push(`- WAL written ≈ ${bytes(e.totalBytes)} or more.`);
   out.push(`- Backfill batches: ${o.batchPages} pages (${bytes(o.batchPages * 8192)}) each, ≈ ${Math.max(1, Math.ceil(e.relpages / o.batchPages))} batches.`);
-  out.push('', '## How to go back', '');
-  out.push('- Before the swap (after any of setup, backfill, build, catchup): run `90-abort.sql`. It removes the trigger and every tool object; the table is exactly as before.');
-  out.push('- After the swap, before cleanup: run `91-revert.sql`. Writes made since the swap were kept in sync with the old table; revert applies the rest under a short lock and swaps back.');
-  out.push('- After cleanup the old table is gone: there is no way back but another rebuild.', '');
+  out.push(...durationLines(m));
+  out.push('', '## How to stop and how to go back', '');
+  out.push(...goingBackLines(m), '');
   out.push('## Integrity', '');
-  out.push('Each script first checks that it runs against the planned table and that its catalog fingerprint is unchanged, and that the previous stage is done. `plan.json` lists the sha256 of every file; `shadowpack run` refuses files that differ.', '');
+  out.push('Each script first includes `binding.sql`, which refuses any database but this one, then checks that it runs against the planned table, that its catalog fingerprint is unchanged, and that the previous stage is done. `plan.json` lists the sha256 of every file; `shadowpack run` refuses files that differ, and `--expect-hash` refuses any plan but the approved one.', '');
   return out.join('\n');
 }

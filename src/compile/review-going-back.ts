@@ -1,0 +1,33 @@
+import type { PlanManifest } from './compile.js';
+import type { StageName } from './stages.js';
+
+/** What can keep each stage waiting, and for how long at most (from the plan's options). */
+export function blockerLines(m: PlanManifest): string[] {
+  const o = m.options;
+  const has = (s: StageName) => m.stages.some((x) => x.name === s);
+  const out = [
+    `- \`01-setup.sql\`: any open transaction that has written to the table (it holds ROW EXCLUSIVE until it ends). Setup never queues behind it: it retries, waiting at most ${o.lockBudgetMs} ms in all, then stops with nothing changed.`,
+    `- \`02-backfill.sql\`, \`04-catchup.sql\`${has('verify') ? ', `04b-verify.sql`' : ''}: only a session holding ACCESS EXCLUSIVE on the table (someone's DDL); each statement waits at most ${o.waitLockTimeoutMs} ms for it. DDL on the table since planning stops every stage (fingerprint check).`,
+    '- `03-build.sql`: nothing the application does (it works on the copy); free disk for sorting.',
+    `- \`05-swap.sql\`: any session with any lock on the table — even a SELECT in an open transaction — and, on the tables whose foreign keys move, their writers. Before locking it waits up to ${o.snapshotWaitSeconds} s for sessions whose snapshot is older than the copy (REPEATABLE READ transactions, pg_dump), naming them.${o.holdSwap ? ' It also waits for `shadowpack control --release-swap`.' : ''}`,
+    '- `06-cleanup.sql`, `90-abort.sql`: readers and writers of the table, briefly (dropping the tool triggers), with the same short attempts.',
+    '- Validating foreign keys after the swap: another VACUUM, ANALYZE or DDL on the same table.',
+  ];
+  return out;
+}
+
+/** How to stop and how to go back, at each point of the run. */
+export function goingBackLines(m: PlanManifest): string[] {
+  const revert = m.transform?.reverse === null
+    ? 'revert is unavailable for this plan (see What changes): finish with `06-cleanup.sql`, or rebuild again'
+    : '`91-revert.sql` (or `shadowpack run --plan DIR --stage revert`): the old table was kept in sync; revert applies the rest under a short lock and swaps back';
+  const rows = [
+    ['before or during `00-preflight.sql`', 'nothing has changed', 'nothing to undo'],
+    ['during `01-setup.sql`', 'interrupt it: one transaction, nothing stays', 'nothing to undo'],
+    [`after setup, during or after backfill, build, catch-up${m.stages.some((s) => s.name === 'verify') ? ', verify' : ''}`, 'interrupt the stage (Ctrl-C, or kill the session): it commits batch by batch and resumes when run again', '`90-abort.sql` (or `shadowpack run --plan DIR --stage abort`): removes the trigger and every tool object; the table is exactly as before'],
+    ['during `05-swap.sql`, before it commits', 'interrupt it: the swap transaction rolls back, nothing is swapped', 'run `05-swap.sql` again, or `90-abort.sql`'],
+    ['after the swap committed, before cleanup', 'nothing runs; the table is already the rebuilt one', revert],
+    ['during or after `06-cleanup.sql`', 'let it finish (run it again if interrupted; it is safe to repeat)', 'none: the old table is gone; only another rebuild goes back'],
+  ];
+  return ['| point | to stop | to go back |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)];
+}
