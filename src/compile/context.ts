@@ -7,6 +7,7 @@ import type { PlanOptions } from './options.js';
 import { statementLocks } from './statement-locks.js';
 import { CANONICAL_SETTINGS, RANGE_CHECKSUM_ALGORITHM, rangeChecksumSql } from './range-checksum.js';
 import { insertOverriding } from './identity-steps.js';
+import { copyRevokeSteps } from './privilege-steps.js';
 import { dependentSteps } from './dependents.js';
 import { unplannedDependentsCheck } from './dependent-checks.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
@@ -158,7 +159,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       guardRule('swap-locked', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true),
       guardRule('revert', ['swap'], false),
     ],
-    copyColumnSteps: safe(copyColumnSteps(stepInput)),
+    copyColumnSteps: safe([...copyRevokeSteps(copy), ...copyColumnSteps(stepInput)]),
     buildSteps: safe(buildSteps(stepInput)),
     swapSteps: safe([...swapSteps(stepInput), ...dependentSteps(stepInput, old)]),
     revertSteps: safe([

@@ -43,6 +43,27 @@ function revokeAll(t: AclTarget, onlyIfSet: boolean): string {
   return `DO ${tag}\n${body}\n${tag};`;
 }
 
+/**
+ * Right after the copy is created: ALTER DEFAULT PRIVILEGES may have given it to roles that
+ * cannot read the table; take that back at once, so nobody reads the rows through the copy
+ * during the run. The owner keeps its privileges until the swap resets them exactly.
+ */
+export function copyRevokeSteps(copy: string): Step[] {
+  const body = [
+    'DECLARE',
+    '  r record;',
+    'BEGIN',
+    `  FOR r IN SELECT DISTINCT x.grantee FROM aclexplode((SELECT relacl FROM pg_class WHERE oid = ${literal(copy)}::regclass)) x`,
+    `            WHERE x.grantee <> (SELECT relowner FROM pg_class WHERE oid = ${literal(copy)}::regclass) LOOP`,
+    `    EXECUTE format('REVOKE ALL ON TABLE %s FROM %s CASCADE', ${literal(copy)},`,
+    "                   CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END);",
+    '  END LOOP;',
+    'END',
+  ].join('\n');
+  const tag = dollarTag(body);
+  return [{ comment: 'the copy is nobody\'s but the owner\'s until the swap (undoing default privileges)', sql: `DO ${tag}\n${body}\n${tag};` }];
+}
+
 /** Grants in ACL order, one statement per grantee and grant option: the aclitems come back in the same order. */
 function grantInOrder(kind: string, object: string, grants: readonly { grantee: string; privilege: string; grantable: boolean }[], columns: (g: number) => string): string[] {
   const groups: { grantee: string; grantable: boolean; privileges: string[] }[] = [];

@@ -72,7 +72,7 @@ export function buildSteps(input: StepInput): Step[] {
         sql: `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${ident(tmp)} ON ${copy} USING ${ident(index.method)} ${index.body};`,
       });
     }
-    if (space !== null) steps.push({ comment: 'back to the default tablespace', sql: 'RESET default_tablespace;' });
+    if (space !== null) steps.push({ comment: 'back to the default tablespace', sql: "SET default_tablespace = '';" });
   });
   for (const con of model.constraints) {
     if (con.kind !== 'check') continue;
@@ -81,7 +81,7 @@ export function buildSteps(input: StepInput): Step[] {
       sql: addConstraintOnce(copy, con.name, con.definition),
     });
   }
-  if (target.indexTablespace !== null) steps.push({ comment: 'back to the default tablespace', sql: 'RESET default_tablespace;' });
+  if (target.indexTablespace !== null) steps.push({ comment: 'back to the default tablespace', sql: "SET default_tablespace = '';" });
   return steps;
 }
 

@@ -86,6 +86,14 @@ describe('privileges are reset exactly at the swap', () => {
     });
 
     plan = await planTable(db.url, 'p s', table);
+    r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
+    expect(r.code, r.stderr).toBe(0);
+    // During the run the copy holds every row: default privileges must not have given it to anyone.
+    await withClient(db.url, async (c) => {
+      const copies = await c.query<{ acl: string | null }>(`SELECT relacl::text AS acl FROM pg_class WHERE relname LIKE '\\_sp\\_%\\_new'`);
+      expect(copies.rows).toHaveLength(1);
+      expect(copies.rows[0]!.acl ?? '').not.toContain(INTRUDER);
+    });
     r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => expect(await rights(c, rel)).toEqual(before.r));
