@@ -283,6 +283,29 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 2_000, missing: 0, extra: 0 }));
   });
 
+  it('never cancels a session idle in its transaction: a cancel would not end it, so the step names it and gives up', async () => {
+    const db = await freshDatabase('lock_nocancel');
+    databases.push(db);
+    await withClient(db.url, (c) => createDemoSchema(c, 500));
+    const plan = await planTable(db.url, 'app', 'orders', { lockTimeoutMs: 200, cancelBlockersAfterMs: 100, lockAttempts: 8, backoffBaseMs: 50, backoffMaxMs: 100 });
+    const idle = await client(db.url, 'idle-writer');
+    await idle.query('BEGIN');
+    await idle.query('UPDATE app.orders SET qty = qty WHERE id = 1');
+    const live = runLive(plan, db.url, '--until', 'setup');
+    const r = await live.done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`after 8 rounds \\([01] attempts\\): held by pid ${idle.pid} \\(idle-writer, `));
+    const report = live.events.find((e) => e['type'] === 'lock-report')!['report'] as LockReport;
+    // Not one attempt unless the first round came before the transaction was one attempt old.
+    expect(report).toMatchObject({ step: 'setup-trigger', outcome: 'held', cancelled: [] });
+    expect(report.attempts + report.skipped).toBe(8);
+    expect(report.attempts).toBeLessThanOrEqual(1);
+    expect(live.events.some((e) => String(e['message'] ?? '').startsWith('shadowpack:cancel'))).toBe(false);
+    // Its transaction was left alone and still commits.
+    await idle.query('COMMIT');
+    expect(await leftovers(idle)).toEqual([]);
+  });
+
   it('reports to psql users too, and adds the report column to a state table made by an earlier version', async () => {
     const db = await freshDatabase('lock_psql');
     databases.push(db);
