@@ -73,9 +73,9 @@ describe('views, BEGIN ATOMIC functions and publications over the table survive 
       }
       await createDemoSchema(c, 20_000);
       await c.query(readFileSync(join(FIXTURE, 'schema.sql'), 'utf8'));
-      // Column lists and row filters need PostgreSQL 15; on 14 a plain membership is still carried.
+      // security_invoker, column lists and row filters need PostgreSQL 15; on 14 a plain membership is still carried.
       const v = Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
-      await c.query(v >= 150000 ? readFileSync(join(FIXTURE, 'publications.sql'), 'utf8') : 'CREATE PUBLICATION sp_pub_plain FOR TABLE app.orders, app.customers');
+      await c.query(v >= 150000 ? readFileSync(join(FIXTURE, 'pg15.sql'), 'utf8') : 'CREATE PUBLICATION sp_pub_plain FOR TABLE app.orders, app.customers');
     });
   });
   afterAll(async () => db?.drop());
