@@ -33,6 +33,8 @@ describe('a plan is bound to the database it was made on', () => {
     expect(pa.manifest.environment.databaseOid).not.toBe(pb.manifest.environment.databaseOid);
     for (const s of pa.manifest.stages) expect(pa.files.get(s.file), s.file).toBe(pb.files.get(s.file));
     expect(pa.files.get('binding.sql')).not.toBe(pb.files.get('binding.sql'));
+    const printed = await cli(['plan', '--table', 'app.orders', '--out', join(pa.dir, 'again'), '--url', a.url]);
+    expect(printed.stdout).toMatch(new RegExp(`^bound to database ${a.name} \\(cluster \\d+\\) by .*binding\\.sql$`, 'm'));
     const r = await cli(['diff', pa.dir, pb.dir]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^SQL identical/);

@@ -43,9 +43,11 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void)
     writePlanDir(args.out, plan, args.force ?? false);
     const children = transform.withReferencing ? await writeReferencingPlans(client, t.model, options, args.out, args.force ?? false) : [];
     if (args.json) {
-      print(JSON.stringify({ dir: args.out, planHash: plan.manifest.planHash, fingerprint: plan.manifest.fingerprint, stages: plan.manifest.stages.map((s) => ({ name: s.name, file: s.file, sha256: s.sha256 })), referencing: children }));
+      print(JSON.stringify({ dir: args.out, planHash: plan.manifest.planHash, fingerprint: plan.manifest.fingerprint, stages: plan.manifest.stages.map((s) => ({ name: s.name, file: s.file, sha256: s.sha256 })), binding: plan.manifest.binding, referencing: children }));
     } else {
       print(`plan for ${schema}.${table} written to ${args.out} (plan hash ${plan.manifest.planHash})`);
+      const e = plan.manifest.environment;
+      print(`bound to database ${e.database} (${e.systemIdentifier !== null ? `cluster ${e.systemIdentifier}` : `OID ${e.databaseOid}`}) by ${args.out}/${plan.manifest.binding.file}`);
       print(`review ${args.out}/README.md, then run: shadowpack run --plan ${args.out}`);
       for (const c of children) print(`plan for ${c.table} (${c.columns.join(', ')} → bigint) written to ${c.dir}; run it after this one`);
     }
