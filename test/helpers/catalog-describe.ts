@@ -85,7 +85,11 @@ export async function describeTable(c: pg.ClientBase, schema: string, table: str
   }
 }
 
-/** The objects that make up the table itself: after cleanup none of the old table's may remain. */
+/**
+ * The objects that make up the table itself: the table, its TOAST table and their indexes, its
+ * identity sequences (re-created at the swap; owned sequences move instead), its row type and
+ * array type. After cleanup none of the old table's may remain.
+ */
 export interface TableObjects {
   readonly relations: readonly number[];
   readonly types: readonly number[];
@@ -94,7 +98,7 @@ export interface TableObjects {
 export async function tableObjects(c: pg.ClientBase, schema: string, table: string): Promise<TableObjects> {
   const rel = qualified(schema, table);
   const r = await c.query<{ relations: number[]; types: number[] }>(`
-    SELECT array_remove(ARRAY[c.oid, c.reltoastrelid] || ARRAY(SELECT indexrelid FROM pg_catalog.pg_index WHERE indrelid = c.oid)
+    SELECT array_remove(ARRAY[c.oid, c.reltoastrelid] || ARRAY(SELECT indexrelid FROM pg_catalog.pg_index WHERE indrelid IN (c.oid, c.reltoastrelid))
              || ARRAY(SELECT objid FROM pg_catalog.pg_depend WHERE refobjid = c.oid AND classid = 'pg_catalog.pg_class'::regclass
                        AND refclassid = 'pg_catalog.pg_class'::regclass AND deptype = 'i'), 0)::int8[] AS relations,
            ARRAY[c.reltype, (SELECT typarray FROM pg_catalog.pg_type WHERE oid = c.reltype)]::int8[] AS types

@@ -15,7 +15,7 @@ const WRITER = `sp_writer_${sfx}`;
 const INTRUDER = `sp_intruder_${sfx}`;
 const ROLES = [OWNER, READER, WRITER, INTRUDER];
 const q = (n: string) => `"${n.replaceAll('"', '""')}"`;
-const TABLE_PRIVS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN'];
+const TABLE_PRIVS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'];
 
 /** What every role may do on the table, its columns and its identity sequence: the behaviour a grant check sees. */
 async function rights(c: pg.ClientBase, table: string): Promise<string[]> {
@@ -29,7 +29,7 @@ async function rights(c: pg.ClientBase, table: string): Promise<string[]> {
     UNION ALL
     SELECT r.rolname || ' seq ' || p || ' ' || has_sequence_privilege(r.oid, pg_get_serial_sequence($1::text, 'id')::regclass, p)
       FROM pg_roles r, unnest(ARRAY['USAGE', 'SELECT', 'UPDATE']) p WHERE r.rolname = ANY($3) AND pg_get_serial_sequence($1::text, 'id') IS NOT NULL
-    ORDER BY 1`, [table, TABLE_PRIVS, ROLES]);
+    ORDER BY 1`, [table, [...TABLE_PRIVS, ...(Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) >= 170000 ? ['MAINTAIN'] : [])], ROLES]);
   return r.rows.map((x) => x.d);
 }
 
