@@ -37,6 +37,8 @@ function refusal(d: DependentRow): string | null {
       return `${d.description} depends on it`;
     case 'pg_statistic_ext':
       return `extended ${d.description} is defined on it (drop it for the run and re-create it after)`;
+    case 'pg_trigger':
+      return `${d.description} refers to it (a constraint trigger FROM the table would be dropped with the old one; drop it for the run)`;
     case 'pg_policy':
       return `${d.description} refers to it (drop the policy for the run, or rebuild that table's policies after)`;
     default:

@@ -19,6 +19,7 @@ const CASES: { table: string; code: string; says: RegExp }[] = [
   { table: 'r.with_rule', code: 'UNSUPPORTED_OBJECT', says: /rule log_it on table r\.rule_host refers to it/ },
   // Three objects, one line, in catalog order.
   { table: 'r.with_rowtype', code: 'UNSUPPORTED_OBJECT', says: /column whole of view r\.v_whole_row uses the table's row type.*; column x of table r\.rowtype_user uses the table's row type.*; function r\.takes_row\(r\.with_rowtype\) uses the table's row type/ },
+  { table: 'r.with_misc', code: 'UNSUPPORTED_OBJECT', says: /rule ins on view r\.v_misc refers to it.*; trigger from_misc on table r\.misc_host refers to it.*; type r\.misc_domain uses the table's row type/ },
   { table: 'r.with_foreign_policy', code: 'UNSUPPORTED_OBJECT', says: /policy peek on table r\.policy_host refers to it/ },
   { table: 'r.with_stats', code: 'UNSUPPORTED_OBJECT', says: /extended statistics object r\.with_stats_ab is defined on it/ },
   { table: 'r.with_trigger', code: 'UNSUPPORTED_OBJECT', says: /constraint trigger "t_audit"/ },
@@ -50,6 +51,13 @@ describe('tables shadowpack refuses', () => {
       CREATE TABLE r.rowtype_user (x r.with_rowtype);
       CREATE VIEW r.v_whole_row AS SELECT t AS whole FROM r.with_rowtype t;
       CREATE FUNCTION r.takes_row(r.with_rowtype) RETURNS int LANGUAGE sql AS 'SELECT 1';
+      CREATE TABLE r.with_misc (id int PRIMARY KEY);
+      CREATE VIEW r.v_misc AS SELECT id FROM r.with_misc;
+      CREATE RULE ins AS ON INSERT TO r.v_misc DO INSTEAD INSERT INTO r.with_misc VALUES (NEW.id);
+      CREATE TABLE r.misc_host (id int);
+      CREATE FUNCTION r.misc_fn() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+      CREATE CONSTRAINT TRIGGER from_misc AFTER INSERT ON r.misc_host FROM r.with_misc FOR EACH ROW EXECUTE FUNCTION r.misc_fn();
+      CREATE DOMAIN r.misc_domain AS r.with_misc;
       CREATE TABLE r.with_foreign_policy (id int PRIMARY KEY);
       CREATE TABLE r.policy_host (id int);
       CREATE POLICY peek ON r.policy_host USING (EXISTS (SELECT FROM r.with_foreign_policy f WHERE f.id = policy_host.id));
