@@ -57,7 +57,7 @@ export interface CommonContext {
   readonly overriding: string;
   readonly keyList: string;
   readonly logKeyList: string;
-  readonly guardRules: readonly { stage: string; allowed: string; allowedText: string; checkFingerprint: boolean }[];
+  readonly guardRules: readonly { stage: string; allowed: string; allowedText: string; checkFingerprint: boolean; done: string | null; doneHint: string }[];
   readonly copyColumnSteps: readonly AnnotatedStep[];
   readonly buildSteps: readonly AnnotatedStep[];
   readonly swapSteps: readonly AnnotatedStep[];
@@ -85,9 +85,23 @@ function columnDefinition(c: TableModel['columns'][number]): string {
   return def;
 }
 
-function guardRule(stage: string, allowed: string[], checkFingerprint: boolean) {
-  return { stage, allowed: allowed.map(literal).join(', '), allowedText: allowed.join(', '), checkFingerprint };
+/**
+ * When a stage may run. `done` lists the states in which it already ran to the end: a psql user
+ * re-running the file after an interruption is told to go on rather than that it cannot run.
+ */
+function guardRule(stage: string, allowed: string[], checkFingerprint: boolean, done: string[] = [], doneHint = '') {
+  return {
+    stage,
+    allowed: allowed.map(literal).join(', '),
+    allowedText: allowed.join(', '),
+    checkFingerprint,
+    done: done.length === 0 ? null : done.map(literal).join(', '),
+    doneHint: literal(doneHint),
+  };
 }
+
+const AFTER_SWAP = ['swap', 'cleanup-started'];
+const SWAP_DONE = 'the swap is done: go on with the cleanup stage (it validates the re-pointed foreign keys again), or revert';
 
 export function commonContext(model: TableModel, target: DerivedTarget, options: PlanOptions, toolVersion: string): CommonContext {
   const names = runNames(model.schema, model.name);
@@ -150,13 +164,13 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     keyList: key.map(ident).join(', '),
     logKeyList: key.map((_, i) => `k${i + 1}`).join(', '),
     guardRules: [
-      guardRule('backfill', ['setup', 'backfill'], true),
-      guardRule('build', ['backfill', 'build'], true),
-      guardRule('catchup', ['build', 'catchup'], true),
+      guardRule('backfill', ['setup', 'backfill'], true, ['build', 'catchup', 'verified', ...AFTER_SWAP], 'go on with the next stage'),
+      guardRule('build', ['backfill', 'build'], true, ['catchup', 'verified', ...AFTER_SWAP], 'go on with the next stage'),
+      guardRule('catchup', ['build', 'catchup'], true, ['verified', ...AFTER_SWAP], 'go on with the next stage'),
       // With a verify stage in the plan, only a passed verify lets the swap run.
-      guardRule('verify', ['catchup', 'verified'], true),
-      guardRule('swap', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true),
-      guardRule('swap-locked', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true),
+      guardRule('verify', ['catchup', 'verified'], true, AFTER_SWAP, 'go on with the next stage'),
+      guardRule('swap', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true, AFTER_SWAP, SWAP_DONE),
+      guardRule('swap-locked', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true, AFTER_SWAP, SWAP_DONE),
       guardRule('revert', ['swap'], false),
     ],
     copyColumnSteps: safe([...copyRevokeSteps(copy), ...copyColumnSteps(stepInput)]),

@@ -36,6 +36,7 @@ export interface RunSummary {
 
 /** Which forward stage comes next, from the state both executors write. */
 export function nextForwardStage(state: RunState | null, hasVerify: boolean): StageName | 'done' {
+  // 'abort' only to finish an interrupted abort or revert.
   if (state === null) return 'preflight';
   switch (state.stage) {
     case 'setup-started':
@@ -54,7 +55,9 @@ export function nextForwardStage(state: RunState | null, hasVerify: boolean): St
     case 'cleanup-started':
       return 'cleanup';
     case 'reverted':
-      return 'revert';
+    case 'aborting':
+      // A revert that swapped back, or an abort, stopped halfway: only the abort stage may finish it.
+      return 'abort';
     default:
       throw new UserError('RUN_STATE', `the run is at an unknown stage "${state.stage}"; was it started by another shadowpack version?`);
   }
@@ -79,16 +82,22 @@ function stageError(plan: LoadedPlan, part: ScriptPart, st: SqlStatement, err: D
   return new UserError('STAGE_FAILED', parts.join(' '), { file, line, column, sqlstate: err.code }, { cause: err });
 }
 
-async function runStage(req: RunRequest, stage: StageName): Promise<number> {
-  const info = req.plan.manifest.stages.find((s) => s.name === stage);
+/** The statements of a stage, in the order the runner sends them (and psql runs them). */
+export function stageStatements(plan: LoadedPlan, stage: StageName): { readonly file: string; readonly part: ScriptPart; readonly st: SqlStatement }[] {
+  const info = plan.manifest.stages.find((s) => s.name === stage);
   if (!info) throw new UserError('PLAN_INVALID', `the plan has no stage ${stage}`);
-  const script = req.plan.files.get(info.file)!;
-  const binding = req.plan.manifest.binding;
+  const script = plan.files.get(info.file)!;
+  const binding = plan.manifest.binding;
   const includable = new Map<string, string>();
-  if (binding !== undefined) includable.set(binding.file, req.plan.files.get(binding.file)!);
+  if (binding !== undefined) includable.set(binding.file, plan.files.get(binding.file)!);
   // psql runs binding.sql where the script says \ir; so does the runner, statement by statement.
-  const statements = scriptParts(info.file, script, includable).flatMap((part) => splitSql(part.text).map((st) => ({ part, st })));
-  req.onEvent({ type: 'stage-start', stage, file: info.file });
+  return scriptParts(info.file, script, includable).flatMap((part) => splitSql(part.text).map((st) => ({ file: info.file, part, st })));
+}
+
+async function runStage(req: RunRequest, stage: StageName): Promise<number> {
+  const statements = stageStatements(req.plan, stage);
+  const file = req.plan.manifest.stages.find((s) => s.name === stage)!.file;
+  req.onEvent({ type: 'stage-start', stage, file });
   const started = Date.now();
   // A fresh session per stage, like psql: its settings and advisory lock end with it.
   const client = await connectClient(req.connection);
@@ -98,7 +107,10 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
       try {
         await client.query(st.text);
       } catch (e) {
-        if (e instanceof Error && 'code' in e && 'severity' in e) throw stageError(req.plan, part, st, e as DatabaseError);
+        // The server ending the session (pg_terminate_backend, a shutdown, a crash) is not the statement's fault:
+        // like a dropped connection, the stage is safe to run again.
+        const ended = e instanceof Error && 'code' in e && typeof e.code === 'string' && /^(57P0[1-3]|08)/.test(e.code);
+        if (e instanceof Error && 'code' in e && 'severity' in e && !ended) throw stageError(req.plan, part, st, e as DatabaseError);
         if (e instanceof Error) {
           throw new UserError('CONNECTION_FAILED', `lost the connection during stage ${stage} (${e.message}); the stage is safe to resume: run the same command again once the server is back`, { stage }, { cause: e });
         }
@@ -164,7 +176,14 @@ async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {
   const timings: StageTiming[] = [];
   if (req.stage !== undefined) {
     const before = await currentState(req);
-    timings.push({ stage: req.stage, ms: await runStage(req, req.stage) });
+    let stage = req.stage;
+    if (stage === 'revert' && (before?.stage === 'reverted' || before?.stage === 'aborting')) {
+      // The swap back is committed; what is left of the revert (validating the foreign keys it moved
+      // back, removing tool objects) is exactly what the abort stage does.
+      req.onEvent({ type: 'stage-skip', stage: 'revert', reason: `the run is at "${before.stage}": finishing with the abort stage` });
+      stage = 'abort';
+    }
+    timings.push({ stage, ms: await runStage(req, stage) });
     const after = await currentState(req);
     return { stages: timings, state: after, lastSeen: after ?? before, finished: false };
   }
@@ -176,9 +195,9 @@ async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {
   const hasVerify = req.plan.manifest.stages.some((s) => s.name === 'verify');
   for (;;) {
     const next = nextForwardStage(state, hasVerify);
-    if (next === 'revert') {
-      // A revert that was interrupted after swapping back: finish it, never go forward.
-      timings.push({ stage: 'revert', ms: await runStage(req, 'revert') });
+    if (next === 'abort') {
+      // An interrupted abort, or a revert interrupted after swapping back: finish it, never go forward.
+      timings.push({ stage: 'abort', ms: await runStage(req, 'abort') });
       return { stages: timings, state: null, lastSeen, finished: true };
     }
     if (next === 'done') break;

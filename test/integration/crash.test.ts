@@ -41,5 +41,6 @@ describe('the runner killed with SIGKILL inside every stage', () => {
       expect(cmp).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 });
       expect(await leftovers(c)).toEqual([]);
     });
-  });
+    // Thirteen runner processes and their startup: minutes, not seconds, on a loaded 2-core machine.
+  }, 300_000);
 });

@@ -98,7 +98,7 @@ describe('a non-superuser table owner', () => {
           output += r.stdout + r.stderr;
           expect(r.code, r.stderr).toBe(0);
         } else {
-          for (const stage of FORWARD_STAGES) {
+          for (const stage of FORWARD_STAGES.filter((s) => existsSync(join(dir, stageInfo(s).file)))) {
             const r = await psql(owner.url, join(dir, stageInfo(stage).file));
             output += r.stdout + r.stderr;
             expect(r.code, `${stage}: ${r.stderr}`).toBe(0);
