@@ -78,7 +78,7 @@ function allText(dir: string): string {
 describe('a non-superuser table owner', () => {
   for (const executor of ['runner', 'psql'] as const) {
     it(`runs a whole plan with the ${executor}, under writers, and no password shows anywhere`, async () => {
-      const db = await demo(`perm_${executor}`, 5_000);
+      const db = await demo(`perm_${executor}`, 2_000);
       const owner = await newRole(db, `sp_owner_${executor}`);
       await handOver(db, owner.role);
       await withClient(owner.url, async (c) => {
