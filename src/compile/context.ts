@@ -49,6 +49,8 @@ export interface CommonContext {
   readonly stateTable: string;
   readonly controlTable: string;
   readonly func: Readonly<Record<string, string>>;
+  /** The guard function with its argument types, for to_regprocedure. */
+  readonly guardProcedure: string;
   readonly signature: string;
   readonly advisory: { readonly classId: number; readonly objId: number };
   readonly columnDefs: readonly string[];
@@ -156,6 +158,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     stateTable: tool('runs'),
     controlTable: tool(names.controlTable),
     func,
+    guardProcedure: `${func.guard}(text)`,
     signature: signatureSql(model.schema, model.name, names.toolSchema),
     advisory: { classId: ADVISORY_CLASS, objId: parseInt(names.runId.slice(0, 7), 16) },
     columnDefs: target.model.columns.map(columnDefinition),
