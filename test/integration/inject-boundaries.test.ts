@@ -7,7 +7,7 @@
  * - back: abort before the swap, revert after it → the table's catalog is as
  *   before (signature, index and constraint names, validated state), it equals
  *   its twin, nothing of the tool is left.
- * `npm test` runs a sample (SHADOWPACK_INJECT_SAMPLE injections, default 40, from
+ * `npm test` runs a sample (SHADOWPACK_INJECT_SAMPLE injections, default 30, from
  * SHADOWPACK_INJECT_SEED, printed); `npm run test:soak` runs every boundary
  * (SHADOWPACK_INJECT_STAGES=cleanup,revert: only those stages).
  * One database for all: each injection starts from no run and ends with none.
@@ -24,7 +24,7 @@ import { compareWithTwin, createDemoSchema, startWriters, type Writers } from '.
 import { join } from 'node:path';
 
 const SOAK = process.env.SHADOWPACK_SOAK === '1';
-const SAMPLE = Number(process.env.SHADOWPACK_INJECT_SAMPLE ?? 40);
+const SAMPLE = Number(process.env.SHADOWPACK_INJECT_SAMPLE ?? 30);
 const SEED = Number(process.env.SHADOWPACK_INJECT_SEED ?? Math.floor(Math.random() * 2 ** 31));
 /** Only these stages (comma-separated), to go over a part of the soak again. */
 const ONLY = process.env.SHADOWPACK_INJECT_STAGES?.split(',');
