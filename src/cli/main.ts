@@ -20,7 +20,7 @@ const err = (text: string) => process.stderr.write(text);
 
 const OPTION_FLAGS: { readonly [K in NumericOptionKey]: string } = {
   lockTimeoutMs: 'lock_timeout of one attempt at a lock that blocks the application',
-  lockAttempts: 'attempts at such a lock before the stage gives up (nothing changed)',
+  lockAttempts: 'rounds at such a lock (an attempt, or a wait behind a long-held lock) before the stage gives up (nothing changed)',
   backoffBaseMs: 'first pause between lock attempts (doubles, with jitter)',
   backoffMaxMs: 'longest pause between lock attempts',
   lockBudgetMs: 'total time the application may queue behind the attempts of one locking step; at least --lock-timeout-ms',

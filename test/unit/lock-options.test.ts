@@ -50,6 +50,7 @@ describe('lock options', () => {
     const readme = plan.files.get('README.md')!;
     expect(readme).toContain('at most 4321 ms (the lock budget)');
     expect(readme).toContain('after 1234 ms of one locking step');
+    expect(readme).toContain('idle in a transaction are left alone');
     expect(build({}).files.get('README.md')).toContain('cancelling is off');
   });
 
