@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_OPTIONS, type NumericOptionKey } from '../compile/options.js';
@@ -90,7 +91,10 @@ async function main(argv: string[]): Promise<number> {
         .option('order-by', { type: 'string', describe: 'col[,col…]: the backfill writes rows in this order (one transaction)', group: 'Transformations:' })
         .option('fillfactor', { type: 'number', describe: 'fillfactor of the rebuilt table (10–100)', group: 'Transformations:' })
         .option('tablespace', { type: 'string', describe: 'tablespace of the rebuilt table', group: 'Transformations:' })
-        .option('index-tablespace', { type: 'string', describe: 'tablespace of the rebuilt table\'s indexes', group: 'Transformations:' }),
+        .option('index-tablespace', { type: 'string', describe: 'tablespace of the rebuilt table\'s indexes', group: 'Transformations:' })
+        .option('alter', { type: 'string', array: true, describe: 'an ALTER TABLE action for the rebuilt table (repeatable), e.g. "ALTER COLUMN c TYPE bigint USING c::bigint"', group: 'Transformations:' })
+        .option('alter-file', { type: 'string', describe: 'a file of ALTER TABLE actions, one action list per line (-- comments and blank lines skipped)', group: 'Transformations:' })
+        .option('check-data', { type: 'boolean', default: false, describe: 'before writing the plan, push every row through the new shape and list rows that do not fit', group: 'Transformations:' }),
       (a) => guard(() => {
         const options: Record<string, unknown> = {};
         for (const k of [...Object.keys(OPTION_FLAGS), ...Object.keys(CONTROL_FLAGS)]) options[k] = (a as Record<string, unknown>)[k];
@@ -103,7 +107,8 @@ async function main(argv: string[]): Promise<number> {
           tablespace: a.tablespace,
           indexTablespace: a.indexTablespace,
         };
-        return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, transform, ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out);
+        const alter = [...(a.alter ?? []).map(String), ...(a.alterFile ? readAlterFile(a.alterFile) : [])];
+        return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out);
       }),
     )
     .command(
@@ -198,6 +203,17 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   return code;
+}
+
+/** --alter-file: one action list per line; blank lines and -- comments are skipped. */
+function readAlterFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UserError('BAD_ARGUMENT', `--alter-file ${path}: cannot read it (${(e as Error).message})`);
+  }
+  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('--'));
 }
 
 /** Connection strings may carry passwords; never print them. */

@@ -61,6 +61,10 @@ export interface CommonContext {
   readonly logKeyList: string;
   readonly guardRules: readonly { stage: string; allowed: string; allowedText: string; checkFingerprint: boolean; done: string | null; doneHint: string }[];
   readonly copyColumnSteps: readonly AnnotatedStep[];
+  /** --alter statements that shape the empty copy. */
+  readonly alterSetupSteps: readonly AnnotatedStep[];
+  /** The key's column names, for messages. */
+  readonly keyText: string;
   readonly buildSteps: readonly AnnotatedStep[];
   readonly swapSteps: readonly AnnotatedStep[];
   /** DO block run by cleanup before it drops the old table: nothing may still depend on it. */
@@ -161,7 +165,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     guardProcedure: `${func.guard}(text)`,
     signature: signatureSql(model.schema, model.name, names.toolSchema),
     advisory: { classId: ADVISORY_CLASS, objId: parseInt(names.runId.slice(0, 7), 16) },
-    columnDefs: target.model.columns.map(columnDefinition),
+    columnDefs: target.copyColumns.map(columnDefinition),
     copyReloptions: copyReloptions(target.model),
     overriding: insertOverriding(model),
     keyList: key.map(ident).join(', '),
@@ -177,6 +181,8 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       guardRule('revert', ['swap'], false),
     ],
     copyColumnSteps: safe([...copyRevokeSteps(copy), ...copyColumnSteps(stepInput)]),
+    alterSetupSteps: safe([...target.setupSteps]),
+    keyText: commentText(key.join(', ')).replaceAll("'", "''").replaceAll('%', '%%'),
     buildSteps: safe(buildSteps(stepInput)),
     swapSteps: safe([...swapSteps(stepInput), ...dependentSteps(stepInput, old)]),
     revertSteps: safe([

@@ -41,6 +41,19 @@ function addConstraintOnce(copy: string, name: string, definition: string): stri
   return `DO ${tag}\n${body}\n${tag};`;
 }
 
+/** An --alter constraint (always named, see apply-alter) runs once, so the build stage can be resumed. */
+function onceOnCopy(copy: string, name: string, sql: string): string {
+  const body = [
+    'BEGIN',
+    `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(name)}) THEN`,
+    `    EXECUTE ${literal(sql)};`,
+    '  END IF;',
+    'END',
+  ].join('\n');
+  const tag = dollarTag(body);
+  return `DO ${tag}\n${body}\n${tag};`;
+}
+
 function constraintOf(model: TableModel, index: IndexModel): ConstraintModel | undefined {
   return index.constraint === null ? undefined : model.constraints.find((c) => c.name === index.constraint);
 }
@@ -81,6 +94,7 @@ export function buildSteps(input: StepInput): Step[] {
       sql: addConstraintOnce(copy, con.name, con.definition),
     });
   }
+  steps.push(...target.buildConstraints.map((s) => ({ comment: s.comment, sql: onceOnCopy(copy, s.name, s.sql) })));
   if (target.indexTablespace !== null) steps.push({ comment: 'back to the default tablespace', sql: "SET default_tablespace = '';" });
   return steps;
 }

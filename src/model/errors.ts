@@ -17,7 +17,8 @@ export type UserErrorCode =
   | 'STAGE_FAILED'
   | 'RUN_STATE'
   | 'BAD_ARGUMENT'
-  | 'PRIVILEGES_MISSING';
+  | 'PRIVILEGES_MISSING'
+  | 'DATA_DOES_NOT_FIT';
 
 export class UserError extends Error {
   readonly code: UserErrorCode;

@@ -2,6 +2,9 @@ import { connectClient } from '../../run/connect.js';
 import { compile } from '../../compile/compile.js';
 import { resolveOptions, type PlanOptions } from '../../compile/options.js';
 import { resolveTransform, type TransformArgs } from '../../compile/transform/spec.js';
+import { parseAlterActions } from '../../compile/transform/parse-alter.js';
+import { checkData } from '../../run/check-data.js';
+import { UserError } from '../../model/errors.js';
 import { introspect, parseTableName } from '../../introspect/introspect.js';
 import { writeReferencingPlans } from '../referencing-plans.js';
 import { missingPrivileges, privilegeError } from '../../introspect/privileges.js';
@@ -22,12 +25,16 @@ export interface PlanArgs {
   readonly runAs?: string;
   readonly options: Partial<Record<keyof PlanOptions, unknown>>;
   readonly transform?: TransformArgs;
+  /** --alter texts, in order (--alter-file lines already read). */
+  readonly alter?: readonly string[];
+  /** Look for rows that do not fit the target before writing the plan. */
+  readonly checkData?: boolean;
 }
 
 export async function planCommand(args: PlanArgs, print: (line: string) => void): Promise<void> {
   const { schema, table } = parseTableName(args.table);
   const options = resolveOptions(args.options);
-  const transform = resolveTransform(args.transform ?? {});
+  const given = resolveTransform(args.transform ?? {});
   const client = await connectClient(connectionConfig(args.url));
   try {
     // Checked first, before anything is written, so a run cannot fail halfway for want of a privilege
@@ -39,7 +46,16 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void)
     }
     const t = await introspect(client, schema, table);
     await checkControlOptions(client, options);
+    const transform = { ...given, alter: await parseAlterActions(args.alter ?? [], t.model) };
     const plan = compile({ model: t.model, facts: t.facts, options, templates: loadTemplates(), toolVersion: TOOL_VERSION, transform });
+    if (args.checkData) {
+      const bad = await checkData(client, t.model, transform, options);
+      if (bad.length > 0) {
+        const list = bad.map((b) => `key ${b.key}: ${b.error}`).join('; ');
+        throw new UserError('DATA_DOES_NOT_FIT', `${bad.length}${bad.length >= 10 ? ' or more' : ''} row(s) of ${schema}.${table} do not fit the new shape (${list}); fix them or the --alter, then plan again (no plan was written)`);
+      }
+      print(`check-data: every row of ${schema}.${table} fits the new shape`);
+    }
     writePlanDir(args.out, plan, args.force ?? false);
     const children = transform.withReferencing ? await writeReferencingPlans(client, t.model, options, args.out, args.force ?? false) : [];
     if (args.json) {

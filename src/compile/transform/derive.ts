@@ -2,6 +2,8 @@ import { UserError } from '../../model/errors.js';
 import { ident } from '../../model/quote.js';
 import type { ColumnModel, OwnedSequenceModel, TableModel } from '../../model/types.js';
 import type { TransformSpec } from './spec.js';
+import type { Step } from '../steps.js';
+import { applyAlter, type NamedStep } from './apply-alter.js';
 
 /** One target column and the SQL expression, over the other side's columns, that fills it. */
 export interface ColumnMapping {
@@ -26,6 +28,13 @@ export interface SequenceRetype {
  */
 export interface DerivedTarget {
   readonly model: TableModel;
+  /** The columns the copy is created with, before the --alter statements shape it. */
+  readonly copyColumns: readonly ColumnModel[];
+  /** --alter statements run on the empty copy (setup) and with the indexes (build). */
+  readonly setupSteps: readonly Step[];
+  readonly buildConstraints: readonly NamedStep[];
+  /** When a row may fail the new shape, the backfill looks for the first such row to name it. */
+  readonly checksRows: boolean;
   readonly forward: readonly ColumnMapping[];
   readonly reverse: readonly ColumnMapping[] | null;
   readonly revertUnavailable: readonly string[];
@@ -46,10 +55,6 @@ const WIDENABLE = new Set(['integer', 'smallint']);
 const BIGINT_MAX = '9223372036854775807';
 /** A sequence at its type's maximum follows the type when it widens, as ALTER SEQUENCE … AS does. */
 const TYPE_MAX: Readonly<Record<string, string>> = { smallint: '32767', integer: '2147483647' };
-
-function identityMapping(columns: readonly ColumnModel[]): ColumnMapping[] {
-  return columns.filter((c) => c.generated === null).map((c) => ({ column: c.name, expr: ident(c.name) }));
-}
 
 function column(model: TableModel, name: string, flag: string): ColumnModel {
   const c = model.columns.find((x) => x.name === name);
@@ -116,13 +121,19 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
   const narrowReferences = keyWidened && !spec.withReferencing
     ? model.referencedBy.map((f) => `${f.tableSchema}.${f.tableName}.${f.name}`).sort()
     : [];
-  const target: TableModel = { ...model, columns, reloptions, identities };
+  // bigint → integer is an assignment cast: revert works until a value beyond the old type was written.
+  const alter = applyAlter(model, columns, spec.alter);
+  differences.push(...alter.differences);
+  const target: TableModel = { ...model, columns: alter.columns, reloptions, identities };
   return {
     model: target,
-    forward: identityMapping(columns),
-    // bigint → integer is an assignment cast: revert works until a value beyond the old type was written.
-    reverse: identityMapping(model.columns),
-    revertUnavailable: [],
+    copyColumns: columns,
+    setupSteps: alter.setupSteps,
+    buildConstraints: alter.buildConstraints,
+    checksRows: alter.setupSteps.length > 0,
+    forward: alter.forward,
+    reverse: alter.reverse,
+    revertUnavailable: alter.revertUnavailable,
     sequences,
     keyColumns: model.key.columns,
     orderBy: spec.orderBy,

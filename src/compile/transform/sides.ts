@@ -1,4 +1,4 @@
-import { ident } from '../../model/quote.js';
+import { commentText, ident } from '../../model/quote.js';
 import type { ColumnModel, TableModel } from '../../model/types.js';
 import type { ColumnMapping, DerivedTarget } from './derive.js';
 
@@ -24,6 +24,9 @@ export interface CopySide {
   readonly keyJoinTD: string;
   /** The written table's key columns, for ORDER BY and messages. */
   readonly keyList: string;
+  /** False when no mapping exists in this direction (revert unavailable); the apply function then refuses. */
+  readonly available: boolean;
+  readonly unavailableText: string;
 }
 
 function keyColumns(model: TableModel, names: readonly string[]): ColumnModel[] {
@@ -44,6 +47,8 @@ function side(mapping: readonly ColumnMapping[], readModel: TableModel, readKey:
     keyListNew: readKey.map((k) => `NEW.${ident(k)}`).join(', '),
     keyJoinTD: writeKey.map((k, i) => `t.${ident(k)} = d.k${i + 1}`).join(' AND '),
     keyList: writeKey.map(ident).join(', '),
+    available: true,
+    unavailableText: '',
   };
 }
 
@@ -53,5 +58,6 @@ export function forwardSide(source: TableModel, target: DerivedTarget): CopySide
 
 /** Without a reverse mapping the old table is only kept for inspection: nothing is written to it. */
 export function reverseSide(source: TableModel, target: DerivedTarget): CopySide {
-  return side(target.reverse ?? [], target.model, target.keyColumns, source.key.columns);
+  const s = side(target.reverse ?? [], target.model, target.keyColumns, source.key.columns);
+  return target.reverse !== null ? s : { ...s, available: false, unavailableText: commentText(target.revertUnavailable.join('; ')) };
 }

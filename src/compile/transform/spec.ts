@@ -1,4 +1,5 @@
 import { UserError } from '../../model/errors.js';
+import type { AlterAction } from './alter-actions.js';
 
 /**
  * What the rebuilt table should look like, as asked on the command line.
@@ -17,6 +18,8 @@ export interface TransformSpec {
   readonly fillfactor: number | null;
   readonly tablespace: string | null;
   readonly indexTablespace: string | null;
+  /** --alter / --alter-file actions, parsed (parse-alter.ts), in the order given. */
+  readonly alter: readonly AlterAction[];
 }
 
 export const NO_TRANSFORM: TransformSpec = {
@@ -27,12 +30,8 @@ export const NO_TRANSFORM: TransformSpec = {
   fillfactor: null,
   tablespace: null,
   indexTablespace: null,
+  alter: [],
 };
-
-/** True when the plan only rebuilds (the target has the source's shape and storage). */
-export function isIdentity(spec: TransformSpec): boolean {
-  return !spec.keyToBigint && spec.bigintColumns.length === 0 && spec.orderBy.length === 0 && spec.fillfactor === null && spec.tablespace === null && spec.indexTablespace === null;
-}
 
 export interface TransformArgs {
   readonly keyToBigint?: boolean | undefined;
@@ -42,6 +41,7 @@ export interface TransformArgs {
   readonly fillfactor?: number | undefined;
   readonly tablespace?: string | undefined;
   readonly indexTablespace?: string | undefined;
+  readonly alter?: readonly AlterAction[] | undefined;
 }
 
 function nonEmptyName(flag: string, value: string | undefined): string | null {
@@ -70,5 +70,6 @@ export function resolveTransform(a: TransformArgs): TransformSpec {
     fillfactor: ff ?? null,
     tablespace: nonEmptyName('tablespace', a.tablespace),
     indexTablespace: nonEmptyName('index-tablespace', a.indexTablespace),
+    alter: [...(a.alter ?? [])],
   };
 }

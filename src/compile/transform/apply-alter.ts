@@ -1,0 +1,153 @@
+import { UserError } from '../../model/errors.js';
+import { ident } from '../../model/quote.js';
+import type { ColumnModel, TableModel } from '../../model/types.js';
+import type { Step } from '../steps.js';
+import { actionStage, describeAction, type AlterAction } from './alter-actions.js';
+import type { ColumnMapping } from './derive.js';
+
+/** A column of the table being shaped: its target form and where its values come from. */
+interface Working {
+  readonly col: ColumnModel;
+  /** The source column it continues, or null for a new one. */
+  readonly from: string | null;
+  /** Forward expression over source columns, or null (default or generated fills it). */
+  readonly expr: string | null;
+  readonly typeChanged: boolean;
+}
+
+export interface AlterResult {
+  readonly columns: readonly ColumnModel[];
+  readonly forward: readonly ColumnMapping[];
+  readonly reverse: readonly ColumnMapping[] | null;
+  readonly revertUnavailable: readonly string[];
+  readonly differences: readonly string[];
+  readonly setupSteps: readonly Step[];
+  /** Constraints with an index of their own, added in the build stage; always named, so a resumed build can skip them. */
+  readonly buildConstraints: readonly NamedStep[];
+}
+
+export interface NamedStep extends Step {
+  readonly name: string;
+}
+
+function refuse(a: AlterAction, why: string): never {
+  throw new UserError('BAD_OPTION', `--alter (${describeAction(a)}): ${why}`);
+}
+
+/** Whether `name` occurs as an identifier in a catalog text (quoted, or bare when it needs no quotes). */
+function mentions(text: string, name: string): boolean {
+  if (text.includes(ident(name))) return true;
+  if (!/^[a-z_][a-z0-9_$]*$/.test(name)) return false;
+  return new RegExp(`(^|[^a-z0-9_$"])${name.replaceAll('$', '\\$')}($|[^a-z0-9_$"])`).test(text);
+}
+
+/** Everything on the table that names columns and that the swap carries by name. */
+function usersOf(model: TableModel, column: string): string[] {
+  const out: string[] = [];
+  for (const i of model.indexes) if (mentions(i.body, column)) out.push(`index ${i.name}`);
+  for (const c of model.constraints) if (mentions(c.definition, column)) out.push(`constraint ${c.name}`);
+  for (const f of model.referencedBy) if (mentions(f.definition, column)) out.push(`foreign key ${f.name} on ${f.tableSchema}.${f.tableName}`);
+  for (const t of model.triggers) if (mentions(t.definition, column)) out.push(`trigger ${t.name}`);
+  for (const p of model.policies) if (mentions(`${p.using ?? ''} ${p.withCheck ?? ''}`, column)) out.push(`policy ${p.name}`);
+  for (const c of model.columns) if (c.generated !== null && mentions(c.generated, column)) out.push(`generated column ${c.name}`);
+  if (model.columnGrants.some((g) => g.column === column)) out.push('column privileges');
+  if (model.columnComments.some((c) => c.column === column)) out.push('a column comment');
+  if (model.ownedSequences.some((s) => s.column === column) || model.identities.some((s) => s.column === column)) out.push('its sequence');
+  return out;
+}
+
+/**
+ * Applies the actions, in order, to the columns the copy is created with,
+ * giving the target columns, the mappings both ways and the statements that
+ * shape the copy. Whatever cannot be mapped is refused with the reason.
+ */
+export function applyAlter(model: TableModel, start: readonly ColumnModel[], actions: readonly AlterAction[]): AlterResult {
+  let cols: Working[] = start.map((c) => ({ col: c, from: c.name, expr: c.generated === null ? ident(c.name) : null, typeChanged: false }));
+  const setupSteps: Step[] = [];
+  const buildConstraints: NamedStep[] = [];
+  const differences: string[] = [];
+  let renamed = false;
+  const find = (a: AlterAction, name: string): Working => cols.find((w) => w.col.name === name) ?? refuse(a, `the table has no column ${JSON.stringify(name)} at this point`);
+  const notKey = (a: AlterAction, w: Working): void => {
+    if (w.from !== null && model.key.columns.includes(w.from)) refuse(a, `${w.col.name} is part of the row key (${model.key.indexName}), which the change log joins on; use --key-to-bigint to widen it`);
+  };
+  const replace = (w: Working, next: Working): void => {
+    cols = cols.map((x) => (x === w ? next : x));
+  };
+  for (const a of actions) {
+    switch (a.kind) {
+      case 'alter-type': {
+        const w = find(a, a.column);
+        notKey(a, w);
+        if (w.col.generated !== null || w.col.identity !== '') refuse(a, `${a.column} is a generated or identity column`);
+        if (a.using !== null && renamed) refuse(a, 'put RENAME COLUMN after the type changes: USING is evaluated over the table\'s own column names');
+        if (w.typeChanged) refuse(a, `${a.column} changes type twice`);
+        const gen = usersOf(model, w.from ?? a.column).filter((u) => u.startsWith('generated column'));
+        if (gen.length > 0) refuse(a, `${gen.join(', ')} uses it`);
+        replace(w, { ...w, col: { ...w.col, type: a.type }, expr: a.using ?? w.expr, typeChanged: true });
+        break;
+      }
+      case 'add-column':
+        if (cols.some((w) => w.col.name === a.column)) refuse(a, `the table already has a column ${a.column}`);
+        if (a.notNull && a.default === null && a.generated === null) refuse(a, 'a new NOT NULL column needs a DEFAULT (or a generated expression)');
+        cols.push({
+          col: { name: a.column, type: a.type, collation: null, notNull: a.notNull, notNullName: null, default: a.default, identity: '', generated: a.generated, storage: null, statistics: null, compression: null },
+          from: null, expr: null, typeChanged: false,
+        });
+        break;
+      case 'drop-column':
+      case 'rename-column': {
+        const w = find(a, a.column);
+        notKey(a, w);
+        const users = w.from === null ? [] : usersOf(model, w.from);
+        if (users.length > 0) refuse(a, `${users.join(', ')} use${users.length === 1 ? 's' : ''} it, and the swap carries those by name`);
+        if (a.kind === 'drop-column') cols = cols.filter((x) => x !== w);
+        else {
+          if (cols.some((x) => x.col.name === a.to)) refuse(a, `the table already has a column ${a.to}`);
+          replace(w, { ...w, col: { ...w.col, name: a.to } });
+          renamed = true;
+        }
+        break;
+      }
+      case 'set-not-null':
+      case 'drop-not-null': {
+        const w = find(a, a.column);
+        if (a.kind === 'drop-not-null') notKey(a, w);
+        replace(w, { ...w, col: { ...w.col, notNull: a.kind === 'set-not-null', notNullName: null } });
+        break;
+      }
+      case 'set-default': {
+        const w = find(a, a.column);
+        replace(w, { ...w, col: { ...w.col, default: a.default } });
+        break;
+      }
+      case 'add-check':
+      case 'add-index-constraint':
+        if (a.kind === 'add-index-constraint' && a.name === null) refuse(a, 'name the constraint (ADD CONSTRAINT name …): the plan must know its name to resume and to review');
+        if (a.name !== null && (model.indexes.some((i) => i.name === a.name) || model.constraints.some((c) => c.name === a.name))) refuse(a, `the table already has an index or constraint named ${a.name}`);
+        break;
+    }
+    differences.push(describeAction(a));
+    const step = { comment: `--alter: ${describeAction(a)}`, sql: a.sql };
+    if (actionStage(a) === 'setup') setupSteps.push(step);
+    else if (a.kind === 'add-index-constraint' && a.name !== null) buildConstraints.push({ ...step, name: a.name });
+  }
+  const forward = cols.filter((w) => w.expr !== null && w.col.generated === null).map((w) => ({ column: w.col.name, expr: w.expr! }));
+  const reverse: ColumnMapping[] = [];
+  const unavailable: string[] = [];
+  for (const c of model.columns) {
+    if (c.generated !== null) continue;
+    const w = cols.find((x) => x.from === c.name);
+    if (w) reverse.push({ column: c.name, expr: w.typeChanged ? `CAST(${ident(w.col.name)} AS ${c.type})` : ident(w.col.name) });
+    else if (c.default === null) unavailable.push(`column ${c.name} is dropped and has no default to fill it in the old table`);
+  }
+  return {
+    columns: cols.map((w) => w.col),
+    forward,
+    reverse: unavailable.length > 0 ? null : reverse,
+    revertUnavailable: unavailable,
+    differences,
+    setupSteps,
+    buildConstraints,
+  };
+}
