@@ -16,7 +16,7 @@ const TOOL_VERSION = '0.1.0';
 const templates = loadTemplates();
 
 const cases = readdirSync(FIXTURES, { withFileTypes: true })
-  .filter((d) => d.isDirectory() && existsSync(join(FIXTURES, d.name, 'model.json')))
+  .filter((d) => d.isDirectory() && (existsSync(join(FIXTURES, d.name, 'model.json')) || existsSync(join(FIXTURES, d.name, 'transform.json'))))
   .map((d) => d.name)
   .sort();
 
@@ -31,13 +31,25 @@ interface Case {
   readonly options: PlanOptions;
 }
 
+/**
+ * A transform case names the case whose model it transforms (`base`), so it follows that
+ * fixture as the model grows; `appendColumns` adds columns the transformation needs.
+ */
+interface TransformCase extends TransformArgs {
+  readonly base?: string;
+  readonly appendColumns?: readonly TableModel['columns'][number][];
+}
+
 const load = (name: string): Case => {
   const t = join(FIXTURES, name, 'transform.json');
+  const spec = existsSync(t) ? readJson<TransformCase>(t) : null;
+  const from = spec?.base ?? name;
+  const model = readJson<TableModel>(join(FIXTURES, from, 'model.json'));
   return {
-    model: readJson<TableModel>(join(FIXTURES, name, 'model.json')),
-    facts: readJson<EnvironmentFacts>(join(FIXTURES, name, 'facts.json')),
+    model: spec?.appendColumns ? { ...model, columns: [...model.columns, ...spec.appendColumns] } : model,
+    facts: readJson<EnvironmentFacts>(join(FIXTURES, from, 'facts.json')),
     options: resolveOptions(existsSync(join(FIXTURES, name, 'options.json')) ? readJson<Partial<PlanOptions>>(join(FIXTURES, name, 'options.json')) : {}),
-    ...(existsSync(t) ? { transform: resolveTransform(readJson<TransformArgs>(t)) } : {}),
+    ...(spec ? { transform: resolveTransform(spec) } : {}),
   };
 };
 

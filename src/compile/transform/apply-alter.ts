@@ -41,6 +41,20 @@ function mentions(text: string, name: string): boolean {
   return new RegExp(`(^|[^a-z0-9_$"])${name.replaceAll('$', '\\$')}($|[^a-z0-9_$"])`).test(text);
 }
 
+/**
+ * Views and BEGIN ATOMIC functions the swap re-creates over the rebuilt table, and publication column
+ * lists, that name the column: CREATE OR REPLACE VIEW cannot change a view column's type, and none of
+ * them survives a column that is gone or renamed.
+ */
+export function dependentUsersOf(model: TableModel, column: string): string[] {
+  const d = model.dependents;
+  return [
+    ...d.views.filter((v) => mentions(v.definition, column)).map((v) => `view ${v.schema}.${v.name}`),
+    ...d.functions.filter((f) => mentions(f.definition, column)).map((f) => `${f.kind} ${f.schema}.${f.name}`),
+    ...d.publications.filter((p) => p.columns?.includes(column) || (p.rowFilter !== null && mentions(p.rowFilter, column))).map((p) => `publication ${p.name}`),
+  ];
+}
+
 /** Everything on the table that names columns and that the swap carries by name. */
 function usersOf(model: TableModel, column: string): string[] {
   const out: string[] = [];
@@ -50,6 +64,7 @@ function usersOf(model: TableModel, column: string): string[] {
   for (const t of model.triggers) if (mentions(t.definition, column)) out.push(`trigger ${t.name}`);
   for (const p of model.policies) if (mentions(`${p.using ?? ''} ${p.withCheck ?? ''}`, column)) out.push(`policy ${p.name}`);
   for (const c of model.columns) if (c.generated !== null && mentions(c.generated, column)) out.push(`generated column ${c.name}`);
+  out.push(...dependentUsersOf(model, column));
   if (model.columnGrants.some((g) => g.column === column)) out.push('column privileges');
   if (model.columnComments.some((c) => c.column === column)) out.push('a column comment');
   if (model.ownedSequences.some((s) => s.column === column) || model.identities.some((s) => s.column === column)) out.push('its sequence');
@@ -82,7 +97,7 @@ export function applyAlter(model: TableModel, start: readonly ColumnModel[], act
         if (w.col.generated !== null || w.col.identity !== '') refuse(a, `${a.column} is a generated or identity column`);
         if (a.using !== null && renamed) refuse(a, 'put RENAME COLUMN after the type changes: USING is evaluated over the table\'s own column names');
         if (w.typeChanged) refuse(a, `${a.column} changes type twice`);
-        const gen = usersOf(model, w.from ?? a.column).filter((u) => u.startsWith('generated column'));
+        const gen = usersOf(model, w.from ?? a.column).filter((u) => /^(generated column|view|function|procedure|publication) /.test(u));
         if (gen.length > 0) refuse(a, `${gen.join(', ')} uses it`);
         replace(w, { ...w, col: { ...w.col, type: a.type }, expr: a.using ?? w.expr, typeChanged: true });
         break;

@@ -3,7 +3,7 @@ import { ident } from '../../model/quote.js';
 import type { ColumnModel, OwnedSequenceModel, TableModel } from '../../model/types.js';
 import type { TransformSpec } from './spec.js';
 import type { Step } from '../steps.js';
-import { applyAlter, type NamedStep } from './apply-alter.js';
+import { applyAlter, dependentUsersOf, type NamedStep } from './apply-alter.js';
 
 /** One target column and the SQL expression, over the other side's columns, that fills it. */
 export interface ColumnMapping {
@@ -93,6 +93,10 @@ function withReloption(reloptions: readonly string[], name: string, value: strin
 export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTarget {
   const widened = widenedColumns(model, spec);
   const differences: string[] = [];
+  for (const name of widened) {
+    const users = dependentUsersOf(model, name);
+    if (users.length > 0) throw new UserError('BAD_OPTION', `column ${name} cannot become bigint: ${users.join(', ')} use${users.length === 1 ? 's' : ''} it, and the swap re-creates those with CREATE OR REPLACE, which cannot change a column's type`);
+  }
   const columns = model.columns.map((c) => {
     if (!widened.has(c.name)) return c;
     differences.push(`column ${c.name}: ${c.type} → bigint${model.key.columns.includes(c.name) ? ' (row key)' : ''}`);

@@ -123,6 +123,7 @@ describe('--alter refusals', () => {
   let db: FreshDatabase;
   beforeAll(async () => {
     db = await demo('alter_refuse');
+    await withClient(db.url, (c) => c.query('CREATE VIEW app.order_emails AS SELECT id, email FROM app.orders'));
   });
   afterAll(async () => db?.drop());
 
@@ -133,6 +134,7 @@ describe('--alter refusals', () => {
     ['ADD COLUMN x int; DROP TABLE app.customers', /one ALTER TABLE/],
     ['ENABLE ROW LEVEL SECURITY', /cannot be mapped/],
     ['ADD UNIQUE (email, qty)', /name the constraint/],
+    ['ALTER COLUMN email TYPE varchar(300)', /view app\.order_emails uses it/],
   ])('refuses %s at plan time with the reason, and writes no plan', async (action, reason) => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-alter-')), 'orders');
     const p = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, '--alter', action]);
