@@ -128,7 +128,7 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
   // bigint → integer is an assignment cast: revert works until a value beyond the old type was written.
   const alter = applyAlter(model, columns, spec.alter);
   differences.push(...alter.differences);
-  const target: TableModel = { ...model, columns: alter.columns, reloptions, identities };
+  const target: TableModel = { ...model, columns: alter.columns, reloptions, identities, tablespace: spec.tablespace ?? model.tablespace };
   return {
     model: target,
     copyColumns: columns,
