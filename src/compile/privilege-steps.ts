@@ -1,6 +1,6 @@
-import { dollarTag, ident, literal } from '../model/quote.js';
+import { dollarTag, ident, literal, qualified } from '../model/quote.js';
 import type { GrantModel } from '../model/types.js';
-import type { Step } from './steps.js';
+import type { Step, StepInput } from './steps.js';
 
 /** What an ACL belongs to, as GRANT and REVOKE name it. */
 export interface AclTarget {
@@ -93,4 +93,15 @@ export function columnAclSteps(object: string, grants: readonly { column: string
     const own = grants.filter((g) => g.column === column);
     return { comment: `privileges on column ${column}, in ACL order`, sql: grantInOrder('TABLE', object, own, () => ` (${ident(column)})`).join('\n') };
   });
+}
+
+/** The rebuilt table's and its identity sequences' privileges, reset to exactly the original ACLs. */
+export function privilegeSteps(input: StepInput): Step[] {
+  const { model, src } = input;
+  const steps = aclSteps({ kind: 'TABLE', object: src, owner: model.owner, defaultAcl: model.defaultAcl, grants: model.grants }, 'the table');
+  steps.push(...columnAclSteps(src, model.columnGrants));
+  for (const q of model.identities) {
+    steps.push(...aclSteps({ kind: 'SEQUENCE', object: qualified(q.schema, q.name), owner: model.owner, defaultAcl: q.defaultAcl, grants: q.grants }, `identity sequence ${q.name}`));
+  }
+  return steps;
 }

@@ -3,7 +3,8 @@ import type { RunNames } from '../model/names.js';
 import type { ConstraintModel, IndexModel, TableModel } from '../model/types.js';
 import { identityRevertSteps, identitySwapSteps } from './identity-steps.js';
 import type { DerivedTarget } from './transform/derive.js';
-import { aclSteps, columnAclSteps } from './privilege-steps.js';
+import { privilegeSteps } from './privilege-steps.js';
+import { constraintComment, indexAndConstraintComments } from './comment-steps.js';
 
 /** One commented SQL statement inside a stage script. */
 export interface Step {
@@ -158,34 +159,6 @@ function policySql(model: TableModel, table: string): Step[] {
     if (p.using !== null) sql += ` USING (${p.using})`;
     if (p.withCheck !== null) sql += ` WITH CHECK (${p.withCheck})`;
     steps.push({ comment: `policy ${p.name}`, sql: `${sql};` });
-  }
-  return steps;
-}
-
-/** A re-created constraint's comment, appended to the statement that re-creates it. */
-function constraintComment(con: { readonly name: string; readonly comment: string | null }, table: string): string {
-  return con.comment === null ? '' : `\nCOMMENT ON CONSTRAINT ${ident(con.name)} ON ${table} IS ${literal(con.comment)};`;
-}
-
-/** Comments of the rebuilt indexes and of the constraints built on the copy (foreign keys carry theirs). */
-function indexAndConstraintComments(model: TableModel, src: string): Step[] {
-  const steps: Step[] = [];
-  for (const i of model.indexes) {
-    if (i.comment !== null) steps.push({ comment: `comment on index ${i.name}`, sql: `COMMENT ON INDEX ${qualified(model.schema, i.name)} IS ${literal(i.comment)};` });
-  }
-  for (const c of model.constraints) {
-    if (c.kind !== 'foreign-key' && c.comment !== null) steps.push({ comment: `comment on constraint ${c.name}`, sql: `COMMENT ON CONSTRAINT ${ident(c.name)} ON ${src} IS ${literal(c.comment)};` });
-  }
-  return steps;
-}
-
-/** The rebuilt table's and its identity sequences' privileges, reset to exactly the original ACLs. */
-function privilegeSteps(input: StepInput): Step[] {
-  const { model, src } = input;
-  const steps = aclSteps({ kind: 'TABLE', object: src, owner: model.owner, defaultAcl: model.defaultAcl, grants: model.grants }, 'the table');
-  steps.push(...columnAclSteps(src, model.columnGrants));
-  for (const q of model.identities) {
-    steps.push(...aclSteps({ kind: 'SEQUENCE', object: qualified(q.schema, q.name), owner: model.owner, defaultAcl: q.defaultAcl, grants: q.grants }, `identity sequence ${q.name}`));
   }
   return steps;
 }
