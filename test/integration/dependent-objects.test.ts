@@ -63,6 +63,40 @@ async function expectViewsReadTheTable(c: pg.ClientBase): Promise<void> {
   }
 }
 
+/**
+ * Sessions that read through the views while the run goes on, locking views
+ * and table in both orders: the swap locks the views first and never queues,
+ * so none of them may ever fail (a deadlock would cancel one).
+ */
+function startViewReaders(url: string): { stop: () => Promise<{ reads: number; errors: string[] }> } {
+  let stopping = false;
+  const errors: string[] = [];
+  let reads = 0;
+  // Point reads, as an application makes them, with a pause between them.
+  const queries = [
+    `SELECT o.note, t.qty FROM report."order" o JOIN app.orders t USING (id) WHERE o.id = $1`,
+    `SELECT t.qty, v.email FROM app.orders t JOIN ${OPS}."open orders" v USING (id) WHERE t.id = $1`,
+  ];
+  const loops = queries.map((q) => withClient(url, async (c) => {
+    while (!stopping) {
+      try {
+        await c.query(q, [1 + Math.floor(Math.random() * 20_000)]);
+        reads++;
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }));
+  return {
+    async stop() {
+      stopping = true;
+      await Promise.all(loops);
+      return { reads, errors };
+    },
+  };
+}
+
 describe('views, BEGIN ATOMIC functions and publications over the table survive swap, revert and cleanup', () => {
   let db: FreshDatabase;
   beforeAll(async () => {
@@ -87,6 +121,7 @@ describe('views, BEGIN ATOMIC functions and publications over the table survive 
     expect(plan.manifest.stages.find((s) => s.name === 'swap')!.hazards).toEqual(expect.arrayContaining(['VIEWS_RECREATED', 'FUNCTIONS_RECREATED', 'PUBLICATION_MOVED']));
 
     const writers = await startWriters({ connectionString: db.url }, 3, 2);
+    const readers = startViewReaders(db.url);
     let r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
@@ -101,6 +136,9 @@ describe('views, BEGIN ATOMIC functions and publications over the table survive 
     });
     const stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);
+    const read = await readers.stop();
+    expect(read.errors).toEqual([]);
+    expect(read.reads).toBeGreaterThan(0);
     await withClient(db.url, async (c) => {
       expect(await dependentsCatalog(c)).toEqual(catalogBefore);
       expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(signatureBefore);
