@@ -1,4 +1,5 @@
 import { ident, qualified } from '../model/quote.js';
+import { comparedRows, type ComparedShape } from './transform/compared-rows.js';
 import { runNames } from '../model/names.js';
 import type { TableModel } from '../model/types.js';
 import type { VerifySide } from './verify-sql.js';
@@ -33,16 +34,16 @@ export const CANONICAL_SETTINGS: readonly string[] = [
  * in one REPEATABLE READ snapshot with CANONICAL_SETTINGS. `margin` indents
  * each line (for embedding in a stage script).
  */
-export function rangeChecksumSql(model: TableModel, side: VerifySide, ranges: number, margin = ''): string {
+export function rangeChecksumSql(model: TableModel, side: VerifySide, ranges: number, margin = '', shape?: ComparedShape): string {
   const n = runNames(model.schema, model.name);
   const live = qualified(model.schema, model.name);
   const other = qualified(model.schema, side === 'before-swap' ? n.copyTable : n.oldTable);
   const log = qualified(n.toolSchema, side === 'before-swap' ? n.logTable : n.reverseLogTable);
   const key = model.key.columns.map(ident);
   const keys = key.join(', ');
-  const cols = model.columns.map((c) => ident(c.name)).join(', ');
+  const bodies = comparedRows(model, side, shape);
   const notPending = (alias: string) => `NOT EXISTS (SELECT FROM ${log} p WHERE ${key.map((k, i) => `p.k${i + 1} = ${alias}.${k}`).join(' AND ')})`;
-  const hashed = (table: string, alias: string) =>
+  const hashed = (table: string, alias: string, cols: string) =>
     [
       `SELECT ${key.map((k) => `${alias}.${k}`).join(', ')}, ('x' || left(md5(ROW(${cols})::text), 16))::bit(64)::bigint AS h`,
       `  FROM ONLY ${table} ${alias}`,
@@ -52,9 +53,9 @@ export function rangeChecksumSql(model: TableModel, side: VerifySide, ranges: nu
   const indent = (lines: string[]) => lines.map((l) => `  ${l}`);
   return [
     'WITH live AS (',
-    ...indent(hashed(live, 's')),
+    ...indent(hashed(live, 's', bodies.live)),
     '), other AS (',
-    ...indent(hashed(other, 'c')),
+    ...indent(hashed(other, 'c', bodies.other)),
     '), joined AS (',
     `  SELECT ${keys}, live.h AS h_live, other.h AS h_other, ntile(${ranges}) OVER (ORDER BY ${keys}) AS range`,
     `    FROM live FULL JOIN other USING (${keys})`,

@@ -1,6 +1,8 @@
 import { ident, qualified } from '../model/quote.js';
 import { runNames } from '../model/names.js';
 import type { TableModel } from '../model/types.js';
+import type { TransformManifest } from './transform/manifest.js';
+import { comparedRows, shapeOf } from './transform/compared-rows.js';
 
 export type VerifySide = 'before-swap' | 'after-swap';
 
@@ -10,9 +12,12 @@ export type VerifySide = 'before-swap' | 'after-swap';
  * differ until applied). Before the swap: the table against the copy; after
  * it: the rebuilt table against the old one, through the reverse log. Rows are
  * compared by their text form, which works for every type (json has no =).
- * Must run in one REPEATABLE READ snapshot.
+ * Must run in one REPEATABLE READ snapshot. With a transformation, the
+ * source-shaped side is read through the forward mapping (cast to the target
+ * column's type, as the copy's INSERT coerces it), so both sides compare the
+ * target's columns; columns a default or generated expression fills are left out.
  */
-export function verifySql(model: TableModel, side: VerifySide): string {
+export function verifySql(model: TableModel, side: VerifySide, transform?: TransformManifest): string {
   const n = runNames(model.schema, model.name);
   const live = qualified(model.schema, model.name);
   const other = qualified(model.schema, side === 'before-swap' ? n.copyTable : n.oldTable);
@@ -20,13 +25,14 @@ export function verifySql(model: TableModel, side: VerifySide): string {
   const key = model.key.columns.map(ident);
   const pending = (alias: string) =>
     `NOT EXISTS (SELECT FROM ${log} p WHERE ${key.map((k, i) => `p.k${i + 1} = ${alias}.${k}`).join(' AND ')})`;
-  const cols = model.columns.map((c) => ident(c.name)).join(', ');
+  const bodies = comparedRows(model, side, transform === undefined ? undefined : shapeOf(transform));
+  const [liveBody, otherBody] = [bodies.live, bodies.other];
   return `SELECT count(*) FILTER (WHERE a.present AND b.present) AS compared,
        count(*) FILTER (WHERE a.present AND b.present IS NULL) AS missing,
        count(*) FILTER (WHERE a.present IS NULL AND b.present) AS extra,
        count(*) FILTER (WHERE a.present AND b.present AND a.body <> b.body) AS changed,
        (SELECT count(*) FROM ${log}) AS pending
-  FROM (SELECT true AS present, ${key.join(', ')}, ROW(${cols})::text AS body FROM ONLY ${live} s WHERE ${pending('s')}) a
-  FULL JOIN (SELECT true AS present, ${key.join(', ')}, ROW(${cols})::text AS body FROM ONLY ${other} c WHERE ${pending('c')}) b
+  FROM (SELECT true AS present, ${key.join(', ')}, ROW(${liveBody})::text AS body FROM ONLY ${live} s WHERE ${pending('s')}) a
+  FULL JOIN (SELECT true AS present, ${key.join(', ')}, ROW(${otherBody})::text AS body FROM ONLY ${other} c WHERE ${pending('c')}) b
     USING (${key.join(', ')})`;
 }

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { ClientConfig } from 'pg';
 import { connectClient } from './connect.js';
 import type { PlanManifest } from '../compile/compile.js';
+import { shapeOf } from '../compile/transform/compared-rows.js';
 import { CANONICAL_SETTINGS, RANGE_CHECKSUM_ALGORITHM, rangeChecksumSql } from '../compile/range-checksum.js';
 import { verifySql, type VerifySide } from '../compile/verify-sql.js';
 import { UserError } from '../model/errors.js';
@@ -70,7 +71,7 @@ export async function verify(connection: ClientConfig, manifest: PlanManifest, r
     const side = sideOf(state?.stage);
     const pending = side === 'before-swap' ? state?.backlog : state?.reverseBacklog;
     if (ranges !== undefined) return await verifyRanges(client, manifest, side, ranges, pending ?? 0);
-    const r = await client.query<Record<string, string>>(verifySql(manifest.model, side));
+    const r = await client.query<Record<string, string>>(verifySql(manifest.model, side, manifest.transform));
     const row = r.rows[0]!;
     const result = { side, compared: Number(row['compared']), missing: Number(row['missing']), extra: Number(row['extra']), changed: Number(row['changed']), pending: Number(row['pending']) };
     return { ...result, pass: result.missing === 0 && result.extra === 0 && result.changed === 0 };
@@ -82,7 +83,7 @@ export async function verify(connection: ClientConfig, manifest: PlanManifest, r
 
 async function verifyRanges(client: pg.ClientBase, manifest: PlanManifest, side: VerifySide, ranges: number, pending: number): Promise<RangeVerifyResult> {
   for (const s of CANONICAL_SETTINGS) await client.query(s);
-  const r = await client.query<Record<string, string>>(rangeChecksumSql(manifest.model, side, ranges));
+  const r = await client.query<Record<string, string>>(rangeChecksumSql(manifest.model, side, ranges, '', shapeOf(manifest.transform)));
   const checks: RangeCheck[] = r.rows.map((row) => {
     const c = {
       range: Number(row['range']),

@@ -44,7 +44,8 @@ describe('--alter under concurrent writers', () => {
     const out = join(dir, 'orders');
     const file = join(dir, 'actions.sql');
     writeFileSync(file, "-- from a file\nADD COLUMN channel text NOT NULL DEFAULT 'web'\n\nADD CONSTRAINT orders_id_excl EXCLUDE USING btree (id WITH =)\n");
-    const p = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, '--batch-pages', '5', '--check-data',
+    // --verify-ranges: the verify stage must compare the table with the copy through the mapping, or the swap would not run.
+    const p = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, '--batch-pages', '5', '--check-data', '--verify-ranges', '4',
       '--alter', 'ALTER COLUMN email TYPE varchar(200) USING lower(email)', '--alter', 'DROP COLUMN legacy', '--alter-file', file]);
     expect(p.code, p.stderr).toBe(0);
     expect(p.stdout).toContain('every row of app.orders fits');
@@ -57,8 +58,13 @@ describe('--alter under concurrent writers', () => {
     expect(readme).toContain('new column channel text DEFAULT \'web\' NOT NULL');
 
     const writers = await startWriters({ connectionString: db.url }, 3, 1);
+    const u = await cli(['run', '--plan', out, '--url', db.url, '--until', 'catchup']);
+    expect(u.code, u.stderr).toBe(0);
+    const v = await cli(['verify', '--plan', out, '--url', db.url]);
+    expect(v.code, v.stdout + v.stderr).toBe(0);
     const r = await cli(['run', '--plan', out, '--url', db.url]);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/verify passed/);
     const stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);
     expect(stats.commits).toBeGreaterThan(10);
