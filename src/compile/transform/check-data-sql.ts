@@ -1,4 +1,4 @@
-import { literal } from '../../model/quote.js';
+import { dollarTag, literal } from '../../model/quote.js';
 import type { TableModel } from '../../model/types.js';
 import { commonContext } from '../context.js';
 import type { PlanOptions } from '../options.js';
@@ -50,6 +50,7 @@ END`;
     `SET LOCAL lock_timeout = '${options.lockTimeoutMs}ms'`,
     `CREATE TABLE ${c.copy} (${c.columnDefs.join(', ')})`,
     ...c.alterSetupSteps.map((s) => s.sql.replace(/;\s*$/, '')),
-    `DO $check$${body}\n$check$`,
+    // The tag is chosen so that no name inside the body can end it early.
+    `DO ${dollarTag(body, 'check')}${body}\n${dollarTag(body, 'check')}`,
   ];
 }
