@@ -136,3 +136,50 @@ describe('--key-to-bigint: hazards and revert', () => {
     });
   });
 });
+
+describe('--key-to-bigint on an identity key', () => {
+  let db: FreshDatabase;
+  beforeAll(async () => {
+    db = await freshDatabase('k2b_identity');
+    await withClient(db.url, (c) => c.query(`
+      CREATE SCHEMA app;
+      CREATE TABLE app.events (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text NOT NULL);
+      INSERT INTO app.events (body) SELECT 'e' || g FROM generate_series(1, 500) g;`));
+  });
+  afterAll(async () => db?.drop());
+
+  it('gives the identity a bigint sequence that continues, while rows keep arriving', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'sp-k2b-')), 'events');
+    const p = await cli(['plan', '--table', 'app.events', '--out', out, '--url', db.url, '--key-to-bigint', '--batch-pages', '1']);
+    expect(p.code, p.stderr).toBe(0);
+    let stop = false;
+    let inserted = 0;
+    const writer = withClient(db.url, async (c) => {
+      while (!stop) {
+        await c.query("INSERT INTO app.events (body) VALUES ('during')");
+        inserted++;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    });
+    const r = await cli(['run', '--plan', out, '--url', db.url]);
+    stop = true;
+    await writer;
+    expect(r.code, r.stderr).toBe(0);
+    expect(inserted).toBeGreaterThan(5);
+    await withClient(db.url, async (c) => {
+      expect(await columnType(c, 'app.events', 'id')).toBe('bigint');
+      const seq = await c.query<{ type: string; max: string }>(
+        "SELECT seqtypid::regtype::text AS type, seqmax::text AS max FROM pg_sequence WHERE seqrelid = pg_get_serial_sequence('app.events', 'id')::regclass");
+      expect(seq.rows[0]).toEqual({ type: 'bigint', max: '9223372036854775807' });
+      const count = await c.query<{ n: string; d: string }>("SELECT count(*) AS n, count(*) FILTER (WHERE body = 'during') AS d FROM app.events");
+      expect(count.rows[0]).toEqual({ n: String(500 + inserted), d: String(inserted) });
+      const max = Number((await c.query<{ m: string }>('SELECT max(id) AS m FROM app.events')).rows[0]!.m);
+      const next = await c.query<{ id: string }>("INSERT INTO app.events (body) VALUES ('after') RETURNING id");
+      expect(Number(next.rows[0]!.id)).toBeGreaterThan(max);
+      await c.query(`SELECT setval(pg_get_serial_sequence('app.events', 'id'), ${INT_MAX})`);
+      const beyond = await c.query<{ id: string }>("INSERT INTO app.events (body) VALUES ('beyond') RETURNING id");
+      expect(beyond.rows[0]!.id).toBe(String(INT_MAX + 1));
+      expect(await leftovers(c)).toEqual([]);
+    });
+  });
+});
