@@ -8,7 +8,9 @@
  *   creates the tool schema (or objects in it) and triggers on the table;
  * - the swap renames the table, re-points foreign keys on other tables (their owner),
  *   adds foreign keys to parents (REFERENCES) after locking them (LOCK TABLE needs
- *   UPDATE, DELETE or TRUNCATE), moves sequence ownership (the sequence's owner);
+ *   UPDATE, DELETE or TRUNCATE), moves sequence ownership (the sequence's owner), re-creates
+ *   the views and BEGIN ATOMIC routines over the table and moves its publication membership
+ *   (their owners);
  * - the swap re-creates views and BEGIN ATOMIC functions over the table and moves it
  *   in its publications (each object's owner);
  * - the old-snapshot wait reads other roles' sessions in pg_stat_activity, whose
@@ -30,6 +32,16 @@ sequences AS (SELECT s.oid, pg_get_userbyid(s.relowner) AS owner
                 FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
                WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
                  AND d.refobjid = ${table} AND d.deptype IN ('a', 'i')),
+views AS (SELECT DISTINCT v.oid, pg_get_userbyid(v.relowner) AS owner
+             FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class
+            WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ${table}
+              AND r.rulename = '_RETURN' AND v.relkind = 'v' AND v.oid <> ${table}),
+routines AS (SELECT DISTINCT p.oid, pg_get_userbyid(p.proowner) AS owner
+               FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+              WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ${table}
+                AND p.prosqlbody IS NOT NULL),
+publications AS (SELECT p.pubname, pg_get_userbyid(p.pubowner) AS owner
+                   FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = ${table}),
 tool AS (SELECT to_regnamespace(${toolSchema}) AS ns, to_regclass(quote_ident(${toolSchema}) || '.runs') AS runs),
 lacking AS (
 SELECT 1 AS ord, format('ownership of table %s (owned by %I)', t.oid::regclass, t.owner) AS what,
@@ -76,7 +88,19 @@ SELECT 11, format('ownership of sequence %s (it moves to the rebuilt table)', s.
        format('GRANT %I TO %I;', s.owner, me.role)
   FROM sequences s, me WHERE NOT pg_has_role(me.role, s.owner, 'USAGE')
 UNION ALL
-SELECT 12, 'membership in pg_read_all_stats (the swap waits for old snapshots of every role; without it other roles'' sessions are hidden)',
+SELECT 12, format('ownership of view %s (it is re-created over the rebuilt table at the swap)', v.oid::regclass),
+       format('GRANT %I TO %I;', v.owner, me.role)
+  FROM views v, me WHERE NOT pg_has_role(me.role, v.owner, 'USAGE')
+UNION ALL
+SELECT 12, format('ownership of %s (its BEGIN ATOMIC body is re-created over the rebuilt table)', f.oid::regprocedure),
+       format('GRANT %I TO %I;', f.owner, me.role)
+  FROM routines f, me WHERE NOT pg_has_role(me.role, f.owner, 'USAGE')
+UNION ALL
+SELECT 12, format('ownership of publication %I (the rebuilt table takes the table''s place in it)', p.pubname),
+       format('GRANT %I TO %I;', p.owner, me.role)
+  FROM publications p, me WHERE NOT pg_has_role(me.role, p.owner, 'USAGE')
+UNION ALL
+SELECT 13, 'membership in pg_read_all_stats (the swap waits for old snapshots of every role; without it other roles'' sessions are hidden)',
        format('GRANT pg_read_all_stats TO %I;', me.role)
   FROM me WHERE NOT pg_has_role(me.role, 'pg_read_all_stats', 'USAGE')
 UNION ALL

@@ -128,6 +128,15 @@ describe('a role lacking privileges', () => {
     const owner = await newRole(db, 'sp_tbl_owner');
     await handOver(db, owner.role);
     await withClient(db.url, (c) => c.query(`REVOKE pg_read_all_stats FROM ${quoteIdent(owner.role)}`));
+    // A view over the table owned by yet another role: the swap re-creates it, so its owner's rights are needed too.
+    const viewOwner = await newRole(db, 'sp_view_owner');
+    await withClient(db.url, (c) =>
+      c.query(`
+        GRANT USAGE ON SCHEMA app TO ${quoteIdent(viewOwner.role)};
+        GRANT SELECT ON app.orders TO ${quoteIdent(viewOwner.role)};
+        CREATE VIEW app.recent_orders AS SELECT id, qty FROM app.orders WHERE id > 100;
+        ALTER VIEW app.recent_orders OWNER TO ${quoteIdent(viewOwner.role)};`),
+    );
     const weak = await newRole(db, 'sp_weak');
     const dir = join(mkdtempSync(join(tmpdir(), 'sp-perm-')), 'plan');
 
@@ -139,6 +148,8 @@ describe('a role lacking privileges', () => {
     // Ownership of the table and of the child whose foreign key moves, the stats role, the tool schema.
     expect(fixes).toContain(`GRANT ${owner.role} TO ${weak.role};`);
     expect(fixes).toContain(`GRANT pg_read_all_stats TO ${weak.role};`);
+    expect(fixes).toContain(`GRANT ${viewOwner.role} TO ${weak.role};`);
+    expect(refused.stderr).toMatch(/ownership of view app\.recent_orders/);
     expect(fixes.some((f) => f.startsWith('GRANT CREATE ON DATABASE'))).toBe(true);
     for (const f of fixes) expect(f).toMatch(/^(GRANT|ALTER) [^;]*;$/);
     expect(existsSync(dir)).toBe(false);
@@ -148,7 +159,8 @@ describe('a role lacking privileges', () => {
     // --run-as checks for another role: the owner lacks only the stats role.
     const forOwner = await cli(['plan', '--url', db.url, '--table', 'app.orders', '--out', dir, '--run-as', owner.role]);
     expect(forOwner.code).toBe(1);
-    expect(forOwner.stderr).toMatch(/lacks 1 privilege needed/);
+    expect(forOwner.stderr).toMatch(/lacks 2 privileges needed/);
+    expect(forOwner.stderr).toContain(`GRANT ${viewOwner.role} TO ${owner.role};`);
     expect(forOwner.stderr).toContain(`GRANT pg_read_all_stats TO ${owner.role};`);
 
     // The listed statements, run by a superuser, are all it takes.
@@ -162,6 +174,11 @@ describe('a role lacking privileges', () => {
     await withClient(db.url, async (c) => {
       expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0 });
       expect(await leftovers(c)).toEqual([]);
+      // The view was re-created over the rebuilt table, still owned by its owner.
+      const v = await c.query<{ owner: string; n: string }>(
+        "SELECT pg_get_userbyid(relowner) AS owner, (SELECT count(*) FROM app.recent_orders) AS n FROM pg_class WHERE oid = 'app.recent_orders'::regclass");
+      expect(v.rows[0]!.owner).toBe(viewOwner.role);
+      expect(Number(v.rows[0]!.n)).toBeGreaterThan(0);
     });
   });
 
