@@ -1,5 +1,4 @@
 import { UserError } from '../../model/errors.js';
-import { ident } from '../../model/quote.js';
 import type { ColumnModel, OwnedSequenceModel, TableModel } from '../../model/types.js';
 import type { TransformSpec } from './spec.js';
 import type { Step } from '../steps.js';
