@@ -70,7 +70,11 @@ function withViewLocks(spec: LockSpec, c: CommonContext): LockSpec {
 export function stageLock(stage: StageName, c: CommonContext): LockSpec {
   const { children, parents } = c.related;
   const fkTables = [...children, ...parents].filter((t, i, a) => a.indexOf(t) === i && t !== c.src);
-  const fkLocks = fkTables.map((t) => ({ relation: t, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }));
+  // Moving a foreign key drops the old constraint, and dropping its triggers takes
+  // ACCESS EXCLUSIVE on both tables. Taking that mode up front, inside the retried lock
+  // step, is what keeps the swap from upgrading a weaker lock mid-transaction, which can
+  // deadlock with an application writer (and the deadlock victim may be the application).
+  const fkLocks = fkTables.map((t) => ({ relation: t, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }));
   switch (stage) {
     case 'preflight':
     case 'backfill':
@@ -85,7 +89,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
       const other = stage === 'swap' ? c.copy : c.old;
       return withViewLocks(plainLock(
         stage,
-        `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and SHARE ROW EXCLUSIVE on the tables whose foreign keys move' : ''}`,
+        `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and on the tables whose foreign keys move' : ''}`,
         [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
       ), c);
     }
