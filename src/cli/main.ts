@@ -94,6 +94,9 @@ async function main(argv: string[]): Promise<number> {
         .option('index-tablespace', { type: 'string', describe: 'tablespace of the rebuilt table\'s indexes', group: 'Transformations:' })
         .option('alter', { type: 'string', array: true, describe: 'an ALTER TABLE action for the rebuilt table (repeatable), e.g. "ALTER COLUMN c TYPE bigint USING c::bigint"', group: 'Transformations:' })
         .option('alter-file', { type: 'string', describe: 'a file of ALTER TABLE actions, one action list per line (-- comments and blank lines skipped)', group: 'Transformations:' })
+        .option('partition-by', { type: 'string', describe: "range(col): the rebuilt table is range-partitioned on a date, timestamp or integer column", group: 'Transformations:' })
+        .option('interval', { type: 'string', describe: "with --partition-by: '1 month', 'N days', … for dates, a whole number N for integers", group: 'Transformations:' })
+        .option('partitions-ahead', { type: 'number', describe: 'with --partition-by: partitions created beyond the largest value (default 3)', group: 'Transformations:' })
         .option('check-data', { type: 'boolean', default: false, describe: 'before writing the plan, push every row through the new shape and list rows that do not fit', group: 'Transformations:' }),
       (a) => guard(() => {
         const options: Record<string, unknown> = {};
@@ -106,6 +109,9 @@ async function main(argv: string[]): Promise<number> {
           fillfactor: a.fillfactor,
           tablespace: a.tablespace,
           indexTablespace: a.indexTablespace,
+          partitionBy: a.partitionBy,
+          interval: a.interval,
+          partitionsAhead: a.partitionsAhead,
         };
         const alter = [...(a.alter ?? []).map(String), ...(a.alterFile ? readAlterFile(a.alterFile) : [])];
         return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out);

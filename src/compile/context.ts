@@ -55,6 +55,8 @@ export interface CommonContext {
   readonly advisory: { readonly classId: number; readonly objId: number };
   readonly columnDefs: readonly string[];
   readonly copyReloptions: string;
+  /** What follows the copy's column list: ` WITH (…)`, or ` PARTITION BY RANGE (…)` (a partitioned table has no storage parameters). */
+  readonly copyStorage: string;
   /** OVERRIDING SYSTEM VALUE for INSERTs into a table that has an identity ALWAYS column, else ''. */
   readonly overriding: string;
   readonly keyList: string;
@@ -167,6 +169,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     advisory: { classId: ADVISORY_CLASS, objId: parseInt(names.runId.slice(0, 7), 16) },
     columnDefs: target.copyColumns.map(columnDefinition),
     copyReloptions: copyReloptions(target.model),
+    copyStorage: target.partitioning === null ? ` WITH (${copyReloptions(target.model)})` : ` PARTITION BY RANGE (${ident(target.partitioning.column)})`,
     overriding: insertOverriding(model),
     keyList: key.map(ident).join(', '),
     logKeyList: key.map((_, i) => `k${i + 1}`).join(', '),
@@ -186,7 +189,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     buildSteps: safe(buildSteps(stepInput)),
     swapSteps: safe([...swapSteps(stepInput), ...dependentSteps(stepInput, old)]),
     revertSteps: safe([
-      { comment: 'nothing created over the rebuilt table since the swap may be left reading it', sql: unplannedDependentsCheck('revert', src, model, true) },
+      { comment: 'nothing created over the rebuilt table since the swap may be left reading it', sql: unplannedDependentsCheck('revert', src, model, true, (target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name))) },
       ...revertSteps(stepInput),
       ...dependentSteps(stepInput, copy),
     ]),

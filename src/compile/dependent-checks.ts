@@ -10,7 +10,7 @@ import type { TableModel } from '../model/types.js';
  * (something bound to it would make DROP TABLE fail halfway). The stage
  * names them instead, and can run again once they are dealt with.
  */
-export function unplannedDependentsCheck(stage: string, rel: string, model: TableModel, carried: boolean): string {
+export function unplannedDependentsCheck(stage: string, rel: string, model: TableModel, carried: boolean, partitions: readonly string[] = []): string {
   const relExpr = `to_regclass(${literal(rel)})`;
   const views = carried ? model.dependents.views.map((v) => `to_regclass(${literal(qualified(v.schema, v.name))})`) : [];
   const functions = carried
@@ -23,6 +23,8 @@ export function unplannedDependentsCheck(stage: string, rel: string, model: Tabl
     conditions.push(`NOT (o.classid = 'pg_proc'::regclass AND o.objid IN (SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                   WHERE (n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid)) IN (${functions.join(', ')})))`);
   }
+  // The plan's own partitions (--partition-by) go with the rebuilt table.
+  if (partitions.length) conditions.push(`NOT (o.classid = 'pg_class'::regclass AND o.objid IN (${partitions.map((t) => `to_regclass(${literal(t)})`).join(', ')}))`);
   const where = conditions.length ? `\n       WHERE ${conditions.join('\n         AND ')}` : '';
   // Publication membership is dropped with the table without an error; only revert can lose it silently.
   const pubs = carried

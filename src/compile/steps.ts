@@ -67,7 +67,8 @@ export function buildSteps(input: StepInput): Step[] {
   if (target.indexTablespace !== null) steps.push({ comment: `indexes go to tablespace ${target.indexTablespace}`, sql: `SET default_tablespace = ${literal(target.indexTablespace)};` });
   model.indexes.forEach((index, i) => {
     const tmp = names.copyIndex(i);
-    const con = constraintOf(model, index);
+    // The target's constraints: a partitioned copy's primary key includes the partition column.
+    const con = constraintOf(target.model, index);
     // An index's own tablespace, unless the plan moves every index (--index-tablespace).
     const space = target.indexTablespace === null ? index.tablespace : null;
     if (space !== null) steps.push({ comment: `index ${index.name} lives in tablespace ${space}`, sql: `SET default_tablespace = ${literal(space)};` });
@@ -190,7 +191,14 @@ export function swapSteps(input: StepInput): Step[] {
   for (const r of target.sequences) {
     steps.push({ comment: `sequence ${r.sequence.name} becomes ${r.to} like its column (its maximum widens with it)`, sql: `ALTER SEQUENCE ${qualified(r.sequence.schema, r.sequence.name)} AS ${r.to};` });
   }
-  steps.push({ comment: 'autovacuum back on, the table\'s own storage parameters back', sql: `ALTER TABLE ${src} RESET (autovacuum_enabled, toast.autovacuum_enabled);` });
+  if (target.partitioning === null) {
+    steps.push({ comment: 'autovacuum back on, the table\'s own storage parameters back', sql: `ALTER TABLE ${src} RESET (autovacuum_enabled, toast.autovacuum_enabled);` });
+  } else {
+    // A partitioned table has no storage of its own: autovacuum was kept off on each partition.
+    for (const p of target.partitioning.partitions) {
+      steps.push({ comment: `partition ${p.name}: autovacuum back on`, sql: `ALTER TABLE ${qualified(model.schema, p.name)} RESET (autovacuum_enabled, toast.autovacuum_enabled);` });
+    }
+  }
   const reloptions = [...target.model.reloptions, ...target.model.toastReloptions.map((o) => `toast.${o}`)];
   if (reloptions.length > 0) steps.push({ comment: 'the table\'s storage parameters', sql: `ALTER TABLE ${src} SET (${reloptionList(reloptions)});` });
   steps.push(...policySql(model, src));

@@ -4,6 +4,7 @@ import { resolveOptions, type PlanOptions } from '../../compile/options.js';
 import { resolveTransform, type TransformArgs } from '../../compile/transform/spec.js';
 import { parseAlterActions } from '../../compile/transform/parse-alter.js';
 import { checkData } from '../../run/check-data.js';
+import { partitionDataRange } from '../../introspect/partition-range.js';
 import { UserError } from '../../model/errors.js';
 import { introspect, parseTableName } from '../../introspect/introspect.js';
 import { writeReferencingPlans } from '../referencing-plans.js';
@@ -46,7 +47,9 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void)
     }
     const t = await introspect(client, schema, table);
     await checkControlOptions(client, options);
-    const transform = { ...given, alter: await parseAlterActions(args.alter ?? [], t.model) };
+    // The bounds come from the data as it is now, recorded in the plan (a re-plan on other data gives other partitions).
+    const partition = given.partition === null ? null : { ...given.partition, dataRange: await partitionDataRange(client, t.model, given.partition) };
+    const transform = { ...given, partition, alter: await parseAlterActions(args.alter ?? [], t.model) };
     const plan = compile({ model: t.model, facts: t.facts, options, templates: loadTemplates(), toolVersion: TOOL_VERSION, transform });
     if (args.checkData) {
       const bad = await checkData(client, t.model, transform, options);

@@ -48,7 +48,8 @@ END`;
   return [
     'BEGIN',
     `SET LOCAL lock_timeout = '${options.lockTimeoutMs}ms'`,
-    `CREATE TABLE ${c.copy} (${c.columnDefs.join(', ')})`,
+    // Partitioned like the plan's copy, so its partitions can be created and rows routed the same way.
+    `CREATE TABLE ${c.copy} (${c.columnDefs.join(', ')})${target.partitioning !== null ? c.copyStorage : ''}`,
     ...c.alterSetupSteps.map((s) => s.sql.replace(/;\s*$/, '')),
     // The tag is chosen so that no name inside the body can end it early.
     `DO ${dollarTag(body, 'check')}${body}\n${dollarTag(body, 'check')}`,

@@ -3,6 +3,9 @@ import type { ColumnModel, OwnedSequenceModel, TableModel } from '../../model/ty
 import type { TransformSpec } from './spec.js';
 import type { Step } from '../steps.js';
 import { applyAlter, dependentUsersOf, type NamedStep } from './apply-alter.js';
+import { partitionLayout, partitionSql, type PartitionLayout } from './partition.js';
+import { qualified } from '../../model/quote.js';
+import { runNames } from '../../model/names.js';
 
 /** One target column and the SQL expression, over the other side's columns, that fills it. */
 export interface ColumnMapping {
@@ -48,6 +51,8 @@ export interface DerivedTarget {
   readonly differences: readonly string[];
   /** Foreign keys into the table whose columns stay narrower than the widened key. */
   readonly narrowReferences: readonly string[];
+  /** --partition-by: the partitions and the constraints as the partitioned table has them; else null. */
+  readonly partitioning: PartitionLayout | null;
 }
 
 const WIDENABLE = new Set(['integer', 'smallint']);
@@ -127,11 +132,25 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
   // bigint → integer is an assignment cast: revert works until a value beyond the old type was written.
   const alter = applyAlter(model, columns, spec.alter);
   differences.push(...alter.differences);
-  const target: TableModel = { ...model, columns: alter.columns, reloptions, identities, tablespace: spec.tablespace ?? model.tablespace };
+  const partitioning = spec.partition === null ? null : partitionLayout({ ...model, columns: alter.columns }, spec.partition);
+  if (partitioning !== null) {
+    if (spec.fillfactor !== null) throw new UserError('BAD_OPTION', '--fillfactor cannot go with --partition-by: a partitioned table has no storage parameters of its own');
+    differences.push(...partitioning.differences);
+  }
+  const copy = qualified(model.schema, runNames(model.schema, model.name).copyTable);
+  // The partitions are created on the empty copy before any --alter statement shapes it (they follow the parent).
+  const partitionSteps: Step[] = (partitioning?.partitions ?? []).map((p) => ({
+    comment: p.from === null ? `partition ${p.name}: every row no other partition takes` : `partition ${p.name}: ${partitioning!.column} from ${p.from} up to ${p.to}`,
+    sql: partitionSql(model.schema, copy, p),
+  }));
+  const target: TableModel = {
+    ...model, columns: alter.columns, reloptions, identities, tablespace: spec.tablespace ?? model.tablespace,
+    constraints: partitioning?.constraints ?? model.constraints,
+  };
   return {
     model: target,
     copyColumns: columns,
-    setupSteps: alter.setupSteps,
+    setupSteps: [...partitionSteps, ...alter.setupSteps],
     buildConstraints: alter.buildConstraints,
     checksRows: alter.setupSteps.length > 0,
     forward: alter.forward,
@@ -144,5 +163,6 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
     indexTablespace: spec.indexTablespace,
     differences,
     narrowReferences,
+    partitioning,
   };
 }

@@ -24,6 +24,8 @@ export interface CopySide {
   readonly keyJoinTD: string;
   /** The written table's key columns, for ORDER BY and messages. */
   readonly keyList: string;
+  /** 'ONLY ' before the read table, or '' when it is partitioned (ONLY would read none of its rows). */
+  readonly only: string;
   /** False when no mapping exists in this direction (revert unavailable); the apply function then refuses. */
   readonly available: boolean;
   readonly unavailableText: string;
@@ -37,8 +39,9 @@ function keyColumns(model: TableModel, names: readonly string[]): ColumnModel[] 
   });
 }
 
-function side(mapping: readonly ColumnMapping[], readModel: TableModel, readKey: readonly string[], writeKey: readonly string[]): CopySide {
+function side(mapping: readonly ColumnMapping[], readModel: TableModel, readKey: readonly string[], writeKey: readonly string[], readPartitioned: boolean): CopySide {
   return {
+    only: readPartitioned ? '' : 'ONLY ',
     insertList: mapping.map((m) => ident(m.column)).join(', '),
     selectList: mapping.map((m) => m.expr).join(', '),
     keyDefs: keyColumns(readModel, readKey).map((c, i) => `k${i + 1} ${c.type}${c.collation !== null ? ` COLLATE ${c.collation}` : ''} NOT NULL`),
@@ -53,11 +56,12 @@ function side(mapping: readonly ColumnMapping[], readModel: TableModel, readKey:
 }
 
 export function forwardSide(source: TableModel, target: DerivedTarget): CopySide {
-  return side(target.forward, source, source.key.columns, target.keyColumns);
+  return side(target.forward, source, source.key.columns, target.keyColumns, false);
 }
 
 /** Without a reverse mapping the old table is only kept for inspection: nothing is written to it. */
 export function reverseSide(source: TableModel, target: DerivedTarget): CopySide {
-  const s = side(target.reverse ?? [], target.model, target.keyColumns, source.key.columns);
+  // After the swap the live table is the rebuilt one: partitioned with --partition-by.
+  const s = side(target.reverse ?? [], target.model, target.keyColumns, source.key.columns, target.partitioning !== null);
   return target.reverse !== null ? s : { ...s, available: false, unavailableText: commentText(target.revertUnavailable.join('; ')) };
 }

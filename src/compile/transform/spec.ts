@@ -1,5 +1,6 @@
 import { UserError } from '../../model/errors.js';
 import type { AlterAction } from './alter-actions.js';
+import { resolvePartition, type PartitionArgs, type PartitionSpec } from './partition-spec.js';
 
 /**
  * What the rebuilt table should look like, as asked on the command line.
@@ -20,6 +21,8 @@ export interface TransformSpec {
   readonly indexTablespace: string | null;
   /** --alter / --alter-file actions, parsed (parse-alter.ts), in the order given. */
   readonly alter: readonly AlterAction[];
+  /** --partition-by range(col) --interval …: the rebuilt table is range-partitioned (partition.ts). */
+  readonly partition: PartitionSpec | null;
 }
 
 export const NO_TRANSFORM: TransformSpec = {
@@ -31,9 +34,10 @@ export const NO_TRANSFORM: TransformSpec = {
   tablespace: null,
   indexTablespace: null,
   alter: [],
+  partition: null,
 };
 
-export interface TransformArgs {
+export interface TransformArgs extends PartitionArgs {
   readonly keyToBigint?: boolean | undefined;
   readonly withReferencing?: boolean | undefined;
   readonly bigintColumns?: readonly string[] | undefined;
@@ -71,5 +75,6 @@ export function resolveTransform(a: TransformArgs): TransformSpec {
     tablespace: nonEmptyName('tablespace', a.tablespace),
     indexTablespace: nonEmptyName('index-tablespace', a.indexTablespace),
     alter: [...(a.alter ?? [])],
+    partition: resolvePartition(a),
   };
 }
