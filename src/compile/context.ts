@@ -202,7 +202,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       algorithm: RANGE_CHECKSUM_ALGORITHM,
       settings: CANONICAL_SETTINGS,
       // Indented to sit inside the FOR loop of the verify stage.
-      rangesSql: options.verifyRanges > 0 ? rangeChecksumSql(model, 'before-swap', options.verifyRanges, '    ', { differences: target.differences, forward: target.forward, targetColumns: target.model.columns }) : '',
+      rangesSql: options.verifyRanges > 0 ? rangeChecksumSql(model, 'before-swap', options.verifyRanges, '    ', { differences: target.differences, forward: target.forward, targetColumns: target.model.columns, partitioned: target.partitioning !== null }) : '',
     },
   };
 }

@@ -1,5 +1,5 @@
 import { ident, qualified } from '../model/quote.js';
-import { comparedRows, type ComparedShape } from './transform/compared-rows.js';
+import { comparedRows, onlyFor, type ComparedShape } from './transform/compared-rows.js';
 import { runNames } from '../model/names.js';
 import type { TableModel } from '../model/types.js';
 import type { VerifySide } from './verify-sql.js';
@@ -46,7 +46,7 @@ export function rangeChecksumSql(model: TableModel, side: VerifySide, ranges: nu
   const hashed = (table: string, alias: string, cols: string) =>
     [
       `SELECT ${key.map((k) => `${alias}.${k}`).join(', ')}, ('x' || left(md5(ROW(${cols})::text), 16))::bit(64)::bigint AS h`,
-      `  FROM ONLY ${table} ${alias}`,
+      `  FROM ${onlyFor(shape, side, table === live ? 'live' : 'other')}${table} ${alias}`,
       ` WHERE ${notPending(alias)}`,
     ];
   const keyText = key.length === 1 ? `${key[0]}::text` : `ROW(${keys})::text`;

@@ -2,7 +2,7 @@ import { ident, qualified } from '../model/quote.js';
 import { runNames } from '../model/names.js';
 import type { TableModel } from '../model/types.js';
 import type { TransformManifest } from './transform/manifest.js';
-import { comparedRows, shapeOf } from './transform/compared-rows.js';
+import { comparedRows, onlyFor, shapeOf } from './transform/compared-rows.js';
 
 export type VerifySide = 'before-swap' | 'after-swap';
 
@@ -25,14 +25,15 @@ export function verifySql(model: TableModel, side: VerifySide, transform?: Trans
   const key = model.key.columns.map(ident);
   const pending = (alias: string) =>
     `NOT EXISTS (SELECT FROM ${log} p WHERE ${key.map((k, i) => `p.k${i + 1} = ${alias}.${k}`).join(' AND ')})`;
-  const bodies = comparedRows(model, side, transform === undefined ? undefined : shapeOf(transform));
+  const shape = transform === undefined ? undefined : shapeOf(transform);
+  const bodies = comparedRows(model, side, shape);
   const [liveBody, otherBody] = [bodies.live, bodies.other];
   return `SELECT count(*) FILTER (WHERE a.present AND b.present) AS compared,
        count(*) FILTER (WHERE a.present AND b.present IS NULL) AS missing,
        count(*) FILTER (WHERE a.present IS NULL AND b.present) AS extra,
        count(*) FILTER (WHERE a.present AND b.present AND a.body <> b.body) AS changed,
        (SELECT count(*) FROM ${log}) AS pending
-  FROM (SELECT true AS present, ${key.join(', ')}, ROW(${liveBody})::text AS body FROM ONLY ${live} s WHERE ${pending('s')}) a
-  FULL JOIN (SELECT true AS present, ${key.join(', ')}, ROW(${otherBody})::text AS body FROM ONLY ${other} c WHERE ${pending('c')}) b
+  FROM (SELECT true AS present, ${key.join(', ')}, ROW(${liveBody})::text AS body FROM ${onlyFor(shape, side, 'live')}${live} s WHERE ${pending('s')}) a
+  FULL JOIN (SELECT true AS present, ${key.join(', ')}, ROW(${otherBody})::text AS body FROM ${onlyFor(shape, side, 'other')}${other} c WHERE ${pending('c')}) b
     USING (${key.join(', ')})`;
 }

@@ -8,6 +8,14 @@ export interface ComparedShape {
   readonly differences: readonly string[];
   readonly forward: readonly ColumnMapping[];
   readonly targetColumns: readonly ColumnModel[];
+  /** The rebuilt table is partitioned (--partition-by): read it without ONLY, which would see none of its rows. */
+  readonly partitioned?: boolean;
+}
+
+/** `ONLY ` before a table read, except the rebuilt table when it is partitioned (the copy before the swap, the live table after). */
+export function onlyFor(shape: ComparedShape | undefined, side: VerifySide, table: 'live' | 'other'): string {
+  const rebuilt = side === 'before-swap' ? 'other' : 'live';
+  return shape?.partitioned === true && table === rebuilt ? '' : 'ONLY ';
 }
 
 /**
@@ -30,6 +38,7 @@ export function comparedRows(model: TableModel, side: VerifySide, shape?: Compar
 }
 
 /** The comparison shape recorded in a plan's manifest. */
-export function shapeOf(t: { readonly differences: readonly string[]; readonly forward: readonly ColumnMapping[]; readonly targetModel: TableModel }): ComparedShape {
-  return { differences: t.differences, forward: t.forward, targetColumns: t.targetModel.columns };
+export function shapeOf(t: { readonly differences: readonly string[]; readonly forward: readonly ColumnMapping[]; readonly targetModel: TableModel; readonly spec?: { readonly partition?: unknown } }): ComparedShape {
+  // Plans made before --partition-by existed have no `partition` in their spec.
+  return { differences: t.differences, forward: t.forward, targetColumns: t.targetModel.columns, partitioned: (t.spec?.partition ?? null) !== null };
 }
