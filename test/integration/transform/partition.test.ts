@@ -210,3 +210,33 @@ describe('--partition-by refusals', () => {
     await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
   });
 });
+
+describe('--partition-by: an identity key and an integer column', () => {
+  let db: FreshDatabase;
+  beforeAll(async () => {
+    db = await freshDatabase('partition_identity');
+    await withClient(db.url, (c) => c.query(`
+      CREATE TABLE public.events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, bucket integer NOT NULL, note text);
+      INSERT INTO public.events (bucket, note) SELECT g % 250 - 20, 'n' || g FROM generate_series(1, 500) g;`));
+  });
+  afterAll(async () => db?.drop());
+
+  it('partitions by a number interval and keeps the identity going', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'sp-part-')), 'events');
+    const p = await cli(['plan', '--table', 'public.events', '--out', out, '--url', db.url, '--partition-by', 'range(bucket)', '--interval', '100', '--partitions-ahead', '1']);
+    expect(p.code, p.stderr).toBe(0);
+    const r = await cli(['run', '--plan', out, '--url', db.url]);
+    expect(r.code, r.stderr).toBe(0);
+    await withClient(db.url, async (c) => {
+      const parts = await c.query<{ part: string; n: number }>('SELECT tableoid::regclass::text AS part, count(*)::int AS n FROM public.events GROUP BY 1 ORDER BY 1');
+      expect(parts.rows).toEqual([
+        // bucket runs over -20 … 229, each value twice: 40 rows below 0, 60 from 200 on.
+        { part: 'events_p0', n: 200 }, { part: 'events_p100', n: 200 }, { part: 'events_p200', n: 60 }, { part: 'events_pm100', n: 40 },
+      ]);
+      const next = await c.query<{ id: string }>("INSERT INTO public.events (bucket, note) VALUES (1000, 'x') RETURNING id::text");
+      expect(next.rows[0]!.id).toBe('501');
+      expect((await c.query("SELECT tableoid::regclass::text AS part FROM public.events WHERE bucket = 1000")).rows).toEqual([{ part: 'events_default' }]);
+      expect(await leftovers(c)).toEqual([]);
+    });
+  });
+});
