@@ -32,7 +32,9 @@ async function expectWhole(url: string, minRows: number): Promise<void> {
  */
 async function busyToolBackend(admin: pg.ClientBase, runId: string, stage: StageName, writing: boolean): Promise<number | null> {
   const r = await admin.query<{ pid: number }>(
-    `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'
+    // The run id comes from schema and table only: another test file's run on app.orders in another
+    // database of the same server has the same application_name, and must not be terminated.
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND state = 'active'
         AND (backend_xid IS NOT NULL OR (NOT $2 AND query LIKE 'CALL %'))`,
     [`shadowpack/${runId}/${stage}`, writing],
   );

@@ -86,7 +86,7 @@ const waitsNaming = (live: Live, pid: number, from = 0) =>
 /** pid of the swap session while it is queued for ACCESS EXCLUSIVE on app.orders, else null. */
 async function swapQueued(mon: pg.Client): Promise<number | null> {
   const r = await mon.query(`SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE l.relation = 'app.orders'::regclass AND NOT l.granted AND l.mode = 'AccessExclusiveLock' AND a.application_name LIKE 'shadowpack/%/swap'`);
+    WHERE l.relation = 'app.orders'::regclass AND NOT l.granted AND l.mode = 'AccessExclusiveLock' AND a.datname = current_database() AND a.application_name LIKE 'shadowpack/%/swap'`);
   return r.rows[0] ? Number(r.rows[0].pid) : null;
 }
 

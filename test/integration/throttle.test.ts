@@ -198,7 +198,7 @@ describe('throttling and operator control', () => {
 
       const swap = psql(db.url, join(plan.dir, '05-swap.sql'));
       await waitFor('psql to wait in the hold', async () => {
-        const r = await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%hold\\_%' AND state = 'active'`, [`shadowpack/${id}/swap`]);
+        const r = await c.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND query LIKE '%hold\\_%' AND state = 'active'`, [`shadowpack/${id}/swap`]);
         return r.rowCount === 1 ? true : undefined;
       });
       expect((await observe(c, id)).stage).toBe('catchup');
