@@ -57,6 +57,8 @@ export interface CommonContext {
   readonly copyReloptions: string;
   /** What follows the copy's column list: ` WITH (…)`, or ` PARTITION BY RANGE (…)` (a partitioned table has no storage parameters). */
   readonly copyStorage: string;
+  /** The rebuilt table's partitions (--partition-by), quoted: cleanup drops the TRUNCATE guard the swap put on each. */
+  readonly partitionTables: readonly string[];
   /** OVERRIDING SYSTEM VALUE for INSERTs into a table that has an identity ALWAYS column, else ''. */
   readonly overriding: string;
   readonly keyList: string;
@@ -169,6 +171,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     advisory: { classId: ADVISORY_CLASS, objId: parseInt(names.runId.slice(0, 7), 16) },
     columnDefs: target.copyColumns.map(columnDefinition),
     copyReloptions: copyReloptions(target.model),
+    partitionTables: (target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name)),
     copyStorage: target.partitioning === null ? ` WITH (${copyReloptions(target.model)})` : ` PARTITION BY RANGE (${ident(target.partitioning.column)})`,
     overriding: insertOverriding(model),
     keyList: key.map(ident).join(', '),

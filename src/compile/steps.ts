@@ -220,6 +220,14 @@ export function swapSteps(input: StepInput): Step[] {
   }
   steps.push({ comment: 'the old table no longer needs capturing', sql: `DROP TRIGGER ${ident(names.captureTrigger)} ON ${old};\nDROP TRIGGER ${ident(names.truncateTrigger)} ON ${old};` });
   steps.push(...triggerSteps(input, src));
+  // A statement trigger on a partitioned table does not fire for TRUNCATE of one partition by name.
+  for (const p of target.partitioning?.partitions ?? []) {
+    const part = qualified(model.schema, p.name);
+    steps.push({
+      comment: `TRUNCATE of partition ${p.name} stays refused until cleanup too`,
+      sql: `CREATE TRIGGER ${ident(names.truncateTrigger)}\n  BEFORE TRUNCATE ON ${part}\n  FOR EACH STATEMENT EXECUTE FUNCTION ${input.func.truncate}();\nALTER TABLE ${part} ENABLE ALWAYS TRIGGER ${ident(names.truncateTrigger)};`,
+    });
+  }
   // Last, so that nothing above runs with privileges the application's roles should not see.
   steps.push(...privilegeSteps(input));
   return steps;

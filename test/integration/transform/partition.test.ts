@@ -153,6 +153,9 @@ describe('--partition-by: revert under writers', () => {
     await withClient(db.url, async (c) => {
       await c.query('SELECT pg_sleep(0.3)');
       expect((await c.query<{ k: string }>("SELECT relkind::text AS k FROM pg_class WHERE oid = 'app.orders'::regclass")).rows[0]!.k).toBe('p');
+      // TRUNCATE of one partition by name would empty it behind the revert's back: refused like TRUNCATE of the table.
+      await expect(c.query('TRUNCATE app.orders_p202602')).rejects.toThrow(/TRUNCATE of "app"."orders" is refused while shadowpack rebuilds it/);
+      await expect(c.query('TRUNCATE app.orders')).rejects.toThrow(/is refused while shadowpack rebuilds it/);
     });
     let stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);
