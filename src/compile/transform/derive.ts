@@ -90,6 +90,32 @@ function withReloption(reloptions: readonly string[], name: string, value: strin
 }
 
 /**
+ * --alter with --partition-by: the bounds were read from the partition column as it is, and a
+ * partitioned table cannot hold a unique or exclusion constraint PostgreSQL could not check across
+ * partitions, so those combinations are refused here rather than failing in the build stage.
+ */
+function refuseAlterWithPartition(spec: TransformSpec): void {
+  const col = spec.partition!.column;
+  for (const a of spec.alter) {
+    switch (a.kind) {
+      case 'add-index-constraint':
+        throw new UserError('BAD_OPTION', `--alter ${a.sql}: cannot go with --partition-by (a ${a.constraint} constraint on a partitioned table must include ${col} and only holds per partition); add it after the rebuild`);
+      case 'alter-type':
+      case 'drop-column':
+      case 'rename-column':
+      case 'drop-not-null':
+        if (a.column === col) throw new UserError('BAD_OPTION', `--alter ${a.sql}: changes the partition column ${col}; change it in a rebuild of its own, before partitioning`);
+        break;
+      case 'add-column':
+      case 'set-not-null':
+      case 'set-default':
+      case 'add-check':
+        break;
+    }
+  }
+}
+
+/**
  * Pure: the source model and the requested transformation in, the target
  * model and both column mappings out. Anything that cannot be mapped is a
  * user error naming the reason.
@@ -132,6 +158,7 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
   // bigint → integer is an assignment cast: revert works until a value beyond the old type was written.
   const alter = applyAlter(model, columns, spec.alter);
   differences.push(...alter.differences);
+  if (spec.partition !== null) refuseAlterWithPartition(spec);
   const partitioning = spec.partition === null ? null : partitionLayout({ ...model, columns: alter.columns }, spec.partition);
   if (partitioning !== null) {
     if (spec.fillfactor !== null) throw new UserError('BAD_OPTION', '--fillfactor cannot go with --partition-by: a partitioned table has no storage parameters of its own');

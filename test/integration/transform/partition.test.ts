@@ -226,8 +226,14 @@ describe('--partition-by: an identity key and an integer column', () => {
 
   it('partitions by a number interval and keeps the identity going', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-part-')), 'events');
-    const p = await cli(['plan', '--table', 'public.events', '--out', out, '--url', db.url, '--partition-by', 'range(bucket)', '--interval', '100', '--partitions-ahead', '1']);
+    const flags = ['--partition-by', 'range(bucket)', '--interval', '100', '--partitions-ahead', '1'];
+    const refused = await cli(['plan', '--table', 'public.events', '--out', out, '--url', db.url, ...flags, '--alter', 'ADD CONSTRAINT u UNIQUE (note)']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/cannot go with --partition-by/);
+    // --check-data pushes every row through a partitioned copy, as the backfill will.
+    const p = await cli(['plan', '--table', 'public.events', '--out', out, '--url', db.url, '--check-data', ...flags]);
     expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout).toMatch(/check-data: every row of public\.events fits the new shape/);
     const r = await cli(['run', '--plan', out, '--url', db.url]);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
