@@ -36,3 +36,11 @@ export async function partitionDataRange(client: ClientBase, model: TableModel, 
   const row = r.rows[0];
   return row?.lo == null || row.hi == null ? null : { min: row.lo, max: row.hi };
 }
+
+/** Partition names the plan would create that already name a relation in the schema (setup would fail on them). */
+export async function takenPartitionNames(client: ClientBase, schema: string, names: readonly string[]): Promise<string[]> {
+  const r = await client.query<{ n: string }>(
+    'SELECT c.relname::text AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = $1 AND c.relname = ANY($2::text[]) ORDER BY 1',
+    [schema, names]);
+  return r.rows.map((x) => x.n);
+}

@@ -4,7 +4,7 @@ import { resolveOptions, type PlanOptions } from '../../compile/options.js';
 import { resolveTransform, type TransformArgs } from '../../compile/transform/spec.js';
 import { parseAlterActions } from '../../compile/transform/parse-alter.js';
 import { checkData } from '../../run/check-data.js';
-import { partitionDataRange } from '../../introspect/partition-range.js';
+import { partitionDataRange, takenPartitionNames } from '../../introspect/partition-range.js';
 import { UserError } from '../../model/errors.js';
 import { introspect, parseTableName } from '../../introspect/introspect.js';
 import { writeReferencingPlans } from '../referencing-plans.js';
@@ -51,6 +51,11 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void)
     const partition = given.partition === null ? null : { ...given.partition, dataRange: await partitionDataRange(client, t.model, given.partition) };
     const transform = { ...given, partition, alter: await parseAlterActions(args.alter ?? [], t.model) };
     const plan = compile({ model: t.model, facts: t.facts, options, templates: loadTemplates(), toolVersion: TOOL_VERSION, transform });
+    const partitions = plan.manifest.transform.partitions ?? [];
+    if (partitions.length > 0) {
+      const taken = await takenPartitionNames(client, schema, partitions.map((p) => p.name));
+      if (taken.length > 0) throw new UserError('UNSUPPORTED_TABLE', `--partition-by: ${schema} already has ${taken.join(', ')}, a name the new partitions need; rename or drop it, then plan again (no plan was written)`);
+    }
     if (args.checkData) {
       const bad = await checkData(client, t.model, transform, options);
       if (bad.length > 0) {

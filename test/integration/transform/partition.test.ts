@@ -227,6 +227,12 @@ describe('--partition-by: an identity key and an integer column', () => {
   it('partitions by a number interval and keeps the identity going', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-part-')), 'events');
     const flags = ['--partition-by', 'range(bucket)', '--interval', '100', '--partitions-ahead', '1'];
+    await withClient(db.url, (c) => c.query('CREATE TABLE public.events_p100 (x int)'));
+    const taken = await cli(['plan', '--table', 'public.events', '--out', out, '--url', db.url, ...flags]);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toMatch(/public already has events_p100, a name the new partitions need/);
+    expect(existsSync(join(out, 'plan.json'))).toBe(false);
+    await withClient(db.url, (c) => c.query('DROP TABLE public.events_p100'));
     const refused = await cli(['plan', '--table', 'public.events', '--out', out, '--url', db.url, ...flags, '--alter', 'ADD CONSTRAINT u UNIQUE (note)']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/cannot go with --partition-by/);
