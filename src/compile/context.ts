@@ -75,7 +75,6 @@ export interface CommonContext {
   readonly oldTableDependentsCheck: string;
   readonly revertSteps: readonly AnnotatedStep[];
   readonly validateSteps: readonly AnnotatedStep[];
-  readonly referencingTables: readonly string[];
   /** The plan-time privilege query, for the current user, as preflight runs it. */
   readonly privilegeCheck: string;
   readonly related: { readonly children: readonly string[]; readonly parents: readonly string[] };
@@ -198,7 +197,6 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     ]),
     oldTableDependentsCheck: unplannedDependentsCheck('cleanup', old, model, false),
     validateSteps: safe(validateSteps(stepInput)),
-    referencingTables: related.children,
     privilegeCheck: missingPrivilegesSql(`${literal(src)}::regclass::oid`, 'current_user', literal(names.toolSchema)).trim().replace(/\n/g, '\n    '),
     related,
     verify: {
