@@ -17,7 +17,7 @@ export function renderReview(m: PlanManifest): string {
   out.push(`Rows are identified by ${m.model.key.source === 'primary-key' ? 'the primary key' : 'the unique index'} \`${m.model.key.indexName}\` (${m.model.key.columns.join(', ')}).`, '');
   out.push(...dependentsReview(m.model));
   out.push('## Stages', '');
-  out.push('Run them in this order with `psql -X -v ON_ERROR_STOP=1 -f FILE`, or all at once with `shadowpack run --plan DIR`.', '');
+  out.push('Run them in this order with `psql -X -f FILE` (each script sets `ON_ERROR_STOP` itself), or all at once with `shadowpack run --plan DIR`.', '');
   out.push('| file | stage | what it does | transaction | locks that block the application | hazards |');
   out.push('|---|---|---|---|---|---|');
   for (const s of m.stages) {

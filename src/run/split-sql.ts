@@ -1,7 +1,7 @@
 /**
  * Split a PostgreSQL script into statements exactly where psql would.
  *
- * Users run our stage scripts with `psql -X -v ON_ERROR_STOP=1 -f file.sql`;
+ * Users run our stage scripts with `psql -X -f file.sql`;
  * the runner sends the same file statement by statement over node-postgres.
  * To behave identically the split has to follow psql's own lexer
  * (src/fe_utils/psqlscan.l, which mirrors the backend's scan.l), so this is a
@@ -26,7 +26,8 @@
  *   (`E'a'<newline>'b'`) across a line feed; see quoteContinuation.
  *
  * Assumptions: standard_conforming_strings is on (the default since 9.1) and
- * the script contains no psql backslash meta-commands.
+ * the script contains no psql backslash meta-commands (includes.ts takes
+ * those lines out first).
  *
  * Offsets and columns count UTF-16 code units (JavaScript string indices).
  */

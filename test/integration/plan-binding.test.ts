@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +61,23 @@ describe('a plan is bound to the database it was made on', () => {
     r = await psql(a.url, join(plan.dir, '00-preflight.sql'));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('preflight passed');
+  });
+
+  it('stops by itself under psql called without ON_ERROR_STOP: nothing changes on the wrong database, exit non-zero', async () => {
+    const plan = await planTable(a.url, 'app', 'orders');
+    const before = await triggers(b.url);
+    for (const file of ['01-setup.sql', '02-backfill.sql', '90-abort.sql', 'binding.sql']) {
+      // Exactly how the newcomer ran it: no -v ON_ERROR_STOP=1, no -q.
+      const r = spawnSync('psql', ['-X', '-d', b.url, '-f', join(plan.dir, file)], { encoding: 'utf8' });
+      expect(r.status, file).not.toBe(0);
+      expect(r.stderr, file).toContain('this plan is bound to database');
+      // One refusal with its hint; nothing after it ran (no second error), and no PL/pgSQL CONTEXT lines.
+      expect(r.stderr.match(/ERROR:/g), `${file}: ${r.stderr}`).toHaveLength(1);
+      expect(r.stderr, file).toMatch(/HINT: {2}Make a plan for this database/);
+      expect(r.stderr, file).not.toContain('CONTEXT:');
+    }
+    await withClient(b.url, async (c) => expect(await leftovers(c)).toEqual([]));
+    expect(await triggers(b.url)).toEqual(before);
   });
 
   it('refuses an edited binding.sql, and falls back to the database OID when pg_control_system is closed', async () => {
