@@ -63,7 +63,9 @@ export interface CommonContext {
   readonly overriding: string;
   readonly keyList: string;
   readonly logKeyList: string;
-  readonly guardRules: readonly { stage: string; allowed: string; allowedText: string; checkFingerprint: boolean; done: string | null; doneHint: string }[];
+  readonly guardRules: readonly GuardRule[];
+  /** The tool's triggers a guard requires present and ENABLE ALWAYS, by side (quoted relation and name, as literals). */
+  readonly guardTriggers: readonly { readonly side: TriggerSide; readonly rel: string; readonly name: string }[];
   readonly copyColumnSteps: readonly AnnotatedStep[];
   /** --alter statements that shape the empty copy. */
   readonly alterSetupSteps: readonly AnnotatedStep[];
@@ -79,6 +81,24 @@ export interface CommonContext {
   readonly privilegeCheck: string;
   readonly related: { readonly children: readonly string[]; readonly parents: readonly string[] };
   readonly verify: { readonly algorithm: string; readonly settings: readonly string[]; readonly rangesSql: string };
+}
+
+/**
+ * Which of the tool's triggers a stage needs intact: before the swap the capture on the table
+ * (a missed write would be missing from the copy), after it the reverse capture on the rebuilt
+ * table (a missed write would be missing from the old table a revert brings back).
+ */
+export type TriggerSide = 'capture' | 'reverse';
+
+/** When a stage may run, as the guard function's template gets it. */
+export interface GuardRule {
+  readonly stage: string;
+  readonly allowed: string;
+  readonly allowedText: string;
+  readonly checkFingerprint: boolean;
+  readonly triggers: TriggerSide;
+  readonly done: string | null;
+  readonly doneHint: string;
 }
 
 /** 'SPK' in ASCII: the first key of every shadowpack advisory lock. */
@@ -98,12 +118,13 @@ function columnDefinition(c: TableModel['columns'][number]): string {
  * When a stage may run. `done` lists the states in which it already ran to the end: a psql user
  * re-running the file after an interruption is told to go on rather than that it cannot run.
  */
-function guardRule(stage: string, allowed: string[], checkFingerprint: boolean, done: string[] = [], doneHint = '') {
+function guardRule(stage: string, allowed: string[], checkFingerprint: boolean, triggers: TriggerSide, done: string[] = [], doneHint = ''): GuardRule {
   return {
     stage,
     allowed: allowed.map(literal).join(', '),
     allowedText: allowed.join(', '),
     checkFingerprint,
+    triggers,
     done: done.length === 0 ? null : done.map(literal).join(', '),
     doneHint: literal(doneHint),
   };
@@ -176,15 +197,26 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     keyList: key.map(ident).join(', '),
     logKeyList: key.map((_, i) => `k${i + 1}`).join(', '),
     guardRules: [
-      guardRule('backfill', ['setup', 'backfill'], true, ['build', 'catchup', 'verified', ...AFTER_SWAP], 'go on with the next stage'),
-      guardRule('build', ['backfill', 'build'], true, ['catchup', 'verified', ...AFTER_SWAP], 'go on with the next stage'),
-      guardRule('catchup', ['build', 'catchup'], true, ['verified', ...AFTER_SWAP], 'go on with the next stage'),
+      guardRule('backfill', ['setup', 'backfill'], true, 'capture', ['build', 'catchup', 'verified', ...AFTER_SWAP], 'go on with the next stage'),
+      guardRule('build', ['backfill', 'build'], true, 'capture', ['catchup', 'verified', ...AFTER_SWAP], 'go on with the next stage'),
+      guardRule('catchup', ['build', 'catchup'], true, 'capture', ['verified', ...AFTER_SWAP], 'go on with the next stage'),
       // With a verify stage in the plan, only a passed verify lets the swap run.
-      guardRule('verify', ['catchup', 'verified'], true, AFTER_SWAP, 'go on with the next stage'),
-      guardRule('swap', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true, AFTER_SWAP, SWAP_DONE),
-      guardRule('swap-locked', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true, AFTER_SWAP, SWAP_DONE),
-      guardRule('revert', ['swap'], false),
+      guardRule('verify', ['catchup', 'verified'], true, 'capture', AFTER_SWAP, 'go on with the next stage'),
+      guardRule('swap', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true, 'capture', AFTER_SWAP, SWAP_DONE),
+      guardRule('swap-locked', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true, 'capture', AFTER_SWAP, SWAP_DONE),
+      guardRule('revert', ['swap'], false, 'reverse'),
+      // Under the revert's lock: nobody can change the triggers any more, so what is checked here holds until commit.
+      guardRule('revert-locked', ['swap'], false, 'reverse'),
     ],
+    guardTriggers: [
+      { side: 'capture' as const, rel: src, name: names.captureTrigger },
+      { side: 'capture' as const, rel: src, name: names.truncateTrigger },
+      // After the swap the table's name is the rebuilt table's, which carries the reverse capture.
+      { side: 'reverse' as const, rel: src, name: names.reverseCaptureTrigger },
+      { side: 'reverse' as const, rel: src, name: names.truncateTrigger },
+      // A partition fires its own clone of the parent's row trigger, and a statement trigger only when named itself.
+      ...(target.partitioning?.partitions ?? []).flatMap((p) => [names.reverseCaptureTrigger, names.truncateTrigger].map((name) => ({ side: 'reverse' as const, rel: qualified(model.schema, p.name), name }))),
+    ].map((t) => ({ side: t.side, rel: literal(t.rel), name: literal(t.name) })),
     copyColumnSteps: safe([...copyRevokeSteps(copy), ...copyColumnSteps(stepInput)]),
     alterSetupSteps: safe([...target.setupSteps]),
     keyText: commentText(key.join(', ')).replaceAll("'", "''").replaceAll('%', '%%'),
