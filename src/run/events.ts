@@ -21,6 +21,8 @@ export interface LockReport {
    * the one attempt that took the lock; timed-out attempts add none.
    */
   readonly subxacts?: number;
+  /** Swap and revert: the log entries applied while the lock was held (the review bounds them by --swap-backlog). */
+  readonly entries_applied_under_lock?: number;
 }
 
 /** What the runner reports while it works; the CLI turns these into a progress display or JSON lines. */
@@ -62,7 +64,8 @@ export function noticeEvent(stage: StageName, message: string): RunEvent {
 
 /** One line for a person: `swap: acquired after 2 attempt(s) ...`. */
 export function lockReportText(r: LockReport): string {
-  const held = r.held_ms === undefined ? '' : `, held ${r.held_ms} ms`;
+  const applied = r.entries_applied_under_lock === undefined ? '' : ` applying ${r.entries_applied_under_lock} log entries`;
+  const held = r.held_ms === undefined ? '' : `, held ${r.held_ms} ms${applied}`;
   const skipped = r.skipped > 0 ? `, ${r.skipped} round(s) waited out behind a long-held lock` : '';
   const cancelled = r.cancelled.length > 0 ? `, cancelled pid ${r.cancelled.join(', ')}` : '';
   return `${r.step}: ${r.outcome} after ${r.attempts} attempt(s)${skipped}, waited ${r.waited_ms} ms (application queued behind us ${r.queued_ms} ms)${held}${cancelled}`;
