@@ -14,6 +14,7 @@ import { demoCommand } from './commands/demo.js';
 import { diffCommand } from './commands/diff.js';
 import { verifyCommand } from './commands/verify.js';
 import { controlCommand } from './commands/control.js';
+import { bloatCommand } from './commands/bloat.js';
 import { redact } from './connection.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -74,8 +75,17 @@ async function main(argv: string[]): Promise<number> {
     .scriptName('shadowpack')
     .version(TOOL_VERSION)
     .strict()
-    .demandCommand(1, 'give a command: plan, run, status, control, verify, show, diff or demo')
+    .demandCommand(1, 'give a command: bloat, plan, run, status, control, verify, show, diff or demo')
     .option('url', { type: 'string', describe: 'connection URL (else DATABASE_URL, else PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD and ~/.pgpass)', global: true })
+    .command(
+      'bloat',
+      'list the tables worth rebuilding: size, estimated bloat, disk a rebuild needs, whether shadowpack can rebuild it (read-only)',
+      (y) => y.option('schema', { type: 'string', array: true, describe: 'only this schema (repeatable); default: every schema but the system ones' })
+        .option('min-ratio', { type: 'number', default: 0, describe: 'leave out tables with less than this fraction of the heap reclaimable (0.2 = 20 %)' })
+        .option('min-size', { type: 'string', default: '0', describe: 'leave out tables smaller than this (table, TOAST and indexes), e.g. 10MB' })
+        .option('json', { type: 'boolean', default: false }),
+      (a) => guard(() => bloatCommand({ schemas: (a.schema ?? []).map(String), minRatio: a.minRatio, minSize: a.minSize, json: a.json, ...(a.url ? { url: a.url } : {}) }, out)),
+    )
     .command(
       'plan',
       'read a table and write a reviewable plan folder',

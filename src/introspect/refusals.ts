@@ -14,7 +14,7 @@ export interface CatalogRows {
  * Kinds of table the rebuild cannot handle at all. Returns the reason, or
  * null. These are checked before anything else so the message is the real one.
  */
-export function tableKindRefusal(t: TableRow): string | null {
+export function tableKindRefusal(t: Pick<TableRow, 'relkind' | 'persistence' | 'is_partition' | 'has_children' | 'is_child' | 'is_typed'>): string | null {
   switch (t.relkind) {
     case 'r': break;
     case 'p': return 'it is a partitioned table (rebuild its partitions one by one instead)';
