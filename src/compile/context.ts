@@ -153,6 +153,11 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     waitSnapshots: tool(`wait_${names.runId}`),
     throttle: tool(names.throttleProcedure),
     hold: tool(names.holdProcedure),
+    owner: tool(names.ownerFunction),
+    reverseOwner: tool(names.reverseOwnerFunction),
+    asOwner: tool(names.asOwnerFunction),
+    session: tool(names.sessionFunction),
+    ownerCheck: tool(names.ownerCheckFunction),
   };
   const stepInput = { model, target, names, src, copy, old, func };
   // Each step says which locks it takes, beside it in the script.

@@ -20,7 +20,7 @@ export interface StepInput {
   readonly src: string;
   readonly copy: string;
   readonly old: string;
-  readonly func: { readonly reverseCapture: string; readonly truncate: string };
+  readonly func: { readonly reverseCapture: string; readonly truncate: string; readonly asOwner: string };
 }
 
 const NOT_VALID = / NOT VALID$/;
@@ -35,6 +35,22 @@ function addConstraintOnce(copy: string, name: string, definition: string): stri
     'BEGIN',
     `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(name)}) THEN`,
     `    ALTER TABLE ${copy} ADD CONSTRAINT ${ident(name)} ${definition};`,
+    '  END IF;',
+    'END',
+  ].join('\n');
+  const tag = dollarTag(body);
+  return `DO ${tag}\n${body}\n${tag};`;
+}
+
+/**
+ * A CHECK constraint added to the copy as the table's owner (see owner-functions.hbs): validating it
+ * evaluates its expression over every row, and PostgreSQL does that as the current user.
+ */
+function addCheckAsOwner(copy: string, name: string, definition: string, asOwner: string): string {
+  const body = [
+    'BEGIN',
+    `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(name)}) THEN`,
+    `    PERFORM ${asOwner}(${literal(`ALTER TABLE ${copy} ADD CONSTRAINT ${ident(name)} ${definition}`)});`,
     '  END IF;',
     'END',
   ].join('\n');
@@ -92,8 +108,8 @@ export function buildSteps(input: StepInput): Step[] {
   for (const con of model.constraints) {
     if (con.kind !== 'check') continue;
     steps.push({
-      comment: `check constraint ${con.name}${con.validated ? '' : ' (NOT VALID, as on the table)'}`,
-      sql: addConstraintOnce(copy, con.name, con.definition),
+      comment: `check constraint ${con.name}${con.validated ? '' : ' (NOT VALID, as on the table)'}, added as the table's owner (its expression is the owner's code); locks: ACCESS EXCLUSIVE on the copy`,
+      sql: addCheckAsOwner(copy, con.name, con.definition, input.func.asOwner),
     });
   }
   steps.push(...target.buildConstraints.map((s) => ({ comment: s.comment, sql: onceOnCopy(copy, s.name, s.sql) })));

@@ -32,6 +32,13 @@ export interface RunNames {
   readonly controlTable: string;
   readonly throttleProcedure: string;
   readonly holdProcedure: string;
+  /** Runs a statement as the table's owner (SECURITY DEFINER, owned by the owner when the runner is a superuser): forward and reverse key types. */
+  readonly ownerFunction: string;
+  readonly reverseOwnerFunction: string;
+  /** The runner's side of such a call: the session's settings before and after, and the check between them. */
+  readonly asOwnerFunction: string;
+  readonly sessionFunction: string;
+  readonly ownerCheckFunction: string;
   /** Name for the i-th index (sorted model order) while it lives on the copy. */
   copyIndex(i: number): string;
   /** Name for the i-th index of the old table once the swap renamed it. */
@@ -69,6 +76,11 @@ export function runNames(schema: string, table: string): RunNames {
     controlTable: `control_${id}`,
     throttleProcedure: `throttle_${id}`,
     holdProcedure: `hold_${id}`,
+    ownerFunction: `owner_${id}`,
+    reverseOwnerFunction: `rowner_${id}`,
+    asOwnerFunction: `as_owner_${id}`,
+    sessionFunction: `session_${id}`,
+    ownerCheckFunction: `owner_check_${id}`,
     copyIndex: (i) => `${p}_i${i}`,
     oldIndex: (i) => `${p}_o${i}`,
     oldSequence: (i) => `${p}_q${i}`,

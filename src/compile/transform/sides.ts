@@ -16,6 +16,10 @@ export interface CopySide {
   readonly selectList: string;
   /** Log key columns, typed like the key of the table the trigger captures. */
   readonly keyDefs: readonly string[];
+  /** Parameters holding a set of log keys as one array per key column (`k1 integer[]`), for the owner function. */
+  readonly keyArrayParams: readonly string[];
+  /** Their types alone (`integer[]`), for the function's signature. */
+  readonly keyArrayTypes: readonly string[];
   /** Key of the read table, `s.`-qualified, in key order. */
   readonly keyListS: string;
   readonly keyListOld: string;
@@ -45,6 +49,8 @@ function side(mapping: readonly ColumnMapping[], readModel: TableModel, readKey:
     insertList: mapping.map((m) => ident(m.column)).join(', '),
     selectList: mapping.map((m) => m.expr).join(', '),
     keyDefs: keyColumns(readModel, readKey).map((c, i) => `k${i + 1} ${c.type}${c.collation !== null ? ` COLLATE ${c.collation}` : ''} NOT NULL`),
+    keyArrayParams: keyColumns(readModel, readKey).map((c, i) => `k${i + 1} ${c.type}[]`),
+    keyArrayTypes: keyColumns(readModel, readKey).map((c) => `${c.type}[]`),
     keyListS: readKey.map((k) => `s.${ident(k)}`).join(', '),
     keyListOld: readKey.map((k) => `OLD.${ident(k)}`).join(', '),
     keyListNew: readKey.map((k) => `NEW.${ident(k)}`).join(', '),

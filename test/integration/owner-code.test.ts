@@ -1,0 +1,229 @@
+/**
+ * Issue 19: a superuser runs a plan on a table an application role owns. Code the owner controls (a
+ * CHECK, an index expression, a partial-index predicate, a generated column, a default, a trigger, a
+ * view, an --alter USING expression) must never run with the runner's privileges. The owner's code
+ * here records who it ran as, and tries ALTER ROLE … SUPERUSER and GRANT pg_execute_server_program
+ * whenever it finds itself superuser; after a run and after a revert it must have gained nothing and
+ * the table must hold exactly what the application wrote (a twin table kept by the same statements).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { freshDatabase, quoteIdent, withClient, type FreshDatabase } from '../helpers/db.js';
+import { cli, psql } from '../helpers/rebuild.js';
+import { readPlanDir } from '../../src/cli/plan-dir.js';
+import { run } from '../../src/run/runner.js';
+import { FORWARD_STAGES, stageInfo, type StageName } from '../../src/compile/stages.js';
+import { runNames } from '../../src/model/names.js';
+
+const databases: FreshDatabase[] = [];
+const roles: string[] = [];
+
+afterAll(async () => {
+  for (const db of databases.splice(0)) await db.drop().catch(() => undefined);
+  await withClient(inject('adminUrl'), async (c) => {
+    for (const r of roles.splice(0)) await c.query(`DROP ROLE IF EXISTS ${quoteIdent(r)}`).catch(() => undefined);
+  });
+});
+
+interface Variant {
+  readonly name: string;
+  /** Run as the owner after the hostile functions exist: creates app.t (id, v) and whatever carries the code. */
+  readonly table: string;
+  readonly alter?: readonly string[];
+  /** Run as the owner after setup, on the copy (the owner owns it and can find it in its schema). */
+  readonly onCopy?: (copy: string) => string;
+}
+
+const VARIANTS: Record<string, Variant> = {
+  check: { name: 'a CHECK constraint', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int CHECK (app.ok(v)));' },
+  expressionIndex: { name: 'an expression index', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_expr ON app.t (app.iok(v));' },
+  partialIndex: { name: 'a partial-index predicate', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_part ON app.t (v) WHERE app.pok(v);' },
+  generated: { name: 'a generated column', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (app.iok(v)) STORED);' },
+  default: { name: 'a default used by the apply (--alter ADD COLUMN … DEFAULT)', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ADD COLUMN d int DEFAULT app.dflt()'] },
+  trigger: {
+    name: 'a user trigger (on the table, and one the owner adds to the copy)',
+    table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE TRIGGER t_trg BEFORE INSERT OR UPDATE ON app.t FOR EACH ROW EXECUTE FUNCTION app.trg();',
+    onCopy: (copy) => `CREATE TRIGGER copy_trg BEFORE INSERT ON ${copy} FOR EACH ROW EXECUTE FUNCTION app.trg();`,
+  },
+  view: { name: 'a view over the table', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE VIEW app.tv AS SELECT id, v, app.ok(v) AS ok FROM app.t;' },
+  using: { name: 'an --alter … USING expression', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ALTER COLUMN v TYPE bigint USING app.conv(v)'] },
+};
+
+interface Setup {
+  readonly db: FreshDatabase;
+  readonly owner: string;
+  readonly ownerUrl: string;
+}
+
+/** The issue's reproduction, generalised: app.evil() is what every hostile expression calls. */
+async function hostile(prefix: string, variant: Variant): Promise<Setup> {
+  const db = await freshDatabase(prefix);
+  databases.push(db);
+  const owner = `evil_${randomBytes(3).toString('hex')}`;
+  const password = `pw-${randomBytes(8).toString('hex')}`;
+  roles.push(owner);
+  const o = quoteIdent(owner);
+  await withClient(db.url, (c) =>
+    c.query(`
+      CREATE ROLE ${o} LOGIN PASSWORD '${password}';
+      CREATE SCHEMA app AUTHORIZATION ${o};
+      SET ROLE ${o};
+      CREATE TABLE app.seen (who name, su boolean);
+      CREATE FUNCTION app.evil() RETURNS void LANGUAGE plpgsql AS $$
+      DECLARE su boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
+      BEGIN
+        INSERT INTO app.seen VALUES (current_user, su);
+        IF su THEN
+          BEGIN EXECUTE 'ALTER ROLE ${o} SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+          BEGIN EXECUTE 'GRANT pg_execute_server_program TO ${o}'; EXCEPTION WHEN OTHERS THEN NULL; END;
+        END IF;
+      END $$;
+      CREATE FUNCTION app.ok(v int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN PERFORM app.evil(); RETURN true; END $$;
+      CREATE FUNCTION app.iok(v int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM app.evil(); RETURN v; END $$;
+      CREATE FUNCTION app.pok(v int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM app.evil(); RETURN v % 2 = 0; END $$;
+      CREATE FUNCTION app.dflt() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM app.evil(); RETURN 7; END $$;
+      CREATE FUNCTION app.conv(v int) RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN PERFORM app.evil(); RETURN v; END $$;
+      CREATE FUNCTION app.trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM app.evil(); RETURN NEW; END $$;
+      ${variant.table}
+      CREATE TABLE app.twin (id int PRIMARY KEY, v int);
+      INSERT INTO app.t (id, v) SELECT g, g FROM generate_series(1, 300) g;
+      INSERT INTO app.twin SELECT g, g FROM generate_series(1, 300) g;
+      TRUNCATE app.seen;
+      RESET ROLE;`),
+  );
+  const u = new URL(db.url);
+  u.username = owner;
+  u.password = password;
+  return { db, owner, ownerUrl: u.toString() };
+}
+
+/** What the owner may do: rolsuper, memberships and privileges checked are those the hostile code tries to gain. */
+async function gained(s: Setup): Promise<unknown> {
+  return withClient(s.db.url, async (c) => {
+    const r = await c.query(
+      `SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, r.rolreplication,
+              (SELECT array_agg(roleid::regrole::text ORDER BY 1) FROM pg_auth_members WHERE member = r.oid) AS member_of,
+              (SELECT count(*) FROM app.seen WHERE su) AS ran_as_superuser
+         FROM pg_roles r WHERE r.rolname = $1`,
+      [s.owner],
+    );
+    return r.rows[0];
+  });
+}
+
+const NOTHING = { rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false, rolreplication: false, member_of: null, ran_as_superuser: '0' };
+
+/** Application writes, as the owner, kept in the twin by the same statements. */
+async function write(s: Setup, round: number): Promise<void> {
+  await withClient(s.ownerUrl, (c) =>
+    c.query(`
+      UPDATE app.t SET v = v + ${round} WHERE id % 7 = ${round % 7};
+      UPDATE app.twin SET v = v + ${round} WHERE id % 7 = ${round % 7};
+      DELETE FROM app.t WHERE id % 11 = ${round % 11};
+      DELETE FROM app.twin WHERE id % 11 = ${round % 11};
+      INSERT INTO app.t (id, v) SELECT g, g FROM generate_series(${1000 * round}, ${1000 * round + 20}) g;
+      INSERT INTO app.twin SELECT g, g FROM generate_series(${1000 * round}, ${1000 * round + 20}) g;`),
+  );
+}
+
+async function differences(s: Setup): Promise<string[]> {
+  return withClient(s.db.url, async (c) => {
+    const r = await c.query<{ d: string }>(`
+      SELECT format('%s %s', x.id, x.v) AS d FROM ((SELECT id, v::int FROM app.t EXCEPT SELECT id, v FROM app.twin)
+                                                  UNION ALL (SELECT id, v FROM app.twin EXCEPT SELECT id, v::int FROM app.t)) x`);
+    return r.rows.map((x) => x.d);
+  });
+}
+
+async function plan(s: Setup, variant: Variant): Promise<string> {
+  const dir = join(mkdtempSync(join(tmpdir(), 'sp-owner-')), 'plan');
+  const alter = (variant.alter ?? []).flatMap((a) => ['--alter', a]);
+  const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--batch-pages', '1', ...alter]);
+  expect(p.code, p.stderr).toBe(0);
+  return dir;
+}
+
+type Executor = 'runner' | 'psql';
+
+async function stages(s: Setup, dir: string, executor: Executor, list: readonly StageName[]): Promise<void> {
+  const loaded = readPlanDir(dir);
+  for (const stage of list) {
+    if (!loaded.manifest.stages.some((x) => x.name === stage)) continue;
+    if (executor === 'runner') {
+      await run({ plan: loaded, connection: { connectionString: s.db.url }, stage, onEvent: () => undefined });
+    } else {
+      const r = await psql(s.db.url, join(dir, stageInfo(stage).file));
+      expect(r.code, `${stage}: ${r.stderr}`).toBe(0);
+    }
+  }
+}
+
+/** Setup, owner's extra trigger on the copy, writes, the rest up to the swap; then writes after the swap. */
+async function upToSwap(s: Setup, variant: Variant, dir: string, executor: Executor, base: number): Promise<void> {
+  await stages(s, dir, executor, ['preflight', 'setup']);
+  if (variant.onCopy) {
+    const copy = `app.${quoteIdent(runNames('app', 't').copyTable)}`;
+    await withClient(s.ownerUrl, (c) => c.query(variant.onCopy!(copy)));
+  }
+  await write(s, base + 1);
+  await stages(s, dir, executor, ['backfill']);
+  await write(s, base + 2);
+  await stages(s, dir, executor, ['build']);
+  await write(s, base + 3);
+  await stages(s, dir, executor, ['catchup', 'verify']);
+  await write(s, base + 4);
+  await stages(s, dir, executor, ['swap']);
+  await write(s, base + 5);
+}
+
+async function fullRunAndRevert(prefix: string, variant: Variant, executor: Executor): Promise<void> {
+  const s = await hostile(prefix, variant);
+  const dir = await plan(s, variant);
+  // A run that is reverted after the swap (revert replays writes onto the old table), then finished by abort.
+  await upToSwap(s, variant, dir, executor, 0);
+  await stages(s, dir, executor, ['revert', 'abort']);
+  expect(await gained(s)).toEqual(NOTHING);
+  expect(await differences(s)).toEqual([]);
+  // The same plan again, to the end.
+  await upToSwap(s, variant, dir, executor, 10);
+  await stages(s, dir, executor, FORWARD_STAGES.filter((x) => x === 'cleanup'));
+  expect(await gained(s)).toEqual(NOTHING);
+  expect(await differences(s)).toEqual([]);
+}
+
+describe('the build stage validates CHECK constraints as the owner', () => {
+  for (const executor of ['runner', 'psql'] as const) {
+    it(`with the ${executor}`, async () => {
+      const s = await hostile(`owner_build_${executor}`, VARIANTS.check!);
+      const dir = await plan(s, VARIANTS.check!);
+      await stages(s, dir, executor, ['preflight', 'setup', 'backfill', 'build']);
+      expect(await gained(s)).toEqual(NOTHING);
+      // It did run, as the owner: once per row.
+      const seen = await withClient(s.db.url, (c) => c.query<{ who: string; n: string }>('SELECT who, count(*) AS n FROM app.seen GROUP BY who'));
+      expect(seen.rows).toEqual([{ who: s.owner, n: '300' }]);
+    });
+  }
+
+  // What the owner's code leaves in the session must not act later as the runner.
+  const escapes: Record<string, { body: string; error: RegExp }> = {
+    'a changed search_path': { body: "SET search_path = app, pg_catalog", error: /changed session settings \(search_path=app, pg_catalog\)/ },
+    'a WITH HOLD cursor': { body: "EXECUTE 'DECLARE sp_c CURSOR WITH HOLD FOR SELECT app.evil()'", error: /opened a WITH HOLD cursor/ },
+  };
+  for (const [what, e] of Object.entries(escapes)) {
+    it(`refuses ${what} left behind by the owner's code`, async () => {
+      // Only once the copy exists: the setup of this test runs the CHECK too (and would itself be fooled).
+      const variant = { name: what, table: `CREATE FUNCTION app.sly(v int) RETURNS boolean LANGUAGE plpgsql AS $f$
+        BEGIN IF v = 1 AND to_regclass('app._sp_${runNames('app', 't').runId}_new') IS NOT NULL THEN ${e.body}; END IF; RETURN true; END $f$;
+        CREATE TABLE app.t (id int PRIMARY KEY, v int CHECK (app.sly(v)));` };
+      const s = await hostile(`owner_escape`, variant);
+      const dir = await plan(s, variant);
+      await stages(s, dir, 'runner', ['preflight', 'setup', 'backfill']);
+      const failed = await run({ plan: readPlanDir(dir), connection: { connectionString: s.db.url }, stage: 'build', onEvent: () => undefined }).then(() => null, (x: unknown) => x);
+      expect(String(failed)).toMatch(e.error);
+      expect(await gained(s)).toEqual(NOTHING);
+    });
+  }
+});
