@@ -154,5 +154,5 @@ describe('a rewrite at a random moment of a multi-batch backfill under writers',
       await db.drop();
     }
     console.error(`[backfill-rewrite] ${outcomes.join('; ')}`);
-  });
+  }, ROUNDS * 30_000);
 });
