@@ -4,7 +4,8 @@
  * name, each a SQL expression: plan time and the preflight stage run the same text.
  * `USAGE` on a role means "has its privileges" (inherited), which is what owning a table takes.
  * Each statement of a run that needs a privilege is listed beside its check:
- * - setup creates the copy in the table's schema and hands it to the table's owner,
+ * - setup creates the copy in the table's schema and hands it to the table's owner
+ *   (which, for a non-superuser, needs the owner to have CREATE on that schema),
  *   creates the tool schema (or objects in it) and triggers on the table;
  * - the swap renames the table, re-points foreign keys on other tables (their owner),
  *   adds foreign keys to parents (REFERENCES) after locking them (LOCK TABLE needs
@@ -57,6 +58,8 @@ UNION ALL
 SELECT 4, format('CREATE on schema %I for the table''s owner %I (the copy is handed to it)', t.nspname, t.owner),
        format('GRANT CREATE ON SCHEMA %I TO %I;', t.nspname, t.owner)
   FROM t, me WHERE t.owner <> me.role AND NOT has_schema_privilege(t.owner, t.nspname, 'CREATE')
+   -- ALTER TABLE … OWNER TO checks the new owner's CREATE only when a non-superuser runs it.
+   AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = me.role)
 UNION ALL
 SELECT 5, format('CREATE on database %I (for schema %I)', current_database(), ${toolSchema}),
        format('GRANT CREATE ON DATABASE %I TO %I;', current_database(), me.role)

@@ -1,0 +1,64 @@
+/**
+ * A common production layout: an admin owns the schema, the application role owns its tables and has
+ * no CREATE on the schema. ALTER TABLE … OWNER TO (the copy is handed to the table's owner) needs that
+ * CREATE only when a non-superuser runs it: a superuser must not be refused for it, and a
+ * non-superuser must be told exactly that one GRANT.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freshDatabase, quoteIdent, withClient, type FreshDatabase } from '../helpers/db.js';
+import { cli, leftovers } from '../helpers/rebuild.js';
+
+describe('table owner without CREATE on its schema', () => {
+  let db: FreshDatabase;
+  const app = `app_${randomBytes(3).toString('hex')}`;
+  const ops = `ops_${randomBytes(3).toString('hex')}`;
+  const password = `pw-${randomBytes(8).toString('hex')}`;
+  beforeAll(async () => {
+    db = await freshDatabase('schema_owner');
+    await withClient(db.url, (c) => c.query(`
+      CREATE ROLE ${quoteIdent(app)} NOLOGIN;
+      CREATE ROLE ${quoteIdent(ops)} LOGIN PASSWORD '${password}' IN ROLE ${quoteIdent(app)};
+      GRANT pg_read_all_stats TO ${quoteIdent(ops)};
+      GRANT CREATE ON DATABASE ${quoteIdent(db.name)} TO ${quoteIdent(ops)};
+      CREATE SCHEMA s;
+      GRANT USAGE ON SCHEMA s TO ${quoteIdent(app)};
+      GRANT CREATE ON SCHEMA s TO ${quoteIdent(ops)};
+      CREATE TABLE s.t (id int PRIMARY KEY, v text);
+      INSERT INTO s.t SELECT g, 'v' || g FROM generate_series(1, 2000) g;
+      ALTER TABLE s.t OWNER TO ${quoteIdent(app)};`));
+  });
+  afterAll(async () => {
+    await db?.drop();
+    await withClient(inject('adminUrl'), (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(ops)}; DROP ROLE IF EXISTS ${quoteIdent(app)}`));
+  });
+
+  it('a superuser plans and runs it: the copy goes to the owner without that CREATE', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'sp-layout-')), 'plan');
+    const planned = await cli(['plan', '--url', db.url, '--table', 's.t', '--out', out]);
+    expect(planned.stderr).toBe('');
+    expect(planned.code).toBe(0);
+    const ran = await cli(['run', '--url', db.url, '--plan', out]);
+    expect(ran.stderr).not.toMatch(/ERROR|error:/);
+    expect(ran.code).toBe(0);
+    await withClient(db.url, async (c) => {
+      const r = await c.query<{ owner: string; n: string }>("SELECT pg_get_userbyid(relowner) AS owner, (SELECT count(*) FROM s.t) AS n FROM pg_class WHERE oid = 's.t'::regclass");
+      expect(r.rows[0]).toEqual({ owner: app, n: '2000' });
+      expect(await leftovers(c)).toEqual([]);
+    });
+  });
+
+  it('a non-superuser member of the owner role is told the one GRANT it needs, and nothing is written', async () => {
+    const u = new URL(db.url);
+    u.username = ops;
+    u.password = password;
+    const out = join(mkdtempSync(join(tmpdir(), 'sp-layout-')), 'plan');
+    const r = await cli(['plan', '--url', u.toString(), '--table', 's.t', '--out', out]);
+    expect(r.code).toBe(1);
+    const fixes = r.stderr.split('\n').filter((l) => l.startsWith('  '));
+    expect(fixes).toEqual([`  GRANT CREATE ON SCHEMA s TO ${app};  -- CREATE on schema s for the table's owner ${app} (the copy is handed to it)`]);
+  });
+});
