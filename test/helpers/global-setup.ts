@@ -31,6 +31,8 @@ export async function setup(project: TestProject): Promise<void> {
   }
   server = await startEmbeddedPostgres({
     major,
+    // Prepared transactions hold locks with no session; the lock steps are tested against them.
+    settings: { max_prepared_transactions: '10' },
     log: process.env.SHADOWPACK_TEST_PG_LOG ? (line) => console.error(`[pg] ${line}`) : undefined,
   });
   console.error(`[global-setup] embedded PostgreSQL ${server.version} on port ${server.port} (${server.dataDir})`);
