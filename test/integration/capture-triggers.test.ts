@@ -4,11 +4,14 @@
  * before the swap every stage refuses and abort is the way on; after it revert refuses and cleanup
  * still finishes. Checked at each stage's start and again under the swap's and the revert's lock.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli, leftovers, planTable, psql, type Exit } from '../helpers/rebuild.js';
+import { readPlanDir } from '../../src/cli/plan-dir.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { stageInfo, type StageName } from '../../src/compile/stages.js';
 import { compareWithTwin, createDemoSchema } from '../../src/run/workload.js';
@@ -165,5 +168,30 @@ describe('the tool\'s triggers changed while a stage waits before its lock', () 
     const cleanup = await stage('psql', plan, db.url, 'cleanup');
     expect(cleanup.code, cleanup.stderr).toBe(0);
     await expectEqualsTwinAndClean(db.url);
+  });
+
+  it('with --partition-by, a partition\'s own trigger changed makes revert refuse (psql)', async () => {
+    const db = await freshDatabase('trg_partition');
+    databases.push(db);
+    await withClient(db.url, (c) => c.query('CREATE TABLE public.p (n int PRIMARY KEY, v text); INSERT INTO public.p SELECT g, md5(g::text) FROM generate_series(1, 500) g'));
+    const dir = join(mkdtempSync(join(tmpdir(), 'sp-trg-')), 'plan');
+    const planned = await cli(['plan', '--url', db.url, '--table', 'public.p', '--out', dir, '--partition-by', 'range(n)', '--interval', '100']);
+    expect(planned.code, planned.stderr).toBe(0);
+    const plan = readPlanDir(dir);
+    for (const s of plan.manifest.stages.filter((x) => !x.offPath)) {
+      const r = await psql(db.url, join(plan.dir, s.file));
+      expect(r.code, r.stderr).toBe(0);
+      if (s.name === 'swap') break;
+    }
+    // ENABLE TRIGGER USER on one partition by name: its clone of the reverse capture no longer fires for replica-role writers.
+    const part = await withClient(db.url, async (c) => {
+      const name = (await c.query<{ p: string }>("SELECT inhrelid::regclass::text AS p FROM pg_inherits WHERE inhparent = 'public.p'::regclass ORDER BY 1 LIMIT 1")).rows[0]!.p;
+      await c.query(`ALTER TABLE ${name} ENABLE TRIGGER USER`);
+      return name;
+    });
+    const r = await stage('psql', plan, db.url, 'revert');
+    expectRefused(r, 'psql', new RegExp(`revert cannot be trusted \\(trigger _sp_\\w+_rcapture on "public"\\."${part.replace(/^public\./, '')}" is ENABLE, not ENABLE ALWAYS`));
+    const cleanup = await stage('psql', plan, db.url, 'cleanup');
+    expect(cleanup.code, cleanup.stderr).toBe(0);
   });
 });
