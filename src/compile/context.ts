@@ -169,8 +169,8 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     toolVersion,
     model,
     target,
-    forward: forwardSide(model, target),
-    reverse: reverseSide(model, target),
+    forward: forwardSide(model, target, tool(names.keepTable)),
+    reverse: reverseSide(model, target, tool(names.reverseKeepTable)),
     copyTablespace: copySpace === null ? '' : ` TABLESPACE ${ident(copySpace)}`,
     // Ordered: one batch, whatever the control table says. Otherwise the batch size comes from the control table.
     backfillBatchPages: target.orderBy.length > 0 ? '2147483647' : '',

@@ -20,7 +20,7 @@ export function blockerLines(m: PlanManifest): string[] {
 export function goingBackLines(m: PlanManifest): string[] {
   const revert = m.transform?.reverse === null
     ? 'revert is unavailable for this plan (see What changes): finish with `06-cleanup.sql`, or rebuild again'
-    : '`91-revert.sql` (or `shadowpack run --plan DIR --stage revert`): the old table was kept in sync; revert applies the rest under a short lock and swaps back';
+    : `\`91-revert.sql\` (or \`shadowpack run --plan DIR --stage revert\`): the old table was kept in sync${(m.transform?.unmapped?.reverse.length ?? 0) > 0 ? ' (its columns the rebuilt table lacks: see What changes)' : ''}; revert applies the rest under a short lock and swaps back`;
   const rows = [
     ['before or during `00-preflight.sql`', 'nothing has changed', 'nothing to undo'],
     ['during `01-setup.sql`', 'interrupt it: one transaction, nothing stays', 'nothing to undo'],

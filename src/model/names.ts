@@ -16,6 +16,9 @@ export interface RunNames {
   readonly oldTable: string;
   readonly logTable: string;
   readonly reverseLogTable: string;
+  /** Scratch tables of the two apply functions, for columns the mapping does not fill (only when there are some). */
+  readonly keepTable: string;
+  readonly reverseKeepTable: string;
   readonly captureTrigger: string;
   readonly reverseCaptureTrigger: string;
   readonly truncateTrigger: string;
@@ -61,6 +64,8 @@ export function runNames(schema: string, table: string): RunNames {
     oldTable: `${p}_old`,
     logTable: `log_${id}`,
     reverseLogTable: `rlog_${id}`,
+    keepTable: `keep_${id}`,
+    reverseKeepTable: `rkeep_${id}`,
     captureTrigger: `${p}_capture`,
     reverseCaptureTrigger: `${p}_rcapture`,
     truncateTrigger: `${p}_truncate`,

@@ -3,7 +3,7 @@ import { ident } from '../../model/quote.js';
 import type { ColumnModel, TableModel } from '../../model/types.js';
 import type { Step } from '../steps.js';
 import { actionStage, describeAction, type AlterAction } from './alter-actions.js';
-import type { ColumnMapping } from './derive.js';
+import type { ColumnMapping, UnmappedColumn } from './derive.js';
 
 /** A column of the table being shaped: its target form and where its values come from. */
 interface Working {
@@ -20,6 +20,10 @@ export interface AlterResult {
   readonly forward: readonly ColumnMapping[];
   readonly reverse: readonly ColumnMapping[] | null;
   readonly revertUnavailable: readonly string[];
+  /** Columns of the copy no source column fills (added ones): their defaults fill them. */
+  readonly forwardUnmapped: readonly UnmappedColumn[];
+  /** Columns of the old table the rebuilt one does not have (dropped ones), for revert. */
+  readonly reverseUnmapped: readonly UnmappedColumn[];
   readonly differences: readonly string[];
   readonly setupSteps: readonly Step[];
   /** Constraints with an index of their own, added in the build stage; always named, so a resumed build can skip them. */
@@ -148,19 +152,28 @@ export function applyAlter(model: TableModel, start: readonly ColumnModel[], act
     else if (a.kind === 'add-index-constraint' && a.name !== null) buildConstraints.push({ ...step, name: a.name });
   }
   const forward = cols.filter((w) => w.expr !== null && w.col.generated === null).map((w) => ({ column: w.col.name, expr: w.expr! }));
+  const forwardUnmapped = cols.filter((w) => w.expr === null && w.col.generated === null).map((w) => ({ column: w.col.name, default: w.col.default }));
   const reverse: ColumnMapping[] = [];
+  const reverseUnmapped: UnmappedColumn[] = [];
   const unavailable: string[] = [];
   for (const c of model.columns) {
     if (c.generated !== null) continue;
     const w = cols.find((x) => x.from === c.name);
     if (w) reverse.push({ column: c.name, expr: w.typeChanged ? `CAST(${ident(w.col.name)} AS ${c.type})` : ident(w.col.name) });
-    else if (c.default === null) unavailable.push(`column ${c.name} is dropped and has no default to fill it in the old table`);
+    else {
+      // Revert keeps the old table's own value for a row that was there before; only a row inserted
+      // after the swap needs one, and without a default a NOT NULL column has none to give it.
+      reverseUnmapped.push({ column: c.name, default: c.default });
+      if (c.notNull && c.default === null) unavailable.push(`column ${c.name} is dropped, NOT NULL and has no default: a row inserted after the swap would have no value for it in the old table`);
+    }
   }
   return {
     columns: cols.map((w) => w.col),
     forward,
     reverse: unavailable.length > 0 ? null : reverse,
     revertUnavailable: unavailable,
+    forwardUnmapped,
+    reverseUnmapped,
     differences,
     setupSteps,
     buildConstraints,

@@ -14,6 +14,16 @@ export interface ColumnMapping {
   readonly expr: string;
 }
 
+/**
+ * A column of the written table that the mapping does not fill: a column added by --alter (forward)
+ * or dropped by it (revert, in the old table). The apply keeps the written table's own value for a
+ * row it already held; a row new to it gets `default` (null: the column has none, so NULL).
+ */
+export interface UnmappedColumn {
+  readonly column: string;
+  readonly default: string | null;
+}
+
 /** A sequence whose type changes with the column it feeds. */
 export interface SequenceRetype {
   readonly sequence: OwnedSequenceModel;
@@ -40,6 +50,10 @@ export interface DerivedTarget {
   readonly forward: readonly ColumnMapping[];
   readonly reverse: readonly ColumnMapping[] | null;
   readonly revertUnavailable: readonly string[];
+  /** Copy columns the forward mapping does not fill (generated ones aside). */
+  readonly forwardUnmapped: readonly UnmappedColumn[];
+  /** Old-table columns the reverse mapping does not fill (generated ones aside). */
+  readonly reverseUnmapped: readonly UnmappedColumn[];
   readonly sequences: readonly SequenceRetype[];
   /** Target columns in the order of the source's row key. */
   readonly keyColumns: readonly string[];
@@ -183,6 +197,8 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
     forward: alter.forward,
     reverse: alter.reverse,
     revertUnavailable: alter.revertUnavailable,
+    forwardUnmapped: alter.forwardUnmapped,
+    reverseUnmapped: alter.reverseUnmapped,
     sequences,
     keyColumns: model.key.columns,
     orderBy: spec.orderBy,

@@ -1,6 +1,28 @@
 import { commentText, ident } from '../../model/quote.js';
 import type { ColumnModel, TableModel } from '../../model/types.js';
-import type { ColumnMapping, DerivedTarget } from './derive.js';
+import type { ColumnMapping, DerivedTarget, UnmappedColumn } from './derive.js';
+
+/**
+ * For a written table with columns the mapping does not fill: the scratch table that holds, within
+ * one apply, the values those columns had in the rows the apply deleted (keyed like the written table).
+ */
+export interface KeepSide {
+  readonly table: string;
+  /** Its column definitions: the written table's key, then the unmapped columns, typed as there. */
+  readonly defs: readonly string[];
+  /** The written table's key and unmapped columns, quoted (the scratch table's columns, in order). */
+  readonly columns: string;
+  /** The same, `t.`-qualified, for DELETE … RETURNING. */
+  readonly columnsT: string;
+  /** The unmapped columns, quoted, for the INSERT's column list. */
+  readonly unmappedList: string;
+  /** The unmapped columns, `g.`-qualified. */
+  readonly unmappedListG: string;
+  /** Joins the mapped rows (n, named like the written table's columns) to the scratch table (g). */
+  readonly keyJoinNG: string;
+  /** Joins the scratch table (g) to the read table (s). */
+  readonly keyJoinGS: string;
+}
 
 /**
  * The SQL fragments one direction of copying needs: rows are read from a
@@ -30,44 +52,87 @@ export interface CopySide {
   readonly keyList: string;
   /** 'ONLY ' before the read table, or '' when it is partitioned (ONLY would read none of its rows). */
   readonly only: string;
+  /** Set when the written table has columns the mapping does not fill; the apply then keeps their values. */
+  readonly keep: KeepSide | null;
   /** False when no mapping exists in this direction (revert unavailable); the apply function then refuses. */
   readonly available: boolean;
   readonly unavailableText: string;
 }
 
-function keyColumns(model: TableModel, names: readonly string[]): ColumnModel[] {
+function columnsNamed(model: TableModel, names: readonly string[]): ColumnModel[] {
   return names.map((k) => {
     const col = model.columns.find((c) => c.name === k);
-    if (!col) throw new Error(`key column ${k} missing from the model`);
+    if (!col) throw new Error(`column ${k} missing from the model`);
     return col;
   });
 }
 
-function side(mapping: readonly ColumnMapping[], readModel: TableModel, readKey: readonly string[], writeKey: readonly string[], readPartitioned: boolean): CopySide {
+function typeOf(c: ColumnModel): string {
+  return `${c.type}${c.collation !== null ? ` COLLATE ${c.collation}` : ''}`;
+}
+
+function keepSide(table: string, writeModel: TableModel, readKey: readonly string[], writeKey: readonly string[], unmapped: readonly UnmappedColumn[]): KeepSide | null {
+  if (unmapped.length === 0) return null;
+  const names = [...writeKey, ...unmapped.map((u) => u.column)];
   return {
-    only: readPartitioned ? '' : 'ONLY ',
+    table,
+    defs: [
+      ...columnsNamed(writeModel, writeKey).map((c) => `${ident(c.name)} ${typeOf(c)} NOT NULL`),
+      ...columnsNamed(writeModel, unmapped.map((u) => u.column)).map((c) => `${ident(c.name)} ${typeOf(c)}`),
+    ],
+    columns: names.map(ident).join(', '),
+    columnsT: names.map((n) => `t.${ident(n)}`).join(', '),
+    unmappedList: unmapped.map((u) => ident(u.column)).join(', '),
+    unmappedListG: unmapped.map((u) => `g.${ident(u.column)}`).join(', '),
+    keyJoinNG: writeKey.map((k) => `n.${ident(k)} = g.${ident(k)}`).join(' AND '),
+    keyJoinGS: writeKey.map((k, i) => `g.${ident(k)} = s.${ident(readKey[i]!)}`).join(' AND '),
+  };
+}
+
+interface SideInput {
+  readonly mapping: readonly ColumnMapping[];
+  readonly readModel: TableModel;
+  readonly readKey: readonly string[];
+  readonly writeModel: TableModel;
+  readonly writeKey: readonly string[];
+  readonly readPartitioned: boolean;
+  readonly unmapped: readonly UnmappedColumn[];
+  readonly keepTable: string;
+}
+
+function side(i: SideInput): CopySide {
+  const { mapping, readModel, readKey, writeKey } = i;
+  return {
+    only: i.readPartitioned ? '' : 'ONLY ',
     insertList: mapping.map((m) => ident(m.column)).join(', '),
     selectList: mapping.map((m) => m.expr).join(', '),
-    keyDefs: keyColumns(readModel, readKey).map((c, i) => `k${i + 1} ${c.type}${c.collation !== null ? ` COLLATE ${c.collation}` : ''} NOT NULL`),
-    keyArrayParams: keyColumns(readModel, readKey).map((c, i) => `k${i + 1} ${c.type}[]`),
-    keyArrayTypes: keyColumns(readModel, readKey).map((c) => `${c.type}[]`),
+    keyDefs: columnsNamed(readModel, readKey).map((c, n) => `k${n + 1} ${typeOf(c)} NOT NULL`),
+    keyArrayParams: columnsNamed(readModel, readKey).map((c, n) => `k${n + 1} ${c.type}[]`),
+    keyArrayTypes: columnsNamed(readModel, readKey).map((c) => `${c.type}[]`),
     keyListS: readKey.map((k) => `s.${ident(k)}`).join(', '),
     keyListOld: readKey.map((k) => `OLD.${ident(k)}`).join(', '),
     keyListNew: readKey.map((k) => `NEW.${ident(k)}`).join(', '),
-    keyJoinTD: writeKey.map((k, i) => `t.${ident(k)} = d.k${i + 1}`).join(' AND '),
+    keyJoinTD: writeKey.map((k, n) => `t.${ident(k)} = d.k${n + 1}`).join(' AND '),
     keyList: writeKey.map(ident).join(', '),
+    keep: keepSide(i.keepTable, i.writeModel, readKey, writeKey, i.unmapped),
     available: true,
     unavailableText: '',
   };
 }
 
-export function forwardSide(source: TableModel, target: DerivedTarget): CopySide {
-  return side(target.forward, source, source.key.columns, target.keyColumns, false);
+export function forwardSide(source: TableModel, target: DerivedTarget, keepTable: string): CopySide {
+  return side({
+    mapping: target.forward, readModel: source, readKey: source.key.columns, writeModel: target.model, writeKey: target.keyColumns,
+    readPartitioned: false, unmapped: target.forwardUnmapped, keepTable,
+  });
 }
 
 /** Without a reverse mapping the old table is only kept for inspection: nothing is written to it. */
-export function reverseSide(source: TableModel, target: DerivedTarget): CopySide {
+export function reverseSide(source: TableModel, target: DerivedTarget, keepTable: string): CopySide {
   // After the swap the live table is the rebuilt one: partitioned with --partition-by.
-  const s = side(target.reverse ?? [], target.model, target.keyColumns, source.key.columns, target.partitioning !== null);
+  const s = side({
+    mapping: target.reverse ?? [], readModel: target.model, readKey: target.keyColumns, writeModel: source, writeKey: source.key.columns,
+    readPartitioned: target.partitioning !== null, unmapped: target.reverse === null ? [] : target.reverseUnmapped, keepTable,
+  });
   return target.reverse !== null ? s : { ...s, available: false, unavailableText: commentText(target.revertUnavailable.join('; ')) };
 }
