@@ -124,7 +124,7 @@ async function main(argv: string[]): Promise<number> {
           partitionsAhead: a.partitionsAhead,
         };
         const alter = [...(a.alter ?? []).map(String), ...(a.alterFile ? readAlterFile(a.alterFile) : [])];
-        return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out);
+        return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out, (line) => err(line + '\n'));
       }),
     )
     .command(

@@ -32,6 +32,11 @@ export interface PlanManifest {
   readonly tool: { readonly name: 'shadowpack'; readonly version: string };
   readonly table: { readonly schema: string; readonly name: string };
   readonly runId: string;
+  /**
+   * Which plan a run belongs to; see planIdOf. Absent in plans made before runs were bound to
+   * their plan.
+   */
+  readonly planId?: string;
   readonly fingerprint: string;
   readonly modelHash: string;
   readonly target: CopyTarget;
@@ -72,6 +77,25 @@ export function sha256(text: string): string {
 /** The plan hash: over the manifest without it, so any edit to a script or option shows. */
 export function planHashOf(manifest: Omit<PlanManifest, 'planHash'>): string {
   return 'p1:' + sha256(canonicalJson(manifest));
+}
+
+/**
+ * The plan id, recorded in shadowpack.runs when a run starts (setup) and compared by every stage,
+ * so one plan cannot finish a run another plan started.
+ *
+ * Why not the plan hash: it covers every file of the plan, so no file can contain it. The plan id
+ * covers everything the plan hash covers except the files derived from it (binding.sql and
+ * README.md, which are rendered from these same parts): the stage scripts' sha256s, model,
+ * options, transform and the environment (database, cluster, sizes, and the table's OID, which a
+ * rebuild changes, so a plan made after a finished run is a new plan). Two plans with the same
+ * plan id run byte-identical stage scripts, so either may continue the other's run.
+ *
+ * The stage scripts stay the same in every environment, so the id is not written into them:
+ * binding.sql (per environment, included by every stage before anything else) sets it as the
+ * session setting shadowpack.plan_id, where setup records it and the stages compare it.
+ */
+export function planIdOf(parts: Omit<PlanManifest, 'planId' | 'readmeSha256' | 'binding' | 'planHash'>): string {
+  return 'i1:' + sha256(canonicalJson(parts)).slice(0, 32);
 }
 
 /**
@@ -117,23 +141,16 @@ export function compile(input: CompileInput): Plan {
       blockingLocksText: commentText(blocking.length === 0 ? 'none' : blocking.map((l) => `${l.mode} on ${l.relation}, ${options.lockTimeoutMs} ms per attempt, at most ${options.lockAttempts} rounds and ${options.lockBudgetMs} ms queued in all`).join('; ')),
       hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '),
       requiresText: name === 'swap' && options.verifyRanges > 0 ? 'verify, passed' : info.requires,
+      // Abort removes a run whichever plan started it (it only takes things away; useful when the
+      // other plan's folder is lost); every other stage refuses a run another plan started.
+      anyPlansRun: name === 'abort',
     };
     const locksText = commentText(lock.shown.map((l) => `${l.mode} on ${l.relation}`).join('; ') || 'none');
     const text = tidy(render[name]({ ...common, stage, lock: { ...lock, locksText }, appName: `shadowpack/${common.names.runId}/${name}` }));
     files.set(info.file, text);
     return { ...info, sha256: sha256(text), locks: lock.shown, hazards };
   });
-  const binding = tidy(render.binding({
-    toolVersion,
-    tableDisplay: common.tableDisplay,
-    runId: common.names.runId,
-    database: facts.database,
-    databaseText: commentText(JSON.stringify(facts.database)),
-    databaseOid: facts.databaseOid,
-    systemIdentifier: facts.systemIdentifier,
-  }));
-  files.set(BINDING_FILE, binding);
-  const partial = {
+  const identified = {
     formatVersion: PLAN_FORMAT_VERSION,
     tool: { name: 'shadowpack' as const, version: toolVersion },
     table: { schema: model.schema, name: model.name },
@@ -143,6 +160,33 @@ export function compile(input: CompileInput): Plan {
     target: { kind: 'local' as const },
     options,
     transform: transformManifest(spec, target),
+    stages,
+    model,
+    environment: facts,
+  };
+  const planId = planIdOf(identified);
+  const binding = tidy(render.binding({
+    toolVersion,
+    planId,
+    tableDisplay: common.tableDisplay,
+    runId: common.names.runId,
+    database: facts.database,
+    databaseText: commentText(JSON.stringify(facts.database)),
+    databaseOid: facts.databaseOid,
+    systemIdentifier: facts.systemIdentifier,
+  }));
+  files.set(BINDING_FILE, binding);
+  const partial = {
+    formatVersion: identified.formatVersion,
+    tool: identified.tool,
+    table: identified.table,
+    runId: identified.runId,
+    planId,
+    fingerprint: identified.fingerprint,
+    modelHash: identified.modelHash,
+    target: identified.target,
+    options,
+    transform: identified.transform,
     stages,
     binding: { file: BINDING_FILE, sha256: sha256(binding) },
     model,

@@ -11,7 +11,7 @@ export function renderReview(m: PlanManifest): string {
   const e = m.environment;
   const out: string[] = [];
   out.push(`# shadowpack plan: rebuild ${m.table.schema}.${m.table.name}`, '');
-  out.push(`Run id \`${m.runId}\` · table fingerprint \`${m.fingerprint}\` · shadowpack ${m.tool.version} · plan format ${m.formatVersion}`, '');
+  out.push(`Plan id \`${m.planId ?? '-'}\` (recorded with the run this plan starts; no other plan's stages continue it) · run id \`${m.runId}\` · table fingerprint \`${m.fingerprint}\` · shadowpack ${m.tool.version} · plan format ${m.formatVersion}`, '');
   out.push('## What changes', '');
   out.push(...transformReviewLines(m.transform));
   out.push(`Rows are identified by ${m.model.key.source === 'primary-key' ? 'the primary key' : 'the unique index'} \`${m.model.key.indexName}\` (${m.model.key.columns.join(', ')}).`, '');

@@ -118,6 +118,7 @@ export async function introspect(client: ClientBase, schema: string, table: stri
         database: t.database,
         databaseOid: Number(t.database_oid),
         systemIdentifier: await systemIdentifier(client),
+        tableOid: Number(oid),
       },
     };
   } finally {

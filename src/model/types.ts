@@ -202,6 +202,12 @@ export interface EnvironmentFacts {
   readonly databaseOid: number;
   /** pg_control_system().system_identifier as text, or null when the planning role may not read it. */
   readonly systemIdentifier: string | null;
+  /**
+   * OID of the table when planned. A rebuild gives the table a new OID, so a plan made after a
+   * finished run has a new plan id even when nothing else changed (see planIdOf). Absent in plans
+   * made before plan ids existed.
+   */
+  readonly tableOid?: number;
 }
 
 /**

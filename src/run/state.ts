@@ -19,6 +19,11 @@ export interface RunState {
   readonly reverseBacklog: number | null;
   /** Lock reports of the steps done so far (empty for a state table made by an earlier version). */
   readonly locks: readonly LockReport[];
+  /** The plan id of the plan that started the run; null for a run started before runs recorded it. */
+  readonly planId: string | null;
+  /** When setup recorded the run, and when a stage last wrote to it (ISO 8601). */
+  readonly createdAt: string;
+  readonly updatedAt: string;
 }
 
 /** Reads the run's state, or null when no run is recorded. Read-only. */
@@ -48,7 +53,14 @@ export async function readState(client: ClientBase, manifest: PlanManifest): Pro
     backlog: await count(`log_${manifest.runId}`),
     reverseBacklog: await count(`rlog_${manifest.runId}`),
     locks: Array.isArray(row['locks']) ? (row['locks'] as LockReport[]) : [],
+    planId: row['plan_id'] == null ? null : String(row['plan_id']),
+    createdAt: isoOf(row['created_at']),
+    updatedAt: isoOf(row['updated_at']),
   };
+}
+
+function isoOf(v: unknown): string {
+  return v instanceof Date ? v.toISOString() : String(v);
 }
 
 /**

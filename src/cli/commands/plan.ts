@@ -4,6 +4,7 @@ import { resolveOptions, type PlanOptions } from '../../compile/options.js';
 import { resolveTransform, type TransformArgs } from '../../compile/transform/spec.js';
 import { parseAlterActions } from '../../compile/transform/parse-alter.js';
 import { checkData } from '../../run/check-data.js';
+import { readState } from '../../run/state.js';
 import { partitionDataRange, takenPartitionNames } from '../../introspect/partition-range.js';
 import { UserError } from '../../model/errors.js';
 import { introspect, parseTableName } from '../../introspect/introspect.js';
@@ -32,7 +33,7 @@ export interface PlanArgs {
   readonly checkData?: boolean;
 }
 
-export async function planCommand(args: PlanArgs, print: (line: string) => void): Promise<void> {
+export async function planCommand(args: PlanArgs, print: (line: string) => void, warn: (line: string) => void = () => undefined): Promise<void> {
   const { schema, table } = parseTableName(args.table);
   const options = resolveOptions(args.options);
   const given = resolveTransform(args.transform ?? {});
@@ -65,6 +66,12 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void)
       print(`check-data: every row of ${schema}.${table} fits the new shape`);
     }
     writePlanDir(args.out, plan, args.force ?? false);
+    // A run in progress belongs to the plan that started it: this plan will refuse to continue it.
+    // Best effort: a planning role (with --run-as) may not read the tool's schema; the stages check anyway.
+    const running = await readState(client, plan.manifest).catch(() => null);
+    if (running !== null) {
+      warn(`shadowpack: warning: a run on ${schema}.${table} is in progress (stage "${running.stage}", plan ${running.planId ?? '(not recorded)'}); this plan (${plan.manifest.planId}) cannot run until that run is finished or aborted with its own plan`);
+    }
     const children = transform.withReferencing ? await writeReferencingPlans(client, t.model, options, args.out, args.force ?? false) : [];
     if (args.json) {
       print(JSON.stringify({ dir: args.out, planHash: plan.manifest.planHash, fingerprint: plan.manifest.fingerprint, stages: plan.manifest.stages.map((s) => ({ name: s.name, file: s.file, sha256: s.sha256 })), binding: plan.manifest.binding, referencing: children }));

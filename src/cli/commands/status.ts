@@ -15,7 +15,7 @@ export async function statusCommand(args: { plan: string; url?: string; json?: b
     const next = nextForwardStage(state, plan.manifest.stages.some((s) => s.name === 'verify'));
     const control = state === null ? null : await readControl(client, plan.manifest);
     if (args.json) {
-      out(JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, state, control, next }));
+      out(JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, planId: plan.manifest.planId ?? null, state, control, next }));
       return;
     }
     const t = `${plan.manifest.table.schema}.${plan.manifest.table.name}`;
@@ -23,7 +23,9 @@ export async function statusCommand(args: { plan: string; url?: string; json?: b
       out(`${t}: no run in progress (next: preflight)`);
       return;
     }
-    out(`${t}: stage "${state.stage}", next: ${next}`);
+    const own = state.planId === null || state.planId === plan.manifest.planId;
+    out(`${t}: stage "${state.stage}", next: ${next}${own ? '' : ` (with the plan that started the run, not this one)`}`);
+    out(`  run of plan ${state.planId ?? '(not recorded: started by an earlier shadowpack)'}${own ? '' : `; this is plan ${plan.manifest.planId ?? '(no plan id)'}: it will not continue that run (finish or abort it with its own plan)`}, started ${state.createdAt}, last change ${state.updatedAt}`);
     out(`  backfill: page ${state.backfillNext} of ${state.backfillEnd}, ${state.rowsCopied} rows copied`);
     out(`  change log: ${state.backlog ?? '-'} entries waiting, ${state.rowsApplied} applied in ${state.catchupRounds} rounds`);
     if (control !== null) out(`  control: ${describeControl(control)}`);
