@@ -125,11 +125,22 @@ describe('a rewrite at a random moment of a multi-batch backfill under writers',
       const writers = await startWriters({ connectionString: db.url }, 2, 2);
       const setup = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'setup']);
       expect(setup.code, setup.stderr).toBe(0);
-      // Slow enough that the backfill spans about a second, so the rewrite lands inside it most rounds.
+      // Slow enough that the backfill spans about a second, so the rewrite can land between any two batches.
       await withClient(db.url, (c) => c.query(`UPDATE shadowpack.control_${plan.manifest.runId} SET max_rows_per_second = 4000`));
-      const running = cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'backfill']);
-      await sleep(Math.floor(Math.random() * 1_200));
-      await withClient(db.url, (c) => c.query(rewrite));
+      let exited = false;
+      const running = cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'backfill']).then((r) => ((exited = true), r));
+      // The moment: once the backfill reached a random fraction of its pages, or (fraction above 1) once
+      // the stage is over, so that rounds where the rewrite comes after the copy happen too.
+      const fraction = Math.random() * 1.25;
+      await withClient(db.url, async (c) => {
+        for (;;) {
+          const st = await c.query<{ next: string; end: string }>('SELECT backfill_next AS next, backfill_end AS end FROM shadowpack.runs');
+          const row = st.rows[0];
+          if (exited || (row !== undefined && Number(row.next) >= fraction * Number(row.end))) break;
+          await sleep(5);
+        }
+        await c.query(rewrite);
+      });
       const b = await running;
       let outcome: string;
       if (b.code === 0) {
@@ -150,7 +161,7 @@ describe('a rewrite at a random moment of a multi-batch backfill under writers',
         const after = await catalogSnapshot(c, 'app', 'orders');
         expect(after.signature).toBe(before.signature);
       });
-      outcomes.push(`${rewrite}: ${outcome}`);
+      outcomes.push(`${rewrite} at ${fraction.toFixed(2)}: ${outcome}`);
       await db.drop();
     }
     console.error(`[backfill-rewrite] ${outcomes.join('; ')}`);
