@@ -151,6 +151,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     reverseCatchup: tool(names.reverseCatchupProcedure),
     guard: tool(names.guardFunction),
     waitSnapshots: tool(`wait_${names.runId}`),
+    snapshotHolders: tool(`snapshots_${names.runId}`),
     throttle: tool(names.throttleProcedure),
     hold: tool(names.holdProcedure),
     owner: tool(names.ownerFunction),

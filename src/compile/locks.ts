@@ -12,9 +12,14 @@ export interface LockSpec {
   readonly shown: readonly StageLock[];
   /** SQL condition on pg_locks `l`: a granted lock that conflicts with what we take. */
   readonly conflicts: string;
+  /**
+   * Swap and revert: once the lock is taken, look for sessions whose snapshot could read the table
+   * without what this transaction applies; if any, release the lock and try again later.
+   */
+  readonly checksSnapshots: boolean;
 }
 
-const NONE: LockSpec = { step: 'none', description: 'no lock', statements: [], shown: [], conflicts: 'false' };
+const NONE: LockSpec = { step: 'none', description: 'no lock', statements: [], shown: [], conflicts: 'false', checksSnapshots: false };
 
 /** Lock modes that conflict with each mode we take (PostgreSQL's conflict table). */
 const CONFLICTS: Readonly<Record<string, readonly string[]>> = {
@@ -44,7 +49,7 @@ function ifTriggers(c: CommonContext, triggers: string[], statement: string): st
 
 /** A lock step whose statements, review entries and conflict check all come from one list. */
 function plainLock(step: string, description: string, locks: readonly StageLock[]): LockSpec {
-  return { step, description, statements: locks.map((l) => lockStatement(l.relation, l.mode)), shown: locks, conflicts: conflictCondition(locks) };
+  return { step, description, statements: locks.map((l) => lockStatement(l.relation, l.mode)), shown: locks, conflicts: conflictCondition(locks), checksSnapshots: false };
 }
 
 /**
@@ -87,11 +92,14 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
     case 'swap':
     case 'revert': {
       const other = stage === 'swap' ? c.copy : c.old;
-      return withViewLocks(plainLock(
-        stage,
-        `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and on the tables whose foreign keys move' : ''}`,
-        [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
-      ), c);
+      return {
+        ...withViewLocks(plainLock(
+          stage,
+          `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and on the tables whose foreign keys move' : ''}`,
+          [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
+        ), c),
+        checksSnapshots: true,
+      };
     }
     case 'cleanup':
       return {
@@ -103,6 +111,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
         ],
         shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: c.old, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }],
         conflicts: `(${triggersExist(c, [c.names.reverseCaptureTrigger, c.names.truncateTrigger])} AND ${conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }])})\n            OR ${conflictCondition([{ relation: c.old, mode: 'ACCESS EXCLUSIVE' }])}`,
+        checksSnapshots: false,
       };
     case 'abort':
       return {
@@ -111,6 +120,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
         statements: [ifTriggers(c, [c.names.captureTrigger, c.names.truncateTrigger], lockStatement(c.src, 'ACCESS EXCLUSIVE'))],
         shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }],
         conflicts: `${triggersExist(c, [c.names.captureTrigger, c.names.truncateTrigger])} AND ${conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }])}`,
+        checksSnapshots: false,
       };
   }
 }
@@ -143,6 +153,6 @@ export function stageHazards(stage: StageName, c: CommonContext): HazardCode[] {
     case 'abort':
       return ['ACCESS_EXCLUSIVE_LOCK'];
     case 'revert':
-      return ['ACCESS_EXCLUSIVE_LOCK', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
+      return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
   }
 }

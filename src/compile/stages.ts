@@ -33,7 +33,7 @@ export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
   TRUNCATE_BLOCKED: 'TRUNCATE of the table is refused until the run ends',
   WRITE_OVERHEAD: 'every write to the table also writes a change-log row until cleanup',
   REVERT_ENDS: 'after this stage the original table is gone; revert is no longer possible',
-  WAITS_FOR_OLD_SNAPSHOTS: 'waits (bounded) for sessions holding snapshots older than the swap',
+  WAITS_FOR_OLD_SNAPSHOTS: 'waits (bounded) for sessions holding snapshots older than its last catch-up, and once it holds the lock gives it back and retries while a session holds a snapshot from before the lock or sits idle in a transaction with one (such a snapshot would read the table without the rows applied under the lock). Not covered: a REPEATABLE READ or SERIALIZABLE transaction whose snapshot was taken while its statement queued behind the lock, or that began while the lock was held and reads the table only after the commit; it can miss the rows applied under the lock (at most about --swap-backlog keys; the lock report says how many)',
   BACKFILL_ONE_TRANSACTION: 'to write rows in the requested order the backfill is one transaction: it holds one snapshot (vacuum waits) and an interruption starts the copy over',
   REFERENCING_KEY_NOT_WIDENED: 'foreign key columns of other tables stay narrower than the widened key and overflow at the same point (plan them with --with-referencing)',
   REVERT_UNAVAILABLE: 'the old shape cannot be computed from the new one, so writes after the swap cannot be carried back: revert is unavailable',

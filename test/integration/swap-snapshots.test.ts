@@ -4,11 +4,12 @@
  * a backlog written while the swap waits for an old snapshot is caught up
  * before the lock, not applied under it.
  */
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
-import { cli, planTable, psql, type Exit } from '../helpers/rebuild.js';
+import { ROOT, cli, planTable, psql, type Exit } from '../helpers/rebuild.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { compareWithTwin, createDemoSchema } from '../../src/run/workload.js';
 
@@ -111,6 +112,111 @@ describe.each(['runner', 'psql'] as const)('backlog gate before the swap lock (%
     } finally {
       await reader.end().catch(() => undefined);
       await writer.end().catch(() => undefined);
+    }
+  });
+});
+
+interface LiveStage {
+  readonly exit: Promise<Exit>;
+  /** Resolves true once the output so far matches, false if the stage ended first. */
+  seen(pattern: RegExp, timeoutMs?: number): Promise<boolean>;
+}
+
+/** The stage as a separate process whose output (psql's NOTICEs, the runner's progress) is read as it comes. */
+function liveStage(plan: LoadedPlan, url: string, stage: 'swap' | 'revert', via: 'runner' | 'psql'): LiveStage {
+  const file = join(plan.dir, plan.manifest.stages.find((s) => s.name === stage)!.file);
+  const p = via === 'psql'
+    ? spawn('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'run', '--plan', plan.dir, '--url', url, '--stage', stage], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let ended = false;
+  p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<Exit>((res) => p.on('close', (code, signal) => {
+    ended = true;
+    res({ code, signal, stdout, stderr });
+  }));
+  return {
+    exit,
+    seen: (pattern, timeoutMs = 30_000) => waitFor(`${stage} output ${pattern}`, async () => (pattern.test(stdout + stderr) ? true : ended ? false : undefined), timeoutMs),
+  };
+}
+
+/** A write the copy gets only from the log: a new row and an update, mirrored into the twin. */
+async function writeW(c: pg.Client): Promise<void> {
+  await c.query('BEGIN');
+  await c.query(`INSERT INTO app.orders (id, customer_id, email, qty, note, created_at) VALUES (100001, 1, 'w@example.com', 1, 'W', '2026-12-01')`);
+  await c.query(`INSERT INTO app.orders_twin (id, customer_id, email, qty, note, created_at) VALUES (100001, 1, 'w@example.com', 1, 'W', '2026-12-01')`);
+  await c.query('UPDATE app.orders SET qty = 77 WHERE id = 5');
+  await c.query('UPDATE app.orders_twin SET qty = 77 WHERE id = 5');
+  await c.query('COMMIT');
+}
+
+/** What a REPEATABLE READ snapshot that includes W reads from the table: W, and every row equal to the twin. */
+async function expectSeesW(x: pg.Client): Promise<void> {
+  const r = await x.query<{ w: string; q5: number }>('SELECT count(*) FILTER (WHERE id = 100001) AS w, max(qty) FILTER (WHERE id = 5) AS q5 FROM app.orders');
+  expect(r.rows[0]).toEqual({ w: '1', q5: 77 });
+  expect(await compareWithTwin(x)).toMatchObject({ missing: 0, extra: 0 });
+}
+
+describe.each(['runner', 'psql'] as const)('snapshots taken after the wait began (%s)', (via) => {
+  it('swap: a REPEATABLE READ snapshot taken while the swap waits for its lock reads every row after it', async () => {
+    const db = await prepared(`snap_swap_${via}`, 2_000);
+    const plan = await planTable(db.url, 'app', 'orders', { snapshotWaitSeconds: 30, lockTimeoutMs: 100, backoffBaseMs: 50, backoffMaxMs: 300 });
+    const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
+    expect(ready.code, ready.stderr).toBe(0);
+    const holder = await connect(db.url, 'access-share-holder');
+    const writer = await connect(db.url, 'writer-w');
+    const x = await connect(db.url, 'snapshot-x');
+    try {
+      // H keeps the swap from its lock (it waits, not queueing) while W commits and X takes its snapshot.
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM app.orders LIMIT 1');
+      const swap = liveStage(plan, db.url, 'swap', via);
+      expect(await swap.seen(/not queueing behind it/)).toBe(true);
+      await writeW(writer);
+      const xPid = Number((await x.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+      await x.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await x.query('SELECT 1'); // the snapshot, with W in it; no table locked (customers would block the swap)
+      await holder.query('COMMIT');
+      // Either the swap commits (then X must still read W), or it waits for X, naming it.
+      await swap.seen(new RegExp(`pid ${xPid} \\(snapshot-x`));
+      await expectSeesW(x);
+      await x.query('COMMIT');
+      const r = await swap.exit;
+      expect(r.code, r.stderr).toBe(0);
+      // X began after the waits before the lock: the look under the lock found it, and gave the lock back.
+      expect(`${r.stdout}\n${r.stderr}`).toMatch(new RegExp(`old snapshots under [^\n]*pid ${xPid} \\(snapshot-x`));
+      await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 2_001, missing: 0, extra: 0, badGenerated: 0 }));
+    } finally {
+      for (const c of [holder, writer, x]) await c.end().catch(() => undefined);
+    }
+  });
+
+  it('revert: a REPEATABLE READ snapshot taken after the swap reads every row after the revert', async () => {
+    const db = await prepared(`snap_revert_${via}`, 2_000);
+    const plan = await planTable(db.url, 'app', 'orders', { snapshotWaitSeconds: 30 });
+    const swapped = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
+    expect(swapped.code, swapped.stderr).toBe(0);
+    const writer = await connect(db.url, 'writer-w');
+    const x = await connect(db.url, 'snapshot-x');
+    try {
+      await writeW(writer);
+      const xPid = Number((await x.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+      await x.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await x.query('SELECT 1'); // the snapshot, with W in it; no table locked (customers would block the swap)
+      const revert = liveStage(plan, db.url, 'revert', via);
+      // Either the revert commits (then X must still read W), or it waits for X, naming it.
+      await revert.seen(new RegExp(`pid ${xPid} \\(snapshot-x`));
+      await expectSeesW(x);
+      await x.query('COMMIT');
+      const r = await revert.exit;
+      expect(r.code, r.stderr).toBe(0);
+      expect(`${r.stdout}\n${r.stderr}`).toContain(`pid ${xPid} (snapshot-x`);
+      await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 2_001, missing: 0, extra: 0, badGenerated: 0 }));
+    } finally {
+      for (const c of [writer, x]) await c.end().catch(() => undefined);
     }
   });
 });
