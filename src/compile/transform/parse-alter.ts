@@ -1,4 +1,4 @@
-import { deparseSync, parse } from 'pgsql-parser';
+import { deparseSync, parse, parseSync } from 'pgsql-parser';
 import { UserError } from '../../model/errors.js';
 import { runNames } from '../../model/names.js';
 import type { TableModel } from '../../model/types.js';
@@ -19,6 +19,29 @@ function statementOnCopy(kind: 'AlterTableStmt' | 'RenameStmt', body: Node, rela
   return deparseSync({ version: 0, stmts: [{ stmt: { [kind]: { ...body, relation } } }] } as never).trim() + ';';
 }
 
+/** Source positions in a parse tree: they differ between two spellings of the same action. */
+const POSITION = new Set(['location', 'list_start', 'list_end', 'stmt_location', 'stmt_len']);
+
+/** The tree without source positions, keys sorted, to compare two parses of the same action. */
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (typeof v !== 'object' || v === null) return v;
+  return Object.fromEntries(Object.entries(v).filter(([k]) => !POSITION.has(k)).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, canonical(x)]));
+}
+
+/**
+ * The deparsed statement is what runs, so it must mean what was asked: parsed again, its action must
+ * equal the one the user wrote (the deparser has lost array brackets of "char"[], for one).
+ */
+function checkDeparsed(text: string, cmd: Node, sql: string): void {
+  const again = list(obj(obj(list(obj(parseSync(sql))['stmts'])[0]?.['stmt'])['AlterTableStmt'])['cmds'])[0]?.['AlterTableCmd'];
+  if (JSON.stringify(canonical(again)) !== JSON.stringify(canonical(cmd))) {
+    refuse(text, `it would run as ${JSON.stringify(sql.replace(/\s+/g, ' '))}, which PostgreSQL reads differently; write it another way (e.g. another spelling of the type)`);
+  }
+}
+
+const SERIAL_TYPES = new Set(['serial', 'serial4', 'bigserial', 'serial8', 'smallserial', 'serial2']);
+
 function constraintsOf(def: Node): Node[] {
   return list(def['constraints']).map((c) => obj(c['Constraint']));
 }
@@ -27,6 +50,7 @@ function action(text: string, cmd: Node, relation: Node, stmt: Node): AlterActio
   const sub = str(cmd['subtype']);
   const column = str(cmd['name']);
   const sql = statementOnCopy('AlterTableStmt', { ...stmt, cmds: [{ AlterTableCmd: cmd }] }, relation);
+  checkDeparsed(text, cmd, sql);
   const def = obj(cmd['def']);
   const need = (c: string | null): string => c ?? refuse(text, 'names no column');
   switch (sub) {
@@ -38,6 +62,10 @@ function action(text: string, cmd: Node, relation: Node, stmt: Node): AlterActio
     }
     case 'AT_AddColumn': {
       const cd = obj(def['ColumnDef']);
+      const typeNames = list(obj(cd['typeName'])['names']).map((n) => str(obj(n['String'])['sval']));
+      if (typeNames.length === 1 && SERIAL_TYPES.has(typeNames[0] ?? '')) {
+        refuse(text, `a ${typeNames[0]} column would get a sequence named after the copy, with no default the plan could show; create the sequence first and add the column with DEFAULT nextval('the_sequence')`);
+      }
       let dflt: string | null = null;
       let generated: string | null = null;
       let notNull = false;

@@ -142,6 +142,10 @@ describe('--alter refusals', () => {
     ['ENABLE ROW LEVEL SECURITY', /cannot be mapped/],
     ['ADD UNIQUE (email, qty)', /name the constraint/],
     ['ALTER COLUMN email TYPE varchar(300)', /view app\.order_emails uses it/],
+    ['ADD COLUMN n bigserial', /create the sequence first and add the column with DEFAULT nextval/],
+    // The deparser drops these; what would run must be what was asked.
+    ['ADD COLUMN flags "char"[]', /would run as .*ADD COLUMN flags \\"char\\";.*which PostgreSQL reads differently/],
+    ['ADD CONSTRAINT orders_qty_key UNIQUE (qty, id) WITH (fillfactor=70)', /which PostgreSQL reads differently/],
   ])('refuses %s at plan time with the reason, and writes no plan', async (action, reason) => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-alter-')), 'orders');
     // In process, to keep the test short; the CLI's one-line error is checked below.
