@@ -186,7 +186,7 @@ async function main(argv: string[]): Promise<number> {
       'show',
       'print the review summary of a plan folder',
       (y) => y.option('plan', { type: 'string', demandOption: true }),
-      (a) => guard(() => showCommand({ plan: a.plan }, out)),
+      (a) => guard(() => showCommand({ plan: a.plan }, out, (line) => err(line + '\n'))),
     )
     .command(
       'diff [a] [b]',

@@ -1,0 +1,57 @@
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compile } from '../../src/compile/compile.js';
+import { resolveOptions } from '../../src/compile/options.js';
+import { loadTemplates } from '../../src/cli/templates.js';
+import { writePlanDir } from '../../src/cli/plan-dir.js';
+import { showCommand } from '../../src/cli/commands/show.js';
+import type { EnvironmentFacts, TableModel } from '../../src/model/types.js';
+
+const fixture = join(import.meta.dirname, '..', '..', 'fixtures', 'compile', 'orders');
+
+function writtenPlan(): string {
+  const model = JSON.parse(readFileSync(join(fixture, 'model.json'), 'utf8')) as TableModel;
+  const facts = JSON.parse(readFileSync(join(fixture, 'facts.json'), 'utf8')) as EnvironmentFacts;
+  const dir = mkdtempSync(join(tmpdir(), 'sp-sums-'));
+  writePlanDir(dir, compile({ model, facts, options: resolveOptions({}), templates: loadTemplates(), toolVersion: '0.1.0' }), false);
+  return dir;
+}
+
+async function show(dir: string): Promise<{ out: string[]; warnings: string[] }> {
+  const out: string[] = [];
+  const warnings: string[] = [];
+  await showCommand({ plan: dir }, (l) => out.push(l), (l) => warnings.push(l));
+  return { out, warnings };
+}
+
+describe('SHA256SUMS: the plan checked with sha256sum alone', () => {
+  it('lists every file of the plan but itself, and passes `sha256sum -c` on a fresh plan', async () => {
+    const dir = writtenPlan();
+    const listed = readFileSync(join(dir, 'SHA256SUMS'), 'utf8').trim().split('\n').map((l) => l.split('  ')[1]);
+    expect(listed).toEqual(readdirSync(dir).filter((f) => f !== 'SHA256SUMS').sort());
+    expect(listed).toContain('plan.json');
+    const r = spawnSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: dir, encoding: 'utf8' });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const { out, warnings } = await show(dir);
+    expect(warnings).toEqual([]);
+    const planHash = (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { planHash: string }).planHash;
+    expect(out[0]).toBe(`plan hash ${planHash} (approve this one; run --expect-hash ${planHash} refuses any other)`);
+    expect(out[1]).toMatch(/^# shadowpack plan/);
+  });
+
+  it('fails `sha256sum -c` on an edited plan, and show warns about it', async () => {
+    const dir = writtenPlan();
+    appendFileSync(join(dir, 'README.md'), '\napproved by bob\n');
+    const r = spawnSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: dir, encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).toMatch(/^README\.md: FAILED$/m);
+    const { warnings } = await show(dir);
+    expect(warnings).toEqual([
+      `shadowpack: warning: PLAN_TAMPERED: ${dir}/README.md differs from the reviewed plan; restore it or make and review a new plan`,
+      `shadowpack: warning: ${dir}/README.md differs from SHA256SUMS`,
+    ]);
+  });
+});
