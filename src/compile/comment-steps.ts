@@ -19,6 +19,9 @@ export function indexAndConstraintComments(model: TableModel, src: string): Step
   for (const i of model.indexes) {
     if (i.comment !== null) steps.push({ comment: `comment on index ${i.name}`, sql: `COMMENT ON INDEX ${qualified(model.schema, i.name)} IS ${literal(i.comment)};` });
   }
+  for (const st of model.extendedStatistics) {
+    if (st.comment !== null) steps.push({ comment: `comment on extended statistics ${st.name}`, sql: `COMMENT ON STATISTICS ${qualified(st.schema, st.name)} IS ${literal(st.comment)};` });
+  }
   for (const c of model.constraints) {
     if (c.kind !== 'foreign-key' && c.comment !== null) steps.push({ comment: `comment on constraint ${c.name}`, sql: `COMMENT ON CONSTRAINT ${ident(c.name)} ON ${src} IS ${literal(c.comment)};` });
   }

@@ -111,6 +111,7 @@ function refuseDollarNames(model: TableModel): void {
     ...model.referencedBy.flatMap((f) => [f.name, f.tableSchema, f.tableName]),
     ...model.ownedSequences.flatMap((q) => [q.schema, q.name]),
     ...model.identities.flatMap((q) => [q.schema, q.name]),
+    ...model.extendedStatistics.flatMap((s) => [s.schema, s.name, s.owner]),
     ...model.grants.map((g) => g.grantee),
     ...dependentNames(model),
   ];

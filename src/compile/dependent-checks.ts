@@ -23,6 +23,14 @@ export function unplannedDependentsCheck(stage: string, rel: string, model: Tabl
     conditions.push(`NOT (o.classid = 'pg_proc'::regclass AND o.objid IN (SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                   WHERE (n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid)) IN (${functions.join(', ')})))`);
   }
+  // Extended statistics: the plan's own are renamed back by revert; those on the old table go with it
+  // at cleanup, as DROP TABLE drops them (they describe that table only, nothing is lost).
+  const statistics = model.extendedStatistics.map((st) => `(${literal(st.schema)}, ${literal(st.name)})`);
+  if (!carried) conditions.push(`o.classid <> 'pg_statistic_ext'::regclass`);
+  else if (statistics.length) {
+    conditions.push(`NOT (o.classid = 'pg_statistic_ext'::regclass AND o.objid IN (SELECT s.oid FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace
+                  WHERE (n.nspname::text, s.stxname::text) IN (${statistics.join(', ')})))`);
+  }
   // The plan's own partitions (--partition-by) go with the rebuilt table.
   if (partitions.length) conditions.push(`NOT (o.classid = 'pg_class'::regclass AND o.objid IN (${partitions.map((t) => `to_regclass(${literal(t)})`).join(', ')}))`);
   const where = conditions.length ? `\n       WHERE ${conditions.join('\n         AND ')}` : '';

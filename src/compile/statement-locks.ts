@@ -33,6 +33,8 @@ const RULES: readonly Rule[] = [
   { pattern: new RegExp(`^ALTER SEQUENCE ${REL}`), locks: (m) => on('SHARE ROW EXCLUSIVE', m[1]) },
   { pattern: new RegExp(`^ALTER PUBLICATION \\S+ (?:ADD|DROP) TABLE (?:ONLY )?${REL}`), locks: (m) => on('SHARE UPDATE EXCLUSIVE', m[1]) },
   { pattern: new RegExp(`^CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?\\S+ ON (?:ONLY )?${REL}`), locks: (m) => on('SHARE', m[1]) },
+  // Locks the table it is defined on; ALTER and COMMENT ON STATISTICS lock only the statistics object.
+  { pattern: new RegExp(`^CREATE STATISTICS (?:IF NOT EXISTS )?\\S+(?: \\([a-z, ]+\\))? ON .* FROM ${REL}`), locks: (m) => on('SHARE UPDATE EXCLUSIVE', m[1]) },
   { pattern: new RegExp(`^CREATE (?:OR REPLACE )?TRIGGER [\\s\\S]*? ON ${REL}`), locks: (m) => on('SHARE ROW EXCLUSIVE', m[1]) },
   { pattern: new RegExp(`^CREATE (?:OR REPLACE )?VIEW ${REL}`), locks: (m) => on('ACCESS EXCLUSIVE', m[1]) },
   { pattern: new RegExp(`^CREATE POLICY \\S+ ON ${REL}`), locks: (m) => on('ACCESS EXCLUSIVE', m[1]) },

@@ -113,6 +113,7 @@ export function buildSteps(input: StepInput): Step[] {
     });
   }
   steps.push(...target.buildConstraints.map((s) => ({ comment: s.comment, sql: onceOnCopy(copy, s.name, s.sql) })));
+  steps.push(...statisticsBuildSteps(input));
   if (target.indexTablespace !== null) steps.push({ comment: 'back to the default tablespace', sql: "SET default_tablespace = '';" });
   return steps;
 }
@@ -180,6 +181,34 @@ function policySql(model: TableModel, table: string): Step[] {
   return steps;
 }
 
+/**
+ * Extended statistics on the copy, under a run name in their own schema, before the build's ANALYZE
+ * computes them. Creating one reads no rows and evaluates nothing. IF NOT EXISTS: the stage resumes.
+ */
+function statisticsBuildSteps(input: StepInput): Step[] {
+  const { model, names, copy } = input;
+  return model.extendedStatistics.flatMap((st, i) => {
+    const onCopy = qualified(st.schema, names.copyStatistics(i));
+    const kinds = st.kinds.length > 0 ? ` (${st.kinds.join(', ')})` : '';
+    const steps: Step[] = [{ comment: `extended statistics ${st.schema}.${st.name}, on the copy for now`, sql: `CREATE STATISTICS IF NOT EXISTS ${onCopy}${kinds} ON ${st.columns} FROM ${copy};` }];
+    steps.push({ comment: `extended statistics ${st.name}: owner as on the table (the runner created it)`, sql: `ALTER STATISTICS ${onCopy} OWNER TO ${ident(st.owner)};` });
+    if (st.target !== null) steps.push({ comment: `extended statistics ${st.name}: statistics target as on the table`, sql: `ALTER STATISTICS ${onCopy} SET STATISTICS ${st.target};` });
+    return steps;
+  });
+}
+
+/** The swap's (or, backwards, the revert's) renames of extended statistics objects. */
+function statisticsRenames(model: TableModel, aside: (i: number) => string, back: (i: number) => string, verb: { readonly aside: string; readonly back: string }): Step[] {
+  const steps: Step[] = [];
+  model.extendedStatistics.forEach((st, i) => {
+    steps.push({ comment: `${verb.aside} extended statistics ${st.name} steps aside`, sql: `ALTER STATISTICS ${qualified(st.schema, st.name)} RENAME TO ${ident(aside(i))};` });
+  });
+  model.extendedStatistics.forEach((st, i) => {
+    steps.push({ comment: `${verb.back} extended statistics ${st.name} gets its name back`, sql: `ALTER STATISTICS ${qualified(st.schema, back(i))} RENAME TO ${ident(st.name)};` });
+  });
+  return steps;
+}
+
 /** Statements run under the swap lock, after the last apply. */
 export function swapSteps(input: StepInput): Step[] {
   const { model, target, names, src, copy, old } = input;
@@ -194,6 +223,7 @@ export function swapSteps(input: StepInput): Step[] {
     steps.push({ comment: `index ${index.name} gets its name back`, sql: `ALTER INDEX ${qualified(model.schema, names.copyIndex(i))} RENAME TO ${ident(index.name)};` });
     if (index.clustered) steps.push({ comment: `${index.name} stays the clustered index`, sql: `ALTER TABLE ${src} CLUSTER ON ${ident(index.name)};` });
   });
+  steps.push(...statisticsRenames(model, names.oldStatistics, names.copyStatistics, { aside: 'old', back: 'rebuilt' }));
   const ri = model.replicaIdentity;
   if (ri.kind !== 'default') {
     const what = ri.kind === 'index' && ri.index !== null ? `USING INDEX ${ident(ri.index)}` : ri.kind.toUpperCase();
@@ -262,6 +292,7 @@ export function revertSteps(input: StepInput): Step[] {
   model.indexes.forEach((index, i) => {
     steps.push({ comment: `original index ${index.name} gets its name back`, sql: `ALTER INDEX ${qualified(model.schema, names.oldIndex(i))} RENAME TO ${ident(index.name)};` });
   });
+  steps.push(...statisticsRenames(model, names.copyStatistics, names.oldStatistics, { aside: 'rebuilt', back: 'original' }));
   for (const t of model.triggers) {
     if (t.enabled !== 'D') steps.push({ comment: `trigger ${t.name} fires again as before`, sql: `ALTER TABLE ${src} ${TRIGGER_STATE[t.enabled]} TRIGGER ${ident(t.name)};` });
   }

@@ -36,7 +36,8 @@ function refusal(d: DependentRow): string | null {
       if (d.sql_body && (d.proc_kind === 'f' || d.proc_kind === 'p')) return null;
       return `${d.description} depends on it`;
     case 'pg_statistic_ext':
-      return `extended ${d.description} is defined on it (drop it for the run and re-create it after)`;
+      // Carried like an index: read by introspect (EXTENDED_STATISTICS_SQL), created on the copy, renamed at the swap.
+      return null;
     case 'pg_trigger':
       return `${d.description} refers to it (a constraint trigger FROM the table would be dropped with the old one; drop it for the run)`;
     case 'pg_policy':

@@ -6,7 +6,7 @@ import { signatureSql } from '../model/signature.js';
 import { TOOL_SCHEMA } from '../model/names.js';
 import { normalise } from '../model/normalise.js';
 import * as Q from './queries.js';
-import type { ColumnGrantRow, ColumnRow, ConstraintRow, GrantRow, IdentityRow, IndexRow, OwnedSequenceRow, PolicyRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
+import type { ColumnGrantRow, ColumnRow, ConstraintRow, GrantRow, IdentityRow, IndexRow, OwnedSequenceRow, ExtendedStatisticsRow, PolicyRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
 import { objectRefusals, tableKindRefusal, type CatalogRows } from './refusals.js';
 import { mapModel, type Extras } from './map.js';
 import { grantorRefusals } from './grant-refusals.js';
@@ -93,6 +93,7 @@ export async function introspect(client: ClientBase, schema: string, table: stri
       triggers: await rows<TriggerRow>(client, Q.TRIGGERS_SQL, [oid, TOOL_SCHEMA]),
       grants: await rows<GrantRow>(client, Q.GRANTS_SQL, [oid]),
       sequences: await rows<OwnedSequenceRow>(client, Q.OWNED_SEQUENCES_SQL, [oid]),
+      statistics: await rows<ExtendedStatisticsRow>(client, Q.EXTENDED_STATISTICS_SQL, [oid]),
       identities: await rows<IdentityRow>(client, Q.IDENTITIES_SQL, [oid]),
       policies: await rows<PolicyRow>(client, Q.POLICIES_SQL, [oid]),
       columnGrants: await rows<ColumnGrantRow>(client, Q.COLUMN_GRANTS_SQL, [oid]),

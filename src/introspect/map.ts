@@ -2,16 +2,24 @@ import { UserError } from '../model/errors.js';
 import { qualified } from '../model/quote.js';
 import type { ConstraintKind, IndexModel, RowKeyModel, TableModel } from '../model/types.js';
 import type { CatalogRows } from './refusals.js';
-import type { ColumnGrantRow, GrantRow, IndexRow, OwnedSequenceRow, PolicyRow } from './rows.js';
+import type { ColumnGrantRow, GrantRow, IndexRow, OwnedSequenceRow, ExtendedStatisticsRow, PolicyRow } from './rows.js';
 
 /** Catalog rows beyond those the refusal checks need. */
 export interface Extras {
   grants: GrantRow[];
   sequences: OwnedSequenceRow[];
+  statistics: ExtendedStatisticsRow[];
   policies: PolicyRow[];
   columnGrants: ColumnGrantRow[];
   replicaIndex: string | null;
 }
+
+/** stxkind codes, in the order PostgreSQL lists the kinds. */
+const STATISTICS_KINDS: readonly { readonly code: string; readonly kind: 'ndistinct' | 'dependencies' | 'mcv' }[] = [
+  { code: 'd', kind: 'ndistinct' },
+  { code: 'f', kind: 'dependencies' },
+  { code: 'm', kind: 'mcv' },
+];
 
 const STORAGE: Readonly<Record<string, string>> = { p: 'PLAIN', e: 'EXTERNAL', m: 'MAIN', x: 'EXTENDED' };
 const COMPRESSION: Readonly<Record<string, string>> = { p: 'pglz', l: 'lz4' };
@@ -114,6 +122,16 @@ export function mapModel(cat: CatalogRows & Extras, fingerprint: string): Omit<T
       comment: r.comment,
     })),
     ownedSequences: cat.sequences.map((s) => ({ schema: s.schema, name: s.name, column: s.column_name })),
+    extendedStatistics: cat.statistics.map((s) => ({
+      schema: s.schema,
+      name: s.name,
+      owner: s.owner,
+      // 'e' (expressions) is implied by the columns; a statistic on one expression takes no kinds at all.
+      kinds: STATISTICS_KINDS.filter((k) => s.kinds.includes(k.code)).map((k) => k.kind),
+      columns: s.columns,
+      target: s.target,
+      comment: s.comment,
+    })),
     identities: cat.identities.map((q) => ({
       column: q.column_name, schema: q.schema, name: q.name, type: q.type, start: q.start, increment: q.increment,
       min: q.min, max: q.max, cache: q.cache, cycle: q.cycle, comment: q.comment, defaultAcl: q.default_acl,

@@ -96,6 +96,18 @@ SELECT sn.nspname AS schema, s.relname AS name, a.attname AS column_name, d.dept
    AND d.deptype = 'a'
  ORDER BY sn.nspname, s.relname`;
 
+/**
+ * Extended statistics objects on the table. stxstattarget is -1 (PostgreSQL 14-16) or NULL (17+)
+ * when no target was set.
+ */
+export const EXTENDED_STATISTICS_SQL = `
+SELECT sn.nspname AS schema, s.stxname AS name, pg_get_userbyid(s.stxowner) AS owner, s.stxkind::text[] AS kinds,
+       pg_get_statisticsobjdef_columns(s.oid) AS columns, nullif(s.stxstattarget::int, -1) AS target,
+       obj_description(s.oid, 'pg_statistic_ext') AS comment
+  FROM pg_statistic_ext s JOIN pg_namespace sn ON sn.oid = s.stxnamespace
+ WHERE s.stxrelid = $1
+ ORDER BY sn.nspname, s.stxname`;
+
 /** Identity sequences (internal dependency 'i'): carried by re-adding the identity at the swap. */
 export const IDENTITIES_SQL = `
 SELECT a.attname AS column_name, sn.nspname AS schema, s.relname AS name, format_type(q.seqtypid, NULL) AS type,

@@ -31,6 +31,7 @@ export interface ReferencedByRow {
 }
 
 export interface OwnedSequenceRow { schema: string; name: string; column_name: string; deptype: string }
+export interface ExtendedStatisticsRow { schema: string; name: string; owner: string; kinds: string[]; columns: string; target: number | null; comment: string | null }
 export interface IdentityRow {
   column_name: string; schema: string; name: string; type: string; start: string; increment: string; min: string; max: string;
   cache: string; cycle: boolean; default_acl: boolean; grants: GrantRow[]; owner: string; persistence: string; comment: string | null;

@@ -46,6 +46,10 @@ export interface RunNames {
   copyIndex(i: number): string;
   /** Name for the i-th index of the old table once the swap renamed it. */
   oldIndex(i: number): string;
+  /** Name for the i-th extended statistics object (sorted model order) while it lives on the copy. */
+  copyStatistics(i: number): string;
+  /** Name for the old table's i-th extended statistics object once the swap renamed it. */
+  oldStatistics(i: number): string;
   /** Name for the old table's i-th identity sequence once the swap renamed it. */
   oldSequence(i: number): string;
 }
@@ -89,6 +93,8 @@ export function runNames(schema: string, table: string): RunNames {
     copyIndex: (i) => `${p}_i${i}`,
     oldIndex: (i) => `${p}_o${i}`,
     oldSequence: (i) => `${p}_q${i}`,
+    copyStatistics: (i) => `${p}_s${i}`,
+    oldStatistics: (i) => `${p}_t${i}`,
   };
   for (const n of [names.copyTable, names.oldTable, names.logTable, names.captureTrigger, names.reverseCatchupProcedure, names.copyIndex(9999), names.oldSequence(1599)]) {
     if (byteLength(n) > 63) throw new Error(`generated name too long: ${n}`);

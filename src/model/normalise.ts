@@ -10,19 +10,19 @@ function byKey<T>(key: (x: T) => string): (a: T, b: T) => number {
 }
 
 /**
- * Sorts every list except column order and ACL order (both meaningful), so two
+ * Sorts every list except column order, ACL order and reloption order (all three meaningful:
+ * pg_dump prints reloptions in catalog order, and the swap sets them in model order), so two
  * catalogs with the same schema give equal models whatever order they return.
  */
 export function normalise(m: TableModel): TableModel {
   return {
     ...m,
-    reloptions: [...m.reloptions].sort(),
-    toastReloptions: [...m.toastReloptions].sort(),
     columnOptions: [...m.columnOptions].sort(byKey((c) => c.column)),
     indexes: [...m.indexes].sort(byKey((i) => i.name)),
     constraints: [...m.constraints].sort(byKey((c) => c.name)),
     referencedBy: [...m.referencedBy].sort(byKey((r) => `${r.tableSchema}\u0000${r.tableName}\u0000${r.name}`)),
     ownedSequences: [...m.ownedSequences].sort(byKey((s) => `${s.schema}\u0000${s.name}`)),
+    extendedStatistics: [...m.extendedStatistics].sort(byKey((s) => `${s.schema}\u0000${s.name}`)),
     columnComments: [...m.columnComments].sort(byKey((c) => c.column)),
     triggers: [...m.triggers].sort(byKey((t) => t.name)),
     policies: [...m.policies].sort(byKey((p) => p.name)),

@@ -14,6 +14,8 @@
  *   (their owners);
  * - the swap re-creates views and BEGIN ATOMIC functions over the table and moves it
  *   in its publications (each object's owner);
+ * - the build creates the copy's extended statistics in their own schema (CREATE there) and hands
+ *   them to their owner; the swap renames them (ownership);
  * - the old-snapshot wait reads other roles' sessions in pg_stat_activity, whose
  *   backend_xmin is hidden without pg_read_all_stats: it would see nobody and swap.
  */
@@ -41,6 +43,8 @@ routines AS (SELECT DISTINCT p.oid, pg_get_userbyid(p.proowner) AS owner
                FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
               WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ${table}
                 AND p.prosqlbody IS NOT NULL),
+statistics AS (SELECT s.oid, sn.nspname, pg_get_userbyid(s.stxowner) AS owner
+                 FROM pg_statistic_ext s JOIN pg_namespace sn ON sn.oid = s.stxnamespace WHERE s.stxrelid = ${table}),
 publications AS (SELECT p.pubname, pg_get_userbyid(p.pubowner) AS owner
                    FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = ${table}),
 tool AS (SELECT to_regnamespace(${toolSchema}) AS ns, to_regclass(quote_ident(${toolSchema}) || '.runs') AS runs),
@@ -90,6 +94,14 @@ UNION ALL
 SELECT 11, format('ownership of sequence %s (it moves to the rebuilt table)', s.oid::regclass),
        format('GRANT %I TO %I;', s.owner, me.role)
   FROM sequences s, me WHERE NOT pg_has_role(me.role, s.owner, 'USAGE')
+UNION ALL
+SELECT 11, format('ownership of extended statistics %I.%s (it is renamed at the swap)', s.nspname, (SELECT stxname FROM pg_statistic_ext WHERE oid = s.oid)),
+       format('GRANT %I TO %I;', s.owner, me.role)
+  FROM statistics s, me WHERE NOT pg_has_role(me.role, s.owner, 'USAGE')
+UNION ALL
+SELECT 11, format('CREATE on schema %I (the copy''s extended statistics are created there)', s.nspname),
+       format('GRANT CREATE ON SCHEMA %I TO %I;', s.nspname, me.role)
+  FROM statistics s, me WHERE NOT has_schema_privilege(me.role, s.nspname, 'CREATE')
 UNION ALL
 SELECT 12, format('ownership of view %s (it is re-created over the rebuilt table at the swap)', v.oid::regclass),
        format('GRANT %I TO %I;', v.owner, me.role)

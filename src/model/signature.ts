@@ -48,6 +48,10 @@ export function signatureSql(schema: string, table: string, toolSchema: string):
                FROM pg_catalog.unnest(p.polroles) r),
             pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)), E'\\n' ORDER BY p.polname)
        FROM pg_catalog.pg_policy p WHERE p.polrelid = ${rel}),
+    (SELECT pg_catalog.string_agg(pg_catalog.concat_ws('|', s.stxnamespace::pg_catalog.regnamespace, s.stxname,
+            pg_catalog.pg_get_statisticsobjdef(s.oid), s.stxstattarget, pg_catalog.pg_get_userbyid(s.stxowner),
+            pg_catalog.obj_description(s.oid, 'pg_statistic_ext')), E'\n' ORDER BY s.stxnamespace::pg_catalog.regnamespace::pg_catalog.text, s.stxname)
+       FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid = ${rel}),
     (SELECT pg_catalog.count(*) FROM pg_catalog.pg_rewrite WHERE ev_class = ${rel}),
     (SELECT pg_catalog.count(*) FROM pg_catalog.pg_depend WHERE refobjid = ${rel} AND classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass),
     ${dependentsSignatureSql(rel, literal(schema), literal(table))}

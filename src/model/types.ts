@@ -36,6 +36,21 @@ export interface RowKeyModel {
   readonly columns: readonly string[];
 }
 
+/** An extended statistics object (CREATE STATISTICS) defined on the table. */
+export interface ExtendedStatisticsModel {
+  /** Its own schema, which need not be the table's. */
+  readonly schema: string;
+  readonly name: string;
+  readonly owner: string;
+  /** The kinds asked for, in PostgreSQL's order; empty for a statistic on one expression (kinds cannot be named then). */
+  readonly kinds: readonly ('ndistinct' | 'dependencies' | 'mcv')[];
+  /** Columns and expressions, as pg_get_statisticsobjdef_columns gives them. */
+  readonly columns: string;
+  /** ALTER STATISTICS … SET STATISTICS target, when one is set. */
+  readonly target: number | null;
+  readonly comment: string | null;
+}
+
 export interface IndexModel {
   readonly name: string;
   /** Everything after `USING <am> `: columns, INCLUDE, WITH, WHERE. */
@@ -234,6 +249,8 @@ export interface TableModel {
   readonly constraints: readonly ConstraintModel[];
   readonly referencedBy: readonly ReferencingForeignKeyModel[];
   readonly ownedSequences: readonly OwnedSequenceModel[];
+  /** CREATE STATISTICS objects on the table, carried like indexes. */
+  readonly extendedStatistics: readonly ExtendedStatisticsModel[];
   /** Identity columns' sequences, in column order. */
   readonly identities: readonly IdentityModel[];
   /** relacl is NULL: the owner holds every privilege, nobody else any, and `grants` is empty. */

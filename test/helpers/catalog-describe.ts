@@ -16,8 +16,9 @@ const SECTIONS: Readonly<Record<string, string>> = {
   table: `
     SELECT concat_ws(' | ', c.relkind, c.relpersistence, pg_get_userbyid(c.relowner),
            coalesce(c.relacl, acldefault('r', c.relowner))::text,
-           (SELECT string_agg(o, ',' ORDER BY o) FROM unnest(c.reloptions) o),
-           (SELECT string_agg(o, ',' ORDER BY o) FROM pg_class t, unnest(t.reloptions) o WHERE t.oid = c.reltoastrelid),
+           -- In catalog order: pg_dump prints them so, and a schema diff would show a reordering.
+           'reloptions=' || c.reloptions::text,
+           'toast_reloptions=' || (SELECT t.reloptions::text FROM pg_class t WHERE t.oid = c.reltoastrelid),
            'tablespace=' || coalesce((SELECT spcname FROM pg_tablespace WHERE oid = c.reltablespace), '(default)'),
            'rls=' || c.relrowsecurity, 'force=' || c.relforcerowsecurity, 'replident=' || c.relreplident::text,
            'toast=' || (c.reltoastrelid <> 0), 'comment=' || obj_description(c.oid, 'pg_class')) AS d
@@ -67,6 +68,10 @@ const SECTIONS: Readonly<Record<string, string>> = {
            pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
            'comment=' || obj_description(p.oid, 'pg_policy')) AS d
       FROM pg_policy p WHERE p.polrelid = $1::regclass ORDER BY p.polname`,
+  statistics: `
+    SELECT concat_ws(' | ', pg_get_statisticsobjdef(s.oid), 'target=' || coalesce(nullif(s.stxstattarget::int, -1)::text, 'default'),
+           pg_get_userbyid(s.stxowner), 'comment=' || obj_description(s.oid, 'pg_statistic_ext')) AS d
+      FROM pg_statistic_ext s WHERE s.stxrelid = $1::regclass ORDER BY s.stxnamespace::regnamespace::text, s.stxname`,
   rules: `SELECT r.rulename::text AS d FROM pg_rewrite r WHERE r.ev_class = $1::regclass ORDER BY 1`,
   publications: `SELECT p.pubname::text AS d FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = $1::regclass ORDER BY 1`,
 };

@@ -63,6 +63,7 @@ export function dependentUsersOf(model: TableModel, column: string): string[] {
 function usersOf(model: TableModel, column: string): string[] {
   const out: string[] = [];
   for (const i of model.indexes) if (mentions(i.body, column)) out.push(`index ${i.name}`);
+  for (const s of model.extendedStatistics) if (mentions(s.columns, column)) out.push(`extended statistics ${s.schema}.${s.name}`);
   for (const c of model.constraints) if (mentions(c.definition, column)) out.push(`constraint ${c.name}`);
   for (const f of model.referencedBy) if (mentions(f.definition, column)) out.push(`foreign key ${f.name} on ${f.tableSchema}.${f.tableName}`);
   for (const t of model.triggers) if (mentions(t.definition, column)) out.push(`trigger ${t.name}`);
