@@ -81,6 +81,24 @@ export interface CommonContext {
   readonly privilegeCheck: string;
   readonly related: { readonly children: readonly string[]; readonly parents: readonly string[] };
   readonly verify: { readonly algorithm: string; readonly settings: readonly string[]; readonly rangesSql: string };
+  /** Statements run as the table's owner (see owner-functions.hbs), each as a quoted literal for the owner function. */
+  readonly asOwner: OwnerStatements;
+}
+
+/** The backfill's statements, run as the owner: they evaluate its defaults, generated columns, casts, --alter expressions, checks and triggers. */
+export interface OwnerStatements {
+  /** Copies heap pages $1 to $2 (excluded). */
+  readonly backfill: string;
+  /** Copies the one row at ctid ($1,$2), to find the first row that does not fit. */
+  readonly backfillRow: string;
+}
+
+function ownerStatements(src: string, copy: string, forward: CopySide, order: string): OwnerStatements {
+  const insert = `INSERT INTO ${copy} (${forward.insertList})\nSELECT ${forward.selectList} FROM ONLY ${src}`;
+  return {
+    backfill: literal(`${insert}\n WHERE ctid >= format('(%s,0)', $1)::tid AND ctid < format('(%s,0)', $2)::tid${order}`),
+    backfillRow: literal(`${insert} WHERE ctid = format('(%s,%s)', $1, $2)::tid`),
+  };
 }
 
 /**
@@ -166,11 +184,13 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
   const related = relatedTables(model);
   // The table stays in its own tablespace unless the plan moves it (--tablespace).
   const copySpace = target.tablespace ?? model.tablespace;
+  const forward = forwardSide(model, target, tool(names.keepTable));
+  const backfillOrder = target.orderBy.length > 0 ? ` ORDER BY ${target.orderBy.map(ident).join(', ')}` : '';
   return {
     toolVersion,
     model,
     target,
-    forward: forwardSide(model, target, tool(names.keepTable)),
+    forward,
     reverse: reverseSide(model, target, tool(names.reverseKeepTable)),
     copyTablespace: copySpace === null ? '' : ` TABLESPACE ${ident(copySpace)}`,
     // Ordered: one batch, whatever the control table says. Otherwise the batch size comes from the control table.
@@ -178,7 +198,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     backfillText: target.orderBy.length > 0
       ? commentText(`Copy the existing rows in one transaction, written in the order of (${target.orderBy.join(', ')}); an interruption starts the copy over.`)
       : `Copy the existing rows in committed batches of ${options.batchPages} heap pages, resuming where it stopped.\n-- The batch size is read from the control table before each batch ("shadowpack control --batch-pages N" changes it while this runs);\n-- between batches the throttle waits while the run is paused or throttled.`,
-    backfillOrder: target.orderBy.length > 0 ? ` ORDER BY ${target.orderBy.map(ident).join(', ')}` : '',
+    backfillOrder,
     names,
     options,
     fingerprint: model.fingerprint,
@@ -243,5 +263,6 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       // Indented to sit inside the FOR loop of the verify stage.
       rangesSql: options.verifyRanges > 0 ? rangeChecksumSql(model, 'before-swap', options.verifyRanges, '    ', { differences: target.differences, forward: target.forward, targetColumns: target.model.columns, partitioned: target.partitioning !== null }) : '',
     },
+    asOwner: ownerStatements(src, copy, forward, backfillOrder),
   };
 }

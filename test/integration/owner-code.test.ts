@@ -227,3 +227,19 @@ describe('the build stage validates CHECK constraints as the owner', () => {
     });
   }
 });
+
+describe('the backfill copies rows as the owner', () => {
+  for (const key of ['generated', 'using', 'trigger'] as const) {
+    it(`${VARIANTS[key]!.name}`, async () => {
+      const variant = VARIANTS[key]!;
+      const s = await hostile(`owner_backfill_${key}`, variant);
+      const dir = await plan(s, variant);
+      await stages(s, dir, 'runner', ['preflight', 'setup']);
+      if (variant.onCopy) await withClient(s.ownerUrl, (c) => c.query(variant.onCopy!(`app.${quoteIdent(runNames('app', 't').copyTable)}`)));
+      await stages(s, dir, 'runner', ['backfill']);
+      expect(await gained(s)).toEqual(NOTHING);
+      const seen = await withClient(s.db.url, (c) => c.query<{ who: string }>('SELECT DISTINCT who FROM app.seen'));
+      expect(seen.rows).toEqual([{ who: s.owner }]);
+    });
+  }
+});
