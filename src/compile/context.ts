@@ -10,6 +10,7 @@ import { insertOverriding } from './identity-steps.js';
 import { copyRevokeSteps } from './privilege-steps.js';
 import { dependentSteps } from './dependents.js';
 import { unplannedDependentsCheck } from './dependent-checks.js';
+import { ownerStatements, type OwnerStatements } from './owner-statements.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
 import type { DerivedTarget } from './transform/derive.js';
 import { forwardSide, reverseSide, type CopySide } from './transform/sides.js';
@@ -85,21 +86,6 @@ export interface CommonContext {
   readonly asOwner: OwnerStatements;
 }
 
-/** The backfill's statements, run as the owner: they evaluate its defaults, generated columns, casts, --alter expressions, checks and triggers. */
-export interface OwnerStatements {
-  /** Copies heap pages $1 to $2 (excluded). */
-  readonly backfill: string;
-  /** Copies the one row at ctid ($1,$2), to find the first row that does not fit. */
-  readonly backfillRow: string;
-}
-
-function ownerStatements(src: string, copy: string, forward: CopySide, order: string): OwnerStatements {
-  const insert = `INSERT INTO ${copy} (${forward.insertList})\nSELECT ${forward.selectList} FROM ONLY ${src}`;
-  return {
-    backfill: literal(`${insert}\n WHERE ctid >= format('(%s,0)', $1)::tid AND ctid < format('(%s,0)', $2)::tid${order}`),
-    backfillRow: literal(`${insert} WHERE ctid = format('(%s,%s)', $1, $2)::tid`),
-  };
-}
 
 /**
  * Which of the tool's triggers a stage needs intact: before the swap the capture on the table
@@ -184,14 +170,16 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
   const related = relatedTables(model);
   // The table stays in its own tablespace unless the plan moves it (--tablespace).
   const copySpace = target.tablespace ?? model.tablespace;
-  const forward = forwardSide(model, target, tool(names.keepTable));
+  // The apply's scratch tables are temporary: the owner's statements use them, and it cannot reach the tool's schema.
+  const forward = forwardSide(model, target, qualified('pg_temp', names.keepTable));
+  const reverse = reverseSide(model, target, qualified('pg_temp', names.reverseKeepTable));
   const backfillOrder = target.orderBy.length > 0 ? ` ORDER BY ${target.orderBy.map(ident).join(', ')}` : '';
   return {
     toolVersion,
     model,
     target,
     forward,
-    reverse: reverseSide(model, target, tool(names.reverseKeepTable)),
+    reverse,
     copyTablespace: copySpace === null ? '' : ` TABLESPACE ${ident(copySpace)}`,
     // Ordered: one batch, whatever the control table says. Otherwise the batch size comes from the control table.
     backfillBatchPages: target.orderBy.length > 0 ? '2147483647' : '',
@@ -263,6 +251,6 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       // Indented to sit inside the FOR loop of the verify stage.
       rangesSql: options.verifyRanges > 0 ? rangeChecksumSql(model, 'before-swap', options.verifyRanges, '    ', { differences: target.differences, forward: target.forward, targetColumns: target.model.columns, partitioned: target.partitioning !== null }) : '',
     },
-    asOwner: ownerStatements(src, copy, forward, backfillOrder),
+    asOwner: ownerStatements({ src, copy, old, forward, reverse, backfillOrder, overriding: insertOverriding(model) }),
   };
 }

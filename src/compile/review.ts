@@ -4,6 +4,7 @@ import { bytes, durationLines, hazardLines, lockTableLines } from './review-plan
 import { transformReviewLines } from './transform/review-section.js';
 import { controlReviewLines } from './review-control.js';
 import { dependentsReview } from './dependents.js';
+import { roleReviewLines } from './review-roles.js';
 
 /** The summary a reviewer reads first: what, how, which locks, what can go wrong, how to go back. */
 export function renderReview(m: PlanManifest): string {
@@ -34,6 +35,7 @@ export function renderReview(m: PlanManifest): string {
   out.push('### What can block', '');
   out.push(...blockerLines(m), '');
   out.push(...controlReviewLines(o, m.runId));
+  out.push(...roleReviewLines(m));
   out.push('## Hazards', '');
   out.push(...hazardLines(m));
   out.push('', '## Estimates (from the catalog of the database the plan was made on)', '');

@@ -42,6 +42,11 @@ export interface CopySide {
   readonly keyArrayParams: readonly string[];
   /** Their types alone (`integer[]`), for the function's signature. */
   readonly keyArrayTypes: readonly string[];
+  /** The runner's variables holding them (`sp_k1, sp_k2`), and the aggregates that fill them from the log. */
+  readonly keyArrayVars: string;
+  readonly keyArrayAgg: string;
+  /** The keys passed as parameters $3, $4, … read back as a relation of k1, k2, … with the key's collations. */
+  readonly keysFromArrays: string;
   /** Key of the read table, `s.`-qualified, in key order. */
   readonly keyListS: string;
   readonly keyListOld: string;
@@ -109,6 +114,9 @@ function side(i: SideInput): CopySide {
     keyDefs: columnsNamed(readModel, readKey).map((c, n) => `k${n + 1} ${typeOf(c)} NOT NULL`),
     keyArrayParams: columnsNamed(readModel, readKey).map((c, n) => `k${n + 1} ${c.type}[]`),
     keyArrayTypes: columnsNamed(readModel, readKey).map((c) => `${c.type}[]`),
+    keyArrayVars: readKey.map((_, n) => `sp_k${n + 1}`).join(', '),
+    keyArrayAgg: readKey.map((_, n) => `array_agg(k${n + 1})`).join(', '),
+    keysFromArrays: `(SELECT ${columnsNamed(readModel, readKey).map((c, n) => `u.k${n + 1}${c.collation !== null ? ` COLLATE ${c.collation}` : ''} AS k${n + 1}`).join(', ')} FROM unnest(${readKey.map((_, n) => `$${n + 3}`).join(', ')}) AS u (${readKey.map((_, n) => `k${n + 1}`).join(', ')}))`,
     keyListS: readKey.map((k) => `s.${ident(k)}`).join(', '),
     keyListOld: readKey.map((k) => `OLD.${ident(k)}`).join(', '),
     keyListNew: readKey.map((k) => `NEW.${ident(k)}`).join(', '),

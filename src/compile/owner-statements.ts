@@ -1,0 +1,72 @@
+import { literal } from '../model/quote.js';
+import type { CopySide } from './transform/sides.js';
+
+/**
+ * Statements that run as the table's owner (templates/partials/owner-functions.hbs): they evaluate
+ * the owner's code (defaults, generated columns, casts, --alter expressions, CHECK constraints,
+ * index expressions and triggers of the written table). They reach only what the owner can reach —
+ * the source, the copy or old table, a temporary scratch table — never the tool's schema: the log
+ * keys come in as arrays ($3, $4, …), read by the runner.
+ */
+export interface OwnerStatements {
+  /** Copies heap pages $1 to $2 (excluded). */
+  readonly backfill: string;
+  /** Copies the one row at ctid ($1,$2), to find the first row that does not fit. */
+  readonly backfillRow: string;
+  /** `ARRAY[…]::text[]`: the apply's writes to the copy, for the logged keys. */
+  readonly apply: string;
+  /** The same for revert's writes to the old table. */
+  readonly reverseApply: string;
+}
+
+export interface OwnerStatementInput {
+  readonly src: string;
+  readonly copy: string;
+  readonly old: string;
+  readonly forward: CopySide;
+  readonly reverse: CopySide;
+  readonly backfillOrder: string;
+  /** OVERRIDING SYSTEM VALUE for the old table, or ''. */
+  readonly overriding: string;
+}
+
+function array(statements: readonly string[]): string {
+  return statements.length === 0 ? 'ARRAY[]::text[]' : `ARRAY[\n    ${statements.map(literal).join(',\n    ')}]`;
+}
+
+/**
+ * For every logged key: delete it from the target and re-read it from the source. Columns the
+ * mapping does not fill keep the target's values through a temporary scratch table, everything
+ * deleted before anything is inserted (see apply-function.hbs). Before the build the copy has no
+ * unique index and may hold a key twice (a row updated between two backfill batches is copied from
+ * both pages): one of its values is kept.
+ */
+function applyStatements(side: CopySide, source: string, target: string, overriding: string): string[] {
+  if (!side.available) return [];
+  const keys = side.keysFromArrays;
+  const fromSource = `${side.only}${source} AS s\n WHERE (${side.keyListS}) IN (SELECT ${side.keyArrayVars.replaceAll('sp_', '')} FROM ${keys} AS d)`;
+  const keep = side.keep;
+  if (keep === null) {
+    return [
+      `DELETE FROM ${target} AS t\n USING ${keys} AS d\n WHERE ${side.keyJoinTD}`,
+      `INSERT INTO ${target} (${side.insertList})\n${overriding}SELECT ${side.selectList} FROM ${fromSource}`,
+    ];
+  }
+  return [
+    `CREATE TEMPORARY TABLE IF NOT EXISTS ${keep.table} (${keep.defs.join(', ')}, PRIMARY KEY (${side.keyList}))`,
+    `WITH gone AS (\n  DELETE FROM ${target} AS t\n   USING ${keys} AS d\n   WHERE ${side.keyJoinTD}\n  RETURNING ${keep.columnsT})\nINSERT INTO ${keep.table} (${keep.columns}) SELECT ${keep.columns} FROM gone ON CONFLICT DO NOTHING`,
+    `INSERT INTO ${target} (${side.insertList}, ${keep.unmappedList})\n${overriding}SELECT n.*, ${keep.unmappedListG}\n  FROM (SELECT ${side.selectList} FROM ${fromSource}) AS n (${side.insertList})\n  JOIN ${keep.table} AS g ON ${keep.keyJoinNG}`,
+    `INSERT INTO ${target} (${side.insertList})\n${overriding}SELECT ${side.selectList} FROM ${fromSource}\n   AND NOT EXISTS (SELECT FROM ${keep.table} AS g WHERE ${keep.keyJoinGS})`,
+    `DELETE FROM ${keep.table}`,
+  ];
+}
+
+export function ownerStatements(i: OwnerStatementInput): OwnerStatements {
+  const insert = `INSERT INTO ${i.copy} (${i.forward.insertList})\nSELECT ${i.forward.selectList} FROM ONLY ${i.src}`;
+  return {
+    backfill: literal(`${insert}\n WHERE ctid >= format('(%s,0)', $1)::tid AND ctid < format('(%s,0)', $2)::tid${i.backfillOrder}`),
+    backfillRow: literal(`${insert} WHERE ctid = format('(%s,%s)', $1, $2)::tid`),
+    apply: array(applyStatements(i.forward, i.src, i.copy, '')),
+    reverseApply: array(applyStatements(i.reverse, i.src, i.old, i.overriding)),
+  };
+}
