@@ -147,12 +147,12 @@ export function stageHazards(stage: StageName, c: CommonContext): HazardCode[] {
     case 'verify':
       return ['LONG_SNAPSHOT'];
     case 'swap':
-      return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
+      return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', 'STANDBY_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
     case 'cleanup':
       return ['ACCESS_EXCLUSIVE_LOCK', 'REVERT_ENDS'];
     case 'abort':
       return ['ACCESS_EXCLUSIVE_LOCK'];
     case 'revert':
-      return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
+      return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', 'STANDBY_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
   }
 }

@@ -22,7 +22,8 @@ export type HazardCode =
   | 'VIEWS_RECREATED'
   | 'FUNCTIONS_RECREATED'
   | 'PUBLICATION_MOVED'
-  | 'LONG_SNAPSHOT';
+  | 'LONG_SNAPSHOT'
+  | 'STANDBY_SNAPSHOTS';
 
 export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
   ACCESS_EXCLUSIVE_LOCK: 'takes ACCESS EXCLUSIVE on the table briefly; readers and writers wait at most one lock attempt',
@@ -34,6 +35,7 @@ export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
   WRITE_OVERHEAD: 'every write to the table also writes a change-log row until cleanup',
   REVERT_ENDS: 'after this stage the original table is gone; revert is no longer possible',
   WAITS_FOR_OLD_SNAPSHOTS: 'waits (bounded) for sessions holding snapshots older than its last catch-up, and once it holds the lock gives it back and retries while a session holds a snapshot from before the lock or sits idle in a transaction with one (such a snapshot would read the table without the rows applied under the lock). Not covered: a REPEATABLE READ or SERIALIZABLE transaction whose snapshot was taken while its statement queued behind the lock, or that began while the lock was held and reads the table only after the commit; it can miss the rows applied under the lock (at most about --swap-backlog keys; the lock report says how many)',
+  STANDBY_SNAPSHOTS: 'hot standbys: with hot_standby_feedback on, it first waits until every standby reports an xmin newer than its last catch-up, but a standby transaction that takes its snapshot later, before the standby replays the commit, can still miss the rows applied under the lock; without hot_standby_feedback nothing is guaranteed: a standby REPEATABLE READ transaction that began before the swap replays can read the table empty or stale',
   BACKFILL_ONE_TRANSACTION: 'to write rows in the requested order the backfill is one transaction: it holds one snapshot (vacuum waits) and an interruption starts the copy over',
   REFERENCING_KEY_NOT_WIDENED: 'foreign key columns of other tables stay narrower than the widened key and overflow at the same point (plan them with --with-referencing)',
   REVERT_UNAVAILABLE: 'the old shape cannot be computed from the new one, so writes after the swap cannot be carried back: revert is unavailable',

@@ -4,7 +4,7 @@ import type { StageName } from '../compile/stages.js';
 export interface LockReport {
   readonly step: string;
   readonly lock: string;
-  /** acquired, or why it gave up: held (a long-held lock), budget, timed-out. */
+  /** acquired, or why it gave up: held (a long-held lock), budget, timed-out, snapshots (swap, revert: sessions with snapshots older than the lock). */
   readonly outcome: string;
   /** LOCK attempts made; rounds skipped behind a long-held lock are counted in `skipped`. */
   readonly attempts: number;

@@ -6,11 +6,9 @@
  * (pg_backup_start / copy / pg_backup_stop): the embedded binaries have no
  * pg_basebackup.
  */
-import { execFileSync } from 'node:child_process';
-import { chownSync, statSync, writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { withClient } from '../helpers/db.js';
+import { startStandby, waitFor } from '../helpers/standby.js';
 import { cli, leftovers, planTable } from '../helpers/rebuild.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/run/embedded-server.js';
 import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
@@ -21,42 +19,6 @@ afterAll(async () => {
   for (const s of servers.reverse()) await s.stop().catch(() => undefined);
 });
 
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** A hot standby of `primary`, streaming from it, from a low-level base backup. */
-async function startStandby(primary: EmbeddedServer): Promise<EmbeddedServer> {
-  const dir = join(dirname(primary.dataDir), 'standby');
-  const owner = statSync(primary.dataDir);
-  await withClient(primary.url, async (c) => {
-    await c.query("SELECT pg_backup_start('shadowpack-test', true)");
-    // cp -a keeps the server user's ownership and modes; the WAL comes by streaming.
-    execFileSync('cp', ['-a', primary.dataDir, dir]);
-    execFileSync('sh', ['-c', `rm -rf "${dir}"/pg_wal/* "${dir}/postmaster.pid" "${dir}/postmaster.opts"`]);
-    const stop = await c.query<{ labelfile: string }>('SELECT labelfile FROM pg_backup_stop(true)');
-    for (const [name, text] of [['backup_label', stop.rows[0]!.labelfile], ['standby.signal', '']] as const) {
-      writeFileSync(join(dir, name), text);
-      chownSync(join(dir, name), owner.uid, owner.gid);
-    }
-  });
-  return startEmbeddedPostgres({
-    dataDir: dir,
-    settings: {
-      primary_conninfo: `host=127.0.0.1 port=${primary.port} user=postgres password=postgres application_name=standby1`,
-      hot_standby: 'on',
-      // Frequent replies, so the primary's replay_lag follows the standby closely.
-      wal_receiver_status_interval: '1s',
-    },
-  });
-}
-
 describe('replica lag throttle', () => {
   it('waits while a standby replays behind, then finishes equal to the twin', async () => {
     const primary = await startEmbeddedPostgres({ settings: { wal_level: 'replica', max_wal_senders: '4' } });
@@ -64,10 +26,6 @@ describe('replica lag throttle', () => {
     await withClient(primary.url, (c) => createDemoSchema(c, 6_000));
     const standby = await startStandby(primary);
     servers.push(standby);
-    await waitFor('the standby to stream', async () => {
-      const r = await withClient(primary.url, (c) => c.query("SELECT 1 FROM pg_stat_replication WHERE application_name = 'standby1' AND state = 'streaming'"));
-      return r.rowCount === 1 ? true : undefined;
-    });
 
     const plan = await planTable(primary.url, 'app', 'orders', { batchPages: 5, maxReplicaLagMs: 300 });
     expect(plan.files.get('01-setup.sql')).toContain('pg_stat_replication');

@@ -12,6 +12,8 @@ import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js'
 import { ROOT, cli, planTable, psql, type Exit } from '../helpers/rebuild.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { compareWithTwin, createDemoSchema } from '../../src/run/workload.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/run/embedded-server.js';
+import { startStandby } from '../helpers/standby.js';
 
 const databases: FreshDatabase[] = [];
 afterAll(async () => {
@@ -217,6 +219,51 @@ describe.each(['runner', 'psql'] as const)('snapshots taken after the wait began
       await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 2_001, missing: 0, extra: 0, badGenerated: 0 }));
     } finally {
       for (const c of [writer, x]) await c.end().catch(() => undefined);
+    }
+  });
+});
+
+describe('hot standby with hot_standby_feedback', () => {
+  const servers: EmbeddedServer[] = [];
+  afterAll(async () => {
+    // The standby first: its directory lives inside the primary's, which stop() removes.
+    for (const s of servers.reverse()) await s.stop().catch(() => undefined);
+  });
+
+  it('swap: waits for a standby REPEATABLE READ transaction older than the copy, then goes ahead once it ends', async () => {
+    const primary = await startEmbeddedPostgres({ settings: { wal_level: 'replica', max_wal_senders: '4' } });
+    servers.push(primary);
+    await withClient(primary.url, (c) => createDemoSchema(c, 2_000));
+    const standby = await startStandby(primary, { hot_standby_feedback: 'on' });
+    servers.push(standby);
+    const plan = await planTable(primary.url, 'app', 'orders', { snapshotWaitSeconds: 60 });
+    const s = await connect(standby.url, 'standby-reader');
+    try {
+      // The standby transaction's snapshot predates the whole run (review §4c).
+      await s.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      expect(Number((await s.query('SELECT count(*) AS n FROM app.orders_twin')).rows[0].n)).toBe(2_000);
+      const ready = await cli(['run', '--plan', plan.dir, '--url', primary.url, '--until', 'catchup']);
+      expect(ready.code, ready.stderr).toBe(0);
+
+      const swap = liveStage(plan, primary.url, 'swap', 'runner');
+      // Either the swap commits (then the standby must still read every row once it replays it), or it waits, naming the standby.
+      const waited = await swap.seen(/standby standby1/);
+      if (!waited) {
+        const lsn = await withClient(primary.url, async (c) => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l);
+        await waitFor('the standby to replay the swap', async () => {
+          const r = await withClient(standby.url, (c) => c.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]));
+          return r.rows[0]!.ok ? true : undefined;
+        });
+      }
+      expect(Number((await s.query('SELECT count(*) AS n FROM app.orders')).rows[0].n)).toBe(2_000);
+      expect(await compareWithTwin(s)).toMatchObject({ rows: 2_000, missing: 0, extra: 0 });
+      await s.query('COMMIT');
+      const r = await swap.exit;
+      expect(r.code, r.stderr).toBe(0);
+      expect(waited).toBe(true);
+      await withClient(primary.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 2_000, missing: 0, extra: 0, badGenerated: 0 }));
+    } finally {
+      await s.end().catch(() => undefined);
     }
   });
 });
