@@ -160,6 +160,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     hold: tool(names.holdProcedure),
     owner: tool(names.ownerFunction),
     reverseOwner: tool(names.reverseOwnerFunction),
+    verifyOwner: tool(names.verifyOwnerFunction),
     asOwner: tool(names.asOwnerFunction),
     session: tool(names.sessionFunction),
     ownerCheck: tool(names.ownerCheckFunction),
@@ -249,7 +250,8 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       algorithm: RANGE_CHECKSUM_ALGORITHM,
       settings: CANONICAL_SETTINGS,
       // Indented to sit inside the FOR loop of the verify stage.
-      rangesSql: options.verifyRanges > 0 ? rangeChecksumSql(model, 'before-swap', options.verifyRanges, '    ', { differences: target.differences, forward: target.forward, targetColumns: target.model.columns, partitioned: target.partitioning !== null }) : '',
+      // Run as the table's owner (it evaluates --alter expressions): the pending keys come in as arrays.
+      rangesSql: options.verifyRanges > 0 ? literal(rangeChecksumSql(model, 'before-swap', options.verifyRanges, '', { differences: target.differences, forward: target.forward, targetColumns: target.model.columns, partitioned: target.partitioning !== null }, forward.keysFromArrays)) : '',
     },
     asOwner: ownerStatements({ src, copy, old, forward, reverse, backfillOrder, overriding: insertOverriding(model) }),
   };

@@ -34,11 +34,12 @@ export const CANONICAL_SETTINGS: readonly string[] = [
  * in one REPEATABLE READ snapshot with CANONICAL_SETTINGS. `margin` indents
  * each line (for embedding in a stage script).
  */
-export function rangeChecksumSql(model: TableModel, side: VerifySide, ranges: number, margin = '', shape?: ComparedShape): string {
+export function rangeChecksumSql(model: TableModel, side: VerifySide, ranges: number, margin = '', shape?: ComparedShape, pending?: string): string {
   const n = runNames(model.schema, model.name);
   const live = qualified(model.schema, model.name);
   const other = qualified(model.schema, side === 'before-swap' ? n.copyTable : n.oldTable);
-  const log = qualified(n.toolSchema, side === 'before-swap' ? n.logTable : n.reverseLogTable);
+  // The keys to leave out: the change log, or (run as the table's owner, who cannot read it) a relation of k1, k2, … given by the caller.
+  const log = pending ?? qualified(n.toolSchema, side === 'before-swap' ? n.logTable : n.reverseLogTable);
   const key = model.key.columns.map(ident);
   const keys = key.join(', ');
   const bodies = comparedRows(model, side, shape);

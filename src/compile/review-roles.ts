@@ -14,7 +14,7 @@ export function roleReviewLines(m: PlanManifest): string[] {
     ['backfill', `the INSERT into the copy as ${owner}; progress, throttle and control as ${runner}`],
     ['build', `CHECK constraints as ${owner}; index and constraint builds and ANALYZE run their expressions as ${owner} by PostgreSQL itself; the rest as ${runner}`],
     ['catchup', `the apply's writes to the copy as ${owner}; reading and pruning the change log as ${runner}`],
-    ['verify', `${runner}: it evaluates \`--alter\` expressions (USING) when the plan has them`],
+    ['verify', `the comparison as ${owner} (it reads the table through the \`--alter\` expressions); the change log and the result as ${runner}`],
     ['swap', `the last apply as ${owner}; renames, foreign keys, privileges, views and everything the swap carries as ${runner} (these evaluate none of the owner's code; views are re-created, not run); foreign-key validation runs PostgreSQL's own checks`],
     ['revert', `the writes replayed onto the old table as ${owner}; the rest as ${runner}`],
     ['cleanup, abort', `${runner}: drops and validations only`],
@@ -28,7 +28,7 @@ export function roleReviewLines(m: PlanManifest): string[] {
     '|---|---|',
     ...rows.map(([stage, what]) => `| ${stage} | ${what} |`),
     '',
-    `The throttle probe (\`--throttle-probe\`) is the operator's own SQL and runs as ${runner}, read-only.`,
+    `The throttle probe (\`--throttle-probe\`) is the operator's own SQL and runs as ${runner}, read-only; \`shadowpack verify\` (the command) runs as the role it connects as.`,
     '',
   ];
 }

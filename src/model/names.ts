@@ -38,6 +38,8 @@ export interface RunNames {
   /** Runs a statement as the table's owner (SECURITY DEFINER, owned by the owner when the runner is a superuser): forward and reverse key types. */
   readonly ownerFunction: string;
   readonly reverseOwnerFunction: string;
+  /** The verify stage's comparison, run as the owner: it evaluates --alter expressions. */
+  readonly verifyOwnerFunction: string;
   /** The runner's side of such a call: the session's settings before and after, and the check between them. */
   readonly asOwnerFunction: string;
   readonly sessionFunction: string;
@@ -87,6 +89,7 @@ export function runNames(schema: string, table: string): RunNames {
     holdProcedure: `hold_${id}`,
     ownerFunction: `owner_${id}`,
     reverseOwnerFunction: `rowner_${id}`,
+    verifyOwnerFunction: `vowner_${id}`,
     asOwnerFunction: `as_owner_${id}`,
     sessionFunction: `session_${id}`,
     ownerCheckFunction: `owner_check_${id}`,

@@ -35,6 +35,8 @@ interface Variant {
   readonly alter?: readonly string[];
   /** Run as the owner after setup, on the copy (the owner owns it and can find it in its schema). */
   readonly onCopy?: (copy: string) => string;
+  /** More plan options. */
+  readonly planArgs?: readonly string[];
 }
 
 const VARIANTS: Record<string, Variant> = {
@@ -62,6 +64,8 @@ const ALL: Variant = {
     CREATE VIEW app.tv AS SELECT id, v, app.ok(v) AS ok FROM app.t;`,
   alter: ['ADD COLUMN d int DEFAULT app.dflt()', 'ALTER COLUMN w TYPE bigint USING app.conv(w)'],
   onCopy: VARIANTS.trigger!.onCopy,
+  // The verify stage reads the table through the USING expression.
+  planArgs: ['--verify-ranges', '4'],
 };
 
 interface Setup {
@@ -153,7 +157,7 @@ async function differences(s: Setup): Promise<string[]> {
 async function plan(s: Setup, variant: Variant): Promise<string> {
   const dir = join(mkdtempSync(join(tmpdir(), 'sp-owner-')), 'plan');
   const alter = (variant.alter ?? []).flatMap((a) => ['--alter', a]);
-  const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--batch-pages', '1', ...alter]);
+  const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--batch-pages', '1', ...alter, ...(variant.planArgs ?? [])]);
   expect(p.code, p.stderr).toBe(0);
   return dir;
 }
