@@ -51,6 +51,11 @@ const VARIANTS: Record<string, Variant> = {
     onCopy: (copy) => `CREATE TRIGGER copy_trg BEFORE INSERT ON ${copy} FOR EACH ROW EXECUTE FUNCTION app.trg();`,
   },
   view: { name: 'a view over the table', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE VIEW app.tv AS SELECT id, v, app.ok(v) AS ok FROM app.t;' },
+  partitioned: {
+    name: 'a CHECK constraint on a --partition-by copy (its partitions are handed to the owner)',
+    table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int CHECK (app.ok(v)));',
+    planArgs: ['--partition-by', 'range(id)', '--interval', '500'],
+  },
   using: { name: 'an --alter … USING expression', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ALTER COLUMN v TYPE bigint USING app.conv(v)'] },
 };
 
