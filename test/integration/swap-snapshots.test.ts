@@ -83,9 +83,9 @@ describe.each(['runner', 'psql'] as const)('backlog gate before the swap lock (%
       await reader.query('SELECT 1 FROM app.customers LIMIT 1');
       const swap = runStage(plan, db.url, 'swap', via);
       await inSnapshotWait(writer, plan.manifest.runId);
-      // 100,000 log entries while the swap waits (review §5; 20,000 through psql, to keep the suite fast),
-      // mirrored into the twin.
-      const transactions = via === 'runner' ? 5 : 1;
+      // Log entries written while the swap waits (review §5 wrote 100,000; this test passed with that
+      // too, and keeps the suite fast with 40,000 through the runner and 20,000 through psql), mirrored into the twin.
+      const transactions = via === 'runner' ? 2 : 1;
       for (let i = 0; i < transactions; i++) {
         await writer.query('BEGIN');
         for (let j = 0; j < 10; j++) await writer.query('UPDATE app.orders SET qty = qty + 1');
