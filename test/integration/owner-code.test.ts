@@ -93,11 +93,14 @@ async function hostile(prefix: string, variant: Variant): Promise<Setup> {
       CREATE SCHEMA app AUTHORIZATION ${o};
       SET ROLE ${o};
       CREATE TABLE app.seen (who name, su boolean);
+      -- nextval is not rolled back: it shows a call as superuser even inside a transaction that was.
+      CREATE SEQUENCE app.su_calls;
       CREATE FUNCTION app.evil() RETURNS void LANGUAGE plpgsql AS $$
       DECLARE su boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
       BEGIN
         INSERT INTO app.seen VALUES (current_user, su);
         IF su THEN
+          PERFORM nextval('app.su_calls');
           BEGIN EXECUTE 'ALTER ROLE ${o} SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
           BEGIN EXECUTE 'GRANT pg_execute_server_program TO ${o}'; EXCEPTION WHEN OTHERS THEN NULL; END;
         END IF;
@@ -127,7 +130,8 @@ async function gained(s: Setup): Promise<unknown> {
     const r = await c.query(
       `SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, r.rolreplication,
               (SELECT array_agg(roleid::regrole::text ORDER BY 1) FROM pg_auth_members WHERE member = r.oid) AS member_of,
-              (SELECT count(*) FROM app.seen WHERE su) AS ran_as_superuser
+              (SELECT count(*) FROM app.seen WHERE su) AS ran_as_superuser,
+              (SELECT is_called FROM app.su_calls) AS superuser_call_seen
          FROM pg_roles r WHERE r.rolname = $1`,
       [s.owner],
     );
@@ -135,7 +139,7 @@ async function gained(s: Setup): Promise<unknown> {
   });
 }
 
-const NOTHING = { rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false, rolreplication: false, member_of: null, ran_as_superuser: '0' };
+const NOTHING = { rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false, rolreplication: false, member_of: null, ran_as_superuser: '0', superuser_call_seen: false };
 
 /** Application writes, as the owner, kept in the twin by the same statements. */
 async function write(s: Setup, round: number): Promise<void> {
@@ -243,6 +247,16 @@ describe('code of the table owner never runs as the superuser running the plan (
   });
   it('a CHECK, index expression, partial-index predicate, generated column, triggers, a view, an --alter default and USING, with the runner', async () => {
     await fullRunAndRevert('owner_all', ALL, 'runner');
+  });
+});
+
+describe('plan --check-data pushes the rows through the backfill INSERT as the owner', () => {
+  it('with an --alter USING calling the owner function', async () => {
+    const s = await hostile('owner_check_data', VARIANTS.using!);
+    const dir = join(mkdtempSync(join(tmpdir(), 'sp-owner-')), 'plan');
+    const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--check-data', '--alter', VARIANTS.using!.alter![0]!]);
+    expect(p.code, p.stderr).toBe(0);
+    expect(await gained(s)).toEqual(NOTHING);
   });
 });
 

@@ -1,4 +1,4 @@
-import { dollarTag, literal } from '../../model/quote.js';
+import { dollarTag, ident, literal } from '../../model/quote.js';
 import type { TableModel } from '../../model/types.js';
 import { commonContext } from '../context.js';
 import type { PlanOptions } from '../options.js';
@@ -17,7 +17,29 @@ export function checkDataSql(model: TableModel, spec: TransformSpec, options: Pl
   const target = deriveTarget(model, spec);
   const c = commonContext(model, target, options, 'check');
   const range = "ctid >= format('(%s,0)', p)::tid AND ctid < format('(%s,0)', p + step)::tid";
-  const insert = (where: string) => `INSERT INTO ${c.copy} (${c.forward.insertList}) SELECT ${c.forward.selectList} FROM ONLY ${c.src} WHERE ${where};`;
+  // The INSERT evaluates the owner's code (defaults, casts, --alter expressions, checks): when a
+  // superuser other than the owner plans, it runs as the owner, through a SECURITY DEFINER function
+  // in a schema made for this transaction (no grants: the owner cannot name it to change it), as the
+  // run itself does (owner-functions.hbs). Rolled back with everything else.
+  const schema = ident(`shadowpack_check_${c.names.runId}`);
+  const fn = `${schema}.${ident('as_owner')}`;
+  const ownerSetup = `DO $sp$
+BEGIN
+  IF current_user = ${literal(model.owner)} OR NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    CREATE FUNCTION pg_temp.sp_check_insert(statement text, a bigint, b bigint) RETURNS void
+    LANGUAGE plpgsql AS $f$ BEGIN EXECUTE statement USING a, b; END $f$;
+    RETURN;
+  END IF;
+  CREATE SCHEMA ${schema};
+  CREATE FUNCTION ${fn}(statement text, a bigint, b bigint) RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$ BEGIN EXECUTE statement USING a, b; END $f$;
+  ALTER FUNCTION ${fn}(text, bigint, bigint) OWNER TO ${ident(model.owner)};
+  ALTER TABLE ${c.copy} OWNER TO ${ident(model.owner)};
+${c.partitionTables.map((t) => `  ALTER TABLE ${t} OWNER TO ${ident(model.owner)};\n`).join('')}END
+$sp$`;
+  const call = `CASE WHEN to_regnamespace(${literal(`shadowpack_check_${c.names.runId}`)}) IS NULL THEN 'pg_temp.sp_check_insert' ELSE ${literal(fn)} END`;
+  const statement = (where: string) => literal(`INSERT INTO ${c.copy} (${c.forward.insertList}) SELECT ${c.forward.selectList} FROM ONLY ${c.src} WHERE ${where}`);
+  const insert = (where: string, a: string, b: string) => `EXECUTE format('SELECT %s($1, $2, $3)', ${call}) USING ${statement(where)}, ${a}, ${b};`;
   const body = `
 DECLARE
   last_page bigint := pg_relation_size(${literal(c.src)}) / current_setting('block_size')::bigint;
@@ -29,12 +51,12 @@ DECLARE
 BEGIN
   WHILE p < last_page AND found < ${limit} LOOP
     BEGIN
-      ${insert(range)}
+      ${insert("ctid >= format('(%s,0)', $1)::tid AND ctid < format('(%s,0)', $1 + $2)::tid", 'p', 'step')}
     EXCEPTION WHEN OTHERS THEN
-      FOR bad IN SELECT ctid AS t, ROW(${c.keyList})::text AS k FROM ONLY ${c.src} WHERE ${range} ORDER BY ${c.keyList} LOOP
+      FOR bad IN SELECT (ctid::text::point)[0]::bigint AS page, (ctid::text::point)[1]::bigint AS item, ROW(${c.keyList})::text AS k FROM ONLY ${c.src} WHERE ${range} ORDER BY ${c.keyList} LOOP
         EXIT WHEN found >= ${limit};
         BEGIN
-          ${insert('ctid = bad.t')}
+          ${insert("ctid = format('(%s,%s)', $1, $2)::tid", 'bad.page', 'bad.item')}
         EXCEPTION WHEN OTHERS THEN
           GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
           found := found + 1;
@@ -51,6 +73,7 @@ END`;
     // Partitioned like the plan's copy, so its partitions can be created and rows routed the same way.
     `CREATE TABLE ${c.copy} (${c.columnDefs.join(', ')})${target.partitioning !== null ? c.copyStorage : ''}`,
     ...c.alterSetupSteps.map((s) => s.sql.replace(/;\s*$/, '')),
+    ownerSetup,
     // The tag is chosen so that no name inside the body can end it early.
     `DO ${dollarTag(body, 'check')}${body}\n${dollarTag(body, 'check')}`,
   ];
