@@ -48,6 +48,9 @@ export interface CommonContext {
   readonly changeLog: string;
   readonly reverseLog: string;
   readonly stateTable: string;
+  /** One row per run, kept after cleanup and abort: which plan ran, how it ended, when, by whom. */
+  readonly historyTable: string;
+  readonly keepTables: readonly string[];
   readonly controlTable: string;
   readonly func: Readonly<Record<string, string>>;
   /** The guard function with its argument types, for to_regprocedure. */
@@ -199,6 +202,9 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     changeLog: tool(names.logTable),
     reverseLog: tool(names.reverseLogTable),
     stateTable: tool('runs'),
+    historyTable: tool('history'),
+    // Removed by cleanup and abort whatever this plan's target needs (abort removes any plan's run).
+    keepTables: [tool(names.keepTable), tool(names.reverseKeepTable)],
     controlTable: tool(names.controlTable),
     func,
     guardProcedure: `${func.guard}(text)`,

@@ -47,7 +47,8 @@ statistics AS (SELECT s.oid, sn.nspname, pg_get_userbyid(s.stxowner) AS owner
                  FROM pg_statistic_ext s JOIN pg_namespace sn ON sn.oid = s.stxnamespace WHERE s.stxrelid = ${table}),
 publications AS (SELECT p.pubname, pg_get_userbyid(p.pubowner) AS owner
                    FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = ${table}),
-tool AS (SELECT to_regnamespace(${toolSchema}) AS ns, to_regclass(quote_ident(${toolSchema}) || '.runs') AS runs),
+tool AS (SELECT to_regnamespace(${toolSchema}) AS ns, to_regclass(quote_ident(${toolSchema}) || '.runs') AS runs,
+                 to_regclass(quote_ident(${toolSchema}) || '.history') AS history),
 lacking AS (
 SELECT 1 AS ord, format('ownership of table %s (owned by %I)', t.oid::regclass, t.owner) AS what,
        format('GRANT %I TO %I;', t.owner, me.role) AS fix
@@ -76,6 +77,12 @@ UNION ALL
 SELECT 7, format('ownership of %s (shared by runs; the last cleanup drops it)', tool.runs),
        format('ALTER TABLE %s OWNER TO %I;', tool.runs, me.role)
   FROM tool, me, pg_class r WHERE r.oid = tool.runs AND NOT pg_has_role(me.role, r.relowner, 'USAGE')
+UNION ALL
+SELECT 7, format('SELECT, INSERT and UPDATE on %s (the history of runs, kept by cleanup)', tool.history),
+       format('GRANT SELECT, INSERT, UPDATE ON %s TO %I;', tool.history, me.role)
+  FROM tool, me WHERE tool.history IS NOT NULL
+   AND NOT (has_table_privilege(me.role, tool.history, 'SELECT') AND has_table_privilege(me.role, tool.history, 'INSERT')
+            AND has_table_privilege(me.role, tool.history, 'UPDATE'))
 UNION ALL
 SELECT 8, format('ownership of table %s (its foreign key into the table is re-pointed)', c.oid::regclass),
        format('GRANT %I TO %I;', c.owner, me.role)

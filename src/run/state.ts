@@ -76,3 +76,22 @@ export async function appendLockReports(client: ClientBase, manifest: PlanManife
   await client.query("SET lock_timeout = '2s'");
   await client.query(`UPDATE ${state} SET locks = locks || $1::jsonb WHERE run_id = $2`, [JSON.stringify(reports), manifest.runId]);
 }
+
+/** A finished run of a plan, as the history keeps it after cleanup removed everything else. */
+export interface FinishedRun {
+  readonly outcome: string;
+  readonly endedAt: string;
+  readonly endedBy: string;
+}
+
+/** The last run of this plan that ended (cleaned, aborted or reverted), or null. Read-only. */
+export async function readFinished(client: ClientBase, manifest: PlanManifest): Promise<FinishedRun | null> {
+  if (manifest.planId === undefined) return null;
+  const history = qualified(TOOL_SCHEMA, 'history');
+  const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [history]);
+  if (exists.rows[0]?.t == null) return null;
+  const r = await client.query<{ outcome: string; ended_at: Date; ended_by: string }>(
+    `SELECT outcome, ended_at, ended_by FROM ${history} WHERE plan_id = $1 AND ended_at IS NOT NULL ORDER BY ended_at DESC LIMIT 1`, [manifest.planId]);
+  const row = r.rows[0];
+  return row === undefined ? null : { outcome: row.outcome, endedAt: isoOf(row.ended_at), endedBy: row.ended_by };
+}

@@ -79,10 +79,17 @@ export async function catalogSnapshot(c: pg.ClientBase, schema: string, table: s
   return { signature: sig, indexes, constraints };
 }
 
-/** Objects a run leaves behind: the tool schema or anything named like ours. */
+/**
+ * Objects a run leaves behind: anything named like ours, or the tool schema holding anything but
+ * shadowpack.history. The history is kept on purpose (one row per run, outliving cleanup and abort:
+ * which plan ran, how it ended, when, by whom), and the schema with it; a run leaves nothing else.
+ */
 export async function leftovers(c: pg.ClientBase): Promise<string[]> {
   const r = await c.query<{ o: string }>(`
-    SELECT 'schema ' || nspname AS o FROM pg_namespace WHERE nspname = 'shadowpack'
+    SELECT 'schema ' || n.nspname AS o FROM pg_namespace n WHERE n.nspname = 'shadowpack'
+       AND (EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname <> 'history')
+            OR EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = n.oid)
+            OR EXISTS (SELECT FROM pg_type t WHERE t.typnamespace = n.oid AND t.typname NOT IN ('history', '_history')))
     UNION ALL SELECT 'relation ' || oid::regclass::text FROM pg_class WHERE relname LIKE '\\_sp\\_%'
     UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE tgname LIKE '\\_sp\\_%'
     UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE proname ~ '^(capture|rcapture|truncate|apply|rapply|backfill|catchup|rcatchup|guard|wait)_[0-9a-f]{12}$'`);

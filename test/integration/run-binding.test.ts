@@ -75,6 +75,13 @@ describe('a run belongs to the plan that started it', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(await columns(db.url)).toEqual(['id', 'w']);
     expect(await withClient(db.url, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM public.small')).rows[0]!.n))).toBe(3000);
+
+    // The history outlives cleanup (and is all that is left).
+    await withClient(db.url, async (c) => {
+      expect(await leftovers(c)).toEqual([]);
+      const h = await c.query('SELECT plan_id, outcome FROM shadowpack.history ORDER BY started_at');
+      expect(h.rows).toEqual([{ plan_id: idA, outcome: 'cleaned' }]);
+    });
   });
 
   it('lets any plan of the table abort a run, saying whose run it removes', async () => {
@@ -89,7 +96,39 @@ describe('a run belongs to the plan that started it', () => {
     r = await cli(['run', '--plan', d, '--stage', 'abort', '--url', db.url]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr + r.stdout).toContain(`aborting the run on "public"."small" that plan ${planIdIn(c)} started (this is plan ${planIdIn(d)})`);
-    await withClient(db.url, async (cl) => expect(await leftovers(cl)).toEqual([]));
+    await withClient(db.url, async (cl) => {
+      expect(await leftovers(cl)).toEqual([]);
+      const h = await cl.query('SELECT plan_id, outcome FROM shadowpack.history ORDER BY started_at');
+      expect(h.rows.at(-1)).toEqual({ plan_id: planIdIn(c), outcome: 'aborted' });
+    });
     expect(await columns(db.url)).toEqual(['id', 'w']);
+    // An aborted plan may run again (nothing it promised happened); a finished one never does.
+    r = await cli(['run', '--plan', d, '--url', db.url]);
+    expect(r.code, r.stderr).toBe(0);
+    const idD = planIdIn(d);
+    await withClient(db.url, async (cl) => {
+      expect(await leftovers(cl)).toEqual([]);
+      const h = await cl.query('SELECT plan_id, outcome, started_by = current_user AS mine, ended_at >= started_at AS ordered FROM shadowpack.history ORDER BY started_at');
+      expect(h.rows.slice(-2)).toEqual([
+        { plan_id: planIdIn(c), outcome: 'aborted', mine: true, ordered: true },
+        { plan_id: idD, outcome: 'cleaned', mine: true, ordered: true },
+      ]);
+    });
+    r = await cli(['status', '--plan', d, '--url', db.url]);
+    expect(r.stdout).toMatch(new RegExp(`^public\\.small: plan ${idD} already rebuilt it \\(cleaned up at .* by \\S+\\); a plan runs once: make a new plan`));
+    const again = `plan ${idD} already rebuilt "public"."small" (cleaned up at `;
+    r = await cli(['run', '--plan', d, '--url', db.url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(again);
+    expect(r.stderr).toMatch(/hint: Make a new plan with "shadowpack plan"/);
+    const p = await psql(db.url, join(d, '01-setup.sql'));
+    expect(p.code).not.toBe(0);
+    expect(p.stderr).toContain(again);
+    await withClient(db.url, async (cl) => expect(await leftovers(cl)).toEqual([]));
+    // A plan made of the rebuilt table is a new plan.
+    const e = join(out, 'E');
+    r = await cli(['plan', '--table', 'public.small', '--out', e, '--url', db.url]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(planIdIn(e)).not.toBe(idD);
   });
 });

@@ -82,7 +82,9 @@ export async function demoCommand(args: DemoArgs, out: (line: string) => void, e
     const stats = await writers.stop();
     const cmp = await compareWithTwin(admin);
     const after = (await admin.query<{ s: string }>("SELECT pg_size_pretty(pg_total_relation_size('app.orders')) AS s")).rows[0]!.s;
-    const left = await admin.query<{ n: string }>("SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'shadowpack'");
+    // shadowpack.history is kept on purpose (one row per run); anything else in the schema is left over.
+    const left = await admin.query<{ n: string }>(`SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = to_regnamespace('shadowpack') AND relname <> 'history')
+                                                        + (SELECT count(*) FROM pg_proc WHERE pronamespace = to_regnamespace('shadowpack')) AS n`);
     const state = await readState(admin, readPlanDir(args.out).manifest);
     await admin.end();
     out('');

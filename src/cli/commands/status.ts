@@ -1,7 +1,7 @@
 import { connectClient } from '../../run/connect.js';
 import { lockReportText } from '../../run/events.js';
 import { nextForwardStage } from '../../run/runner.js';
-import { readState } from '../../run/state.js';
+import { readFinished, readState } from '../../run/state.js';
 import { readControl } from '../../run/control.js';
 import { describeControl } from './control.js';
 import { connectionConfig } from '../connection.js';
@@ -15,12 +15,20 @@ export async function statusCommand(args: { plan: string; url?: string; json?: b
     const next = nextForwardStage(state, plan.manifest.stages.some((s) => s.name === 'verify'));
     const control = state === null ? null : await readControl(client, plan.manifest);
     if (args.json) {
-      out(JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, planId: plan.manifest.planId ?? null, state, control, next }));
+      const finished = state === null ? await readFinished(client, plan.manifest) : null;
+      out(JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, planId: plan.manifest.planId ?? null, state, control, next: finished?.outcome === 'cleaned' ? 'done' : next, finished }));
       return;
     }
     const t = `${plan.manifest.table.schema}.${plan.manifest.table.name}`;
     if (state === null) {
-      out(`${t}: no run in progress (next: preflight)`);
+      const finished = await readFinished(client, plan.manifest);
+      if (finished?.outcome === 'cleaned') {
+        out(`${t}: plan ${plan.manifest.planId} already rebuilt it (cleaned up at ${finished.endedAt} by ${finished.endedBy}); a plan runs once: make a new plan to rebuild again`);
+      } else if (finished !== null) {
+        out(`${t}: no run in progress (next: preflight); this plan's last run ended ${finished.outcome} at ${finished.endedAt} by ${finished.endedBy}`);
+      } else {
+        out(`${t}: no run in progress (next: preflight)`);
+      }
       return;
     }
     const own = state.planId === null || state.planId === plan.manifest.planId;
