@@ -56,6 +56,8 @@ const VARIANTS: Record<string, Variant> = {
     table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int CHECK (app.ok(v)));',
     planArgs: ['--partition-by', 'range(id)', '--interval', '500'],
   },
+  domainKey: { name: 'a domain CHECK on the key column (the logs keep the key)', table: 'CREATE DOMAIN app.dk AS int CHECK (app.ok(VALUE)); CREATE TABLE app.t (id app.dk PRIMARY KEY, v int);' },
+  rls: { name: 'a row-level security policy', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); ALTER TABLE app.t ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON app.t USING (app.ok(v)) WITH CHECK (app.ok(v));' },
   using: { name: 'an --alter … USING expression', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ALTER COLUMN v TYPE bigint USING app.conv(v)'] },
 };
 
@@ -224,6 +226,9 @@ describe('what the owner\'s code leaves in the session', () => {
   const escapes: Record<string, { body: string; error: RegExp }> = {
     'a changed search_path': { body: "SET search_path = app, pg_catalog", error: /changed session settings \(search_path=app, pg_catalog\)/ },
     'a WITH HOLD cursor': { body: "EXECUTE 'DECLARE sp_c CURSOR WITH HOLD FOR SELECT app.evil()'", error: /opened a WITH HOLD cursor/ },
+    // Custom settings are not in pg_settings; the swap reads this one to find sessions whose snapshots
+    // would miss the rows it applies, and one set to 3 (the oldest xid) would let it skip that wait.
+    'a shadowpack.* setting the stages read': { body: "PERFORM set_config('shadowpack.lock_horizon', '3', false)", error: /changed session settings \(shadowpack\.lock_horizon=3\)/ },
   };
   for (const [what, e] of Object.entries(escapes)) {
     it(`refuses ${what} left behind by the owner's code`, async () => {
