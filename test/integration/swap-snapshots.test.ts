@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { ROOT, cli, planTable, psql, type Exit } from '../helpers/rebuild.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
-import { compareWithTwin, createDemoSchema } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/run/embedded-server.js';
 import { startStandby } from '../helpers/standby.js';
 
@@ -265,5 +265,34 @@ describe('hot standby with hot_standby_feedback', () => {
     } finally {
       await s.end().catch(() => undefined);
     }
+  });
+});
+
+describe('the look under the lock, under load', () => {
+  it('does not hold the swap back for writers queued behind it or single-statement readers of other tables', async () => {
+    const db = await prepared('snap_load', 2_000);
+    await withClient(db.url, (c) => c.query('CREATE TABLE app.unrelated AS SELECT g AS id FROM generate_series(1, 1000) g'));
+    const plan = await planTable(db.url, 'app', 'orders', { snapshotWaitSeconds: 30, lockAttempts: 10, lockBudgetMs: 5_000 });
+    const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
+    expect(ready.code, ready.stderr).toBe(0);
+    const writers = await startWriters({ connectionString: db.url }, 2, 2);
+    // READ COMMITTED statements on a table the swap does not lock, back to back: one of them is nearly always running.
+    const readers = await Promise.all([connect(db.url, 'busy-reader-1'), connect(db.url, 'busy-reader-2')]);
+    let reading = true;
+    const loops = readers.map(async (c) => {
+      while (reading) await c.query('SELECT pg_sleep(0.02), count(*) FROM app.unrelated');
+    });
+    try {
+      const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'swap']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/busy-reader/);
+    } finally {
+      reading = false;
+      await Promise.all(loops);
+      for (const c of readers) await c.end().catch(() => undefined);
+    }
+    const stats = await writers.stop();
+    expect(stats.errors, stats.lastError ?? '').toBe(0);
+    await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 }));
   });
 });
