@@ -71,8 +71,11 @@ export interface CommonContext {
   /** The tool's triggers a guard requires present and ENABLE ALWAYS, by side (quoted relation and name, as literals). */
   readonly guardTriggers: readonly { readonly side: TriggerSide; readonly rel: string; readonly name: string }[];
   readonly copyColumnSteps: readonly AnnotatedStep[];
-  /** --alter statements that shape the empty copy. */
+  /** --alter statements that shape the empty copy (with the partitions first), as check-data runs them. */
   readonly alterSetupSteps: readonly AnnotatedStep[];
+  /** Setup's part of them: the partitions, as the runner; then the --alter statements, as the table's owner. */
+  readonly partitionSetupSteps: readonly AnnotatedStep[];
+  readonly alterOwnerSteps: readonly AnnotatedStep[];
   /** The key's column names, for messages. */
   readonly keyText: string;
   readonly buildSteps: readonly AnnotatedStep[];
@@ -240,6 +243,12 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     ].map((t) => ({ side: t.side, rel: literal(t.rel), name: literal(t.name) })),
     copyColumnSteps: safe([...copyRevokeSteps(copy), ...copyColumnSteps(stepInput)]),
     alterSetupSteps: safe([...target.setupSteps]),
+    partitionSetupSteps: safe([...target.partitionSteps]),
+    alterOwnerSteps: target.alterSteps.map((st) => ({
+      comment: commentText(`${st.comment} (as the table's owner: a DEFAULT that is not volatile is evaluated now)`),
+      locks: commentText(statementLocks(st.sql).join('; ')),
+      sql: `SELECT ${func.asOwner}(${literal(st.sql.replace(/;\s*$/, ''))});`,
+    })),
     keyText: commentText(key.join(', ')).replaceAll("'", "''").replaceAll('%', '%%'),
     buildSteps: safe(buildSteps(stepInput)),
     swapSteps: safe([...swapSteps(stepInput), ...dependentSteps(stepInput, old)]),

@@ -45,6 +45,7 @@ const VARIANTS: Record<string, Variant> = {
   partialIndex: { name: 'a partial-index predicate', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_part ON app.t (v) WHERE app.pok(v);' },
   generated: { name: 'a generated column', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (app.iok(v)) STORED);' },
   default: { name: 'a default used by the apply (--alter ADD COLUMN … DEFAULT)', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ADD COLUMN d int DEFAULT app.dflt()'] },
+  stableDefault: { name: 'a STABLE default (--alter ADD COLUMN … DEFAULT, evaluated when setup adds it)', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ADD COLUMN e int DEFAULT app.sdflt()'] },
   trigger: {
     name: 'a user trigger (on the table, and one the owner adds to the copy)',
     table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE TRIGGER t_trg BEFORE INSERT OR UPDATE ON app.t FOR EACH ROW EXECUTE FUNCTION app.trg();',
@@ -69,7 +70,8 @@ const ALL: Variant = {
     CREATE INDEX t_part ON app.t (v) WHERE app.pok(v);
     CREATE TRIGGER t_trg BEFORE INSERT OR UPDATE ON app.t FOR EACH ROW EXECUTE FUNCTION app.trg();
     CREATE VIEW app.tv AS SELECT id, v, app.ok(v) AS ok FROM app.t;`,
-  alter: ['ADD COLUMN d int DEFAULT app.dflt()', 'ALTER COLUMN w TYPE bigint USING app.conv(w)'],
+  // A STABLE default is evaluated once, when setup adds the column to the empty copy.
+  alter: ['ADD COLUMN d int DEFAULT app.dflt()', 'ADD COLUMN e int DEFAULT app.sdflt()', 'ALTER COLUMN w TYPE bigint USING app.conv(w)'],
   onCopy: VARIANTS.trigger!.onCopy,
   // The verify stage reads the table through the USING expression.
   planArgs: ['--verify-ranges', '4'],
@@ -111,6 +113,7 @@ async function hostile(prefix: string, variant: Variant): Promise<Setup> {
       CREATE FUNCTION app.iok(v int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM app.evil(); RETURN v; END $$;
       CREATE FUNCTION app.pok(v int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM app.evil(); RETURN v % 2 = 0; END $$;
       CREATE FUNCTION app.dflt() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM app.evil(); RETURN 7; END $$;
+      CREATE FUNCTION app.sdflt() RETURNS int LANGUAGE plpgsql STABLE AS $$ BEGIN PERFORM app.evil(); RETURN 8; END $$;
       CREATE FUNCTION app.conv(v int) RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN PERFORM app.evil(); RETURN v; END $$;
       CREATE FUNCTION app.trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM app.evil(); RETURN NEW; END $$;
       ${variant.table}
@@ -256,10 +259,10 @@ describe('code of the table owner never runs as the superuser running the plan (
 });
 
 describe('plan --check-data pushes the rows through the backfill INSERT as the owner', () => {
-  it('with an --alter USING calling the owner function', async () => {
+  it('with an --alter USING and a STABLE default calling the owner function', async () => {
     const s = await hostile('owner_check_data', VARIANTS.using!);
     const dir = join(mkdtempSync(join(tmpdir(), 'sp-owner-')), 'plan');
-    const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--check-data', '--alter', VARIANTS.using!.alter![0]!]);
+    const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--check-data', '--alter', VARIANTS.using!.alter![0]!, '--alter', 'ADD COLUMN e int DEFAULT app.sdflt()']);
     expect(p.code, p.stderr).toBe(0);
     expect(await gained(s)).toEqual(NOTHING);
   });

@@ -72,8 +72,13 @@ END`;
     `SET LOCAL lock_timeout = '${options.lockTimeoutMs}ms'`,
     // Partitioned like the plan's copy, so its partitions can be created and rows routed the same way.
     `CREATE TABLE ${c.copy} (${c.columnDefs.join(', ')})${target.partitioning !== null ? c.copyStorage : ''}`,
-    ...c.alterSetupSteps.map((s) => s.sql.replace(/;\s*$/, '')),
+    ...target.partitionSteps.map((s) => s.sql.replace(/;\s*$/, '')),
     ownerSetup,
+    // The --alter statements as the owner too: adding a non-volatile DEFAULT evaluates it.
+    ...target.alterSteps.map((s) => {
+      const body = `BEGIN EXECUTE format('SELECT %s($1, NULL, NULL)', ${call}) USING ${literal(s.sql.replace(/;\s*$/, ''))}; END`;
+      return `DO ${dollarTag(body)}${body}${dollarTag(body)}`;
+    }),
     // The tag is chosen so that no name inside the body can end it early.
     `DO ${dollarTag(body, 'check')}${body}\n${dollarTag(body, 'check')}`,
   ];

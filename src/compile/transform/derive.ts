@@ -44,6 +44,9 @@ export interface DerivedTarget {
   readonly copyColumns: readonly ColumnModel[];
   /** --alter statements run on the empty copy (setup) and with the indexes (build). */
   readonly setupSteps: readonly Step[];
+  /** The two parts of setupSteps: the partitions (created as the runner), then the --alter statements (run as the table's owner: a non-volatile DEFAULT is evaluated when added). */
+  readonly partitionSteps: readonly Step[];
+  readonly alterSteps: readonly Step[];
   readonly buildConstraints: readonly NamedStep[];
   /** When a row may fail the new shape, the backfill looks for the first such row to name it. */
   readonly checksRows: boolean;
@@ -192,6 +195,8 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
     model: target,
     copyColumns: columns,
     setupSteps: [...partitionSteps, ...alter.setupSteps],
+    partitionSteps,
+    alterSteps: alter.setupSteps,
     buildConstraints: alter.buildConstraints,
     checksRows: alter.setupSteps.length > 0,
     forward: alter.forward,
