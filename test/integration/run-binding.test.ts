@@ -120,10 +120,14 @@ describe('a run belongs to the plan that started it', () => {
     r = await cli(['run', '--plan', d, '--url', db.url]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(again);
+    // Refused before anything is done: at preflight.
+    expect(r.stderr).toMatch(/00-preflight\.sql:\d+:\d+: shadowpack: plan i1:/);
     expect(r.stderr).toMatch(/hint: Make a new plan with "shadowpack plan"/);
-    const p = await psql(db.url, join(d, '01-setup.sql'));
-    expect(p.code).not.toBe(0);
-    expect(p.stderr).toContain(again);
+    for (const file of ['00-preflight.sql', '01-setup.sql']) {
+      const p = await psql(db.url, join(d, file));
+      expect(p.code, file).not.toBe(0);
+      expect(p.stderr, file).toContain(again);
+    }
     await withClient(db.url, async (cl) => expect(await leftovers(cl)).toEqual([]));
     // A plan made of the rebuilt table is a new plan.
     const e = join(out, 'E');
