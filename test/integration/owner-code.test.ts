@@ -249,6 +249,20 @@ describe('what the owner\'s code leaves in the session', () => {
   }
 });
 
+describe('an owner that can use the tool schema', () => {
+  it('is refused at setup: it could replace the functions that run its code, or make them SECURITY INVOKER', async () => {
+    const s = await hostile('owner_usage', VARIANTS.check!);
+    const dir = await plan(s, VARIANTS.check!);
+    await withClient(s.db.url, (c) => c.query(`CREATE SCHEMA shadowpack; GRANT USAGE ON SCHEMA shadowpack TO ${quoteIdent(s.owner)}`));
+    await stages(s, dir, 'runner', ['preflight']);
+    const failed = await run({ plan: readPlanDir(dir), connection: { connectionString: s.db.url }, stage: 'setup', onEvent: () => undefined }).then(() => null, (x: unknown) => x);
+    expect(String(failed)).toMatch(/can use schema shadowpack, so it could change the functions that run its code; nothing was set up/);
+    const left = await withClient(s.db.url, (c) => c.query(`SELECT count(*) AS n FROM pg_class WHERE relnamespace = 'shadowpack'::regnamespace`));
+    expect(left.rows[0]).toEqual({ n: '0' });
+    expect(await gained(s)).toEqual(NOTHING);
+  });
+});
+
 describe('code of the table owner never runs as the superuser running the plan (issue 19)', () => {
   it('the issue\'s CHECK constraint, with psql', async () => {
     await fullRunAndRevert('owner_check_psql', VARIANTS.check!, 'psql');
