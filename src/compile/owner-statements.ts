@@ -17,6 +17,12 @@ export interface OwnerStatements {
   readonly apply: string;
   /** The same for revert's writes to the old table. */
   readonly reverseApply: string;
+  /**
+   * Run first when the written table keeps unmapped columns: deletes the keys the source took away
+   * from their rows (logged as gone), so a row now under such a key is not given the old row's values.
+   */
+  readonly applyGone: string;
+  readonly reverseApplyGone: string;
 }
 
 export interface OwnerStatementInput {
@@ -61,6 +67,11 @@ function applyStatements(side: CopySide, source: string, target: string, overrid
   ];
 }
 
+function goneStatements(side: CopySide, target: string): string[] {
+  if (!side.available || side.keep === null) return [];
+  return [`DELETE FROM ${target} AS t\n USING ${side.keysFromArrays} AS d\n WHERE ${side.keyJoinTD}`];
+}
+
 export function ownerStatements(i: OwnerStatementInput): OwnerStatements {
   const insert = `INSERT INTO ${i.copy} (${i.forward.insertList})\nSELECT ${i.forward.selectList} FROM ONLY ${i.src}`;
   return {
@@ -68,5 +79,7 @@ export function ownerStatements(i: OwnerStatementInput): OwnerStatements {
     backfillRow: literal(`${insert} WHERE ctid = format('(%s,%s)', $1, $2)::tid`),
     apply: array(applyStatements(i.forward, i.src, i.copy, '')),
     reverseApply: array(applyStatements(i.reverse, i.src, i.old, i.overriding)),
+    applyGone: array(goneStatements(i.forward, i.copy)),
+    reverseApplyGone: array(goneStatements(i.reverse, i.old)),
   };
 }

@@ -14,13 +14,10 @@ import { planCommand } from '../../../src/cli/commands/plan.js';
  * column's default to rows inserted, or re-keyed, after the swap).
  */
 describe('revert after --alter "DROP COLUMN status" with keys reused after the swap', () => {
-  // DEFECT (helper 6): apply-function.hbs keeps the target's value for every logged key the target
-  // holds, without knowing that the source row under that key is a new one (deleted and inserted
-  // again, or another row re-keyed onto it) within the same apply round. Measured on main (c819959):
-  // row 5 (deleted, inserted again) keeps the deleted row's 'shipped'; row 8 (row 7 re-keyed onto key 8
-  // after row 8 moved to 100006) gets row 8's old 'shipped'; both should be 'new'. A fix needs the
-  // apply to know which keys the source gave up in the round (the log records keys only, not the op).
-  it.skip('gives a re-inserted key and a key taken over by another row the default, not the deleted row\'s status', async () => {
+  // Before the capture marked a key the source took away (gone), the apply kept the target's value
+  // for every logged key it held: on main c819959 row 5 kept the deleted row's 'shipped' and row 8
+  // (row 7 re-keyed onto it) got row 8's old 'shipped'.
+  it('gives a re-inserted key and a key taken over by another row the default, not the deleted row\'s status', async () => {
     const db = await freshDatabase('unmapped_reused_key');
     try {
       await withClient(db.url, (c) => c.query(`
