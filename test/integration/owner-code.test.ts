@@ -292,14 +292,15 @@ describe.runIf(process.env.SHADOWPACK_SOAK)('each kind of owner code alone (soak
 });
 
 // HOLE (issue 19, found by helper 7): the setup stage creates the copy as the runner (CREATE TABLE with
-// the columns' generated expressions, then the --alter setup steps on the empty copy), and PostgreSQL
-// runs owner code in those statements at once, before any row exists: a generated column's expression
-// is constant-folded (IMMUTABLE functions with constant arguments run while checking it is immutable),
-// an ADD COLUMN default that is not volatile is evaluated once for the missing value, and an ALTER
-// COLUMN … TYPE USING expression is planned (and folded) on the empty copy. The owner's function then
-// runs as the superuser: here it grants itself pg_read_server_files. Fix: create the copy and run those
-// steps as the owner (through the owner functions, created before the copy). Unskip when fixed.
-describe('owner code the setup stage constant-folds or evaluates on the empty copy', () => {
+// the columns' generated expressions), and PostgreSQL runs owner code in that statement at once, before
+// any row exists: a generated column's expression is constant-folded (an IMMUTABLE function without
+// arguments runs while the expression is checked for immutability). The owner's function then runs as
+// the superuser: here it grants its owner pg_read_server_files. Fix: create the copy's generated
+// columns as the owner. Unskip when fixed. The same happened to an --alter ADD COLUMN with a default
+// that is not volatile (evaluated once for the missing value) and an --alter USING expression (folded
+// on the empty copy) until 272acc9 ran the --alter steps as the owner; those, statistics and index
+// expressions folded in the build stage are checked in the soak.
+describe('owner code that setup and build constant-fold or evaluate on the empty copy', () => {
   const folded: Record<string, Variant> = {
     'a generated column calling an IMMUTABLE function without arguments': {
       name: 'generated', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v + app.grab()) STORED);',
@@ -307,12 +308,20 @@ describe('owner code the setup stage constant-folds or evaluates on the empty co
     'an --alter ADD COLUMN with a STABLE default': {
       name: 'default', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ADD COLUMN d int DEFAULT app.grab()'],
     },
+    'extended statistics on an expression calling an IMMUTABLE function without arguments (build)': {
+      name: 'statistics', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE STATISTICS app.st ON (v + app.grab()), id FROM app.t;',
+    },
+    'an index expression and a partial-index predicate calling an IMMUTABLE function without arguments (build)': {
+      name: 'index', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_c ON app.t ((v + app.grab())) WHERE v > app.grab();',
+    },
     'an --alter USING expression calling an IMMUTABLE function without arguments': {
       name: 'using', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ALTER COLUMN v TYPE bigint USING v + app.grab()'],
     },
   };
   for (const [what, variant] of Object.entries(folded)) {
-    it.skip(`${what} does not run as the runner in setup (psql and the runner)`, async () => {
+    // The generated column is the hole (skipped until fixed); the others held (fixed by 272acc9 for --alter), soak only (~10 s each).
+    const test = variant.name === 'generated' ? it.skip : it.runIf(process.env.SHADOWPACK_SOAK);
+    test(`${what} does not run as the runner (psql and the runner)`, async () => {
       for (const executor of ['psql', 'runner'] as const) {
         // A payload that leaves the owner without USAGE on the tool schema, so setup's own check passes.
         // (A volatile function does the GRANT: a non-volatile one may not.)
@@ -325,7 +334,7 @@ describe('owner code the setup stage constant-folds or evaluates on the empty co
           CREATE FUNCTION app.grab() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$ BEGIN PERFORM app.grant_me(); RETURN 0; END $f$;`;
         const s = await hostile(`owner_folded_${executor}`, { ...variant, table: grab + variant.table });
         const dir = await plan(s, variant);
-        await stages(s, dir, executor, ['preflight', 'setup']);
+        await stages(s, dir, executor, ['preflight', 'setup', 'backfill', 'build']);
         const member = await withClient(s.db.url, (c) => c.query(`SELECT pg_has_role($1, 'pg_read_server_files', 'MEMBER') AS m`, [s.owner]));
         expect(member.rows[0].m, executor).toBe(false);
       }
