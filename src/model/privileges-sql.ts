@@ -47,8 +47,13 @@ statistics AS (SELECT s.oid, sn.nspname, pg_get_userbyid(s.stxowner) AS owner
                  FROM pg_statistic_ext s JOIN pg_namespace sn ON sn.oid = s.stxnamespace WHERE s.stxrelid = ${table}),
 publications AS (SELECT p.pubname, pg_get_userbyid(p.pubowner) AS owner
                    FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = ${table}),
-tool AS (SELECT to_regnamespace(${toolSchema}) AS ns, to_regclass(quote_ident(${toolSchema}) || '.runs') AS runs,
-                 to_regclass(quote_ident(${toolSchema}) || '.history') AS history),
+-- Looked up in pg_class, not with to_regclass: that raises "permission denied for schema" for a role
+-- without USAGE on it, which may be exactly what is missing (the schema outlives runs: it keeps the history).
+tool AS (SELECT to_regnamespace(${toolSchema}) AS ns,
+                (SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = ${toolSchema} AND c.relname = 'runs') AS runs,
+                (SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = ${toolSchema} AND c.relname = 'history') AS history),
 lacking AS (
 SELECT 1 AS ord, format('ownership of table %s (owned by %I)', t.oid::regclass, t.owner) AS what,
        format('GRANT %I TO %I;', t.owner, me.role) AS fix

@@ -36,6 +36,18 @@ describe('table owner without CREATE on its schema', () => {
     await withClient(inject('adminUrl'), (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(ops)}; DROP ROLE IF EXISTS ${quoteIdent(app)}`));
   });
 
+  // First, while the database has no tool schema yet (runs keep it for their history, and a role then needs USAGE on it too).
+  it('a non-superuser member of the owner role is told the one GRANT it needs, and nothing is written', async () => {
+    const u = new URL(db.url);
+    u.username = ops;
+    u.password = password;
+    const out = join(mkdtempSync(join(tmpdir(), 'sp-layout-')), 'plan');
+    const r = await cli(['plan', '--url', u.toString(), '--table', 's.t', '--out', out]);
+    expect(r.code, r.stderr).toBe(1);
+    const fixes = r.stderr.split('\n').filter((l) => l.startsWith('  '));
+    expect(fixes).toEqual([`  GRANT CREATE ON SCHEMA s TO ${app};  -- CREATE on schema s for the table's owner ${app} (the copy is handed to it)`]);
+  });
+
   it('a superuser plans and runs it: the copy goes to the owner without that CREATE', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-layout-')), 'plan');
     const planned = await cli(['plan', '--url', db.url, '--table', 's.t', '--out', out]);
@@ -51,14 +63,14 @@ describe('table owner without CREATE on its schema', () => {
     });
   });
 
-  it('a non-superuser member of the owner role is told the one GRANT it needs, and nothing is written', async () => {
+  it('once a run has left the tool schema (its history), a role without USAGE on it is told so, not an internal error', async () => {
     const u = new URL(db.url);
     u.username = ops;
     u.password = password;
     const out = join(mkdtempSync(join(tmpdir(), 'sp-layout-')), 'plan');
     const r = await cli(['plan', '--url', u.toString(), '--table', 's.t', '--out', out]);
-    expect(r.code).toBe(1);
-    const fixes = r.stderr.split('\n').filter((l) => l.startsWith('  '));
-    expect(fixes).toEqual([`  GRANT CREATE ON SCHEMA s TO ${app};  -- CREATE on schema s for the table's owner ${app} (the copy is handed to it)`]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/PRIVILEGES_MISSING/);
+    expect(r.stderr).toContain(`GRANT USAGE, CREATE ON SCHEMA shadowpack TO ${ops};`);
   });
 });
