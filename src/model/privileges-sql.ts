@@ -43,7 +43,7 @@ routines AS (SELECT DISTINCT p.oid, pg_get_userbyid(p.proowner) AS owner
                FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
               WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ${table}
                 AND p.prosqlbody IS NOT NULL),
-statistics AS (SELECT s.oid, sn.nspname, pg_get_userbyid(s.stxowner) AS owner
+statistics AS (SELECT s.stxname, sn.nspname, pg_get_userbyid(s.stxowner) AS owner
                  FROM pg_statistic_ext s JOIN pg_namespace sn ON sn.oid = s.stxnamespace WHERE s.stxrelid = ${table}),
 publications AS (SELECT p.pubname, pg_get_userbyid(p.pubowner) AS owner
                    FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = ${table}),
@@ -107,7 +107,7 @@ SELECT 11, format('ownership of sequence %s (it moves to the rebuilt table)', s.
        format('GRANT %I TO %I;', s.owner, me.role)
   FROM sequences s, me WHERE NOT pg_has_role(me.role, s.owner, 'USAGE')
 UNION ALL
-SELECT 11, format('ownership of extended statistics %I.%s (it is renamed at the swap)', s.nspname, (SELECT stxname FROM pg_statistic_ext WHERE oid = s.oid)),
+SELECT 11, format('ownership of extended statistics %I.%I (it is renamed at the swap)', s.nspname, s.stxname),
        format('GRANT %I TO %I;', s.owner, me.role)
   FROM statistics s, me WHERE NOT pg_has_role(me.role, s.owner, 'USAGE')
 UNION ALL

@@ -196,18 +196,26 @@ describe('the tool\'s triggers changed while a stage waits before its lock', () 
   });
 });
 
+/**
+ * Disables the tool's trigger whose name ends in `suffix`, writes (mirrored in the twin) while it is off,
+ * and puts it back to ENABLE ALWAYS by name: it then looks intact.
+ */
+async function disableAndPutBack(url: string, suffix: 'capture' | 'rcapture', qty: number): Promise<void> {
+  await withClient(url, async (c) => {
+    const trigger = (await c.query<{ t: string }>(`SELECT tgname AS t FROM pg_trigger WHERE tgrelid = 'app.orders'::regclass AND tgname LIKE '\\_sp\\_%\\_${suffix}'`)).rows[0]!.t;
+    await c.query(`ALTER TABLE app.orders DISABLE TRIGGER "${trigger}"`);
+    await c.query(`UPDATE app.orders SET qty = ${qty} WHERE id <= 20`);
+    await c.query(`UPDATE app.orders_twin SET qty = ${qty} WHERE id <= 20`);
+    await c.query(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER "${trigger}"`);
+  });
+}
+
 describe('the tool\'s own trigger disabled, then put back to ENABLE ALWAYS by name', () => {
   const ALTERED = /trigger _sp_\w+_r?capture on "app"\."orders" was altered \(disabled and enabled again\?\) after the run created it/;
 
   it('before the swap: the next stage refuses (psql); abort leaves the table as it is', async () => {
     const { db, plan } = await setUp('trg_roundtrip_before', 'build');
-    await withClient(db.url, async (c) => {
-      const trigger = (await c.query<{ t: string }>("SELECT tgname AS t FROM pg_trigger WHERE tgrelid = 'app.orders'::regclass AND tgname LIKE '\\_sp\\_%\\_capture'")).rows[0]!.t;
-      await c.query(`ALTER TABLE app.orders DISABLE TRIGGER "${trigger}"`);
-      await c.query('UPDATE app.orders SET qty = 11 WHERE id <= 20');
-      await c.query('UPDATE app.orders_twin SET qty = 11 WHERE id <= 20');
-      await c.query(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER "${trigger}"`);
-    });
+    await disableAndPutBack(db.url, 'capture', 11);
     const r = await stage('psql', plan, db.url, 'catchup');
     expectRefused(r, 'psql', ALTERED);
     expect(r.stderr).toMatch(ABORT_HINT);
@@ -218,13 +226,7 @@ describe('the tool\'s own trigger disabled, then put back to ENABLE ALWAYS by na
 
   it('after the swap: revert refuses (runner); cleanup still finishes', async () => {
     const { db, plan } = await setUp('trg_roundtrip_after', 'swap');
-    await withClient(db.url, async (c) => {
-      const trigger = (await c.query<{ t: string }>("SELECT tgname AS t FROM pg_trigger WHERE tgrelid = 'app.orders'::regclass AND tgname LIKE '\\_sp\\_%\\_rcapture'")).rows[0]!.t;
-      await c.query(`ALTER TABLE app.orders DISABLE TRIGGER "${trigger}"`);
-      await c.query('UPDATE app.orders SET qty = 12 WHERE id <= 20');
-      await c.query('UPDATE app.orders_twin SET qty = 12 WHERE id <= 20');
-      await c.query(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER "${trigger}"`);
-    });
+    await disableAndPutBack(db.url, 'rcapture', 12);
     const r = await stage('runner', plan, db.url, 'revert');
     expectRefused(r, 'runner', ALTERED);
     expect(r.stderr).toMatch(CLEANUP_HINT);

@@ -31,6 +31,13 @@ describe('table owner without CREATE on its schema', () => {
       INSERT INTO s.t SELECT g, 'v' || g FROM generate_series(1, 2000) g;
       ALTER TABLE s.t OWNER TO ${quoteIdent(app)};`));
   });
+  /** The database's URL, logged in as the non-superuser member of the owner role. */
+  const asOps = () => {
+    const u = new URL(db.url);
+    u.username = ops;
+    u.password = password;
+    return u.toString();
+  };
   afterAll(async () => {
     await db?.drop();
     await withClient(inject('adminUrl'), (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(ops)}; DROP ROLE IF EXISTS ${quoteIdent(app)}`));
@@ -38,11 +45,8 @@ describe('table owner without CREATE on its schema', () => {
 
   // First, while the database has no tool schema yet (runs keep it for their history, and a role then needs USAGE on it too).
   it('a non-superuser member of the owner role is told the one GRANT it needs, and nothing is written', async () => {
-    const u = new URL(db.url);
-    u.username = ops;
-    u.password = password;
     const out = join(mkdtempSync(join(tmpdir(), 'sp-layout-')), 'plan');
-    const r = await cli(['plan', '--url', u.toString(), '--table', 's.t', '--out', out]);
+    const r = await cli(['plan', '--url', asOps(), '--table', 's.t', '--out', out]);
     expect(r.code, r.stderr).toBe(1);
     const fixes = r.stderr.split('\n').filter((l) => l.startsWith('  '));
     expect(fixes).toEqual([`  GRANT CREATE ON SCHEMA s TO ${app};  -- CREATE on schema s for the table's owner ${app} (the copy is handed to it)`]);
@@ -64,11 +68,8 @@ describe('table owner without CREATE on its schema', () => {
   });
 
   it('once a run has left the tool schema (its history), a role without USAGE on it is told so, not an internal error', async () => {
-    const u = new URL(db.url);
-    u.username = ops;
-    u.password = password;
     const out = join(mkdtempSync(join(tmpdir(), 'sp-layout-')), 'plan');
-    const r = await cli(['plan', '--url', u.toString(), '--table', 's.t', '--out', out]);
+    const r = await cli(['plan', '--url', asOps(), '--table', 's.t', '--out', out]);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/PRIVILEGES_MISSING/);
     expect(r.stderr).toContain(`GRANT USAGE, CREATE ON SCHEMA shadowpack TO ${ops};`);
