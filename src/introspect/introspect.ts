@@ -102,7 +102,7 @@ export async function introspect(client: ClientBase, schema: string, table: stri
     const dependents = await readDependents(client, oid, t.schema, t.name, t.server_version_num, TOOL_SCHEMA);
     const refusals = [...objectRefusals(cat), ...dependents.refusals, ...grantorRefusals(t.owner, cat.grants, cat.columnGrants, cat.identities)];
     if (refusals.length > 0) {
-      throw new UserError('UNSUPPORTED_OBJECT', `cannot rebuild ${qualified(schema, table)} yet: ${refusals.join('; ')} (see "What shadowpack refuses" in README.md)`, { refusals });
+      throw new UserError('UNSUPPORTED_OBJECT', `cannot rebuild ${qualified(schema, table)} yet: ${refusals.join('; ')} (see docs/refusals.md)`, { refusals });
     }
     const [sig] = await rows<{ fingerprint: string }>(client, `SELECT ${signatureSql(schema, table, TOOL_SCHEMA)} AS fingerprint`, []);
     const model: TableModel = normalise({ ...mapModel(cat, sig!.fingerprint), dependents: dependents.model });
