@@ -11,7 +11,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli, leftovers, planTable, psql, type Exit } from '../helpers/rebuild.js';
-import { readPlanDir } from '../../src/cli/plan-dir.js';
+import { readPlanDir } from '../../src/planning/plan-dir.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { stageInfo, type StageName } from '../../src/compile/stages.js';
 import { compareWithTwin, createDemoSchema } from '../../src/run/workload.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freshDatabase, quoteIdent, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli, psql } from '../helpers/rebuild.js';
-import { readPlanDir } from '../../src/cli/plan-dir.js';
+import { readPlanDir } from '../../src/planning/plan-dir.js';
 import { run } from '../../src/run/runner.js';
 import { FORWARD_STAGES, stageInfo, type StageName } from '../../src/compile/stages.js';
 import { runNames } from '../../src/model/names.js';

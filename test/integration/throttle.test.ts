@@ -13,7 +13,7 @@ import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli, leftovers, psql, type Exit } from '../helpers/rebuild.js';
-import { readPlanDir } from '../../src/cli/plan-dir.js';
+import { readPlanDir } from '../../src/planning/plan-dir.js';
 import { planCommand } from '../../src/cli/commands/plan.js';
 import { UserError } from '../../src/model/errors.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';

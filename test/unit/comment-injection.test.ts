@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile } from '../../src/compile/compile.js';
 import { resolveOptions } from '../../src/compile/options.js';
-import { loadTemplates } from '../../src/cli/templates.js';
+import { loadTemplates } from '../../src/planning/templates.js';
 import type { EnvironmentFacts, TableModel } from '../../src/model/types.js';
 import { splitSql } from '../../src/run/split-sql.js';
 

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadTemplates } from '../../src/cli/templates.js';
+import { loadTemplates } from '../../src/planning/templates.js';
 import { BINDING_FILE, compile, type Plan } from '../../src/compile/compile.js';
 import { resolveOptions, type PlanOptions } from '../../src/compile/options.js';
 import { runNames } from '../../src/model/names.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadTemplates } from '../../src/cli/templates.js';
+import { loadTemplates } from '../../src/planning/templates.js';
 import { compile, type Plan } from '../../src/compile/compile.js';
 import { DEFAULT_OPTIONS, resolveOptions } from '../../src/compile/options.js';
 import { UserError } from '../../src/model/errors.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadTemplates } from '../../src/cli/templates.js';
+import { loadTemplates } from '../../src/planning/templates.js';
 import { compile, sha256, type PlanManifest } from '../../src/compile/compile.js';
 import { resolveOptions } from '../../src/compile/options.js';
 import { UserError } from '../../src/model/errors.js';

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/compile/compile.js';
 import { resolveOptions } from '../../src/compile/options.js';
-import { loadTemplates } from '../../src/cli/templates.js';
-import { writePlanDir } from '../../src/cli/plan-dir.js';
+import { loadTemplates } from '../../src/planning/templates.js';
+import { writePlanDir } from '../../src/planning/plan-dir.js';
 import { showCommand } from '../../src/cli/commands/show.js';
 import type { EnvironmentFacts, TableModel } from '../../src/model/types.js';
 

@@ -2,7 +2,7 @@ import { connectClient } from '../../run/connect.js';
 import { updateControl, type ControlChange, type ControlState } from '../../run/control.js';
 import { UserError } from '../../model/errors.js';
 import { connectionConfig } from '../connection.js';
-import { readPlanDir } from '../plan-dir.js';
+import { readPlanDir } from '../../planning/plan-dir.js';
 
 export interface ControlArgs {
   readonly plan: string;

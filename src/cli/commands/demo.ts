@@ -7,8 +7,9 @@ import { compareWithTwin, createDemoSchema, DEMO_SCHEMA, DEMO_TABLE, startWriter
 import { readState } from '../../run/state.js';
 import { UserError } from '../../model/errors.js';
 import { runCommand } from './run.js';
-import { planCommand } from './plan.js';
-import { readPlanDir } from '../plan-dir.js';
+import { resolveOptions } from '../../compile/options.js';
+import { planTable, writeTablePlan } from '../../planning/plan-table.js';
+import { readPlanDir } from '../../planning/plan-dir.js';
 
 export interface DemoArgs {
   readonly rows: number;
@@ -59,7 +60,9 @@ export async function demoCommand(args: DemoArgs, out: (line: string) => void, e
     const before = (await admin.query<{ s: string }>("SELECT pg_size_pretty(pg_total_relation_size('app.orders')) AS s")).rows[0]!.s;
     out(`  ready in ${((Date.now() - t0) / 1000).toFixed(1)} s; app.orders takes ${before}`);
 
-    await planCommand({ table: `${DEMO_SCHEMA}.${DEMO_TABLE}`, out: args.out, url, force: true, options: {} }, out);
+    const planned = await planTable(admin, { schema: DEMO_SCHEMA, table: DEMO_TABLE, options: resolveOptions({}) });
+    writeTablePlan(args.out, planned, true);
+    out(`plan for ${DEMO_SCHEMA}.${DEMO_TABLE} written to ${args.out} (plan hash ${planned.plan.manifest.planHash}); review ${args.out}/README.md`);
     out(`starting ${args.writers} writers (inserts, updates, key changes, NULLs, unique values moving, deletes, rollbacks) …`);
     const writers = await startWriters({ connectionString: url }, args.writers, 2);
     await new Promise((r) => setTimeout(r, 1000));

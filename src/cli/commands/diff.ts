@@ -1,57 +1,10 @@
-import { connectClient } from '../../run/connect.js';
-import { compile } from '../../compile/compile.js';
 import { withOptionDefaults } from '../../compile/options.js';
-import { describeModelDiff } from '../../compile/model-diff.js';
-import { unifiedDiff } from '../../compile/text-diff.js';
-import type { PlanManifest } from '../../compile/compile.js';
 import { UserError } from '../../model/errors.js';
-import { introspect } from '../../introspect/introspect.js';
-import { TOOL_VERSION } from '../../version.js';
+import { diffPlans, type PlanSide } from '../../planning/diff-plans.js';
+import { readPlanDir } from '../../planning/plan-dir.js';
+import { planTable } from '../../planning/plan-table.js';
+import { connectClient } from '../../run/connect.js';
 import { connectionConfig } from '../connection.js';
-import { readPlanDir } from '../plan-dir.js';
-import { loadTemplates } from '../templates.js';
-
-interface Side {
-  readonly label: string;
-  readonly manifest: PlanManifest;
-  readonly files: ReadonlyMap<string, string>;
-}
-
-export interface DiffResult {
-  readonly identical: boolean;
-  readonly model: readonly string[];
-  readonly options: readonly string[];
-  readonly environment: readonly string[];
-  readonly scripts: readonly { readonly file: string; readonly diff: string }[];
-}
-
-/** The keys of two flat records whose values differ, as "key: x in A, y in B", sorted. */
-function changedFields(a: object, b: object): string[] {
-  const ra = a as Record<string, unknown>;
-  const rb = b as Record<string, unknown>;
-  return Object.keys({ ...ra, ...rb })
-    .sort()
-    .filter((k) => ra[k] !== rb[k])
-    .map((k) => `${k}: ${String(ra[k])} in A, ${String(rb[k])} in B`);
-}
-
-/** Compares two plans: SQL first decides; models, options and environment explain. */
-export function diffPlans(a: Side, b: Side): DiffResult {
-  const files = [...new Set([...a.manifest.stages.map((s) => s.file), ...b.manifest.stages.map((s) => s.file)])].sort();
-  const scripts = files
-    .filter((f) => a.files.get(f) !== b.files.get(f))
-    .map((f) => ({ file: f, diff: unifiedDiff(a.files.get(f) ?? '', b.files.get(f) ?? '', `${a.label}/${f}`, `${b.label}/${f}`) }));
-  const options = changedFields(withOptionDefaults(a.manifest.options), withOptionDefaults(b.manifest.options)).map((k) => `option ${k}`);
-  const environment = changedFields(a.manifest.environment, b.manifest.environment);
-  // binding.sql names the database on purpose: it is the environment, never a SQL difference.
-  const bindingA = a.manifest.binding;
-  const bindingB = b.manifest.binding;
-  if (bindingA?.sha256 !== bindingB?.sha256) {
-    environment.push(`${bindingA?.file ?? bindingB?.file ?? 'binding.sql'}: written for each database (sha256 ${bindingA?.sha256 ?? 'none'} in A, ${bindingB?.sha256 ?? 'none'} in B)`);
-  }
-  if (a.manifest.tool.version !== b.manifest.tool.version) options.unshift(`shadowpack ${a.manifest.tool.version} in A, ${b.manifest.tool.version} in B`);
-  return { identical: scripts.length === 0, model: describeModelDiff(a.manifest.model, b.manifest.model), options, environment, scripts };
-}
 
 export interface DiffArgs {
   readonly a?: string;
@@ -61,12 +14,12 @@ export interface DiffArgs {
   readonly json?: boolean;
 }
 
-async function livePlan(dir: string, url: string | undefined): Promise<[Side, Side]> {
+async function livePlan(dir: string, url: string | undefined): Promise<[PlanSide, PlanSide]> {
   const approved = readPlanDir(dir);
   const client = await connectClient(connectionConfig(url));
   try {
-    const t = await introspect(client, approved.manifest.table.schema, approved.manifest.table.name);
-    const now = compile({ model: t.model, facts: t.facts, options: withOptionDefaults(approved.manifest.options), templates: loadTemplates(), toolVersion: TOOL_VERSION, transform: approved.manifest.transform.spec });
+    const m = approved.manifest;
+    const now = (await planTable(client, { schema: m.table.schema, table: m.table.name, options: withOptionDefaults(m.options), transform: m.transform.spec, compareOnly: true })).plan;
     return [{ label: dir, manifest: approved.manifest, files: approved.files }, { label: 'live', manifest: now.manifest, files: now.files }];
   } finally {
     await client.end().catch(() => undefined);
@@ -75,7 +28,7 @@ async function livePlan(dir: string, url: string | undefined): Promise<[Side, Si
 
 /** Returns the exit code: 0 identical SQL, 1 different. Errors are thrown (exit 2). */
 export async function diffCommand(args: DiffArgs, out: (line: string) => void): Promise<number> {
-  let sides: [Side, Side];
+  let sides: [PlanSide, PlanSide];
   if (args.plan !== undefined) {
     if (args.a !== undefined || args.b !== undefined) throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');
     sides = await livePlan(args.plan, args.url);

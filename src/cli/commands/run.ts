@@ -2,7 +2,7 @@ import type { StageName } from '../../compile/stages.js';
 import { lockReportText } from '../../run/events.js';
 import { run } from '../../run/runner.js';
 import { connectionConfig } from '../connection.js';
-import { readPlanDir } from '../plan-dir.js';
+import { readPlanDir } from '../../planning/plan-dir.js';
 import { progressPrinter } from '../progress.js';
 
 export interface RunArgs {

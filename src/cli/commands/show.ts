@@ -1,4 +1,4 @@
-import { readPlanDir, checkSums } from '../plan-dir.js';
+import { readPlanDir, checkSums } from '../../planning/plan-dir.js';
 import { renderReview } from '../../compile/review.js';
 import { UserError } from '../../model/errors.js';
 import { checkPlanIntegrity } from '../../run/plan-check.js';

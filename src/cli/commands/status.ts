@@ -5,7 +5,7 @@ import { readFinished, readState } from '../../run/state.js';
 import { readControl } from '../../run/control.js';
 import { describeControl } from './control.js';
 import { connectionConfig } from '../connection.js';
-import { readPlanDir } from '../plan-dir.js';
+import { readPlanDir } from '../../planning/plan-dir.js';
 
 export async function statusCommand(args: { plan: string; url?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
   const plan = readPlanDir(args.plan);

@@ -1,6 +1,6 @@
 import { verify } from '../../run/verify.js';
 import { connectionConfig } from '../connection.js';
-import { readPlanDir } from '../plan-dir.js';
+import { readPlanDir } from '../../planning/plan-dir.js';
 
 export interface VerifyArgs {
   readonly plan: string;

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { TemplateSet } from '../compile/render.js';
 import { ALL_STAGES, type StageName } from '../compile/stages.js';
 
-/** templates/ sits two levels above this file both in src/cli and in dist/cli. */
+/** templates/ sits two levels above this file both in src/planning and in dist/planning. */
 export function templatesDir(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
 }

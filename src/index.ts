@@ -1,0 +1,19 @@
+/**
+ * shadowpack as a library: plan a table (catalog reads, then the pure compiler), write or read
+ * a plan folder, compare two plans, run one. The CLI (src/cli) is a thin layer over these.
+ */
+export { planTable, writeTablePlan, referencingDir, type TablePlan, type ReferencingTablePlan, type PlanEnvironment } from './planning/plan-table.js';
+export { gatherTable, type PlanRequest, type GatheredTable } from './planning/gather.js';
+export { writePlanDir, readPlanDir, checkSums, SUMS_FILE } from './planning/plan-dir.js';
+export { loadTemplates, templatesDir } from './planning/templates.js';
+export { diffPlans, type PlanSide, type DiffResult } from './planning/diff-plans.js';
+export { compile, sha256, type Plan, type PlanManifest, type PlanStage, type CompileInput } from './compile/compile.js';
+export { resolveOptions, withOptionDefaults, DEFAULT_OPTIONS, type PlanOptions } from './compile/options.js';
+export { resolveTransform, NO_TRANSFORM, type TransformSpec, type TransformArgs } from './compile/transform/spec.js';
+export { introspect, parseTableName } from './introspect/introspect.js';
+export { run, nextForwardStage, type RunRequest, type RunSummary } from './run/runner.js';
+export type { LoadedPlan } from './run/plan-check.js';
+export type { RunState } from './run/state.js';
+export { UserError, type UserErrorCode } from './model/errors.js';
+export type { TableModel, EnvironmentFacts } from './model/types.js';
+export { TOOL_VERSION } from './version.js';
