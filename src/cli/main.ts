@@ -129,9 +129,9 @@ async function main(argv: string[]): Promise<number> {
     )
     .command(
       'run',
-      'execute a plan (checks every file against plan.json first; resumes where the last run stopped)',
+      'execute a plan up to the swap, leaving the revert window open (checks every file against plan.json first; resumes where the last run stopped); --until cleanup finishes it',
       (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder' })
-        .option('until', { choices: [...FORWARD_STAGES], describe: 'stop after this forward stage' })
+        .option('until', { choices: [...FORWARD_STAGES], describe: 'stop after this forward stage (default: swap, so the old table is kept and revert stays possible; cleanup: go through to the end, ending the revert window)' })
         .option('stage', { choices: [...ALL_STAGES], describe: 'run only this stage (e.g. abort or revert)' })
         .option('expect-hash', { type: 'string', describe: 'refuse unless the plan hash is exactly this (the approved one)' })
         .option('events', { type: 'boolean', default: false, describe: 'print one JSON event per line on stdout' })

@@ -28,8 +28,33 @@ export function goingBackLines(m: PlanManifest): string[] {
     ['during `01-setup.sql`', 'interrupt it: one transaction, nothing stays', 'nothing to undo'],
     [`after setup, during or after backfill, build, catch-up${m.stages.some((s) => s.name === 'verify') ? ', verify' : ''}`, 'interrupt the stage (Ctrl-C, or kill the session): it commits batch by batch and resumes when run again', '`90-abort.sql` (or `shadowpack run --plan DIR --stage abort`): removes the trigger and every tool object; the table is exactly as before'],
     ['during `05-swap.sql`, before it commits', 'interrupt it: the swap transaction rolls back, nothing is swapped', 'run `05-swap.sql` again, or `90-abort.sql`'],
-    ['after the swap committed, before cleanup', 'nothing runs; the table is already the rebuilt one', revert],
+    ['after the swap committed, before cleanup (the revert window: `shadowpack run` stops here)', 'nothing runs; the table is already the rebuilt one; the old one is kept in sync', revert],
     ['during or after `06-cleanup.sql`', 'let it finish (run it again if interrupted; it is safe to repeat)', 'none: the old table is gone; only another rebuild goes back'],
   ];
   return ['| point | to stop | to go back |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)];
+}
+
+/**
+ * The approved sequence: up to the swap, check, then cleanup or revert. `run` stops after the swap
+ * by default so that the revert window this summary promises is really there (issue 18).
+ */
+export function runbookLines(m: PlanManifest): string[] {
+  const verify = m.stages.some((s) => s.name === 'verify');
+  const canRevert = m.transform?.reverse !== null;
+  return [
+    '## Runbook',
+    '',
+    'H is the plan hash this summary belongs to (printed by `shadowpack plan` and `shadowpack show`, and in `plan.json`); `--expect-hash H` refuses any other plan.',
+    '',
+    `1. \`shadowpack run --plan DIR --until swap --expect-hash H\`: preflight, setup, backfill, build, catch-up${verify ? ', verify' : ''} and the swap (a plain \`run\` stops there too). It can be interrupted and run again at any point.`,
+    '2. `shadowpack verify --plan DIR`: compares the rebuilt table with the old one, which is kept in sync. Check the application.',
+    canRevert
+      ? '3. Then either `shadowpack run --plan DIR --until cleanup --expect-hash H` (drops the old table: the end of the revert window), or `shadowpack run --plan DIR --stage revert --expect-hash H` (swaps back with every write made since).'
+      : '3. Then `shadowpack run --plan DIR --until cleanup --expect-hash H` (drops the old table). Revert is unavailable for this plan (see What changes): after the swap the only way back is another rebuild.',
+    '',
+    `With psql: \`00-preflight.sql\` to \`05-swap.sql\` in order, then \`06-cleanup.sql\`${canRevert ? ' or `91-revert.sql`' : ''}.`,
+    '',
+    'While the window stays open, every write to the table also writes a change-log entry for the old table (WRITE_OVERHEAD: more WAL and I/O per write), and the revert backlog (writes a revert must carry back, applied in rounds before its short lock) grows, as does the disk held by the old table and the log. Keep the window as long as the checks need, not longer.',
+    '',
+  ];
 }

@@ -1,5 +1,5 @@
 import type { PlanManifest } from './compile.js';
-import { blockerLines, goingBackLines } from './review-going-back.js';
+import { blockerLines, goingBackLines, runbookLines } from './review-going-back.js';
 import { bytes, durationLines, hazardLines, lockTableLines } from './review-plan.js';
 import { transformReviewLines } from './transform/review-section.js';
 import { controlReviewLines } from './review-control.js';
@@ -18,14 +18,15 @@ export function renderReview(m: PlanManifest): string {
   out.push(`Rows are identified by ${m.model.key.source === 'primary-key' ? 'the primary key' : 'the unique index'} \`${m.model.key.indexName}\` (${m.model.key.columns.join(', ')}).`, '');
   out.push(...dependentsReview(m.model));
   out.push('## Stages', '');
-  out.push('Run them in this order with `psql -X -f FILE` (each script sets `ON_ERROR_STOP` itself), or all at once with `shadowpack run --plan DIR`.', '');
+  out.push('Run them in this order with `psql -X -f FILE` (each script sets `ON_ERROR_STOP` itself), or with `shadowpack run --plan DIR`, which stops after the swap (see Runbook).', '');
   out.push('| file | stage | what it does | transaction | locks that block the application | hazards |');
   out.push('|---|---|---|---|---|---|');
   for (const s of m.stages) {
     const locks = s.locks.filter((l) => l.blocksApplication).map((l) => `${l.mode} on ${l.relation}`).join('; ') || 'none';
     out.push(`| \`${s.file}\` | ${s.name}${s.offPath ? ' (way back)' : ''} | ${s.summary} | ${s.transaction} | ${locks} | ${s.hazards.join(', ') || 'none'} |`);
   }
-  out.push('', '## Locks', '');
+  out.push('', ...runbookLines(m));
+  out.push('## Locks', '');
   out.push(`Every lock that blocks the application is taken with \`lock_timeout = ${o.lockTimeoutMs}ms\`, at most ${o.lockAttempts} rounds, with exponential backoff from ${o.backoffBaseMs} ms to ${o.backoffMaxMs} ms and jitter. No application statement queues behind one attempt for longer than ${o.lockTimeoutMs} ms, and over all attempts of one locking step the application queues behind us for at most ${o.lockBudgetMs} ms (the lock budget): no attempt starts that could go past it. If the rounds or the budget run out, the stage stops with nothing changed and can be run again.`, '');
   out.push(`No attempt is made while a session that has held a conflicting lock for longer than one attempt still holds it: the step waits instead, naming the session (pid, application, query start). ${o.cancelBlockersAfterMs > 0 ? `**Cancelling is on:** after ${o.cancelBlockersAfterMs} ms of one locking step, the running query of each client session holding a conflicting lock is cancelled with \`pg_cancel_backend\` (sessions idle in a transaction are left alone and named).` : 'Other sessions are never cancelled (cancelling is off).'}`, '');
   out.push('Each locking step reports its attempts, time waited, time the application queued behind it and time the lock was held (`shadowpack:lock-report` notices; `shadowpack status` and `run` show them).', '');

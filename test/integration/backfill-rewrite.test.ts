@@ -144,7 +144,7 @@ describe('a rewrite at a random moment of a multi-batch backfill under writers',
       const b = await running;
       let outcome: string;
       if (b.code === 0) {
-        const rest = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+        const rest = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
         expect(rest.code, rest.stderr).toBe(0);
         outcome = 'completed';
       } else {

@@ -137,7 +137,7 @@ describe(`everything a table carries survives the swap (fixtures/carried/everyth
     const old = await withClient(db.url, (c) => tableObjects(c, fx.schema, fx.table));
     const plan = await planTable(db.url, fx.schema, fx.table, { batchPages: 20 });
     const w = writer(db.url);
-    const r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     const wrote = await w.stop();
     expect(r.code, r.stderr).toBe(0);
     expect(wrote.inserted).toBeGreaterThan(0);

@@ -71,7 +71,7 @@ describe('identity columns survive the swap and the revert', () => {
     const old = await withClient(db.url, (c) => tableObjects(c, 'ids', T));
     const plan = await planTable(db.url, 'ids', T, { batchPages: 1 });
     const w = writer(db.url);
-    const r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(await w.stop()).toBeGreaterThan(0);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {

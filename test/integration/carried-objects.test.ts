@@ -63,7 +63,7 @@ describe('objects attached to the table survive the swap and the revert', () => 
     const before = await withClient(db.url, (c) => catalogSnapshot(c, 's', 't'));
     await behaves();
     let plan = await planTable(db.url, 's', 't');
-    let r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    let r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
       expect(await catalogSnapshot(c, 's', 't')).toEqual(before);

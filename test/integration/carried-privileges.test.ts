@@ -77,7 +77,7 @@ describe('privileges are reset exactly at the swap', () => {
     const before = await withClient(db.url, async (c) => ({ d: await describeTable(c, 'p s', table), r: await rights(c, rel) }));
     expect(before.r.filter((x) => x.endsWith(' true')).length).toBeGreaterThan(0);
     let plan = await planTable(db.url, 'p s', table);
-    let r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    let r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
       expect(await describeTable(c, 'p s', table)).toEqual(before.d);

@@ -39,7 +39,7 @@ describe('extended statistics and reloption order', () => {
     expect(before['statistics']).toHaveLength(4);
     expect(before['table']![0]).toMatch(/reloptions=\{fillfactor=80,autovacuum_vacuum_scale_factor=0\.05,autovacuum_analyze_scale_factor=0\.02\}/);
     const plan = await planTable(db.url, 'st', 't');
-    const r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
       expect(await describeTable(c, 'st', 't')).toEqual(before);

@@ -118,7 +118,7 @@ describe('PostgreSQL restarted (immediate shutdown) in the middle of catch-up', 
     );
 
     let writers = await startWriters({ connectionString: db.url }, 2, 3);
-    const runner = cli(['run', '--plan', plan.dir, '--url', db.url]);
+    const runner = cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     let crashedAt: string | null = null;
     await withClient(db.url, async (admin) => {
       const deadline = Date.now() + 60_000;
@@ -142,7 +142,7 @@ describe('PostgreSQL restarted (immediate shutdown) in the middle of catch-up', 
     });
 
     writers = await startWriters({ connectionString: db.url }, 2, 3);
-    const done = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    const done = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     await sleep(200);
     const stats = await writers.stop();
     expect(done.code, done.stderr).toBe(0);

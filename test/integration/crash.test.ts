@@ -21,7 +21,7 @@ describe('the runner killed with SIGKILL inside every stage', () => {
     for (const stage of STAGES) {
       // Twice per stage: right as it starts, and a little into it.
       for (const delayMs of [Math.floor(Math.random() * 20), 40 + Math.floor(Math.random() * 200)]) {
-        const r = await cli(['run', '--plan', plan.dir, '--url', db.url], { killWhen: { stderr: new RegExp(`» ${stage} `), delayMs } });
+        const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup'], { killWhen: { stderr: new RegExp(`» ${stage} `), delayMs } });
         if (r.signal === 'SIGKILL') {
           const seen = [...r.stderr.matchAll(/» (\w+)/g)].map((m) => m[1]);
           hits.push(`${seen.at(-1)}+${delayMs}ms`);
@@ -31,7 +31,7 @@ describe('the runner killed with SIGKILL inside every stage', () => {
       }
     }
     // Whatever is left, one more run finishes.
-    const last = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    const last = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(last.code, last.stderr).toBe(0);
     const stats = await writers.stop();
     expect(new Set(hits.map((h) => h.split('+')[0])).size, hits.join(', ')).toBeGreaterThanOrEqual(4);

@@ -148,7 +148,7 @@ describe('views, BEGIN ATOMIC functions and publications over the table survive 
 
     // Forward to the end this time: cleanup drops the old table, which nothing may still need.
     plan = await planTable(db.url, 'app', 'orders', { batchPages: 20 });
-    r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
       expect(await dependentsCatalog(c)).toEqual(catalogBefore);

@@ -31,7 +31,7 @@ describe('hostile names end to end', () => {
   it('rebuilds a table whose schema, table, column and index names need quoting', async () => {
     const before = await withClient(db.url, (c) => catalogSnapshot(c, SCHEMA, 'order'));
     const plan = await planTable(db.url, SCHEMA, 'order', { batchPages: 5 });
-    const r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
       const diff = await c.query(`

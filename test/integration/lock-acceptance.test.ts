@@ -217,7 +217,7 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     expect(text.stdout).toMatch(new RegExp(`lock swap: acquired after ${swap.attempts} attempt\\(s\\), ${swap.skipped} round\\(s\\) waited out`));
     for (const c of [readerA, readerB]) expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
 
-    const done = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    const done = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(done.code, done.stderr).toBe(0);
     expect(done.stdout).toMatch(/^lock cleanup: acquired after 1 attempt\(s\)/m);
     expect(String((await mon.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o)).not.toBe(oid);

@@ -94,7 +94,7 @@ describe('a non-superuser table owner', () => {
       let output = planned.stdout + planned.stderr;
       try {
         if (executor === 'runner') {
-          const r = await cli(['run', '--plan', dir, '--url', owner.url, '--events']);
+          const r = await cli(['run', '--plan', dir, '--url', owner.url, '--events', '--until', 'cleanup']);
           output += r.stdout + r.stderr;
           expect(r.code, r.stderr).toBe(0);
         } else {
@@ -169,7 +169,7 @@ describe('a role lacking privileges', () => {
     });
     const planned = await cli(['plan', '--url', weak.url, '--table', 'app.orders', '--out', dir]);
     expect(planned.code, planned.stderr).toBe(0);
-    const run = await cli(['run', '--plan', dir, '--url', weak.url]);
+    const run = await cli(['run', '--plan', dir, '--url', weak.url, '--until', 'cleanup']);
     expect(run.code, run.stderr).toBe(0);
     await withClient(db.url, async (c) => {
       expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0 });

@@ -70,18 +70,18 @@ describe('plans are bound to the schema, not the data', () => {
     const setup = join(plan.dir, '01-setup.sql');
     const original = readFileSync(setup, 'utf8');
     writeFileSync(setup, original.replace('-- The copy.', '-- The copy!'));
-    let r = await cli(['run', '--plan', plan.dir, '--url', small.url]);
+    let r = await cli(['run', '--plan', plan.dir, '--url', small.url, '--until', 'cleanup']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/PLAN_TAMPERED: .*01-setup\.sql differs/);
     writeFileSync(setup, original);
-    r = await cli(['run', '--plan', plan.dir, '--url', small.url, '--expect-hash', 'p1:0000']);
+    r = await cli(['run', '--plan', plan.dir, '--url', small.url, '--expect-hash', 'p1:0000', '--until', 'cleanup']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('PLAN_HASH_MISMATCH');
     await withClient(small.url, async (c) => {
       expect(await leftovers(c)).toEqual([]);
       await c.query('CREATE INDEX orders_note_idx ON app.orders (note)');
     });
-    r = await cli(['run', '--plan', plan.dir, '--url', small.url, '--expect-hash', plan.manifest.planHash]);
+    r = await cli(['run', '--plan', plan.dir, '--url', small.url, '--expect-hash', plan.manifest.planHash, '--until', 'cleanup']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/changed since this plan was made/);
     await withClient(small.url, async (c) => {

@@ -170,7 +170,7 @@ describe('production safety', () => {
     expect((await status(plan, db.url)).state?.stage).toBe('backfill');
 
     await withClient(db.url, (c) => c.query('CREATE INDEX orders_note_drift_idx ON app.orders (note)'));
-    const drifted = await runPlan(plan, db.url);
+    const drifted = await runPlan(plan, db.url, '--until', 'cleanup');
     expect(drifted.code, drifted.stderr).toBe(1);
     expect(drifted.stderr).toContain('changed since this plan was made');
     const after = await status(plan, db.url);
@@ -187,7 +187,7 @@ describe('production safety', () => {
 
     await withClient(db.url, (c) => c.query('DROP INDEX app.orders_note_drift_idx'));
     writers = await startWriters({ connectionString: db.url }, 2, 5);
-    const done = await runPlan(plan, db.url);
+    const done = await runPlan(plan, db.url, '--until', 'cleanup');
     expect(done.code, done.stderr).toBe(0);
     expect(done.stdout).toMatch(/done/);
     stats = await writers.stop();
@@ -312,7 +312,7 @@ describe('production safety', () => {
             await sleep(100);
           }
         });
-        const r = await runPlan(plan, db.url);
+        const r = await runPlan(plan, db.url, '--until', 'cleanup');
         watching = false;
         await watcher;
         expect(r.code, r.stderr).toBe(0);
@@ -383,7 +383,7 @@ describe('production safety', () => {
         }
       })();
       const started = Date.now();
-      const swap = await runPlan(plan, db.url);
+      const swap = await runPlan(plan, db.url, '--until', 'cleanup');
       const elapsed = Date.now() - started;
       probing = false;
       await probeLoop;
@@ -410,7 +410,7 @@ describe('production safety', () => {
       await expectEqualsTwin(db.url, 10_000);
 
       await holder.query('COMMIT');
-      const done = await runPlan(plan, db.url);
+      const done = await runPlan(plan, db.url, '--until', 'cleanup');
       expect(done.code, done.stderr).toBe(0);
       expect(done.stdout).toMatch(/done/);
       expect(await tableOid(db.url)).not.toBe(oid);
@@ -436,7 +436,7 @@ describe('production safety', () => {
       const writers = await startWriters({ connectionString: db.url }, 2, 5);
       const oid = await tableOid(db.url);
       const started = Date.now();
-      const r = await runPlan(plan, db.url);
+      const r = await runPlan(plan, db.url, '--until', 'cleanup');
       const stats = await writers.stop();
       expect(stats.errors, stats.lastError ?? '').toBe(0);
       expect(r.code, r.stderr).toBe(1);
@@ -455,7 +455,7 @@ describe('production safety', () => {
       expect(inSnapshot).toMatchObject({ rows: 10_000, missing: 0, extra: 0, badGenerated: 0 });
       await reader.query('COMMIT');
 
-      const done = await runPlan(plan, db.url);
+      const done = await runPlan(plan, db.url, '--until', 'cleanup');
       expect(done.code, done.stderr).toBe(0);
       expect(done.stdout).toMatch(/done/);
       expect(await tableOid(db.url)).not.toBe(oid);
@@ -481,7 +481,7 @@ describe('production safety', () => {
       const plan = await planTable(db.url, 'app', 'orders', { batchPages: 5, maxRowsPerSecond: 15_000 });
 
       let writers = await startWriters({ connectionString: db.url }, 2, 3);
-      const runner = runPlan(plan, db.url);
+      const runner = runPlan(plan, db.url, '--until', 'cleanup');
       let crashedAt = 'timeout';
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline) {
@@ -512,7 +512,7 @@ describe('production safety', () => {
       });
 
       writers = await startWriters({ connectionString: db.url }, 2, 3);
-      const done = await runPlan(plan, db.url);
+      const done = await runPlan(plan, db.url, '--until', 'cleanup');
       await sleep(200);
       const stats = await writers.stop();
       expect(done.code, done.stderr).toBe(0);

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { catalogSnapshot, cli, leftovers, planTable, psql } from '../helpers/rebuild.js';
 import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { redact } from '../../src/cli/connection.js';
+import { shellWord } from '../../src/cli/next-steps.js';
 
 const ROWS = 40_000;
 /** Small batches so every stage overlaps with the writers. */
@@ -35,7 +37,7 @@ describe.each(['runner', 'psql'] as const)('full rebuild under concurrent writer
     const writers = await startWriters({ connectionString: db.url }, 4, 1);
     await new Promise((r) => setTimeout(r, 300));
     if (executor === 'runner') {
-      const r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+      const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
       expect(r.stderr + r.stdout).toContain('done');
       expect(r.code).toBe(0);
     } else {
@@ -106,8 +108,25 @@ describe('revert after the swap', () => {
     const oid = await withClient(db.url, async (c) => (await c.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o);
     const plan = await planTable(db.url, 'app', 'orders', OPTIONS);
     const writers = await startWriters({ connectionString: db.url }, 4, 1);
-    const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
+    // A plain run stops after the swap: the revert window is the default (issue 18).
+    const r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^stages: preflight \d+ ms, setup \d+ ms, backfill \d+ ms, build \d+ ms, catchup \d+ ms, swap \d+ ms; total/m);
+    const tail = `--plan ${shellWord(plan.dir)} --url ${shellWord(redact(db.url))}`;
+    const hash = `--expect-hash ${plan.manifest.planHash}`;
+    expect(r.stdout).toContain(['app.orders: swapped; the revert window is open until cleanup',
+      '  While it stays open every write to the table still writes a change-log entry (write overhead), and the revert backlog grows;',
+      '  close it once you are satisfied:',
+      `  check:   shadowpack verify ${tail}`,
+      `  go back: shadowpack run ${tail} --stage revert ${hash}`,
+      `  finish:  shadowpack run ${tail} --until cleanup ${hash}   (drops the old table: no revert after this)`,
+      '  (the password is left out of these commands: give it through PGPASSWORD or ~/.pgpass, or put it back into --url)'].join('\n'));
+    const st = await cli(['status', '--plan', plan.dir, '--url', db.url, '--json']);
+    expect((JSON.parse(st.stdout) as { state: { stage: string } }).state.stage).toBe('swap');
+    // A second plain run does nothing: cleanup needs --until cleanup.
+    const again = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^stages: none \(nothing left to do\); total 0 ms\napp\.orders: swapped; the revert window is open/);
     // The application keeps writing to the rebuilt table; revert must carry that back.
     await new Promise((res) => setTimeout(res, 1500));
     const v = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'revert']);

@@ -56,7 +56,7 @@ describe('replica lag throttle', () => {
       expect(b.stderr).toMatch(/waiting: replica replay lag/);
     });
 
-    const rest = await cli(['run', '--plan', plan.dir, '--url', primary.url]);
+    const rest = await cli(['run', '--plan', plan.dir, '--url', primary.url, '--until', 'cleanup']);
     expect(rest.code, rest.stderr).toBe(0);
     const stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);

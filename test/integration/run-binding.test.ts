@@ -53,7 +53,7 @@ describe('a run belongs to the plan that started it', () => {
     ]);
 
     const refusal = `the run on "public"."small" was started by plan ${idA}, not by this plan (${idB})`;
-    r = await cli(['run', '--plan', b, '--url', db.url]);
+    r = await cli(['run', '--plan', b, '--url', db.url, '--until', 'cleanup']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(refusal);
     expect(r.stderr).toMatch(/hint: Finish or abort that run with its own plan/);
@@ -71,7 +71,7 @@ describe('a run belongs to the plan that started it', () => {
     expect(await columns(db.url)).toEqual(['id', 'v', 'w']);
 
     // The plan that started the run finishes it, as its review promised.
-    r = await cli(['run', '--plan', a, '--url', db.url]);
+    r = await cli(['run', '--plan', a, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     expect(await columns(db.url)).toEqual(['id', 'w']);
     expect(await withClient(db.url, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM public.small')).rows[0]!.n))).toBe(3000);
@@ -103,7 +103,7 @@ describe('a run belongs to the plan that started it', () => {
     });
     expect(await columns(db.url)).toEqual(['id', 'w']);
     // An aborted plan may run again (nothing it promised happened); a finished one never does.
-    r = await cli(['run', '--plan', d, '--url', db.url]);
+    r = await cli(['run', '--plan', d, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     const idD = planIdIn(d);
     await withClient(db.url, async (cl) => {
@@ -117,7 +117,7 @@ describe('a run belongs to the plan that started it', () => {
     r = await cli(['status', '--plan', d, '--url', db.url]);
     expect(r.stdout).toMatch(new RegExp(`^public\\.small: plan ${idD} already rebuilt it \\(cleaned up at .* by \\S+\\); a plan runs once: make a new plan`));
     const again = `plan ${idD} already rebuilt "public"."small" (cleaned up at `;
-    r = await cli(['run', '--plan', d, '--url', db.url]);
+    r = await cli(['run', '--plan', d, '--url', db.url, '--until', 'cleanup']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(again);
     // Refused before anything is done: at preflight.

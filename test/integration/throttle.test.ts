@@ -167,7 +167,7 @@ describe('throttling and operator control', () => {
       expect((await observe(c, id)).stage).toBe('backfill');
     });
 
-    const rest = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    const rest = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(rest.code, rest.stderr).toBe(0);
     const stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);
@@ -212,7 +212,7 @@ describe('throttling and operator control', () => {
       expect((await observe(c, id)).stage).toBe('swap');
     });
 
-    const cleanup = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    const cleanup = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(cleanup.code, cleanup.stderr).toBe(0);
     const stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);

@@ -74,7 +74,7 @@ describe('verify by key ranges, and the verify stage the swap requires', () => {
     r = await cli(['verify', '--plan', dir, '--url', db.url, '--ranges', '4']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^PASS: app\.orders against the old table: 4 of 4 key ranges equal/);
-    r = await cli(['run', '--plan', dir, '--url', db.url]);
+    r = await cli(['run', '--plan', dir, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
       expect(await leftovers(c)).toEqual([]);

@@ -44,7 +44,7 @@ describe('shadowpack verify', () => {
     r = await cli(['verify', '--plan', plan.dir, '--url', db.url]);
     expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).toMatch(/^PASS: .* against the old table/);
-    r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
+    r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
   });
 });

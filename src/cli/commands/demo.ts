@@ -7,6 +7,7 @@ import { compareWithTwin, createDemoSchema, DEMO_SCHEMA, DEMO_TABLE, startWriter
 import { readState } from '../../run/state.js';
 import { UserError } from '../../model/errors.js';
 import { runCommand } from './run.js';
+import { verifyCommand } from './verify.js';
 import { resolveOptions } from '../../compile/options.js';
 import { planTable, writeTablePlan } from '../../planning/plan-table.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
@@ -35,9 +36,17 @@ function psqlStage(url: string, file: string, err: (t: string) => void): Promise
   });
 }
 
+async function psqlStep(url: string, file: string, out: (line: string) => void, err: (t: string) => void): Promise<void> {
+  const s0 = Date.now();
+  out(`» psql -f ${file}`);
+  await psqlStage(url, file, err);
+  out(`  done in ${Date.now() - s0} ms`);
+}
+
 /**
  * The Quick start: an embedded PostgreSQL, a busy table with writers that
- * keep a twin, a plan, a full run, and a check of the result against the twin.
+ * keep a twin, a plan, a run to the swap, verify in the revert window, cleanup, and a check of the
+ * result against the twin.
  */
 export async function demoCommand(args: DemoArgs, out: (line: string) => void, err: (text: string) => void, isTty: boolean): Promise<void> {
   let server: EmbeddedServer | null = null;
@@ -63,22 +72,26 @@ export async function demoCommand(args: DemoArgs, out: (line: string) => void, e
     const planned = await planTable(admin, { schema: DEMO_SCHEMA, table: DEMO_TABLE, options: resolveOptions({}) });
     writeTablePlan(args.out, planned, true);
     out(`plan for ${DEMO_SCHEMA}.${DEMO_TABLE} written to ${args.out} (plan hash ${planned.plan.manifest.planHash}); review ${args.out}/README.md`);
-    out(`starting ${args.writers} writers (inserts, updates, key changes, NULLs, unique values moving, deletes, rollbacks) …`);
+    out(`starting ${args.writers} writer${args.writers === 1 ? '' : 's'} (inserts, updates, key changes, NULLs, unique values moving, deletes, rollbacks) …`);
     const writers = await startWriters({ connectionString: url }, args.writers, 2);
     await new Promise((r) => setTimeout(r, 1000));
     const started = Date.now();
+    // The approved sequence (docs/usage.md): up to the swap, check while the revert window is open, then cleanup.
     if (args.executor === 'runner') {
+      out(`» shadowpack run --plan ${args.out}   (stops after the swap: the revert window stays open)`);
       await runCommand({ plan: args.out, url }, out, err, isTty);
     } else {
-      const plan = readPlanDir(args.out);
-      const files = readdirSync(args.out).filter((f) => /^0\d-/.test(f)).sort();
-      for (const f of files) {
-        const s0 = Date.now();
-        out(`» psql -f ${join(args.out, f)}`);
-        await psqlStage(url, join(args.out, f), err);
-        out(`  done in ${Date.now() - s0} ms`);
-      }
-      void plan;
+      const files = readdirSync(args.out).filter((f) => /^0\d[a-z]?-/.test(f) && f !== '06-cleanup.sql').sort();
+      for (const f of files) await psqlStep(url, join(args.out, f), out, err);
+    }
+    out(`» shadowpack verify --plan ${args.out}   (the rebuilt table against the old one, kept in sync for revert)`);
+    const verdict = await verifyCommand({ plan: args.out, url }, out);
+    if (verdict !== 0) throw new UserError('STAGE_FAILED', 'verify found a difference after the swap; the old table is still there: shadowpack run --plan DIR --stage revert goes back');
+    if (args.executor === 'runner') {
+      out(`» shadowpack run --plan ${args.out} --until cleanup   (ends the revert window)`);
+      await runCommand({ plan: args.out, url, until: 'cleanup' }, out, err, isTty);
+    } else {
+      await psqlStep(url, join(args.out, '06-cleanup.sql'), out, err);
     }
     const runMs = Date.now() - started;
     await new Promise((r) => setTimeout(r, 500));
@@ -92,7 +105,7 @@ export async function demoCommand(args: DemoArgs, out: (line: string) => void, e
     await admin.end();
     out('');
     out('summary');
-    out(`  run: ${(runMs / 1000).toFixed(1)} s with ${args.writers} writers: ${stats.commits} commits, ${stats.rollbacks} rollbacks, ${stats.errors} write errors, worst transaction ${stats.maxLatencyMs} ms`);
+    out(`  run: ${(runMs / 1000).toFixed(1)} s with ${args.writers} writer${args.writers === 1 ? '' : 's'}: ${stats.commits} commits, ${stats.rollbacks} rollbacks, ${stats.errors} write errors, worst transaction ${stats.maxLatencyMs} ms`);
     out(`  size: ${before} before, ${after} after`);
     out(`  rows checked against the twin: ${cmp.rows.toLocaleString('en-US')}; missing ${cmp.missing}, extra or changed ${cmp.extra}, wrong generated values ${cmp.badGenerated}`);
     out(`  tool objects left: ${Number(left.rows[0]!.n) === 0 && state === null ? 'none' : 'some (see shadowpack status)'}`);

@@ -4,6 +4,13 @@ import { run } from '../../run/runner.js';
 import { connectionConfig } from '../connection.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
 import { progressPrinter } from '../progress.js';
+import { nextStepLines } from '../next-steps.js';
+
+/**
+ * Where a plain `run` stops: after the swap, with the revert window open (issue 18). Cleanup ends
+ * that window, so going through it takes an explicit `--until cleanup`.
+ */
+export const DEFAULT_UNTIL: StageName = 'swap';
 
 export interface RunArgs {
   readonly plan: string;
@@ -20,8 +27,7 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
   const summary = await run({
     plan,
     connection: connectionConfig(args.url),
-    ...(args.until !== undefined ? { until: args.until } : {}),
-    ...(args.stage !== undefined ? { stage: args.stage } : {}),
+    ...(args.stage !== undefined ? { stage: args.stage } : { until: args.until ?? DEFAULT_UNTIL }),
     ...(args.expectHash !== undefined ? { expectHash: args.expectHash } : {}),
     onEvent: show,
   });
@@ -36,8 +42,8 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
   if (seen && backfill && seen.rowsCopied > 0) {
     out(`backfill: ${seen.rowsCopied.toLocaleString('en-US')} rows in ${backfill.ms} ms (${Math.round((seen.rowsCopied * 1000) / Math.max(1, backfill.ms)).toLocaleString('en-US')} rows/s, including the settle round)`);
   }
-  if (seen?.swapLockMs != null) out(`swap: ACCESS EXCLUSIVE held ${seen.swapLockMs} ms, taken at attempt ${seen.swapAttempts}; ${seen.rowsApplied} log entries applied in ${seen.catchupRounds} rounds`);
+  if (seen?.swapLockMs != null && summary.stages.some((s) => s.stage === 'swap')) out(`swap: ACCESS EXCLUSIVE held ${seen.swapLockMs} ms, taken at attempt ${seen.swapAttempts}; ${seen.rowsApplied} log entries applied in ${seen.catchupRounds} rounds`);
   for (const r of summary.locks) out(`lock ${lockReportText(r)}`);
   if (summary.finished) out(`${plan.manifest.table.schema}.${plan.manifest.table.name}: done`);
-  else if (summary.state) out(`run is at stage "${summary.state.stage}"`);
+  else for (const line of nextStepLines(plan.manifest, summary.state, args.plan, args.url)) out(line);
 }

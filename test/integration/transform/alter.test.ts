@@ -63,7 +63,7 @@ describe('--alter under concurrent writers', () => {
     expect(u.code, u.stderr).toBe(0);
     const v = await cli(['verify', '--plan', out, '--url', db.url]);
     expect(v.code, v.stdout + v.stderr).toBe(0);
-    const r = await cli(['run', '--plan', out, '--url', db.url]);
+    const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr + r.stdout).toMatch(/verify passed/);
     const stats = await writers.stop();
@@ -113,7 +113,7 @@ describe('--alter with rows that do not fit', () => {
     const p = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, '--batch-pages', '5', ...alter]);
     expect(p.code, p.stderr).toBe(0);
     // Writers leave note alone here: only integers or NULL would fit, and the point is the row at key 500.
-    const r = await cli(['run', '--plan', out, '--url', db.url]);
+    const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'cleanup']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/the row of "app"\."orders" with key \(id\) = \(500\) does not fit the new shape: invalid input syntax for type integer/);
     const a = await cli(['run', '--plan', out, '--url', db.url, '--stage', 'abort']);

@@ -66,10 +66,10 @@ describe('--key-to-bigint under concurrent writers', () => {
     expect(readFileSync(join(out, 'README.md'), 'utf8')).toContain('`id` ← `"id"`');
 
     const writers = await startWriters({ connectionString: db.url }, 3, 1, ROWS);
-    await runPlan(db.url, out);
+    await runPlan(db.url, out, ['--until', 'cleanup']);
     // The child's swap moves its foreign key to app.orders while the writers use both tables:
     // the lock step takes ACCESS EXCLUSIVE on app.orders up front, so no deadlock with them.
-    await runPlan(db.url, `${out}-app.order_items`);
+    await runPlan(db.url, `${out}-app.order_items`, ['--until', 'cleanup']);
     const stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);
     expect(stats.commits).toBeGreaterThan(10);
@@ -163,7 +163,7 @@ describe('--key-to-bigint on an identity key', () => {
         await new Promise((r) => setTimeout(r, 5));
       }
     });
-    const r = await cli(['run', '--plan', out, '--url', db.url]);
+    const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'cleanup']);
     stop = true;
     await writer;
     expect(r.code, r.stderr).toBe(0);

@@ -96,7 +96,7 @@ describe('--partition-by range(col) --interval under concurrent writers', () => 
     // verify reads the partitioned copy without ONLY: every row compared, none missing.
     const v = await cli(['verify', '--plan', out, '--url', db.url]);
     expect(v.code, v.stdout + v.stderr).toBe(0);
-    const r = await cli(['run', '--plan', out, '--url', db.url]);
+    const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr + r.stdout).toMatch(/verify passed/);
     const moved = await movers.stop();
@@ -240,7 +240,7 @@ describe('--partition-by: an identity key and an integer column', () => {
     const p = await cli(['plan', '--table', 'public.events', '--out', out, '--url', db.url, '--check-data', ...flags]);
     expect(p.code, p.stderr).toBe(0);
     expect(p.stdout).toMatch(/check-data: every row of public\.events fits the new shape/);
-    const r = await cli(['run', '--plan', out, '--url', db.url]);
+    const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
       const parts = await c.query<{ part: string; n: number }>('SELECT tableoid::regclass::text AS part, count(*)::int AS n FROM public.events GROUP BY 1 ORDER BY 1');

@@ -64,7 +64,7 @@ describe('--order-by, --fillfactor, --tablespace, --index-tablespace under concu
     expect(manifest.transform.differences).toEqual(expect.arrayContaining(['fillfactor 70', `table in tablespace ${TABLE_SPACE}`]));
 
     const writers = await startWriters({ connectionString: db.url }, 1, 20);
-    const r = await cli(['run', '--plan', out, '--url', db.url]);
+    const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     const stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);

@@ -215,7 +215,7 @@ describe('forward with --alter ADD COLUMN … DEFAULT nextval(…) / clock_times
       expect(await values(c, await copy(c))).toEqual(first);
     });
     await withClient(db.url, touch);
-    const r = await cli(['run', '--plan', out, '--url', db.url]);
+    const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     const stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);
