@@ -7,13 +7,13 @@ import { commonContext } from './context.js';
 import { stageHazards, stageLock } from './locks.js';
 import type { PlanOptions } from './options.js';
 import { makeRenderers, tidy, type TemplateSet } from './render.js';
+import { planDollarTag, withDollarTag } from './dollar-tag.js';
 import { planStages, stageInfo, type HazardCode, type StageInfo, type StageLock } from './stages.js';
 import { renderReview } from './review.js';
 import { deriveTarget } from './transform/derive.js';
 import { transformHazards } from './transform/hazards.js';
 import { NO_TRANSFORM, type TransformSpec } from './transform/spec.js';
 import { transformManifest, type TransformManifest } from './transform/manifest.js';
-import { dependentNames } from './dependents.js';
 
 export const PLAN_FORMAT_VERSION = 1;
 
@@ -98,40 +98,15 @@ export function planIdOf(parts: Omit<PlanManifest, 'planId' | 'readmeSha256' | '
   return 'i1:' + sha256(canonicalJson(parts)).slice(0, 32);
 }
 
-/**
- * Names end up inside dollar-quoted function and DO bodies; one holding the
- * tag would end the body early, so such names are refused rather than escaped.
- */
-function refuseDollarNames(model: TableModel): void {
-  const all = [
-    model.schema, model.name, model.owner,
-    ...model.columns.map((c) => c.name),
-    ...model.indexes.map((i) => i.name),
-    ...model.constraints.flatMap((c) => [c.name, c.references?.schema ?? '', c.references?.name ?? '']),
-    ...model.referencedBy.flatMap((f) => [f.name, f.tableSchema, f.tableName]),
-    ...model.ownedSequences.flatMap((q) => [q.schema, q.name]),
-    ...model.identities.flatMap((q) => [q.schema, q.name]),
-    ...model.extendedStatistics.flatMap((s) => [s.schema, s.name, s.owner]),
-    ...model.grants.map((g) => g.grantee),
-    ...dependentNames(model),
-  ];
-  const bad = all.find((n) => n.includes('$sp'));
-  if (bad !== undefined) throw new UserError('UNSUPPORTED_OBJECT', `the name ${JSON.stringify(bad)} contains "$sp", which shadowpack uses to quote function bodies; rename it first`);
-}
-
 /** Pure: model + options + templates in, plan out. No I/O, no clock, no randomness. */
 export function compile(input: CompileInput): Plan {
   const { model, facts, options, templates, toolVersion } = input;
   const spec = input.transform ?? NO_TRANSFORM;
-  refuseDollarNames(model);
-  if (facts.database.includes('$sp')) {
-    throw new UserError('UNSUPPORTED_OBJECT', `the database name ${JSON.stringify(facts.database)} contains "$sp", which shadowpack uses to quote function bodies; plan from a database with another name`);
-  }
   const target = deriveTarget(model, spec);
   const common = commonContext(model, target, options, toolVersion);
   const render = makeRenderers(templates);
   const files = new Map<string, string>();
-  const stages: PlanStage[] = planStages(options).map((name) => {
+  const rendered = planStages(options).map((name) => {
     const info = stageInfo(name);
     const lock = stageLock(name, common);
     const hazards = [...stageHazards(name, common), ...transformHazards(name, target)];
@@ -148,8 +123,14 @@ export function compile(input: CompileInput): Plan {
     };
     const locksText = commentText(lock.shown.map((l) => `${l.mode} on ${l.relation}`).join('; ') || 'none');
     const text = tidy(render[name]({ ...common, stage, lock: { ...lock, locksText }, appName: `shadowpack/${common.names.runId}/${name}` }));
+    return { info, text, locks: lock.shown, hazards };
+  });
+  // One dollar tag for every stage script, chosen over all their bodies.
+  const tag = planDollarTag(rendered.map((r) => r.text));
+  const stages: PlanStage[] = rendered.map(({ info, text: marked, locks, hazards }) => {
+    const text = withDollarTag(marked, tag);
     files.set(info.file, text);
-    return { ...info, sha256: sha256(text), locks: lock.shown, hazards };
+    return { ...info, sha256: sha256(text), locks, hazards };
   });
   const identified = {
     formatVersion: PLAN_FORMAT_VERSION,
@@ -166,7 +147,7 @@ export function compile(input: CompileInput): Plan {
     environment: facts,
   };
   const planId = planIdOf(identified);
-  const binding = tidy(render.binding({
+  const bindingMarked = tidy(render.binding({
     toolVersion,
     planId,
     tableDisplay: common.tableDisplay,
@@ -176,6 +157,8 @@ export function compile(input: CompileInput): Plan {
     databaseOid: facts.databaseOid,
     systemIdentifier: facts.systemIdentifier,
   }));
+  // Its own tag: it is rendered after the stage scripts (their sums make the plan id it sets) and run on its own.
+  const binding = withDollarTag(bindingMarked, planDollarTag([bindingMarked]));
   files.set(BINDING_FILE, binding);
   const partial = {
     formatVersion: identified.formatVersion,

@@ -69,8 +69,6 @@ export function resolveControlOptions(given: Partial<Record<keyof ControlOptions
   const probe = given.throttleProbe;
   if (probe !== undefined && probe !== null) {
     if (typeof probe !== 'string' || probe.trim() === '') throw new UserError('BAD_OPTION', 'option throttleProbe must be a SQL query returning one number, e.g. --throttle-probe "SELECT lag_ms FROM ops.lag"');
-    // The probe is quoted as a literal inside a dollar-quoted body: the tag must not occur in it.
-    if (probe.includes('$sp')) throw new UserError('BAD_OPTION', 'option throttleProbe must not contain "$sp" (shadowpack quotes function bodies with it); rewrite the query');
     out.throttleProbe = probe.trim().replace(/;\s*$/, '');
   }
   const threshold = given.throttleThreshold;

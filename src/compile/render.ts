@@ -1,5 +1,6 @@
 import Handlebars from 'handlebars';
 import { ident, literal, qualified } from '../model/quote.js';
+import { DOLLAR_HELPER, dollarMark, markDollarTags } from './dollar-tag.js';
 import type { StageName } from './stages.js';
 
 /** Template texts, read by the caller (the compiler itself never touches files). */
@@ -21,9 +22,11 @@ export function makeRenderers(templates: TemplateSet): { readonly [K in StageNam
   hb.registerHelper('ident', (name: unknown) => ident(String(name)));
   hb.registerHelper('literal', (value: unknown) => literal(String(value)));
   hb.registerHelper('qualified', (schema: unknown, name: unknown) => qualified(String(schema), String(name)));
-  for (const [name, text] of Object.entries(templates.partials)) hb.registerPartial(name, text);
+  hb.registerHelper(DOLLAR_HELPER, dollarMark);
+  // `$sp$` in a template is the plan's dollar tag, chosen after rendering (see dollar-tag.ts).
+  for (const [name, text] of Object.entries(templates.partials)) hb.registerPartial(name, markDollarTags(text));
   const compileOne = (text: string): StageRenderer => {
-    const t = hb.compile(text, { noEscape: true, strict: true });
+    const t = hb.compile(markDollarTags(text), { noEscape: true, strict: true });
     return (context) => t(context);
   };
   const s = templates.stages;

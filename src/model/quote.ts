@@ -30,12 +30,14 @@ export function byteLength(name: string): number {
 
 /**
  * Picks a dollar-quote tag that does not occur in `body`, deterministically,
- * so a hostile name inside a function body cannot end it early.
+ * so a hostile name inside a function body cannot end it early. The tag without
+ * its closing `$` must not occur either: a body ending in `$sp` would join the
+ * closing `$sp$` into an earlier end.
  */
 export function dollarTag(body: string, base = 'sp'): string {
   for (let i = 0; ; i++) {
-    const tag = `$${base}${i === 0 ? '' : String(i)}$`;
-    if (!body.includes(tag)) return tag;
+    const open = `$${base}${i === 0 ? '' : String(i)}`;
+    if (!body.includes(open)) return `${open}$`;
   }
 }
 

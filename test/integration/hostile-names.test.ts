@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
-import { catalogSnapshot, cli, leftovers, planTable } from '../helpers/rebuild.js';
+import { join } from 'node:path';
+import { catalogSnapshot, cli, leftovers, planTable, psql } from '../helpers/rebuild.js';
 
 const SCHEMA = 'Sales "EU"; drop';
 const LONG = 'a'.repeat(60) + '_€'; // 63 bytes
@@ -41,6 +42,37 @@ describe('hostile names end to end', () => {
           (SELECT * FROM "Sales ""EU""; drop".expected EXCEPT ALL SELECT * FROM "Sales ""EU""; drop"."order")) d`);
       expect(Number(diff.rows[0].n)).toBe(0);
       expect(await catalogSnapshot(c, SCHEMA, 'order')).toEqual(before);
+      expect(await leftovers(c)).toEqual([]);
+    });
+  });
+
+  it('rebuilds a table whose names hold the dollar tag, first stages with psql, the rest with the runner', async () => {
+    await withClient(db.url, (c) => c.query(`
+      CREATE TABLE public."t$sp$x" ("id$sp$" serial PRIMARY KEY, "v$sp" text CHECK ("v$sp" <> '$sp$'));
+      CREATE INDEX "i$sp$" ON public."t$sp$x" ("v$sp");
+      INSERT INTO public."t$sp$x" ("v$sp") SELECT 'v' || g || '$sp' FROM generate_series(1, 2000) g;
+      CREATE TABLE public."t$sp$expected" AS SELECT * FROM public."t$sp$x";
+    `));
+    const before = await withClient(db.url, (c) => catalogSnapshot(c, 'public', 't$sp$x'));
+    const plan = await planTable(db.url, 'public', 't$sp$x', { batchPages: 3 });
+    // Every body is quoted with a tag that no name holds.
+    expect(plan.files.get('00-preflight.sql')).toContain('\n$sp1$;');
+    for (const file of ['00-preflight.sql', '01-setup.sql', '02-backfill.sql']) {
+      const r = await psql(db.url, join(plan.dir, file));
+      expect(r.code, `${file}: ${r.stderr}`).toBe(0);
+    }
+    await withClient(db.url, (c) => c.query(`UPDATE public."t$sp$x" SET "v$sp" = "v$sp" || '$sp1' WHERE "id$sp$" % 7 = 0;
+      UPDATE public."t$sp$expected" SET "v$sp" = "v$sp" || '$sp1' WHERE "id$sp$" % 7 = 0`));
+    const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
+    expect(r.code, r.stderr).toBe(0);
+    await withClient(db.url, async (c) => {
+      const diff = await c.query(`
+        SELECT count(*) AS n FROM (
+          (SELECT * FROM public."t$sp$x" EXCEPT ALL SELECT * FROM public."t$sp$expected")
+          UNION ALL
+          (SELECT * FROM public."t$sp$expected" EXCEPT ALL SELECT * FROM public."t$sp$x")) d`);
+      expect(Number(diff.rows[0].n)).toBe(0);
+      expect(await catalogSnapshot(c, 'public', 't$sp$x')).toEqual(before);
       expect(await leftovers(c)).toEqual([]);
     });
   });

@@ -42,7 +42,16 @@ describe('names that try to escape the SQL text', () => {
     expect(build).toContain("CHECK ((note <> ''$sp$''::text))');\n  END IF;\nEND\n$sp1$;");
   });
 
-  it('a name holding the dollar tag is refused with a clear message', () => {
-    expect(() => scripts({ ...model, owner: 'bad$sp$owner' })).toThrow(/contains "\$sp"/);
+  it('a name holding the dollar tag gets a plan quoted with another tag, the same in every script', () => {
+    const plain = scripts(model);
+    for (const name of ['bad$sp$owner', 'ends$sp']) {
+      const hostile = scripts({ ...model, owner: name, columns: model.columns.map((c, n) => (n === 1 ? { ...c, name: `c${name}` } : c)) });
+      // Every body the templates quote now uses $sp1$: preflight (only such bodies) says $sp$ nowhere but in the name.
+      const preflight = hostile.find((t) => t.includes('psql -X -f 00-preflight.sql'))!;
+      expect(preflight).toContain('\n$sp1$;');
+      expect(preflight.replaceAll(name, '')).not.toContain('$sp$');
+      // Each script splits into as many statements as with plain names: no body ended early.
+      expect(hostile.map((t) => splitSql(t).length)).toEqual(plain.map((t) => splitSql(t).length));
+    }
   });
 });

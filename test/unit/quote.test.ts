@@ -114,6 +114,11 @@ describe('dollarTag', () => {
     expect(dollarTag('x $sp$ $sp1$ y')).toBe('$sp2$');
   });
 
+  it('picks another tag when the body ends in the tag without its closing $', () => {
+    // "x $sp" + "$sp$" would end the body at "$sp$" inside the text.
+    expect(dollarTag('x $sp')).toBe('$sp1$');
+  });
+
   it('honours a custom base', () => {
     expect(dollarTag('body', 'fn')).toBe('$fn$');
     expect(dollarTag('$fn$', 'fn')).toBe('$fn1$');

@@ -23,7 +23,7 @@ export function checkDataSql(model: TableModel, spec: TransformSpec, options: Pl
   // run itself does (owner-functions.hbs). Rolled back with everything else.
   const schema = ident(`shadowpack_check_${c.names.runId}`);
   const fn = `${schema}.${ident('as_owner')}`;
-  const ownerSetup = `DO $sp$
+  const ownerBody = `
 BEGIN
   IF current_user = ${literal(model.owner)} OR NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
     CREATE FUNCTION pg_temp.sp_check_insert(statement text, a bigint, b bigint) RETURNS void
@@ -36,7 +36,8 @@ BEGIN
   ALTER FUNCTION ${fn}(text, bigint, bigint) OWNER TO ${ident(model.owner)};
   ALTER TABLE ${c.copy} OWNER TO ${ident(model.owner)};
 ${c.partitionTables.map((t) => `  ALTER TABLE ${t} OWNER TO ${ident(model.owner)};\n`).join('')}END
-$sp$`;
+`;
+  const ownerSetup = `DO ${dollarTag(ownerBody)}${ownerBody}${dollarTag(ownerBody)}`;
   const call = `CASE WHEN to_regnamespace(${literal(`shadowpack_check_${c.names.runId}`)}) IS NULL THEN 'pg_temp.sp_check_insert' ELSE ${literal(fn)} END`;
   const statement = (where: string) => literal(`INSERT INTO ${c.copy} (${c.forward.insertList}) SELECT ${c.forward.selectList} FROM ONLY ${c.src} WHERE ${where}`);
   const insert = (where: string, a: string, b: string) => `EXECUTE format('SELECT %s($1, $2, $3)', ${call}) USING ${statement(where)}, ${a}, ${b};`;
