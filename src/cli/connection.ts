@@ -19,3 +19,10 @@ export function redact(url: string): string {
     return url.replace(/:[^:@/]*@/, ':***@');
   }
 }
+
+/** Connection strings may carry passwords; never print them. */
+export function redactSecrets(message: string): string {
+  return message
+    .replace(/postgres(?:ql)?:\/\/[^\s]+/g, (u) => redact(u))
+    .replace(/\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/gi, 'password=***');
+}

@@ -15,7 +15,8 @@ import { diffCommand } from './commands/diff.js';
 import { verifyCommand } from './commands/verify.js';
 import { controlCommand } from './commands/control.js';
 import { bloatCommand } from './commands/bloat.js';
-import { redact } from './connection.js';
+import { redactSecrets } from './connection.js';
+import { errorObject } from './machine-output.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
 const err = (text: string) => process.stderr.write(text);
@@ -47,21 +48,24 @@ function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 }
 
-/** Exit codes: 0 ok, 1 user error (one line), 2 bug. */
+/**
+ * Exit codes, the same in every command (docs/scripting.md): 0 ok; 1 a negative answer (verify
+ * FAIL, diff: the plans differ); 2 anything that kept the command from answering: a usage error,
+ * a refusal, a connection failure, a failed stage, a bug.
+ */
+const EXIT_OK = 0;
+const EXIT_ERROR = 2;
+
 async function main(argv: string[]): Promise<number> {
-  let code = 0;
-  // `diff` exits 1 for "different", so its errors exit 2.
-  const guard = async (fn: () => Promise<void>, userErrorCode = 1) => {
+  let code = EXIT_OK;
+  // --json (and run --events, which reports its own error event) promise JSON on stdout, failures included.
+  const wantsJson = argv.includes('--json');
+  const guard = async (fn: () => Promise<void>, json = false) => {
     try {
       await fn();
     } catch (e) {
-      if (e instanceof UserError) {
-        err(`shadowpack: ${e.code}: ${redactSecrets(e.message)}\n`);
-        code = userErrorCode;
-      } else {
-        err(`shadowpack: internal error (this is a bug, please report it):\n${redactSecrets(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
-        code = 2;
-      }
+      reportError(e, json);
+      code = EXIT_ERROR;
     }
   };
   const planOptions = {
@@ -84,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
         .option('min-ratio', { type: 'number', default: 0, describe: 'leave out tables with less than this fraction of the heap reclaimable (0.2 = 20 %)' })
         .option('min-size', { type: 'string', default: '0', describe: 'leave out tables smaller than this (table, TOAST and indexes), e.g. 10MB' })
         .option('json', { type: 'boolean', default: false }),
-      (a) => guard(() => bloatCommand({ schemas: (a.schema ?? []).map(String), minRatio: a.minRatio, minSize: a.minSize, json: a.json, ...(a.url ? { url: a.url } : {}) }, out)),
+      (a) => guard(() => bloatCommand({ schemas: (a.schema ?? []).map(String), minRatio: a.minRatio, minSize: a.minSize, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
     )
     .command(
       'plan',
@@ -125,7 +129,7 @@ async function main(argv: string[]): Promise<number> {
         };
         const alter = [...(a.alter ?? []).map(String), ...(a.alterFile ? readAlterFile(a.alterFile) : [])];
         return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out, (line) => err(line + '\n'));
-      }),
+      }, a.json),
     )
     .command(
       'run',
@@ -149,7 +153,7 @@ async function main(argv: string[]): Promise<number> {
       'status',
       'show where a run stands (whichever executor ran it)',
       (y) => y.option('plan', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
-      (a) => guard(() => statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out)),
+      (a) => guard(() => statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
     )
     .command(
       'control',
@@ -171,7 +175,7 @@ async function main(argv: string[]): Promise<number> {
         ...(a.batchPages !== undefined ? { batchPages: a.batchPages } : {}),
         ...(a.maxRowsPerSecond !== undefined ? { maxRowsPerSecond: a.maxRowsPerSecond } : {}),
         ...(a.releaseSwap !== undefined ? { releaseSwap: a.releaseSwap } : {}),
-      }, out)),
+      }, out), a.json),
     )
     .command(
       'verify',
@@ -180,7 +184,7 @@ async function main(argv: string[]): Promise<number> {
         .option('ranges', { type: 'number', describe: 'compare checksums of N key ranges (sp-range-md5-v1) and name the ranges that differ' }),
       (a) => guard(async () => {
         code = await verifyCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}), ...(a.ranges !== undefined ? { ranges: a.ranges } : {}) }, out);
-      }, 2),
+      }, a.json),
     )
     .command(
       'show',
@@ -197,7 +201,7 @@ async function main(argv: string[]): Promise<number> {
         .option('json', { type: 'boolean', default: false }),
       (a) => guard(async () => {
         code = await diffCommand({ json: a.json, ...(a.a ? { a: a.a } : {}), ...(a.b ? { b: a.b } : {}), ...(a.plan ? { plan: a.plan } : {}), ...(a.url ? { url: a.url } : {}) }, out);
-      }, 2),
+      }, a.json),
     )
     .command(
       'demo',
@@ -214,11 +218,26 @@ async function main(argv: string[]): Promise<number> {
     })
     .parseAsync();
   } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    err(`shadowpack: ${e.code}: ${redactSecrets(e.message)}\n`);
-    return 1;
+    // A usage error (yargs stops by throwing it) or anything else that escaped a command.
+    reportError(e, wantsJson);
+    return EXIT_ERROR;
   }
   return code;
+}
+
+/**
+ * One line on stderr; with --json also the error object on stdout, so a script reading stdout
+ * never meets an empty answer. A UserError's message says what is wrong and how to fix it.
+ */
+function reportError(e: unknown, json: boolean): void {
+  if (e instanceof UserError) {
+    err(`shadowpack: ${e.code}: ${redactSecrets(e.message)}\n`);
+    if (json) out(JSON.stringify(errorObject(e.code, redactSecrets(e.message), e.details)));
+    return;
+  }
+  const text = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  err(`shadowpack: internal error (this is a bug, please report it):\n${redactSecrets(text)}\n`);
+  if (json) out(JSON.stringify(errorObject('INTERNAL_ERROR', redactSecrets(e instanceof Error ? e.message : String(e)), {})));
 }
 
 /** --alter-file: one action list per line; blank lines and -- comments are skipped. */
@@ -232,17 +251,10 @@ function readAlterFile(path: string): string[] {
   return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('--'));
 }
 
-/** Connection strings may carry passwords; never print them. */
-function redactSecrets(message: string): string {
-  return message
-    .replace(/postgres(?:ql)?:\/\/[^\s]+/g, (u) => redact(u))
-    .replace(/\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/gi, 'password=***');
-}
-
 main(hideBin(process.argv)).then(
   (code) => process.exit(code),
   (e) => {
     err(`shadowpack: internal error (this is a bug, please report it):\n${redactSecrets(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
-    process.exit(2);
+    process.exit(EXIT_ERROR);
   },
 );

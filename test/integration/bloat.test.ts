@@ -115,7 +115,7 @@ describe('shadowpack bloat', () => {
     expect(r.stdout).toMatch(/b\.nokey .* no: .*no primary key/);
     expect(lines.at(-1)).toMatch(/^\d+ of \d+ can be rebuilt, reclaiming about /);
     const bad = await cli(['bloat', '--url', db.url, '--min-size', 'lots']);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/--min-size lots: give a size such as 10MB/);
   });

@@ -187,7 +187,7 @@ describe(`everything a table carries survives the swap (fixtures/carried/everyth
     const out = join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan');
     const url = db.url.replace(/\/\/[^@]*@/, `//${ADMIN}:pw@`);
     const r = await cli(['plan', '--table', `${fx.schema}.${fx.table}`, '--out', out, '--url', url]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
     expect(r.stderr).toContain(`row-level security is FORCEd and role "${ADMIN}" is neither superuser nor BYPASSRLS`);
     expect(existsSync(out)).toBe(false);

@@ -130,7 +130,7 @@ describe('privileges are reset exactly at the swap', () => {
     `));
     const out = join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan');
     const r = await cli(['plan', '--table', '"p s".chain', '--out', out, '--url', db.url]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toContain(`privilege SELECT on the table for "${READER}" was granted by "${WRITER}", not by the owner "postgres"`);
     expect(existsSync(out)).toBe(false);

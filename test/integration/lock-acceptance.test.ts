@@ -293,7 +293,7 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     await idle.query('UPDATE app.orders SET qty = qty WHERE id = 1');
     const live = runLive(plan, db.url, '--until', 'setup');
     const r = await live.done;
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`after 8 rounds \\([01] attempts\\): held by pid ${idle.pid} \\(idle-writer, `));
     const report = live.events.find((e) => e['type'] === 'lock-report')!['report'] as LockReport;
     // Not one attempt unless the first round came before the transaction was one attempt old.

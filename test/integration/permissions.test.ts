@@ -141,7 +141,7 @@ describe('a role lacking privileges', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'sp-perm-')), 'plan');
 
     const refused = await cli(['plan', '--url', weak.url, '--table', 'app.orders', '--out', dir]);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2);
     const lines = refused.stderr.trim().split('\n');
     expect(lines[0]).toMatch(new RegExp(`^shadowpack: PRIVILEGES_MISSING: role ${weak.role} lacks \\d+ privileges .*nothing was created.*Run these statements`));
     const fixes = lines.slice(1).map((l) => l.trim().replace(/ {2}-- .*$/, ''));
@@ -158,7 +158,7 @@ describe('a role lacking privileges', () => {
 
     // --run-as checks for another role: the owner lacks only the stats role.
     const forOwner = await cli(['plan', '--url', db.url, '--table', 'app.orders', '--out', dir, '--run-as', owner.role]);
-    expect(forOwner.code).toBe(1);
+    expect(forOwner.code).toBe(2);
     expect(forOwner.stderr).toMatch(/lacks 2 privileges needed/);
     expect(forOwner.stderr).toContain(`GRANT ${viewOwner.role} TO ${owner.role};`);
     expect(forOwner.stderr).toContain(`GRANT pg_read_all_stats TO ${owner.role};`);

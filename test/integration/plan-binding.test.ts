@@ -48,7 +48,7 @@ describe('a plan is bound to the database it was made on', () => {
     const plan = await planTable(a.url, 'app', 'orders');
     const before = await triggers(b.url);
     let r = await cli(['run', '--plan', plan.dir, '--url', b.url, '--until', 'cleanup']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/binding\.sql:\d+:\d+: shadowpack: this plan is bound to database sp_bind_a_\S+, not sp_bind_b_/);
     for (const file of ['00-preflight.sql', '01-setup.sql', '90-abort.sql']) {
       r = await psql(b.url, join(plan.dir, file));
@@ -85,7 +85,7 @@ describe('a plan is bound to the database it was made on', () => {
     const file = join(plan.dir, 'binding.sql');
     writeFileSync(file, readFileSync(file, 'utf8').replaceAll(a.name, b.name));
     const r = await cli(['run', '--plan', plan.dir, '--url', b.url, '--until', 'cleanup']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/PLAN_TAMPERED: .*binding\.sql differs/);
     // Function privileges are per database: closing it here leaves the other tests alone.
     const role = `sp_bind_reader_${process.pid}`;

@@ -71,18 +71,18 @@ describe('plans are bound to the schema, not the data', () => {
     const original = readFileSync(setup, 'utf8');
     writeFileSync(setup, original.replace('-- The copy.', '-- The copy!'));
     let r = await cli(['run', '--plan', plan.dir, '--url', small.url, '--until', 'cleanup']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/PLAN_TAMPERED: .*01-setup\.sql differs/);
     writeFileSync(setup, original);
     r = await cli(['run', '--plan', plan.dir, '--url', small.url, '--expect-hash', 'p1:0000', '--until', 'cleanup']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('PLAN_HASH_MISMATCH');
     await withClient(small.url, async (c) => {
       expect(await leftovers(c)).toEqual([]);
       await c.query('CREATE INDEX orders_note_idx ON app.orders (note)');
     });
     r = await cli(['run', '--plan', plan.dir, '--url', small.url, '--expect-hash', plan.manifest.planHash, '--until', 'cleanup']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/changed since this plan was made/);
     await withClient(small.url, async (c) => {
       expect(await leftovers(c)).toEqual([]);

@@ -63,7 +63,7 @@ describe('planTable, the library entry point', () => {
     expect((e as UserError).message).toContain('a plan for "app"."child"');
     expect((e as UserError).message).toContain('GRANT REFERENCES (id) ON TABLE app.kind');
     const r = await cli(['plan', '--table', 'app.parent', '--out', out, '--url', db.url, '--key-to-bigint', '--with-referencing', '--run-as', role]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('PRIVILEGES_MISSING');
     expect(existsSync(out)).toBe(false);
     expect(existsSync(`${out}-app.child`)).toBe(false);

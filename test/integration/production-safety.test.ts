@@ -152,7 +152,7 @@ describe('production safety', () => {
       await c.query('VACUUM FULL app.orders');
     });
     const b = await runPlan(plan, db.url, '--until', 'backfill');
-    expect(b.code).toBe(1);
+    expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/was rewritten \(VACUUM FULL or CLUSTER\?\) during the backfill/);
     const a = await runPlan(plan, db.url, '--stage', 'abort');
     expect(a.code, a.stderr).toBe(0);

@@ -72,10 +72,10 @@ describe('tables shadowpack refuses', () => {
   });
   afterAll(async () => db?.drop());
 
-  it.each(CASES)('$table: one line with $code, exit 1, nothing created', async ({ table, code, says }) => {
+  it.each(CASES)('$table: one line with $code, exit 2, nothing created', async ({ table, code, says }) => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan');
     const r = await cli(['plan', '--table', table, '--out', out, '--url', db.url]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(`shadowpack: ${code}:`);
@@ -85,7 +85,7 @@ describe('tables shadowpack refuses', () => {
   });
 
   // Unlogged sequences exist from PostgreSQL 15 on; older servers cannot build this case.
-  it('r.with_identity: an UNLOGGED identity sequence is refused with one line, exit 1, nothing created', async (ctx) => {
+  it('r.with_identity: an UNLOGGED identity sequence is refused with one line, exit 2, nothing created', async (ctx) => {
     if (serverVersion < 150000) ctx.skip();
     await withClient(db.url, (c) => c.query(`
       CREATE TABLE r.with_identity (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
@@ -93,7 +93,7 @@ describe('tables shadowpack refuses', () => {
     `));
     const out = join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan');
     const r = await cli(['plan', '--table', 'r.with_identity', '--out', out, '--url', db.url]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain('shadowpack: UNSUPPORTED_OBJECT:');
@@ -121,7 +121,7 @@ describe('tables shadowpack refuses', () => {
       for (const [table, says] of cases) {
         const out = join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan');
         const r = await cli(['plan', '--table', table, '--out', out, '--url', db.url]);
-        expect(r.code).toBe(1);
+        expect(r.code).toBe(2);
         expect(r.stderr.trim().split('\n')).toHaveLength(1);
         expect(r.stderr).toMatch(says);
         expect(existsSync(out)).toBe(false);
@@ -140,7 +140,7 @@ describe('tables shadowpack refuses', () => {
       await holder.query('CREATE TEMP TABLE tmp_orders (id int PRIMARY KEY)');
       const schema = (await holder.query<{ s: string }>('SELECT pg_my_temp_schema()::regnamespace::text AS s')).rows[0]!.s;
       const r = await cli(['plan', '--table', `${schema}.tmp_orders`, '--out', join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan'), '--url', db.url]);
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/UNSUPPORTED_TABLE: .*temporary table/);
     } finally {
@@ -148,10 +148,10 @@ describe('tables shadowpack refuses', () => {
     }
   });
 
-  it('a missing or unknown argument gives one line and exit 1, and runs nothing', async () => {
+  it('a missing or unknown argument gives one line and exit 2, and runs nothing', async () => {
     for (const args of [['plan', '--table', 'r.nokey'], ['plan', '--table', 'r.nokey', '--out', '/tmp/x', '--bogus'], ['run']]) {
       const r = await cli([...args, '--url', db.url]);
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
       expect(r.stderr).toMatch(/^shadowpack: BAD_ARGUMENT: /);
     }
@@ -159,7 +159,7 @@ describe('tables shadowpack refuses', () => {
 
   it('never prints the password of a connection that fails', async () => {
     const r = await cli(['plan', '--table', 'r.nokey', '--out', '/tmp/never', '--url', 'postgres://postgres:s3cret-pw@127.0.0.1:1/x']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('CONNECTION_FAILED');
     expect(r.stderr).not.toContain('s3cret-pw');
   });

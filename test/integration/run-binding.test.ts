@@ -54,7 +54,7 @@ describe('a run belongs to the plan that started it', () => {
 
     const refusal = `the run on "public"."small" was started by plan ${idA}, not by this plan (${idB})`;
     r = await cli(['run', '--plan', b, '--url', db.url, '--until', 'cleanup']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain(refusal);
     expect(r.stderr).toMatch(/hint: Finish or abort that run with its own plan/);
     for (const file of ['03-build.sql', '04-catchup.sql', '05-swap.sql', '06-cleanup.sql', '91-revert.sql', '01-setup.sql']) {
@@ -118,7 +118,7 @@ describe('a run belongs to the plan that started it', () => {
     expect(r.stdout).toMatch(new RegExp(`^public\\.small: plan ${idD} already rebuilt it \\(cleaned up at .* by \\S+\\); a plan runs once: make a new plan`));
     const again = `plan ${idD} already rebuilt "public"."small" (cleaned up at `;
     r = await cli(['run', '--plan', d, '--url', db.url, '--until', 'cleanup']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain(again);
     // Refused before anything is done: at preflight.
     expect(r.stderr).toMatch(/00-preflight\.sql:\d+:\d+: shadowpack: plan i1:/);

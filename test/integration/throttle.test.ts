@@ -221,7 +221,7 @@ describe('throttling and operator control', () => {
       expect(await leftovers(c)).toEqual([]);
     });
     const gone = await control(plan, db.url, '--pause');
-    expect(gone.code).toBe(1);
+    expect(gone.code).toBe(2);
     expect(gone.stderr).toMatch(/^shadowpack: RUN_STATE: no run of app\.orders is set up/);
   });
 
@@ -245,10 +245,10 @@ describe('throttling and operator control', () => {
       expect((err as UserError).message, probe).toMatch(message);
       expect(existsSync(dir), probe).toBe(false);
     }
-    // Through the CLI once: one line on stderr, exit 1.
+    // Through the CLI once: one line on stderr, exit 2.
     const dir = join(mkdtempSync(join(tmpdir(), 'sp-throttle-')), 'plan');
     const r = await cli(['plan', '--url', db.url, '--table', 'app.orders', '--out', dir, '--throttle-probe', cases[0]![0], '--throttle-threshold', '1']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^shadowpack: BAD_OPTION: --throttle-probe failed when run once read-only .*syntax error/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(existsSync(dir)).toBe(false);

@@ -1,3 +1,4 @@
+import { jsonAnswer } from '../machine-output.js';
 import { bytes } from '../../compile/review-plan.js';
 import { readBloat, type TableBloat } from '../../introspect/bloat.js';
 import { UserError } from '../../model/errors.js';
@@ -37,7 +38,7 @@ export async function bloatCommand(args: BloatArgs, out: (line: string) => void)
   try {
     const { tables, pgstattuple } = await readBloat(client, { schemas: args.schemas, minRatio: args.minRatio, minSizeBytes });
     if (args.json) {
-      out(JSON.stringify({ estimate: pgstattuple ? 'pgstattuple_approx' : 'statistics', tables }));
+      out(jsonAnswer({ estimate: pgstattuple ? 'pgstattuple_approx' : 'statistics', tables }));
       return;
     }
     out(pgstattuple

@@ -1,3 +1,4 @@
+import { jsonAnswer } from '../machine-output.js';
 import { connectClient } from '../../run/connect.js';
 import { updateControl, type ControlChange, type ControlState } from '../../run/control.js';
 import { UserError } from '../../model/errors.js';
@@ -53,7 +54,7 @@ export async function controlCommand(args: ControlArgs, out: (line: string) => v
   const client = await connectClient(connectionConfig(args.url));
   try {
     const now = await updateControl(client, plan.manifest, change);
-    out(args.json ? JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, control: now }) : `${plan.manifest.table.schema}.${plan.manifest.table.name}: ${describeControl(now)}`);
+    out(args.json ? jsonAnswer({ table: plan.manifest.table, runId: plan.manifest.runId, control: now }) : `${plan.manifest.table.schema}.${plan.manifest.table.name}: ${describeControl(now)}`);
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -1,3 +1,4 @@
+import { jsonAnswer } from '../machine-output.js';
 import { withOptionDefaults } from '../../compile/options.js';
 import { UserError } from '../../model/errors.js';
 import { diffPlans, type PlanSide } from '../../planning/diff-plans.js';
@@ -40,7 +41,7 @@ export async function diffCommand(args: DiffArgs, out: (line: string) => void): 
   }
   const r = diffPlans(sides[0], sides[1]);
   if (args.json) {
-    out(JSON.stringify(r));
+    out(jsonAnswer(r));
     return r.identical ? 0 : 1;
   }
   out(r.identical ? 'SQL identical' : `SQL differs in ${r.scripts.length} script(s)`);

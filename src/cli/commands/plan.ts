@@ -1,3 +1,4 @@
+import { jsonAnswer } from '../machine-output.js';
 import { resolveOptions, type PlanOptions } from '../../compile/options.js';
 import { resolveTransform, type TransformArgs } from '../../compile/transform/spec.js';
 import { parseTableName } from '../../introspect/introspect.js';
@@ -48,7 +49,7 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void,
   }
   const plan = planned.plan;
   if (args.json) {
-    print(JSON.stringify({ dir: args.out, planHash: plan.manifest.planHash, fingerprint: plan.manifest.fingerprint, stages: plan.manifest.stages.map((s) => ({ name: s.name, file: s.file, sha256: s.sha256 })), binding: plan.manifest.binding, referencing: children }));
+    print(jsonAnswer({ dir: args.out, planHash: plan.manifest.planHash, fingerprint: plan.manifest.fingerprint, stages: plan.manifest.stages.map((s) => ({ name: s.name, file: s.file, sha256: s.sha256 })), binding: plan.manifest.binding, referencing: children }));
   } else {
     print(`plan for ${schema}.${table} written to ${args.out} (plan hash ${plan.manifest.planHash})`);
     const e = plan.manifest.environment;

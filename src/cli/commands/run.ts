@@ -1,7 +1,7 @@
 import type { StageName } from '../../compile/stages.js';
-import { lockReportText } from '../../run/events.js';
+import { lockReportText, type RunEvent } from '../../run/events.js';
 import { run } from '../../run/runner.js';
-import { connectionConfig } from '../connection.js';
+import { connectionConfig, redactSecrets } from '../connection.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
 import { progressPrinter } from '../progress.js';
 import { nextStepLines } from '../next-steps.js';
@@ -11,6 +11,9 @@ import { nextStepLines } from '../next-steps.js';
  * that window, so going through it takes an explicit `--until cleanup`.
  */
 export const DEFAULT_UNTIL: StageName = 'swap';
+import { SCHEMA_VERSION } from '../machine-output.js';
+import { UserError } from '../../model/errors.js';
+import type { LoadedPlan } from '../../run/plan-check.js';
 
 export interface RunArgs {
   readonly plan: string;
@@ -21,9 +24,38 @@ export interface RunArgs {
   readonly events?: boolean;
 }
 
+/**
+ * With --events every line carries the same envelope (docs/scripting.md): the schema version, the
+ * time, and the run and plan it is about, so lines from several runs can be told apart in one log.
+ */
+function envelope(plan: LoadedPlan | null): (event: object) => object {
+  return (event) => ({ schemaVersion: SCHEMA_VERSION, ts: new Date().toISOString(), runId: plan?.manifest.runId ?? null, planHash: plan?.manifest.planHash ?? null, ...event });
+}
+
 export async function runCommand(args: RunArgs, out: (line: string) => void, err: (text: string) => void, isTty: boolean): Promise<void> {
-  const plan = readPlanDir(args.plan);
-  const show = args.events ? (e: object) => out(JSON.stringify(e)) : progressPrinter(err, isTty);
+  let plan: LoadedPlan | null = null;
+  let stage: StageName | null = null;
+  try {
+    plan = readPlanDir(args.plan);
+    const wrap = envelope(plan);
+    const printer = args.events ? (e: object) => out(JSON.stringify(wrap(e))) : progressPrinter(err, isTty);
+    const show = (e: RunEvent) => {
+      if (e.type === 'stage-start') stage = e.stage;
+      printer(e);
+    };
+    await runPlan(args, plan, show, out);
+  } catch (e) {
+    // --events promises a failure event, not only a line on stderr (which the caller prints too).
+    if (args.events) {
+      const code = e instanceof UserError ? e.code : 'INTERNAL_ERROR';
+      const hint = e instanceof UserError && typeof e.details['hint'] === 'string' ? { hint: e.details['hint'] } : {};
+      out(JSON.stringify(envelope(plan)({ type: 'error', stage, code, message: redactSecrets(e instanceof Error ? e.message : String(e)), ...hint })));
+    }
+    throw e;
+  }
+}
+
+async function runPlan(args: RunArgs, plan: LoadedPlan, show: (e: RunEvent) => void, out: (line: string) => void): Promise<void> {
   const summary = await run({
     plan,
     connection: connectionConfig(args.url),
@@ -32,7 +64,7 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
     onEvent: show,
   });
   if (args.events) {
-    out(JSON.stringify({ type: 'summary', ...summary }));
+    out(JSON.stringify(envelope(plan)({ type: 'summary', ...summary })));
     return;
   }
   const total = summary.stages.reduce((a, s) => a + s.ms, 0);

@@ -1,3 +1,4 @@
+import { jsonAnswer } from '../machine-output.js';
 import { connectClient } from '../../run/connect.js';
 import { lockReportText } from '../../run/events.js';
 import { nextForwardStage } from '../../run/runner.js';
@@ -16,7 +17,7 @@ export async function statusCommand(args: { plan: string; url?: string; json?: b
     const control = state === null ? null : await readControl(client, plan.manifest);
     if (args.json) {
       const finished = state === null ? await readFinished(client, plan.manifest) : null;
-      out(JSON.stringify({ table: plan.manifest.table, runId: plan.manifest.runId, planId: plan.manifest.planId ?? null, state, control, next: finished?.outcome === 'cleaned' ? 'done' : next, finished }));
+      out(jsonAnswer({ table: plan.manifest.table, runId: plan.manifest.runId, planId: plan.manifest.planId ?? null, state, control, next: finished?.outcome === 'cleaned' ? 'done' : next, finished }));
       return;
     }
     const t = `${plan.manifest.table.schema}.${plan.manifest.table.name}`;

@@ -1,3 +1,4 @@
+import { jsonAnswer } from '../machine-output.js';
 import { verify } from '../../run/verify.js';
 import { connectionConfig } from '../connection.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
@@ -18,7 +19,7 @@ export async function verifyCommand(args: VerifyArgs, out: (line: string) => voi
   if (args.ranges !== undefined) {
     const r = await verify(config, plan.manifest, args.ranges);
     if (args.json) {
-      out(JSON.stringify(r));
+      out(jsonAnswer(r));
       return r.pass ? 0 : 1;
     }
     const other = r.side === 'before-swap' ? 'the copy' : 'the old table';
@@ -30,7 +31,7 @@ export async function verifyCommand(args: VerifyArgs, out: (line: string) => voi
     return r.pass ? 0 : 1;
   }
   const r = await verify(config, plan.manifest);
-  if (args.json) out(JSON.stringify(r));
+  if (args.json) out(jsonAnswer(r));
   else {
     const against = r.side === 'before-swap' ? 'the copy' : 'the old table (kept for revert)';
     out(`${r.pass ? 'PASS' : 'FAIL'}: ${table} against ${against}: ${r.compared} rows equal, ${r.missing} missing, ${r.extra} extra, ${r.changed} different; ${r.pending} change-log entries not yet applied were left out`);

@@ -106,7 +106,7 @@ describe('--alter with rows that do not fit', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-alter-')), 'orders');
     const alter = ['--alter', 'ALTER COLUMN note TYPE integer USING note::integer'];
     const check = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, '--check-data', ...alter]);
-    expect(check.code).toBe(1);
+    expect(check.code).toBe(2);
     expect(check.stderr).toMatch(/DATA_DOES_NOT_FIT: 1 row\(s\) of app\.orders do not fit the new shape \(key \(500\): invalid input syntax for type integer/);
     await withClient(db.url, async (c) => expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(before));
 
@@ -154,10 +154,10 @@ describe('--alter refusals', () => {
     await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
   });
 
-  it('prints one line and exits 1 from the command line', async () => {
+  it('prints one line and exits 2 from the command line', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-alter-')), 'orders');
     const p = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, '--alter', 'DROP COLUMN qty']);
-    expect(p.code).toBe(1);
+    expect(p.code).toBe(2);
     expect(p.stderr.trim().split('\n')).toHaveLength(1);
     expect(p.stderr).toMatch(/^shadowpack: BAD_OPTION: --alter \(column qty dropped\): /);
   });

@@ -195,7 +195,7 @@ describe('--partition-by refusals', () => {
   ])('refuses %j at plan time with the reason, and writes no plan', async (flags, reason) => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-part-')), 'orders');
     const p = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, ...flags]);
-    expect(p.code).toBe(1);
+    expect(p.code).toBe(2);
     expect(p.stderr.trim().split('\n')).toHaveLength(1);
     expect(p.stderr).toMatch(reason);
     expect(existsSync(join(out, 'plan.json'))).toBe(false);
@@ -229,12 +229,12 @@ describe('--partition-by: an identity key and an integer column', () => {
     const flags = ['--partition-by', 'range(bucket)', '--interval', '100', '--partitions-ahead', '1'];
     await withClient(db.url, (c) => c.query('CREATE TABLE public.events_p100 (x int)'));
     const taken = await cli(['plan', '--table', 'public.events', '--out', out, '--url', db.url, ...flags]);
-    expect(taken.code).toBe(1);
+    expect(taken.code).toBe(2);
     expect(taken.stderr).toMatch(/public already has events_p100, a name the new partitions need/);
     expect(existsSync(join(out, 'plan.json'))).toBe(false);
     await withClient(db.url, (c) => c.query('DROP TABLE public.events_p100'));
     const refused = await cli(['plan', '--table', 'public.events', '--out', out, '--url', db.url, ...flags, '--alter', 'ADD CONSTRAINT u UNIQUE (note)']);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/cannot go with --partition-by/);
     // --check-data pushes every row through a partitioned copy, as the backfill will.
     const p = await cli(['plan', '--table', 'public.events', '--out', out, '--url', db.url, '--check-data', ...flags]);
