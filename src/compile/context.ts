@@ -71,6 +71,10 @@ export interface CommonContext {
   /** The tool's triggers a guard requires present and ENABLE ALWAYS, by side (quoted relation and name, as literals). */
   readonly guardTriggers: readonly { readonly side: TriggerSide; readonly rel: string; readonly name: string }[];
   readonly copyColumnSteps: readonly AnnotatedStep[];
+  /** The copy's columns from the first generated one on, added by the table's owner (see owner-columns.ts), then their settings. */
+  readonly ownerColumnSteps: readonly AnnotatedStep[];
+  /** The ALTER TABLE of the first of those steps, for plan --check-data. */
+  readonly ownerColumnsSql: string;
   /** --alter statements that shape the empty copy (with the partitions first), as check-data runs them. */
   readonly alterSetupSteps: readonly AnnotatedStep[];
   /** Setup's part of them: the partitions, as the runner; then the --alter statements, as the table's owner. */
@@ -180,6 +184,8 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
   // The apply's scratch tables are temporary: the owner's statements use them, and it cannot reach the tool's schema.
   const forward = forwardSide(model, target, qualified('pg_temp', names.keepTable));
   const reverse = reverseSide(model, target, qualified('pg_temp', names.reverseKeepTable));
+  const ownerAdded = new Set(target.ownerColumns.map((c) => c.name));
+  const ownerColumnsSql = `ALTER TABLE ${copy} ${target.ownerColumns.map((c) => `ADD COLUMN ${columnDefinition(c)}`).join(', ')}`;
   const backfillOrder = target.orderBy.length > 0 ? ` ORDER BY ${target.orderBy.map(ident).join(', ')}` : '';
   return {
     toolVersion,
@@ -241,7 +247,16 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       // A partition fires its own clone of the parent's row trigger, and a statement trigger only when named itself.
       ...(target.partitioning?.partitions ?? []).flatMap((p) => [names.reverseCaptureTrigger, names.truncateTrigger].map((name) => ({ side: 'reverse' as const, rel: qualified(model.schema, p.name), name }))),
     ].map((t) => ({ side: t.side, rel: literal(t.rel), name: literal(t.name) })),
-    copyColumnSteps: safe([...copyRevokeSteps(copy), ...copyColumnSteps(stepInput)]),
+    copyColumnSteps: safe([...copyRevokeSteps(copy), ...copyColumnSteps(stepInput, (c) => !ownerAdded.has(c))]),
+    ownerColumnsSql,
+    ownerColumnSteps: target.ownerColumns.length === 0 ? [] : [
+      {
+        comment: commentText(`columns ${target.ownerColumns.map((c) => c.name).join(', ')}, added as the table's owner: creating a generated column plans its expression, which runs the owner's IMMUTABLE functions on constant arguments`),
+        locks: commentText(statementLocks(ownerColumnsSql).join('; ')),
+        sql: `SELECT ${func.asOwner}(${literal(ownerColumnsSql)});`,
+      },
+      ...safe(copyColumnSteps(stepInput, (c) => ownerAdded.has(c))),
+    ],
     alterSetupSteps: safe([...target.setupSteps]),
     partitionSetupSteps: safe([...target.partitionSteps]),
     alterOwnerSteps: target.alterSteps.map((st) => ({

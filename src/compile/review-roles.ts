@@ -10,7 +10,7 @@ export function roleReviewLines(m: PlanManifest): string[] {
   const runner = 'the runner (the role that runs the stage)';
   const rows: [string, string][] = [
     ['preflight', `${runner}; reads the catalog only`],
-    ['setup', `the \`--alter\` statements on the empty copy as ${owner} (adding a DEFAULT that is not volatile evaluates it); the tool's objects, the copy and its partitions (handed to ${owner}) and the capture trigger as ${runner}, evaluating none of the owner's code`],
+    ['setup', `the copy's generated columns and the columns after them (creating one constant-folds its expression) and the \`--alter\` statements on the empty copy as ${owner} (adding a DEFAULT that is not volatile evaluates it); the tool's objects, the copy with its other columns and its partitions (handed to ${owner}) and the capture trigger as ${runner}, evaluating none of the owner's code`],
     ['backfill', `the INSERT into the copy as ${owner}; progress, throttle and control as ${runner}`],
     ['build', `CHECK constraints as ${owner}; index and constraint builds and ANALYZE run their expressions as ${owner} by PostgreSQL itself; the rest as ${runner}`],
     ['catchup', `the apply's writes to the copy as ${owner}; reading and pruning the change log as ${runner}`],

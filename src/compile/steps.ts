@@ -151,17 +151,19 @@ function triggerSteps(input: StepInput, table: string): Step[] {
 
 const TRIGGER_STATE: { readonly [K in 'O' | 'D' | 'R' | 'A']: string } = { O: 'ENABLE', D: 'DISABLE', R: 'ENABLE REPLICA', A: 'ENABLE ALWAYS' };
 
-/** Column settings the copy needs before the backfill writes a single row. */
-export function copyColumnSteps(input: StepInput): Step[] {
+/** Column settings the copy needs before the backfill writes a single row, for the columns `which` picks. */
+export function copyColumnSteps(input: StepInput, which: (column: string) => boolean = () => true): Step[] {
   const { model, copy } = input;
   const steps: Step[] = [];
   for (const c of model.columns) {
+    if (!which(c.name)) continue;
     const col = `${copy} ALTER COLUMN ${ident(c.name)}`;
     if (c.storage !== null) steps.push({ comment: `column ${c.name}: storage as on the table`, sql: `ALTER TABLE ${col} SET STORAGE ${c.storage};` });
     if (c.compression !== null) steps.push({ comment: `column ${c.name}: compression as on the table`, sql: `ALTER TABLE ${col} SET COMPRESSION ${c.compression};` });
     if (c.statistics !== null) steps.push({ comment: `column ${c.name}: statistics target as on the table`, sql: `ALTER TABLE ${col} SET STATISTICS ${c.statistics};` });
   }
   for (const o of model.columnOptions) {
+    if (!which(o.column)) continue;
     steps.push({ comment: `column ${o.column}: planner options as on the table`, sql: `ALTER TABLE ${copy} ALTER COLUMN ${ident(o.column)} SET (${reloptionList(o.options)});` });
   }
   return steps;

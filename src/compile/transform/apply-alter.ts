@@ -39,7 +39,8 @@ function refuse(a: AlterAction, why: string): never {
 }
 
 /** Whether `name` occurs as an identifier in a catalog text (quoted, or bare when it needs no quotes). */
-function mentions(text: string, name: string): boolean {
+/** Whether an expression (deparsed by PostgreSQL) may name the column: conservative, it may say yes for a function of that name. */
+export function mentions(text: string, name: string): boolean {
   if (text.includes(ident(name))) return true;
   if (!/^[a-z_][a-z0-9_$]*$/.test(name)) return false;
   return new RegExp(`(^|[^a-z0-9_$"])${name.replaceAll('$', '\\$')}($|[^a-z0-9_$"])`).test(text);

@@ -75,6 +75,11 @@ END`;
     `CREATE TABLE ${c.copy} (${c.columnDefs.join(', ')})${target.partitioning !== null ? c.copyStorage : ''}`,
     ...target.partitionSteps.map((s) => s.sql.replace(/;\s*$/, '')),
     ownerSetup,
+    // The generated columns (and those after them) as the owner: creating one plans its expression.
+    ...(target.ownerColumns.length === 0 ? [] : [(() => {
+      const body = `BEGIN EXECUTE format('SELECT %s($1, NULL, NULL)', ${call}) USING ${literal(c.ownerColumnsSql)}; END`;
+      return `DO ${dollarTag(body)}${body}${dollarTag(body)}`;
+    })()]),
     // The --alter statements as the owner too: adding a non-volatile DEFAULT evaluates it.
     ...target.alterSteps.map((s) => {
       const body = `BEGIN EXECUTE format('SELECT %s($1, NULL, NULL)', ${call}) USING ${literal(s.sql.replace(/;\s*$/, ''))}; END`;

@@ -6,6 +6,7 @@ import { applyAlter, dependentUsersOf, type NamedStep } from './apply-alter.js';
 import { partitionLayout, partitionSql, type PartitionLayout } from './partition.js';
 import { qualified } from '../../model/quote.js';
 import { runNames } from '../../model/names.js';
+import { copyColumns } from './owner-columns.js';
 
 /** One target column and the SQL expression, over the other side's columns, that fills it. */
 export interface ColumnMapping {
@@ -40,8 +41,10 @@ export interface SequenceRetype {
  */
 export interface DerivedTarget {
   readonly model: TableModel;
-  /** The columns the copy is created with, before the --alter statements shape it. */
+  /** The columns setup creates the copy with (as the runner), before the --alter statements shape it. */
   readonly copyColumns: readonly ColumnModel[];
+  /** The columns the table's owner then adds to it, from the first generated one on (see owner-columns.ts). */
+  readonly ownerColumns: readonly ColumnModel[];
   /** --alter statements run on the empty copy (setup) and with the indexes (build). */
   readonly setupSteps: readonly Step[];
   /** The two parts of setupSteps: the partitions (created as the runner), then the --alter statements (run as the table's owner: a non-volatile DEFAULT is evaluated when added). */
@@ -191,9 +194,11 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
     ...model, columns: alter.columns, reloptions, identities, tablespace: spec.tablespace ?? model.tablespace,
     constraints: partitioning?.constraints ?? model.constraints,
   };
+  const split = copyColumns(columns);
   return {
     model: target,
-    copyColumns: columns,
+    copyColumns: split.created,
+    ownerColumns: split.addedByOwner,
     setupSteps: [...partitionSteps, ...alter.setupSteps],
     partitionSteps,
     alterSteps: alter.setupSteps,
