@@ -139,6 +139,7 @@ async function main(argv: string[]): Promise<number> {
         .option('stage', { choices: [...ALL_STAGES], describe: 'run only this stage (e.g. abort or revert)' })
         .option('expect-hash', { type: 'string', describe: 'refuse unless the plan hash is exactly this (the approved one)' })
         .option('events', { type: 'boolean', default: false, describe: 'print one JSON event per line on stdout' })
+        .option('jobs', { type: 'number', default: 1, describe: 'sessions that copy the backfill\'s page ranges at once (as N psql sessions running 02-backfill.sql would)' })
         .conflicts('until', 'stage'),
       (a) => guard(() => runCommand({
         plan: a.plan,
@@ -147,6 +148,7 @@ async function main(argv: string[]): Promise<number> {
         ...(a.stage ? { stage: a.stage as StageName } : {}),
         ...(a.expectHash ? { expectHash: a.expectHash } : {}),
         events: a.events,
+        jobs: a.jobs,
       }, out, err, process.stderr.isTTY === true)),
     )
     .command(

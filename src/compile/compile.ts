@@ -8,7 +8,7 @@ import { stageHazards, stageLock } from './locks.js';
 import type { PlanOptions } from './options.js';
 import { makeRenderers, tidy, type TemplateSet } from './render.js';
 import { planDollarTag, withDollarTag } from './dollar-tag.js';
-import { planStages, stageInfo, type HazardCode, type StageInfo, type StageLock } from './stages.js';
+import { PARALLEL_STAGES, planStages, stageInfo, type HazardCode, type StageInfo, type StageLock } from './stages.js';
 import { renderReview } from './review.js';
 import { deriveTarget } from './transform/derive.js';
 import { transformHazards } from './transform/hazards.js';
@@ -120,6 +120,8 @@ export function compile(input: CompileInput): Plan {
       // Abort removes a run whichever plan started it (it only takes things away; useful when the
       // other plan's folder is lost); every other stage refuses a run another plan started.
       anyPlansRun: name === 'abort',
+      // Stages whose work several sessions share (each claims what no other session holds).
+      parallel: PARALLEL_STAGES.has(name),
     };
     const locksText = commentText(lock.shown.map((l) => `${l.mode} on ${l.relation}`).join('; ') || 'none');
     const text = tidy(render[name]({ ...common, stage, lock: { ...lock, locksText }, appName: `shadowpack/${common.names.runId}/${name}` }));

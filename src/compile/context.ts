@@ -52,11 +52,18 @@ export interface CommonContext {
   readonly historyTable: string;
   readonly keepTables: readonly string[];
   readonly controlTable: string;
+  readonly rangesTable: string;
   readonly func: Readonly<Record<string, string>>;
   /** The guard function with its argument types, for to_regprocedure. */
   readonly guardProcedure: string;
   readonly signature: string;
-  readonly advisory: { readonly classId: number; readonly objId: number };
+  /**
+   * The run's advisory lock (classId, objId): one session at a time on the table, except the sessions
+   * of a stage that several may run at once (shared). settleKey: the same pair as one bigint, a lock
+   * of its own (PostgreSQL keeps one-key and two-key advisory locks apart) that the backfill's
+   * sessions take in turn to settle the change log.
+   */
+  readonly advisory: { readonly classId: number; readonly objId: number; readonly settleKey: string };
   readonly columnDefs: readonly string[];
   readonly copyReloptions: string;
   /** What follows the copy's column list: ` WITH (…)`, or ` PARTITION BY RANGE (…)` (a partitioned table has no storage parameters). */
@@ -117,6 +124,10 @@ export interface GuardRule {
 
 /** 'SPK' in ASCII: the first key of every shadowpack advisory lock. */
 const ADVISORY_CLASS = 0x53504b;
+
+function advisoryKeys(objId: number): CommonContext['advisory'] {
+  return { classId: ADVISORY_CLASS, objId, settleKey: ((BigInt(ADVISORY_CLASS) << 32n) | BigInt(objId)).toString() };
+}
 
 function columnDefinition(c: TableModel['columns'][number]): string {
   let def = `${ident(c.name)} ${c.type}`;
@@ -215,10 +226,11 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     // Removed by cleanup and abort whatever this plan's target needs (abort removes any plan's run).
     keepTables: [tool(names.keepTable), tool(names.reverseKeepTable)],
     controlTable: tool(names.controlTable),
+    rangesTable: tool(names.rangesTable),
     func,
     guardProcedure: `${func.guard}(text)`,
     signature: signatureSql(model.schema, model.name, names.toolSchema),
-    advisory: { classId: ADVISORY_CLASS, objId: parseInt(names.runId.slice(0, 7), 16) },
+    advisory: advisoryKeys(parseInt(names.runId.slice(0, 7), 16)),
     columnDefs: target.copyColumns.map(columnDefinition),
     copyReloptions: copyReloptions(target.model),
     partitionTables: (target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name)),

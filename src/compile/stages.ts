@@ -86,6 +86,13 @@ export function stageInfo(name: StageName): StageInfo {
 
 export const ALL_STAGES: readonly StageName[] = [...FORWARD_STAGES, ...BACKWARD_STAGES];
 
+/**
+ * Stages that several sessions may run at once, dividing the work between them: the same script in
+ * N psql sessions, or `run --jobs N`. Each takes the run's advisory lock shared and claims work items
+ * (backfill: page ranges) that no other session holds, with row locks that end with its transaction.
+ */
+export const PARALLEL_STAGES: ReadonlySet<StageName> = new Set<StageName>(['backfill']);
+
 /** The stages of a plan made with these options, in order. */
 export function planStages(options: { readonly verifyRanges: number }): readonly StageName[] {
   return ALL_STAGES.filter((s) => s !== 'verify' || options.verifyRanges > 0);

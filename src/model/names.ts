@@ -33,6 +33,8 @@ export interface RunNames {
   readonly guardFunction: string;
   /** The operator's controls for this run: pause, batch size, rows/s ceiling, swap release. */
   readonly controlTable: string;
+  /** The backfill's work items: page ranges not copied yet, each claimed by one session at a time. */
+  readonly rangesTable: string;
   readonly throttleProcedure: string;
   readonly holdProcedure: string;
   /** Runs a statement as the table's owner (SECURITY DEFINER, owned by the owner when the runner is a superuser): forward and reverse key types. */
@@ -85,6 +87,7 @@ export function runNames(schema: string, table: string): RunNames {
     reverseCatchupProcedure: `rcatchup_${id}`,
     guardFunction: `guard_${id}`,
     controlTable: `control_${id}`,
+    rangesTable: `ranges_${id}`,
     throttleProcedure: `throttle_${id}`,
     holdProcedure: `hold_${id}`,
     ownerFunction: `owner_${id}`,

@@ -1,6 +1,7 @@
+import type pg from 'pg';
 import type { ClientConfig, DatabaseError } from 'pg';
 import { connectClient } from './connect.js';
-import { FORWARD_STAGES, type StageName } from '../compile/stages.js';
+import { FORWARD_STAGES, PARALLEL_STAGES, type StageName } from '../compile/stages.js';
 import { UserError } from '../model/errors.js';
 import { noticeEvent, type LockReport, type RunEvent } from './events.js';
 import { checkPlanIntegrity, type LoadedPlan } from './plan-check.js';
@@ -16,6 +17,11 @@ export interface RunRequest {
   /** Run exactly this stage (forward or abort/revert). */
   readonly stage?: StageName;
   readonly expectHash?: string;
+  /**
+   * Sessions that run a parallel stage (the backfill) at once, each the same statements, as N psql
+   * sessions would: they divide the work between them. 1 (the default) for one session.
+   */
+  readonly jobs?: number;
   readonly onEvent: (event: RunEvent) => void;
 }
 
@@ -99,8 +105,34 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
   const file = req.plan.manifest.stages.find((s) => s.name === stage)!.file;
   req.onEvent({ type: 'stage-start', stage, file });
   const started = Date.now();
+  const jobs = PARALLEL_STAGES.has(stage) ? Math.max(1, req.jobs ?? 1) : 1;
+  if (jobs === 1) {
+    await runSession(req, stage, statements);
+  } else {
+    // N sessions run the same statements, as N psql sessions would. The first failure stops the
+    // others (cancelled, like a psql session interrupted: the stage is safe to run again), and is
+    // the one reported.
+    const sessions: pg.Client[] = [];
+    let failure: unknown = null;
+    await Promise.all(Array.from({ length: jobs }, () => runSession(req, stage, statements, sessions).catch(async (e: unknown) => {
+      if (failure !== null) return;
+      failure = e;
+      await cancelSessions(req, sessions);
+    })));
+    if (failure !== null) throw failure;
+  }
+  const ms = Date.now() - started;
+  req.onEvent({ type: 'stage-end', stage, ms });
+  return ms;
+}
+
+type Statements = ReturnType<typeof stageStatements>;
+
+/** One session running a stage's statements in order, as psql runs the file. */
+async function runSession(req: RunRequest, stage: StageName, statements: Statements, opened?: pg.Client[]): Promise<void> {
   // A fresh session per stage, like psql: its settings and advisory lock end with it.
   const client = await connectClient(req.connection);
+  opened?.push(client);
   client.on('notice', (n) => req.onEvent(noticeEvent(stage, n.message ?? '')));
   try {
     for (const { part, st } of statements) {
@@ -120,9 +152,22 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
   } finally {
     await client.end().catch(() => undefined);
   }
-  const ms = Date.now() - started;
-  req.onEvent({ type: 'stage-end', stage, ms });
-  return ms;
+}
+
+/** Best effort: cancels what the other sessions of a parallel stage are running. */
+async function cancelSessions(req: RunRequest, sessions: readonly pg.Client[]): Promise<void> {
+  const pids = sessions.map((c) => (c as unknown as { processID: number | null }).processID).filter((p): p is number => typeof p === 'number');
+  if (pids.length === 0) return;
+  try {
+    const admin = await connectClient(req.connection);
+    try {
+      await admin.query('SELECT pg_cancel_backend(pid) FROM unnest($1::int[]) AS p(pid)', [pids]);
+    } finally {
+      await admin.end().catch(() => undefined);
+    }
+  } catch {
+    // The first failure is what the caller must see.
+  }
 }
 
 async function currentState(req: RunRequest): Promise<RunState | null> {

@@ -22,6 +22,8 @@ export interface RunArgs {
   readonly stage?: StageName;
   readonly expectHash?: string;
   readonly events?: boolean;
+  /** Sessions for the parallel stages (the backfill). */
+  readonly jobs?: number;
 }
 
 /**
@@ -33,6 +35,8 @@ function envelope(plan: LoadedPlan | null): (event: object) => object {
 }
 
 export async function runCommand(args: RunArgs, out: (line: string) => void, err: (text: string) => void, isTty: boolean): Promise<void> {
+  const jobs = args.jobs ?? 1;
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UserError('BAD_ARGUMENT', `--jobs must be a whole number from 1 to 64 (got ${String(args.jobs)})`);
   let plan: LoadedPlan | null = null;
   let stage: StageName | null = null;
   try {
@@ -61,6 +65,7 @@ async function runPlan(args: RunArgs, plan: LoadedPlan, show: (e: RunEvent) => v
     connection: connectionConfig(args.url),
     ...(args.stage !== undefined ? { stage: args.stage } : { until: args.until ?? DEFAULT_UNTIL }),
     ...(args.expectHash !== undefined ? { expectHash: args.expectHash } : {}),
+    jobs: args.jobs ?? 1,
     onEvent: show,
   });
   if (args.events) {

@@ -1,0 +1,172 @@
+/**
+ * The backfill in several sessions at once: `run --jobs 4`, and 02-backfill.sql in four psql
+ * sessions, under writers that keep a twin. A test lock on the copy holds every session's first
+ * INSERT, so the four sessions are seen to hold a range each at the same moment (parallelism shown,
+ * not assumed); then one psql session is killed (or the whole runner), and what it held is copied
+ * by the others, or by the run that resumes. The twin is the judge.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
+import { cli, leftovers, planTable, psql, ROOT, type Exit } from '../helpers/rebuild.js';
+import type { LoadedPlan } from '../../src/run/plan-check.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+
+const ROWS = 40_000;
+const JOBS = 4;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const databases: FreshDatabase[] = [];
+
+afterAll(async () => {
+  for (const db of databases.splice(0)) await db.drop().catch(() => undefined);
+});
+
+async function prepared(prefix: string): Promise<FreshDatabase> {
+  const db = await freshDatabase(prefix);
+  databases.push(db);
+  await withClient(db.url, (c) => createDemoSchema(c, ROWS));
+  return db;
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly done: Promise<Exit>;
+}
+
+function start(command: string, args: string[]): Running {
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Exit>((res) => child.on('close', (code, signal) => res({ code, signal, stdout, stderr })));
+  return { child, done };
+}
+
+const runner = (plan: LoadedPlan, url: string, ...args: string[]) =>
+  start(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'run', '--plan', plan.dir, '--url', url, ...args]);
+const psqlFile = (url: string, file: string) => start('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file]);
+
+async function waitFor(what: string, c: pg.ClientBase, sql: string, params: unknown[] = [], timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    // pg_stat_activity is read once per transaction: the holder's open transaction would see it frozen.
+    await c.query('SELECT pg_stat_clear_snapshot()');
+    if (((await c.query(sql, params)).rowCount ?? 0) > 0) return;
+    if (Date.now() > until) {
+      const act = await c.query(`SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, left(a.query, 60) AS q, (SELECT string_agg(l.relation::regclass::text || ':' || l.mode, ',') FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waiting FROM pg_stat_activity a WHERE a.datname = current_database()`);
+      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(act.rows)}`);
+    }
+    await sleep(20);
+  }
+}
+
+/** Backfill sessions of this run whose INSERT waits for the test's lock on the copy: each holds a range. */
+const waitingSessions = (id: string, n: number) => `
+  SELECT FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted AND l.relation = 'app._sp_${id}_new'::regclass
+   WHERE a.application_name = 'shadowpack/${id}/backfill' HAVING count(*) = ${n}`;
+
+async function finishWithPsql(plan: LoadedPlan, url: string, from: string): Promise<void> {
+  const stages = plan.manifest.stages.filter((s) => !s.offPath);
+  for (const s of stages.slice(stages.findIndex((x) => x.name === from))) {
+    const r = await psql(url, join(plan.dir, s.file));
+    expect(r.stderr, s.file).not.toMatch(/ERROR/);
+    expect(r.code, s.file).toBe(0);
+  }
+}
+
+async function expectEqualsTwin(url: string): Promise<void> {
+  await withClient(url, async (c) => {
+    const cmp = await compareWithTwin(c);
+    expect(cmp).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 });
+    expect(cmp.rows).toBeGreaterThan(ROWS / 2);
+    expect(await leftovers(c)).toEqual([]);
+  });
+}
+
+describe('the backfill in four sessions at once, under writers', () => {
+  it(`run --jobs ${JOBS}: four sessions hold a range each; killed there, the next run --jobs ${JOBS} resumes at the run's rows/s ceiling; equal to the twin`, async () => {
+    const db = await prepared('parallel_runner');
+    const rate = 10_000;
+    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 20, advisoryWaitSeconds: 30, maxRowsPerSecond: rate });
+    const id = plan.manifest.runId;
+    const writers = await startWriters({ connectionString: db.url }, 3, 2);
+    const setup = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'setup']);
+    expect(setup.code, setup.stderr).toBe(0);
+    const holder = new pg.Client({ connectionString: db.url });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE app._sp_${id}_new IN SHARE MODE`);
+      const first = runner(plan, db.url, '--jobs', String(JOBS), '--until', 'cleanup');
+      await waitFor(`${JOBS} sessions holding a range each`, holder, waitingSessions(id, JOBS));
+      // The runner dies with four ranges claimed and none copied: every claim ends with its session.
+      first.child.kill('SIGKILL');
+      expect((await first.done).signal).toBe('SIGKILL');
+      await waitFor('the sessions to end', holder, `SELECT FROM (SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'shadowpack/${id}/backfill') a WHERE n = 0`);
+      await holder.query('COMMIT');
+    } finally {
+      await holder.end().catch(() => undefined);
+    }
+    const second = await runner(plan, db.url, '--jobs', String(JOBS), '--until', 'cleanup').done;
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/done/);
+    // The ceiling is the run's, not each session's: four sessions together copy no faster than it
+    // (less the last batch of each, paced after it ran). Per session it would take a quarter of this.
+    const backfillMs = Number(/backfill (\d+) ms/.exec(second.stdout)?.[1]);
+    const copied = Number(/backfill: ([\d,]+) rows/.exec(second.stdout)?.[1]?.replaceAll(',', ''));
+    expect(copied).toBeGreaterThan(ROWS / 2);
+    expect(backfillMs).toBeGreaterThanOrEqual(((copied - JOBS * 2_500) / rate) * 1000);
+    await sleep(200);
+    const stats = await writers.stop();
+    expect(stats.errors, stats.lastError ?? '').toBe(0);
+    await expectEqualsTwin(db.url);
+  }, 120_000);
+
+  it(`02-backfill.sql in ${JOBS} psql sessions: one killed holding a range, its range is copied by the others; equal to the twin`, async () => {
+    const db = await prepared('parallel_psql');
+    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 20, advisoryWaitSeconds: 30 });
+    const id = plan.manifest.runId;
+    const writers = await startWriters({ connectionString: db.url }, 3, 2);
+    for (const f of ['00-preflight.sql', '01-setup.sql']) {
+      const r = await psql(db.url, join(plan.dir, f));
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const holder = new pg.Client({ connectionString: db.url });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    let sessions: Running[] = [];
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE app._sp_${id}_new IN SHARE MODE`);
+      sessions = Array.from({ length: JOBS }, () => psqlFile(db.url, join(plan.dir, '02-backfill.sql')));
+      await waitFor(`${JOBS} sessions holding a range each`, holder, waitingSessions(id, JOBS));
+      // psql killed: its server session notices within client_connection_check_interval (1 s) and ends.
+      sessions[0]!.child.kill('SIGKILL');
+      await waitFor('the killed session to end', holder, waitingSessions(id, JOBS - 1));
+      await holder.query('COMMIT');
+    } finally {
+      await holder.end().catch(() => undefined);
+    }
+    const exits = await Promise.all(sessions.map((s) => s.done));
+    expect(exits[0]!.signal).toBe('SIGKILL');
+    for (const e of exits.slice(1)) {
+      expect(e.stderr).not.toMatch(/ERROR/);
+      expect(e.code, e.stderr).toBe(0);
+    }
+    await withClient(db.url, async (c) => {
+      const st = (await c.query('SELECT stage, backfill_next, backfill_end FROM shadowpack.runs WHERE run_id = $1', [id])).rows[0];
+      expect(st).toMatchObject({ stage: 'backfill' });
+      expect(Number(st.backfill_next)).toBe(Number(st.backfill_end));
+      expect(Number((await c.query(`SELECT count(*) AS n FROM shadowpack.ranges_${id}`)).rows[0].n)).toBe(0);
+    });
+    await finishWithPsql(plan, db.url, 'build');
+    await sleep(200);
+    const stats = await writers.stop();
+    expect(stats.errors, stats.lastError ?? '').toBe(0);
+    await expectEqualsTwin(db.url);
+  }, 120_000);
+});
