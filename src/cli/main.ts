@@ -7,6 +7,7 @@ import { ALL_STAGES, FORWARD_STAGES, type StageName } from '../compile/stages.js
 import { UserError } from '../model/errors.js';
 import { TOOL_VERSION } from '../version.js';
 import { planCommand } from './commands/plan.js';
+import { DEFAULT_BLOATED_MIN_RATIO, planBatchCommand } from './commands/plan-batch.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { showCommand } from './commands/show.js';
@@ -92,9 +93,13 @@ async function main(argv: string[]): Promise<number> {
     )
     .command(
       'plan',
-      'read a table and write a reviewable plan folder',
-      (y) => y.option('table', { type: 'string', demandOption: true, describe: 'schema.table, as the catalog spells it ("..." quotes names)' })
-        .option('out', { type: 'string', demandOption: true, describe: 'folder to write the plan into' })
+      'read a table and write a reviewable plan folder; several tables (--table A --table B, --schema, --bloated): a batch, one folder per table',
+      (y) => y.option('table', { type: 'string', array: true, describe: 'schema.table, as the catalog spells it ("..." quotes names); repeat it for a batch' })
+        .option('schema', { type: 'string', array: true, describe: 'a batch of every table of this schema (repeatable); with --bloated, only the bloated ones', group: 'Batches:' })
+        .option('bloated', { type: 'boolean', describe: 'a batch of the tables `shadowpack bloat` lists above the thresholds (every schema unless --schema)', group: 'Batches:' })
+        .option('min-ratio', { type: 'number', describe: `with --bloated: at least this fraction of the heap reclaimable (default ${DEFAULT_BLOATED_MIN_RATIO})`, group: 'Batches:' })
+        .option('min-size', { type: 'string', describe: 'with --bloated: tables of at least this size (table, TOAST and indexes), e.g. 10MB (default 0)', group: 'Batches:' })
+        .option('out', { type: 'string', demandOption: true, describe: 'folder to write the plan into (a batch: one folder per table inside, plus plan.json and README.md)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace a plan already in --out' })
         .option('json', { type: 'boolean', default: false, describe: 'print a JSON summary' })
         .option('verify-before-swap', { type: 'boolean', default: false, describe: `add the 04b-verify stage (checksums of key ranges); the swap refuses unless it passed (${DEFAULT_VERIFY_RANGES} ranges unless --verify-ranges)` })
@@ -128,7 +133,16 @@ async function main(argv: string[]): Promise<number> {
           partitionsAhead: a.partitionsAhead,
         };
         const alter = [...(a.alter ?? []).map(String), ...(a.alterFile ? readAlterFile(a.alterFile) : [])];
-        return planCommand({ table: a.table, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out, (line) => err(line + '\n'));
+        const tables = (a.table ?? []).map(String);
+        const schemas = (a.schema ?? []).map(String);
+        if (tables.length > 1 || schemas.length > 0 || a.bloated) {
+          const given = Object.entries({ ...transform, alter: alter.length > 0 ? true : undefined, checkData: a.checkData || undefined }).filter(([, v]) => v !== undefined && v !== false);
+          if (given.length > 0) throw new UserError('BAD_ARGUMENT', `--${kebab(given[0]![0])} changes one table: plan that table alone (a batch rebuilds its tables as they are)`);
+          return planBatchCommand({ out: a.out, force: a.force, json: a.json, options, tables, schemas, bloated: a.bloated ?? false, ...(a.minRatio !== undefined ? { minRatio: a.minRatio } : {}), ...(a.minSize !== undefined ? { minSize: a.minSize } : {}), ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out);
+        }
+        if (tables.length === 0) throw new UserError('BAD_ARGUMENT', 'give --table schema.table (or several, --schema or --bloated for a batch)');
+        if (a.minRatio !== undefined || a.minSize !== undefined) throw new UserError('BAD_ARGUMENT', '--min-ratio and --min-size only go with --bloated');
+        return planCommand({ table: tables[0]!, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out, (line) => err(line + '\n'));
       }, a.json),
     )
     .command(
@@ -140,6 +154,7 @@ async function main(argv: string[]): Promise<number> {
         .option('expect-hash', { type: 'string', describe: 'refuse unless the plan hash is exactly this (the approved one)' })
         .option('events', { type: 'boolean', default: false, describe: 'print one JSON event per line on stdout' })
         .option('jobs', { type: 'number', default: 1, describe: 'sessions that copy the backfill\'s page ranges at once (as N psql sessions running 02-backfill.sql would)' })
+        .option('parallel-tables', { type: 'number', describe: 'a batch with --until cleanup: rebuild up to N tables at once (never two that share a foreign key); the free disk needed is the N largest tables\' together' })
         .conflicts('until', 'stage'),
       (a) => guard(() => runCommand({
         plan: a.plan,
@@ -147,6 +162,7 @@ async function main(argv: string[]): Promise<number> {
         ...(a.until ? { until: a.until as StageName } : {}),
         ...(a.stage ? { stage: a.stage as StageName } : {}),
         ...(a.expectHash ? { expectHash: a.expectHash } : {}),
+        ...(a.parallelTables !== undefined ? { parallelTables: a.parallelTables } : {}),
         events: a.events,
         jobs: a.jobs,
       }, out, err, process.stderr.isTTY === true)),

@@ -52,14 +52,19 @@ export function hazardLines(m: PlanManifest): string[] {
   });
 }
 
-export function durationLines(m: PlanManifest): string[] {
+/** The duration estimate's parts, in seconds, at the assumed rates (the plan's rows/s ceiling if lower). */
+export function durationEstimate(m: PlanManifest): { readonly rate: number; readonly copy: number; readonly build: number; readonly verify: number } {
   const e = m.environment;
+  const ceiling = m.options.maxRowsPerSecond > 0 ? m.options.maxRowsPerSecond : Infinity;
+  const rate = Math.min(ASSUMED_COPY_ROWS_PER_SECOND, ceiling);
+  const verify = m.stages.some((s) => s.name === 'verify') ? e.reltuples / ASSUMED_COPY_ROWS_PER_SECOND : 0;
+  return { rate, copy: e.reltuples / rate, build: e.indexBytes / ASSUMED_INDEX_BYTES_PER_SECOND, verify };
+}
+
+export function durationLines(m: PlanManifest): string[] {
   const o = m.options;
   const ceiling = o.maxRowsPerSecond > 0 ? o.maxRowsPerSecond : Infinity;
-  const rate = Math.min(ASSUMED_COPY_ROWS_PER_SECOND, ceiling);
-  const copy = e.reltuples / rate;
-  const build = e.indexBytes / ASSUMED_INDEX_BYTES_PER_SECOND;
-  const verify = m.stages.some((s) => s.name === 'verify') ? e.reltuples / ASSUMED_COPY_ROWS_PER_SECOND : 0;
+  const { rate, copy, build, verify } = durationEstimate(m);
   const rateText = rate === ceiling ? `${rate.toLocaleString('en-US')} rows/s (the plan's rows/s ceiling)` : `${rate.toLocaleString('en-US')} rows/s`;
   return [
     `- Duration ≈ ${duration(copy + build + verify)} at an assumed ${rateText} for the backfill (${duration(copy)}) and ${ASSUMED_INDEX_BYTES_PER_SECOND / (1024 * 1024)} MB/s of index for the build (${duration(build)})${verify > 0 ? `, plus the verify stage reading both tables (${duration(verify)})` : ''}; catch-up adds the time to apply what the application writes meanwhile. The runner's progress shows the real rate.`,

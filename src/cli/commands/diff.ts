@@ -2,6 +2,9 @@ import { jsonAnswer } from '../machine-output.js';
 import { withOptionDefaults } from '../../compile/options.js';
 import { UserError } from '../../model/errors.js';
 import { diffPlans, type PlanSide } from '../../planning/diff-plans.js';
+import { printPlanDiff } from '../print-diff.js';
+import { isBatchDir } from '../../batch/batch-dir.js';
+import { diffBatchCommand } from './diff-batch.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
 import { planTable } from '../../planning/plan-table.js';
 import { connectClient } from '../../run/connect.js';
@@ -15,7 +18,8 @@ export interface DiffArgs {
   readonly json?: boolean;
 }
 
-async function livePlan(dir: string, url: string | undefined): Promise<[PlanSide, PlanSide]> {
+/** The plan the live database gives now for an approved plan's request (diff --plan). */
+export async function livePlan(dir: string, url: string | undefined): Promise<[PlanSide, PlanSide]> {
   const approved = readPlanDir(dir);
   const client = await connectClient(connectionConfig(url));
   try {
@@ -29,6 +33,8 @@ async function livePlan(dir: string, url: string | undefined): Promise<[PlanSide
 
 /** Returns the exit code: 0 identical SQL, 1 different. Errors are thrown (exit 2). */
 export async function diffCommand(args: DiffArgs, out: (line: string) => void): Promise<number> {
+  const batch = args.plan !== undefined ? isBatchDir(args.plan) : args.a !== undefined && args.b !== undefined && (isBatchDir(args.a) || isBatchDir(args.b));
+  if (batch) return diffBatchCommand(args, out);
   let sides: [PlanSide, PlanSide];
   if (args.plan !== undefined) {
     if (args.a !== undefined || args.b !== undefined) throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');
@@ -44,22 +50,6 @@ export async function diffCommand(args: DiffArgs, out: (line: string) => void): 
     out(jsonAnswer(r));
     return r.identical ? 0 : 1;
   }
-  out(r.identical ? 'SQL identical' : `SQL differs in ${r.scripts.length} script(s)`);
-  if (r.model.length) {
-    out('');
-    out('table differences:');
-    for (const line of r.model) out(`  ${line}`);
-  }
-  if (r.options.length) {
-    out('');
-    out('option differences:');
-    for (const line of r.options) out(`  ${line}`);
-  }
-  if (r.environment.length) {
-    out('');
-    out('environment (never part of the SQL):');
-    for (const line of r.environment) out(`  ${line}`);
-  }
-  for (const s of r.scripts) out('\n' + s.diff);
+  printPlanDiff(r, out);
   return r.identical ? 0 : 1;
 }

@@ -14,6 +14,8 @@ export const DEFAULT_UNTIL: StageName = 'swap';
 import { SCHEMA_VERSION } from '../machine-output.js';
 import { UserError } from '../../model/errors.js';
 import type { LoadedPlan } from '../../run/plan-check.js';
+import { isBatchDir } from '../../batch/batch-dir.js';
+import { runBatchCommand } from './run-batch.js';
 
 export interface RunArgs {
   readonly plan: string;
@@ -24,6 +26,8 @@ export interface RunArgs {
   readonly events?: boolean;
   /** Sessions for the parallel stages (the backfill). */
   readonly jobs?: number;
+  /** A batch only: tables at once. */
+  readonly parallelTables?: number;
 }
 
 /**
@@ -37,6 +41,8 @@ function envelope(plan: LoadedPlan | null): (event: object) => object {
 export async function runCommand(args: RunArgs, out: (line: string) => void, err: (text: string) => void, isTty: boolean): Promise<void> {
   const jobs = args.jobs ?? 1;
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UserError('BAD_ARGUMENT', `--jobs must be a whole number from 1 to 64 (got ${String(args.jobs)})`);
+  if (isBatchDir(args.plan)) return runBatchCommand(args, out, err, isTty);
+  if (args.parallelTables !== undefined) throw new UserError('BAD_ARGUMENT', `--parallel-tables goes with a batch folder; ${args.plan} holds one table's plan`);
   let plan: LoadedPlan | null = null;
   let stage: StageName | null = null;
   try {

@@ -7,8 +7,11 @@ import { readControl } from '../../run/control.js';
 import { describeControl } from './control.js';
 import { connectionConfig } from '../connection.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
+import { isBatchDir } from '../../batch/batch-dir.js';
+import { statusBatchCommand } from './status-batch.js';
 
 export async function statusCommand(args: { plan: string; url?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
+  if (isBatchDir(args.plan)) return statusBatchCommand(args, out);
   const plan = readPlanDir(args.plan);
   const client = await connectClient(connectionConfig(args.url));
   try {
