@@ -40,6 +40,7 @@ const OPTION_FLAGS: { readonly [K in NumericOptionKey]: string } = {
   snapshotWaitSeconds: 'how long the swap waits for sessions with old snapshots',
   advisoryWaitSeconds: 'how long a stage waits for another session working on the table',
   verifyRanges: 'key ranges checked by the 04b-verify stage; 0: no such stage',
+  buildMaintenanceWorkMemMb: 'maintenance_work_mem (MB) of each build-stage session (index sorts); 0: the server\'s setting. N sessions may use N times it',
 };
 
 /** --verify-before-swap without --verify-ranges: this many key ranges. */

@@ -37,6 +37,12 @@ export interface PlanOptions extends ControlOptions {
   readonly advisoryWaitSeconds: number;
   /** Key ranges of the 04b-verify stage; 0 leaves the stage out (--verify-before-swap sets 16). */
   readonly verifyRanges: number;
+  /**
+   * maintenance_work_mem (MB) of each session of the build stage; 0 keeps the server's setting. Each
+   * index build sorts in up to this much memory (its parallel workers share it), so N build
+   * sessions (`run --jobs N`, or N psql sessions) may use N times it.
+   */
+  readonly buildMaintenanceWorkMemMb: number;
 }
 
 export const DEFAULT_OPTIONS: PlanOptions = {
@@ -57,6 +63,7 @@ export const DEFAULT_OPTIONS: PlanOptions = {
   snapshotWaitSeconds: 300,
   advisoryWaitSeconds: 10,
   verifyRanges: 0,
+  buildMaintenanceWorkMemMb: 0,
   ...CONTROL_DEFAULTS,
 };
 
@@ -81,6 +88,7 @@ const BOUNDS: { readonly [K in NumericOptionKey]: readonly [number, number] } = 
   snapshotWaitSeconds: [0, 86400],
   advisoryWaitSeconds: [0, 3600],
   verifyRanges: [0, 100000],
+  buildMaintenanceWorkMemMb: [0, 2097151],
 };
 
 /** Fills defaults and checks bounds; a bad value is a user error naming the option. */

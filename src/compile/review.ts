@@ -44,7 +44,10 @@ export function renderReview(m: PlanManifest): string {
   out.push(`- Rows ≈ ${e.reltuples.toLocaleString('en-US')}; table ${bytes(e.tableBytes)}, indexes ${bytes(e.indexBytes)}, total ${bytes(e.totalBytes)}.`);
   out.push(`- Disk needed during the run ≈ ${bytes(e.totalBytes)} (a second copy of table and indexes) plus the change log.`);
   out.push(`- WAL written ≈ ${bytes(e.totalBytes)} or more.`);
-  out.push(`- Backfill batches: ${o.batchPages} pages (${bytes(o.batchPages * 8192)}) each, ≈ ${Math.max(1, Math.ceil(e.relpages / o.batchPages))} batches.`);
+  out.push(`- Backfill batches: ${o.batchPages} pages (${bytes(o.batchPages * 8192)}) each, ≈ ${Math.max(1, Math.ceil(e.relpages / o.batchPages))} batches; several sessions may copy them at once (\`run --jobs N\`, or N psql sessions of \`02-backfill.sql\`).`);
+  out.push(o.buildMaintenanceWorkMemMb > 0
+    ? `- Build memory: \`maintenance_work_mem = ${o.buildMaintenanceWorkMemMb}MB\` per build session: jobs × ${o.buildMaintenanceWorkMemMb} MB in all (1 session: ${o.buildMaintenanceWorkMemMb} MB, 2: ${2 * o.buildMaintenanceWorkMemMb} MB, 4: ${4 * o.buildMaintenanceWorkMemMb} MB).`
+    : '- Build memory: the server\'s `maintenance_work_mem` per build session (plan with `--build-maintenance-work-mem-mb N` to set it): jobs × that setting in all.');
   out.push(...durationLines(m));
   out.push('', '## How to stop and how to go back', '');
   out.push(...goingBackLines(m), '');

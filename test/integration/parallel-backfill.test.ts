@@ -128,7 +128,10 @@ describe('the backfill in four sessions at once, under writers', () => {
 
   it(`02-backfill.sql in ${JOBS} psql sessions: one killed holding a range, its range is copied by the others; equal to the twin`, async () => {
     const db = await prepared('parallel_psql');
-    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 20, advisoryWaitSeconds: 30 });
+    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 20, advisoryWaitSeconds: 30, buildMaintenanceWorkMemMb: 96 });
+    // The build sessions' memory: in the script, and in the review as jobs × setting.
+    expect(plan.files.get('03-build.sql')).toContain("SET maintenance_work_mem = '96MB';");
+    expect(plan.files.get('README.md')).toContain('jobs × 96 MB in all (1 session: 96 MB, 2: 192 MB, 4: 384 MB)');
     const id = plan.manifest.runId;
     const writers = await startWriters({ connectionString: db.url }, 3, 2);
     for (const f of ['00-preflight.sql', '01-setup.sql']) {
