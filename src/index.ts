@@ -7,6 +7,11 @@ export { gatherTable, type PlanRequest, type GatheredTable } from './planning/ga
 export { writePlanDir, readPlanDir, checkSums, SUMS_FILE } from './planning/plan-dir.js';
 export { loadTemplates, templatesDir } from './planning/templates.js';
 export { diffPlans, type PlanSide, type DiffResult } from './planning/diff-plans.js';
+export { planBatch, BATCH_ORDER, type BatchPlan, type BatchRequest } from './batch/plan-batch.js';
+export { writeBatchDir, readBatchDir, isBatchDir, checkBatchIntegrity, type LoadedBatch } from './batch/batch-dir.js';
+export { runBatch, tableStanding, type BatchRunRequest, type BatchRunSummary, type BatchEvent, type TableStanding } from './batch/run-batch.js';
+export { diffBatches, type BatchDiff, type BatchSide } from './batch/diff-batches.js';
+export type { BatchManifest, BatchTable, BatchSkipped, BatchSelection } from './batch/manifest.js';
 export { compile, sha256, type Plan, type PlanManifest, type PlanStage, type CompileInput } from './compile/compile.js';
 export { resolveOptions, withOptionDefaults, DEFAULT_OPTIONS, type PlanOptions } from './compile/options.js';
 export { resolveTransform, NO_TRANSFORM, type TransformSpec, type TransformArgs } from './compile/transform/spec.js';

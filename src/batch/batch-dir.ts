@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { sha256 } from '../compile/compile.js';
 import { UserError } from '../model/errors.js';
 import { readPlanDir, SUMS_FILE, sumsText, writePlanDir } from '../planning/plan-dir.js';
-import type { LoadedPlan } from '../run/plan-check.js';
+import { checkPlanIntegrity, type LoadedPlan } from '../run/plan-check.js';
 import { BATCH_FORMAT_VERSION, batchHashOf, type BatchManifest, type BatchTable } from './manifest.js';
 import type { BatchPlan } from './plan-batch.js';
 
@@ -82,11 +82,15 @@ export function checkBatchIntegrity(batch: LoadedBatch, expectHash?: string): vo
   }
 }
 
-/** A table's plan folder, checked to be the one the batch recorded (its files are checked by the runner). */
+/**
+ * A table's plan folder, checked to be the one the batch recorded, every file of it (as the
+ * runner checks one plan): a batch run checks all its folders before it starts the first table.
+ */
 export function readBatchTable(batch: LoadedBatch, t: BatchTable): LoadedPlan {
   const plan = readPlanDir(join(batch.dir, t.dir));
   if (plan.manifest.planHash !== t.planHash) {
     throw new UserError('PLAN_TAMPERED', `${join(batch.dir, t.dir)} holds plan ${plan.manifest.planHash}, not ${t.planHash} as the batch recorded; make the batch again`);
   }
+  checkPlanIntegrity(plan, t.planHash);
   return plan;
 }

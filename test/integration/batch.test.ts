@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -17,6 +17,7 @@ import { readBatchDir } from '../../src/batch/batch-dir.js';
 import { runCommand } from '../../src/cli/commands/run.js';
 import { statusCommand } from '../../src/cli/commands/status.js';
 import { diffCommand } from '../../src/cli/commands/diff.js';
+import { showCommand } from '../../src/cli/commands/show.js';
 
 /** A command run in this process (a CLI process costs seconds on a loaded machine): its stdout and stderr. */
 async function inProcess(fn: (out: (line: string) => void, err: (text: string) => void) => Promise<unknown>): Promise<{ stdout: string; stderr: string }> {
@@ -98,6 +99,23 @@ describe('a batch of tables', () => {
     const files = readdirSync(single).sort();
     expect(readdirSync(join(dir, 'b.mid_holes')).sort()).toEqual(files);
     for (const f of files) expect(readFileSync(join(dir, 'b.mid_holes', f), 'utf8'), f).toBe(readFileSync(join(single, f), 'utf8'));
+    // show prints the batch's summary under the hash to approve, and warns about nothing.
+    const shown = await inProcess((out, err) => showCommand({ plan: dir }, out, (line) => err(line + '\n')));
+    expect(shown.stdout.split('\n')[0]).toContain(`batch hash ${m.batchHash}`);
+    expect(shown.stdout).toContain(readme);
+    expect(shown.stderr).toBe('');
+    // An edited summary, or a folder that is not the one the batch recorded, stops the run before anything.
+    writeFileSync(join(dir, 'README.md'), readme.replace('Expected gain', 'Gain'));
+    await expect(runCommand({ plan: dir, url: db.url }, () => undefined, () => undefined, false)).rejects.toThrow(/README.md is missing or differs/);
+    writeFileSync(join(dir, 'README.md'), readme);
+    await expect(runCommand({ plan: dir, url: db.url, expectHash: 'b1:0' }, () => undefined, () => undefined, false)).rejects.toThrow(/not the approved b1:0/);
+    // The second table's folder edited: refused before the first table starts.
+    const planJson = join(dir, 'b.mid_holes', 'plan.json');
+    const kept = readFileSync(planJson, 'utf8');
+    writeFileSync(planJson, kept.replace('"batchPages": 1000', '"batchPages": 999'));
+    await expect(runCommand({ plan: dir, url: db.url }, () => undefined, () => undefined, false)).rejects.toThrow(/b\.mid_holes\/plan\.json was edited after it was made/);
+    writeFileSync(planJson, kept);
+    expect(await withClient(db.url, (c) => c.query("SELECT to_regnamespace('shadowpack') AS n"))).toMatchObject({ rows: [{ n: null }] });
     // A table in one batch and a transformation do not mix.
     const bad = await cli(['plan', '--schema', 'b', '--fillfactor', '90', '--out', join(base, 'bad'), '--url', db.url]);
     expect(bad.code).toBe(2);

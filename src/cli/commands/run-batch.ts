@@ -5,7 +5,7 @@ import { bytes, duration } from '../../compile/review-plan.js';
 import type { StageName } from '../../compile/stages.js';
 import { UserError } from '../../model/errors.js';
 import type { RunEvent } from '../../run/events.js';
-import { connectionConfig } from '../connection.js';
+import { connectionConfig, redactSecrets } from '../connection.js';
 import { progressPrinter } from '../progress.js';
 import { SCHEMA_VERSION } from '../machine-output.js';
 
@@ -68,15 +68,25 @@ export async function runBatchCommand(args: RunBatchArgs, out: (line: string) =>
         return;
     }
   };
-  const summary = await runBatch({
-    batch,
-    connection: connectionConfig(args.url),
-    until,
-    parallelTables: parallel,
-    ...(args.jobs !== undefined ? { jobs: args.jobs } : {}),
-    ...(args.expectHash !== undefined ? { expectHash: args.expectHash } : {}),
-    onEvent: show,
-  });
+  let summary;
+  try {
+    summary = await runBatch({
+      batch,
+      connection: connectionConfig(args.url),
+      until,
+      parallelTables: parallel,
+      ...(args.jobs !== undefined ? { jobs: args.jobs } : {}),
+      ...(args.expectHash !== undefined ? { expectHash: args.expectHash } : {}),
+      onEvent: show,
+    });
+  } catch (e) {
+    // --events promises a failure event, not only a line on stderr (which the caller prints too).
+    if (args.events) {
+      const code = e instanceof UserError ? e.code : 'INTERNAL_ERROR';
+      out(JSON.stringify({ schemaVersion: SCHEMA_VERSION, ts: new Date().toISOString(), batchHash: batch.manifest.batchHash, type: 'error', code, message: redactSecrets(e instanceof Error ? e.message : String(e)) }));
+    }
+    throw e;
+  }
   if (args.events) {
     out(JSON.stringify({ schemaVersion: SCHEMA_VERSION, ts: new Date().toISOString(), batchHash: batch.manifest.batchHash, type: 'batch-summary', ...summary }));
     return;
