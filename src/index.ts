@@ -13,6 +13,7 @@ export { runBatch, tableStanding, type BatchRunRequest, type BatchRunSummary, ty
 export { diffBatches, type BatchDiff, type BatchSide } from './batch/diff-batches.js';
 export type { BatchManifest, BatchTable, BatchSkipped, BatchSelection } from './batch/manifest.js';
 export { compile, sha256, type Plan, type PlanManifest, type PlanStage, type CompileInput } from './compile/compile.js';
+export { headerText, splitReadme, type PlanProvenance } from './compile/provenance.js';
 export { resolveOptions, withOptionDefaults, DEFAULT_OPTIONS, type PlanOptions } from './compile/options.js';
 export { resolveTransform, NO_TRANSFORM, type TransformSpec, type TransformArgs } from './compile/transform/spec.js';
 export { introspect, parseTableName } from './introspect/introspect.js';

@@ -18,6 +18,7 @@ import { controlCommand } from './commands/control.js';
 import { bloatCommand } from './commands/bloat.js';
 import { redactSecrets } from './connection.js';
 import { errorObject } from './machine-output.js';
+import { commandLineOf } from './next-steps.js';
 
 const out = (line: string) => process.stdout.write(line + '\n');
 const err = (text: string) => process.stderr.write(text);
@@ -143,7 +144,7 @@ async function main(argv: string[]): Promise<number> {
         }
         if (tables.length === 0) throw new UserError('BAD_ARGUMENT', 'give --table schema.table (or several, --schema or --bloated for a batch)');
         if (a.minRatio !== undefined || a.minSize !== undefined) throw new UserError('BAD_ARGUMENT', '--min-ratio and --min-size only go with --bloated');
-        return planCommand({ table: tables[0]!, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out, (line) => err(line + '\n'));
+        return planCommand({ table: tables[0]!, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, command: commandLineOf(argv), ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out, (line) => err(line + '\n'));
       }, a.json),
     )
     .command(

@@ -62,3 +62,19 @@ export function nextStepLines(m: PlanManifest, state: RunState | null, dir: stri
   if (note !== null) lines.push(`  (${note})`);
   return lines;
 }
+
+/** The command as typed, for the plan's header: `shadowpack` and its words, any --url without its password. */
+export function commandLineOf(argv: readonly string[]): string {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const w = argv[i]!;
+    if (w === '--url' && i + 1 < argv.length) {
+      words.push(w, shellWord(redact(argv[++i]!)));
+    } else if (w.startsWith('--url=')) {
+      words.push(`--url=${shellWord(redact(w.slice('--url='.length)))}`);
+    } else {
+      words.push(shellWord(w));
+    }
+  }
+  return ['shadowpack', ...words].join(' ');
+}

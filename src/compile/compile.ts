@@ -10,6 +10,8 @@ import { makeRenderers, tidy, type TemplateSet } from './render.js';
 import { planDollarTag, withDollarTag } from './dollar-tag.js';
 import { PARALLEL_STAGES, planStages, stageInfo, type HazardCode, type StageInfo, type StageLock } from './stages.js';
 import { renderReview } from './review.js';
+import { headerText, type PlanProvenance } from './provenance.js';
+import { splitSql } from '../run/split-sql.js';
 import { deriveTarget } from './transform/derive.js';
 import { transformHazards } from './transform/hazards.js';
 import { NO_TRANSFORM, type TransformSpec } from './transform/spec.js';
@@ -22,6 +24,11 @@ export const BINDING_FILE = 'binding.sql';
 
 export interface PlanStage extends StageInfo {
   readonly sha256: string;
+  /**
+   * Swap and revert: the statements their locked transaction runs, each capped by the swap's
+   * statement_timeout; the review multiplies them into the longest the lock can be held.
+   */
+  readonly statementsUnderLock?: number;
   readonly locks: readonly StageLock[];
   readonly hazards: readonly HazardCode[];
 }
@@ -50,8 +57,10 @@ export interface PlanManifest {
   readonly model: TableModel;
   /** Facts of the database the plan was made on; they never reach the SQL. */
   readonly environment: EnvironmentFacts;
-  /** sha256 over everything above, canonical JSON. */
+  /** sha256 over everything above but provenance, canonical JSON. */
   readonly planHash: string;
+  /** Who made the plan, when, through which host: shown to the approver, outside the plan hash (see PlanProvenance). */
+  readonly provenance?: PlanProvenance;
 }
 
 export interface Plan {
@@ -68,15 +77,29 @@ export interface CompileInput {
   readonly toolVersion: string;
   /** Omitted: rebuild only. */
   readonly transform?: TransformSpec;
+  /** Who plans, when, where; it reaches plan.json and the README's header, never the hash or a script. */
+  readonly provenance?: PlanProvenance;
 }
 
 export function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
-/** The plan hash: over the manifest without it, so any edit to a script or option shows. */
+/**
+ * The plan hash: over the manifest without it, so any edit to a script or option shows. Provenance
+ * is left out: it changes nothing that runs, and with it no two plans would ever have the same hash.
+ */
 export function planHashOf(manifest: Omit<PlanManifest, 'planHash'>): string {
-  return 'p1:' + sha256(canonicalJson(manifest));
+  const { provenance: _, ...hashed } = manifest;
+  return 'p1:' + sha256(canonicalJson(hashed));
+}
+
+/** Swap and revert: the statements of the locked transaction (the first BEGIN … COMMIT of the script). */
+function lockedStatements(text: string): number | undefined {
+  const sts = splitSql(text).map((st) => st.text.trim());
+  const begin = sts.findIndex((t) => /^BEGIN\s*;?$/i.test(t));
+  const commit = sts.findIndex((t, i) => i > begin && /^COMMIT\s*;?$/i.test(t));
+  return begin < 0 || commit < 0 ? undefined : commit - begin - 1;
 }
 
 /**
@@ -132,7 +155,8 @@ export function compile(input: CompileInput): Plan {
   const stages: PlanStage[] = rendered.map(({ info, text: marked, locks, hazards }) => {
     const text = withDollarTag(marked, tag);
     files.set(info.file, text);
-    return { ...info, sha256: sha256(text), locks, hazards };
+    const locked = info.name === 'swap' || info.name === 'revert' ? lockedStatements(text) : undefined;
+    return { ...info, sha256: sha256(text), ...(locked !== undefined ? { statementsUnderLock: locked } : {}), locks, hazards };
   });
   const identified = {
     formatVersion: PLAN_FORMAT_VERSION,
@@ -178,9 +202,11 @@ export function compile(input: CompileInput): Plan {
     model,
     environment: facts,
   };
-  const readme = renderReview({ ...partial, readmeSha256: '', planHash: '' });
-  const withReadme = { ...partial, readmeSha256: sha256(readme) };
-  const manifest: PlanManifest = { ...withReadme, planHash: planHashOf(withReadme) };
-  files.set('README.md', readme);
+  // README.md: a header printed from the finished manifest (it holds the plan hash, so the hash cannot
+  // cover it), then the review, which readmeSha256 puts under the hash.
+  const review = renderReview({ ...partial, readmeSha256: '', planHash: '' });
+  const withReadme = { ...partial, readmeSha256: sha256(review) };
+  const manifest: PlanManifest = { ...withReadme, planHash: planHashOf(withReadme), ...(input.provenance !== undefined ? { provenance: input.provenance } : {}) };
+  files.set('README.md', headerText(manifest) + review);
   return { manifest, files };
 }

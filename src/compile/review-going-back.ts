@@ -44,7 +44,7 @@ export function runbookLines(m: PlanManifest): string[] {
   return [
     '## Runbook',
     '',
-    'H is the plan hash this summary belongs to (printed by `shadowpack plan` and `shadowpack show`, and in `plan.json`); `--expect-hash H` refuses any other plan.',
+    'H is the plan hash at the top of this summary (also printed by `shadowpack plan` and `shadowpack show`); `--expect-hash H` refuses any other plan. The header above gives these commands with it filled in.',
     '',
     `1. \`shadowpack run --plan DIR --until swap --expect-hash H\`: preflight, setup, backfill, build, catch-up${verify ? ', verify' : ''} and the swap (a plain \`run\` stops there too). It can be interrupted and run again at any point.`,
     '2. `shadowpack verify --plan DIR`: compares the rebuilt table with the old one, which is kept in sync. Check the application.',

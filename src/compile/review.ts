@@ -5,14 +5,15 @@ import { transformReviewLines } from './transform/review-section.js';
 import { controlReviewLines } from './review-control.js';
 import { dependentsReview } from './dependents.js';
 import { roleReviewLines } from './review-roles.js';
+import { glanceLines } from './review-glance.js';
 
 /** The summary a reviewer reads first: what, how, which locks, what can go wrong, how to go back. */
 export function renderReview(m: PlanManifest): string {
   const o = m.options;
   const e = m.environment;
   const out: string[] = [];
-  out.push(`# shadowpack plan: rebuild ${m.table.schema}.${m.table.name}`, '');
-  out.push(`Plan id \`${m.planId ?? '-'}\` (recorded with the run this plan starts; no other plan's stages continue it) · run id \`${m.runId}\` · table fingerprint \`${m.fingerprint}\` · shadowpack ${m.tool.version} · plan format ${m.formatVersion}`, '');
+  // The title and the approval facts are in the header compile puts above this (provenance.ts).
+  out.push(...glanceLines(m));
   out.push('## What changes', '');
   out.push(...transformReviewLines(m.transform));
   out.push(`Rows are identified by ${m.model.key.source === 'primary-key' ? 'the primary key' : 'the unique index'} \`${m.model.key.indexName}\` (${m.model.key.columns.join(', ')}).`, '');
@@ -52,6 +53,7 @@ export function renderReview(m: PlanManifest): string {
   out.push('', '## How to stop and how to go back', '');
   out.push(...goingBackLines(m), '');
   out.push('## Integrity', '');
-  out.push('Each script first includes `binding.sql`, which refuses any database but this one, then checks that it runs against the planned table, that its catalog fingerprint is unchanged, and that the previous stage is done. `plan.json` lists the sha256 of every file; `shadowpack run` refuses files that differ, and `--expect-hash` refuses any plan but the approved one.', '');
+  out.push(`Plan id \`${m.planId ?? '-'}\`: recorded with the run this plan starts; no other plan's stages continue that run. Run id \`${m.runId}\`: names the tool's objects and state row for this table; it is the same for every plan of ${m.table.schema}.${m.table.name}, in every database, so it identifies the table, not the plan. Table fingerprint \`${m.fingerprint}\`: the catalog as planned; every stage compares it.`, '');
+  out.push('Each script first includes `binding.sql`, which refuses any database but this one, then checks that it runs against the planned table, that its catalog fingerprint is unchanged, and that the previous stage is done. `plan.json` lists the sha256 of every file (of this summary, the text below the header); `shadowpack run` refuses files that differ, and `--expect-hash` refuses any plan but the approved one. `SHA256SUMS` lets `sha256sum -c SHA256SUMS` check every file, the header too, where only psql is at hand; `shadowpack show` recomputes the plan hash and prints the header from `plan.json`.', '');
   return out.join('\n');
 }

@@ -42,6 +42,10 @@ export function diffPlans(a: PlanSide, b: PlanSide): DiffResult {
   if (bindingA?.sha256 !== bindingB?.sha256) {
     environment.push(`${bindingA?.file ?? bindingB?.file ?? 'binding.sql'}: written for each database (sha256 ${bindingA?.sha256 ?? 'none'} in A, ${bindingB?.sha256 ?? 'none'} in B)`);
   }
+  // Who planned, when, through which host: outside the plan hash, shown so a difference in hashes has its reason.
+  if (a.manifest.provenance !== undefined || b.manifest.provenance !== undefined) {
+    environment.push(...changedFields(a.manifest.provenance ?? {}, b.manifest.provenance ?? {}).map((line) => `provenance ${line}`));
+  }
   if (a.manifest.tool.version !== b.manifest.tool.version) options.unshift(`shadowpack ${a.manifest.tool.version} in A, ${b.manifest.tool.version} in B`);
   return { identical: scripts.length === 0, model: describeModelDiff(a.manifest.model, b.manifest.model), options, environment, scripts };
 }

@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg';
 import { compile, type Plan } from '../compile/compile.js';
+import type { PlanProvenance } from '../compile/provenance.js';
 import type { TemplateSet } from '../compile/render.js';
 import { NO_TRANSFORM } from '../compile/transform/spec.js';
 import { foreignKeyColumns } from '../introspect/foreign-key-columns.js';
@@ -35,6 +36,26 @@ export interface ReferencingTablePlan {
 export interface PlanEnvironment {
   readonly templates?: TemplateSet;
   readonly toolVersion?: string;
+  /** The `shadowpack plan …` command line (no password), for the approver's header. */
+  readonly command?: string;
+}
+
+/**
+ * Who plans, when, and through which host: for the approver's header. Read here, not in compile
+ * (no clock there); kept out of the plan hash (see PlanProvenance).
+ */
+async function provenanceOf(client: ClientBase, request: PlanRequest, env: PlanEnvironment): Promise<PlanProvenance> {
+  const role = (await client.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u;
+  // node-postgres keeps the host and port it connected to on the client.
+  const c = client as ClientBase & { host?: unknown; port?: unknown };
+  return {
+    plannedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    role,
+    runAs: request.runAs ?? null,
+    host: typeof c.host === 'string' && c.host !== '' ? c.host : null,
+    port: typeof c.port === 'number' ? c.port : null,
+    command: env.command ?? null,
+  };
 }
 
 /**
@@ -47,7 +68,8 @@ export async function planTable(client: ClientBase, request: PlanRequest, env: P
   const templates = env.templates ?? loadTemplates();
   const toolVersion = env.toolVersion ?? TOOL_VERSION;
   const g = await gatherTable(client, request);
-  const plan = compile({ model: g.model, facts: g.facts, options: request.options, templates, toolVersion, transform: g.transform });
+  const provenance = request.compareOnly ? undefined : await provenanceOf(client, request, env);
+  const plan = compile({ model: g.model, facts: g.facts, options: request.options, templates, toolVersion, transform: g.transform, ...(provenance !== undefined ? { provenance } : {}) });
   if (request.compareOnly) return { plan, dataChecked: false, running: null, referencing: [] };
   const partitions = plan.manifest.transform.partitions ?? [];
   if (partitions.length > 0) {
@@ -63,7 +85,7 @@ export async function planTable(client: ClientBase, request: PlanRequest, env: P
   }
   // Best effort: a planning role (with --run-as) may not read the tool's schema; the stages check anyway.
   const running = await readState(client, plan.manifest).catch(() => null);
-  const referencing = g.transform.withReferencing ? await planReferencing(client, g.model, request, { templates, toolVersion }) : [];
+  const referencing = g.transform.withReferencing ? await planReferencing(client, g.model, request, { templates, toolVersion, ...(env.command !== undefined ? { command: env.command } : {}) }) : [];
   return { plan, dataChecked: request.checkData === true, running, referencing };
 }
 

@@ -1,5 +1,6 @@
 import { planHashOf, sha256, type PlanManifest } from '../compile/compile.js';
 import { UserError } from '../model/errors.js';
+import { splitReadme } from '../compile/provenance.js';
 
 /** A plan as read from its folder: the manifest and the text of each file it lists. */
 export interface LoadedPlan {
@@ -28,8 +29,9 @@ export function checkPlanIntegrity(plan: LoadedPlan, expectHash?: string): void 
       throw new UserError('PLAN_TAMPERED', `${plan.dir}/${m.binding.file} differs from the reviewed plan (sha256 ${sha256(text)}, plan.json says ${m.binding.sha256}); restore it or make and review a new plan`);
     }
   }
+  // The header above the review is printed from plan.json (it holds the plan hash): the hash covers the rest.
   const readme = plan.files.get('README.md');
-  if (readme !== undefined && sha256(readme) !== m.readmeSha256) {
+  if (readme !== undefined && sha256(splitReadme(readme).body) !== m.readmeSha256) {
     throw new UserError('PLAN_TAMPERED', `${plan.dir}/README.md differs from the reviewed plan; restore it or make and review a new plan`);
   }
   const { planHash, ...rest } = m;

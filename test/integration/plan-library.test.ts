@@ -7,6 +7,7 @@ import { inject } from 'vitest';
 import { freshDatabase, quoteIdent, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli } from '../helpers/rebuild.js';
 import { planTable, readPlanDir, resolveOptions, resolveTransform, UserError, writeTablePlan } from '../../src/index.js';
+import { splitReadme } from '../../src/compile/provenance.js';
 
 // The planning library (src/index.ts) is what `plan` runs: same folder, byte for byte; and the
 // --with-referencing plans go through the same checks as the main one.
@@ -49,8 +50,18 @@ describe('planTable, the library entry point', () => {
     writeTablePlan(join(base, 'lib'), planned, false);
     const files = readdirSync(join(base, 'cli')).sort();
     expect(readdirSync(join(base, 'lib')).sort()).toEqual(files);
-    for (const f of files) expect(readFileSync(join(base, 'lib', f), 'utf8'), f).toBe(readFileSync(join(base, 'cli', f), 'utf8'));
-    expect(readPlanDir(join(base, 'lib')).manifest.planHash).toBe(planned.plan.manifest.planHash);
+    // Who planned, when and with which command (provenance) differ, and they live only in the README's
+    // header, plan.json's provenance and so SHA256SUMS; everything the plan hash covers is the same.
+    const withProvenance = ['README.md', 'SHA256SUMS', 'plan.json'];
+    for (const f of files.filter((x) => !withProvenance.includes(x))) expect(readFileSync(join(base, 'lib', f), 'utf8'), f).toBe(readFileSync(join(base, 'cli', f), 'utf8'));
+    const [lib, viaCli] = [readPlanDir(join(base, 'lib')), readPlanDir(join(base, 'cli'))];
+    expect(splitReadme(lib.files.get('README.md')!).body).toBe(splitReadme(viaCli.files.get('README.md')!).body);
+    const { provenance: libProvenance, ...libManifest } = lib.manifest;
+    const { provenance: cliProvenance, ...cliManifest } = viaCli.manifest;
+    expect(libManifest).toEqual(cliManifest);
+    expect(libProvenance?.command).toBeNull();
+    expect(cliProvenance?.command).toMatch(/^shadowpack plan --table app\.parent --out \S+ --url '?postgres:\/\/postgres:\*\*\*@/);
+    expect(lib.manifest.planHash).toBe(planned.plan.manifest.planHash);
   });
 
   it('checks the privileges of the --run-as role on each referencing table too, and writes nothing when one lacks them', async () => {

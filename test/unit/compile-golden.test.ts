@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadTemplates } from '../../src/planning/templates.js';
 import { BINDING_FILE, compile, type Plan } from '../../src/compile/compile.js';
+import { splitReadme, type PlanProvenance } from '../../src/compile/provenance.js';
 import { resolveOptions, type PlanOptions } from '../../src/compile/options.js';
 import { runNames } from '../../src/model/names.js';
 import { byteLength } from '../../src/model/quote.js';
@@ -53,8 +54,18 @@ const load = (name: string): Case => {
   };
 };
 
-const build = (c: Case, options: PlanOptions = c.options): Plan =>
-  compile({ model: c.model, facts: c.facts, options, templates, toolVersion: TOOL_VERSION, ...(c.transform ? { transform: c.transform } : {}) });
+/** A fixed provenance, so the README goldens show the approver's header as `plan` writes it. */
+const provenanceOf = (c: Case): PlanProvenance => ({
+  plannedAt: '2026-12-01T09:30:00Z',
+  role: 'dba',
+  runAs: null,
+  host: 'db1.example.internal',
+  port: 5432,
+  command: `shadowpack plan --table ${c.model.schema}.${c.model.name} --out plans/${c.model.name}`,
+});
+
+const build = (c: Case, options: PlanOptions = c.options, provenance: PlanProvenance = provenanceOf(c)): Plan =>
+  compile({ model: c.model, facts: c.facts, options, templates, toolVersion: TOOL_VERSION, provenance, ...(c.transform ? { transform: c.transform } : {}) });
 
 /** Files compared with goldens: every script and the README. */
 const goldenNames = (plan: Plan): string[] =>
@@ -144,6 +155,22 @@ describe('compile goldens', () => {
       expect(b.files.get(BINDING_FILE)).toContain(`found_oid <> ${other.databaseOid}`);
       expect(b.manifest.binding.sha256).not.toBe(a.manifest.binding.sha256);
       for (const [file, text] of sqlFiles(a)) expect(text.match(/^\\ir binding\.sql$/gm), file).toHaveLength(1);
+    });
+
+    it('keeps who, when and where it was planned out of the scripts, the plan hash and the plan id', () => {
+      const a = build(c);
+      const other: PlanProvenance = { plannedAt: '2027-01-02T03:04:05Z', role: 'someone_else', runAs: 'app', host: '/var/run/postgresql', port: 6432, command: null };
+      const b = build(c, c.options, other);
+      expect([...b.files].filter(([f]) => f !== 'README.md')).toEqual([...a.files].filter(([f]) => f !== 'README.md'));
+      expect(b.manifest.planHash).toBe(a.manifest.planHash);
+      expect(b.manifest.planId).toBe(a.manifest.planId);
+      expect(b.manifest.provenance).toEqual(other);
+      // Only the header differs; the review below it, which the hash covers, is the same.
+      const ra = splitReadme(a.files.get('README.md')!);
+      const rb = splitReadme(b.files.get('README.md')!);
+      expect(rb.body).toBe(ra.body);
+      expect(rb.header).not.toBe(ra.header);
+      expect(rb.header).toContain('| planned by | role `someone_else`; privileges checked for `app` (`--run-as`) |');
     });
 
     it('lets a plan option change the SQL', () => {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -38,8 +38,10 @@ describe('SHA256SUMS: the plan checked with sha256sum alone', () => {
     const { out, warnings } = await show(dir);
     expect(warnings).toEqual([]);
     const planHash = (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { planHash: string }).planHash;
-    expect(out[0]).toBe(`plan hash ${planHash} (approve this one; run --expect-hash ${planHash} refuses any other)`);
-    expect(out[1]).toMatch(/^# shadowpack plan/);
+    // The hash to approve is on the first screen: the header, printed from plan.json, opens the summary.
+    expect(out).toHaveLength(1);
+    expect(out[0]!.split('\n').slice(0, 5)).toEqual(['# shadowpack plan: rebuild public.orders', '', '| | |', '|---|---|', `| plan hash | \`${planHash}\` — approve this one; \`run --expect-hash\` refuses any other |`]);
+    expect(out[0]).toBe(readFileSync(join(dir, 'README.md'), 'utf8'));
   });
 
   it('fails `sha256sum -c` on an edited plan, and show warns about it', async () => {
@@ -53,5 +55,21 @@ describe('SHA256SUMS: the plan checked with sha256sum alone', () => {
       `shadowpack: warning: PLAN_TAMPERED: ${dir}/README.md differs from the reviewed plan; restore it or make and review a new plan`,
       `shadowpack: warning: ${dir}/README.md differs from SHA256SUMS`,
     ]);
+  });
+
+  it('warns when only the header was edited, and prints the header from plan.json instead', async () => {
+    const dir = writtenPlan();
+    const path = join(dir, 'README.md');
+    const original = readFileSync(path, 'utf8');
+    writeFileSync(path, original.replace('| planned by | not recorded |', '| planned by | role `bob`, approved |'));
+    const r = spawnSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: dir, encoding: 'utf8' });
+    expect(r.stdout).toMatch(/^README\.md: FAILED$/m);
+    const { out, warnings } = await show(dir);
+    expect(warnings).toEqual([
+      `shadowpack: warning: ${dir}/README.md differs from SHA256SUMS`,
+      `shadowpack: warning: ${dir}/README.md: its header differs from plan.json; the header below is printed from plan.json`,
+    ]);
+    expect(out[0]).toBe('> **WARNING**: 2 integrity problem(s), printed on stderr: do not approve this plan as it is.\n');
+    expect(out[1]).toBe(original);
   });
 });

@@ -8,6 +8,7 @@ import { readState } from '../../run/state.js';
 import { UserError } from '../../model/errors.js';
 import { runCommand } from './run.js';
 import { verifyCommand } from './verify.js';
+import { shellWord } from '../next-steps.js';
 import { resolveOptions } from '../../compile/options.js';
 import { planTable, writeTablePlan } from '../../planning/plan-table.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
@@ -69,7 +70,8 @@ export async function demoCommand(args: DemoArgs, out: (line: string) => void, e
     const before = (await admin.query<{ s: string }>("SELECT pg_size_pretty(pg_total_relation_size('app.orders')) AS s")).rows[0]!.s;
     out(`  ready in ${((Date.now() - t0) / 1000).toFixed(1)} s; app.orders takes ${before}`);
 
-    const planned = await planTable(admin, { schema: DEMO_SCHEMA, table: DEMO_TABLE, options: resolveOptions({}) });
+    // What the demo plans is what this command would: the header of the summary says so.
+    const planned = await planTable(admin, { schema: DEMO_SCHEMA, table: DEMO_TABLE, options: resolveOptions({}) }, { command: `shadowpack plan --table ${DEMO_SCHEMA}.${DEMO_TABLE} --out ${shellWord(args.out)} --force` });
     writeTablePlan(args.out, planned, true);
     out(`plan for ${DEMO_SCHEMA}.${DEMO_TABLE} written to ${args.out} (plan hash ${planned.plan.manifest.planHash}); review ${args.out}/README.md`);
     out(`starting ${args.writers} writer${args.writers === 1 ? '' : 's'} (inserts, updates, key changes, NULLs, unique values moving, deletes, rollbacks) …`);

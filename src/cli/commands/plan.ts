@@ -20,6 +20,8 @@ export interface PlanArgs {
   readonly alter?: readonly string[];
   /** Look for rows that do not fit the target before writing the plan. */
   readonly checkData?: boolean;
+  /** The command line as typed (password removed), for the approver's header. */
+  readonly command?: string;
 }
 
 /** A run in progress belongs to the plan that started it: this plan will refuse to continue it. */
@@ -37,7 +39,7 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void,
   const client = await connectClient(connectionConfig(args.url));
   let planned: TablePlan;
   try {
-    planned = await planTable(client, { schema, table, options, transform, alter: args.alter ?? [], ...(args.runAs !== undefined ? { runAs: args.runAs } : {}), checkData: args.checkData ?? false });
+    planned = await planTable(client, { schema, table, options, transform, alter: args.alter ?? [], ...(args.runAs !== undefined ? { runAs: args.runAs } : {}), checkData: args.checkData ?? false }, args.command !== undefined ? { command: args.command } : {});
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -54,7 +56,7 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void,
     print(`plan for ${schema}.${table} written to ${args.out} (plan hash ${plan.manifest.planHash})`);
     const e = plan.manifest.environment;
     print(`bound to database ${e.database} (${e.systemIdentifier !== null ? `cluster ${e.systemIdentifier}` : `OID ${e.databaseOid}`}) by ${args.out}/${plan.manifest.binding.file}`);
-    print(`review ${args.out}/README.md, then run: shadowpack run --plan ${args.out}`);
+    print(`review ${args.out}/README.md (or shadowpack show --plan ${args.out}), then run: shadowpack run --plan ${args.out} --expect-hash ${plan.manifest.planHash}`);
     for (const c of children) print(`plan for ${c.table} (${c.columns.join(', ')} → bigint) written to ${c.dir}; run it after this one`);
   }
 }

@@ -1,13 +1,17 @@
 import { readPlanDir, checkSums } from '../../planning/plan-dir.js';
 import { renderReview } from '../../compile/review.js';
+import { headerText, splitReadme } from '../../compile/provenance.js';
 import { UserError } from '../../model/errors.js';
 import { checkPlanIntegrity } from '../../run/plan-check.js';
 import { checkBatchIntegrity, isBatchDir, readBatchDir } from '../../batch/batch-dir.js';
 
 /**
- * Prints the review summary. Before it, checks the plan as run would (every file against plan.json,
- * the plan hash over plan.json) and against SHA256SUMS, and warns on stderr, one line each, about
- * anything that differs: what an approver reads must be what will run.
+ * Prints the review summary, header first: the header is printed afresh from plan.json (plan hash,
+ * provenance, the commands), then the review as README.md has it. Before it, checks the plan as run
+ * would (every file against plan.json, the plan hash recomputed over plan.json), against
+ * SHA256SUMS, and README.md's own header against plan.json, and warns on stderr, one line each,
+ * about anything that differs, with one line on stdout too: what an approver reads must be what
+ * will run.
  */
 export async function showCommand(args: { plan: string }, out: (line: string) => void, warn: (line: string) => void = () => undefined): Promise<void> {
   if (isBatchDir(args.plan)) {
@@ -24,13 +28,20 @@ export async function showCommand(args: { plan: string }, out: (line: string) =>
     return;
   }
   const plan = readPlanDir(args.plan);
+  const problems: string[] = [];
   try {
     checkPlanIntegrity(plan);
   } catch (e) {
     if (!(e instanceof UserError)) throw e;
-    warn(`shadowpack: warning: ${e.code}: ${e.message}`);
+    problems.push(`${e.code}: ${e.message}`);
   }
-  for (const p of checkSums(args.plan)) warn(`shadowpack: warning: ${p}`);
-  out(`plan hash ${plan.manifest.planHash} (approve this one; run --expect-hash ${plan.manifest.planHash} refuses any other)`);
-  out(plan.files.get('README.md') ?? renderReview(plan.manifest));
+  problems.push(...checkSums(args.plan));
+  const header = headerText(plan.manifest);
+  const readme = plan.files.get('README.md');
+  const parts = readme === undefined ? null : splitReadme(readme);
+  // A plan made before the header existed has none; one whose header differs was edited (or made by another version).
+  if (parts?.header != null && parts.header !== header) problems.push(`${args.plan}/README.md: its header differs from plan.json; the header below is printed from plan.json`);
+  for (const p of problems) warn(`shadowpack: warning: ${p}`);
+  if (problems.length > 0) out(`> **WARNING**: ${problems.length} integrity problem(s), printed on stderr: do not approve this plan as it is.\n`);
+  out(header + (parts?.body ?? renderReview(plan.manifest)));
 }

@@ -31,10 +31,10 @@ export function actionStage(a: AlterAction): 'setup' | 'build' {
   }
 }
 
-/** The action in words, for the review summary. */
-export function describeAction(a: AlterAction): string {
+/** The action in words, for the review summary; `oldType`: the column's type before a type change. */
+export function describeAction(a: AlterAction, oldType?: string): string {
   switch (a.kind) {
-    case 'alter-type': return `column ${a.column}: type → ${a.type}${a.using !== null ? ` (USING ${a.using})` : ''}`;
+    case 'alter-type': return `column ${a.column}: type ${oldType !== undefined ? `${oldType} ` : ''}→ ${a.type}${a.using !== null ? ` (USING ${a.using})` : ''}`;
     case 'add-column': return `new column ${a.column} ${a.type}${a.generated !== null ? ` GENERATED ALWAYS AS (${a.generated}) STORED` : ''}${a.default !== null ? ` DEFAULT ${a.default}` : ''}${a.notNull ? ' NOT NULL' : ''}`;
     case 'drop-column': return `column ${a.column} dropped`;
     case 'rename-column': return `column ${a.column} renamed to ${a.to}`;

@@ -96,9 +96,12 @@ export function applyAlter(model: TableModel, start: readonly ColumnModel[], act
     cols = cols.map((x) => (x === w ? next : x));
   };
   for (const a of actions) {
+    // The summary says what a type changes from, too (newcomer review finding 22).
+    let oldType: string | undefined;
     switch (a.kind) {
       case 'alter-type': {
         const w = find(a, a.column);
+        oldType = w.col.type;
         notKey(a, w);
         if (w.col.generated !== null || w.col.identity !== '') refuse(a, `${a.column} is a generated or identity column`);
         if (a.using !== null && renamed) refuse(a, 'put RENAME COLUMN after the type changes: USING is evaluated over the table\'s own column names');
@@ -148,7 +151,7 @@ export function applyAlter(model: TableModel, start: readonly ColumnModel[], act
         if (a.name !== null && (model.indexes.some((i) => i.name === a.name) || model.constraints.some((c) => c.name === a.name))) refuse(a, `the table already has an index or constraint named ${a.name}`);
         break;
     }
-    differences.push(describeAction(a));
+    differences.push(describeAction(a, oldType));
     const step = { comment: `--alter: ${describeAction(a)}`, sql: a.sql };
     if (actionStage(a) === 'setup') setupSteps.push(step);
     else if (a.kind === 'add-index-constraint' && a.name !== null) buildConstraints.push({ ...step, name: a.name });
