@@ -170,10 +170,10 @@ async function cancelSessions(req: RunRequest, sessions: readonly pg.Client[]): 
   }
 }
 
-async function currentState(req: RunRequest): Promise<RunState | null> {
+async function currentState(req: RunRequest, counts = false): Promise<RunState | null> {
   const client = await connectClient(req.connection);
   try {
-    return await readState(client, req.plan.manifest);
+    return await readState(client, req.plan.manifest, { counts });
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -229,7 +229,7 @@ async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {
       stage = 'abort';
     }
     timings.push({ stage, ms: await runStage(req, stage) });
-    const after = await currentState(req);
+    const after = await currentState(req, true);
     return { stages: timings, state: after, lastSeen: after ?? before, finished: false };
   }
   const until = req.until ?? 'cleanup';
@@ -267,5 +267,5 @@ async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {
     }
     state = after;
   }
-  return { stages: timings, state: await currentState(req), lastSeen, finished: false };
+  return { stages: timings, state: await currentState(req, true), lastSeen, finished: false };
 }

@@ -26,8 +26,11 @@ export interface RunState {
   readonly updatedAt: string;
 }
 
-/** Reads the run's state, or null when no run is recorded. Read-only. */
-export async function readState(client: ClientBase, manifest: PlanManifest): Promise<RunState | null> {
+/**
+ * Reads the run's state, or null when no run is recorded. Read-only. counts: false leaves the
+ * backlogs null (counting the logs scans them; the runner only needs the stage between stages).
+ */
+export async function readState(client: ClientBase, manifest: PlanManifest, { counts = true }: { counts?: boolean } = {}): Promise<RunState | null> {
   const state = qualified(TOOL_SCHEMA, 'runs');
   const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [state]);
   if (exists.rows[0]?.t == null) return null;
@@ -35,6 +38,7 @@ export async function readState(client: ClientBase, manifest: PlanManifest): Pro
   const row = r.rows[0] as Record<string, unknown> | undefined;
   if (!row) return null;
   const count = async (table: string): Promise<number | null> => {
+    if (!counts) return null;
     const q = qualified(TOOL_SCHEMA, table);
     const e = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [q]);
     if (e.rows[0]?.t == null) return null;
