@@ -1,16 +1,18 @@
 /**
- * npm run bench -- [--scale N]
+ * npm run bench -- [--scale N[,N…]] [--jobs N[,N…]] [--server embedded]
  *
  * Rebuilds pgbench_accounts with a floor (plain INSERT … SELECT + index build),
- * pg_repack and shadowpack (runner and psql) — the last three under a pgbench
+ * pg_repack and shadowpack (runner and psql, with each number of backfill
+ * sessions of --jobs, default 1,2,4) — all but the floor under a pgbench
  * tpcb-like load — checks every account against pgbench_history, and writes
- * bench/results/<date>-<scale>.json plus a Markdown table.
+ * bench/results/<date>-<scale>.json plus a Markdown table per scale. shadowpack's
+ * planning is timed apart from the run (a plan is made ahead of approval).
  * --server embedded skips the Debian cluster (and so pg_repack).
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CONTENDERS, checkBalances, sql, type ContenderName, type ToolResult } from './contenders.js';
+import { BUILD_MEMORY_MB, checkBalances, contenders, ensureBuilt, sql, type Contender, type ContenderName, type ToolResult } from './contenders.js';
 import { initPgbench, loadStats, startLoad, type Load, type LoadStats } from './pgbench.js';
 import { BENCH_SETTINGS, startBenchServer, type BenchServer } from './server.js';
 
@@ -21,7 +23,12 @@ const HERE = path.dirname(new URL(import.meta.url).pathname);
 
 interface ContenderResult {
   readonly contender: ContenderName;
+  readonly jobs?: number | null;
   readonly status: 'ok' | 'failed' | 'n/a';
+  /** shadowpack's planning, made before the clock starts (ms). */
+  readonly planMs?: number | null;
+  /** The runner's peak resident memory (MB). */
+  readonly peakRssMb?: number | null;
   readonly error?: string;
   readonly wallMs?: number;
   readonly copyRowsPerSec?: number | null;
@@ -33,12 +40,12 @@ interface ContenderResult {
   readonly rows?: number;
 }
 
-function parseScale(argv: readonly string[]): number {
-  const i = argv.indexOf('--scale');
-  const raw = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--scale='))?.slice(8);
-  const n = raw === undefined ? 50 : Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--scale takes a positive integer, not ${raw}`);
-  return n;
+function parseList(argv: readonly string[], flag: string, fallback: string): number[] {
+  const i = argv.indexOf(flag);
+  const raw = (i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1)) ?? fallback;
+  const list = raw.split(',').map(Number);
+  if (list.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`${flag} takes positive integers separated by commas, not ${raw}`);
+  return list;
 }
 
 function parseServer(argv: readonly string[]): 'auto' | 'embedded' {
@@ -58,12 +65,12 @@ async function measureBaseline(server: BenchServer, scale: number, work: string)
   return loadStats(txs, load.startedAt + 1000, load.startedAt + BASELINE_SECONDS * 1000);
 }
 
-async function runContender(server: BenchServer, scale: number, work: string, c: (typeof CONTENDERS)[number], baselineTps: number): Promise<ContenderResult> {
+async function runContender(server: BenchServer, scale: number, work: string, c: Contender, baselineTps: number): Promise<ContenderResult> {
   const dir = path.join(work, c.name);
   await fs.mkdir(dir, { recursive: true });
   log(`${c.name}: pgbench -i -s ${scale} …`);
   await initPgbench(server, scale);
-  await c.prepare(server, dir);
+  const planMs = await c.prepare(server, dir);
   let load: Load | null = null;
   let result: ToolResult;
   let t0 = 0;
@@ -91,7 +98,10 @@ async function runContender(server: BenchServer, scale: number, work: string, c:
   const ok = check.mismatches === 0 && check.rows === scale * 100000;
   return {
     contender: c.name,
+    jobs: c.jobs,
     status: ok ? 'ok' : 'failed',
+    planMs,
+    peakRssMb: result.peakRssMb ?? null,
     ...(ok ? {} : { error: `mismatches ${check.mismatches}, rows ${check.rows} (expected ${scale * 100000})` }),
     wallMs,
     copyRowsPerSec,
@@ -112,22 +122,71 @@ function table(results: readonly ContenderResult[]): string {
   const by = (n: ContenderName): ContenderResult | undefined => results.find((r) => r.contender === n && r.status === 'ok');
   const floor = by('floor');
   const repack = by('pg_repack');
-  const rows = ['| contender | wall time | copy rows/s | shadowpack/floor copy | shadowpack/pg_repack wall | TPS ratio | lock hold | p99 | max latency |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  const rows = ['| contender | run (wall) | × pg_repack | plan (apart) | copy rows/s | copy / floor copy | TPS ratio | lock hold | p99 | max latency | runner peak RSS |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const r of results) {
     if (r.status !== 'ok') {
-      rows.push(`| ${r.contender} | ${r.status}${r.error ? `: ${r.error.split('\n')[0]!.slice(0, 80)}` : ''} | | | | | | | |`);
+      rows.push(`| ${r.contender} | ${r.status}${r.error ? `: ${r.error.split('\n')[0]!.slice(0, 80)}` : ''} | | | | | | | | | |`);
       continue;
     }
     const sp = r.contender.startsWith('shadowpack');
     rows.push(
-      `| ${r.contender} | ${fmtMs(r.wallMs)} | ${fmtNum(r.copyRowsPerSec)} | ${sp ? ratio(r.copyRowsPerSec, floor?.copyRowsPerSec) : ''} | ${sp ? ratio(r.wallMs, repack?.wallMs) : ''} | ${r.load ? r.load.tpsRatio.toFixed(2) : 'no load'} | ${r.contender === 'floor' ? '' : fmtMs(r.swapLockMs)} | ${r.load ? fmtMs(r.load.p99Ms) : ''} | ${r.load ? fmtMs(r.load.maxMs) : ''} |`,
+      `| ${r.contender} | ${fmtMs(r.wallMs)} | ${r.contender === 'floor' ? '' : ratio(r.wallMs, repack?.wallMs)} | ${sp ? fmtMs(r.planMs) : ''} | ${fmtNum(r.copyRowsPerSec)} | ${sp ? ratio(r.copyRowsPerSec, floor?.copyRowsPerSec) : ''} | ${r.load ? r.load.tpsRatio.toFixed(2) : 'no load'} | ${r.contender === 'floor' ? '' : fmtMs(r.swapLockMs)} | ${r.load ? fmtMs(r.load.p99Ms) : ''} | ${r.load ? fmtMs(r.load.maxMs) : ''} | ${r.peakRssMb == null ? '' : `${r.peakRssMb} MB`} |`,
     );
   }
   return rows.join('\n');
 }
 
+async function benchScale(server: BenchServer, scale: number, jobs: readonly number[], work: string, settings: { name: string; setting: string; unit: string | null }[]): Promise<ContenderResult[]> {
+  const loadBefore = os.loadavg();
+  log(`scale ${scale}: baseline: pgbench -n -c 4 -j 2 -T ${BASELINE_SECONDS} …`);
+  const baseline = await measureBaseline(server, scale, work);
+  log(`baseline: ${baseline.tps} tps, p99 ${baseline.p99Ms} ms, max ${baseline.maxMs} ms`);
+  const results: ContenderResult[] = [];
+  const date = new Date().toISOString().slice(0, 10);
+  const file = path.join(HERE, 'results', `${date}-${scale}${server.kind === 'embedded' ? '-embedded' : ''}${jobs.join('') === '124' ? '' : `-j${jobs.join('-')}`}.json`);
+  // Written after every contender, so a long run interrupted still leaves what it measured.
+  const write = async (): Promise<void> => {
+    const out = {
+      date: new Date().toISOString(),
+      scale,
+      rows: scale * 100000,
+      jobs,
+      // Cores, and the load average (1, 5, 15 min) before and after: a shared machine shows in it.
+      machine: { nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', memoryMB: Math.round(os.totalmem() / 2 ** 20), platform: `${os.type()} ${os.release()}`, loadavgBefore: loadBefore, loadavgAfter: os.loadavg() },
+      server: { version: server.version, kind: server.kind, settings: Object.fromEntries(settings.map((s) => [s.name, s.unit ? `${s.setting} ${s.unit}` : s.setting])) },
+      maintenanceWorkMemMb: BUILD_MEMORY_MB,
+      load: { command: 'pgbench -n -c 4 -j 2 -P 1 -r --log (tpcb-like)', leadMs: LEAD_MS, tailMs: TAIL_MS },
+      baseline,
+      contenders: results,
+    };
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(file, `${JSON.stringify(out, null, 2)}\n`);
+  };
+  for (const c of contenders(jobs)) {
+    if (c.name === 'pg_repack' && !server.repack) {
+      results.push({ contender: c.name, status: 'n/a', error: server.kind === 'embedded' ? 'embedded server: no pg_repack' : 'pg_repack not installable' });
+      continue;
+    }
+    try {
+      results.push(await runContender(server, scale, work, c, baseline.tps));
+    } catch (e) {
+      log(`${c.name}: FAILED: ${(e as Error).message}`);
+      results.push({ contender: c.name, status: 'failed', error: (e as Error).message });
+    }
+    await write();
+  }
+  console.log(`\nscale ${scale} (${(scale * 100000).toLocaleString('en-US')} rows), PostgreSQL ${server.version} (${server.kind}), ${os.availableParallelism()} cores, load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} after; baseline ${baseline.tps} tps; maintenance_work_mem ${BUILD_MEMORY_MB} MB for every contender's index build\n`);
+  console.log(table(results));
+  console.log('\nstages (ms):');
+  for (const r of results) if (r.stagesMs) console.log(`  ${r.contender}: ${Object.entries(r.stagesMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
+  return results;
+}
+
 async function main(): Promise<number> {
-  const scale = parseScale(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const scales = parseList(argv, '--scale', '50');
+  const jobs = parseList(argv, '--jobs', '1,2,4');
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'shadowpack-bench-'));
   let server: BenchServer | null = null;
   let cleaned = false;
@@ -141,47 +200,14 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    server = await startBenchServer(log, parseServer(process.argv.slice(2)));
+    await ensureBuilt(log);
+    server = await startBenchServer(log, parseServer(argv));
     const settings = await sql<{ name: string; setting: string; unit: string | null }>(
       server,
       `SELECT name, setting, unit FROM pg_settings WHERE name IN (${Object.keys(BENCH_SETTINGS).map((k) => `'${k}'`).join(', ')}) ORDER BY name`,
     );
-    log(`baseline: pgbench -n -c 4 -j 2 -T ${BASELINE_SECONDS} on scale ${scale} …`);
-    const baseline = await measureBaseline(server, scale, work);
-    log(`baseline: ${baseline.tps} tps, p99 ${baseline.p99Ms} ms, max ${baseline.maxMs} ms`);
-    const results: ContenderResult[] = [];
-    for (const c of CONTENDERS) {
-      if (c.name === 'pg_repack' && !server.repack) {
-        results.push({ contender: c.name, status: 'n/a', error: server.kind === 'embedded' ? 'embedded server: no pg_repack' : 'pg_repack not installable' });
-        continue;
-      }
-      try {
-        results.push(await runContender(server, scale, work, c, baseline.tps));
-      } catch (e) {
-        log(`${c.name}: FAILED: ${(e as Error).message}`);
-        results.push({ contender: c.name, status: 'failed', error: (e as Error).message });
-      }
-    }
-    const date = new Date().toISOString().slice(0, 10);
-    const out = {
-      date: new Date().toISOString(),
-      scale,
-      rows: scale * 100000,
-      machine: { nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', memoryMB: Math.round(os.totalmem() / 2 ** 20), platform: `${os.type()} ${os.release()}` },
-      server: { version: server.version, kind: server.kind, settings: Object.fromEntries(settings.map((s) => [s.name, s.unit ? `${s.setting} ${s.unit}` : s.setting])) },
-      load: { command: 'pgbench -n -c 4 -j 2 -P 1 -r --log (tpcb-like)', leadMs: LEAD_MS, tailMs: TAIL_MS },
-      baseline,
-      contenders: results,
-    };
-    const file = path.join(HERE, 'results', `${date}-${scale}${server.kind === 'embedded' ? '-embedded' : ''}.json`);
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    await fs.writeFile(file, `${JSON.stringify(out, null, 2)}\n`);
-    console.log(`\nscale ${scale} (${(scale * 100000).toLocaleString('en-US')} rows), PostgreSQL ${server.version} (${server.kind}), baseline ${baseline.tps} tps\n`);
-    console.log(table(results));
-    console.log('\nstages (ms):');
-    for (const r of results) if (r.stagesMs) console.log(`  ${r.contender}: ${Object.entries(r.stagesMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
-    const failed = results.filter((r) => r.status === 'failed');
+    const failed: ContenderResult[] = [];
+    for (const scale of scales) failed.push(...(await benchScale(server, scale, jobs, work, settings)).filter((r) => r.status === 'failed'));
     if (failed.length > 0) {
       console.log(`FAIL: ${failed.map((r) => `${r.contender} (${r.error?.split('\n')[0]})`).join('; ')}`);
       return 1;
