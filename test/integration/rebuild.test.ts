@@ -112,6 +112,8 @@ describe('revert after the swap', () => {
     const r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^stages: preflight \d+ ms, setup \d+ ms, backfill \d+ ms, build \d+ ms, catchup \d+ ms, swap \d+ ms; total/m);
+    // First, before anything runs: which plan, on which database and cluster, and where it stops.
+    expect(r.stderr.split('\n')[0]).toBe(`plan ${plan.manifest.planHash} for app.orders, bound to database ${db.name}, cluster ${plan.manifest.environment.systemIdentifier}: up to swap (the revert window stays open)`);
     const tail = `--plan ${shellWord(plan.dir)} --url ${shellWord(redact(db.url))}`;
     const hash = `--expect-hash ${plan.manifest.planHash}`;
     expect(r.stdout).toContain(['app.orders: swapped; the revert window is open until cleanup',

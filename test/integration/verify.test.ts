@@ -34,7 +34,8 @@ describe('shadowpack verify', () => {
     });
     r = await cli(['verify', '--plan', plan.dir, '--url', db.url]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^FAIL: .* 0 missing, 0 extra, 1 different/);
+    expect(r.stdout).toMatch(/^FAIL: .* \d+ rows compared, 0 missing, 0 extra, 1 different/);
+    expect(r.stdout).toContain(`\n  the copy differs: do not swap; find out why (--ranges N names the key ranges), then shadowpack run --plan ${plan.dir} --stage abort\n`);
     // Put it right (the log re-reads the row from the table), swap, verify against the old table.
     await withClient(db.url, async (c) => {
       await c.query(`UPDATE app.orders SET note = note WHERE id IN (SELECT id FROM ${copy} WHERE note = 'altered by hand')`);

@@ -5,17 +5,17 @@ import { connectionConfig, redactSecrets } from '../connection.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
 import { progressPrinter } from '../progress.js';
 import { nextStepLines } from '../next-steps.js';
+import { SCHEMA_VERSION } from '../machine-output.js';
+import { UserError } from '../../model/errors.js';
+import type { LoadedPlan } from '../../run/plan-check.js';
+import { isBatchDir } from '../../batch/batch-dir.js';
+import { runBatchCommand } from './run-batch.js';
 
 /**
  * Where a plain `run` stops: after the swap, with the revert window open (issue 18). Cleanup ends
  * that window, so going through it takes an explicit `--until cleanup`.
  */
 export const DEFAULT_UNTIL: StageName = 'swap';
-import { SCHEMA_VERSION } from '../machine-output.js';
-import { UserError } from '../../model/errors.js';
-import type { LoadedPlan } from '../../run/plan-check.js';
-import { isBatchDir } from '../../batch/batch-dir.js';
-import { runBatchCommand } from './run-batch.js';
 
 export interface RunArgs {
   readonly plan: string;
@@ -49,6 +49,7 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
     plan = readPlanDir(args.plan);
     const wrap = envelope(plan);
     const printer = args.events ? (e: object) => out(JSON.stringify(wrap(e))) : progressPrinter(err, isTty);
+    if (!args.events) err(`${startLine(plan, args)}\n`);
     const show = (e: RunEvent) => {
       if (e.type === 'stage-start') stage = e.stage;
       printer(e);
@@ -63,6 +64,15 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
     }
     throw e;
   }
+}
+
+/** Before anything runs: which plan, on which database and cluster, and where it will stop (newcomer review finding 30). */
+function startLine(plan: LoadedPlan, args: RunArgs): string {
+  const m = plan.manifest;
+  const e = m.environment;
+  const where = `database ${e.database}${e.systemIdentifier !== null ? `, cluster ${e.systemIdentifier}` : ''}`;
+  const what = args.stage !== undefined ? `stage ${args.stage}` : `up to ${args.until ?? DEFAULT_UNTIL}${(args.until ?? DEFAULT_UNTIL) === 'swap' ? ' (the revert window stays open)' : ''}`;
+  return `plan ${m.planHash} for ${m.table.schema}.${m.table.name}, bound to ${where}: ${what}`;
 }
 
 async function runPlan(args: RunArgs, plan: LoadedPlan, show: (e: RunEvent) => void, out: (line: string) => void): Promise<void> {
