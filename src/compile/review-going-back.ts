@@ -11,7 +11,7 @@ export function blockerLines(m: PlanManifest): string[] {
     '- `03-build.sql`: nothing the application does (it works on the copy); free disk for sorting.',
     `- \`05-swap.sql\`: any session with any lock on the table — even a SELECT in an open transaction — and any session with any lock on the tables whose foreign keys move (moving a foreign key takes ACCESS EXCLUSIVE on both of its tables). Before locking it waits up to ${o.snapshotWaitSeconds} s for sessions whose snapshot is older than the copy (REPEATABLE READ transactions, pg_dump), naming them.${o.holdSwap ? ' It also waits for `shadowpack control --release-swap`.' : ''}`,
     `- \`91-revert.sql\`: the same sessions as the swap, and the same waits before the lock: up to ${o.snapshotWaitSeconds} s for old snapshots and for the reverse log to shrink to ${o.swapBacklog} entries.`,
-    '- `05-swap.sql` and `91-revert.sql` under their lock: a session that sits idle in a transaction with a snapshot, or runs a later statement of a transaction begun before the lock, makes them give the lock back and retry (hazard WAITS_FOR_OLD_SNAPSHOTS).',
+    '- `05-swap.sql` and `91-revert.sql` under their lock: a session that sits idle in a transaction with a snapshot, or runs a later statement of a transaction begun before the lock, makes them give the lock back and retry (hazard WAITS_FOR_OLD_SNAPSHOTS); so does any statement of another role that holds a snapshot, when the role running the plan cannot see that role\'s sessions (no pg_read_all_stats).',
     '- `06-cleanup.sql`, `90-abort.sql`: readers and writers of the table, briefly (dropping the tool triggers), with the same short attempts.',
     '- Validating foreign keys after the swap: another VACUUM, ANALYZE or DDL on the same table.',
   ];

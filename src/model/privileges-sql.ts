@@ -16,8 +16,9 @@
  *   in its publications (each object's owner);
  * - the build creates the copy's extended statistics in their own schema (CREATE there) and hands
  *   them to their owner; the swap renames them (ownership);
- * - the old-snapshot wait reads other roles' sessions in pg_stat_activity, whose
- *   backend_xmin is hidden without pg_read_all_stats: it would see nobody and swap.
+ * Not listed: pg_read_all_stats. The old-snapshot waits read virtual transaction ids from
+ * pg_locks and backend_xmin from pg_stat_activity, which every role can read; without it, other
+ * roles' sessions are only named less fully (see templates/setup.sql.hbs).
  */
 export function missingPrivilegesSql(table: string, role: string, toolSchema: string): string {
   return `
@@ -126,10 +127,6 @@ UNION ALL
 SELECT 12, format('ownership of publication %I (the rebuilt table takes the table''s place in it)', p.pubname),
        format('GRANT %I TO %I;', p.owner, me.role)
   FROM publications p, me WHERE NOT pg_has_role(me.role, p.owner, 'USAGE')
-UNION ALL
-SELECT 13, 'membership in pg_read_all_stats (the swap waits for old snapshots of every role; without it other roles'' sessions are hidden)',
-       format('GRANT pg_read_all_stats TO %I;', me.role)
-  FROM me WHERE NOT pg_has_role(me.role, 'pg_read_all_stats', 'USAGE')
 UNION ALL
 SELECT 13, format('ownership of view %s (the swap re-creates it over the rebuilt table)', v.oid::regclass),
        format('GRANT %I TO %I;', pg_get_userbyid(v.relowner), me.role)

@@ -4,12 +4,12 @@
  * a backlog written while the swap waits for an old snapshot is caught up
  * before the lock, not applied under it.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
-import { ROOT, cli, planTable, psql, type Exit } from '../helpers/rebuild.js';
+import { cli, planTable, psql, type Exit } from '../helpers/rebuild.js';
+import { liveStage } from '../helpers/live-stage.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/run/embedded-server.js';
@@ -118,33 +118,6 @@ describe.each(['runner', 'psql'] as const)('backlog gate before the swap lock (%
   });
 });
 
-interface LiveStage {
-  readonly exit: Promise<Exit>;
-  /** Resolves true once the output so far matches, false if the stage ended first. */
-  seen(pattern: RegExp, timeoutMs?: number): Promise<boolean>;
-}
-
-/** The stage as a separate process whose output (psql's NOTICEs, the runner's progress) is read as it comes. */
-function liveStage(plan: LoadedPlan, url: string, stage: 'swap' | 'revert', via: 'runner' | 'psql'): LiveStage {
-  const file = join(plan.dir, plan.manifest.stages.find((s) => s.name === stage)!.file);
-  const p = via === 'psql'
-    ? spawn('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'run', '--plan', plan.dir, '--url', url, '--stage', stage], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let ended = false;
-  p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<Exit>((res) => p.on('close', (code, signal) => {
-    ended = true;
-    res({ code, signal, stdout, stderr });
-  }));
-  return {
-    exit,
-    seen: (pattern, timeoutMs = 30_000) => waitFor(`${stage} output ${pattern}`, async () => (pattern.test(stdout + stderr) ? true : ended ? false : undefined), timeoutMs),
-  };
-}
-
 /** A write the copy gets only from the log: a new row and an update, mirrored into the twin. */
 async function writeW(c: pg.Client): Promise<void> {
   await c.query('BEGIN');
@@ -230,22 +203,36 @@ describe('hot standby with hot_standby_feedback', () => {
     for (const s of servers.reverse()) await s.stop().catch(() => undefined);
   });
 
-  it('swap: waits for a standby REPEATABLE READ transaction older than the copy, then goes ahead once it ends', async () => {
+  it('swap, run by the table owner alone: waits for a standby REPEATABLE READ transaction older than the copy, then goes ahead once it ends', async () => {
     const primary = await startEmbeddedPostgres({ settings: { wal_level: 'replica', max_wal_senders: '4' } });
     servers.push(primary);
     await withClient(primary.url, (c) => createDemoSchema(c, 2_000));
+    // The owner has no role membership (no pg_read_all_stats): pg_stat_replication.backend_xmin and
+    // pg_replication_slots are readable by every role, so it sees the standby's feedback all the same.
+    const owner = new URL(primary.url);
+    owner.username = 'sp_standby_owner';
+    owner.password = 'sp-standby-owner';
+    await withClient(primary.url, (c) => c.query(`
+      CREATE ROLE sp_standby_owner LOGIN PASSWORD 'sp-standby-owner';
+      ALTER SCHEMA app OWNER TO sp_standby_owner;
+      ALTER TABLE app.customers OWNER TO sp_standby_owner;
+      ALTER TABLE app.orders OWNER TO sp_standby_owner;
+      ALTER TABLE app.order_items OWNER TO sp_standby_owner;
+      ALTER TABLE app.orders_twin OWNER TO sp_standby_owner;
+      GRANT CREATE ON DATABASE postgres TO sp_standby_owner;`));
+    const ownerUrl = owner.toString();
     const standby = await startStandby(primary, { hot_standby_feedback: 'on' });
     servers.push(standby);
-    const plan = await planTable(primary.url, 'app', 'orders', { snapshotWaitSeconds: 60 });
+    const plan = await planTable(ownerUrl, 'app', 'orders', { snapshotWaitSeconds: 60 });
     const s = await connect(standby.url, 'standby-reader');
     try {
       // The standby transaction's snapshot predates the whole run (review §4c).
       await s.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       expect(Number((await s.query('SELECT count(*) AS n FROM app.orders_twin')).rows[0].n)).toBe(2_000);
-      const ready = await cli(['run', '--plan', plan.dir, '--url', primary.url, '--until', 'catchup']);
+      const ready = await cli(['run', '--plan', plan.dir, '--url', ownerUrl, '--until', 'catchup']);
       expect(ready.code, ready.stderr).toBe(0);
 
-      const swap = liveStage(plan, primary.url, 'swap', 'runner');
+      const swap = liveStage(plan, ownerUrl, 'swap', 'runner');
       // Either the swap commits (then the standby must still read every row once it replays it), or it waits, naming the standby.
       const waited = await swap.seen(/standby standby1/);
       if (!waited) {
