@@ -258,14 +258,14 @@ describe('passwords', () => {
     ];
     for (const [url, args] of attempts) {
       const r = await cli([...args, '--url', url.toString()]);
-      expect(r.code, r.stderr).toBe(1);
+      expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(/^shadowpack: CONNECTION_FAILED: /);
       expect(r.stderr + r.stdout, `${args[0]} ${url.host}`).not.toContain(password);
     }
     // A URL that does not even parse, with the password in it.
     const broken = `postgresql://someone:${password}@localhost:notaport/db`;
     const r = await cli(['plan', '--url', broken, '--table', 'app.orders', '--out', `${dir}-q`]);
-    expect(r.code, r.stderr).toBe(1);
+    expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/^shadowpack: CONNECTION_FAILED: the connection URL does not parse/);
     expect(r.stderr + r.stdout).not.toContain(password);
   });

@@ -47,7 +47,7 @@ describe('table owner without CREATE on its schema', () => {
   it('a non-superuser member of the owner role is told the one GRANT it needs, and nothing is written', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-layout-')), 'plan');
     const r = await cli(['plan', '--url', asOps(), '--table', 's.t', '--out', out]);
-    expect(r.code, r.stderr).toBe(1);
+    expect(r.code, r.stderr).toBe(2);
     const fixes = r.stderr.split('\n').filter((l) => l.startsWith('  '));
     expect(fixes).toEqual([`  GRANT CREATE ON SCHEMA s TO ${app};  -- CREATE on schema s for the table's owner ${app} (the copy is handed to it)`]);
   });
@@ -70,7 +70,7 @@ describe('table owner without CREATE on its schema', () => {
   it('once a run has left the tool schema (its history), a role without USAGE on it is told so, not an internal error', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-layout-')), 'plan');
     const r = await cli(['plan', '--url', asOps(), '--table', 's.t', '--out', out]);
-    expect(r.code, r.stderr).toBe(1);
+    expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/PRIVILEGES_MISSING/);
     expect(r.stderr).toContain(`GRANT USAGE, CREATE ON SCHEMA shadowpack TO ${ops};`);
   });
