@@ -20,7 +20,7 @@ export interface StepInput {
   readonly src: string;
   readonly copy: string;
   readonly old: string;
-  readonly func: { readonly reverseCapture: string; readonly truncate: string; readonly asOwner: string };
+  readonly func: { readonly reverseCapture: string; readonly truncate: string; readonly asOwner: string; readonly session: string; readonly ownerCheck: string };
 }
 
 const NOT_VALID = / NOT VALID$/;
@@ -316,18 +316,62 @@ export function revertSteps(input: StepInput): Step[] {
   return steps;
 }
 
-/** After the swap (or revert) commits: validate re-pointed foreign keys, one per transaction. */
+/**
+ * Issue 19: VALIDATE CONSTRAINT plans a query over the table and the one its foreign key references,
+ * and planning constant-folds their index expressions and predicates (an IMMUTABLE function called
+ * with constants runs right then): code of those tables' owners, which would run as the role running
+ * the stage. When that is a superuser other than the constrained table's owner, the VALIDATE runs as
+ * that owner instead, as if it validated its own foreign key (a referenced table's folded expressions
+ * then run as it, as they would in PostgreSQL), through a SECURITY DEFINER function it owns in a
+ * schema made for this one transaction (no grants: nobody can name the function to change it), with
+ * the same checks as the owner functions after the call (owner-functions.hbs). Otherwise, or once the
+ * run's functions are gone (abort of leftovers), as the runner, as before. A constraint already valid
+ * is left alone: nothing is planned.
+ */
+function validateAsOwner(input: StepInput, table: string, name: string): string {
+  const { names, func } = input;
+  const schema = ident(`shadowpack_validate_${names.runId}`);
+  const validate = `ALTER TABLE ${table} VALIDATE CONSTRAINT ${ident(name)};`;
+  const inner = `BEGIN ${validate} END`;
+  const innerTag = dollarTag(inner, 'f');
+  const body = [
+    'DECLARE',
+    '  fk_owner name;',
+    '  before text[];',
+    'BEGIN',
+    `  IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(table)}::regclass AND conname = ${literal(name)} AND convalidated) THEN`,
+    '    RETURN;',
+    '  END IF;',
+    `  SELECT pg_get_userbyid(relowner) INTO fk_owner FROM pg_class WHERE oid = ${literal(table)}::regclass;`,
+    `  IF fk_owner = current_user OR NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR to_regprocedure(${literal(`${func.session}()`)}) IS NULL THEN`,
+    `    ${validate}`,
+    '    RETURN;',
+    '  END IF;',
+    `  CREATE SCHEMA ${schema};`,
+    `  CREATE FUNCTION ${schema}.validate() RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${innerTag}${inner}${innerTag};`,
+    `  EXECUTE format('ALTER FUNCTION %s.validate() OWNER TO %I', ${literal(schema)}, fk_owner);`,
+    `  before := ${func.session}();`,
+    `  PERFORM ${schema}.validate();`,
+    `  PERFORM ${func.ownerCheck}(before, ${func.session}());`,
+    `  DROP SCHEMA ${schema} CASCADE;`,
+    'END',
+  ].join('\n');
+  const tag = dollarTag(body);
+  return `DO ${tag}\n${body}\n${tag};`;
+}
+
+/** After the swap (or revert) commits: validate re-pointed foreign keys, one per transaction, as their table's owner. */
 export function validateSteps(input: StepInput): Step[] {
   const { model, src } = input;
   const steps: Step[] = [];
   for (const con of model.constraints) {
     if (con.kind === 'foreign-key' && con.validated) {
-      steps.push({ comment: `validate foreign key ${con.name} (blocks no writer)`, sql: `ALTER TABLE ${src} VALIDATE CONSTRAINT ${ident(con.name)};` });
+      steps.push({ comment: `validate foreign key ${con.name} as the table's owner (blocks no writer)`, sql: validateAsOwner(input, src, con.name) });
     }
   }
   for (const fk of model.referencedBy) {
     if (fk.validated) {
-      steps.push({ comment: `validate foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} (blocks no writer)`, sql: `ALTER TABLE ${qualified(fk.tableSchema, fk.tableName)} VALIDATE CONSTRAINT ${ident(fk.name)};` });
+      steps.push({ comment: `validate foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} as that table's owner (blocks no writer)`, sql: validateAsOwner(input, qualified(fk.tableSchema, fk.tableName), fk.name) });
     }
   }
   return steps;

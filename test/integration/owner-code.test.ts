@@ -33,6 +33,8 @@ interface Variant {
   /** Run as the owner after the hostile functions exist: creates app.t (id, v) and whatever carries the code. */
   readonly table: string;
   readonly alter?: readonly string[];
+  /** Run as the owner once app.t holds its rows. */
+  readonly after?: string;
   /** Run as the owner after setup, on the copy (the owner owns it and can find it in its schema). */
   readonly onCopy?: (copy: string) => string;
   /** More plan options. */
@@ -120,6 +122,7 @@ async function hostile(prefix: string, variant: Variant): Promise<Setup> {
       CREATE TABLE app.twin (id int PRIMARY KEY, v int);
       INSERT INTO app.t (id, v) SELECT g, g FROM generate_series(1, 300) g;
       INSERT INTO app.twin SELECT g, g FROM generate_series(1, 300) g;
+      ${variant.after ?? ''}
       TRUNCATE app.seen;
       RESET ROLE;`),
   );
@@ -159,8 +162,9 @@ async function write(s: Setup, round: number): Promise<void> {
   );
 }
 
+/** As the owner: planning a query over app.t as a superuser would itself fold the owner's index expressions. */
 async function differences(s: Setup): Promise<string[]> {
-  return withClient(s.db.url, async (c) => {
+  return withClient(s.ownerUrl, async (c) => {
     const r = await c.query<{ d: string }>(`
       SELECT format('%s %s', x.id, x.v) AS d FROM ((SELECT id, v::int FROM app.t EXCEPT SELECT id, v FROM app.twin)
                                                   UNION ALL (SELECT id, v FROM app.twin EXCEPT SELECT id, v::int FROM app.t)) x`);
@@ -269,6 +273,43 @@ describe('code of the table owner never runs as the superuser running the plan (
   });
   it('a CHECK, index expression, partial-index predicate, generated column, triggers, a view, an --alter default and USING, with the runner', async () => {
     await fullRunAndRevert('owner_all', ALL, 'runner');
+  });
+});
+
+// The tables around it (issue 19, item 4): a table whose foreign key points into the table (its CHECK,
+// trigger and an index expression are the owner's code), the table's own foreign key to a parent (with
+// an index expression), and a view over it calling the owner's functions. What the swap, revert, abort
+// and cleanup do with them:
+//  - re-pointing the foreign keys (DROP CONSTRAINT, ADD … NOT VALID) evaluates nothing;
+//  - VALIDATE CONSTRAINT plans a query over both tables, which constant-folds their index expressions
+//    (app.grab() below): a hole until the validation ran as the constrained table's owner (steps.ts);
+//  - it reads the child's rows only: the child's CHECK and triggers do not fire (not a hole);
+//  - the view is re-created (CREATE OR REPLACE VIEW parses, never plans or runs it: not a hole).
+const AROUND: Variant = {
+  name: 'a referencing table, a referenced table and a view, with index expressions folded when planned',
+  table: `CREATE FUNCTION app.grant_me() RETURNS void LANGUAGE plpgsql AS $f$
+      BEGIN
+        PERFORM app.evil();
+        IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+          EXECUTE format('GRANT pg_read_server_files TO %s', (SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'app'));
+        END IF;
+      END $f$;
+    CREATE FUNCTION app.grab() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$ BEGIN PERFORM app.grant_me(); RETURN 0; END $f$;
+    CREATE TABLE app.p (id int PRIMARY KEY, x int);
+    CREATE INDEX p_expr ON app.p ((x + app.grab()));
+    INSERT INTO app.p VALUES (1, 1);
+    CREATE TABLE app.t (id int PRIMARY KEY, v int, p int NOT NULL DEFAULT 1 REFERENCES app.p);
+    CREATE INDEX t_expr ON app.t ((v + app.grab()));
+    CREATE TABLE app.c (id int PRIMARY KEY, tid int REFERENCES app.t ON DELETE CASCADE, w int CHECK (app.ok(w)));
+    CREATE INDEX c_expr ON app.c ((w + app.grab()));
+    CREATE TRIGGER c_trg BEFORE INSERT OR UPDATE ON app.c FOR EACH ROW EXECUTE FUNCTION app.trg();
+    CREATE VIEW app.tv AS SELECT id, v, app.ok(v) AS ok, v + app.grab() AS g FROM app.t;`,
+  after: 'INSERT INTO app.c SELECT g, g, g FROM generate_series(1, 100) g;',
+};
+
+describe('code of the tables around it never runs as the superuser either', () => {
+  it('foreign keys in and out and a view, through a swap, revert, abort, and a run to cleanup (runner)', async () => {
+    await fullRunAndRevert('owner_around', AROUND, 'runner');
   });
 });
 
