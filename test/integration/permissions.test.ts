@@ -345,6 +345,42 @@ describe('the look under the swap lock, by the owner alone', () => {
   });
 });
 
+describe('the revert, by the owner alone', () => {
+  it("waits for another role's REPEATABLE READ snapshot that saw writes made after the swap", async () => {
+    const db = await demo('perm_revert', 500);
+    const owner = await newRole(db, 'sp_rev_owner');
+    await handOver(db, owner.role);
+    const other = await newRole(db, 'sp_rev_reader');
+    await withClient(db.url, (c) => c.query(`GRANT USAGE ON SCHEMA app TO ${quoteIdent(other.role)}; GRANT SELECT ON app.orders, app.orders_twin TO ${quoteIdent(other.role)}`));
+    const plan = await planTable(owner.url, 'app', 'orders', { snapshotWaitSeconds: 30 });
+    await run({ plan, connection: { connectionString: owner.url }, until: 'swap', onEvent: () => undefined });
+    const x = new pg.Client({ connectionString: other.url, application_name: 'snapshot-x' });
+    x.on('error', () => undefined);
+    await x.connect();
+    try {
+      // W reaches the old table only through the reverse log; X's snapshot sees W.
+      await withClient(owner.url, (c) => c.query(`
+        INSERT INTO app.orders (id, customer_id, email, qty, note, created_at) VALUES (100001, 1, 'w@example.com', 1, 'W', '2026-12-01');
+        INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = 100001`));
+      const xPid = Number((await x.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+      await x.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await x.query('SELECT 1'); // the snapshot, with W in it; no table locked
+      const revert = liveStage(plan, owner.url, 'revert', 'runner');
+      const named = await revert.seen(new RegExp(`pid ${xPid} \\(snapshot-x, ${other.role}, virtual transaction \\d+/\\d+`));
+      const seen = await x.query<{ w: string }>('SELECT count(*) FILTER (WHERE id = 100001) AS w FROM app.orders');
+      expect(seen.rows[0]!.w).toBe('1');
+      expect(await compareWithTwin(x)).toMatchObject({ missing: 0, extra: 0 });
+      await x.query('COMMIT');
+      const r = await revert.exit;
+      expect(r.code, r.stderr).toBe(0);
+      expect(named, r.stdout + r.stderr).toBe(true);
+      await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 501, missing: 0, extra: 0, badGenerated: 0 }));
+    } finally {
+      await x.end().catch(() => undefined);
+    }
+  });
+});
+
 async function readRunState(url: string, plan: LoadedPlan) {
   return withClient(url, (c) => readState(c, plan.manifest));
 }
