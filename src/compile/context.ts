@@ -120,6 +120,8 @@ export interface GuardRule {
   readonly triggers: TriggerSide;
   readonly done: string | null;
   readonly doneHint: string;
+  /** The hint when the run is not at a stage this one may start from (a literal). */
+  readonly notNowHint: string;
 }
 
 /** 'SPK' in ASCII: the first key of every shadowpack advisory lock. */
@@ -152,8 +154,13 @@ function guardRule(stage: string, allowed: string[], checkFingerprint: boolean, 
     triggers,
     done: done.length === 0 ? null : done.map(literal).join(', '),
     doneHint: literal(doneHint),
+    notNowHint: literal(stage.startsWith('revert') ? REVERT_NOT_NOW : FORWARD_NOT_NOW),
   };
 }
+
+// Newcomer review finding 20: a refusal says what to do instead, and never suggests abort after the swap.
+const REVERT_NOT_NOW = 'Revert runs between the swap and cleanup. Before the swap, the abort stage removes the run and leaves the table as it was; once cleanup has started, only cleanup (run again) is left.';
+const FORWARD_NOT_NOW = 'Run the stages in their order; shadowpack status --plan DIR names the next one.';
 
 const AFTER_SWAP = ['swap', 'cleanup-started'];
 const SWAP_DONE = 'the swap is done: go on with the cleanup stage (it validates the re-pointed foreign keys again), or revert';

@@ -84,6 +84,12 @@ describe('abort before the swap', () => {
     const writers = await startWriters({ connectionString: db.url }, 2, 1);
     const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', until]);
     expect(r.code, r.stderr).toBe(0);
+    if (until === 'catchup') {
+      // Revert before the swap says what to do instead (finding 20).
+      const early = await psql(db.url, join(plan.dir, '91-revert.sql'));
+      expect(early.code).not.toBe(0);
+      expect(early.stderr).toContain('HINT:  Revert runs between the swap and cleanup. Before the swap, the abort stage removes the run');
+    }
     const a = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'abort']);
     expect(a.code, a.stderr).toBe(0);
     const stats = await writers.stop();
@@ -129,6 +135,12 @@ describe('revert after the swap', () => {
     const again = await cli(['run', '--plan', plan.dir, '--url', db.url]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/^stages: none \(nothing left to do\); total 0 ms\napp\.orders: swapped; the revert window is open/);
+    // A psql user re-running an earlier script is told what comes next after the swap (finding 20).
+    const setupAgain = await psql(db.url, join(plan.dir, '01-setup.sql'));
+    expect(setupAgain.code).not.toBe(0);
+    expect(setupAgain.stderr).toContain('HINT:  The swap is done: go on with the cleanup stage, or revert (before cleanup has started).');
+    const backfillAgain = await psql(db.url, join(plan.dir, '02-backfill.sql'));
+    expect(backfillAgain.stderr).toContain('stage backfill already ran to the end (the run is at "swap"); the swap is done: go on with the cleanup stage');
     // The application keeps writing to the rebuilt table; revert must carry that back.
     await new Promise((res) => setTimeout(res, 1500));
     const v = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'revert']);
