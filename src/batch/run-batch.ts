@@ -51,6 +51,7 @@ export type BatchEvent =
   | { readonly type: 'batch-table-skip'; readonly index: number; readonly of: number; readonly table: string; readonly reason: string }
   | { readonly type: 'batch-table-end'; readonly index: number; readonly of: number; readonly table: string; readonly outcome: 'done' | 'swapped'; readonly ms: number; readonly reclaimedBytes: number | null }
   | { readonly type: 'batch-progress'; readonly done: number; readonly of: number; readonly reclaimedBytes: number; readonly etaSeconds: number }
+  | { readonly type: 'batch-table-retry'; readonly index: number; readonly of: number; readonly table: string; readonly attempt: number; readonly error: string }
   | { readonly type: 'batch-table-failed'; readonly index: number; readonly of: number; readonly table: string; readonly error: string; readonly aborted: boolean }
   | { readonly type: 'run'; readonly table: string; readonly runId: string; readonly planHash: string; readonly event: RunEvent };
 
@@ -135,16 +136,28 @@ export async function runBatch(req: BatchRunRequest): Promise<BatchRunSummary> {
       }
       req.onEvent({ type: 'batch-table-start', index: i + 1, of, table: label(t), totalBytes: t.totalBytes, reclaimableBytes: t.reclaimableBytes });
       const started = Date.now();
-      try {
-        for (const [until, exclusive] of segments) {
-          const go = () => run({ plan, connection: req.connection, until, expectHash: t.planHash, ...(req.jobs !== undefined ? { jobs: req.jobs } : {}), onEvent: (event) => req.onEvent({ type: 'run', table: label(t), runId: plan.manifest.runId, planHash: t.planHash, event }) });
-          await (exclusive ? shared(go) : go());
+      for (let attempt = 1; ; attempt++) {
+        try {
+          for (const [until, exclusive] of segments) {
+            const go = () => run({ plan, connection: req.connection, until, expectHash: t.planHash, ...(req.jobs !== undefined ? { jobs: req.jobs } : {}), onEvent: (event) => req.onEvent({ type: 'run', table: label(t), runId: plan.manifest.runId, planHash: t.planHash, event }) });
+            await (exclusive ? shared(go) : go());
+          }
+          break;
+        } catch (e) {
+          const error = e instanceof Error ? e.message : String(e);
+          // A stage that stopped with nothing changed before the swap (a lock it could not take within its
+          // budget, a session holding a snapshot at the swap) may well pass a moment later: try the run again
+          // before throwing away the table's copy.
+          if (attempt < STAGE_ATTEMPTS && e instanceof UserError && e.code === 'STAGE_FAILED' && (await beforeSwap(client, plan))) {
+            req.onEvent({ type: 'batch-table-retry', index: i + 1, of, table: label(t), attempt, error });
+            await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS * attempt));
+            continue;
+          }
+          const aborted = await shared(() => abortAfterFailure(client, req, plan, t));
+          standing.set(i, aborted ? 'aborted' : 'in-progress');
+          req.onEvent({ type: 'batch-table-failed', index: i + 1, of, table: label(t), error, aborted });
+          throw e;
         }
-      } catch (e) {
-        const aborted = await shared(() => abortAfterFailure(client, req, plan, t));
-        standing.set(i, aborted ? 'aborted' : 'in-progress');
-        req.onEvent({ type: 'batch-table-failed', index: i + 1, of, table: label(t), error: e instanceof Error ? e.message : String(e), aborted });
-        throw e;
       }
       const after = await tableStanding(client, plan);
       standing.set(i, after.kind);
@@ -165,6 +178,16 @@ export async function runBatch(req: BatchRunRequest): Promise<BatchRunSummary> {
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** How often a table's run is tried before the batch aborts it and stops. */
+export const STAGE_ATTEMPTS = 3;
+const RETRY_PAUSE_MS = 1000;
+
+/** True when the table's run has not swapped: no run yet, or one in the stages before the swap. */
+async function beforeSwap(client: ClientBase, plan: LoadedPlan): Promise<boolean> {
+  const state = await readState(client, plan.manifest);
+  return state === null || ['setup-started', 'setup', 'backfill', 'build', 'catchup', 'verified'].includes(state.stage);
 }
 
 function label(t: BatchTable): string {

@@ -140,7 +140,7 @@ async function main(argv: string[]): Promise<number> {
         if (tables.length > 1 || schemas.length > 0 || a.bloated) {
           const given = Object.entries({ ...transform, alter: alter.length > 0 ? true : undefined, checkData: a.checkData || undefined }).filter(([, v]) => v !== undefined && v !== false);
           if (given.length > 0) throw new UserError('BAD_ARGUMENT', `--${kebab(given[0]![0])} changes one table: plan that table alone (a batch rebuilds its tables as they are)`);
-          return planBatchCommand({ out: a.out, force: a.force, json: a.json, options, tables, schemas, bloated: a.bloated ?? false, ...(a.minRatio !== undefined ? { minRatio: a.minRatio } : {}), ...(a.minSize !== undefined ? { minSize: a.minSize } : {}), ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out);
+          return planBatchCommand({ out: a.out, force: a.force, json: a.json, options, command: commandLineOf(argv), tables, schemas, bloated: a.bloated ?? false, ...(a.minRatio !== undefined ? { minRatio: a.minRatio } : {}), ...(a.minSize !== undefined ? { minSize: a.minSize } : {}), ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out);
         }
         if (tables.length === 0) throw new UserError('BAD_ARGUMENT', 'give --table schema.table (or several, --schema or --bloated for a batch)');
         if (a.minRatio !== undefined || a.minSize !== undefined) throw new UserError('BAD_ARGUMENT', '--min-ratio and --min-size only go with --bloated');

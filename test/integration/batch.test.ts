@@ -18,6 +18,7 @@ import { runCommand } from '../../src/cli/commands/run.js';
 import { statusCommand } from '../../src/cli/commands/status.js';
 import { diffCommand } from '../../src/cli/commands/diff.js';
 import { showCommand } from '../../src/cli/commands/show.js';
+import { splitReadme } from '../../src/compile/provenance.js';
 
 /** A command run in this process (a CLI process costs seconds on a loaded machine): its stdout and stderr. */
 async function inProcess(fn: (out: (line: string) => void, err: (text: string) => void) => Promise<unknown>): Promise<{ stdout: string; stderr: string }> {
@@ -96,9 +97,18 @@ describe('a batch of tables', () => {
     // Each folder is exactly a single-table plan.
     const single = join(base, 'single');
     expect((await cli(['plan', '--table', 'b.mid_holes', '--out', single, '--url', db.url])).code).toBe(0);
+    // (Byte for byte but for the approver's header: when and by which command each was planned, outside the plan hash.)
     const files = readdirSync(single).sort();
     expect(readdirSync(join(dir, 'b.mid_holes')).sort()).toEqual(files);
-    for (const f of files) expect(readFileSync(join(dir, 'b.mid_holes', f), 'utf8'), f).toBe(readFileSync(join(single, f), 'utf8'));
+    const inBatch = (f: string) => readFileSync(join(dir, 'b.mid_holes', f), 'utf8');
+    const alone = (f: string) => readFileSync(join(single, f), 'utf8');
+    for (const f of files.filter((x) => !['README.md', 'plan.json', 'SHA256SUMS'].includes(x))) expect(inBatch(f), f).toBe(alone(f));
+    expect(splitReadme(inBatch('README.md')).body).toBe(splitReadme(alone('README.md')).body);
+    expect(inBatch('README.md')).toContain('shadowpack plan --bloated --schema b');
+    const { provenance: p1, ...m1 } = JSON.parse(inBatch('plan.json')) as { provenance: unknown };
+    const { provenance: p2, ...m2 } = JSON.parse(alone('plan.json')) as { provenance: unknown };
+    expect(m1).toEqual(m2);
+    expect(p1).not.toEqual(p2);
     // show prints the batch's summary under the hash to approve, and warns about nothing.
     const shown = await inProcess((out, err) => showCommand({ plan: dir }, out, (line) => err(line + '\n')));
     expect(shown.stdout.split('\n')[0]).toContain(`batch hash ${m.batchHash}`);
@@ -181,6 +191,8 @@ describe('a batch of tables', () => {
       await blocker.query('BEGIN; UPDATE b.first SET v = v WHERE id = 4');
       const r = await cli(['run', '--plan', dir, '--url', db.url, '--until', 'cleanup']);
       expect(r.code).toBe(2);
+      // Tried three times (a stage that stops with nothing changed often passes a moment later), then aborted.
+      expect(r.stderr).toMatch(/\[table 1 of 2\] "b"\."first": attempt 2 stopped .*; trying again/);
       expect(r.stderr).toMatch(/\[table 1 of 2\] "b"\."first": failed .*aborted: the table is as it was; the tables after it were not started/);
     } finally {
       await blocker.query('ROLLBACK');
@@ -235,6 +247,7 @@ describe('diff of two batches', () => {
     expect(j.identical).toBe(false);
     expect(j.tables[0]!.table).toBe('"s"."b"');
     // Foreign-key neighbours are recorded, and --parallel-tables never runs them at once.
+    await expect(diffCommand({ a: join(base, 'staging'), b: join(base, 'production', 's.a') }, () => undefined)).rejects.toThrow(/is a batch and .* one table's plan/);
     const staged = readBatchDir(join(base, 'staging')).manifest.tables.map((t) => [t.name, t.neighbours]).sort();
     expect(staged).toEqual([['a', ['"s"."b"']], ['b', ['"s"."a"']]]);
   });

@@ -24,6 +24,8 @@ export interface PlanBatchArgs {
   readonly minRatio?: number;
   readonly minSize?: string;
   readonly options: Partial<Record<keyof PlanOptions, unknown>>;
+  /** The command line as typed (password removed), for each folder's approver header. */
+  readonly command?: string;
 }
 
 /** `plan --schema S … | --table A --table B … | --bloated … --out DIR`: one folder per table and the batch's summary. */
@@ -45,7 +47,7 @@ export async function planBatchCommand(args: PlanBatchArgs, print: (line: string
   const client = await connectClient(connectionConfig(args.url));
   let batch;
   try {
-    batch = await planBatch(client, { selection, options, ...(args.runAs !== undefined ? { runAs: args.runAs } : {}) });
+    batch = await planBatch(client, { selection, options, ...(args.runAs !== undefined ? { runAs: args.runAs } : {}) }, args.command !== undefined ? { command: args.command } : {});
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -63,6 +63,9 @@ export async function runBatchCommand(args: RunBatchArgs, out: (line: string) =>
       case 'batch-progress':
         err(`batch: ${e.done} of ${e.of} tables done, ${bytes(Math.max(0, e.reclaimedBytes))} reclaimed so far${e.done < e.of ? `, ≈ ${duration(e.etaSeconds)} to go` : ''}\n`);
         return;
+      case 'batch-table-retry':
+        err(`[table ${e.index} of ${e.of}] ${e.table}: attempt ${e.attempt} stopped (${e.error.split('\n')[0]}); trying again\n`);
+        return;
       case 'batch-table-failed':
         err(`[table ${e.index} of ${e.of}] ${e.table}: failed (${e.error.split('\n')[0]}); ${e.aborted ? 'aborted: the table is as it was' : 'not aborted: see shadowpack status'}; the tables after it were not started\n`);
         return;
