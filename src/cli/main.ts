@@ -155,7 +155,7 @@ async function main(argv: string[]): Promise<number> {
         .option('stage', { choices: [...ALL_STAGES], describe: 'run only this stage (e.g. abort or revert)' })
         .option('expect-hash', { type: 'string', describe: 'refuse unless the plan hash is exactly this (the approved one)' })
         .option('events', { type: 'boolean', default: false, describe: 'print one JSON event per line on stdout' })
-        .option('jobs', { type: 'number', default: 1, describe: 'sessions that copy the backfill\'s page ranges at once (as N psql sessions running 02-backfill.sql would)' })
+        .option('jobs', { type: 'number', default: 1, describe: 'sessions that run the backfill and the build at once, dividing their work (as N psql sessions running 02-backfill.sql or 03-build.sql would)' })
         .option('parallel-tables', { type: 'number', describe: 'a batch with --until cleanup: rebuild up to N tables at once (never two that share a foreign key); the free disk needed is the N largest tables\' together' })
         .conflicts('until', 'stage'),
       (a) => guard(() => runCommand({

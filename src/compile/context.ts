@@ -11,6 +11,7 @@ import { copyRevokeSteps } from './privilege-steps.js';
 import { dependentSteps } from './dependents.js';
 import { unplannedDependentsCheck } from './dependent-checks.js';
 import { ownerStatements, type OwnerStatements } from './owner-statements.js';
+import { buildItems, type BuildItem } from './build-items.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
 import type { DerivedTarget } from './transform/derive.js';
 import { forwardSide, reverseSide, type CopySide } from './transform/sides.js';
@@ -89,7 +90,8 @@ export interface CommonContext {
   readonly alterOwnerSteps: readonly AnnotatedStep[];
   /** The key's column names, for messages. */
   readonly keyText: string;
-  readonly buildSteps: readonly AnnotatedStep[];
+  /** The build stage's steps as items several sessions share (build-items.ts). */
+  readonly buildItems: readonly BuildItem[];
   readonly swapSteps: readonly AnnotatedStep[];
   /** DO block run by cleanup before it drops the old table: nothing may still depend on it. */
   readonly oldTableDependentsCheck: string;
@@ -284,7 +286,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       sql: `SELECT ${func.asOwner}(${literal(st.sql.replace(/;\s*$/, ''))});`,
     })),
     keyText: commentText(key.join(', ')).replaceAll("'", "''").replaceAll('%', '%%'),
-    buildSteps: safe(buildSteps(stepInput)),
+    buildItems: buildItems(safe(buildSteps(stepInput)), ADVISORY_CLASS + 1),
     swapSteps: safe([...swapSteps(stepInput), ...dependentSteps(stepInput, old)]),
     revertSteps: safe([
       { comment: 'nothing created over the rebuilt table since the swap may be left reading it', sql: unplannedDependentsCheck('revert', src, model, true, (target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name))) },

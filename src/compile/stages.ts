@@ -89,9 +89,10 @@ export const ALL_STAGES: readonly StageName[] = [...FORWARD_STAGES, ...BACKWARD_
 /**
  * Stages that several sessions may run at once, dividing the work between them: the same script in
  * N psql sessions, or `run --jobs N`. Each takes the run's advisory lock shared and claims work items
- * (backfill: page ranges) that no other session holds, with row locks that end with its transaction.
+ * that no other session holds, with locks that end with its transaction (backfill: page ranges,
+ * row locks; build: indexes and constraints, advisory locks).
  */
-export const PARALLEL_STAGES: ReadonlySet<StageName> = new Set<StageName>(['backfill']);
+export const PARALLEL_STAGES: ReadonlySet<StageName> = new Set<StageName>(['backfill', 'build']);
 
 /** The stages of a plan made with these options, in order. */
 export function planStages(options: { readonly verifyRanges: number }): readonly StageName[] {

@@ -10,6 +10,18 @@ import { constraintComment, indexAndConstraintComments } from './comment-steps.j
 export interface Step {
   readonly comment: string;
   readonly sql: string;
+  /**
+   * Build steps: a DO step's PL/pgSQL block (BEGIN … END), so a build item can hold it as a nested
+   * block; and whether the step belongs to the item of the step before it (it needs that object).
+   */
+  readonly body?: string;
+  readonly joinsPrevious?: boolean;
+}
+
+/** A DO step, with its block kept for build items. */
+function doStep(comment: string, body: string): Step {
+  const tag = dollarTag(body);
+  return { comment, sql: `DO ${tag}\n${body}\n${tag};`, body };
 }
 
 /** Everything the step builders need: the model, the names and the quoted relations. */
@@ -31,15 +43,13 @@ function fkDefinition(definition: string): string {
 
 /** A DO block that adds a constraint unless the copy has it; its dollar tag cannot occur in the definition. */
 function addConstraintOnce(copy: string, name: string, definition: string): string {
-  const body = [
+  return [
     'BEGIN',
     `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(name)}) THEN`,
     `    ALTER TABLE ${copy} ADD CONSTRAINT ${ident(name)} ${definition};`,
     '  END IF;',
     'END',
   ].join('\n');
-  const tag = dollarTag(body);
-  return `DO ${tag}\n${body}\n${tag};`;
 }
 
 /**
@@ -47,28 +57,24 @@ function addConstraintOnce(copy: string, name: string, definition: string): stri
  * evaluates its expression over every row, and PostgreSQL does that as the current user.
  */
 function addCheckAsOwner(copy: string, name: string, definition: string, asOwner: string): string {
-  const body = [
+  return [
     'BEGIN',
     `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(name)}) THEN`,
     `    PERFORM ${asOwner}(${literal(`ALTER TABLE ${copy} ADD CONSTRAINT ${ident(name)} ${definition}`)});`,
     '  END IF;',
     'END',
   ].join('\n');
-  const tag = dollarTag(body);
-  return `DO ${tag}\n${body}\n${tag};`;
 }
 
 /** An --alter constraint (always named, see apply-alter) runs once, so the build stage can be resumed. */
 function onceOnCopy(copy: string, name: string, sql: string): string {
-  const body = [
+  return [
     'BEGIN',
     `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(name)}) THEN`,
     `    EXECUTE ${literal(sql)};`,
     '  END IF;',
     'END',
   ].join('\n');
-  const tag = dollarTag(body);
-  return `DO ${tag}\n${body}\n${tag};`;
 }
 
 function constraintOf(model: TableModel, index: IndexModel): ConstraintModel | undefined {
@@ -89,13 +95,10 @@ export function buildSteps(input: StepInput): Step[] {
     const space = target.indexTablespace === null ? index.tablespace : null;
     if (space !== null) steps.push({ comment: `index ${index.name} lives in tablespace ${space}`, sql: `SET default_tablespace = ${literal(space)};` });
     if (con) {
-      steps.push({
-        comment: `${con.kind} ${con.name}, built as ${tmp} and renamed at the swap`,
-        sql: addConstraintOnce(copy, tmp, con.definition),
-      });
+      steps.push(doStep(`${con.kind} ${con.name}, built as ${tmp} and renamed at the swap`, addConstraintOnce(copy, tmp, con.definition)));
       // pg_get_constraintdef leaves out the index's storage parameters.
       if (index.reloptions.length > 0) {
-        steps.push({ comment: `${con.name}: the index's storage parameters`, sql: `ALTER INDEX ${qualified(model.schema, tmp)} SET (${reloptionList(index.reloptions)});` });
+        steps.push({ comment: `${con.name}: the index's storage parameters`, sql: `ALTER INDEX ${qualified(model.schema, tmp)} SET (${reloptionList(index.reloptions)});`, joinsPrevious: true });
       }
     } else {
       steps.push({
@@ -107,12 +110,12 @@ export function buildSteps(input: StepInput): Step[] {
   });
   for (const con of model.constraints) {
     if (con.kind !== 'check') continue;
-    steps.push({
-      comment: `check constraint ${con.name}${con.validated ? '' : ' (NOT VALID, as on the table)'}, added as the table's owner (its expression is the owner's code); locks: ACCESS EXCLUSIVE on the copy`,
-      sql: addCheckAsOwner(copy, con.name, con.definition, input.func.asOwner),
-    });
+    steps.push(doStep(
+      `check constraint ${con.name}${con.validated ? '' : ' (NOT VALID, as on the table)'}, added as the table's owner (its expression is the owner's code); locks: ACCESS EXCLUSIVE on the copy`,
+      addCheckAsOwner(copy, con.name, con.definition, input.func.asOwner),
+    ));
   }
-  steps.push(...target.buildConstraints.map((s) => ({ comment: s.comment, sql: onceOnCopy(copy, s.name, s.sql) })));
+  steps.push(...target.buildConstraints.map((s) => doStep(s.comment, onceOnCopy(copy, s.name, s.sql))));
   steps.push(...statisticsBuildSteps(input));
   if (target.indexTablespace !== null) steps.push({ comment: 'back to the default tablespace', sql: "SET default_tablespace = '';" });
   return steps;
@@ -193,8 +196,8 @@ function statisticsBuildSteps(input: StepInput): Step[] {
     const onCopy = qualified(st.schema, names.copyStatistics(i));
     const kinds = st.kinds.length > 0 ? ` (${st.kinds.join(', ')})` : '';
     const steps: Step[] = [{ comment: `extended statistics ${st.schema}.${st.name}, on the copy for now`, sql: `CREATE STATISTICS IF NOT EXISTS ${onCopy}${kinds} ON ${st.columns} FROM ${copy};` }];
-    steps.push({ comment: `extended statistics ${st.name}: owner as on the table (the runner created it)`, sql: `ALTER STATISTICS ${onCopy} OWNER TO ${ident(st.owner)};` });
-    if (st.target !== null) steps.push({ comment: `extended statistics ${st.name}: statistics target as on the table`, sql: `ALTER STATISTICS ${onCopy} SET STATISTICS ${st.target};` });
+    steps.push({ comment: `extended statistics ${st.name}: owner as on the table (the runner created it)`, sql: `ALTER STATISTICS ${onCopy} OWNER TO ${ident(st.owner)};`, joinsPrevious: true });
+    if (st.target !== null) steps.push({ comment: `extended statistics ${st.name}: statistics target as on the table`, sql: `ALTER STATISTICS ${onCopy} SET STATISTICS ${st.target};`, joinsPrevious: true });
     return steps;
   });
 }

@@ -37,9 +37,12 @@ describe('names that try to escape the SQL text', () => {
       constraints: [...model.constraints, { name: 'odd_check', kind: 'check', definition: "CHECK ((note <> '$sp$'::text))", validated: true, references: null, comment: null }],
     };
     const build = scripts(m).find((t) => t.includes('odd_check'))!;
-    expect(build).toContain("DO $sp1$\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid");
+    // The check is a build item: a DO block (the plan's tag, $sp1$ here) holding the step's block.
+    expect(build).toContain("DO $sp1$\nBEGIN\n  IF NOT pg_try_advisory_xact_lock(");
+    expect(build).toContain("BEGIN\n  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid");
     // Added as the table's owner: the statement is a literal passed to the owner function.
-    expect(build).toContain("CHECK ((note <> ''$sp$''::text))');\n  END IF;\nEND\n$sp1$;");
+    expect(build).toContain("CHECK ((note <> ''$sp$''::text))');\n  END IF;\nEND;\nEND\n$sp1$;");
+    expect(build).not.toMatch(/\$sp\$;?\n/);
   });
 
   it('a name holding the dollar tag gets a plan quoted with another tag, the same in every script', () => {

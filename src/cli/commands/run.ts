@@ -24,7 +24,7 @@ export interface RunArgs {
   readonly stage?: StageName;
   readonly expectHash?: string;
   readonly events?: boolean;
-  /** Sessions for the parallel stages (the backfill). */
+  /** Sessions for the parallel stages (backfill, build). */
   readonly jobs?: number;
   /** A batch only: tables at once. */
   readonly parallelTables?: number;
