@@ -208,8 +208,8 @@ async function main(argv: string[]): Promise<number> {
     )
     .command(
       'show',
-      'print the review summary of a plan folder',
-      (y) => y.option('plan', { type: 'string', demandOption: true }),
+      'print the review summary of a plan folder, opening with the plan hash to approve (printed from plan.json) after checking every file against it; never connects',
+      (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder (or batch folder)' }),
       (a) => guard(() => showCommand({ plan: a.plan }, out, (line) => err(line + '\n'))),
     )
     .command(
