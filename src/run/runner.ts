@@ -105,7 +105,9 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
   const file = req.plan.manifest.stages.find((s) => s.name === stage)!.file;
   req.onEvent({ type: 'stage-start', stage, file });
   const started = Date.now();
-  const jobs = PARALLEL_STAGES.has(stage) ? Math.max(1, req.jobs ?? 1) : 1;
+  // A plan made before its stage could be shared takes the run's lock exclusively: one session.
+  const shared = statements.some(({ st }) => st.text.includes('pg_try_advisory_lock_shared('));
+  const jobs = PARALLEL_STAGES.has(stage) && shared ? Math.max(1, req.jobs ?? 1) : 1;
   if (jobs === 1) {
     await runSession(req, stage, statements);
   } else {
