@@ -50,7 +50,7 @@ export function renderBatchReadme(m: Omit<BatchManifest, 'readmeSha256' | 'batch
   out.push('## Running', '');
   out.push('- `shadowpack run --plan DIR --expect-hash <batch hash>` runs the tables one after another. Like a single-table run, it stops after a swap: the table just swapped keeps its revert window open, and the batch goes no further until that table is cleaned up (`shadowpack run --plan DIR/<schema>.<table> --until cleanup`, or revert it with `--stage revert`). Running the batch again then goes on with the next table.');
   out.push('- `shadowpack run --plan DIR --until cleanup` runs every table through cleanup, unattended (what `pg_repack -d db` does); `--parallel-tables N` runs up to N at once (never two that share a foreign key), needing the N largest tables\' disk at once.');
-  out.push('- A run stops at the first failure: that table is aborted (nothing of it is left, the table is as it was) and the tables after it are untouched. Run the batch again to go on; finished tables are never redone.');
+  out.push('- A table whose run stops before its swap with nothing changed (a lock not taken within its budget, a snapshot taken under the swap lock) is tried again, three attempts in all. Then the batch stops: that table is aborted (nothing of it is left, the table is as it was) and the tables after it are untouched. Run the batch again to go on; finished tables are never redone.');
   out.push('- `shadowpack status --plan DIR` shows every table; `shadowpack diff A B` compares two batches table by table.');
   out.push('');
   return out.join('\n');
