@@ -28,7 +28,7 @@ export function roleReviewLines(m: PlanManifest): string[] {
     '|---|---|',
     ...rows.map(([stage, what]) => `| ${stage} | ${what} |`),
     '',
-    `The throttle probe (\`--throttle-probe\`) is the operator's own SQL and runs as ${runner}, read-only; \`shadowpack verify\` (the command) runs as the role it connects as.`,
+    `\`shadowpack verify\` (the command) compares as ${owner} too when a superuser other than the owner runs it (through the run's verify function), otherwise as the role it connects as. The throttle probe (\`--throttle-probe\`) is the operator's own SQL and runs as ${runner}, read-only: a probe calling the owner's functions, or querying its tables, runs their code as ${runner}.`,
     '',
   ];
 }

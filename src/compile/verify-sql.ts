@@ -17,11 +17,12 @@ export type VerifySide = 'before-swap' | 'after-swap';
  * column's type, as the copy's INSERT coerces it), so both sides compare the
  * target's columns; columns a default or generated expression fills are left out.
  */
-export function verifySql(model: TableModel, side: VerifySide, transform?: TransformManifest): string {
+export function verifySql(model: TableModel, side: VerifySide, transform?: TransformManifest, pendingKeys?: string): string {
   const n = runNames(model.schema, model.name);
   const live = qualified(model.schema, model.name);
   const other = qualified(model.schema, side === 'before-swap' ? n.copyTable : n.oldTable);
-  const log = qualified(n.toolSchema, side === 'before-swap' ? n.logTable : n.reverseLogTable);
+  // The keys to leave out: the log, or (run as the table's owner, who cannot read it) a relation of k1, k2, … given by the caller.
+  const log = pendingKeys ?? qualified(n.toolSchema, side === 'before-swap' ? n.logTable : n.reverseLogTable);
   const key = model.key.columns.map(ident);
   const pending = (alias: string) =>
     `NOT EXISTS (SELECT FROM ${log} p WHERE ${key.map((k, i) => `p.k${i + 1} = ${alias}.${k}`).join(' AND ')})`;
@@ -32,7 +33,7 @@ export function verifySql(model: TableModel, side: VerifySide, transform?: Trans
        count(*) FILTER (WHERE a.present AND b.present IS NULL) AS missing,
        count(*) FILTER (WHERE a.present IS NULL AND b.present) AS extra,
        count(*) FILTER (WHERE a.present AND b.present AND a.body <> b.body) AS changed,
-       (SELECT count(*) FROM ${log}) AS pending
+       (SELECT count(*) FROM ${log} AS l) AS pending
   FROM (SELECT true AS present, ${key.join(', ')}, ROW(${liveBody})::text AS body FROM ${onlyFor(shape, side, 'live')}${live} s WHERE ${pending('s')}) a
   FULL JOIN (SELECT true AS present, ${key.join(', ')}, ROW(${otherBody})::text AS body FROM ${onlyFor(shape, side, 'other')}${other} c WHERE ${pending('c')}) b
     USING (${key.join(', ')})`;

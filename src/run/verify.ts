@@ -7,6 +7,7 @@ import { CANONICAL_SETTINGS, RANGE_CHECKSUM_ALGORITHM, rangeChecksumSql } from '
 import { verifySql, type VerifySide } from '../compile/verify-sql.js';
 import { UserError } from '../model/errors.js';
 import { readState } from './state.js';
+import { asRangeRow, fromRangeRow, ownerRoute, type OwnerRoute } from './verify-as-owner.js';
 
 export interface VerifyResult {
   readonly side: VerifySide;
@@ -70,9 +71,11 @@ export async function verify(connection: ClientConfig, manifest: PlanManifest, r
     const state = await readState(client, manifest);
     const side = sideOf(state?.stage);
     const pending = side === 'before-swap' ? state?.backlog : state?.reverseBacklog;
-    if (ranges !== undefined) return await verifyRanges(client, manifest, side, ranges, pending ?? 0);
-    const r = await client.query<Record<string, string>>(verifySql(manifest.model, side, manifest.transform));
-    const row = r.rows[0]!;
+    const route = await ownerRoute(client, manifest.model, side);
+    if (ranges !== undefined) return await verifyRanges(client, manifest, side, ranges, pending ?? 0, route);
+    const row = route === null
+      ? (await client.query<Record<string, string>>(verifySql(manifest.model, side, manifest.transform))).rows[0]!
+      : fromRangeRow((await route.run(asRangeRow(verifySql(manifest.model, side, manifest.transform, route.pending)))).rows[0]!);
     const result = { side, compared: Number(row['compared']), missing: Number(row['missing']), extra: Number(row['extra']), changed: Number(row['changed']), pending: Number(row['pending']) };
     return { ...result, pass: result.missing === 0 && result.extra === 0 && result.changed === 0 };
   } finally {
@@ -81,9 +84,12 @@ export async function verify(connection: ClientConfig, manifest: PlanManifest, r
   }
 }
 
-async function verifyRanges(client: pg.ClientBase, manifest: PlanManifest, side: VerifySide, ranges: number, pending: number): Promise<RangeVerifyResult> {
+async function verifyRanges(client: pg.ClientBase, manifest: PlanManifest, side: VerifySide, ranges: number, pending: number, route: OwnerRoute | null): Promise<RangeVerifyResult> {
   for (const s of CANONICAL_SETTINGS) await client.query(s);
-  const r = await client.query<Record<string, string>>(rangeChecksumSql(manifest.model, side, ranges, '', shapeOf(manifest.transform)));
+  const shape = shapeOf(manifest.transform);
+  const r = route === null
+    ? await client.query<Record<string, string>>(rangeChecksumSql(manifest.model, side, ranges, '', shape))
+    : await route.run(rangeChecksumSql(manifest.model, side, ranges, '', shape, route.pending));
   const checks: RangeCheck[] = r.rows.map((row) => {
     const c = {
       range: Number(row['range']),

@@ -104,6 +104,11 @@ async function hostile(prefix: string, variant: Variant): Promise<Setup> {
       CREATE FUNCTION app.evil() RETURNS void LANGUAGE plpgsql AS $$
       DECLARE su boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
       BEGIN
+        -- shadowpack verify reads in a READ ONLY transaction: nothing can be recorded there, so fail it.
+        IF current_setting('transaction_read_only') = 'on' THEN
+          IF su THEN RAISE EXCEPTION 'the owner''s code ran as a superuser (read-only)'; END IF;
+          RETURN;
+        END IF;
         INSERT INTO app.seen VALUES (current_user, su);
         IF su THEN
           PERFORM nextval('app.su_calls');
@@ -208,9 +213,29 @@ async function upToSwap(s: Setup, variant: Variant, dir: string, executor: Execu
   await stages(s, dir, executor, ['build']);
   await write(s, base + 3);
   await stages(s, dir, executor, ['catchup', 'verify']);
+  // The verify command (not the stage) reads the table through the --alter expressions too.
+  if (base === 0 && variant.alter !== undefined) await verifyCommand(s, dir, []);
   await write(s, base + 4);
   await stages(s, dir, executor, ['swap']);
+  if (base === 0 && variant.alter !== undefined) await verifyCommand(s, dir, ['--ranges', '3']);
   await write(s, base + 5);
+}
+
+/**
+ * `shadowpack verify` as the superuser: the rows are equal, so it passes (exit 0) having compared them.
+ * Row by row (before the swap), a row changed in the copy must make it fail: the answer comes back
+ * through the owner's function, and a route that lost it would pass on nothing.
+ */
+async function verifyCommand(s: Setup, dir: string, args: readonly string[]): Promise<void> {
+  const r = await cli(['verify', '--plan', dir, '--url', s.db.url, ...args]);
+  expect(r.code, r.stderr + r.stdout).toBe(0);
+  expect(r.stdout).toMatch(args.length === 0 ? /^PASS: .* [1-9]\d* rows compared, 0 missing, 0 extra, 0 different/ : /^PASS: .*; [1-9]\d* rows in the table/);
+  if (args.length > 0) return;
+  const copy = `app.${quoteIdent(runNames('app', 't').copyTable)}`;
+  await withClient(s.ownerUrl, (c) => c.query(`UPDATE ${copy} SET v = v + 1000 WHERE id = 28`));
+  const failed = await cli(['verify', '--plan', dir, '--url', s.db.url]);
+  expect([failed.code, failed.stdout]).toEqual([1, expect.stringMatching(/^FAIL: .* 0 missing, 0 extra, 1 different/)]);
+  await withClient(s.ownerUrl, (c) => c.query(`UPDATE ${copy} SET v = v - 1000 WHERE id = 28`));
 }
 
 async function fullRunAndRevert(prefix: string, variant: Variant, executor: Executor): Promise<void> {
