@@ -1,12 +1,11 @@
-import type { ClientConfig } from 'pg';
+import { resolveConnection, type ConnectionConfig } from '../run/connection-config.js';
 
 /**
- * libpq conventions: --url, else DATABASE_URL, else PGHOST/PGPORT/PGUSER/
- * PGDATABASE/PGPASSWORD and ~/.pgpass, which node-postgres reads itself.
+ * libpq conventions (docs/connections.md): --url, else DATABASE_URL (each a URL or a keyword/value
+ * string), else the PG* variables and ~/.pgpass.
  */
-export function connectionConfig(url: string | undefined): ClientConfig {
-  const u = url ?? process.env['DATABASE_URL'];
-  return u ? { connectionString: u } : {};
+export function connectionConfig(url: string | undefined): ConnectionConfig {
+  return resolveConnection(url ?? process.env['DATABASE_URL']);
 }
 
 /** For messages: the URL without its password. */
@@ -16,7 +15,8 @@ export function redact(url: string): string {
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return url.replace(/:[^:@/]*@/, ':***@');
+    // A keyword/value string, or a URL WHATWG cannot read.
+    return url.replace(/\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/gi, 'password=***').replace(/:[^:@/]*@/, ':***@');
   }
 }
 
