@@ -1,3 +1,5 @@
 #!/usr/bin/env node
 // Runs the compiled CLI (built by `npm ci` through the prepare script).
-import '../dist/cli/main.js';
+import { runMain } from '../dist/cli/main.js';
+
+runMain();

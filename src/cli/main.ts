@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_OPTIONS, type NumericOptionKey } from '../compile/options.js';
@@ -20,8 +21,16 @@ import { redactSecrets } from './connection.js';
 import { errorObject } from './machine-output.js';
 import { commandLineOf } from './next-steps.js';
 
-const out = (line: string) => process.stdout.write(line + '\n');
-const err = (text: string) => process.stderr.write(text);
+/** Where a command writes: the process's stdout and stderr, or a test's buffers. */
+export interface CliIo {
+  readonly out: (line: string) => void;
+  readonly err: (text: string) => void;
+}
+
+const PROCESS_IO: CliIo = {
+  out: (line) => process.stdout.write(line + '\n'),
+  err: (text) => process.stderr.write(text),
+};
 
 const OPTION_FLAGS: { readonly [K in NumericOptionKey]: string } = {
   lockTimeoutMs: 'lock_timeout of one attempt at a lock that blocks the application',
@@ -58,8 +67,12 @@ function kebab(s: string): string {
  */
 const EXIT_OK = 0;
 const EXIT_ERROR = 2;
+/** 128 + SIGPIPE: what a shell shows for a tool that stopped because its reader left. */
+const EXIT_PIPE_CLOSED = 141;
 
-async function main(argv: string[]): Promise<number> {
+/** The command line: parses argv, runs the command, returns the exit code (never exits itself). */
+export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
+  const { out, err } = io;
   let code = EXIT_OK;
   // --json (and run --events, which reports its own error event) promise JSON on stdout, failures included.
   const wantsJson = argv.includes('--json');
@@ -67,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       await fn();
     } catch (e) {
-      reportError(e, json);
+      reportError(e, json, io);
       code = EXIT_ERROR;
     }
   };
@@ -80,10 +93,12 @@ async function main(argv: string[]): Promise<number> {
   try {
   await yargs(argv)
     .scriptName('shadowpack')
+    // --help and --version print and return; the caller decides when the process ends.
+    .exitProcess(false)
     .version(TOOL_VERSION)
     .strict()
     .demandCommand(1, 'give a command: bloat, plan, run, status, control, verify, show, diff or demo')
-    .option('url', { type: 'string', describe: 'connection URL (else DATABASE_URL, else PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD and ~/.pgpass)', global: true })
+    .option('url', { type: 'string', describe: 'connection string: a URL or host=… port=… dbname=… user=… (else DATABASE_URL, else the PG* variables and ~/.pgpass; docs/connections.md)', global: true })
     .command(
       'bloat',
       'list the tables worth rebuilding: size, estimated bloat, disk a rebuild needs, whether shadowpack can rebuild it (read-only)',
@@ -239,7 +254,7 @@ async function main(argv: string[]): Promise<number> {
     .parseAsync();
   } catch (e) {
     // A usage error (yargs stops by throwing it) or anything else that escaped a command.
-    reportError(e, wantsJson);
+    reportError(e, wantsJson, io);
     return EXIT_ERROR;
   }
   return code;
@@ -249,7 +264,7 @@ async function main(argv: string[]): Promise<number> {
  * One line on stderr; with --json also the error object on stdout, so a script reading stdout
  * never meets an empty answer. A UserError's message says what is wrong and how to fix it.
  */
-function reportError(e: unknown, json: boolean): void {
+function reportError(e: unknown, json: boolean, { out, err }: CliIo): void {
   if (e instanceof UserError) {
     err(`shadowpack: ${e.code}: ${redactSecrets(e.message)}\n`);
     if (json) out(JSON.stringify(errorObject(e.code, redactSecrets(e.message), e.details)));
@@ -271,10 +286,24 @@ function readAlterFile(path: string): string[] {
   return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('--'));
 }
 
-main(hideBin(process.argv)).then(
-  (code) => process.exit(code),
-  (e) => {
-    err(`shadowpack: internal error (this is a bug, please report it):\n${redactSecrets(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
-    process.exit(EXIT_ERROR);
-  },
-);
+/** Runs this process's command line and exits with its code (bin/shadowpack.js, or this file run directly). */
+export function runMain(): void {
+  // A reader that went away (shadowpack show … | head -1): stop quietly, as a tool killed by SIGPIPE
+  // would, instead of Node's unhandled EPIPE and its stack.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(EXIT_PIPE_CLOSED);
+      throw e;
+    });
+  }
+  main(hideBin(process.argv)).then(
+    (code) => process.exit(code),
+    (e) => {
+      PROCESS_IO.err(`shadowpack: internal error (this is a bug, please report it):\n${redactSecrets(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
+      process.exit(EXIT_ERROR);
+    },
+  );
+}
+
+// `node src/cli/main.ts …` (the tests, development); importing this file runs nothing.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) runMain();

@@ -16,8 +16,24 @@ function bar(fraction: number, width = 24): string {
  * Renders runner events for a person: a live line for backfill and catch-up
  * on a terminal, a line every few seconds elsewhere (CI logs).
  */
-export function progressPrinter(write: (text: string) => void, isTty: boolean, now: () => number = Date.now): (e: RunEvent) => void {
+/** How long a wait may last at most, from its message (the plan's options), or null when it has no bound. */
+export type WaitDeadline = (message: string) => number | null;
+
+/** Notices of DROP … IF EXISTS that found nothing: noise for a person (still in --events and under psql). */
+const SKIPPING = /does not exist, skipping$/;
+
+/** A repeated wait is printed again at most this often, with the time waited so far. */
+const WAIT_REPEAT_MS = 10_000;
+
+/** The kind of a wait: its message without the numbers that change between polls (rounds, pids). */
+function waitKind(message: string): string {
+  return message.replace(/\d+/g, '#').slice(0, 40);
+}
+
+export function progressPrinter(write: (text: string) => void, isTty: boolean, now: () => number = Date.now, deadline: WaitDeadline = () => null): (e: RunEvent) => void {
   let stageStart = now();
+  // Per kind of wait in this stage: when it was first seen and last printed.
+  let waits = new Map<string, { first: number; printed: number }>();
   let rows = 0;
   let lastLine = 0;
   let live = false;
@@ -40,6 +56,7 @@ export function progressPrinter(write: (text: string) => void, isTty: boolean, n
         endLive();
         stageStart = now();
         rows = 0;
+        waits = new Map();
         write(`» ${e.stage} (${e.file})\n`);
         return;
       case 'stage-skip':
@@ -74,10 +91,24 @@ export function progressPrinter(write: (text: string) => void, isTty: boolean, n
         endLive();
         write(`  lock: ${e.what}: attempt ${e.attempt} timed out, retrying\n`);
         return;
-      case 'wait':
-        show(`  waiting: ${e.message}`, true);
+      case 'wait': {
+        // Once when it starts, then every few seconds with the time waited and the bound.
+        const kind = waitKind(e.message);
+        const seen = waits.get(kind);
+        const t = now();
+        if (seen === undefined) {
+          waits.set(kind, { first: t, printed: t });
+          const limit = deadline(e.message);
+          show(`  waiting: ${e.message}${limit === null ? '' : ` (at most ${fmtMs(limit * 1000)})`}`, true);
+        } else if (t - seen.printed >= WAIT_REPEAT_MS) {
+          seen.printed = t;
+          const limit = deadline(e.message);
+          show(`  still waiting after ${fmtMs(t - seen.first)}${limit === null ? '' : ` of at most ${fmtMs(limit * 1000)}`}: ${e.message}`, true);
+        }
         return;
+      }
       case 'notice':
+        if (SKIPPING.test(e.message)) return;
         endLive();
         write(`  ${e.message}\n`);
         return;

@@ -1,4 +1,5 @@
 import { UserError } from '../model/errors.js';
+import { optionValueError } from './option-errors.js';
 
 /**
  * Plan options for throttling and operator control. They are part of the
@@ -48,7 +49,7 @@ function wholeNumber(key: keyof typeof INTEGER_BOUNDS, value: unknown): number {
   const [lo, hi] = INTEGER_BOUNDS[key];
   const n = typeof value === 'string' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < lo || n > hi) {
-    throw new UserError('BAD_OPTION', `option ${key} must be a whole number from ${lo} to ${hi} (got ${String(value)})`);
+    throw new UserError('BAD_OPTION', optionValueError(key, value, `a whole number from ${lo} to ${hi}`));
   }
   return n;
 }
@@ -63,18 +64,18 @@ export function resolveControlOptions(given: Partial<Record<keyof ControlOptions
     if (given[key] !== undefined) out[key] = wholeNumber(key, given[key]);
   }
   if (given.holdSwap !== undefined) {
-    if (typeof given.holdSwap !== 'boolean') throw new UserError('BAD_OPTION', `option holdSwap must be true or false (got ${String(given.holdSwap)})`);
+    if (typeof given.holdSwap !== 'boolean') throw new UserError('BAD_OPTION', optionValueError('holdSwap', given.holdSwap, 'true or false'));
     out.holdSwap = given.holdSwap;
   }
   const probe = given.throttleProbe;
   if (probe !== undefined && probe !== null) {
-    if (typeof probe !== 'string' || probe.trim() === '') throw new UserError('BAD_OPTION', 'option throttleProbe must be a SQL query returning one number, e.g. --throttle-probe "SELECT lag_ms FROM ops.lag"');
+    if (typeof probe !== 'string' || probe.trim() === '') throw new UserError('BAD_OPTION', optionValueError('throttleProbe', probe, 'a SQL query returning one number, e.g. --throttle-probe "SELECT lag_ms FROM ops.lag"'));
     out.throttleProbe = probe.trim().replace(/;\s*$/, '');
   }
   const threshold = given.throttleThreshold;
   if (threshold !== undefined && threshold !== null) {
     const n = typeof threshold === 'string' ? Number(threshold) : threshold;
-    if (typeof n !== 'number' || !Number.isFinite(n)) throw new UserError('BAD_OPTION', `option throttleThreshold must be a number (got ${String(threshold)})`);
+    if (typeof n !== 'number' || !Number.isFinite(n)) throw new UserError('BAD_OPTION', optionValueError('throttleThreshold', threshold, 'a number'));
     out.throttleThreshold = n;
   }
   if ((out.throttleProbe === null) !== (out.throttleThreshold === null)) {

@@ -1,4 +1,5 @@
 import { UserError } from '../model/errors.js';
+import { optionValueError } from './option-errors.js';
 import { CONTROL_DEFAULTS, isControlKey, resolveControlOptions, type ControlOptions } from './control-options.js';
 
 /**
@@ -105,7 +106,7 @@ export function resolveOptions(given: Partial<Record<keyof PlanOptions, unknown>
     const [lo, hi] = BOUNDS[key as NumericOptionKey];
     const n = typeof value === 'string' ? Number(value) : value;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < lo || n > hi) {
-      throw new UserError('BAD_OPTION', `option ${key} must be a whole number from ${lo} to ${hi} (got ${String(value)})`);
+      throw new UserError('BAD_OPTION', optionValueError(key, value, `a whole number from ${lo} to ${hi}`));
     }
     out[key] = n;
   }

@@ -64,3 +64,16 @@ export function objectRefusals(rows: CatalogRows): string[] {
   }
   return out;
 }
+
+/**
+ * Schemas whose tables shadowpack never rebuilds: PostgreSQL's own catalogs (a superuser's plan
+ * would fail at setup with "System catalog modifications are currently disallowed", anyone else's
+ * got a grant list to make it work) and the tool's own schema. Checked before connecting.
+ */
+export function systemSchemaRefusal(schema: string, toolSchema: string): string | null {
+  if (schema === 'pg_catalog' || schema === 'information_schema' || /^pg_toast(_temp_\d+)?$/.test(schema)) {
+    return `${schema} is a system schema: PostgreSQL's catalogs cannot be rebuilt (VACUUM FULL or REINDEX them, if anything)`;
+  }
+  if (schema === toolSchema) return `${schema} is shadowpack's own schema: its tables belong to runs in progress`;
+  return null;
+}

@@ -3,12 +3,11 @@ import { join } from 'node:path';
 import { sha256, type Plan, type PlanManifest } from '../compile/compile.js';
 import { UserError } from '../model/errors.js';
 import type { LoadedPlan } from '../run/plan-check.js';
+import { checkOutDir } from './out-dir.js';
 
 /** Writes plan.json, the scripts and README.md. Refuses to mix with another plan unless forced. */
 export function writePlanDir(dir: string, plan: Plan, force: boolean): void {
-  if (existsSync(join(dir, 'plan.json')) && !force) {
-    throw new UserError('BAD_ARGUMENT', `${dir} already holds a plan; choose another --out or pass --force to replace it`);
-  }
+  checkOutDir(dir, force);
   mkdirSync(dir, { recursive: true });
   for (const f of readdirSync(dir)) {
     if (/^\d\d[a-z]?-[a-z]+\.sql$/.test(f) && !plan.files.has(f) && force) writeFileSync(join(dir, f), '');

@@ -4,6 +4,8 @@ import type { PlanProvenance } from '../compile/provenance.js';
 import type { TemplateSet } from '../compile/render.js';
 import { NO_TRANSFORM } from '../compile/transform/spec.js';
 import { foreignKeyColumns } from '../introspect/foreign-key-columns.js';
+import { systemSchemaRefusal } from '../introspect/refusals.js';
+import { TOOL_SCHEMA } from '../model/names.js';
 import { takenPartitionNames } from '../introspect/partition-range.js';
 import { UserError } from '../model/errors.js';
 import type { TableModel } from '../model/types.js';
@@ -65,6 +67,8 @@ async function provenanceOf(client: ClientBase, request: PlanRequest, env: PlanE
  */
 export async function planTable(client: ClientBase, request: PlanRequest, env: PlanEnvironment = {}): Promise<TablePlan> {
   const { schema, table } = request;
+  const system = systemSchemaRefusal(schema, TOOL_SCHEMA);
+  if (system !== null) throw new UserError('UNSUPPORTED_TABLE', `${schema}.${table}: ${system}`);
   const templates = env.templates ?? loadTemplates();
   const toolVersion = env.toolVersion ?? TOOL_VERSION;
   const g = await gatherTable(client, request);

@@ -41,10 +41,10 @@ describe('control options', () => {
   });
 
   it('refuse bad values with the option name', () => {
-    expect(codeAndMessage(() => resolveOptions({ maxRowsPerSecond: -1 }))).toMatch(/^BAD_OPTION: option maxRowsPerSecond must be a whole number/);
-    expect(codeAndMessage(() => resolveOptions({ maxReplicaLagMs: Number.NaN }))).toMatch(/maxReplicaLagMs/);
-    expect(codeAndMessage(() => resolveOptions({ throttleProbe: 'SELECT 1', throttleThreshold: 'lots' }))).toMatch(/throttleThreshold must be a number/);
-    expect(codeAndMessage(() => resolveOptions({ holdSwap: 'yes' }))).toMatch(/holdSwap must be true or false/);
+    expect(codeAndMessage(() => resolveOptions({ maxRowsPerSecond: -1 }))).toMatch(/^BAD_OPTION: --max-rows-per-second must be a whole number/);
+    expect(codeAndMessage(() => resolveOptions({ maxReplicaLagMs: Number.NaN }))).toMatch(/--max-replica-lag-ms/);
+    expect(codeAndMessage(() => resolveOptions({ throttleProbe: 'SELECT 1', throttleThreshold: 'lots' }))).toMatch(/--throttle-threshold must be a number/);
+    expect(codeAndMessage(() => resolveOptions({ holdSwap: 'yes' }))).toMatch(/--hold-swap must be true or false/);
   });
 });
 

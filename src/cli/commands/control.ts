@@ -2,6 +2,7 @@ import { jsonAnswer } from '../machine-output.js';
 import { connectClient } from '../../run/connect.js';
 import { updateControl, type ControlChange, type ControlState } from '../../run/control.js';
 import { UserError } from '../../model/errors.js';
+import { optionValueError } from '../../compile/option-errors.js';
 import { connectionConfig } from '../connection.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
 
@@ -16,9 +17,10 @@ export interface ControlArgs {
   readonly releaseSwap?: boolean;
 }
 
+/** The same rule, code and words as plan's options (BAD_OPTION, named by the flag). */
 function wholeNumber(flag: string, value: number, lo: number, hi: number): number {
   if (!Number.isInteger(value) || value < lo || value > hi) {
-    throw new UserError('BAD_ARGUMENT', `${flag} must be a whole number from ${lo} to ${hi} (got ${String(value)})`);
+    throw new UserError('BAD_OPTION', optionValueError(flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), value, `a whole number from ${lo} to ${hi}`));
   }
   return value;
 }

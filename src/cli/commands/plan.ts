@@ -2,8 +2,12 @@ import { jsonAnswer } from '../machine-output.js';
 import { resolveOptions, type PlanOptions } from '../../compile/options.js';
 import { resolveTransform, type TransformArgs } from '../../compile/transform/spec.js';
 import { parseTableName } from '../../introspect/introspect.js';
+import { systemSchemaRefusal } from '../../introspect/refusals.js';
+import { TOOL_SCHEMA } from '../../model/names.js';
+import { UserError } from '../../model/errors.js';
 import { planTable, writeTablePlan, type TablePlan } from '../../planning/plan-table.js';
 import { connectClient } from '../../run/connect.js';
+import { checkOutDir } from '../../planning/out-dir.js';
 import { connectionConfig } from '../connection.js';
 
 export interface PlanArgs {
@@ -34,8 +38,12 @@ export function runningWarning(planned: TablePlan): string | null {
 
 export async function planCommand(args: PlanArgs, print: (line: string) => void, warn: (line: string) => void = () => undefined): Promise<void> {
   const { schema, table } = parseTableName(args.table);
+  const system = systemSchemaRefusal(schema, TOOL_SCHEMA);
+  if (system !== null) throw new UserError('UNSUPPORTED_TABLE', `${schema}.${table}: ${system}`);
   const options = resolveOptions(args.options);
   const transform = resolveTransform(args.transform ?? {});
+  // Before connecting: a bad --out is said in one line, with nothing read or written.
+  checkOutDir(args.out, args.force ?? false);
   const client = await connectClient(connectionConfig(args.url));
   let planned: TablePlan;
   try {

@@ -1,9 +1,10 @@
 import type { StageName } from '../../compile/stages.js';
 import { lockReportText, type RunEvent } from '../../run/events.js';
 import { run } from '../../run/runner.js';
-import { connectionConfig, redactSecrets } from '../connection.js';
+import { connectionConfig, redact, redactSecrets } from '../connection.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
-import { progressPrinter } from '../progress.js';
+import { progressPrinter, type WaitDeadline } from '../progress.js';
+import { withOptionDefaults } from '../../compile/options.js';
 import { nextStepLines } from '../next-steps.js';
 import { SCHEMA_VERSION } from '../machine-output.js';
 import { UserError } from '../../model/errors.js';
@@ -45,15 +46,26 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
   if (args.parallelTables !== undefined) throw new UserError('BAD_ARGUMENT', `--parallel-tables goes with a batch folder; ${args.plan} holds one table's plan`);
   let plan: LoadedPlan | null = null;
   let stage: StageName | null = null;
+  let onInterrupt: (() => void) | null = null;
   try {
     plan = readPlanDir(args.plan);
     const wrap = envelope(plan);
-    const printer = args.events ? (e: object) => out(JSON.stringify(wrap(e))) : progressPrinter(err, isTty);
+    const printer = args.events ? (e: object) => out(JSON.stringify(wrap(e))) : progressPrinter(err, isTty, Date.now, waitDeadline(plan));
     if (!args.events) err(`${startLine(plan, args)}\n`);
+    let page = '';
     const show = (e: RunEvent) => {
       if (e.type === 'stage-start') stage = e.stage;
+      if (e.type === 'stage-start' || e.type === 'stage-end') page = '';
+      if (e.type === 'backfill') page = ` at page ${e.page} of ${e.pages}`;
       printer(e);
     };
+    const loaded = plan;
+    // Ctrl-C: one line saying where it stopped and how to go on, not a silent exit 130.
+    onInterrupt = () => {
+      err(`\n${interruptedText(loaded, args, stage, page)}\n`);
+      process.exit(130);
+    };
+    process.once('SIGINT', onInterrupt);
     await runPlan(args, plan, show, out);
   } catch (e) {
     // --events promises a failure event, not only a line on stderr (which the caller prints too).
@@ -63,6 +75,8 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
       out(JSON.stringify(envelope(plan)({ type: 'error', stage, code, message: redactSecrets(e instanceof Error ? e.message : String(e)), ...hint })));
     }
     throw e;
+  } finally {
+    if (onInterrupt !== null) process.off('SIGINT', onInterrupt);
   }
 }
 
@@ -73,6 +87,29 @@ function startLine(plan: LoadedPlan, args: RunArgs): string {
   const where = `database ${e.database}${e.systemIdentifier !== null ? `, cluster ${e.systemIdentifier}` : ''}`;
   const what = args.stage !== undefined ? `stage ${args.stage}` : `up to ${args.until ?? DEFAULT_UNTIL}${(args.until ?? DEFAULT_UNTIL) === 'swap' ? ' (the revert window stays open)' : ''}`;
   return `plan ${m.planHash} for ${m.table.schema}.${m.table.name}, bound to ${where}: ${what}`;
+}
+
+/**
+ * What was committed stays (every stage commits in steps and is safe to run again), so the line
+ * says how to resume, and how to give up: abort before the swap, revert after it.
+ */
+export function interruptedText(plan: LoadedPlan, args: RunArgs, stage: StageName | null, page: string): string {
+  const base = `shadowpack run --plan ${args.plan}${args.url !== undefined ? ` --url '${redact(args.url)}'` : ''}`;
+  const afterSwap = stage === 'swap' || stage === 'cleanup';
+  const where = stage === null ? 'before the first stage started' : `in stage ${stage}${page}`;
+  const giveUp = afterSwap ? `${base} --stage revert to go back to the old table (until cleanup has run)` : `${base} --stage abort to remove everything the run made`;
+  return `shadowpack: interrupted ${where}; what was committed stays. To resume: ${base}${args.expectHash !== undefined ? ` --expect-hash ${args.expectHash}` : ''}; to give up: ${giveUp}`;
+}
+
+/** The bound of the waits the plan's options limit, to print beside them. */
+function waitDeadline(plan: LoadedPlan): WaitDeadline {
+  const o = withOptionDefaults(plan.manifest.options);
+  return (message) => {
+    if (message.startsWith('old snapshots')) return o.snapshotWaitSeconds;
+    if (message.startsWith('release of the swap')) return o.holdWaitSeconds;
+    if (message.startsWith('another session')) return o.advisoryWaitSeconds;
+    return null;
+  };
 }
 
 async function runPlan(args: RunArgs, plan: LoadedPlan, show: (e: RunEvent) => void, out: (line: string) => void): Promise<void> {
