@@ -38,15 +38,15 @@ export function resolveConnection(text: string | undefined, env: NodeJS.ProcessE
   };
   const portText = get('port') ?? '5432';
   const port = Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UserError('BAD_ARGUMENT', `port ${portText}: give a port number from 1 to 65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UserError('CONNECTION_FAILED', `port ${portText}: give a port number from 1 to 65535`);
   const host = get('hostaddr') ?? get('host') ?? defaultHost(port);
   const user = get('user') ?? userInfo().username;
   const database = get('dbname') ?? user;
   const timeoutText = get('connect_timeout');
   const timeout = timeoutText === undefined ? DEFAULT_CONNECT_TIMEOUT_SECONDS : Number(timeoutText);
-  if (!Number.isInteger(timeout) || timeout < 0) throw new UserError('BAD_ARGUMENT', `connect_timeout ${timeoutText ?? ''} (or PGCONNECT_TIMEOUT): give whole seconds, 0 for no limit`);
+  if (!Number.isInteger(timeout) || timeout < 0) throw new UserError('CONNECTION_FAILED', `connect_timeout ${timeoutText ?? ''} (or PGCONNECT_TIMEOUT): give whole seconds, 0 for no limit`);
   const sslmode = (get('sslmode') ?? 'prefer') as SslMode;
-  if (!SSL_MODES.includes(sslmode)) throw new UserError('BAD_ARGUMENT', `sslmode ${sslmode}: give one of ${SSL_MODES.join(', ')}`);
+  if (!SSL_MODES.includes(sslmode)) throw new UserError('CONNECTION_FAILED', `sslmode ${sslmode}: give one of ${SSL_MODES.join(', ')}`);
   const socket = host.startsWith('/');
   const password = get('password');
   const passfile = get('passfile') ?? join(homedir(), '.pgpass');
@@ -89,7 +89,7 @@ function sslOptions(mode: SslMode, get: (k: keyof Conninfo) => string | undefine
     try {
       return readFileSync(path, 'utf8');
     } catch (e) {
-      throw new UserError('BAD_ARGUMENT', `${k} ${path}: cannot read it (${(e as Error).message})`);
+      throw new UserError('CONNECTION_FAILED', `${k} ${path}: cannot read it (${(e as Error).message})`);
     }
   };
   const files = () => {

@@ -51,9 +51,14 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
     plan = readPlanDir(args.plan);
     const wrap = envelope(plan);
     const printer = args.events ? (e: object) => out(JSON.stringify(wrap(e))) : progressPrinter(err, isTty, Date.now, waitDeadline(plan));
-    if (!args.events) err(`${startLine(plan, args)}\n`);
     let page = '';
+    let started = false;
+    const loadedPlan = plan;
     const show = (e: RunEvent) => {
+      // Said once the runner is connected and about to act: a run that fails before (integrity,
+      // connection) prints its one error line and nothing else.
+      if (!started && !args.events) err(`${startLine(loadedPlan, args)}\n`);
+      started = true;
       if (e.type === 'stage-start') stage = e.stage;
       if (e.type === 'stage-start' || e.type === 'stage-end') page = '';
       if (e.type === 'backfill') page = ` at page ${e.page} of ${e.pages}`;

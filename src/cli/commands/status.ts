@@ -4,6 +4,7 @@ import { lockReportText } from '../../run/events.js';
 import { nextForwardStage } from '../../run/runner.js';
 import { readFinished, readState } from '../../run/state.js';
 import { readControl } from '../../run/control.js';
+import { runningSessions } from '../../run/running.js';
 import { describeControl } from './control.js';
 import { connectionConfig } from '../connection.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
@@ -36,7 +37,10 @@ export async function statusCommand(args: { plan: string; url?: string; json?: b
       return;
     }
     const own = state.planId === null || state.planId === plan.manifest.planId;
-    out(`${t}: stage "${state.stage}", next: ${next}${own ? '' : ` (with the plan that started the run, not this one)`}`);
+    // "stage" is the last one that committed; a session holding the run's lock is running the next one.
+    const running = await runningSessions(client, plan.manifest);
+    const now = running.length === 0 ? `nothing running now; next: ${next}` : `running now: ${next} (pid ${running.map((r) => r.pid).join(', ')}, since ${running[0]!.since ?? '?'}), unless that session is an abort or a revert`;
+    out(`${t}: last stage done "${state.stage}"; ${now}${own ? '' : ` (with the plan that started the run, not this one)`}`);
     out(`  run of plan ${state.planId ?? '(not recorded: started by an earlier shadowpack)'}${own ? '' : `; this is plan ${plan.manifest.planId ?? '(no plan id)'}: it will not continue that run (finish or abort it with its own plan)`}, started ${state.createdAt}, last change ${state.updatedAt}`);
     out(`  backfill: page ${state.backfillNext} of ${state.backfillEnd}, ${state.rowsCopied} rows copied`);
     out(`  change log: ${state.backlog ?? '-'} entries waiting, ${state.rowsApplied} applied in ${state.catchupRounds} rounds`);

@@ -1,0 +1,27 @@
+import type { ClientBase } from 'pg';
+import type { PlanManifest } from '../compile/compile.js';
+
+/** 'SPK' in ASCII, and the run id's first 28 bits: the two keys of the run's advisory lock (src/compile/context.ts). */
+const ADVISORY_CLASS = 0x53504b;
+
+export interface RunningSession {
+  readonly pid: number;
+  /** When the session started (a stage runs in a fresh session). */
+  readonly since: string | null;
+}
+
+/**
+ * The sessions running a stage of this run right now: every stage script holds the run's advisory
+ * lock for as long as its session lives. The runs table only says the last stage that committed.
+ */
+export async function runningSessions(client: ClientBase, manifest: PlanManifest): Promise<RunningSession[]> {
+  const objId = parseInt(manifest.runId.slice(0, 7), 16);
+  const r = await client.query<{ pid: number; since: string | null }>(
+    `SELECT l.pid, to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"') AS since
+       FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND l.objid = $2::oid AND l.objsubid = 2 AND l.granted
+      ORDER BY l.pid`,
+    [ADVISORY_CLASS, objId],
+  );
+  return r.rows;
+}
