@@ -105,7 +105,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
       (y) => y.option('schema', { type: 'string', array: true, describe: 'only this schema (repeatable); default: every schema but the system ones' })
         .option('min-ratio', { type: 'number', default: 0, describe: 'leave out tables with less than this fraction of the heap reclaimable (0.2 = 20 %)' })
         .option('min-size', { type: 'string', default: '0', describe: 'leave out tables smaller than this (table, TOAST and indexes), e.g. 10MB' })
-        .option('json', { type: 'boolean', default: false }),
+        .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
       (a) => guard(() => bloatCommand({ schemas: (a.schema ?? []).map(String), minRatio: a.minRatio, minSize: a.minSize, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
     )
     .command(
@@ -187,19 +187,19 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .command(
       'status',
       'show where a run stands (whichever executor ran it)',
-      (y) => y.option('plan', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
+      (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' }).option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
       (a) => guard(() => statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
     )
     .command(
       'control',
       'pause, resume, resize or slow down a running backfill/catch-up, or release a held swap (takes effect within one batch)',
-      (y) => y.option('plan', { type: 'string', demandOption: true })
+      (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' })
         .option('pause', { type: 'boolean', describe: 'wait between batches until --resume' })
         .option('resume', { type: 'boolean', describe: 'go on after --pause' })
         .option('batch-pages', { type: 'number', describe: 'heap pages per backfill batch from the next batch on' })
         .option('max-rows-per-second', { type: 'number', describe: 'rows/s ceiling for backfill and catch-up, 0 for none' })
         .option('release-swap', { type: 'boolean', describe: 'let a swap held by --hold-swap go ahead' })
-        .option('json', { type: 'boolean', default: false })
+        .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' })
         .conflicts('pause', 'resume'),
       (a) => guard(() => controlCommand({
         plan: a.plan,
@@ -215,7 +215,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .command(
       'verify',
       'compare the table with the copy (before the swap) or the old table (after it), leaving out changes not yet applied; exit 0 pass, 1 fail',
-      (y) => y.option('plan', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false })
+      (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' }).option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' })
         .option('ranges', { type: 'number', describe: 'compare checksums of N key ranges (sp-range-md5-v1) and name the ranges that differ' }),
       (a) => guard(async () => {
         code = await verifyCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}), ...(a.ranges !== undefined ? { ranges: a.ranges } : {}) }, out);
@@ -233,7 +233,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
       (y) => y.positional('a', { type: 'string', describe: 'plan folder A' })
         .positional('b', { type: 'string', describe: 'plan folder B' })
         .option('plan', { type: 'string', describe: 'an approved plan folder to compare with what the live database gives now' })
-        .option('json', { type: 'boolean', default: false }),
+        .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
       (a) => guard(async () => {
         code = await diffCommand({ json: a.json, ...(a.a ? { a: a.a } : {}), ...(a.b ? { b: a.b } : {}), ...(a.plan ? { plan: a.plan } : {}), ...(a.url ? { url: a.url } : {}) }, out);
       }, a.json),
@@ -244,12 +244,12 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
       (y) => y.option('rows', { type: 'number', default: 1_000_000, describe: 'rows in the demo table' })
         .option('writers', { type: 'number', default: 4, describe: 'concurrent writer connections' })
         .option('out', { type: 'string', default: 'plans/demo', describe: 'where to write the plan' })
-        .option('executor', { choices: ['runner', 'psql'] as const, default: 'runner' as const }),
+        .option('executor', { choices: ['runner', 'psql'] as const, default: 'runner' as const, describe: 'run the stages with the built-in runner, or with psql -f as an operator would' }),
       (a) => guard(() => demoCommand({ rows: a.rows, writers: a.writers, out: a.out, executor: a.executor, ...(a.url ? { url: a.url } : {}) }, out, err, process.stderr.isTTY === true)),
     )
     .fail((msg, e) => {
       // Throwing stops yargs: otherwise it would go on to run the command after a bad argument.
-      throw e ?? new UserError('BAD_ARGUMENT', `${msg} (see shadowpack --help)`);
+      throw e ?? new UserError('BAD_ARGUMENT', `${dedupeUnknown(msg)} (see shadowpack --help)`);
     })
     .parseAsync();
   } catch (e) {
@@ -273,6 +273,15 @@ function reportError(e: unknown, json: boolean, { out, err }: CliIo): void {
   const text = e instanceof Error ? (e.stack ?? e.message) : String(e);
   err(`shadowpack: internal error (this is a bug, please report it):\n${redactSecrets(text)}\n`);
   if (json) out(JSON.stringify(errorObject('INTERNAL_ERROR', redactSecrets(e instanceof Error ? e.message : String(e)), {})));
+}
+
+/** yargs lists an unknown --bogus-flag twice, as bogus-flag and bogusFlag: keep the spelling typed. */
+function dedupeUnknown(msg: string): string {
+  const m = /^(Unknown arguments?): (.*)$/.exec(msg);
+  if (!m) return msg;
+  const names = m[2]!.split(', ');
+  const kept = names.filter((n) => !(/[A-Z]/.test(n) && names.includes(n.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()))));
+  return `${kept.length === 1 ? 'Unknown argument' : 'Unknown arguments'}: ${kept.join(', ')}`;
 }
 
 /** --alter-file: one action list per line; blank lines and -- comments are skipped. */

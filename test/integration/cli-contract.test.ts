@@ -42,6 +42,8 @@ describe('the command-line contract for scripts (docs/scripting.md)', () => {
       [['diff', plan.dir, plan.dir], 0, null],
       [['diff', plan.dir, other], 1, null],
       [['diff', 'a', 'b', 'c'], 2, /BAD_ARGUMENT: Unknown argument: c/],
+      // Once, as typed (yargs would list bogus-flag and bogusFlag).
+      [['status', '--plan', 'p', '--bogus-flag'], 2, /BAD_ARGUMENT: Unknown argument: bogus-flag \(see shadowpack --help\)\n/],
       [['diff', plan.dir, '/nonexistent/plan'], 2, /PLAN_INVALID/],
       [['verify', '--plan', plan.dir, '--bogus'], 2, /BAD_ARGUMENT/],
       [['verify'], 2, /BAD_ARGUMENT: Missing required argument: plan/],
