@@ -73,7 +73,7 @@ export function progressPrinter(write: (text: string) => void, isTty: boolean, n
         const fraction = e.pages === 0 ? 1 : e.page / e.pages;
         const rate = (rows * 1000) / elapsed;
         const eta = fraction > 0 ? (elapsed * (1 - fraction)) / fraction : 0;
-        show(`  backfill ${bar(fraction)} ${(fraction * 100).toFixed(1)}% ${rows.toLocaleString('en-US')} rows ${Math.round(rate).toLocaleString('en-US')} rows/s ETA ${fmtMs(Math.round(eta))}`, fraction >= 1);
+        show(`  backfill ${bar(fraction)} ${(fraction * 100).toFixed(1)}% of the pages, ${rows.toLocaleString('en-US')} rows copied by this run, ${Math.round(rate).toLocaleString('en-US')} rows/s ETA ${fmtMs(Math.round(eta))}`, fraction >= 1);
         return;
       }
       case 'apply':
