@@ -144,6 +144,11 @@ async function gained(s: Setup): Promise<unknown> {
       `SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, r.rolreplication,
               (SELECT array_agg(roleid::regrole::text ORDER BY 1) FROM pg_auth_members WHERE member = r.oid) AS member_of,
               (SELECT count(*) FROM app.seen WHERE su) AS ran_as_superuser,
+              -- Privileges granted to it on objects it does not own (tables, schemas, functions, the database, languages).
+              (SELECT count(*) FROM (SELECT relacl, relowner FROM pg_class UNION ALL SELECT nspacl, nspowner FROM pg_namespace
+                                     UNION ALL SELECT proacl, proowner FROM pg_proc UNION ALL SELECT datacl, datdba FROM pg_database
+                                     UNION ALL SELECT lanacl, lanowner FROM pg_language) AS o (acl, own), aclexplode(o.acl) AS a
+                WHERE a.grantee = r.oid AND o.own <> r.oid) AS object_privileges,
               (SELECT is_called FROM app.su_calls) AS superuser_call_seen
          FROM pg_roles r WHERE r.rolname = $1`,
       [s.owner],
@@ -152,7 +157,7 @@ async function gained(s: Setup): Promise<unknown> {
   });
 }
 
-const NOTHING = { rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false, rolreplication: false, member_of: null, ran_as_superuser: '0', superuser_call_seen: false };
+const NOTHING = { rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false, rolreplication: false, member_of: null, ran_as_superuser: '0', object_privileges: '0', superuser_call_seen: false };
 
 /** Application writes, as the owner, kept in the twin by the same statements. */
 async function write(s: Setup, round: number): Promise<void> {
@@ -288,7 +293,8 @@ describe('an owner that can use the tool schema', () => {
     expect(String(failed)).toMatch(/can use schema shadowpack, so it could change the functions that run its code; nothing was set up/);
     const left = await withClient(s.db.url, (c) => c.query(`SELECT count(*) AS n FROM pg_class WHERE relnamespace = 'shadowpack'::regnamespace`));
     expect(left.rows[0]).toEqual({ n: '0' });
-    expect(await gained(s)).toEqual(NOTHING);
+    // The USAGE this test granted is the one privilege it holds.
+    expect(await gained(s)).toEqual({ ...NOTHING, object_privileges: '1' });
   });
 });
 
@@ -345,6 +351,16 @@ describe('plan --check-data pushes the rows through the backfill INSERT as the o
     const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--check-data', '--alter', VARIANTS.using!.alter![0]!, '--alter', 'ADD COLUMN e int DEFAULT app.sdflt()']);
     expect(p.code, p.stderr).toBe(0);
     expect(await gained(s)).toEqual(NOTHING);
+  });
+});
+
+// Every kind at once with psql too (the default suite runs it with the runner, and the CHECK with psql).
+describe.runIf(process.env.SHADOWPACK_SOAK)('every kind at once with psql (soak)', () => {
+  it('a CHECK, index expression, partial-index predicate, generated column, triggers, a view, an --alter default and USING, with psql', async () => {
+    await fullRunAndRevert('owner_all_psql', ALL, 'psql');
+  });
+  it('foreign keys in and out and a view, with psql', async () => {
+    await fullRunAndRevert('owner_around_psql', AROUND, 'psql');
   });
 });
 
