@@ -17,9 +17,15 @@ export interface LockSpec {
    * without what this transaction applies; if any, release the lock and try again later.
    */
   readonly checksSnapshots: boolean;
+  /**
+   * Swap and revert: the log applied under the lock. An attempt is made only while it holds at most
+   * --swap-backlog entries, checked again under the lock; past that the step stops, so that the stage
+   * catches up outside its transaction and tries again, whatever the number of attempts.
+   */
+  readonly appliedLog: string | null;
 }
 
-const NONE: LockSpec = { step: 'none', description: 'no lock', statements: [], shown: [], conflicts: 'false', checksSnapshots: false };
+const NONE: LockSpec = { step: 'none', description: 'no lock', statements: [], shown: [], conflicts: 'false', checksSnapshots: false, appliedLog: null };
 
 /** Lock modes that conflict with each mode we take (PostgreSQL's conflict table). */
 const CONFLICTS: Readonly<Record<string, readonly string[]>> = {
@@ -49,7 +55,7 @@ function ifTriggers(c: CommonContext, triggers: string[], statement: string): st
 
 /** A lock step whose statements, review entries and conflict check all come from one list. */
 function plainLock(step: string, description: string, locks: readonly StageLock[]): LockSpec {
-  return { step, description, statements: locks.map((l) => lockStatement(l.relation, l.mode)), shown: locks, conflicts: conflictCondition(locks), checksSnapshots: false };
+  return { step, description, statements: locks.map((l) => lockStatement(l.relation, l.mode)), shown: locks, conflicts: conflictCondition(locks), checksSnapshots: false, appliedLog: null };
 }
 
 /**
@@ -99,6 +105,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
           [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
         ), c),
         checksSnapshots: true,
+        appliedLog: stage === 'swap' ? c.changeLog : c.reverseLog,
       };
     }
     case 'cleanup':
@@ -112,6 +119,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
         shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: c.old, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }],
         conflicts: `(${triggersExist(c, [c.names.reverseCaptureTrigger, c.names.truncateTrigger])} AND ${conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }])})\n            OR ${conflictCondition([{ relation: c.old, mode: 'ACCESS EXCLUSIVE' }])}`,
         checksSnapshots: false,
+        appliedLog: null,
       };
     case 'abort':
       return {
@@ -121,6 +129,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
         shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }],
         conflicts: `${triggersExist(c, [c.names.captureTrigger, c.names.truncateTrigger])} AND ${conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }])}`,
         checksSnapshots: false,
+        appliedLog: null,
       };
   }
 }

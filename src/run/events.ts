@@ -4,7 +4,10 @@ import type { StageName } from '../compile/stages.js';
 export interface LockReport {
   readonly step: string;
   readonly lock: string;
-  /** acquired, or why it gave up: held (a long-held lock), budget, timed-out, snapshots (swap, revert: sessions with snapshots older than the lock). */
+  /**
+   * acquired, or why it gave up: held (a long-held lock), budget, timed-out, snapshots (swap, revert: sessions
+   * with snapshots older than the lock), backlog (swap, revert: the log outgrew --swap-backlog; run again).
+   */
   readonly outcome: string;
   /** LOCK attempts made; rounds skipped behind a long-held lock are counted in `skipped`. */
   readonly attempts: number;
@@ -16,6 +19,11 @@ export interface LockReport {
   /** From taking the lock until just before the commit that ends it; absent when not acquired. */
   readonly held_ms?: number;
   readonly cancelled: readonly number[];
+  /**
+   * Autovacuum workers found holding a lock this step needed: cancelled (an ordinary autovacuum), or
+   * waited for, and why (anti-wraparound, or this role may not cancel it). Absent when there were none.
+   */
+  readonly autovacuum?: readonly { readonly pid: number; readonly query: string | null; readonly action: string }[];
   /**
    * Subtransactions with an xid in the step's transaction at the report (PostgreSQL 16+): at most
    * the one attempt that took the lock; timed-out attempts add none.
@@ -68,5 +76,6 @@ export function lockReportText(r: LockReport): string {
   const held = r.held_ms === undefined ? '' : `, held ${r.held_ms} ms${applied}`;
   const skipped = r.skipped > 0 ? `, ${r.skipped} round(s) waited out behind a long-held lock` : '';
   const cancelled = r.cancelled.length > 0 ? `, cancelled pid ${r.cancelled.join(', ')}` : '';
-  return `${r.step}: ${r.outcome} after ${r.attempts} attempt(s)${skipped}, waited ${r.waited_ms} ms (application queued behind us ${r.queued_ms} ms)${held}${cancelled}`;
+  const autovacuum = (r.autovacuum ?? []).map((a) => `, autovacuum pid ${a.pid} ${a.action}`).join('');
+  return `${r.step}: ${r.outcome} after ${r.attempts} attempt(s)${skipped}, waited ${r.waited_ms} ms (application queued behind us ${r.queued_ms} ms)${held}${cancelled}${autovacuum}`;
 }

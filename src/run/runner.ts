@@ -100,7 +100,45 @@ export function stageStatements(plan: LoadedPlan, stage: StageName): { readonly 
   return scriptParts(info.file, script, includable).flatMap((part) => splitSql(part.text).map((st) => ({ file: info.file, part, st })));
 }
 
+/** SQLSTATE of a swap or revert whose change log outgrew --swap-backlog while its lock step retried. */
+const LOG_OUTGREW_BACKLOG = 'SPBL1';
+
+/**
+ * Runs a stage; a swap or revert that stopped because the log grew past --swap-backlog while its lock
+ * step retried runs again: it catches up outside its transaction before it locks, which one transaction
+ * cannot do, so what is applied under the lock stays bounded however many attempts it takes. Bounded
+ * like the lock step: the time the application queued behind the stopped runs' attempts counts against
+ * the lock budget, and each run is one more round.
+ */
 async function runStage(req: RunRequest, stage: StageName): Promise<number> {
+  const { lockBudgetMs, lockTimeoutMs, lockAttempts } = req.plan.manifest.options;
+  let ms = 0;
+  let queuedMs = 0;
+  for (let run = 1; ; run++) {
+    const reports: LockReport[] = [];
+    const stageReq: RunRequest = {
+      ...req,
+      onEvent: (e) => {
+        if (e.type === 'lock-report') reports.push(e.report);
+        req.onEvent(e);
+      },
+    };
+    const started = Date.now();
+    try {
+      return ms + (await runStageOnce(stageReq, stage));
+    } catch (e) {
+      if (!(e instanceof UserError && e.code === 'STAGE_FAILED' && e.details['sqlstate'] === LOG_OUTGREW_BACKLOG)) throw e;
+      ms += Date.now() - started;
+      queuedMs += reports.reduce((n, r) => n + r.queued_ms, 0);
+      if (queuedMs + lockTimeoutMs > lockBudgetMs || run >= lockAttempts) throw e;
+      // Kept with the run, as the transaction that stopped could not keep them itself.
+      await recordGaveUp(req, reports);
+      req.onEvent({ type: 'wait', stage, message: `the change log grew past ${req.plan.manifest.options.swapBacklog} entries while the lock was retried: catching up, then running ${stage} again (run ${run + 1})` });
+    }
+  }
+}
+
+async function runStageOnce(req: RunRequest, stage: StageName): Promise<number> {
   const statements = stageStatements(req.plan, stage);
   const file = req.plan.manifest.stages.find((s) => s.name === stage)!.file;
   req.onEvent({ type: 'stage-start', stage, file });
@@ -199,14 +237,18 @@ export async function run(request: RunRequest): Promise<RunSummary> {
   try {
     return { ...(await runStages(req)), locks };
   } catch (e) {
-    const gaveUp = locks.filter((r) => r.outcome !== 'acquired');
+    const gaveUp = locks.filter((r) => r.outcome !== 'acquired' && !recorded.has(r));
     if (e instanceof UserError && e.code === 'STAGE_FAILED' && gaveUp.length > 0) await recordGaveUp(req, gaveUp);
     throw e;
   }
 }
 
+/** Reports of steps that gave up, already added to the run's state. */
+const recorded = new WeakSet<LockReport>();
+
 /** Best effort: the stage's own error is what the caller must see, whatever happens here. */
 async function recordGaveUp(req: RunRequest, reports: readonly LockReport[]): Promise<void> {
+  for (const r of reports) recorded.add(r);
   try {
     const client = await connectClient(req.connection);
     try {
