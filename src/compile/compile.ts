@@ -8,6 +8,7 @@ import { stageHazards, stageLock } from './locks.js';
 import type { PlanOptions } from './options.js';
 import { makeRenderers, tidy, type TemplateSet } from './render.js';
 import { planDollarTag, withDollarTag } from './dollar-tag.js';
+import { requiresText, stageMachine, stageRecord } from './stage-machine.js';
 import { PARALLEL_STAGES, planStages, stageInfo, type HazardCode, type StageInfo, type StageLock } from './stages.js';
 import { renderReview } from './review.js';
 import { headerText, type PlanProvenance } from './provenance.js';
@@ -129,8 +130,9 @@ export function compile(input: CompileInput): Plan {
   const common = commonContext(model, target, options, toolVersion);
   const render = makeRenderers(templates);
   const files = new Map<string, string>();
+  const machine = stageMachine(options);
   const rendered = planStages(options).map((name) => {
-    const info = stageInfo(name);
+    const info = { ...stageInfo(name), requires: requiresText(machine, name) };
     const lock = stageLock(name, common);
     const hazards = [...stageHazards(name, common), ...transformHazards(name, target)];
     const blocking = lock.shown.filter((l) => l.blocksApplication);
@@ -139,7 +141,8 @@ export function compile(input: CompileInput): Plan {
       transactionText: { none: 'no (read-only)', one: 'yes', batches: 'no: commits batch by batch, resumable', several: 'no: a few transactions, each safe to repeat' }[info.transaction],
       blockingLocksText: commentText(blocking.length === 0 ? 'none' : blocking.map((l) => `${l.mode} on ${l.relation}, ${options.lockTimeoutMs} ms per attempt, at most ${options.lockAttempts} rounds and ${options.lockBudgetMs} ms queued in all`).join('; ')),
       hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '),
-      requiresText: name === 'swap' && options.verifyRanges > 0 ? 'verify, passed' : info.requires,
+      requiresText: info.requires,
+      record: stageRecord(machine, name),
       // Abort removes a run whichever plan started it (it only takes things away; useful when the
       // other plan's folder is lost); every other stage refuses a run another plan started.
       anyPlansRun: name === 'abort',

@@ -14,6 +14,7 @@ import { ownerStatements, type OwnerStatements } from './owner-statements.js';
 import { buildItems, type BuildItem } from './build-items.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
 import type { DerivedTarget } from './transform/derive.js';
+import { guardRules, interruptedStates, stageMachine, type GuardRule, type TriggerSide } from './stage-machine.js';
 import { forwardSide, reverseSide, type CopySide } from './transform/sides.js';
 
 /** A step as the templates get it: comment made safe, and the locks it takes (empty: none worth saying). */
@@ -76,6 +77,8 @@ export interface CommonContext {
   readonly keyList: string;
   readonly logKeyList: string;
   readonly guardRules: readonly GuardRule[];
+  /** The states only the abort stage may go on from, as literals: the guard refuses them first. */
+  readonly interruptedStates: string;
   /** The tool's triggers a guard requires present and ENABLE ALWAYS, by side (quoted relation and name, as literals). */
   readonly guardTriggers: readonly { readonly side: TriggerSide; readonly rel: string; readonly name: string }[];
   readonly copyColumnSteps: readonly AnnotatedStep[];
@@ -106,26 +109,6 @@ export interface CommonContext {
 }
 
 
-/**
- * Which of the tool's triggers a stage needs intact: before the swap the capture on the table
- * (a missed write would be missing from the copy), after it the reverse capture on the rebuilt
- * table (a missed write would be missing from the old table a revert brings back).
- */
-export type TriggerSide = 'capture' | 'reverse';
-
-/** When a stage may run, as the guard function's template gets it. */
-export interface GuardRule {
-  readonly stage: string;
-  readonly allowed: string;
-  readonly allowedText: string;
-  readonly checkFingerprint: boolean;
-  readonly triggers: TriggerSide;
-  readonly done: string | null;
-  readonly doneHint: string;
-  /** The hint when the run is not at a stage this one may start from (a literal). */
-  readonly notNowHint: string;
-}
-
 /** 'SPK' in ASCII: the first key of every shadowpack advisory lock. */
 const ADVISORY_CLASS = 0x53504b;
 
@@ -142,30 +125,6 @@ function columnDefinition(c: TableModel['columns'][number]): string {
   if (c.notNull) def += c.notNullName !== null ? ` CONSTRAINT ${ident(c.notNullName)} NOT NULL` : ' NOT NULL';
   return def;
 }
-
-/**
- * When a stage may run. `done` lists the states in which it already ran to the end: a psql user
- * re-running the file after an interruption is told to go on rather than that it cannot run.
- */
-function guardRule(stage: string, allowed: string[], checkFingerprint: boolean, triggers: TriggerSide, done: string[] = [], doneHint = ''): GuardRule {
-  return {
-    stage,
-    allowed: allowed.map(literal).join(', '),
-    allowedText: allowed.join(', '),
-    checkFingerprint,
-    triggers,
-    done: done.length === 0 ? null : done.map(literal).join(', '),
-    doneHint: literal(doneHint),
-    notNowHint: literal(stage.startsWith('revert') ? REVERT_NOT_NOW : FORWARD_NOT_NOW),
-  };
-}
-
-// Newcomer review finding 20: a refusal says what to do instead, and never suggests abort after the swap.
-const REVERT_NOT_NOW = 'Revert runs between the swap and cleanup. Before the swap, the abort stage removes the run and leaves the table as it was; once cleanup has started, only cleanup (run again) is left.';
-const FORWARD_NOT_NOW = 'Run the stages in their order; shadowpack status --plan DIR names the next one.';
-
-const AFTER_SWAP = ['swap', 'cleanup-started'];
-const SWAP_DONE = 'the swap is done: go on with the cleanup stage (it validates the re-pointed foreign keys again), or revert';
 
 export function commonContext(model: TableModel, target: DerivedTarget, options: PlanOptions, toolVersion: string): CommonContext {
   const names = runNames(model.schema, model.name);
@@ -196,6 +155,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     ownerCheck: tool(names.ownerCheckFunction),
   };
   const stepInput = { model, target, names, src, copy, old, func };
+  const machine = stageMachine(options);
   // Each step says which locks it takes, beside it in the script.
   const safe = (steps: Step[]): AnnotatedStep[] => steps.map((s) => ({ ...s, comment: commentText(s.comment), locks: commentText(statementLocks(s.sql).join('; ')) }));
   const related = relatedTables(model);
@@ -247,18 +207,8 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     overriding: insertOverriding(model),
     keyList: key.map(ident).join(', '),
     logKeyList: key.map((_, i) => `k${i + 1}`).join(', '),
-    guardRules: [
-      guardRule('backfill', ['setup', 'backfill'], true, 'capture', ['build', 'catchup', 'verified', ...AFTER_SWAP], 'go on with the next stage'),
-      guardRule('build', ['backfill', 'build'], true, 'capture', ['catchup', 'verified', ...AFTER_SWAP], 'go on with the next stage'),
-      guardRule('catchup', ['build', 'catchup'], true, 'capture', ['verified', ...AFTER_SWAP], 'go on with the next stage'),
-      // With a verify stage in the plan, only a passed verify lets the swap run.
-      guardRule('verify', ['catchup', 'verified'], true, 'capture', AFTER_SWAP, 'go on with the next stage'),
-      guardRule('swap', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true, 'capture', AFTER_SWAP, SWAP_DONE),
-      guardRule('swap-locked', options.verifyRanges > 0 ? ['verified'] : ['catchup'], true, 'capture', AFTER_SWAP, SWAP_DONE),
-      guardRule('revert', ['swap'], false, 'reverse'),
-      // Under the revert's lock: nobody can change the triggers any more, so what is checked here holds until commit.
-      guardRule('revert-locked', ['swap'], false, 'reverse'),
-    ],
+    guardRules: guardRules(machine),
+    interruptedStates: interruptedStates(machine).map(literal).join(', '),
     guardTriggers: [
       { side: 'capture' as const, rel: src, name: names.captureTrigger },
       { side: 'capture' as const, rel: src, name: names.truncateTrigger },

@@ -61,24 +61,25 @@ export interface StageInfo {
   readonly summary: string;
   /** 'one': the whole stage is one transaction; 'batches': it commits as it goes; 'several': a few separate ones. */
   readonly transaction: 'none' | 'one' | 'batches' | 'several';
+  /** What it needs first, said in its header (from the stage machine, stage-machine.ts). */
   readonly requires: string;
   readonly offPath: boolean;
 }
 
-const INFO: { readonly [K in StageName]: Omit<StageInfo, 'name' | 'file' | 'suffix'> & { readonly suffix?: string } } = {
-  preflight: { number: 0, summary: 'read-only checks: server version, table fingerprint, privileges, leftovers', transaction: 'none', requires: 'nothing', offPath: false },
-  setup: { number: 1, summary: 'create the copy, the change log, the functions, and the capture trigger on the table', transaction: 'one', requires: 'no run on this table', offPath: false },
-  backfill: { number: 2, summary: 'copy existing rows in committed batches of heap pages, then settle the change log once', transaction: 'batches', requires: 'setup', offPath: false },
-  build: { number: 3, summary: 'build indexes and constraints on the copy (no CONCURRENTLY: nothing else writes it) and analyze it', transaction: 'several', requires: 'backfill', offPath: false },
-  catchup: { number: 4, summary: 'apply the change log in rounds until it is small', transaction: 'batches', requires: 'build', offPath: false },
-  verify: { number: 4, suffix: 'b', summary: 'compare the table and the copy by checksums of key ranges (sp-range-md5-v1); the swap runs only after this passed', transaction: 'several', requires: 'catchup', offPath: false },
-  swap: { number: 5, summary: 'under a short ACCESS EXCLUSIVE lock: apply the rest of the log, rename, re-point foreign keys; then validate them', transaction: 'several', requires: 'catchup', offPath: false },
-  cleanup: { number: 6, summary: 'stop syncing the old table, drop it and every tool object, analyze the table', transaction: 'several', requires: 'swap', offPath: false },
-  abort: { number: 90, summary: 'before the swap: remove the trigger and every tool object; the table is left exactly as it was', transaction: 'several', requires: 'any stage before swap', offPath: true },
-  revert: { number: 91, summary: 'after the swap, before cleanup: apply writes made since, swap back, drop the copy', transaction: 'several', requires: 'swap', offPath: true },
+const INFO: { readonly [K in StageName]: Omit<StageInfo, 'name' | 'file' | 'suffix' | 'requires'> & { readonly suffix?: string } } = {
+  preflight: { number: 0, summary: 'read-only checks: server version, table fingerprint, privileges, leftovers', transaction: 'none', offPath: false },
+  setup: { number: 1, summary: 'create the copy, the change log, the functions, and the capture trigger on the table', transaction: 'one', offPath: false },
+  backfill: { number: 2, summary: 'copy existing rows in committed batches of heap pages, then settle the change log once', transaction: 'batches', offPath: false },
+  build: { number: 3, summary: 'build indexes and constraints on the copy (no CONCURRENTLY: nothing else writes it) and analyze it', transaction: 'several', offPath: false },
+  catchup: { number: 4, summary: 'apply the change log in rounds until it is small', transaction: 'batches', offPath: false },
+  verify: { number: 4, suffix: 'b', summary: 'compare the table and the copy by checksums of key ranges (sp-range-md5-v1); the swap runs only after this passed', transaction: 'several', offPath: false },
+  swap: { number: 5, summary: 'under a short ACCESS EXCLUSIVE lock: apply the rest of the log, rename, re-point foreign keys; then validate them', transaction: 'several', offPath: false },
+  cleanup: { number: 6, summary: 'stop syncing the old table, drop it and every tool object, analyze the table', transaction: 'several', offPath: false },
+  abort: { number: 90, summary: 'before the swap: remove the trigger and every tool object; the table is left exactly as it was', transaction: 'several', offPath: true },
+  revert: { number: 91, summary: 'after the swap, before cleanup: apply writes made since, swap back, drop the copy', transaction: 'several', offPath: true },
 };
 
-export function stageInfo(name: StageName): StageInfo {
+export function stageInfo(name: StageName): Omit<StageInfo, 'requires'> {
   const info = INFO[name];
   const suffix = info.suffix ?? '';
   return { name, ...info, suffix, file: `${String(info.number).padStart(2, '0')}${suffix}-${name}.sql` };

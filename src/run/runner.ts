@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { ClientConfig, DatabaseError } from 'pg';
 import { connectClient } from './connect.js';
-import { FORWARD_STAGES, PARALLEL_STAGES, type StageName } from '../compile/stages.js';
+import { FORWARD_STAGES, PARALLEL_STAGES, planStages, type StageName } from '../compile/stages.js';
+import { nextStage, stageMachine } from '../compile/stage-machine.js';
 import { UserError } from '../model/errors.js';
 import { noticeEvent, type LockReport, type RunEvent } from './events.js';
 import { checkPlanIntegrity, type LoadedPlan } from './plan-check.js';
@@ -40,32 +41,14 @@ export interface RunSummary {
   readonly locks: readonly LockReport[];
 }
 
-/** Which forward stage comes next, from the state both executors write. */
+/** Which stage comes next, from the state both executors write (the stage machine decides). */
 export function nextForwardStage(state: RunState | null, hasVerify: boolean): StageName | 'done' {
-  // 'abort' only to finish an interrupted abort or revert.
-  if (state === null) return 'preflight';
-  switch (state.stage) {
-    case 'setup-started':
-      return 'setup';
-    case 'setup':
-      return 'backfill';
-    case 'backfill':
-      return 'build';
-    case 'build':
-      return 'catchup';
-    case 'catchup':
-      return hasVerify ? 'verify' : 'swap';
-    case 'verified':
-      return 'swap';
-    case 'swap':
-    case 'cleanup-started':
-      return 'cleanup';
-    case 'reverted':
-    case 'aborting':
-      // A revert that swapped back, or an abort, stopped halfway: only the abort stage may finish it.
-      return 'abort';
-    default:
-      throw new UserError('RUN_STATE', `the run is at an unknown stage "${state.stage}"; was it started by another shadowpack version?`);
+  const machine = stageMachine({ verifyRanges: hasVerify ? 1 : 0 });
+  try {
+    // 'abort' only to finish an interrupted abort or revert.
+    return nextStage(machine, planStages({ verifyRanges: hasVerify ? 1 : 0 }), state?.stage ?? null);
+  } catch {
+    throw new UserError('RUN_STATE', `the run is at an unknown stage "${state?.stage ?? ''}"; was it started by another shadowpack version?`);
   }
 }
 
