@@ -14,7 +14,8 @@ import { ownerStatements, type OwnerStatements } from './owner-statements.js';
 import { buildItems, type BuildItem } from './build-items.js';
 import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
 import type { DerivedTarget } from './transform/derive.js';
-import { guardRules, interruptedStates, stageMachine, type GuardRule, type TriggerSide } from './stage-machine.js';
+import { doneStates, guardRules, interruptedStates, stageMachine, stageRecord, stageRule, type GuardRule, type StageRecord, type TriggerSide } from './stage-machine.js';
+import { ALL_STAGES, type StageName } from './stages.js';
 import { forwardSide, reverseSide, type CopySide } from './transform/sides.js';
 
 /** A step as the templates get it: comment made safe, and the locks it takes (empty: none worth saying). */
@@ -79,6 +80,10 @@ export interface CommonContext {
   readonly guardRules: readonly GuardRule[];
   /** The states only the abort stage may go on from, as literals: the guard refuses them first. */
   readonly interruptedStates: string;
+  /** Each stage's states from the stage machine, for what one stage records for another (the backfill procedure, in setup). */
+  readonly stageRecords: { readonly [K in StageName]: StageRecord };
+  /** The states of a run past the swap, as literals: a refusal then points to cleanup or revert, never to abort. */
+  readonly swappedStates: string;
   /** The tool's triggers a guard requires present and ENABLE ALWAYS, by side (quoted relation and name, as literals). */
   readonly guardTriggers: readonly { readonly side: TriggerSide; readonly rel: string; readonly name: string }[];
   readonly copyColumnSteps: readonly AnnotatedStep[];
@@ -209,6 +214,8 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     logKeyList: key.map((_, i) => `k${i + 1}`).join(', '),
     guardRules: guardRules(machine),
     interruptedStates: interruptedStates(machine).map(literal).join(', '),
+    swappedStates: doneStates(stageRule(machine, 'swap')).map(literal).join(', '),
+    stageRecords: Object.fromEntries(ALL_STAGES.map((s) => [s, stageRecord(machine, s)])) as { [K in StageName]: StageRecord },
     guardTriggers: [
       { side: 'capture' as const, rel: src, name: names.captureTrigger },
       { side: 'capture' as const, rel: src, name: names.truncateTrigger },

@@ -71,7 +71,8 @@ export function stageMachine(options: { readonly verifyRanges: number }): readon
   return [
     { stage: 'preflight', kind: 'check', side: src, from: 'any', records: null },
     { stage: 'setup', kind: 'forward', side: src, from: [null], recordsFirst: 'setup-started', records: 'setup' },
-    { stage: 'backfill', kind: 'forward', side: src, from: ['setup', 'backfill'], records: 'backfill', recordOnlyFrom: true, guard: { checkpoints: ['backfill'], checkFingerprint: true, triggers: 'capture', doneHint: NEXT, notNowHint: FORWARD_NOT_NOW } },
+    // Recorded by the backfill procedure (setup.sql.hbs), once, by the session that settles the log: from setup only.
+    { stage: 'backfill', kind: 'forward', side: src, from: ['setup', 'backfill'], records: 'backfill', guard: { checkpoints: ['backfill'], checkFingerprint: true, triggers: 'capture', doneHint: NEXT, notNowHint: FORWARD_NOT_NOW } },
     { stage: 'build', kind: 'forward', side: src, from: ['backfill', 'build'], records: 'build', recordOnlyFrom: true, guard: { checkpoints: ['build'], checkFingerprint: true, triggers: 'capture', doneHint: NEXT, notNowHint: FORWARD_NOT_NOW } },
     { stage: 'catchup', kind: 'forward', side: src, from: ['build', 'catchup'], records: 'catchup', recordOnlyFrom: true, guard: { checkpoints: ['catchup'], checkFingerprint: true, triggers: 'capture', doneHint: NEXT, notNowHint: FORWARD_NOT_NOW } },
     // Failing, it sends the run back to catchup: only a passed verify lets the swap run.
