@@ -239,7 +239,7 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     const r = await live.done;
     await holder.query('COMMIT');
 
-    expect(r.code, r.stdout).toBe(1);
+    expect(r.code, r.stdout).toBe(2);
     expect(r.stderr).toMatch(/could not take ACCESS EXCLUSIVE on "app"\."orders"[^\n]* within the lock budget of 700 ms: the application already queued \d+ ms behind 2 attempts of 300 ms; nothing was changed/);
     const report = live.events.find((e) => e['type'] === 'lock-report')!['report'] as LockReport;
     // Two attempts of 300 ms fit in 700 ms; a third could have gone past it, so it was not made.
