@@ -202,3 +202,58 @@ describe('the backfill in four sessions at once, under writers', () => {
     await withClient(db.url, async (c) => expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(before));
   }, 120_000);
 });
+
+describe.each(['runner', 'psql'] as const)('a range cut smaller by another session between a cut and its claim (%s)', (via) => {
+  it('copies only the batch it claimed again: no page twice, the copy equals the table', async () => {
+    const db = await freshDatabase(`cut_${via}`);
+    databases.push(db);
+    await withClient(db.url, (c) => createDemoSchema(c, 2_000));
+    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 4 });
+    const id = plan.manifest.runId;
+    const ranges = `shadowpack.ranges_${id}`;
+    const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'setup']);
+    expect(ready.code, ready.stderr).toBe(0);
+    const gate = new pg.Client({ connectionString: db.url, application_name: 'cut-test-gate' });
+    const y = new pg.Client({ connectionString: db.url, application_name: 'cut-test-y' });
+    for (const c of [gate, y]) {
+      c.on('error', () => undefined);
+      await c.connect();
+    }
+    try {
+      expect((await gate.query(`SELECT first_page, end_page FROM ${ranges}`)).rows).toEqual([{ first_page: '0', end_page: expect.any(String) }]);
+      // A test trigger holds the session's cut (0,4) + (4,end) uncommitted until the test lets it go.
+      await gate.query(`CREATE FUNCTION public.cut_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF current_setting('application_name') = 'shadowpack/${id}/backfill' THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF; RETURN NULL; END $$`);
+      await gate.query(`CREATE TRIGGER cut_test_hold AFTER INSERT ON ${ranges} FOR EACH ROW EXECUTE FUNCTION public.cut_test_hold()`);
+      await gate.query('SELECT pg_advisory_lock(4242)');
+      const x = via === 'psql' ? psqlFile(db.url, join(plan.dir, '02-backfill.sql')) : runner(plan, db.url, '--stage', 'backfill');
+      await waitFor('the session to cut its range', gate, "SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted");
+      // Queued behind the cut, an EXCLUSIVE lock on the ranges is granted as the cut commits: the
+      // session then waits to claim its batch (0,4) again, and Y cuts that batch with a smaller
+      // batch size first, as "control --batch-pages 2" would make it (done here by hand: Y's commit).
+      const locked = y.query(`BEGIN; LOCK TABLE ${ranges} IN EXCLUSIVE MODE`);
+      await waitFor('Y to queue for the ranges', gate, `SELECT FROM pg_locks WHERE relation = '${ranges}'::regclass AND mode = 'ExclusiveLock' AND NOT granted`);
+      await gate.query('SELECT pg_advisory_unlock(4242)');
+      await locked;
+      await waitFor('the session to claim its batch again', gate, `SELECT FROM pg_locks WHERE relation = '${ranges}'::regclass AND mode = 'RowShareLock' AND NOT granted`);
+      await y.query(`UPDATE ${ranges} SET end_page = 2 WHERE first_page = 0 AND end_page = 4`);
+      await y.query(`INSERT INTO ${ranges} VALUES (2, 4)`);
+      await y.query('COMMIT');
+      const r = await x.done;
+      expect(r.code, r.stderr).toBe(0);
+      // Before the fix the session copied pages 0-4 under the range (0,2), and (2,4) was copied again:
+      // 158 rows twice ("expected '2158' to be '2000'"), which the copy's primary key cannot be built over.
+      const counts = (await gate.query(`SELECT (SELECT count(*) FROM app.orders) AS src, (SELECT count(*) FROM app._sp_${id}_new) AS copy`)).rows[0];
+      expect(counts.copy).toBe(counts.src);
+      await gate.query(`DROP TRIGGER cut_test_hold ON ${ranges}`);
+    } finally {
+      await gate.end().catch(() => undefined);
+      await y.end().catch(() => undefined);
+    }
+    // No writers: the copy equals the table row for row.
+    await withClient(db.url, async (c) => {
+      const diff = await c.query(`(SELECT * FROM app.orders EXCEPT ALL SELECT * FROM app._sp_${id}_new) UNION ALL (SELECT * FROM app._sp_${id}_new EXCEPT ALL SELECT * FROM app.orders)`);
+      expect(diff.rowCount).toBe(0);
+    });
+  }, 60_000);
+});
