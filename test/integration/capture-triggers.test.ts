@@ -46,7 +46,7 @@ function stage(executor: Executor, plan: LoadedPlan, url: string, name: StageNam
 }
 
 function expectRefused(r: Exit, executor: Executor, message: RegExp): void {
-  expect(r.code, r.stdout).toBe(executor === 'psql' ? 3 : 1);
+  expect(r.code, r.stdout).toBe(executor === 'psql' ? 3 : 2);
   expect(r.stderr).toMatch(message);
 }
 

@@ -171,7 +171,7 @@ describe('production safety', () => {
 
     await withClient(db.url, (c) => c.query('CREATE INDEX orders_note_drift_idx ON app.orders (note)'));
     const drifted = await runPlan(plan, db.url, '--until', 'cleanup');
-    expect(drifted.code, drifted.stderr).toBe(1);
+    expect(drifted.code, drifted.stderr).toBe(2);
     expect(drifted.stderr).toContain('changed since this plan was made');
     const after = await status(plan, db.url);
     expect(after.state?.stage).toBe('backfill');
@@ -388,7 +388,7 @@ describe('production safety', () => {
       probing = false;
       await probeLoop;
 
-      expect(swap.code, swap.stderr).toBe(1);
+      expect(swap.code, swap.stderr).toBe(2);
       // READ COMMITTED holder: the snapshot wait passes, the lock attempts give up. Two wordings exist:
       // a timed-out attempt ("after 3 rounds (N attempts of 100 ms)"), or no attempt made behind a long-held
       // lock ("after 3 rounds (N attempts): held by pid N (...)"), which must then name the holder.
@@ -439,7 +439,7 @@ describe('production safety', () => {
       const r = await runPlan(plan, db.url, '--until', 'cleanup');
       const stats = await writers.stop();
       expect(stats.errors, stats.lastError ?? '').toBe(0);
-      expect(r.code, r.stderr).toBe(1);
+      expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(/gave up after 2 s waiting for sessions with old snapshots/);
       expect(r.stderr).toContain(`pid ${readerPid} (old-snapshot-reader`);
       expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
@@ -500,7 +500,7 @@ describe('production safety', () => {
       const failed = await runner;
       await writers.stop();
       expect(crashedAt, 'the backfill was never seen in progress').not.toBe('timeout');
-      expect(failed.code, `${crashedAt}: ${failed.stderr}`).toBe(1);
+      expect(failed.code, `${crashedAt}: ${failed.stderr}`).toBe(2);
       expect(failed.signal).toBeNull();
       expect(failed.stderr).toMatch(/CONNECTION_FAILED: lost the connection during stage backfill .*run the same command again/);
 
