@@ -36,12 +36,20 @@ const CONFLICTS: Readonly<Record<string, readonly string[]>> = {
 export function conflictCondition(locks: readonly { relation: string; mode: string }[]): string {
   if (locks.length === 0) return 'false';
   return locks
-    .map((l) => `(l.relation = to_regclass(${literal(l.relation)}) AND l.mode IN (${(CONFLICTS[l.mode] ?? []).map(literal).join(', ')}))`)
+    // A partitioned table (the copy made with --partition-by, live after the swap) is locked with its
+    // partitions, so a lock held on one partition conflicts too.
+    .map((l) => `(l.relation IN (SELECT to_regclass(${literal(l.relation)}) UNION SELECT relid FROM pg_partition_tree(to_regclass(${literal(l.relation)}))) AND l.mode IN (${(CONFLICTS[l.mode] ?? []).map(literal).join(', ')}))`)
     .join('\n            OR ');
 }
 
+/**
+ * Without ONLY: a partitioned table is locked with its partitions. A session writing straight into a
+ * partition locks only that partition (a DELETE never touches the parent), so ONLY let it write, and its
+ * capture trigger log, past the apply under the revert's lock: the write was lost. A source table is never
+ * partitioned nor a parent (refused), so for it this is the same lock.
+ */
 function lockStatement(rel: string, mode: string): string {
-  return `LOCK TABLE ONLY ${rel} IN ${mode} MODE;`;
+  return `LOCK TABLE ${rel} IN ${mode} MODE;`;
 }
 
 function triggersExist(c: CommonContext, triggers: string[]): string {
