@@ -88,8 +88,8 @@ describe.each(['runner', 'psql'] as const)('a rewrite during the last backfill b
       await vacuum;
 
       const b = await running;
-      // psql with ON_ERROR_STOP exits 3, the runner 1.
-      expect(b.code, 'the backfill went on after the rewrite').toBe(executor === 'psql' ? 3 : 1);
+      // psql with ON_ERROR_STOP exits 3, the runner 2.
+      expect(b.code, 'the backfill went on after the rewrite').toBe(executor === 'psql' ? 3 : 2);
       expect(b.stderr).toMatch(REWRITTEN);
       expect(b.stderr).toMatch(/Run the abort stage/);
       // The failed batch was rolled back: the run still says the last batch is to do.

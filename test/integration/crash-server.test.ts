@@ -132,7 +132,7 @@ describe('PostgreSQL restarted (immediate shutdown) in the middle of catch-up', 
     await restartImmediate(server);
     const failed = await runner;
     await writers.stop();
-    expect(failed.code, `${crashedAt}: ${failed.stderr}`).toBe(1);
+    expect(failed.code, `${crashedAt}: ${failed.stderr}`).toBe(2);
     expect(failed.stderr).toMatch(/CONNECTION_FAILED: lost the connection during stage catchup .*run the same command again/);
     await withClient(db.url, async (c) => {
       const state = await readState(c, plan.manifest);
