@@ -82,6 +82,8 @@ export async function ensureBuilt(log: (line: string) => void): Promise<void> {
 
 /** A plan is made ahead of approval: timed, but reported apart from the run. */
 async function planShadowpack(server: BenchServer, work: string): Promise<number> {
+  // pgbench -i dropped the table with any trigger of a run that failed; its state would refuse this plan.
+  await sql(server, 'DROP SCHEMA IF EXISTS shadowpack CASCADE');
   const t = Date.now();
   await cli(server, ['plan', '--table', 'public.pgbench_accounts', '--out', path.join(work, 'plan'), '--build-maintenance-work-mem-mb', String(BUILD_MEMORY_MB)]);
   return Date.now() - t;

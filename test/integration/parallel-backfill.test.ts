@@ -201,6 +201,39 @@ describe('the backfill in four sessions at once, under writers', () => {
     await expectEqualsTwin(db.url);
     await withClient(db.url, async (c) => expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(before));
   }, 120_000);
+
+  it('a session that waits longer than a second for another to settle the log says so and goes on', async () => {
+    const db = await freshDatabase('parallel_settle_wait');
+    databases.push(db);
+    await withClient(db.url, (c) => createDemoSchema(c, 2_000));
+    const plan = await planTable(db.url, 'app', 'orders');
+    const id = plan.manifest.runId;
+    for (const f of ['00-preflight.sql', '01-setup.sql']) {
+      const r = await psql(db.url, join(plan.dir, f));
+      expect(r.code, r.stderr).toBe(0);
+    }
+    // The lock the settling session holds (the run's two keys as one bigint), held here instead.
+    const settleKey = (BigInt(0x53504b) << 32n) | BigInt(parseInt(id.slice(0, 7), 16));
+    const holder = new pg.Client({ connectionString: db.url });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    let backfill: Running;
+    try {
+      await holder.query('SELECT pg_advisory_lock($1::bigint)', [settleKey.toString()]);
+      backfill = psqlFile(db.url, join(plan.dir, '02-backfill.sql'));
+      await waitFor('the backfill to wait for the settle lock', holder, `SELECT FROM shadowpack.runs WHERE run_id = $1 AND backfill_next = backfill_end`, [id]);
+      await sleep(1_500);
+    } finally {
+      await holder.end().catch(() => undefined);
+    }
+    const r = await backfill.done;
+    expect(r.stderr).toMatch(/shadowpack:wait another session settling the change log/);
+    expect(r.stderr).not.toMatch(/ERROR/);
+    expect(r.code, r.stderr).toBe(0);
+    await withClient(db.url, async (c) => {
+      expect((await c.query('SELECT stage FROM shadowpack.runs WHERE run_id = $1', [id])).rows[0]).toEqual({ stage: 'backfill' });
+    });
+  });
 });
 
 describe.each(['runner', 'psql'] as const)('a range cut smaller by another session between a cut and its claim (%s)', (via) => {
