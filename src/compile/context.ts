@@ -261,6 +261,6 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       // Run as the table's owner (it evaluates --alter expressions): the pending keys come in as arrays.
       rangesSql: options.verifyRanges > 0 ? literal(rangeChecksumSql(model, 'before-swap', options.verifyRanges, '', { differences: target.differences, forward: target.forward, targetColumns: target.model.columns, partitioned: target.partitioning !== null }, forward.keysFromArrays)) : '',
     },
-    asOwner: ownerStatements({ src, copy, old, forward, reverse, backfillOrder, overriding: insertOverriding(model) }),
+    asOwner: ownerStatements({ src, copy, old, forward, reverse, backfillOrder, keyList: key.map(ident).join(', '), overriding: insertOverriding(model) }),
   };
 }

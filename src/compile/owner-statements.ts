@@ -1,4 +1,4 @@
-import { literal } from '../model/quote.js';
+import { dollarTag, literal } from '../model/quote.js';
 import type { CopySide } from './transform/sides.js';
 
 /**
@@ -11,8 +11,15 @@ import type { CopySide } from './transform/sides.js';
 export interface OwnerStatements {
   /** Copies heap pages $1 to $2 (excluded). */
   readonly backfill: string;
-  /** Copies the one row at ctid ($1,$2), to find the first row that does not fit. */
-  readonly backfillRow: string;
+  /**
+   * A format() string (%1$s, %2$s: the pages of a batch that failed) for a DO block that pushes the
+   * batch's rows through the backfill INSERT one at a time in key order and raises BAD_ROW_SQLSTATE
+   * at the first that does not fit: its key as the message, the error as the detail. As the owner,
+   * because reading the table plans it (its index expressions are loaded and constant-folded then).
+   */
+  readonly backfillFirstBad: string;
+  /** The SQLSTATE backfillFirstBad raises for the row it names. */
+  readonly badRowSqlstate: string;
   /** `ARRAY[…]::text[]`: the apply's writes to the copy, for the logged keys. */
   readonly apply: string;
   /** The same for revert's writes to the old table. */
@@ -32,6 +39,8 @@ export interface OwnerStatementInput {
   readonly forward: CopySide;
   readonly reverse: CopySide;
   readonly backfillOrder: string;
+  /** The source's key columns, quoted. */
+  readonly keyList: string;
   /** OVERRIDING SYSTEM VALUE for the old table, or ''. */
   readonly overriding: string;
 }
@@ -72,11 +81,44 @@ function goneStatements(side: CopySide, target: string): string[] {
   return [`DELETE FROM ${target} AS t\n USING ${side.keysFromArrays} AS d\n WHERE ${side.keyJoinTD}`];
 }
 
+/** Raised by backfillFirstBad for the row it found; the backfill turns it into its message. */
+const BAD_ROW_SQLSTATE = 'SPB01';
+
+function firstBadRow(i: OwnerStatementInput, insert: string): string {
+  const before = [
+    '',
+    'DECLARE',
+    '  bad record;',
+    '  failure text;',
+    'BEGIN',
+    `  FOR bad IN SELECT ctid AS t, ROW(${i.keyList})::text AS k FROM ONLY ${i.src}`,
+    "   WHERE ctid >= '(",
+  ].join('\n');
+  const between = ",0)'::tid AND ctid < '(";
+  const after = [
+    `,0)'::tid ORDER BY ${i.keyList} LOOP`,
+    '    BEGIN',
+    `      ${insert} WHERE ctid = bad.t;`,
+    '    EXCEPTION WHEN OTHERS THEN',
+    '      GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;',
+    `      RAISE EXCEPTION USING ERRCODE = '${BAD_ROW_SQLSTATE}', MESSAGE = bad.k, DETAIL = failure;`,
+    '    END;',
+    '  END LOOP;',
+    'END',
+    '',
+  ].join('\n');
+  const tag = dollarTag(before + between + after, 'bad');
+  // format() text: the two page numbers go in, every other % is doubled.
+  const text = (t: string) => t.replaceAll('%', '%%');
+  return literal(`${text(`DO ${tag}${before}`)}%1$s${text(between)}%2$s${text(`${after}${tag}`)}`);
+}
+
 export function ownerStatements(i: OwnerStatementInput): OwnerStatements {
   const insert = `INSERT INTO ${i.copy} (${i.forward.insertList})\nSELECT ${i.forward.selectList} FROM ONLY ${i.src}`;
   return {
     backfill: literal(`${insert}\n WHERE ctid >= format('(%s,0)', $1)::tid AND ctid < format('(%s,0)', $2)::tid${i.backfillOrder}`),
-    backfillRow: literal(`${insert} WHERE ctid = format('(%s,%s)', $1, $2)::tid`),
+    backfillFirstBad: firstBadRow(i, insert),
+    badRowSqlstate: BAD_ROW_SQLSTATE,
     apply: array(applyStatements(i.forward, i.src, i.copy, '')),
     reverseApply: array(applyStatements(i.reverse, i.src, i.old, i.overriding)),
     applyGone: array(goneStatements(i.forward, i.copy)),

@@ -424,3 +424,33 @@ describe('owner code that setup and build constant-fold or evaluate on the empty
     });
   }
 });
+
+// Issue 19: when an --alter fails on a row, the backfill names the first such row in key order. That
+// search reads the table (planning it loads and constant-folds its index expressions) and pushes rows
+// through the --alter one by one: it runs as the owner too, not as the runner.
+describe('a backfill that fails on a row names it as the owner', () => {
+  it('an --alter narrowing a column on a table with an index expression calling an IMMUTABLE function (psql and the runner)', async () => {
+    for (const executor of ['psql', 'runner'] as const) {
+      // The row that does not fit also has the owner ANALYZE the table: the invalidation that follows
+      // (as would one from autovacuum) makes whoever plans the table next load and fold its index
+      // expressions again, app.grab() among them.
+      const grab = `CREATE FUNCTION app.grab() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$ BEGIN PERFORM app.evil(); RETURN 0; END $f$;
+        CREATE FUNCTION app.narrow(v int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN IF v > 32767 THEN ANALYZE app.t; END IF; RETURN v; END $f$;`;
+      const variant: Variant = {
+        name: 'narrowing',
+        table: grab + 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_c ON app.t ((v + app.grab())) WHERE v > app.grab();',
+        after: 'UPDATE app.t SET v = 100000 WHERE id = 123; UPDATE app.twin SET v = 100000 WHERE id = 123;',
+        alter: ['ALTER COLUMN v TYPE smallint USING app.narrow(v)'],
+      };
+      const s = await hostile(`owner_bad_row_${executor}`, variant);
+      const dir = await plan(s, variant);
+      await stages(s, dir, executor, ['preflight', 'setup']);
+      const loaded = readPlanDir(dir);
+      const failure = executor === 'runner'
+        ? await run({ plan: loaded, connection: { connectionString: s.db.url }, stage: 'backfill', onEvent: () => undefined }).then(() => 'no error', (e: unknown) => String(e))
+        : (await psql(s.db.url, join(dir, stageInfo('backfill').file))).stderr;
+      expect(failure, executor).toMatch(/with key \(id\) = \(123\) does not fit the new shape/);
+      expect(await gained(s), executor).toEqual(NOTHING);
+    }
+  });
+});
