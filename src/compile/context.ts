@@ -68,6 +68,8 @@ export interface CommonContext {
    */
   readonly advisory: { readonly classId: number; readonly objId: number; readonly settleKey: string };
   readonly columnDefs: readonly string[];
+  /** '' or, as an SQL literal, the generated columns the runner creates with --partition-by (owner-columns.ts). */
+  readonly createdGeneratedList: string;
   readonly copyReloptions: string;
   /** What follows the copy's column list: ` WITH (…)`, or ` PARTITION BY RANGE (…)` (a partitioned table has no storage parameters). */
   readonly copyStorage: string;
@@ -206,6 +208,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     signature: signatureSql(model.schema, model.name, names.toolSchema),
     advisory: advisoryKeys(parseInt(names.runId.slice(0, 7), 16)),
     columnDefs: target.copyColumns.map(columnDefinition),
+    createdGeneratedList: target.createdGenerated.length === 0 ? '' : literal(target.createdGenerated.join(', ')),
     copyReloptions: copyReloptions(target.model),
     partitionTables: (target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name)),
     copyStorage: target.partitioning === null ? ` WITH (${copyReloptions(target.model)})` : ` PARTITION BY RANGE (${ident(target.partitioning.column)})`,

@@ -45,6 +45,8 @@ export interface DerivedTarget {
   readonly copyColumns: readonly ColumnModel[];
   /** The columns the table's owner then adds to it, from the first generated one on (see owner-columns.ts). */
   readonly ownerColumns: readonly ColumnModel[];
+  /** Generated columns the runner creates (see owner-columns.ts): setup runs only as the table's owner then. */
+  readonly createdGenerated: readonly string[];
   /** --alter statements run on the empty copy (setup) and with the indexes (build). */
   readonly setupSteps: readonly Step[];
   /** The two parts of setupSteps: the partitions (created as the runner), then the --alter statements (run as the table's owner: a non-volatile DEFAULT is evaluated when added). */
@@ -194,11 +196,12 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
     ...model, columns: alter.columns, reloptions, identities, tablespace: spec.tablespace ?? model.tablespace,
     constraints: partitioning?.constraints ?? model.constraints,
   };
-  const split = copyColumns(columns);
+  const split = copyColumns(columns, partitioning?.column ?? null);
   return {
     model: target,
     copyColumns: split.created,
     ownerColumns: split.addedByOwner,
+    createdGenerated: split.createdGenerated,
     setupSteps: [...partitionSteps, ...alter.setupSteps],
     partitionSteps,
     alterSteps: alter.setupSteps,

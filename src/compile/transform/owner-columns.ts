@@ -6,6 +6,13 @@ import { mentions } from './apply-alter.js';
 export interface CopyColumns {
   readonly created: readonly ColumnModel[];
   readonly addedByOwner: readonly ColumnModel[];
+  /**
+   * Generated columns the runner must create itself: with --partition-by, CREATE TABLE … PARTITION BY
+   * names the partition column, so every column up to it is in the first CREATE TABLE. Setup then
+   * refuses to run unless the role running it is the table's owner (nothing to gain from the owner's
+   * code then).
+   */
+  readonly createdGenerated: readonly string[];
 }
 
 /**
@@ -19,15 +26,18 @@ export interface CopyColumns {
  * code as itself (owner-functions.hbs). Column order stays the table's. PostgreSQL cannot add a
  * generated column before a column its expression reads, so such a table is refused.
  */
-export function copyColumns(columns: readonly ColumnModel[]): CopyColumns {
+export function copyColumns(columns: readonly ColumnModel[], partitionColumn: string | null = null): CopyColumns {
   const first = columns.findIndex((c) => c.generated !== null);
-  if (first < 0) return { created: columns, addedByOwner: [] };
+  if (first < 0) return { created: columns, addedByOwner: [], createdGenerated: [] };
+  const key = partitionColumn === null ? -1 : columns.findIndex((c) => c.name === partitionColumn);
+  const cut = Math.max(first, key + 1);
   columns.forEach((c, i) => {
-    if (c.generated === null) return;
+    if (c.generated === null || i < cut) return;
     const later = columns.slice(i + 1).find((l) => mentions(c.generated!, l.name));
     if (later !== undefined) {
       throw new UserError('UNSUPPORTED_TABLE', `generated column ${c.name} reads column ${later.name}, which comes after it: shadowpack adds the copy's generated columns as the table's owner, in column order, so that the owner's code in them never runs as the role running the plan, and PostgreSQL cannot add a generated column before a column it reads`);
     }
   });
-  return { created: columns.slice(0, first), addedByOwner: columns.slice(first) };
+  const created = columns.slice(0, cut);
+  return { created, addedByOwner: columns.slice(cut), createdGenerated: created.filter((c) => c.generated !== null).map((c) => c.name) };
 }

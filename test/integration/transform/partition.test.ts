@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -253,5 +253,25 @@ describe('--partition-by: an identity key and an integer column', () => {
       expect((await c.query("SELECT tableoid::regclass::text AS part FROM public.events WHERE bucket = 1000")).rows).toEqual([{ part: 'events_default' }]);
       expect(await leftovers(c)).toEqual([]);
     });
+  });
+});
+
+describe('--partition-by with a generated column before the partition column, owned by another role', () => {
+  it('refuses setup unless the table owner runs it, with nothing changed (the runner would create that column)', async () => {
+    const db = await demo('partition_gen_owner');
+    const role = `sp_part_owner_${process.pid}`;
+    try {
+      await withClient(db.url, (c) => c.query(`CREATE ROLE ${role}; ALTER TABLE app.orders OWNER TO ${role}; ALTER TABLE app.orders_twin OWNER TO ${role}`));
+      const out = join(mkdtempSync(join(tmpdir(), 'sp-part-')), 'orders');
+      const planned = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, ...PARTITION]);
+      expect(planned.code, planned.stderr).toBe(0);
+      const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'setup']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/setup must run as the table's owner sp_part_owner_\d+: the generated columns total come before the partition column/);
+      await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
+    } finally {
+      await db.drop();
+      await withClient(inject('adminUrl'), (c) => c.query(`DROP ROLE IF EXISTS ${role}`)).catch(() => undefined);
+    }
   });
 });
