@@ -66,7 +66,7 @@ export interface CommonContext {
    * of its own (PostgreSQL keeps one-key and two-key advisory locks apart) that the backfill's
    * sessions take in turn to settle the change log.
    */
-  readonly advisory: { readonly classId: number; readonly objId: number; readonly settleKey: string };
+  readonly advisory: { readonly classId: number; readonly objId: number; readonly settleKey: string; readonly toolSchemaObjId: number };
   readonly columnDefs: readonly string[];
   /** '' or, as an SQL literal, the generated columns the runner creates with --partition-by (owner-columns.ts). */
   readonly createdGeneratedList: string;
@@ -119,8 +119,14 @@ export interface CommonContext {
 /** 'SPK' in ASCII: the first key of every shadowpack advisory lock. */
 const ADVISORY_CLASS = 0x53504b;
 
+/**
+ * The tool schema's lock (ADVISORY_CLASS, this): one for every run in the database, whatever its
+ * table. A run's objId has 28 bits (7 hex digits of its id), so this one is no run's.
+ */
+const TOOL_SCHEMA_OBJ_ID = 0x7fffffff;
+
 function advisoryKeys(objId: number): CommonContext['advisory'] {
-  return { classId: ADVISORY_CLASS, objId, settleKey: ((BigInt(ADVISORY_CLASS) << 32n) | BigInt(objId)).toString() };
+  return { classId: ADVISORY_CLASS, objId, settleKey: ((BigInt(ADVISORY_CLASS) << 32n) | BigInt(objId)).toString(), toolSchemaObjId: TOOL_SCHEMA_OBJ_ID };
 }
 
 function columnDefinition(c: TableModel['columns'][number]): string {
