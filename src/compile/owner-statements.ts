@@ -84,33 +84,54 @@ function goneStatements(side: CopySide, target: string): string[] {
 /** Raised by backfillFirstBad for the row it found; the backfill turns it into its message. */
 const BAD_ROW_SQLSTATE = 'SPB01';
 
+/** Text of a format() string, or the format() argument (1-based) that goes in there. */
+export type FormatPiece = string | { readonly arg: number };
+
+export interface RowByRowSearch {
+  readonly src: string;
+  /** The source's key columns, quoted. */
+  readonly keyList: string;
+  /** INSERT … SELECT … FROM ONLY src, without a WHERE. */
+  readonly insert: string;
+  /** More DECLARE lines. */
+  readonly declare: readonly string[];
+  /** Run for each row that does not fit (bad.k its key as text, failure the error); may take format() arguments from 3 on. */
+  readonly onBad: readonly FormatPiece[];
+  /** Lines after the loop. */
+  readonly after: readonly string[];
+}
+
+/**
+ * A format() string (%1$s, %2$s: the pages of a batch that failed) for a DO block that pushes the
+ * batch's rows through `insert` one at a time in key order, running `onBad` for each that does not
+ * fit. Meant to run as the table's owner: reading the table plans it, which loads and constant-folds
+ * its index expressions.
+ */
+export function rowByRowSearch(s: RowByRowSearch): string {
+  const pieces: FormatPiece[] = [
+    ['', 'DECLARE', '  bad record;', '  failure text;', ...s.declare, 'BEGIN', `  FOR bad IN SELECT ctid AS t, ROW(${s.keyList})::text AS k FROM ONLY ${s.src}`, "   WHERE ctid >= '("].join('\n'),
+    { arg: 1 },
+    ",0)'::tid AND ctid < '(",
+    { arg: 2 },
+    [`,0)'::tid ORDER BY ${s.keyList} LOOP`, '    BEGIN', `      ${s.insert} WHERE ctid = bad.t;`, '    EXCEPTION WHEN OTHERS THEN', '      GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;', ''].join('\n'),
+    ...s.onBad,
+    ['    END;', '  END LOOP;', ...s.after, 'END', ''].join('\n'),
+  ];
+  const tag = dollarTag(pieces.map((p) => (typeof p === 'string' ? p : '')).join(''), 'bad');
+  // format() text: the arguments go in, every other % is doubled.
+  const text = (p: FormatPiece) => (typeof p === 'string' ? p.replaceAll('%', '%%') : `%${p.arg}$s`);
+  return literal([`DO ${tag}`, ...pieces, tag].map(text).join(''));
+}
+
 function firstBadRow(i: OwnerStatementInput, insert: string): string {
-  const before = [
-    '',
-    'DECLARE',
-    '  bad record;',
-    '  failure text;',
-    'BEGIN',
-    `  FOR bad IN SELECT ctid AS t, ROW(${i.keyList})::text AS k FROM ONLY ${i.src}`,
-    "   WHERE ctid >= '(",
-  ].join('\n');
-  const between = ",0)'::tid AND ctid < '(";
-  const after = [
-    `,0)'::tid ORDER BY ${i.keyList} LOOP`,
-    '    BEGIN',
-    `      ${insert} WHERE ctid = bad.t;`,
-    '    EXCEPTION WHEN OTHERS THEN',
-    '      GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;',
-    `      RAISE EXCEPTION USING ERRCODE = '${BAD_ROW_SQLSTATE}', MESSAGE = bad.k, DETAIL = failure;`,
-    '    END;',
-    '  END LOOP;',
-    'END',
-    '',
-  ].join('\n');
-  const tag = dollarTag(before + between + after, 'bad');
-  // format() text: the two page numbers go in, every other % is doubled.
-  const text = (t: string) => t.replaceAll('%', '%%');
-  return literal(`${text(`DO ${tag}${before}`)}%1$s${text(between)}%2$s${text(`${after}${tag}`)}`);
+  return rowByRowSearch({
+    src: i.src,
+    keyList: i.keyList,
+    insert,
+    declare: [],
+    onBad: [`      RAISE EXCEPTION USING ERRCODE = '${BAD_ROW_SQLSTATE}', MESSAGE = bad.k, DETAIL = failure;\n`],
+    after: [],
+  });
 }
 
 export function ownerStatements(i: OwnerStatementInput): OwnerStatements {

@@ -454,3 +454,25 @@ describe('a backfill that fails on a row names it as the owner', () => {
     }
   });
 });
+
+// Issue 19: plan --check-data retries a failing batch row by row to name the rows that do not fit. That
+// search reads the table (planning it loads and constant-folds its index expressions): as the owner too.
+describe('plan --check-data names the rows that do not fit as the owner', () => {
+  it('an --alter narrowing a column on a table with an index expression calling an IMMUTABLE function', async () => {
+    // As in the backfill's test above: the row that does not fit has the owner ANALYZE the table, so
+    // whoever plans it next folds app.grab() again.
+    const grab = `CREATE FUNCTION app.grab() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$ BEGIN PERFORM app.evil(); RETURN 0; END $f$;
+      CREATE FUNCTION app.narrow(v int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN IF v > 32767 THEN ANALYZE app.t; END IF; RETURN v; END $f$;`;
+    const variant: Variant = {
+      name: 'narrowing',
+      table: grab + 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_c ON app.t ((v + app.grab())) WHERE v > app.grab();',
+      after: 'UPDATE app.t SET v = 100000 WHERE id = 123; UPDATE app.twin SET v = 100000 WHERE id = 123;',
+    };
+    const s = await hostile('owner_check_bad_row', variant);
+    const dir = join(mkdtempSync(join(tmpdir(), 'sp-owner-')), 'plan');
+    const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--batch-pages', '1', '--check-data', '--alter', 'ALTER COLUMN v TYPE smallint USING app.narrow(v)']);
+    expect(p.code).not.toBe(0);
+    expect(p.stderr).toMatch(/1 row\(s\) of app\.t do not fit the new shape \(key \(123\): smallint out of range\)/);
+    expect(await gained(s)).toEqual(NOTHING);
+  });
+});

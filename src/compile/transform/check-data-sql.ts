@@ -1,9 +1,13 @@
 import { dollarTag, ident, literal } from '../../model/quote.js';
 import type { TableModel } from '../../model/types.js';
 import { commonContext } from '../context.js';
+import { rowByRowSearch } from '../owner-statements.js';
 import type { PlanOptions } from '../options.js';
 import { deriveTarget } from './derive.js';
 import type { TransformSpec } from './spec.js';
+
+/** Raised by the row-by-row search with the number of rows it named. */
+const FOUND_SQLSTATE = 'SPB02';
 
 /**
  * `plan --check-data`: statements that create the copy exactly as setup
@@ -16,7 +20,6 @@ import type { TransformSpec } from './spec.js';
 export function checkDataSql(model: TableModel, spec: TransformSpec, options: PlanOptions, limit: number): string[] {
   const target = deriveTarget(model, spec);
   const c = commonContext(model, target, options, 'check');
-  const range = "ctid >= format('(%s,0)', p)::tid AND ctid < format('(%s,0)', p + step)::tid";
   // The INSERT evaluates the owner's code (defaults, casts, --alter expressions, checks): when a
   // superuser other than the owner plans, it runs as the owner, through a SECURITY DEFINER function
   // in a schema made for this transaction (no grants: the owner cannot name it to change it), as the
@@ -41,29 +44,40 @@ ${c.partitionTables.map((t) => `  ALTER TABLE ${t} OWNER TO ${ident(model.owner)
   const call = `CASE WHEN to_regnamespace(${literal(`shadowpack_check_${c.names.runId}`)}) IS NULL THEN 'pg_temp.sp_check_insert' ELSE ${literal(fn)} END`;
   const statement = (where: string) => literal(`INSERT INTO ${c.copy} (${c.forward.insertList}) SELECT ${c.forward.selectList} FROM ONLY ${c.src} WHERE ${where}`);
   const insert = (where: string, a: string, b: string) => `EXECUTE format('SELECT %s($1, $2, $3)', ${call}) USING ${statement(where)}, ${a}, ${b};`;
+  // When a batch fails, its rows are retried one by one in key order to name those that do not fit (at
+  // most the %3$s still wanted), each in a NOTICE; the search raises FOUND_SQLSTATE with their count.
+  // As the owner, like the backfill's: reading the table plans it, which folds its index expressions.
+  const search = rowByRowSearch({
+    src: c.src,
+    keyList: c.keyList,
+    insert: `INSERT INTO ${c.copy} (${c.forward.insertList}) SELECT ${c.forward.selectList} FROM ONLY ${c.src}`,
+    declare: ['  found integer := 0;'],
+    onBad: [
+      '      found := found + 1;\n',
+      "      RAISE NOTICE 'shadowpack:bad-row %', json_build_object('key', bad.k, 'error', failure);\n",
+      '      EXIT WHEN found >= ', { arg: 3 }, ';\n',
+    ],
+    after: [`  RAISE EXCEPTION USING ERRCODE = '${FOUND_SQLSTATE}', MESSAGE = found::text;`],
+  });
   const body = `
 DECLARE
   last_page bigint := pg_relation_size(${literal(c.src)}) / current_setting('block_size')::bigint;
   step bigint := ${options.batchPages};
   p bigint := 0;
   found integer := 0;
-  bad record;
-  failure text;
+  counted text;
 BEGIN
   WHILE p < last_page AND found < ${limit} LOOP
     BEGIN
       ${insert("ctid >= format('(%s,0)', $1)::tid AND ctid < format('(%s,0)', $1 + $2)::tid", 'p', 'step')}
     EXCEPTION WHEN OTHERS THEN
-      FOR bad IN SELECT (ctid::text::point)[0]::bigint AS page, (ctid::text::point)[1]::bigint AS item, ROW(${c.keyList})::text AS k FROM ONLY ${c.src} WHERE ${range} ORDER BY ${c.keyList} LOOP
-        EXIT WHEN found >= ${limit};
-        BEGIN
-          ${insert("ctid = format('(%s,%s)', $1, $2)::tid", 'bad.page', 'bad.item')}
-        EXCEPTION WHEN OTHERS THEN
-          GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
-          found := found + 1;
-          RAISE NOTICE 'shadowpack:bad-row %', json_build_object('key', bad.k, 'error', failure);
-        END;
-      END LOOP;
+      -- Name the batch's rows that do not fit, as the owner (see rowByRowSearch); it raises the count.
+      BEGIN
+        EXECUTE format('SELECT %s($1, NULL, NULL)', ${call}) USING format(${search}, p, p + step, ${limit} - found);
+      EXCEPTION WHEN SQLSTATE '${FOUND_SQLSTATE}' THEN
+        GET STACKED DIAGNOSTICS counted = MESSAGE_TEXT;
+        found := found + counted::integer;
+      END;
     END;
     p := p + step;
   END LOOP;
