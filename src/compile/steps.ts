@@ -346,7 +346,11 @@ function validateAsOwner(input: StepInput, table: string, name: string): string 
     '    RETURN;',
     '  END IF;',
     `  SELECT pg_get_userbyid(relowner) INTO fk_owner FROM pg_class WHERE oid = ${literal(table)}::regclass;`,
-    `  IF fk_owner = current_user OR NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR to_regprocedure(${literal(`${func.session}()`)}) IS NULL THEN`,
+    // Under FORCE ROW LEVEL SECURITY on either table the owner's policies would apply to its
+    // validation, which then fails (row_security is off in the tool's sessions): validated as the
+    // runner, as such a table is copied (owner-functions.hbs).
+    `  IF fk_owner = current_user OR NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR to_regprocedure(${literal(`${func.session}()`)}) IS NULL`,
+    `     OR EXISTS (SELECT FROM pg_constraint k JOIN pg_class r ON r.oid IN (k.conrelid, k.confrelid) WHERE k.conrelid = ${literal(table)}::regclass AND k.conname = ${literal(name)} AND r.relforcerowsecurity) THEN`,
     `    ${validate}`,
     '    RETURN;',
     '  END IF;',
