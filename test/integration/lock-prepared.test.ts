@@ -34,7 +34,7 @@ describe('lock steps and prepared transactions', () => {
 
     const runner = await cli(['run', '--plan', plan.dir, '--url', url, '--until', 'setup']);
     const viaPsql = await psql(url, join(plan.dir, '01-setup.sql'));
-    for (const [r, code] of [[runner, 1], [viaPsql, 3]] as const) {
+    for (const [r, code] of [[runner, 2], [viaPsql, 3]] as const) {
       expect(r.code, r.stdout).toBe(code);
       expect(r.stderr).toMatch(/could not take SHARE ROW EXCLUSIVE on .*"public"\."t".* after 3 rounds \(0 attempts\): held by prepared transaction 'sp_test_px1' \(owner \w+, prepared [^)]+\); nothing was changed/);
       expect(r.stderr).toMatch(/COMMIT PREPARED or ROLLBACK PREPARED 'sp_test_px1'/);

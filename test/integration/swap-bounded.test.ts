@@ -164,7 +164,10 @@ describe('the swap lock stays short with psql too (issue 13, item 5)', () => {
     await mon.query('UPDATE app.orders_twin SET qty = qty % 9 + 1');
     await holder.query('COMMIT');
     expect(await swap.done).toBe(3);
-    expect(swap.stderr()).toMatch(/ERROR: {2}shadowpack: the change log grew past 200 entries while ACCESS EXCLUSIVE on "app"\."orders"[^\n]* was being taken \(\d+ rounds, 0 attempts\); nothing was changed\nHINT: {2}Run this stage again/);
+    // One attempt may time out before the holder counts as long-held (it took its lock just before
+    // the swap started; on a busy machine the first round can see it young): what matters here is
+    // the stop on the backlog, with nothing changed.
+    expect(swap.stderr()).toMatch(/ERROR: {2}shadowpack: the change log grew past 200 entries while ACCESS EXCLUSIVE on "app"\."orders"[^\n]* was being taken \(\d+ rounds, [01] attempts\); nothing was changed\nHINT: {2}Run this stage again/);
     expect(String((await mon.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o)).toBe(oid);
     expect(await logEntries(mon)).toBe(2_000);
 
