@@ -4,13 +4,13 @@
  * longer than one lock_timeout, measured from another connection. Every wait is on a condition
  * (pg_locks, pg_stat_activity, the runner's live events), never on a fixed sleep.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
-import { cli, leftovers, planTable, psql, ROOT, type Exit } from '../helpers/rebuild.js';
+import { cli, leftovers, planTable, psql } from '../helpers/rebuild.js';
+import { lockReports, runLive, until, type Live } from '../helpers/live-run.js';
 import type { PlanOptions } from '../../src/compile/options.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import type { LockReport } from '../../src/run/events.js';
@@ -33,50 +33,6 @@ async function client(url: string, name: string): Promise<pg.Client & { pid: num
   clients.push(c);
   const pid = Number((await c.query('SELECT pg_backend_pid() AS p')).rows[0].p);
   return Object.assign(c, { pid });
-}
-
-interface Live {
-  readonly events: Record<string, unknown>[];
-  readonly done: Promise<Exit>;
-  exited: boolean;
-}
-
-/** `shadowpack run --events`, with its events readable while it runs. */
-function runLive(plan: LoadedPlan, url: string, ...extra: string[]): Live {
-  const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'run', '--plan', plan.dir, '--url', url, '--events', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const events: Record<string, unknown>[] = [];
-  let stdout = '';
-  let stderr = '';
-  let partial = '';
-  p.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-    const lines = (partial + d.toString()).split('\n');
-    partial = lines.pop()!;
-    for (const l of lines) if (l.startsWith('{')) events.push(JSON.parse(l) as Record<string, unknown>);
-  });
-  p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const live: Live = {
-    events,
-    exited: false,
-    done: new Promise((res) =>
-      p.on('close', (code, signal) => {
-        live.exited = true;
-        res({ code, signal, stdout, stderr });
-      }),
-    ),
-  };
-  return live;
-}
-
-/** Polls `probe` until it gives a value, the swap exits, or `ms` pass. */
-async function until<T>(probe: () => Promise<T | null>, ms: number, live?: Live): Promise<T | null> {
-  const deadline = performance.now() + ms;
-  while (performance.now() < deadline && !live?.exited) {
-    const v = await probe();
-    if (v !== null) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return null;
 }
 
 /** The swap's waits that name `pid`, among its events from index `from` on. */
@@ -189,7 +145,7 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     const wait = waitsNaming(live, holder.pid, since)[0]!;
     expect(String(wait['message'])).toMatch(new RegExp(`pid ${holder.pid} \\(reader-[ab], [^,]+, query started \\d{4}-`));
     expect(live.events.some((e) => e['type'] === 'lock-retry')).toBe(true);
-    const reports = live.events.filter((e) => e['type'] === 'lock-report').map((e) => e['report'] as LockReport);
+    const reports = lockReports(live);
     expect(reports.map((x) => x.step)).toEqual(['swap']);
     const swap = reports[0]!;
     expect(swap).toMatchObject({ step: 'swap', outcome: 'acquired', cancelled: [] });
