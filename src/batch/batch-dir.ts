@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '../compile/compile.js';
 import { UserError } from '../model/errors.js';
-import { readPlanDir, SUMS_FILE, sumsText, writePlanDir } from '../planning/plan-dir.js';
+import { readManifestJson, readPlanDir, SUMS_FILE, sumsText, writePlanDir } from '../planning/plan-dir.js';
 import { checkPlanIntegrity, type LoadedPlan } from '../run/plan-check.js';
 import { BATCH_FORMAT_VERSION, batchHashOf, type BatchManifest, type BatchTable } from './manifest.js';
 import type { BatchPlan } from './plan-batch.js';
@@ -50,14 +50,7 @@ export interface LoadedBatch {
 
 /** Reads DIR/plan.json of a batch; checks its own hash and README (the folders are checked when loaded). */
 export function readBatchDir(dir: string): LoadedBatch {
-  const path = join(dir, 'plan.json');
-  if (!existsSync(path)) throw new UserError('PLAN_INVALID', `${dir} holds no plan.json; give the folder written by "shadowpack plan --out"`);
-  let manifest: BatchManifest;
-  try {
-    manifest = JSON.parse(readFileSync(path, 'utf8')) as BatchManifest;
-  } catch (e) {
-    throw new UserError('PLAN_INVALID', `${path} is not valid JSON (${(e as Error).message}); make the batch again`);
-  }
+  const { path, manifest } = readManifestJson<BatchManifest>(dir, 'batch');
   if (manifest.kind !== 'batch' || manifest.formatVersion !== BATCH_FORMAT_VERSION || !Array.isArray(manifest.tables)) {
     throw new UserError('PLAN_INVALID', `${path} is not a shadowpack batch of format ${BATCH_FORMAT_VERSION}; make it again with this version`);
   }

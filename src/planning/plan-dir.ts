@@ -51,15 +51,21 @@ export function checkSums(dir: string): string[] {
   return problems;
 }
 
-export function readPlanDir(dir: string): LoadedPlan {
-  const manifestPath = join(dir, 'plan.json');
-  if (!existsSync(manifestPath)) throw new UserError('PLAN_INVALID', `${dir} holds no plan.json; give the folder written by "shadowpack plan --out"`);
-  let manifest: PlanManifest;
+/**
+ * DIR/plan.json parsed, of a plan or a batch (`what` names it in the fix); the caller checks its shape.
+ */
+export function readManifestJson<T>(dir: string, what: 'plan' | 'batch'): { readonly path: string; readonly manifest: T } {
+  const path = join(dir, 'plan.json');
+  if (!existsSync(path)) throw new UserError('PLAN_INVALID', `${dir} holds no plan.json; give the folder written by "shadowpack plan --out"`);
   try {
-    manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as PlanManifest;
+    return { path, manifest: JSON.parse(readFileSync(path, 'utf8')) as T };
   } catch (e) {
-    throw new UserError('PLAN_INVALID', `${manifestPath} is not valid JSON (${(e as Error).message}); make the plan again`);
+    throw new UserError('PLAN_INVALID', `${path} is not valid JSON (${(e as Error).message}); make the ${what} again`);
   }
+}
+
+export function readPlanDir(dir: string): LoadedPlan {
+  const { path: manifestPath, manifest } = readManifestJson<PlanManifest>(dir, 'plan');
   if (manifest.formatVersion !== 1 || !Array.isArray(manifest.stages)) {
     throw new UserError('PLAN_INVALID', `${manifestPath} is not a shadowpack plan of format 1; make it again with this version`);
   }

@@ -2,24 +2,15 @@ import { join } from 'node:path';
 import { readBatchDir } from '../../batch/batch-dir.js';
 import { runBatch, type BatchEvent } from '../../batch/run-batch.js';
 import { bytes, duration } from '../../compile/review-plan.js';
-import type { StageName } from '../../compile/stages.js';
 import { UserError } from '../../model/errors.js';
 import type { RunEvent } from '../../run/events.js';
 import { connectionConfig, redactSecrets } from '../connection.js';
+import type { RunArgs } from './run.js';
 import { progressPrinter } from '../progress.js';
 import { SCHEMA_VERSION } from '../machine-output.js';
 
-export interface RunBatchArgs {
-  readonly plan: string;
-  readonly url?: string;
-  readonly until?: StageName;
-  readonly stage?: StageName;
-  readonly expectHash?: string;
-  readonly events?: boolean;
-  readonly parallelTables?: number;
-  /** Sessions for each table's backfill (run --jobs). */
-  readonly jobs?: number;
-}
+/** The arguments of `run` (a batch is run by the same command). */
+export type RunBatchArgs = RunArgs;
 
 /**
  * `run --plan BATCH`: the tables one after another. Like a single-table run it stops after a
