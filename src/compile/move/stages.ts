@@ -1,0 +1,150 @@
+import type { StageKind } from '../stage-machine.js';
+import type { StageLock } from '../stages.js';
+
+/**
+ * The stage machine of a move plan (issue 15: a table or an FK-closed group of tables moves to
+ * another cluster), declared once as data, in the shape of ../stage-machine.ts. The compiler, the
+ * templates' stage checks, the runner (src/run/move*) and `status` read it from here.
+ *
+ * Each stage runs on one side: `psql -X -v ON_ERROR_STOP=1 -d <its side> -f FILE`. Each script
+ * includes its side's binding (`\ir binding.source.sql` / `\ir binding.target.sql`) before anything
+ * else, so a script run on the wrong cluster refuses before it changes anything.
+ *
+ * WHERE EACH SIDE RECORDS ITS STAGE (read by the runner and by `status`):
+ *
+ *   source: table `shadowpack.move_<runId>` — exactly one row:
+ *             run_id text, plan_id text, stage text (a SourceMoveState), fenced_at timestamptz,
+ *             fence_xid xid8, updated_at timestamptz, plus per table `end_page_<n>` bigint
+ *             (heap pages at setup, the backfill's end) — created by 01-setup.source.sql, dropped by
+ *             08-cleanup.source.sql / 90-abort.source.sql. The target reads it (and writes `stage`)
+ *             through the foreign table `shadowpack_src_<runId>.move_state`.
+ *   target: table `shadowpack.move_<runId>` — exactly one row:
+ *             run_id text, plan_id text, stage text (a TargetMoveState), applied_snapshot text (the
+ *             source snapshot of the last committed round, pg_snapshot text), rounds bigint,
+ *             rows_applied bigint, updated_at timestamptz — and `shadowpack.move_<runId>_backfill`
+ *             (tbl int, next_page bigint, end_page bigint, done boolean: one row per group table,
+ *             committed with each backfill batch). Created by 02-setup.target.sql; dropped by
+ *             08-cleanup.target.sql / 90-abort.target.sql.
+ *   No such table on a side: no run there (not set up yet, or cleaned up / aborted).
+ *
+ * Cross-side facts (no two-phase commit between the clusters, so each transition commits on one
+ * side only and is idempotent):
+ *   - 05-catchup.target.sql ends by writing source stage 'ready-for-fence' through FDW (own txn).
+ *   - 06-fence.source.sql starts only from source 'ready-for-fence' and records 'fenced'.
+ *   - 07-cutover.target.sql first records source 'cutover-started' through FDW (own txn), then in
+ *     one target transaction reads the source snapshot, requires fenced there, applies the last
+ *     round and records target 'cutover'. Afterwards (own txn) it records source 'cutover'.
+ *   - 08-cleanup.target.sql records source 'cutover' again (idempotent) before it drops the FDW
+ *     objects, so 08-cleanup.source.sql (needs source 'cutover') can run after it.
+ *   - 90-abort.target.sql refuses after target 'cutover'; it records target 'aborting', then source
+ *     'target-aborted' through FDW if the source still has a run, then drops its objects.
+ *     90-abort.source.sql refuses in source 'cutover-started' and 'cutover' (the target may be
+ *     live: run 90-abort.target.sql first, which sets 'target-aborted').
+ */
+
+export type MoveSide = 'source' | 'target';
+
+export const MOVE_SOURCE_STATES = ['setup', 'ready-for-fence', 'fenced', 'cutover-started', 'target-aborted', 'cutover', 'aborting'] as const;
+export type SourceMoveState = (typeof MOVE_SOURCE_STATES)[number];
+export const MOVE_TARGET_STATES = ['setup', 'backfill', 'build', 'catchup', 'cutover', 'aborting'] as const;
+export type TargetMoveState = (typeof MOVE_TARGET_STATES)[number];
+
+export type MoveStageName = 'preflight' | 'setup' | 'backfill' | 'build' | 'catchup' | 'fence' | 'cutover' | 'cleanup' | 'abort';
+
+/** One row per stage file. `from`/`records` are states of the stage's own side; `needs` of the other one. */
+export interface MoveStageRule {
+  readonly stage: MoveStageName;
+  readonly side: MoveSide;
+  readonly file: string;
+  readonly kind: StageKind;
+  /** States of its own side it may start from; null: no run recorded on that side. 'any': it only reads. */
+  readonly from: readonly (string | null)[] | 'any';
+  /** What it records on its own side when done (null: nothing; for cleanup/abort, the run is removed). */
+  readonly records: string | null;
+  /** It removes its side's run objects at the end. */
+  readonly removesRun?: boolean;
+  /** States of the other side it checks (through FDW from the target; never read from the source). */
+  readonly needs?: { readonly side: MoveSide; readonly states: readonly string[] };
+  /** 'one' transaction, 'batches' (commits as it goes), 'several', 'none' (read-only). */
+  readonly transaction: 'none' | 'one' | 'batches' | 'several';
+  readonly summary: string;
+}
+
+const BEFORE_CUTOVER_TARGET: readonly (string | null)[] = [null, 'setup', 'backfill', 'build', 'catchup', 'aborting'];
+
+/** The move's stages in the order they run (forward, then the two abort files: target first). */
+export const MOVE_STAGES: readonly MoveStageRule[] = [
+  { stage: 'preflight', side: 'source', file: '00-preflight.source.sql', kind: 'check', from: 'any', records: null, transaction: 'none', summary: 'read-only checks on the source: version, fingerprint of every table, keys, privileges, leftovers' },
+  { stage: 'preflight', side: 'target', file: '00-preflight.target.sql', kind: 'check', from: 'any', records: null, transaction: 'none', summary: 'read-only checks on the target: version >= source, encoding, postgres_fdw, roles, no non-empty table of the same name' },
+  { stage: 'setup', side: 'source', file: '01-setup.source.sql', kind: 'forward', from: [null], records: 'setup', transaction: 'one', summary: 'change logs, capture triggers (ENABLE ALWAYS), TRUNCATE guard, the views the target reads, the state row' },
+  { stage: 'setup', side: 'target', file: '02-setup.target.sql', kind: 'forward', from: [null], records: 'setup', needs: { side: 'source', states: ['setup'] }, transaction: 'one', summary: 'types, tables without secondary indexes/FKs/user triggers, deny triggers, postgres_fdw server, user mapping, foreign tables, state' },
+  { stage: 'backfill', side: 'target', file: '03-backfill.target.sql', kind: 'forward', from: ['setup', 'backfill'], records: 'backfill', transaction: 'batches', summary: 'copy the source rows by heap page ranges through postgres_fdw, position committed with each batch' },
+  { stage: 'build', side: 'target', file: '04-build.target.sql', kind: 'forward', from: ['backfill', 'build'], records: 'build', transaction: 'several', summary: 'primary keys, unique and check constraints, indexes, ANALYZE' },
+  { stage: 'catchup', side: 'target', file: '05-catchup.target.sql', kind: 'forward', from: ['build', 'catchup'], records: 'catchup', transaction: 'batches', summary: 'rounds (one source snapshot each) until the backlog is small, prune the source log, mark the source ready for the fence' },
+  { stage: 'fence', side: 'source', file: '06-fence.source.sql', kind: 'forward', from: ['ready-for-fence', 'fenced'], records: 'fenced', transaction: 'one', summary: 'bounded lock, then statement triggers refusing every write to the group on the source (the write freeze starts)' },
+  { stage: 'cutover', side: 'target', file: '07-cutover.target.sql', kind: 'forward', from: ['catchup'], records: 'cutover', needs: { side: 'source', states: ['fenced', 'cutover-started', 'cutover'] }, transaction: 'several', summary: 'in one transaction: the last round in a fenced source snapshot, sequences, FKs NOT VALID, triggers, grants, comments, policies, deny triggers dropped; then FK validation' },
+  { stage: 'cleanup', side: 'target', file: '08-cleanup.target.sql', kind: 'forward', from: ['cutover'], records: null, removesRun: true, transaction: 'several', summary: 'drop the foreign tables, the user mapping (and any password in it), the server and the tool objects' },
+  { stage: 'cleanup', side: 'source', file: '08-cleanup.source.sql', kind: 'forward', from: ['cutover'], records: null, removesRun: true, transaction: 'one', summary: 'drop the capture triggers, logs, views and state; the fence and the tables stay' },
+  { stage: 'abort', side: 'target', file: '90-abort.target.sql', kind: 'abort', from: BEFORE_CUTOVER_TARGET, records: 'aborting', removesRun: true, transaction: 'several', summary: 'before cut-over: drop everything the plan made on the target; tells the source' },
+  { stage: 'abort', side: 'source', file: '90-abort.source.sql', kind: 'abort', from: [null, 'setup', 'ready-for-fence', 'fenced', 'target-aborted', 'aborting'], records: 'aborting', removesRun: true, transaction: 'one', summary: 'before cut-over: drop the capture, logs, views, state and the fence; the source is as it was' },
+];
+
+export const MOVE_BINDING_FILES: { readonly [S in MoveSide]: string } = { source: 'binding.source.sql', target: 'binding.target.sql' };
+
+export function moveStage(file: string): MoveStageRule {
+  const rule = MOVE_STAGES.find((r) => r.file === file);
+  if (rule === undefined) throw new Error(`internal error: ${file} is not a stage of a move plan`);
+  return rule;
+}
+
+/** Hazard codes of a move plan (review summary). */
+export type MoveHazardCode =
+  | 'FDW_PASSWORD_IN_CATALOG'
+  | 'SHARE_ROW_EXCLUSIVE_LOCK'
+  | 'WRITE_OVERHEAD'
+  | 'TRUNCATE_BLOCKED'
+  | 'WRITE_FREEZE'
+  | 'LOG_GROWTH'
+  | 'FK_REVALIDATION'
+  | 'GENERATED_COLUMNS_RECOMPUTED'
+  | 'SEQUENCE_SHARED';
+
+/** One stage of plan.json. */
+export interface MovePlanStage {
+  readonly file: string;
+  readonly stage: MoveStageName;
+  readonly side: MoveSide;
+  readonly sha256: string;
+  readonly transaction: MoveStageRule['transaction'];
+  readonly locks: readonly StageLock[];
+  readonly hazards: readonly MoveHazardCode[];
+}
+
+/** What the plan records about each side's server; never a password. */
+export interface MoveSideFacts {
+  readonly host: string | null;
+  readonly port: number | null;
+  readonly database: string;
+  readonly databaseOid: number;
+  readonly systemIdentifier: string | null;
+  readonly serverVersionNum: number;
+  readonly encoding: string;
+}
+
+/** plan.json of a move plan. `planHash` covers everything but itself and provenance. */
+export interface MovePlanManifest {
+  readonly kind: 'move';
+  readonly formatVersion: number;
+  readonly tool: { readonly name: 'shadowpack'; readonly version: string };
+  readonly runId: string;
+  readonly planId: string;
+  /** The group, in FK order (referenced tables first); `n` names the per-table tool objects. */
+  readonly tables: readonly { readonly schema: string; readonly name: string; readonly n: number; readonly fingerprint: string }[];
+  readonly source: MoveSideFacts;
+  readonly target: MoveSideFacts;
+  readonly fdwAuth: 'password';
+  readonly stages: readonly MovePlanStage[];
+  readonly bindings: { readonly [S in MoveSide]: { readonly file: string; readonly sha256: string } };
+  readonly readmeSha256: string;
+  readonly planHash: string;
+}
