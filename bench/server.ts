@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { getFreePort, startEmbeddedPostgres } from '../src/run/embedded-server.js';
+import { getFreePort, startEmbeddedPostgres } from '../src/dev/embedded-server.js';
 
 const exec = promisify(execFile);
 

@@ -7,8 +7,8 @@
  *   in teardown.
  */
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres } from '../../src/run/embedded-server.js';
-import type { EmbeddedServer } from '../../src/run/embedded-server.js';
+import { startEmbeddedPostgres } from '../../src/dev/embedded-server.js';
+import type { EmbeddedServer } from '../../src/dev/embedded-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, statSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { withClient } from './db.js';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/run/embedded-server.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/dev/embedded-server.js';
 
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const started = Date.now();

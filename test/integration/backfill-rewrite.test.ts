@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { catalogSnapshot, cli, leftovers, planTable, psql, type Exit } from '../helpers/rebuild.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const databases: FreshDatabase[] = [];

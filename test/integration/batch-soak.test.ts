@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli } from '../helpers/rebuild.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
 import type { BatchManifest } from '../../src/batch/manifest.js';
 
 // Issue 16's acceptance at its own scale: 30 tables of varied size and bloat, some refused, a write

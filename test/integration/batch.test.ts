@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli } from '../helpers/rebuild.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
 import { readBloat } from '../../src/introspect/bloat.js';
 import { planBatch } from '../../src/batch/plan-batch.js';
 import { writeBatchDir } from '../../src/batch/batch-dir.js';

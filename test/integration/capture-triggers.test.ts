@@ -14,7 +14,7 @@ import { cli, leftovers, planTable, psql, type Exit } from '../helpers/rebuild.j
 import { readPlanDir } from '../../src/planning/plan-dir.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { stageInfo, type StageName } from '../../src/compile/stages.js';
-import { compareWithTwin, createDemoSchema } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema } from '../../src/dev/workload.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const databases: FreshDatabase[] = [];

@@ -12,8 +12,8 @@ import type { StageName } from '../../src/compile/stages.js';
 import { UserError } from '../../src/model/errors.js';
 import { run } from '../../src/run/runner.js';
 import { readState } from '../../src/run/state.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
-import { restartImmediate, startEmbeddedPostgres, type EmbeddedServer } from '../../src/run/embedded-server.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
+import { restartImmediate, startEmbeddedPostgres, type EmbeddedServer } from '../../src/dev/embedded-server.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

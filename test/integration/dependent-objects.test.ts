@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { catalogSnapshot, cli, leftovers, planTable, ROOT } from '../helpers/rebuild.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
 
 const FIXTURE = join(ROOT, 'fixtures', 'dependent-views');
 const OPS = '"Ops ; ""Ünï"""';

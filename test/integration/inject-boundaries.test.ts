@@ -20,7 +20,7 @@ import { FORWARD_STAGES, stageInfo, type StageName } from '../../src/compile/sta
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { run } from '../../src/run/runner.js';
 import { readFinished, readState } from '../../src/run/state.js';
-import { compareWithTwin, createDemoSchema, startWriters, type Writers } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters, type Writers } from '../../src/dev/workload.js';
 import { join } from 'node:path';
 
 const SOAK = process.env.SHADOWPACK_SOAK === '1';

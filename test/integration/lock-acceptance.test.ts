@@ -14,7 +14,7 @@ import { lockReports, runLive, until, type Live } from '../helpers/live-run.js';
 import type { PlanOptions } from '../../src/compile/options.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import type { LockReport } from '../../src/run/events.js';
-import { compareWithTwin, createDemoSchema } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema } from '../../src/dev/workload.js';
 
 /** Scheduling slack on a loaded 2-core machine, on top of one lock_timeout. */
 const MARGIN_MS = 1000;

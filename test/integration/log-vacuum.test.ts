@@ -9,7 +9,7 @@ import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js'
 import { cli, planTable, psql, type Exit } from '../helpers/rebuild.js';
 import { stageInfo, type StageName } from '../../src/compile/stages.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
-import { compareWithTwin, createDemoSchema } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema } from '../../src/dev/workload.js';
 
 let db: FreshDatabase | undefined;
 afterAll(async () => db?.drop());

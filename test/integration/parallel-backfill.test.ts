@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { catalogSnapshot, cli, leftovers, planTable, psql, ROOT, type Exit } from '../helpers/rebuild.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
 
 const ROWS = 40_000;
 const JOBS = 4;

@@ -18,7 +18,7 @@ import { readPlanDir } from '../../src/planning/plan-dir.js';
 import { run } from '../../src/run/runner.js';
 import { readState } from '../../src/run/state.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
 import { FORWARD_STAGES, stageInfo, type ForwardStage } from '../../src/compile/stages.js';
 
 const databases: FreshDatabase[] = [];

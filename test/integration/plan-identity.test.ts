@@ -3,7 +3,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli, leftovers, planTable } from '../helpers/rebuild.js';
-import { createDemoSchema } from '../../src/run/workload.js';
+import { createDemoSchema } from '../../src/dev/workload.js';
 
 describe('plans are bound to the schema, not the data', () => {
   let small: FreshDatabase;

@@ -11,8 +11,8 @@ import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { freshDatabase, quoteIdent, withClient, type FreshDatabase } from '../helpers/db.js';
 import { catalogSnapshot, cli, leftovers, planTable, type Exit } from '../helpers/rebuild.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
-import { restartImmediate, startEmbeddedPostgres, type EmbeddedServer } from '../../src/run/embedded-server.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
+import { restartImmediate, startEmbeddedPostgres, type EmbeddedServer } from '../../src/dev/embedded-server.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

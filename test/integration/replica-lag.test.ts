@@ -10,8 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { withClient } from '../helpers/db.js';
 import { startStandby, waitFor } from '../helpers/standby.js';
 import { cli, leftovers, planTable } from '../helpers/rebuild.js';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/run/embedded-server.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/dev/embedded-server.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
 
 const servers: EmbeddedServer[] = [];
 afterAll(async () => {

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli, leftovers, psql } from '../helpers/rebuild.js';
 import { until } from '../helpers/live-run.js';
-import { createDemoSchema } from '../../src/run/workload.js';
+import { createDemoSchema } from '../../src/dev/workload.js';
 
 const databases: FreshDatabase[] = [];
 const clients: pg.Client[] = [];

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { restartImmediate, serverLogTail, startEmbeddedPostgres } from '../../src/run/embedded-server.js';
-import type { EmbeddedServer } from '../../src/run/embedded-server.js';
+import { restartImmediate, serverLogTail, startEmbeddedPostgres } from '../../src/dev/embedded-server.js';
+import type { EmbeddedServer } from '../../src/dev/embedded-server.js';
 import { freshDatabase, withClient } from '../helpers/db.js';
 import type { FreshDatabase } from '../helpers/db.js';
 

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli, leftovers, planTable } from '../helpers/rebuild.js';
 import { lockReports, runLive, until, type Live } from '../helpers/live-run.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
 
 const databases: FreshDatabase[] = [];
 const clients: pg.Client[] = [];

@@ -11,8 +11,8 @@ import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js'
 import { cli, planTable, psql, type Exit } from '../helpers/rebuild.js';
 import { liveStage } from '../helpers/live-stage.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/run/embedded-server.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/dev/embedded-server.js';
 import { startStandby } from '../helpers/standby.js';
 
 const databases: FreshDatabase[] = [];

@@ -17,7 +17,7 @@ import { readPlanDir } from '../../src/planning/plan-dir.js';
 import { planCommand } from '../../src/cli/commands/plan.js';
 import { UserError } from '../../src/model/errors.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/workload.js';
 
 const databases: FreshDatabase[] = [];
 afterAll(async () => {

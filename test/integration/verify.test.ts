@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli, planTable } from '../helpers/rebuild.js';
-import { createDemoSchema, startWriters } from '../../src/run/workload.js';
+import { createDemoSchema, startWriters } from '../../src/dev/workload.js';
 
 describe('shadowpack verify', () => {
   let db: FreshDatabase;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { freshDatabase, withClient, type FreshDatabase } from '../../helpers/db.js';
 import { catalogSnapshot, cli, leftovers } from '../../helpers/rebuild.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../../src/dev/workload.js';
 import type { PlanManifest } from '../../../src/compile/compile.js';
 import { planCommand } from '../../../src/cli/commands/plan.js';
 

@@ -6,7 +6,7 @@ import { inject } from 'vitest';
 import type pg from 'pg';
 import { freshDatabase, withClient, type FreshDatabase } from '../../helpers/db.js';
 import { cli, leftovers } from '../../helpers/rebuild.js';
-import { compareWithTwin, createDemoSchema, startWriters } from '../../../src/run/workload.js';
+import { compareWithTwin, createDemoSchema, startWriters } from '../../../src/dev/workload.js';
 import type { PlanManifest } from '../../../src/compile/compile.js';
 
 const ROWS = 20_000;
