@@ -13,7 +13,7 @@ import { appendLockReports, readState, type RunState } from './state.js';
 export interface RunRequest {
   readonly plan: LoadedPlan;
   readonly connection: ClientConfig;
-  /** Run forward stages up to and including this one; cleanup when omitted (the CLI passes swap unless told otherwise, see DEFAULT_UNTIL in src/cli/commands/run.ts). */
+  /** Run forward stages up to and including this one; cleanup when omitted (the CLI passes swap unless told otherwise, see DEFAULT_UNTIL in src/cli/default-until.ts). */
   readonly until?: StageName;
   /** Run exactly this stage (forward or abort/revert). */
   readonly stage?: StageName;

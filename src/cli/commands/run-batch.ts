@@ -8,6 +8,7 @@ import { connectionConfig, redactSecrets } from '../connection.js';
 import type { RunArgs } from './run.js';
 import { progressPrinter } from '../progress.js';
 import { SCHEMA_VERSION } from '../machine-output.js';
+import { DEFAULT_UNTIL } from '../default-until.js';
 
 /** The arguments of `run` (a batch is run by the same command). */
 export type RunBatchArgs = RunArgs;
@@ -18,7 +19,7 @@ export type RunBatchArgs = RunArgs;
  */
 export async function runBatchCommand(args: RunBatchArgs, out: (line: string) => void, err: (text: string) => void, isTty: boolean): Promise<void> {
   if (args.stage !== undefined) throw new UserError('BAD_ARGUMENT', `--stage runs one stage of one table: give that table's folder (shadowpack run --plan ${args.plan}/<schema>.<table> --stage ${args.stage})`);
-  const until = args.until ?? 'swap';
+  const until = args.until ?? DEFAULT_UNTIL;
   if (until !== 'swap' && until !== 'cleanup') throw new UserError('BAD_ARGUMENT', `a batch runs each table to its swap or through cleanup (--until swap or --until cleanup), not --until ${until}; to stop one table earlier, run its folder`);
   const parallel = args.parallelTables ?? 1;
   if (!Number.isInteger(parallel) || parallel < 1) throw new UserError('BAD_ARGUMENT', `--parallel-tables ${parallel}: give a whole number of tables, 1 or more`);

@@ -11,12 +11,7 @@ import { UserError } from '../../model/errors.js';
 import type { LoadedPlan } from '../../run/plan-check.js';
 import { isBatchDir } from '../../batch/batch-dir.js';
 import { runBatchCommand } from './run-batch.js';
-
-/**
- * Where a plain `run` stops: after the swap, with the revert window open (issue 18). Cleanup ends
- * that window, so going through it takes an explicit `--until cleanup`.
- */
-export const DEFAULT_UNTIL: StageName = 'swap';
+import { DEFAULT_UNTIL } from '../default-until.js';
 
 export interface RunArgs {
   readonly plan: string;
