@@ -67,6 +67,11 @@ export function resolveControlOptions(given: Partial<Record<keyof ControlOptions
     if (typeof given.holdSwap !== 'boolean') throw new UserError('BAD_OPTION', optionValueError('holdSwap', given.holdSwap, 'true or false'));
     out.holdSwap = given.holdSwap;
   }
+  // Only --hold-swap makes the swap wait for a release: a bound on that wait without it would be
+  // recorded in the plan and the summary and never used (newcomer review finding 32).
+  if (given.holdWaitSeconds !== undefined && !out.holdSwap) {
+    throw new UserError('BAD_OPTION', '--hold-wait-seconds bounds the wait for a release that only --hold-swap asks for: add --hold-swap, or drop --hold-wait-seconds');
+  }
   const probe = given.throttleProbe;
   if (probe !== undefined && probe !== null) {
     if (typeof probe !== 'string' || probe.trim() === '') throw new UserError('BAD_OPTION', optionValueError('throttleProbe', probe, 'a SQL query returning one number, e.g. --throttle-probe "SELECT lag_ms FROM ops.lag"'));

@@ -46,6 +46,12 @@ describe('control options', () => {
     expect(codeAndMessage(() => resolveOptions({ throttleProbe: 'SELECT 1', throttleThreshold: 'lots' }))).toMatch(/--throttle-threshold must be a number/);
     expect(codeAndMessage(() => resolveOptions({ holdSwap: 'yes' }))).toMatch(/--hold-swap must be true or false/);
   });
+
+  it('refuse --hold-wait-seconds without --hold-swap (newcomer review finding 32)', () => {
+    expect(codeAndMessage(() => resolveOptions({ holdWaitSeconds: 30 }))).toBe('BAD_OPTION: --hold-wait-seconds bounds the wait for a release that only --hold-swap asks for: add --hold-swap, or drop --hold-wait-seconds');
+    expect(codeAndMessage(() => resolveOptions({ holdSwap: false, holdWaitSeconds: 30 }))).toMatch(/add --hold-swap/);
+    expect(resolveOptions({ holdSwap: true, holdWaitSeconds: 30 })).toMatchObject({ holdSwap: true, holdWaitSeconds: 30 });
+  });
 });
 
 describe('a plan.json written before the control options existed', () => {
