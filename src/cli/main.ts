@@ -20,6 +20,7 @@ import { bloatCommand } from './commands/bloat.js';
 import { redactSecrets } from './connection.js';
 import { errorObject } from './machine-output.js';
 import { commandLineOf } from './next-steps.js';
+import { usageMessage } from './did-you-mean.js';
 
 /** Where a command writes: the process's stdout and stderr, or a test's buffers. */
 export interface CliIo {
@@ -247,9 +248,9 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         .option('executor', { choices: ['runner', 'psql'] as const, default: 'runner' as const, describe: 'run the stages with the built-in runner, or with psql -f as an operator would' }),
       (a) => guard(() => demoCommand({ rows: a.rows, writers: a.writers, out: a.out, executor: a.executor, ...(a.url ? { url: a.url } : {}) }, out, err, process.stderr.isTTY === true)),
     )
-    .fail((msg, e) => {
+    .fail((msg, e, usage: unknown) => {
       // Throwing stops yargs: otherwise it would go on to run the command after a bad argument.
-      throw e ?? new UserError('BAD_ARGUMENT', `${dedupeUnknown(msg)} (see shadowpack --help)`);
+      throw e ?? new UserError('BAD_ARGUMENT', `${usageMessage(msg, argv, knownFlags(usage))} (see shadowpack --help)`);
     })
     .parseAsync();
   } catch (e) {
@@ -275,13 +276,15 @@ function reportError(e: unknown, json: boolean, { out, err }: CliIo): void {
   if (json) out(JSON.stringify(errorObject('INTERNAL_ERROR', redactSecrets(e instanceof Error ? e.message : String(e)), {})));
 }
 
-/** yargs lists an unknown --bogus-flag twice, as bogus-flag and bogusFlag: keep the spelling typed. */
-function dedupeUnknown(msg: string): string {
-  const m = /^(Unknown arguments?): (.*)$/.exec(msg);
-  if (!m) return msg;
-  const names = m[2]!.split(', ');
-  const kept = names.filter((n) => !(/[A-Z]/.test(n) && names.includes(n.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()))));
-  return `${kept.length === 1 ? 'Unknown argument' : 'Unknown arguments'}: ${kept.join(', ')}`;
+/**
+ * The flags of the command being parsed, for a "did you mean": yargs hands its usage object to
+ * .fail(), whose descriptions are keyed by flag. Not in yargs' typings, so read defensively.
+ */
+function knownFlags(usage: unknown): string[] {
+  const get = (usage as { getDescriptions?: unknown } | null)?.getDescriptions;
+  if (typeof get !== 'function') return [];
+  const d: unknown = get.call(usage);
+  return d !== null && typeof d === 'object' ? Object.keys(d) : [];
 }
 
 /** --alter-file: one action list per line; blank lines and -- comments are skipped. */

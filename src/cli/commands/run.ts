@@ -44,6 +44,7 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
   let onInterrupt: (() => void) | null = null;
   try {
     plan = readPlanDir(args.plan);
+    checkStageInPlan(plan, args);
     const wrap = envelope(plan);
     const printer = args.events ? (e: object) => out(JSON.stringify(wrap(e))) : progressPrinter(err, isTty, Date.now, waitDeadline(plan));
     let page = '';
@@ -78,6 +79,18 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
   } finally {
     if (onInterrupt !== null) process.off('SIGINT', onInterrupt);
   }
+}
+
+/**
+ * `--until verify` / `--stage verify` on a plan planned without --verify-before-swap: refused
+ * before connecting, rather than running to catch-up and saying "nothing left to do" (newcomer
+ * review finding 33).
+ */
+export function checkStageInPlan(plan: LoadedPlan, args: Pick<RunArgs, 'plan' | 'until' | 'stage'>): void {
+  const wanted = args.until ?? args.stage;
+  if (wanted !== 'verify' || plan.manifest.stages.some((s) => s.name === 'verify')) return;
+  const flag = args.until !== undefined ? '--until' : '--stage';
+  throw new UserError('BAD_ARGUMENT', `${flag} verify: ${args.plan} has no verify stage (planned without --verify-before-swap); stop before the swap with --until catchup and compare with shadowpack verify --plan ${args.plan}, or plan again with --verify-before-swap`);
 }
 
 /** Before anything runs: which plan, on which database and cluster, and where it will stop (newcomer review finding 30). */

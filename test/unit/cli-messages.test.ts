@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { closest, editDistance, usageMessage } from '../../src/cli/did-you-mean.js';
+import { main } from '../../src/cli/main.js';
+import { checkStageInPlan } from '../../src/cli/commands/run.js';
+import { UserError } from '../../src/model/errors.js';
+import type { LoadedPlan } from '../../src/run/plan-check.js';
+
+/** Runs the CLI in-process; nothing here may connect (a connection attempt would fail with CONNECTION_FAILED, not the code expected). */
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (l) => { out += l + '\n'; }, err: (t) => { err += t; } });
+  return { code, out, err };
+}
+
+describe('did you mean (newcomer review finding 33)', () => {
+  it('counts a transposition as one edit', () => {
+    expect(editDistance('tabel', 'table')).toBe(1);
+    expect(editDistance('plna', 'plan')).toBe(1);
+    expect(editDistance('', 'abc')).toBe(3);
+  });
+
+  it('suggests only a close name', () => {
+    expect(closest('tabel', ['out', 'table', 'force'])).toBe('table');
+    expect(closest('zzzzzz', ['out', 'table', 'force'])).toBeNull();
+    expect(closest('x', ['out'])).toBeNull();
+  });
+
+  it('lists an unknown flag once, as typed, with the closest flag', () => {
+    expect(usageMessage('Unknown arguments: bogus-flag, bogusFlag', ['plan', '--bogus-flag'], ['table', 'out'])).toBe('Unknown argument: bogus-flag');
+    expect(usageMessage('Unknown argument: tabel', ['plan', '--tabel', 'x'], ['table', 'out', 'help'])).toBe('Unknown argument: tabel; did you mean --table for --tabel?');
+    expect(usageMessage('Unknown argument: plna', ['plna'], [])).toBe('Unknown command: plna; did you mean "shadowpack plan"?');
+    expect(usageMessage('Unknown arguments: frobnicate', ['frobnicate'], [])).toBe('Unknown command: frobnicate; the commands are bloat, plan, run, status, control, verify, show, diff, demo');
+    expect(usageMessage('Missing required argument: out', ['plan'], ['out'])).toBe('Missing required argument: out');
+  });
+
+  it('is what the command line prints, exit 2', async () => {
+    const typo = await cli('plan', '--tabel', 'public.small', '--out', 'x');
+    expect(typo).toMatchObject({ code: 2, out: '' });
+    expect(typo.err).toBe('shadowpack: BAD_ARGUMENT: Unknown argument: tabel; did you mean --table for --tabel? (see shadowpack --help)\n');
+    const command = await cli('stauts', '--plan', 'x');
+    expect(command.code).toBe(2);
+    expect(command.err).toMatch(/: Unknown command: stauts; did you mean "shadowpack status"\?/);
+    const option = await cli('status', '--plan', 'x', '--jsno');
+    expect(option.err).toMatch(/did you mean --json for --jsno\?/);
+  });
+});
+
+describe('run --until verify / --stage verify without a verify stage (finding 33)', () => {
+  const plan = (stages: string[]) => ({ manifest: { stages: stages.map((name) => ({ name })) } }) as unknown as LoadedPlan;
+  const error = (f: () => void): UserError => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(UserError);
+      return e as UserError;
+    }
+    throw new Error('expected a refusal');
+  };
+
+  it('is refused with the way on', () => {
+    const e = error(() => checkStageInPlan(plan(['preflight', 'catchup', 'swap']), { plan: 'plans/s1', until: 'verify' }));
+    expect(e.code).toBe('BAD_ARGUMENT');
+    expect(e.message).toBe('--until verify: plans/s1 has no verify stage (planned without --verify-before-swap); stop before the swap with --until catchup and compare with shadowpack verify --plan plans/s1, or plan again with --verify-before-swap');
+    expect(error(() => checkStageInPlan(plan(['catchup']), { plan: 'p', stage: 'verify' })).message).toMatch(/^--stage verify: p has no verify stage/);
+  });
+
+  it('goes ahead when the plan has one, or for other stages', () => {
+    expect(() => checkStageInPlan(plan(['catchup', 'verify', 'swap']), { plan: 'p', until: 'verify' })).not.toThrow();
+    expect(() => checkStageInPlan(plan(['catchup', 'swap']), { plan: 'p', until: 'catchup' })).not.toThrow();
+  });
+});
