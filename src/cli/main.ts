@@ -1,6 +1,6 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_OPTIONS, type NumericOptionKey } from '../compile/options.js';
 import { CONTROL_FLAGS } from './control-flags.js';
@@ -99,11 +99,10 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .version(TOOL_VERSION)
     .strict()
     .demandCommand(1, 'give a command: bloat, plan, run, status, control, verify, show, diff or demo')
-    .option('url', { type: 'string', describe: 'connection string: a URL or host=… port=… dbname=… user=… (else DATABASE_URL, else the PG* variables and ~/.pgpass; docs/connections.md)', global: true })
     .command(
       'bloat',
       'list the tables worth rebuilding: size, estimated bloat, disk a rebuild needs, whether shadowpack can rebuild it (read-only)',
-      (y) => y.option('schema', { type: 'string', array: true, describe: 'only this schema (repeatable); default: every schema but the system ones' })
+      (y) => withUrl(y, URL_DESCRIBE).option('schema', { type: 'string', array: true, describe: 'only this schema (repeatable); default: every schema but the system ones' })
         .option('min-ratio', { type: 'number', default: 0, describe: 'leave out tables with less than this fraction of the heap reclaimable (0.2 = 20 %)' })
         .option('min-size', { type: 'string', default: '0', describe: 'leave out tables smaller than this (table, TOAST and indexes), e.g. 10MB' })
         .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
@@ -112,7 +111,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .command(
       'plan',
       'read a table and write a reviewable plan folder; several tables (--table A --table B, --schema, --bloated): a batch, one folder per table',
-      (y) => y.option('table', { type: 'string', array: true, describe: 'schema.table, as the catalog spells it ("..." quotes names); repeat it for a batch' })
+      (y) => withUrl(y, URL_DESCRIBE).option('table', { type: 'string', array: true, describe: 'schema.table, as the catalog spells it ("..." quotes names); repeat it for a batch' })
         .option('schema', { type: 'string', array: true, describe: 'a batch of every table of this schema (repeatable); with --bloated, only the bloated ones', group: 'Batches:' })
         .option('bloated', { type: 'boolean', describe: 'a batch of the tables `shadowpack bloat` lists above the thresholds (every schema unless --schema)', group: 'Batches:' })
         .option('min-ratio', { type: 'number', describe: `with --bloated: at least this fraction of the heap reclaimable (default ${DEFAULT_BLOATED_MIN_RATIO})`, group: 'Batches:' })
@@ -166,7 +165,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .command(
       'run',
       'execute a plan up to the swap, leaving the revert window open (checks every file against plan.json first; resumes where the last run stopped); --until cleanup finishes it',
-      (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder' })
+      (y) => withUrl(y, URL_DESCRIBE).option('plan', { type: 'string', demandOption: true, describe: 'plan folder' })
         .option('until', { choices: [...FORWARD_STAGES], describe: 'stop after this forward stage (default: swap, so the old table is kept and revert stays possible; cleanup: go through to the end, ending the revert window)' })
         .option('stage', { choices: [...ALL_STAGES], describe: 'run only this stage (e.g. abort or revert)' })
         .option('expect-hash', { type: 'string', describe: 'refuse unless the plan hash is exactly this (the approved one)' })
@@ -188,13 +187,13 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .command(
       'status',
       'show where a run stands (whichever executor ran it)',
-      (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' }).option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
+      (y) => withUrl(y, URL_DESCRIBE).option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' }).option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
       (a) => guard(() => statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
     )
     .command(
       'control',
       'pause, resume, resize or slow down a running backfill/catch-up, or release a held swap (takes effect within one batch)',
-      (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' })
+      (y) => withUrl(y, URL_DESCRIBE).option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' })
         .option('pause', { type: 'boolean', describe: 'wait between batches until --resume' })
         .option('resume', { type: 'boolean', describe: 'go on after --pause' })
         .option('batch-pages', { type: 'number', describe: 'heap pages per backfill batch from the next batch on' })
@@ -216,7 +215,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .command(
       'verify',
       'compare the table with the copy (before the swap) or the old table (after it), leaving out changes not yet applied; exit 0 pass, 1 fail',
-      (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' }).option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' })
+      (y) => withUrl(y, URL_DESCRIBE).option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' }).option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' })
         .option('ranges', { type: 'number', describe: 'compare checksums of N key ranges (sp-range-md5-v1) and name the ranges that differ' }),
       (a) => guard(async () => {
         code = await verifyCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}), ...(a.ranges !== undefined ? { ranges: a.ranges } : {}) }, out);
@@ -225,13 +224,16 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .command(
       'show',
       'print the review summary of a plan folder, opening with the plan hash to approve (printed from plan.json) after checking every file against it; never connects',
-      (y) => y.option('plan', { type: 'string', demandOption: true, describe: 'plan folder (or batch folder)' }),
-      (a) => guard(() => showCommand({ plan: a.plan }, out, (line) => err(line + '\n'))),
+      (y) => y.option('url', { type: 'string', hidden: true }).option('plan', { type: 'string', demandOption: true, describe: 'plan folder (or batch folder)' }),
+      (a) => guard(() => {
+        if (a.url !== undefined) throw new UserError('BAD_ARGUMENT', `show reads only the plan folder and never connects: drop --url (shadowpack show --plan ${a.plan})`);
+        return showCommand({ plan: a.plan }, out, (line) => err(line + '\n'));
+      }),
     )
     .command(
       'diff [a] [b]',
       'compare two plan folders (e.g. staging and production), or --plan DIR with the live database; exit 0 same SQL, 1 different, 2 error',
-      (y) => y.positional('a', { type: 'string', describe: 'plan folder A' })
+      (y) => withUrl(y, 'with --plan: the database to compare with (else DATABASE_URL, else the PG* variables and ~/.pgpass; docs/connections.md); two plan folders are compared without connecting').positional('a', { type: 'string', describe: 'plan folder A' })
         .positional('b', { type: 'string', describe: 'plan folder B' })
         .option('plan', { type: 'string', describe: 'an approved plan folder to compare with what the live database gives now' })
         .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
@@ -242,7 +244,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .command(
       'demo',
       'start an embedded PostgreSQL, build a busy table and rebuild it online while writers run',
-      (y) => y.option('rows', { type: 'number', default: 1_000_000, describe: 'rows in the demo table' })
+      (y) => withUrl(y, URL_DESCRIBE).option('rows', { type: 'number', default: 1_000_000, describe: 'rows in the demo table' })
         .option('writers', { type: 'number', default: 4, describe: 'concurrent writer connections' })
         .option('out', { type: 'string', default: 'plans/demo', describe: 'where to write the plan' })
         .option('executor', { choices: ['runner', 'psql'] as const, default: 'runner' as const, describe: 'run the stages with the built-in runner, or with psql -f as an operator would' }),
@@ -285,6 +287,16 @@ function knownFlags(usage: unknown): string[] {
   if (typeof get !== 'function') return [];
   const d: unknown = get.call(usage);
   return d !== null && typeof d === 'object' ? Object.keys(d) : [];
+}
+
+const URL_DESCRIBE = 'connection string: a URL or host=… port=… dbname=… user=… (else DATABASE_URL, else the PG* variables and ~/.pgpass; docs/connections.md)';
+
+/**
+ * --url on the commands that connect (not global: show and a diff of two folders never connect,
+ * so --help must not offer it there; newcomer review finding 36).
+ */
+function withUrl<T>(y: Argv<T>, describe: string): Argv<T & { url: string | undefined }> {
+  return y.option('url', { type: 'string', describe });
 }
 
 /** --alter-file: one action list per line; blank lines and -- comments are skipped. */

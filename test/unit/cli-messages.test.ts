@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { closest, editDistance, usageMessage } from '../../src/cli/did-you-mean.js';
 import { main } from '../../src/cli/main.js';
 import { checkStageInPlan } from '../../src/cli/commands/run.js';
@@ -68,5 +68,36 @@ describe('run --until verify / --stage verify without a verify stage (finding 33
   it('goes ahead when the plan has one, or for other stages', () => {
     expect(() => checkStageInPlan(plan(['catchup', 'verify', 'swap']), { plan: 'p', until: 'verify' })).not.toThrow();
     expect(() => checkStageInPlan(plan(['catchup', 'swap']), { plan: 'p', until: 'catchup' })).not.toThrow();
+  });
+});
+
+describe('--url only where a command connects (finding 36)', () => {
+  it('show refuses it in one line, before reading anything', async () => {
+    const r = await cli('show', '--plan', 'no/such/plan', '--url', 'postgres://u@h/d');
+    expect(r).toMatchObject({ code: 2, out: '' });
+    expect(r.err).toBe('shadowpack: BAD_ARGUMENT: show reads only the plan folder and never connects: drop --url (shadowpack show --plan no/such/plan)\n');
+  });
+
+  it('a diff of two folders refuses it and points at diff --plan', async () => {
+    const r = await cli('diff', 'no/a', 'no/b', '--url', 'postgres://u@h/d');
+    expect(r.code).toBe(2);
+    expect(r.err).toBe('shadowpack: BAD_ARGUMENT: two plan folders are compared without connecting: drop --url, or compare one plan with a live database: shadowpack diff --plan no/a --url …\n');
+  });
+
+  it('--help offers it on the commands that connect only', async () => {
+    // yargs prints --help through console.log, not the CLI's io.
+    const help = async (command: string) => {
+      const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+      try {
+        expect((await cli(command, '--help')).code).toBe(0);
+        return log.mock.calls.map((c) => c.join(' ')).join('\n');
+      } finally {
+        log.mockRestore();
+      }
+    };
+    expect(await help('show')).toMatch(/--plan/);
+    expect(await help('show')).not.toMatch(/--url/);
+    for (const c of ['plan', 'run', 'status', 'control', 'verify', 'bloat']) expect(await help(c), c).toMatch(/--url/);
+    expect(await help('diff')).toMatch(/--url +with --plan: the database to compare with/);
   });
 });

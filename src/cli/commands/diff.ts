@@ -33,6 +33,8 @@ export async function livePlan(dir: string, url: string | undefined): Promise<[P
 
 /** Returns the exit code: 0 identical SQL, 1 different. Errors are thrown (exit 2). */
 export async function diffCommand(args: DiffArgs, out: (line: string) => void): Promise<number> {
+  // Two folders are compared as files: a --url would be silently ignored (newcomer review finding 36).
+  if (args.plan === undefined && args.url !== undefined) throw new UserError('BAD_ARGUMENT', `two plan folders are compared without connecting: drop --url, or compare one plan with a live database: shadowpack diff --plan ${args.a ?? 'DIR'} --url …`);
   const batch = args.plan !== undefined ? isBatchDir(args.plan) : args.a !== undefined && args.b !== undefined && (isBatchDir(args.a) || isBatchDir(args.b));
   if (batch && args.a !== undefined && args.b !== undefined && isBatchDir(args.a) !== isBatchDir(args.b)) {
     throw new UserError('BAD_ARGUMENT', `${isBatchDir(args.a) ? args.a : args.b} is a batch and ${isBatchDir(args.a) ? args.b : args.a} one table's plan: compare a batch with a batch, or the table's folder inside the batch with the plan`);
