@@ -95,6 +95,13 @@ describe.skipIf(external)('restartImmediate', () => {
     });
   });
 
+  it('names the cause and shows the server log when the server cannot start', async () => {
+    // The port is taken by the running server: pg_ctl start fails, and the message carries the log's reason.
+    await expect(startEmbeddedPostgres({ major: wantedMajor, port: server!.port })).rejects.toThrow(
+      /failed to start on 127\.0\.0\.1:\d+[\s\S]*(already in use|could not create any TCP\/IP sockets)/,
+    );
+  });
+
   it('stop() removes its own data directory', async () => {
     const s = server!;
     expect(existsSync(s.dataDir)).toBe(true);
