@@ -1,6 +1,6 @@
 import { ident, literal, qualified } from '../model/quote.js';
 import type { TableModel } from '../model/types.js';
-import type { Step } from './steps.js';
+import { shareUpdateExclusive, type Step } from './step.js';
 
 /**
  * Comments that a rename swap would lose: the rebuilt indexes and constraints
@@ -17,13 +17,14 @@ export function constraintComment(con: { readonly name: string; readonly comment
 export function indexAndConstraintComments(model: TableModel, src: string): Step[] {
   const steps: Step[] = [];
   for (const i of model.indexes) {
-    if (i.comment !== null) steps.push({ comment: `comment on index ${i.name}`, sql: `COMMENT ON INDEX ${qualified(model.schema, i.name)} IS ${literal(i.comment)};` });
+    const index = qualified(model.schema, i.name);
+    if (i.comment !== null) steps.push({ kind: 'comment', comment: `comment on index ${i.name}`, sql: `COMMENT ON INDEX ${index} IS ${literal(i.comment)};`, locks: [shareUpdateExclusive(index)] });
   }
   for (const st of model.extendedStatistics) {
-    if (st.comment !== null) steps.push({ comment: `comment on extended statistics ${st.name}`, sql: `COMMENT ON STATISTICS ${qualified(st.schema, st.name)} IS ${literal(st.comment)};` });
+    if (st.comment !== null) steps.push({ kind: 'comment-object', comment: `comment on extended statistics ${st.name}`, sql: `COMMENT ON STATISTICS ${qualified(st.schema, st.name)} IS ${literal(st.comment)};`, locks: [] });
   }
   for (const c of model.constraints) {
-    if (c.kind !== 'foreign-key' && c.comment !== null) steps.push({ comment: `comment on constraint ${c.name}`, sql: `COMMENT ON CONSTRAINT ${ident(c.name)} ON ${src} IS ${literal(c.comment)};` });
+    if (c.kind !== 'foreign-key' && c.comment !== null) steps.push({ kind: 'comment-object', comment: `comment on constraint ${c.name}`, sql: `COMMENT ON CONSTRAINT ${ident(c.name)} ON ${src} IS ${literal(c.comment)};`, locks: [] });
   }
   return steps;
 }

@@ -4,22 +4,21 @@ import { signatureSql } from '../model/signature.js';
 import { missingPrivilegesSql } from '../model/privileges-sql.js';
 import type { TableModel } from '../model/types.js';
 import type { PlanOptions } from './options.js';
-import { statementLocks } from './statement-locks.js';
 import { CANONICAL_SETTINGS, RANGE_CHECKSUM_ALGORITHM, rangeChecksumSql } from './range-checksum.js';
 import { insertOverriding } from './identity-steps.js';
-import { copyRevokeSteps } from './privilege-steps.js';
-import { dependentSteps } from './dependents.js';
 import { unplannedDependentsCheck } from './dependent-checks.js';
 import { ownerStatements, type OwnerStatements } from './owner-statements.js';
 import { buildItems, type BuildItem } from './build-items.js';
-import { buildSteps, copyColumnSteps, copyReloptions, relatedTables, revertSteps, swapSteps, validateSteps, type Step } from './steps.js';
+import { copyReloptions, relatedTables } from './steps.js';
+import { locksText, type Step } from './step.js';
+import { stageSteps, type StageSteps } from './stage-steps.js';
 import type { DerivedTarget } from './transform/derive.js';
 import { doneStates, guardRules, interruptedStates, stageMachine, stageRecord, stageRule, type GuardRule, type StageRecord, type TriggerSide } from './stage-machine.js';
 import { ALL_STAGES, type StageName } from './stages.js';
 import { forwardSide, reverseSide, type CopySide } from './transform/sides.js';
 
-/** A step as the templates get it: comment made safe, and the locks it takes (empty: none worth saying). */
-export interface AnnotatedStep extends Step {
+/** A step as the templates get it: comment made safe, and the locks it takes as text (empty: none worth saying). */
+export interface AnnotatedStep extends Omit<Step, 'locks'> {
   readonly locks: string;
 }
 
@@ -88,6 +87,8 @@ export interface CommonContext {
   readonly swappedStates: string;
   /** The tool's triggers a guard requires present and ENABLE ALWAYS, by side (quoted relation and name, as literals). */
   readonly guardTriggers: readonly { readonly side: TriggerSide; readonly rel: string; readonly name: string }[];
+  /** Every step below as data: its kind, SQL and the relation locks it takes (the lists below print them). */
+  readonly stepData: StageSteps;
   readonly copyColumnSteps: readonly AnnotatedStep[];
   /** The copy's columns from the first generated one on, added by the table's owner (see owner-columns.ts), then their settings. */
   readonly ownerColumnSteps: readonly AnnotatedStep[];
@@ -170,15 +171,15 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
   const stepInput = { model, target, names, src, copy, old, func };
   const machine = stageMachine(options);
   // Each step says which locks it takes, beside it in the script.
-  const safe = (steps: Step[]): AnnotatedStep[] => steps.map((s) => ({ ...s, comment: commentText(s.comment), locks: commentText(statementLocks(s.sql).join('; ')) }));
+  const safe = (steps: readonly Step[]): AnnotatedStep[] => steps.map((s) => ({ ...s, comment: commentText(s.comment), locks: commentText(locksText(s.locks)) }));
   const related = relatedTables(model);
   // The table stays in its own tablespace unless the plan moves it (--tablespace).
   const copySpace = target.tablespace ?? model.tablespace;
   // The apply's scratch tables are temporary: the owner's statements use them, and it cannot reach the tool's schema.
   const forward = forwardSide(model, target, qualified('pg_temp', names.keepTable));
   const reverse = reverseSide(model, target, qualified('pg_temp', names.reverseKeepTable));
-  const ownerAdded = new Set(target.ownerColumns.map((c) => c.name));
   const ownerColumnsSql = `ALTER TABLE ${copy} ${target.ownerColumns.map((c) => `ADD COLUMN ${columnDefinition(c)}`).join(', ')}`;
+  const steps = stageSteps(stepInput, ownerColumnsSql);
   const backfillOrder = target.orderBy.length > 0 ? ` ORDER BY ${target.orderBy.map(ident).join(', ')}` : '';
   return {
     toolVersion,
@@ -234,33 +235,19 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       // A partition fires its own clone of the parent's row trigger, and a statement trigger only when named itself.
       ...(target.partitioning?.partitions ?? []).flatMap((p) => [names.reverseCaptureTrigger, names.truncateTrigger].map((name) => ({ side: 'reverse' as const, rel: qualified(model.schema, p.name), name }))),
     ].map((t) => ({ side: t.side, rel: literal(t.rel), name: literal(t.name) })),
-    copyColumnSteps: safe([...copyRevokeSteps(copy), ...copyColumnSteps(stepInput, (c) => !ownerAdded.has(c))]),
+    stepData: steps,
+    copyColumnSteps: safe(steps.copyColumnSteps),
     ownerColumnsSql,
-    ownerColumnSteps: target.ownerColumns.length === 0 ? [] : [
-      {
-        comment: commentText(`columns ${target.ownerColumns.map((c) => c.name).join(', ')}, added as the table's owner: creating a generated column plans its expression, which runs the owner's IMMUTABLE functions on constant arguments`),
-        locks: commentText(statementLocks(ownerColumnsSql).join('; ')),
-        sql: `SELECT ${func.asOwner}(${literal(ownerColumnsSql)});`,
-      },
-      ...safe(copyColumnSteps(stepInput, (c) => ownerAdded.has(c))),
-    ],
-    alterSetupSteps: safe([...target.setupSteps]),
-    partitionSetupSteps: safe([...target.partitionSteps]),
-    alterOwnerSteps: target.alterSteps.map((st) => ({
-      comment: commentText(`${st.comment} (as the table's owner: a DEFAULT that is not volatile is evaluated now)`),
-      locks: commentText(statementLocks(st.sql).join('; ')),
-      sql: `SELECT ${func.asOwner}(${literal(st.sql.replace(/;\s*$/, ''))});`,
-    })),
+    ownerColumnSteps: safe(steps.ownerColumnSteps),
+    alterSetupSteps: safe(steps.alterSetupSteps),
+    partitionSetupSteps: safe(steps.partitionSetupSteps),
+    alterOwnerSteps: safe(steps.alterOwnerSteps),
     keyText: commentText(key.join(', ')).replaceAll("'", "''").replaceAll('%', '%%'),
-    buildItems: buildItems(safe(buildSteps(stepInput)), ADVISORY_CLASS + 1),
-    swapSteps: safe([...swapSteps(stepInput), ...dependentSteps(stepInput, old)]),
-    revertSteps: safe([
-      { comment: 'nothing created over the rebuilt table since the swap may be left reading it', sql: unplannedDependentsCheck('revert', src, model, true, (target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name))) },
-      ...revertSteps(stepInput),
-      ...dependentSteps(stepInput, copy),
-    ]),
+    buildItems: buildItems(safe(steps.buildSteps), ADVISORY_CLASS + 1),
+    swapSteps: safe(steps.swapSteps),
+    revertSteps: safe(steps.revertSteps),
     oldTableDependentsCheck: unplannedDependentsCheck('cleanup', old, model, false),
-    validateSteps: safe(validateSteps(stepInput)),
+    validateSteps: safe(steps.validateSteps),
     privilegeCheck: missingPrivilegesSql(`${literal(src)}::regclass::oid`, 'current_user', literal(names.toolSchema)).trim().replace(/\n/g, '\n    '),
     related,
     verify: {

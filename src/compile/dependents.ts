@@ -1,6 +1,7 @@
 import { ident, literal, qualified } from '../model/quote.js';
 import type { PublicationMembershipModel, TableModel } from '../model/types.js';
-import type { Step, StepInput } from './steps.js';
+import { accessExclusive, shareUpdateExclusive, type Step } from './step.js';
+import type { StepInput } from './step-input.js';
 
 /**
  * Re-pointing what depends on the table from outside it. After the renames of
@@ -34,19 +35,26 @@ export function dependentSteps(input: StepInput, away: string): Step[] {
   const { model, src } = input;
   const steps: Step[] = [];
   for (const v of model.dependents.views) {
+    const view = qualified(v.schema, v.name);
     steps.push({
+      kind: 'replace-view',
+      locks: [accessExclusive(view)],
       comment: `view ${v.schema}.${v.name} reads ${model.schema}.${model.name} again (CREATE OR REPLACE keeps its owner, grants, comments; options restated)`,
-      sql: `CREATE OR REPLACE VIEW ${qualified(v.schema, v.name)}${viewOptions(v.options)} AS\n${v.definition};`,
+      sql: `CREATE OR REPLACE VIEW ${view}${viewOptions(v.options)} AS\n${v.definition};`,
     });
   }
   for (const f of model.dependents.functions) {
     steps.push({
+      kind: 'replace-function',
+      locks: [],
       comment: `${f.kind} ${f.schema}.${f.name}(${f.arguments}) has a BEGIN ATOMIC body bound to the table: re-created to read it again`,
       sql: `${f.definition};`,
     });
   }
   for (const p of model.dependents.publications) {
     steps.push({
+      kind: 'move-publication',
+      locks: [shareUpdateExclusive(away), shareUpdateExclusive(src)],
       comment: `publication ${p.name} publishes the table under its name from this commit on`,
       sql: `ALTER PUBLICATION ${ident(p.name)} DROP TABLE ONLY ${away};\n${publicationAdd(p, src)}`,
     });

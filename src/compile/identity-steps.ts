@@ -1,6 +1,7 @@
 import { ident, literal, qualified } from '../model/quote.js';
 import type { IdentityModel, TableModel } from '../model/types.js';
-import type { Step, StepInput } from './steps.js';
+import { accessExclusive, shareRowExclusive, shareUpdateExclusive, type Step } from './step.js';
+import type { StepInput } from './step-input.js';
 
 /**
  * Identity columns. The copy is filled without them (the tool writes the old
@@ -30,7 +31,7 @@ export function identitySwapSteps(input: StepInput): Step[] {
   model.identities.forEach((q, i) => {
     const seq = qualified(q.schema, q.name);
     const aside = qualified(q.schema, names.oldSequence(i));
-    steps.push({ comment: `identity sequence ${q.name} of the old table steps aside`, sql: `ALTER SEQUENCE ${seq} RENAME TO ${ident(names.oldSequence(i))};` });
+    steps.push({ kind: 'rename-sequence', comment: `identity sequence ${q.name} of the old table steps aside`, sql: `ALTER SEQUENCE ${seq} RENAME TO ${ident(names.oldSequence(i))};`, locks: [accessExclusive(seq)] });
     const options = [
       `START WITH ${q.start}`, `INCREMENT BY ${q.increment}`,
       `MINVALUE ${q.min}`, `MAXVALUE ${q.max}`, `CACHE ${q.cache}`, q.cycle ? 'CYCLE' : 'NO CYCLE',
@@ -39,14 +40,17 @@ export function identitySwapSteps(input: StepInput): Step[] {
     // another type gets its parameters from ALTER SEQUENCE, where bounds and type are checked together.
     const sameType = q.type === columnType(model, q.column);
     steps.push({
+      kind: 'add-identity',
       comment: `column ${q.column} is an identity column again (GENERATED ${generated(model, q)}), same sequence name and parameters`,
       sql: `ALTER TABLE ${src} ALTER COLUMN ${ident(q.column)} ADD GENERATED ${generated(model, q)} AS IDENTITY (SEQUENCE NAME ${seq}${sameType ? ` ${options}` : ''});`,
+      // The sequence it names is a new one (the old one stepped aside).
+      locks: [accessExclusive(src)],
     });
     if (!sameType) {
-      steps.push({ comment: `identity sequence ${q.name} keeps its own type (${q.type})`, sql: `ALTER SEQUENCE ${seq} AS ${q.type} ${options};` });
+      steps.push({ kind: 'alter-sequence', comment: `identity sequence ${q.name} keeps its own type (${q.type})`, sql: `ALTER SEQUENCE ${seq} AS ${q.type} ${options};`, locks: [shareRowExclusive(seq)] });
     }
-    if (q.comment !== null) steps.push({ comment: `comment on sequence ${q.name}`, sql: `COMMENT ON SEQUENCE ${seq} IS ${literal(q.comment)};` });
-    steps.push({ comment: `identity ${q.name} continues where the old one stopped`, sql: continueFrom(seq, aside) });
+    if (q.comment !== null) steps.push({ kind: 'comment', comment: `comment on sequence ${q.name}`, sql: `COMMENT ON SEQUENCE ${seq} IS ${literal(q.comment)};`, locks: [shareUpdateExclusive(seq)] });
+    steps.push({ kind: 'sequence-value', comment: `identity ${q.name} continues where the old one stopped`, sql: continueFrom(seq, aside), locks: [] });
   });
   return steps;
 }
@@ -58,9 +62,9 @@ export function identityRevertSteps(input: StepInput): Step[] {
   model.identities.forEach((q, i) => {
     const seq = qualified(q.schema, q.name);
     const aside = qualified(q.schema, names.oldSequence(i));
-    steps.push({ comment: `identity ${q.name} of the original table continues where the rebuilt one stopped`, sql: continueFrom(aside, seq) });
-    steps.push({ comment: `the rebuilt table's identity on ${q.column} goes (its sequence with it)`, sql: `ALTER TABLE ${copy} ALTER COLUMN ${ident(q.column)} DROP IDENTITY;` });
-    steps.push({ comment: `identity sequence ${q.name} gets its name back`, sql: `ALTER SEQUENCE ${aside} RENAME TO ${ident(q.name)};` });
+    steps.push({ kind: 'sequence-value', comment: `identity ${q.name} of the original table continues where the rebuilt one stopped`, sql: continueFrom(aside, seq), locks: [] });
+    steps.push({ kind: 'drop-identity', comment: `the rebuilt table's identity on ${q.column} goes (its sequence with it)`, sql: `ALTER TABLE ${copy} ALTER COLUMN ${ident(q.column)} DROP IDENTITY;`, locks: [accessExclusive(copy), accessExclusive(seq)] });
+    steps.push({ kind: 'rename-sequence', comment: `identity sequence ${q.name} gets its name back`, sql: `ALTER SEQUENCE ${aside} RENAME TO ${ident(q.name)};`, locks: [accessExclusive(aside)] });
   });
   return steps;
 }

@@ -1,6 +1,7 @@
 import { dollarTag, ident, literal, qualified } from '../model/quote.js';
 import type { GrantModel } from '../model/types.js';
-import type { Step, StepInput } from './steps.js';
+import type { Step } from './step.js';
+import type { StepInput } from './step-input.js';
 
 /** What an ACL belongs to, as GRANT and REVOKE name it. */
 export interface AclTarget {
@@ -61,7 +62,7 @@ export function copyRevokeSteps(copy: string): Step[] {
     'END',
   ].join('\n');
   const tag = dollarTag(body);
-  return [{ comment: 'the copy is nobody\'s but the owner\'s until the swap (undoing default privileges)', sql: `DO ${tag}\n${body}\n${tag};` }];
+  return [{ kind: 'privileges', comment: 'the copy is nobody\'s but the owner\'s until the swap (undoing default privileges)', sql: `DO ${tag}\n${body}\n${tag};`, locks: [] }];
 }
 
 /** Grants in ACL order, one statement per grantee and grant option: the aclitems come back in the same order. */
@@ -78,12 +79,13 @@ function grantInOrder(kind: string, object: string, grants: readonly { grantee: 
 /** Resets the object's privileges to exactly the planned ACL. */
 export function aclSteps(t: AclTarget, what: string): Step[] {
   if (t.defaultAcl) {
-    return [{ comment: `privileges on ${what}: the owner's only, as on the table (undoing any default privileges the copy received)`, sql: revokeAll(t, true) }];
+    return [{ kind: 'privileges', comment: `privileges on ${what}: the owner's only, as on the table (undoing any default privileges the copy received)`, sql: revokeAll(t, true), locks: [] }];
   }
-  return [
-    { comment: `privileges on ${what}: first none at all, whoever holds them`, sql: revokeAll(t, false) },
-    { comment: `privileges on ${what}: then exactly the original ACL, granted by the owner in its order`, sql: grantInOrder(t.kind, t.object, t.grants, () => '').join('\n') },
-  ].filter((s) => s.sql !== '');
+  const steps: Step[] = [
+    { kind: 'privileges', comment: `privileges on ${what}: first none at all, whoever holds them`, sql: revokeAll(t, false), locks: [] },
+    { kind: 'privileges', comment: `privileges on ${what}: then exactly the original ACL, granted by the owner in its order`, sql: grantInOrder(t.kind, t.object, t.grants, () => '').join('\n'), locks: [] },
+  ];
+  return steps.filter((s) => s.sql !== '');
 }
 
 /** Column privileges after the table's (REVOKE ALL on the table removed them): per column, in ACL order. */
@@ -91,7 +93,7 @@ export function columnAclSteps(object: string, grants: readonly { column: string
   const columns = [...new Set(grants.map((g) => g.column))];
   return columns.map((column) => {
     const own = grants.filter((g) => g.column === column);
-    return { comment: `privileges on column ${column}, in ACL order`, sql: grantInOrder('TABLE', object, own, () => ` (${ident(column)})`).join('\n') };
+    return { kind: 'privileges', comment: `privileges on column ${column}, in ACL order`, sql: grantInOrder('TABLE', object, own, () => ` (${ident(column)})`).join('\n'), locks: [] };
   });
 }
 

@@ -1,38 +1,15 @@
 import { dollarTag, ident, literal, qualified } from '../model/quote.js';
-import type { RunNames } from '../model/names.js';
 import type { ConstraintModel, IndexModel, TableModel } from '../model/types.js';
 import { identityRevertSteps, identitySwapSteps } from './identity-steps.js';
-import type { DerivedTarget } from './transform/derive.js';
 import { privilegeSteps } from './privilege-steps.js';
 import { constraintComment, indexAndConstraintComments } from './comment-steps.js';
-
-/** One commented SQL statement inside a stage script. */
-export interface Step {
-  readonly comment: string;
-  readonly sql: string;
-  /**
-   * Build steps: a DO step's PL/pgSQL block (BEGIN … END), so a build item can hold it as a nested
-   * block; and whether the step belongs to the item of the step before it (it needs that object).
-   */
-  readonly body?: string;
-  readonly joinsPrevious?: boolean;
-}
+import { accessExclusive, lockList, share, shareRowExclusive, shareUpdateExclusive, type RelationLock, type Step, type StepKind } from './step.js';
+import type { StepInput } from './step-input.js';
 
 /** A DO step, with its block kept for build items. */
-function doStep(comment: string, body: string): Step {
+function doStep(kind: StepKind, comment: string, body: string, locks: readonly RelationLock[]): Step {
   const tag = dollarTag(body);
-  return { comment, sql: `DO ${tag}\n${body}\n${tag};`, body };
-}
-
-/** Everything the step builders need: the model, the names and the quoted relations. */
-export interface StepInput {
-  readonly model: TableModel;
-  readonly target: DerivedTarget;
-  readonly names: RunNames;
-  readonly src: string;
-  readonly copy: string;
-  readonly old: string;
-  readonly func: { readonly reverseCapture: string; readonly truncate: string; readonly asOwner: string; readonly session: string; readonly ownerCheck: string };
+  return { kind, comment, sql: `DO ${tag}\n${body}\n${tag};`, locks, body };
 }
 
 const NOT_VALID = / NOT VALID$/;
@@ -86,39 +63,48 @@ export function buildSteps(input: StepInput): Step[] {
   const { model, names, copy, target } = input;
   const steps: Step[] = [];
   // Constraint-backed indexes have no TABLESPACE clause of their own in the definitions we carry.
-  if (target.indexTablespace !== null) steps.push({ comment: `indexes go to tablespace ${target.indexTablespace}`, sql: `SET default_tablespace = ${literal(target.indexTablespace)};` });
+  if (target.indexTablespace !== null) steps.push(tablespaceSetting(`indexes go to tablespace ${target.indexTablespace}`, target.indexTablespace));
   model.indexes.forEach((index, i) => {
     const tmp = names.copyIndex(i);
     // The target's constraints: a partitioned copy's primary key includes the partition column.
     const con = constraintOf(target.model, index);
     // An index's own tablespace, unless the plan moves every index (--index-tablespace).
     const space = target.indexTablespace === null ? index.tablespace : null;
-    if (space !== null) steps.push({ comment: `index ${index.name} lives in tablespace ${space}`, sql: `SET default_tablespace = ${literal(space)};` });
+    if (space !== null) steps.push(tablespaceSetting(`index ${index.name} lives in tablespace ${space}`, space));
     if (con) {
-      steps.push(doStep(`${con.kind} ${con.name}, built as ${tmp} and renamed at the swap`, addConstraintOnce(copy, tmp, con.definition)));
+      steps.push(doStep('add-constraint', `${con.kind} ${con.name}, built as ${tmp} and renamed at the swap`, addConstraintOnce(copy, tmp, con.definition), [accessExclusive(copy)]));
       // pg_get_constraintdef leaves out the index's storage parameters.
       if (index.reloptions.length > 0) {
-        steps.push({ comment: `${con.name}: the index's storage parameters`, sql: `ALTER INDEX ${qualified(model.schema, tmp)} SET (${reloptionList(index.reloptions)});`, joinsPrevious: true });
+        const onCopy = qualified(model.schema, tmp);
+        steps.push({ kind: 'storage-parameters', comment: `${con.name}: the index's storage parameters`, sql: `ALTER INDEX ${onCopy} SET (${reloptionList(index.reloptions)});`, locks: [accessExclusive(onCopy)], joinsPrevious: true });
       }
     } else {
       steps.push({
+        kind: 'create-index',
         comment: `index ${index.name}, built as ${tmp} and renamed at the swap`,
         sql: `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${ident(tmp)} ON ${copy} USING ${ident(index.method)} ${index.body};`,
+        locks: [share(copy)],
       });
     }
-    if (space !== null) steps.push({ comment: 'back to the default tablespace', sql: "SET default_tablespace = '';" });
+    if (space !== null) steps.push(tablespaceSetting('back to the default tablespace', ''));
   });
   for (const con of model.constraints) {
     if (con.kind !== 'check') continue;
     steps.push(doStep(
-      `check constraint ${con.name}${con.validated ? '' : ' (NOT VALID, as on the table)'}, added as the table's owner (its expression is the owner's code); locks: ACCESS EXCLUSIVE on the copy`,
+      'add-constraint',
+      `check constraint ${con.name}${con.validated ? '' : ' (NOT VALID, as on the table)'}, added as the table's owner (its expression is the owner's code)`,
       addCheckAsOwner(copy, con.name, con.definition, input.func.asOwner),
+      [accessExclusive(copy)],
     ));
   }
-  steps.push(...target.buildConstraints.map((s) => doStep(s.comment, onceOnCopy(copy, s.name, s.sql))));
+  steps.push(...target.buildConstraints.map((s) => doStep('add-constraint', s.comment, onceOnCopy(copy, s.name, s.sql), s.locks)));
   steps.push(...statisticsBuildSteps(input));
-  if (target.indexTablespace !== null) steps.push({ comment: 'back to the default tablespace', sql: "SET default_tablespace = '';" });
+  if (target.indexTablespace !== null) steps.push(tablespaceSetting('back to the default tablespace', ''));
   return steps;
+}
+
+function tablespaceSetting(comment: string, space: string): Step {
+  return { kind: 'session-setting', comment, sql: `SET default_tablespace = ${literal(space)};`, locks: [] };
 }
 
 export function reloptionList(options: readonly string[]): string {
@@ -142,11 +128,15 @@ function triggerSteps(input: StepInput, table: string): Step[] {
   const { names, func } = input;
   return [
     {
+      kind: 'create-trigger',
       comment: 'keep the old table in sync after the swap, so revert loses nothing',
+      locks: [shareRowExclusive(table)],
       sql: `CREATE TRIGGER ${ident(names.reverseCaptureTrigger)}\n  AFTER INSERT OR UPDATE OR DELETE ON ${table}\n  FOR EACH ROW EXECUTE FUNCTION ${func.reverseCapture}();\nALTER TABLE ${table} ENABLE ALWAYS TRIGGER ${ident(names.reverseCaptureTrigger)};`,
     },
     {
+      kind: 'create-trigger',
       comment: 'TRUNCATE stays refused until cleanup',
+      locks: [shareRowExclusive(table)],
       sql: `CREATE TRIGGER ${ident(names.truncateTrigger)}\n  BEFORE TRUNCATE ON ${table}\n  FOR EACH STATEMENT EXECUTE FUNCTION ${func.truncate}();\nALTER TABLE ${table} ENABLE ALWAYS TRIGGER ${ident(names.truncateTrigger)};`,
     },
   ];
@@ -161,27 +151,27 @@ export function copyColumnSteps(input: StepInput, which: (column: string) => boo
   for (const c of model.columns) {
     if (!which(c.name)) continue;
     const col = `${copy} ALTER COLUMN ${ident(c.name)}`;
-    if (c.storage !== null) steps.push({ comment: `column ${c.name}: storage as on the table`, sql: `ALTER TABLE ${col} SET STORAGE ${c.storage};` });
-    if (c.compression !== null) steps.push({ comment: `column ${c.name}: compression as on the table`, sql: `ALTER TABLE ${col} SET COMPRESSION ${c.compression};` });
-    if (c.statistics !== null) steps.push({ comment: `column ${c.name}: statistics target as on the table`, sql: `ALTER TABLE ${col} SET STATISTICS ${c.statistics};` });
+    if (c.storage !== null) steps.push({ kind: 'column-storage', comment: `column ${c.name}: storage as on the table`, sql: `ALTER TABLE ${col} SET STORAGE ${c.storage};`, locks: [accessExclusive(copy)] });
+    if (c.compression !== null) steps.push({ kind: 'column-storage', comment: `column ${c.name}: compression as on the table`, sql: `ALTER TABLE ${col} SET COMPRESSION ${c.compression};`, locks: [accessExclusive(copy)] });
+    if (c.statistics !== null) steps.push({ kind: 'column-statistics', comment: `column ${c.name}: statistics target as on the table`, sql: `ALTER TABLE ${col} SET STATISTICS ${c.statistics};`, locks: [shareUpdateExclusive(copy)] });
   }
   for (const o of model.columnOptions) {
     if (!which(o.column)) continue;
-    steps.push({ comment: `column ${o.column}: planner options as on the table`, sql: `ALTER TABLE ${copy} ALTER COLUMN ${ident(o.column)} SET (${reloptionList(o.options)});` });
+    steps.push({ kind: 'column-statistics', comment: `column ${o.column}: planner options as on the table`, sql: `ALTER TABLE ${copy} ALTER COLUMN ${ident(o.column)} SET (${reloptionList(o.options)});`, locks: [shareUpdateExclusive(copy)] });
   }
   return steps;
 }
 
 function policySql(model: TableModel, table: string): Step[] {
   const steps: Step[] = [];
-  if (model.rowSecurity) steps.push({ comment: 'row-level security, as on the table', sql: `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY;` });
-  if (model.forceRowSecurity) steps.push({ comment: 'row-level security applies to the owner too, as on the table', sql: `ALTER TABLE ${table} FORCE ROW LEVEL SECURITY;` });
+  if (model.rowSecurity) steps.push({ kind: 'row-security', comment: 'row-level security, as on the table', sql: `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY;`, locks: [accessExclusive(table)] });
+  if (model.forceRowSecurity) steps.push({ kind: 'row-security', comment: 'row-level security applies to the owner too, as on the table', sql: `ALTER TABLE ${table} FORCE ROW LEVEL SECURITY;`, locks: [accessExclusive(table)] });
   for (const p of model.policies) {
     const roles = p.roles.map((r) => (r === 'PUBLIC' ? 'PUBLIC' : ident(r))).join(', ');
     let sql = `CREATE POLICY ${ident(p.name)} ON ${table} AS ${p.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${p.command} TO ${roles}`;
     if (p.using !== null) sql += ` USING (${p.using})`;
     if (p.withCheck !== null) sql += ` WITH CHECK (${p.withCheck})`;
-    steps.push({ comment: `policy ${p.name}`, sql: `${sql};` });
+    steps.push({ kind: 'row-security', comment: `policy ${p.name}`, sql: `${sql};`, locks: [accessExclusive(table)] });
   }
   return steps;
 }
@@ -195,9 +185,9 @@ function statisticsBuildSteps(input: StepInput): Step[] {
   return model.extendedStatistics.flatMap((st, i) => {
     const onCopy = qualified(st.schema, names.copyStatistics(i));
     const kinds = st.kinds.length > 0 ? ` (${st.kinds.join(', ')})` : '';
-    const steps: Step[] = [{ comment: `extended statistics ${st.schema}.${st.name}, on the copy for now`, sql: `CREATE STATISTICS IF NOT EXISTS ${onCopy}${kinds} ON ${st.columns} FROM ${copy};` }];
-    steps.push({ comment: `extended statistics ${st.name}: owner as on the table (the runner created it)`, sql: `ALTER STATISTICS ${onCopy} OWNER TO ${ident(st.owner)};`, joinsPrevious: true });
-    if (st.target !== null) steps.push({ comment: `extended statistics ${st.name}: statistics target as on the table`, sql: `ALTER STATISTICS ${onCopy} SET STATISTICS ${st.target};`, joinsPrevious: true });
+    const steps: Step[] = [{ kind: 'create-statistics', comment: `extended statistics ${st.schema}.${st.name}, on the copy for now`, sql: `CREATE STATISTICS IF NOT EXISTS ${onCopy}${kinds} ON ${st.columns} FROM ${copy};`, locks: [shareUpdateExclusive(copy)] }];
+    steps.push({ kind: 'alter-statistics', comment: `extended statistics ${st.name}: owner as on the table (the runner created it)`, sql: `ALTER STATISTICS ${onCopy} OWNER TO ${ident(st.owner)};`, locks: [], joinsPrevious: true });
+    if (st.target !== null) steps.push({ kind: 'alter-statistics', comment: `extended statistics ${st.name}: statistics target as on the table`, sql: `ALTER STATISTICS ${onCopy} SET STATISTICS ${st.target};`, locks: [], joinsPrevious: true });
     return steps;
   });
 }
@@ -206,76 +196,119 @@ function statisticsBuildSteps(input: StepInput): Step[] {
 function statisticsRenames(model: TableModel, aside: (i: number) => string, back: (i: number) => string, verb: { readonly aside: string; readonly back: string }): Step[] {
   const steps: Step[] = [];
   model.extendedStatistics.forEach((st, i) => {
-    steps.push({ comment: `${verb.aside} extended statistics ${st.name} steps aside`, sql: `ALTER STATISTICS ${qualified(st.schema, st.name)} RENAME TO ${ident(aside(i))};` });
+    steps.push({ kind: 'alter-statistics', comment: `${verb.aside} extended statistics ${st.name} steps aside`, sql: `ALTER STATISTICS ${qualified(st.schema, st.name)} RENAME TO ${ident(aside(i))};`, locks: [] });
   });
   model.extendedStatistics.forEach((st, i) => {
-    steps.push({ comment: `${verb.back} extended statistics ${st.name} gets its name back`, sql: `ALTER STATISTICS ${qualified(st.schema, back(i))} RENAME TO ${ident(st.name)};` });
+    steps.push({ kind: 'alter-statistics', comment: `${verb.back} extended statistics ${st.name} gets its name back`, sql: `ALTER STATISTICS ${qualified(st.schema, back(i))} RENAME TO ${ident(st.name)};`, locks: [] });
   });
   return steps;
+}
+
+function renameIndex(comment: string, index: string, to: string): Step {
+  return { kind: 'rename-index', comment, sql: `ALTER INDEX ${index} RENAME TO ${ident(to)};`, locks: [shareUpdateExclusive(index)] };
+}
+
+function alterSequence(comment: string, sequence: string, change: string): Step {
+  return { kind: 'alter-sequence', comment, sql: `ALTER SEQUENCE ${sequence} ${change};`, locks: [shareRowExclusive(sequence)] };
+}
+
+function autovacuumReset(comment: string, table: string): Step {
+  return { kind: 'autovacuum-reset', comment, sql: `ALTER TABLE ${table} RESET (autovacuum_enabled, toast.autovacuum_enabled);`, locks: [shareUpdateExclusive(table)] };
+}
+
+function triggerState(comment: string, table: string, state: string, trigger: string): Step {
+  return { kind: 'trigger-state', comment, sql: `ALTER TABLE ${table} ${state} TRIGGER ${ident(trigger)};`, locks: [shareRowExclusive(table)] };
+}
+
+/** The table a foreign key of the table references, quoted; null when it references the table itself. */
+function parentOf(model: TableModel, con: ConstraintModel): string | null {
+  const ref = con.references;
+  if (ref === null || (ref.schema === model.schema && ref.name === model.name)) return null;
+  return qualified(ref.schema, ref.name);
+}
+
+/**
+ * A foreign key dropped from `from` and added NOT VALID on `to`, with its comment. Dropping it drops
+ * its triggers on both tables: ACCESS EXCLUSIVE on the table it is on and on the one it referenced
+ * (`before`); adding it takes SHARE ROW EXCLUSIVE on `to` and on the table it references (`after`).
+ */
+function moveForeignKey(comment: string, fk: { readonly name: string; readonly definition: string; readonly comment: string | null }, on: { readonly from: string; readonly to: string; readonly before: string; readonly after: string }): Step {
+  return {
+    kind: 'move-foreign-key',
+    comment,
+    sql: `ALTER TABLE ${on.from} DROP CONSTRAINT ${ident(fk.name)};\nALTER TABLE ${on.to} ADD CONSTRAINT ${ident(fk.name)} ${fkDefinition(fk.definition)};${constraintComment(fk, on.to)}`,
+    locks: lockList(accessExclusive(on.from), accessExclusive(on.before), shareRowExclusive(on.to), shareRowExclusive(on.after)),
+  };
 }
 
 /** Statements run under the swap lock, after the last apply. */
 export function swapSteps(input: StepInput): Step[] {
   const { model, target, names, src, copy, old } = input;
   const steps: Step[] = [
-    { comment: 'the old table steps aside (kept, in sync, until cleanup)', sql: `ALTER TABLE ${src} RENAME TO ${ident(names.oldTable)};` },
-    { comment: 'the copy takes the table\'s name', sql: `ALTER TABLE ${copy} RENAME TO ${ident(model.name)};` },
+    { kind: 'rename-table', comment: 'the old table steps aside (kept, in sync, until cleanup)', sql: `ALTER TABLE ${src} RENAME TO ${ident(names.oldTable)};`, locks: [accessExclusive(src)] },
+    { kind: 'rename-table', comment: 'the copy takes the table\'s name', sql: `ALTER TABLE ${copy} RENAME TO ${ident(model.name)};`, locks: [accessExclusive(copy)] },
   ];
   model.indexes.forEach((index, i) => {
-    steps.push({ comment: `old index ${index.name} steps aside`, sql: `ALTER INDEX ${qualified(model.schema, index.name)} RENAME TO ${ident(names.oldIndex(i))};` });
+    steps.push(renameIndex(`old index ${index.name} steps aside`, qualified(model.schema, index.name), names.oldIndex(i)));
   });
   model.indexes.forEach((index, i) => {
-    steps.push({ comment: `index ${index.name} gets its name back`, sql: `ALTER INDEX ${qualified(model.schema, names.copyIndex(i))} RENAME TO ${ident(index.name)};` });
-    if (index.clustered) steps.push({ comment: `${index.name} stays the clustered index`, sql: `ALTER TABLE ${src} CLUSTER ON ${ident(index.name)};` });
+    steps.push(renameIndex(`index ${index.name} gets its name back`, qualified(model.schema, names.copyIndex(i)), index.name));
+    if (index.clustered) {
+      steps.push({ kind: 'cluster-on', comment: `${index.name} stays the clustered index`, sql: `ALTER TABLE ${src} CLUSTER ON ${ident(index.name)};`, locks: [shareUpdateExclusive(src), shareUpdateExclusive(qualified(model.schema, index.name))] });
+    }
   });
   steps.push(...statisticsRenames(model, names.oldStatistics, names.copyStatistics, { aside: 'old', back: 'rebuilt' }));
   const ri = model.replicaIdentity;
   if (ri.kind !== 'default') {
     const what = ri.kind === 'index' && ri.index !== null ? `USING INDEX ${ident(ri.index)}` : ri.kind.toUpperCase();
-    steps.push({ comment: 'replica identity, as on the table', sql: `ALTER TABLE ${src} REPLICA IDENTITY ${what};` });
+    steps.push({ kind: 'replica-identity', comment: 'replica identity, as on the table', sql: `ALTER TABLE ${src} REPLICA IDENTITY ${what};`, locks: [accessExclusive(src)] });
   }
   // The rebuilt table's identities take the target's shape (a widened key's sequence is bigint).
   steps.push(...identitySwapSteps({ ...input, model: target.model }));
   for (const seq of model.ownedSequences) {
-    steps.push({ comment: `sequence ${seq.name} now belongs to the rebuilt table; its value continues`, sql: `ALTER SEQUENCE ${qualified(seq.schema, seq.name)} OWNED BY ${src}.${ident(seq.column)};` });
+    steps.push(alterSequence(`sequence ${seq.name} now belongs to the rebuilt table; its value continues`, qualified(seq.schema, seq.name), `OWNED BY ${src}.${ident(seq.column)}`));
   }
   for (const r of target.sequences) {
-    steps.push({ comment: `sequence ${r.sequence.name} becomes ${r.to} like its column (its maximum widens with it)`, sql: `ALTER SEQUENCE ${qualified(r.sequence.schema, r.sequence.name)} AS ${r.to};` });
+    steps.push(alterSequence(`sequence ${r.sequence.name} becomes ${r.to} like its column (its maximum widens with it)`, qualified(r.sequence.schema, r.sequence.name), `AS ${r.to}`));
   }
   if (target.partitioning === null) {
-    steps.push({ comment: 'autovacuum back on, the table\'s own storage parameters back', sql: `ALTER TABLE ${src} RESET (autovacuum_enabled, toast.autovacuum_enabled);` });
+    steps.push(autovacuumReset('autovacuum back on, the table\'s own storage parameters back', src));
   } else {
     // A partitioned table has no storage of its own: autovacuum was kept off on each partition.
     for (const p of target.partitioning.partitions) {
-      steps.push({ comment: `partition ${p.name}: autovacuum back on`, sql: `ALTER TABLE ${qualified(model.schema, p.name)} RESET (autovacuum_enabled, toast.autovacuum_enabled);` });
+      steps.push(autovacuumReset(`partition ${p.name}: autovacuum back on`, qualified(model.schema, p.name)));
     }
   }
   const reloptions = [...target.model.reloptions, ...target.model.toastReloptions.map((o) => `toast.${o}`)];
-  if (reloptions.length > 0) steps.push({ comment: 'the table\'s storage parameters', sql: `ALTER TABLE ${src} SET (${reloptionList(reloptions)});` });
+  if (reloptions.length > 0) steps.push({ kind: 'storage-parameters', comment: 'the table\'s storage parameters', sql: `ALTER TABLE ${src} SET (${reloptionList(reloptions)});`, locks: [accessExclusive(src)] });
   steps.push(...policySql(model, src));
   for (const t of model.triggers) {
-    steps.push({ comment: `trigger ${t.name}, created only now so it never fired for the tool's copying`, sql: `${t.definition};` });
-    if (t.enabled !== 'O') steps.push({ comment: `trigger ${t.name} keeps its state`, sql: `ALTER TABLE ${src} ${TRIGGER_STATE[t.enabled]} TRIGGER ${ident(t.name)};` });
-    if (t.enabled !== 'D') steps.push({ comment: `trigger ${t.name} must not fire for the writes that keep the old table in sync`, sql: `ALTER TABLE ${old} DISABLE TRIGGER ${ident(t.name)};` });
+    // Its definition names the table, which is the rebuilt one by now.
+    steps.push({ kind: 'create-trigger', comment: `trigger ${t.name}, created only now so it never fired for the tool's copying`, sql: `${t.definition};`, locks: [shareRowExclusive(src)] });
+    if (t.enabled !== 'O') steps.push(triggerState(`trigger ${t.name} keeps its state`, src, TRIGGER_STATE[t.enabled], t.name));
+    if (t.enabled !== 'D') steps.push(triggerState(`trigger ${t.name} must not fire for the writes that keep the old table in sync`, old, 'DISABLE', t.name));
   }
-  if (model.comment !== null) steps.push({ comment: 'table comment', sql: `COMMENT ON TABLE ${src} IS ${literal(model.comment)};` });
-  for (const c of model.columnComments) steps.push({ comment: `comment on column ${c.column}`, sql: `COMMENT ON COLUMN ${src}.${ident(c.column)} IS ${literal(c.comment)};` });
+  if (model.comment !== null) steps.push({ kind: 'comment', comment: 'table comment', sql: `COMMENT ON TABLE ${src} IS ${literal(model.comment)};`, locks: [shareUpdateExclusive(src)] });
+  for (const c of model.columnComments) steps.push({ kind: 'comment', comment: `comment on column ${c.column}`, sql: `COMMENT ON COLUMN ${src}.${ident(c.column)} IS ${literal(c.comment)};`, locks: [shareUpdateExclusive(src)] });
   steps.push(...indexAndConstraintComments(model, src));
   for (const con of model.constraints) {
     if (con.kind !== 'foreign-key') continue;
-    steps.push({ comment: `foreign key ${con.name} moves to the rebuilt table (validated after commit)`, sql: `ALTER TABLE ${old} DROP CONSTRAINT ${ident(con.name)};\nALTER TABLE ${src} ADD CONSTRAINT ${ident(con.name)} ${fkDefinition(con.definition)};${constraintComment(con, src)}` });
+    const parent = parentOf(model, con);
+    steps.push(moveForeignKey(`foreign key ${con.name} moves to the rebuilt table (validated after commit)`, con, { from: old, to: src, before: parent ?? old, after: parent ?? src }));
   }
   for (const fk of model.referencedBy) {
     const child = qualified(fk.tableSchema, fk.tableName);
-    steps.push({ comment: `foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} now references the rebuilt table`, sql: `ALTER TABLE ${child} DROP CONSTRAINT ${ident(fk.name)};\nALTER TABLE ${child} ADD CONSTRAINT ${ident(fk.name)} ${fkDefinition(fk.definition)};${constraintComment(fk, child)}` });
+    steps.push(moveForeignKey(`foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} now references the rebuilt table`, fk, { from: child, to: child, before: old, after: src }));
   }
-  steps.push({ comment: 'the old table no longer needs capturing', sql: `DROP TRIGGER ${ident(names.captureTrigger)} ON ${old};\nDROP TRIGGER ${ident(names.truncateTrigger)} ON ${old};` });
+  steps.push({ kind: 'drop-triggers', comment: 'the old table no longer needs capturing', sql: `DROP TRIGGER ${ident(names.captureTrigger)} ON ${old};\nDROP TRIGGER ${ident(names.truncateTrigger)} ON ${old};`, locks: [accessExclusive(old)] });
   steps.push(...triggerSteps(input, src));
   // A statement trigger on a partitioned table does not fire for TRUNCATE of one partition by name.
   for (const p of target.partitioning?.partitions ?? []) {
     const part = qualified(model.schema, p.name);
     steps.push({
+      kind: 'create-trigger',
       comment: `TRUNCATE of partition ${p.name} stays refused until cleanup too`,
+      locks: [shareRowExclusive(part)],
       sql: `CREATE TRIGGER ${ident(names.truncateTrigger)}\n  BEFORE TRUNCATE ON ${part}\n  FOR EACH STATEMENT EXECUTE FUNCTION ${input.func.truncate}();\nALTER TABLE ${part} ENABLE ALWAYS TRIGGER ${ident(names.truncateTrigger)};`,
     });
   }
@@ -286,35 +319,36 @@ export function swapSteps(input: StepInput): Step[] {
 
 /** Statements run under the revert lock: the swap, backwards. */
 export function revertSteps(input: StepInput): Step[] {
-  const { model, names, src, copy } = input;
+  const { model, names, src, copy, old } = input;
   const steps: Step[] = [
-    { comment: 'the rebuilt table steps aside (dropped at the end of this stage)', sql: `ALTER TABLE ${src} RENAME TO ${ident(names.copyTable)};` },
-    { comment: 'the original table gets its name back', sql: `ALTER TABLE ${qualified(model.schema, names.oldTable)} RENAME TO ${ident(model.name)};` },
+    { kind: 'rename-table', comment: 'the rebuilt table steps aside (dropped at the end of this stage)', sql: `ALTER TABLE ${src} RENAME TO ${ident(names.copyTable)};`, locks: [accessExclusive(src)] },
+    { kind: 'rename-table', comment: 'the original table gets its name back', sql: `ALTER TABLE ${old} RENAME TO ${ident(model.name)};`, locks: [accessExclusive(old)] },
   ];
   model.indexes.forEach((index, i) => {
-    steps.push({ comment: `rebuilt index ${index.name} steps aside`, sql: `ALTER INDEX ${qualified(model.schema, index.name)} RENAME TO ${ident(names.copyIndex(i))};` });
+    steps.push(renameIndex(`rebuilt index ${index.name} steps aside`, qualified(model.schema, index.name), names.copyIndex(i)));
   });
   model.indexes.forEach((index, i) => {
-    steps.push({ comment: `original index ${index.name} gets its name back`, sql: `ALTER INDEX ${qualified(model.schema, names.oldIndex(i))} RENAME TO ${ident(index.name)};` });
+    steps.push(renameIndex(`original index ${index.name} gets its name back`, qualified(model.schema, names.oldIndex(i)), index.name));
   });
   steps.push(...statisticsRenames(model, names.copyStatistics, names.oldStatistics, { aside: 'rebuilt', back: 'original' }));
   for (const t of model.triggers) {
-    if (t.enabled !== 'D') steps.push({ comment: `trigger ${t.name} fires again as before`, sql: `ALTER TABLE ${src} ${TRIGGER_STATE[t.enabled]} TRIGGER ${ident(t.name)};` });
+    if (t.enabled !== 'D') steps.push(triggerState(`trigger ${t.name} fires again as before`, src, TRIGGER_STATE[t.enabled], t.name));
   }
   steps.push(...identityRevertSteps(input));
   for (const seq of model.ownedSequences) {
-    steps.push({ comment: `sequence ${seq.name} belongs to the original table again`, sql: `ALTER SEQUENCE ${qualified(seq.schema, seq.name)} OWNED BY ${src}.${ident(seq.column)};` });
+    steps.push(alterSequence(`sequence ${seq.name} belongs to the original table again`, qualified(seq.schema, seq.name), `OWNED BY ${src}.${ident(seq.column)}`));
   }
   for (const r of input.target.sequences) {
-    steps.push({ comment: `sequence ${r.sequence.name} is ${r.from} again (fails, and nothing is reverted, if it went past the ${r.from} range)`, sql: `ALTER SEQUENCE ${qualified(r.sequence.schema, r.sequence.name)} AS ${r.from};` });
+    steps.push(alterSequence(`sequence ${r.sequence.name} is ${r.from} again (fails, and nothing is reverted, if it went past the ${r.from} range)`, qualified(r.sequence.schema, r.sequence.name), `AS ${r.from}`));
   }
   for (const con of model.constraints) {
     if (con.kind !== 'foreign-key') continue;
-    steps.push({ comment: `foreign key ${con.name} moves back to the original table`, sql: `ALTER TABLE ${copy} DROP CONSTRAINT ${ident(con.name)};\nALTER TABLE ${src} ADD CONSTRAINT ${ident(con.name)} ${fkDefinition(con.definition)};${constraintComment(con, src)}` });
+    const parent = parentOf(model, con);
+    steps.push(moveForeignKey(`foreign key ${con.name} moves back to the original table`, con, { from: copy, to: src, before: parent ?? copy, after: parent ?? src }));
   }
   for (const fk of model.referencedBy) {
     const child = qualified(fk.tableSchema, fk.tableName);
-    steps.push({ comment: `foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} references the original table again`, sql: `ALTER TABLE ${child} DROP CONSTRAINT ${ident(fk.name)};\nALTER TABLE ${child} ADD CONSTRAINT ${ident(fk.name)} ${fkDefinition(fk.definition)};${constraintComment(fk, child)}` });
+    steps.push(moveForeignKey(`foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} references the original table again`, fk, { from: child, to: child, before: copy, after: src }));
   }
   return steps;
 }
@@ -373,12 +407,13 @@ export function validateSteps(input: StepInput): Step[] {
   const steps: Step[] = [];
   for (const con of model.constraints) {
     if (con.kind === 'foreign-key' && con.validated) {
-      steps.push({ comment: `validate foreign key ${con.name} as the table's owner (blocks no writer)`, sql: validateAsOwner(input, src, con.name) });
+      steps.push({ kind: 'validate-foreign-key', comment: `validate foreign key ${con.name} as the table's owner (blocks no writer)`, sql: validateAsOwner(input, src, con.name), locks: [shareUpdateExclusive(src)] });
     }
   }
   for (const fk of model.referencedBy) {
     if (fk.validated) {
-      steps.push({ comment: `validate foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} as that table's owner (blocks no writer)`, sql: validateAsOwner(input, qualified(fk.tableSchema, fk.tableName), fk.name) });
+      const child = qualified(fk.tableSchema, fk.tableName);
+      steps.push({ kind: 'validate-foreign-key', comment: `validate foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} as that table's owner (blocks no writer)`, sql: validateAsOwner(input, child, fk.name), locks: [shareUpdateExclusive(child)] });
     }
   }
   return steps;

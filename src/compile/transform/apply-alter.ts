@@ -1,7 +1,8 @@
 import { UserError } from '../../model/errors.js';
-import { ident } from '../../model/quote.js';
+import { ident, qualified } from '../../model/quote.js';
+import { runNames } from '../../model/names.js';
 import type { ColumnModel, TableModel } from '../../model/types.js';
-import type { Step } from '../steps.js';
+import { accessExclusive, type Step } from '../step.js';
 import { actionStage, describeAction, type AlterAction } from './alter-actions.js';
 import type { ColumnMapping, UnmappedColumn } from './derive.js';
 
@@ -83,6 +84,7 @@ function usersOf(model: TableModel, column: string): string[] {
  * shape the copy. Whatever cannot be mapped is refused with the reason.
  */
 export function applyAlter(model: TableModel, start: readonly ColumnModel[], actions: readonly AlterAction[]): AlterResult {
+  const copy = qualified(model.schema, runNames(model.schema, model.name).copyTable);
   let cols: Working[] = start.map((c) => ({ col: c, from: c.name, expr: c.generated === null ? ident(c.name) : null, typeChanged: false }));
   const setupSteps: Step[] = [];
   const buildConstraints: NamedStep[] = [];
@@ -152,7 +154,8 @@ export function applyAlter(model: TableModel, start: readonly ColumnModel[], act
         break;
     }
     differences.push(describeAction(a, oldType));
-    const step = { comment: `--alter: ${describeAction(a)}`, sql: a.sql };
+    // Every action is an ALTER TABLE of the copy; each of these subcommands takes ACCESS EXCLUSIVE.
+    const step: Step = { kind: a.kind === 'add-check' || a.kind === 'add-index-constraint' ? 'add-constraint' : 'alter-copy', comment: `--alter: ${describeAction(a)}`, sql: a.sql, locks: [accessExclusive(copy)] };
     if (actionStage(a) === 'setup') setupSteps.push(step);
     else if (a.kind === 'add-index-constraint' && a.name !== null) buildConstraints.push({ ...step, name: a.name });
   }

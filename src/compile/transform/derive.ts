@@ -1,7 +1,7 @@
 import { UserError } from '../../model/errors.js';
 import type { ColumnModel, OwnedSequenceModel, TableModel } from '../../model/types.js';
 import type { TransformSpec } from './spec.js';
-import type { Step } from '../steps.js';
+import { accessExclusive, type Step } from '../step.js';
 import { applyAlter, dependentUsersOf, type NamedStep } from './apply-alter.js';
 import { partitionLayout, partitionSql, type PartitionLayout } from './partition.js';
 import { qualified } from '../../model/quote.js';
@@ -189,6 +189,9 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
   const copy = qualified(model.schema, runNames(model.schema, model.name).copyTable);
   // The partitions are created on the empty copy before any --alter statement shapes it (they follow the parent).
   const partitionSteps: Step[] = (partitioning?.partitions ?? []).map((p) => ({
+    kind: 'create-partition',
+    // CREATE TABLE … PARTITION OF locks the parent (the partition is new).
+    locks: [accessExclusive(copy)],
     comment: p.from === null ? `partition ${p.name}: every row no other partition takes` : `partition ${p.name}: ${partitioning!.column} from ${p.from} up to ${p.to}`,
     sql: partitionSql(model.schema, copy, p),
   }));
