@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sha256 } from '../compile/compile.js';
+import { sha256 } from '../compile/plan-hash.js';
 import { UserError } from '../model/errors.js';
 import { readManifestJson, readPlanDir, SUMS_FILE, sumsText, writePlanDir } from '../planning/plan-dir.js';
 import { checkPlanIntegrity, type LoadedPlan } from '../run/plan-check.js';

@@ -1,4 +1,4 @@
-import { sha256 } from '../compile/compile.js';
+import { sha256 } from '../compile/plan-hash.js';
 import type { HazardCode } from '../compile/stages.js';
 import type { BloatMethod } from '../introspect/bloat.js';
 import { canonicalJson } from '../model/normalise.js';

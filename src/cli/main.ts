@@ -7,20 +7,15 @@ import { CONTROL_FLAGS } from './control-flags.js';
 import { ALL_STAGES, FORWARD_STAGES, type StageName } from '../compile/stages.js';
 import { UserError } from '../model/errors.js';
 import { TOOL_VERSION } from '../version.js';
-import { planCommand } from './commands/plan.js';
-import { DEFAULT_BLOATED_MIN_RATIO, planBatchCommand } from './commands/plan-batch.js';
-import { runCommand } from './commands/run.js';
-import { statusCommand } from './commands/status.js';
-import { showCommand } from './commands/show.js';
-import { demoCommand } from './commands/demo.js';
-import { diffCommand } from './commands/diff.js';
-import { verifyCommand } from './commands/verify.js';
-import { controlCommand } from './commands/control.js';
-import { bloatCommand } from './commands/bloat.js';
+import { DEFAULT_BLOATED_MIN_RATIO } from './batch-defaults.js';
 import { redactSecrets } from './connection.js';
 import { errorObject } from './machine-output.js';
 import { commandLineOf } from './next-steps.js';
 import { usageMessage } from './did-you-mean.js';
+
+// Each command's module is imported when that command runs: `run` then loads neither the planner
+// (pgsql-parser, the compiler, Handlebars) nor the embedded server of `demo`, which took about half a
+// second of every run's startup, more than psql's start for all seven stage files together.
 
 /** Where a command writes: the process's stdout and stderr, or a test's buffers. */
 export interface CliIo {
@@ -106,7 +101,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         .option('min-ratio', { type: 'number', default: 0, describe: 'leave out tables with less than this fraction of the heap reclaimable (0.2 = 20 %)' })
         .option('min-size', { type: 'string', default: '0', describe: 'leave out tables smaller than this (table, TOAST and indexes), e.g. 10MB' })
         .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
-      (a) => guard(() => bloatCommand({ schemas: (a.schema ?? []).map(String), minRatio: a.minRatio, minSize: a.minSize, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
+      (a) => guard(async () => (await import('./commands/bloat.js')).bloatCommand({ schemas: (a.schema ?? []).map(String), minRatio: a.minRatio, minSize: a.minSize, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
     )
     .command(
       'plan',
@@ -134,7 +129,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         .option('interval', { type: 'string', describe: "with --partition-by: '1 month', 'N days', … for dates, a whole number N for integers", group: 'Transformations:' })
         .option('partitions-ahead', { type: 'number', describe: 'with --partition-by: partitions created beyond the largest value (default 3)', group: 'Transformations:' })
         .option('check-data', { type: 'boolean', default: false, describe: 'before writing the plan, push every row through the new shape and list rows that do not fit', group: 'Transformations:' }),
-      (a) => guard(() => {
+      (a) => guard(async () => {
         const options: Record<string, unknown> = {};
         for (const k of [...Object.keys(OPTION_FLAGS), ...Object.keys(CONTROL_FLAGS)]) options[k] = (a as Record<string, unknown>)[k];
         if (a.verifyBeforeSwap && options['verifyRanges'] === undefined) options['verifyRanges'] = DEFAULT_VERIFY_RANGES;
@@ -155,11 +150,11 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         if (tables.length > 1 || schemas.length > 0 || a.bloated) {
           const given = Object.entries({ ...transform, alter: alter.length > 0 ? true : undefined, checkData: a.checkData || undefined }).filter(([, v]) => v !== undefined && v !== false);
           if (given.length > 0) throw new UserError('BAD_ARGUMENT', `--${kebab(given[0]![0])} changes one table: plan that table alone (a batch rebuilds its tables as they are)`);
-          return planBatchCommand({ out: a.out, force: a.force, json: a.json, options, command: commandLineOf(argv), tables, schemas, bloated: a.bloated ?? false, ...(a.minRatio !== undefined ? { minRatio: a.minRatio } : {}), ...(a.minSize !== undefined ? { minSize: a.minSize } : {}), ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out);
+          return (await import('./commands/plan-batch.js')).planBatchCommand({ out: a.out, force: a.force, json: a.json, options, command: commandLineOf(argv), tables, schemas, bloated: a.bloated ?? false, ...(a.minRatio !== undefined ? { minRatio: a.minRatio } : {}), ...(a.minSize !== undefined ? { minSize: a.minSize } : {}), ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out);
         }
         if (tables.length === 0) throw new UserError('BAD_ARGUMENT', 'give --table schema.table (or several, --schema or --bloated for a batch)');
         if (a.minRatio !== undefined || a.minSize !== undefined) throw new UserError('BAD_ARGUMENT', '--min-ratio and --min-size only go with --bloated');
-        return planCommand({ table: tables[0]!, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, command: commandLineOf(argv), ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out, (line) => err(line + '\n'));
+        return (await import('./commands/plan.js')).planCommand({ table: tables[0]!, out: a.out, force: a.force, json: a.json, options, transform, alter, checkData: a.checkData, command: commandLineOf(argv), ...(a.url ? { url: a.url } : {}), ...(a.runAs ? { runAs: a.runAs } : {}) }, out, (line) => err(line + '\n'));
       }, a.json),
     )
     .command(
@@ -173,7 +168,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         .option('jobs', { type: 'number', default: 1, describe: 'sessions that run the backfill and the build at once, dividing their work (as N psql sessions running 02-backfill.sql or 03-build.sql would)' })
         .option('parallel-tables', { type: 'number', describe: 'a batch with --until cleanup: rebuild up to N tables at once (never two that share a foreign key); the free disk needed is the N largest tables\' together' })
         .conflicts('until', 'stage'),
-      (a) => guard(() => runCommand({
+      (a) => guard(async () => (await import('./commands/run.js')).runCommand({
         plan: a.plan,
         ...(a.url ? { url: a.url } : {}),
         ...(a.until ? { until: a.until as StageName } : {}),
@@ -188,7 +183,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
       'status',
       'show where a run stands (whichever executor ran it)',
       (y) => withUrl(y, URL_DESCRIBE).option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' }).option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
-      (a) => guard(() => statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
+      (a) => guard(async () => (await import('./commands/status.js')).statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
     )
     .command(
       'control',
@@ -201,7 +196,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         .option('release-swap', { type: 'boolean', describe: 'let a swap held by --hold-swap go ahead' })
         .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' })
         .conflicts('pause', 'resume'),
-      (a) => guard(() => controlCommand({
+      (a) => guard(async () => (await import('./commands/control.js')).controlCommand({
         plan: a.plan,
         json: a.json,
         ...(a.url ? { url: a.url } : {}),
@@ -218,16 +213,16 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
       (y) => withUrl(y, URL_DESCRIBE).option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' }).option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' })
         .option('ranges', { type: 'number', describe: 'compare checksums of N key ranges (sp-range-md5-v1) and name the ranges that differ' }),
       (a) => guard(async () => {
-        code = await verifyCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}), ...(a.ranges !== undefined ? { ranges: a.ranges } : {}) }, out);
+        code = await (await import('./commands/verify.js')).verifyCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}), ...(a.ranges !== undefined ? { ranges: a.ranges } : {}) }, out);
       }, a.json),
     )
     .command(
       'show',
       'print the review summary of a plan folder, opening with the plan hash to approve (printed from plan.json) after checking every file against it; never connects',
       (y) => y.option('url', { type: 'string', hidden: true }).option('plan', { type: 'string', demandOption: true, describe: 'plan folder (or batch folder)' }),
-      (a) => guard(() => {
+      (a) => guard(async () => {
         if (a.url !== undefined) throw new UserError('BAD_ARGUMENT', `show reads only the plan folder and never connects: drop --url (shadowpack show --plan ${a.plan})`);
-        return showCommand({ plan: a.plan }, out, (line) => err(line + '\n'));
+        return (await import('./commands/show.js')).showCommand({ plan: a.plan }, out, (line) => err(line + '\n'));
       }),
     )
     .command(
@@ -238,7 +233,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         .option('plan', { type: 'string', describe: 'an approved plan folder to compare with what the live database gives now' })
         .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
       (a) => guard(async () => {
-        code = await diffCommand({ json: a.json, ...(a.a ? { a: a.a } : {}), ...(a.b ? { b: a.b } : {}), ...(a.plan ? { plan: a.plan } : {}), ...(a.url ? { url: a.url } : {}) }, out);
+        code = await (await import('./commands/diff.js')).diffCommand({ json: a.json, ...(a.a ? { a: a.a } : {}), ...(a.b ? { b: a.b } : {}), ...(a.plan ? { plan: a.plan } : {}), ...(a.url ? { url: a.url } : {}) }, out);
       }, a.json),
     )
     .command(
@@ -248,7 +243,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         .option('writers', { type: 'number', default: 4, describe: 'concurrent writer connections' })
         .option('out', { type: 'string', default: 'plans/demo', describe: 'where to write the plan' })
         .option('executor', { choices: ['runner', 'psql'] as const, default: 'runner' as const, describe: 'run the stages with the built-in runner, or with psql -f as an operator would' }),
-      (a) => guard(() => demoCommand({ rows: a.rows, writers: a.writers, out: a.out, executor: a.executor, ...(a.url ? { url: a.url } : {}) }, out, err, process.stderr.isTTY === true)),
+      (a) => guard(async () => (await import('./commands/demo.js')).demoCommand({ rows: a.rows, writers: a.writers, out: a.out, executor: a.executor, ...(a.url ? { url: a.url } : {}) }, out, err, process.stderr.isTTY === true)),
     )
     .fail((msg, e, usage: unknown) => {
       // Throwing stops yargs: otherwise it would go on to run the command after a bad argument.

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { planHashOf, sha256 } from './plan-hash.js';
 import { canonicalJson, modelHash } from '../model/normalise.js';
 import { UserError } from '../model/errors.js';
 import { commentText } from '../model/quote.js';
@@ -82,18 +82,7 @@ export interface CompileInput {
   readonly provenance?: PlanProvenance;
 }
 
-export function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
-
-/**
- * The plan hash: over the manifest without it, so any edit to a script or option shows. Provenance
- * is left out: it changes nothing that runs, and with it no two plans would ever have the same hash.
- */
-export function planHashOf(manifest: Omit<PlanManifest, 'planHash'>): string {
-  const { provenance: _, ...hashed } = manifest;
-  return 'p1:' + sha256(canonicalJson(hashed));
-}
+export { planHashOf, sha256 } from './plan-hash.js';
 
 /** Swap and revert: the statements of the locked transaction (the first BEGIN … COMMIT of the script). */
 function lockedStatements(text: string): number | undefined {

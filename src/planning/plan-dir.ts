@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sha256, type Plan, type PlanManifest } from '../compile/compile.js';
+import type { Plan, PlanManifest } from '../compile/compile.js';
+import { sha256 } from '../compile/plan-hash.js';
 import { UserError } from '../model/errors.js';
 import type { LoadedPlan } from '../run/plan-check.js';
 import { checkOutDir } from './out-dir.js';

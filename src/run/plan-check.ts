@@ -1,4 +1,5 @@
-import { planHashOf, sha256, type PlanManifest } from '../compile/compile.js';
+import type { PlanManifest } from '../compile/compile.js';
+import { planHashOf, sha256 } from '../compile/plan-hash.js';
 import { UserError } from '../model/errors.js';
 import { splitReadme } from '../compile/provenance.js';
 

@@ -193,12 +193,34 @@ async function cancelSessions(req: RunRequest, sessions: readonly pg.Client[]): 
   }
 }
 
-async function currentState(req: RunRequest, counts = false): Promise<RunState | null> {
-  const client = await connectClient(req.connection);
-  try {
-    return await readState(client, req.plan.manifest, { counts });
-  } finally {
-    await client.end().catch(() => undefined);
+/**
+ * Reads the run's state between stages on one session kept for the whole invocation: a connection
+ * per read cost a connection setup between every two stages. The session is idle between reads (no
+ * transaction, so no snapshot and no lock for a lock step or a snapshot wait to see), and is opened
+ * again when the server ended it meanwhile (a restart during a stage).
+ */
+class StateReader {
+  private client: pg.Client | null = null;
+
+  constructor(private readonly req: RunRequest) {}
+
+  async read(counts = false): Promise<RunState | null> {
+    const reused = this.client !== null;
+    try {
+      this.client ??= await connectClient(this.req.connection);
+      return await readState(this.client, this.req.plan.manifest, { counts });
+    } catch (e) {
+      await this.close();
+      if (!reused) throw e;
+      this.client = await connectClient(this.req.connection);
+      return await readState(this.client, this.req.plan.manifest, { counts });
+    }
+  }
+
+  async close(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    await c?.end().catch(() => undefined);
   }
 }
 
@@ -217,12 +239,15 @@ export async function run(request: RunRequest): Promise<RunSummary> {
       request.onEvent(e);
     },
   };
+  const states = new StateReader(req);
   try {
-    return { ...(await runStages(req)), locks };
+    return { ...(await runStages(req, states)), locks };
   } catch (e) {
     const gaveUp = locks.filter((r) => r.outcome !== 'acquired' && !recorded.has(r));
     if (e instanceof UserError && e.code === 'STAGE_FAILED' && gaveUp.length > 0) await recordGaveUp(req, gaveUp);
     throw e;
+  } finally {
+    await states.close();
   }
 }
 
@@ -244,10 +269,10 @@ async function recordGaveUp(req: RunRequest, reports: readonly LockReport[]): Pr
   }
 }
 
-async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {
+async function runStages(req: RunRequest, states: StateReader): Promise<Omit<RunSummary, 'locks'>> {
   const timings: StageTiming[] = [];
   if (req.stage !== undefined) {
-    const before = await currentState(req);
+    const before = await states.read();
     let stage = req.stage;
     if (stage === 'revert' && (before?.stage === 'reverted' || before?.stage === 'aborting')) {
       // The swap back is committed; what is left of the revert (validating the foreign keys it moved
@@ -256,13 +281,13 @@ async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {
       stage = 'abort';
     }
     timings.push({ stage, ms: await runStage(req, stage) });
-    const after = await currentState(req, true);
+    const after = await states.read(true);
     return { stages: timings, state: after, lastSeen: after ?? before, finished: false };
   }
   const until = req.until ?? 'cleanup';
   const untilIndex = FORWARD_STAGES.indexOf(until as (typeof FORWARD_STAGES)[number]);
   if (untilIndex < 0) throw new UserError('BAD_ARGUMENT', `--until takes a forward stage (${FORWARD_STAGES.join(', ')}), not ${until}`);
-  let state = await currentState(req);
+  let state = await states.read();
   let lastSeen = state;
   const hasVerify = req.plan.manifest.stages.some((s) => s.name === 'verify');
   for (;;) {
@@ -279,13 +304,13 @@ async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {
     if (next === 'cleanup') {
       return { stages: timings, state: null, lastSeen, finished: true };
     }
-    const after = await currentState(req);
+    const after = await states.read();
     if (after !== null) lastSeen = after;
     // preflight records nothing: move on to setup explicitly.
     if (next === 'preflight') {
       if (untilIndex === 0) break;
       timings.push({ stage: 'setup', ms: await runStage(req, 'setup') });
-      state = await currentState(req);
+      state = await states.read();
       if (state !== null) lastSeen = state;
       continue;
     }
@@ -294,5 +319,5 @@ async function runStages(req: RunRequest): Promise<Omit<RunSummary, 'locks'>> {
     }
     state = after;
   }
-  return { stages: timings, state: await currentState(req, true), lastSeen, finished: false };
+  return { stages: timings, state: await states.read(true), lastSeen, finished: false };
 }

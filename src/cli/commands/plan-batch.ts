@@ -9,8 +9,9 @@ import { connectionConfig } from '../connection.js';
 import { parseSize } from './bloat.js';
 import { jsonAnswer } from '../machine-output.js';
 
-/** --bloated without --min-ratio: a fifth of the heap reclaimable, what most DBAs call bloated. */
-export const DEFAULT_BLOATED_MIN_RATIO = 0.2;
+import { DEFAULT_BLOATED_MIN_RATIO } from '../batch-defaults.js';
+
+export { DEFAULT_BLOATED_MIN_RATIO };
 
 export interface PlanBatchArgs {
   readonly out: string;

@@ -10,7 +10,6 @@ import { SCHEMA_VERSION } from '../machine-output.js';
 import { UserError } from '../../model/errors.js';
 import type { LoadedPlan } from '../../run/plan-check.js';
 import { isBatchDir } from '../../batch/batch-dir.js';
-import { runBatchCommand } from './run-batch.js';
 import { DEFAULT_UNTIL } from '../default-until.js';
 
 export interface RunArgs {
@@ -37,7 +36,7 @@ function envelope(plan: LoadedPlan | null): (event: object) => object {
 export async function runCommand(args: RunArgs, out: (line: string) => void, err: (text: string) => void, isTty: boolean): Promise<void> {
   const jobs = args.jobs ?? 1;
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UserError('BAD_ARGUMENT', `--jobs must be a whole number from 1 to 64 (got ${String(args.jobs)})`);
-  if (isBatchDir(args.plan)) return runBatchCommand(args, out, err, isTty);
+  if (isBatchDir(args.plan)) return (await import('./run-batch.js')).runBatchCommand(args, out, err, isTty);
   if (args.parallelTables !== undefined) throw new UserError('BAD_ARGUMENT', `--parallel-tables goes with a batch folder; ${args.plan} holds one table's plan`);
   let plan: LoadedPlan | null = null;
   let stage: StageName | null = null;
