@@ -1,5 +1,6 @@
 import type { StageKind } from '../stage-machine.js';
 import type { StageLock } from '../stages.js';
+import type { MoveOptions } from './context.js';
 
 /**
  * The stage machine of a move plan (issue 15: a table or an FK-closed group of tables moves to
@@ -143,6 +144,7 @@ export interface MovePlanManifest {
   readonly source: MoveSideFacts;
   readonly target: MoveSideFacts;
   readonly fdwAuth: 'password';
+  readonly options: MoveOptions;
   readonly stages: readonly MovePlanStage[];
   readonly bindings: { readonly [S in MoveSide]: { readonly file: string; readonly sha256: string } };
   readonly readmeSha256: string;

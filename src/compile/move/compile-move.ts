@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import Handlebars from 'handlebars';
+import { canonicalJson } from '../../model/normalise.js';
+import { commentText, ident, literal, qualified } from '../../model/quote.js';
+import { DOLLAR_HELPER, dollarMark, markDollarTags, planDollarTag, withDollarTag } from '../dollar-tag.js';
+import { tidy } from '../render.js';
+import { moveContext, moveRunId, sortedGroup, type MoveInput } from './context.js';
+import { MOVE_BINDING_FILES, MOVE_STAGES, type MoveHazardCode, type MovePlanManifest, type MovePlanStage, type MoveSide, type MoveStageName, type MoveStageRule } from './stages.js';
+import { renderMoveReview } from './review-move.js';
+
+export const MOVE_FORMAT_VERSION = 1;
+
+/** Template texts of a move plan, read by the caller: one per stage and side, partials, bindings. */
+export interface MoveTemplateSet {
+  /** Keyed `<stage>.<side>` (e.g. `setup.source`). */
+  readonly stages: Readonly<Record<string, string>>;
+  readonly partials: Readonly<Record<string, string>>;
+  /** The rebuild's binding.sql.hbs, shared by both sides. */
+  readonly binding: string;
+  /** What the target's binding adds: the source's address for the foreign server. */
+  readonly fdwBinding: string;
+}
+
+export interface MovePlan {
+  readonly manifest: MovePlanManifest;
+  readonly files: ReadonlyMap<string, string>;
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** The hazards each stage carries, for the review and plan.json. */
+function stageHazards(rule: MoveStageRule, input: MoveInput): MoveHazardCode[] {
+  const h: MoveHazardCode[] = [];
+  const generated = input.tables.some((m) => m.columns.some((c) => c.generated !== null));
+  const shared = input.sequences.some((s) => s.usedElsewhere.length > 0);
+  switch (`${rule.stage}.${rule.side}`) {
+    case 'setup.source': h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_OVERHEAD', 'TRUNCATE_BLOCKED', 'LOG_GROWTH'); break;
+    case 'setup.target': h.push('FDW_PASSWORD_IN_CATALOG'); if (generated) h.push('GENERATED_COLUMNS_RECOMPUTED'); break;
+    case 'fence.source': h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_FREEZE'); break;
+    case 'cutover.target': h.push('FK_REVALIDATION'); if (shared) h.push('SEQUENCE_SHARED'); break;
+    default: break;
+  }
+  return h;
+}
+
+function stageLocks(rule: MoveStageRule, input: MoveInput): MovePlanStage['locks'] {
+  const sre = (rule.side === 'source' && (rule.stage === 'setup' || rule.stage === 'fence' || rule.stage === 'cleanup' || rule.stage === 'abort'));
+  if (!sre) return [];
+  return sortedGroup(input.tables).map((m) => ({ relation: `${m.schema}.${m.name}`, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }));
+}
+
+const TRANSACTION_TEXT = { none: 'no (read-only)', one: 'yes', batches: 'no: commits batch by batch, resumable', several: 'no: a few transactions, each safe to repeat' } as const;
+
+/** Pure: the group's models and facts in, the move plan's files and manifest out. */
+export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVersion: string): MovePlan {
+  const tables = sortedGroup(input.tables);
+  const runId = moveRunId(tables);
+  const ctx = moveContext(input, runId);
+  const hb = Handlebars.create();
+  hb.registerHelper('ident', (name: unknown) => ident(String(name)));
+  hb.registerHelper('literal', (value: unknown) => literal(String(value)));
+  hb.registerHelper('qualified', (schema: unknown, name: unknown) => qualified(String(schema), String(name)));
+  hb.registerHelper(DOLLAR_HELPER, dollarMark);
+  for (const [name, text] of Object.entries(templates.partials)) hb.registerPartial(name, markDollarTags(text));
+  const render = (text: string, context: object): string => tidy(hb.compile(markDollarTags(text), { noEscape: true, strict: true })(context));
+
+  const rendered = MOVE_STAGES.map((rule) => {
+    const key = `${rule.stage}.${rule.side}`;
+    const template = templates.stages[key];
+    if (template === undefined) throw new Error(`internal error: no template for ${key}`);
+    const hazards = stageHazards(rule, input);
+    const stage = { ...rule, transactionText: TRANSACTION_TEXT[rule.transaction], hazardsText: hazards.length === 0 ? 'none' : hazards.join(', ') };
+    return { rule, hazards, text: render(template, { ...ctx, toolVersion, stage, appNameLit: literal(`shadowpack:${runId}:${rule.stage}`) }) };
+  });
+  const tag = planDollarTag(rendered.map((r) => r.text));
+  const files = new Map<string, string>();
+  const stages: MovePlanStage[] = rendered.map(({ rule, hazards, text: marked }) => {
+    const text = withDollarTag(marked, tag);
+    files.set(rule.file, text);
+    return { file: rule.file, stage: rule.stage, side: rule.side, sha256: sha256(text), transaction: rule.transaction, locks: stageLocks(rule, input), hazards };
+  });
+  const identified = {
+    kind: 'move' as const,
+    formatVersion: MOVE_FORMAT_VERSION,
+    tool: { name: 'shadowpack' as const, version: toolVersion },
+    runId,
+    tables: tables.map((m, i) => ({ schema: m.schema, name: m.name, n: i + 1, fingerprint: m.fingerprint })),
+    source: input.source,
+    target: input.target,
+    fdwAuth: input.options.fdwAuth,
+    options: input.options,
+    stages,
+  };
+  const planId = 'm1:' + sha256(canonicalJson({ ...identified, models: tables, sequences: input.sequences, enums: input.enums, composites: input.composites })).slice(0, 32);
+  const bindingFor = (side: MoveSide): string => {
+    const facts = side === 'source' ? input.source : input.target;
+    let text = render(templates.binding, {
+      toolVersion, planId, tableDisplay: `${ctx.groupText} (${side})`, runId,
+      database: facts.database, databaseText: commentText(JSON.stringify(facts.database)), databaseOid: facts.databaseOid, systemIdentifier: facts.systemIdentifier,
+    });
+    if (side === 'target') {
+      text += render(templates.fdwBinding, {
+        hostLit: literal(input.source.host ?? ''), portLit: literal(String(input.source.port ?? 5432)), dbnameLit: literal(input.source.database), userLit: literal(input.fdwUser),
+      });
+    }
+    return withDollarTag(text, planDollarTag([text]));
+  };
+  const bindings = { source: { file: MOVE_BINDING_FILES.source, sha256: '' }, target: { file: MOVE_BINDING_FILES.target, sha256: '' } };
+  for (const side of ['source', 'target'] as const) {
+    const text = bindingFor(side);
+    files.set(MOVE_BINDING_FILES[side], text);
+    bindings[side] = { file: MOVE_BINDING_FILES[side], sha256: sha256(text) };
+  }
+  const partial = { ...identified, planId, bindings };
+  const review = renderMoveReview({ ...partial, readmeSha256: '', planHash: '' }, input);
+  const withReadme = { ...partial, readmeSha256: sha256(review) };
+  const manifest: MovePlanManifest = { ...withReadme, planHash: sha256(canonicalJson(withReadme)) };
+  files.set('README.md', `# Move plan ${runId}\n\nplan hash: ${manifest.planHash}\n\n` + review);
+  return { manifest, files };
+}
+
+export type { MoveStageName };

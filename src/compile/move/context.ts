@@ -1,0 +1,240 @@
+import { createHash } from 'node:crypto';
+import type { MoveCompositeType, MoveEnumType, MoveSequence } from '../../introspect/move-facts.js';
+import { signatureSql } from '../../model/signature.js';
+import { TOOL_SCHEMA } from '../../model/names.js';
+import { commentText, ident, literal, qualified } from '../../model/quote.js';
+import type { TableModel } from '../../model/types.js';
+import { aclSteps, columnAclSteps } from '../privilege-steps.js';
+import type { MoveSideFacts } from './stages.js';
+
+/** What a move plan is made from (all read before compiling; compile itself is pure). */
+export interface MoveInput {
+  /** The group, any order: sorted here by qualified name. */
+  readonly tables: readonly TableModel[];
+  readonly enums: readonly MoveEnumType[];
+  readonly composites: readonly MoveCompositeType[];
+  readonly sequences: readonly MoveSequence[];
+  readonly source: MoveSideFacts;
+  readonly target: MoveSideFacts;
+  /** The source role the target's user mapping logs in as. */
+  readonly fdwUser: string;
+  readonly options: MoveOptions;
+}
+
+export interface MoveOptions {
+  readonly fdwAuth: 'password';
+  /** postgres_fdw fetch_size of the foreign tables. */
+  readonly fetchSize: number;
+  /** Heap pages per backfill batch. */
+  readonly batchPages: number;
+  /** Catch-up ends when a round finds at most this many logged keys. */
+  readonly catchupTarget: number;
+  readonly maxRounds: number;
+  /** Added to every synced sequence beyond the highest used value. */
+  readonly sequenceMargin: number;
+  readonly lockTimeoutMs: number;
+  readonly lockAttempts: number;
+}
+
+export const MOVE_DEFAULTS: MoveOptions = { fdwAuth: 'password', fetchSize: 10000, batchPages: 1000, catchupTarget: 1000, maxRounds: 100, sequenceMargin: 10000, lockTimeoutMs: 1000, lockAttempts: 30 };
+
+const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+export function moveRunId(tables: readonly { schema: string; name: string }[]): string {
+  return sha('move\u0000' + tables.map((t) => `${t.schema}\u0000${t.name}`).sort().join('\u0001')).slice(0, 12);
+}
+
+export function sortedGroup(tables: readonly TableModel[]): TableModel[] {
+  return [...tables].sort((a, b) => (qualified(a.schema, a.name) < qualified(b.schema, b.name) ? -1 : 1));
+}
+
+const tool = (name: string): string => qualified(TOOL_SCHEMA, name);
+const join = (xs: readonly string[], sep = ', '): string => xs.join(sep);
+
+/** The column clause of the target table: its defaults, identity and generation as on the source. */
+function columnDefinition(m: TableModel, c: TableModel['columns'][number]): string {
+  const parts = [ident(c.name), c.type];
+  if (c.collation !== null) parts.push(`COLLATE ${c.collation}`);
+  const id = m.identities.find((i) => i.column === c.name);
+  if (c.generated !== null) parts.push(`GENERATED ALWAYS AS (${c.generated}) STORED`);
+  else if (c.identity !== '' && id !== undefined) {
+    parts.push(`GENERATED ${c.identity === 'a' ? 'ALWAYS' : 'BY DEFAULT'} AS IDENTITY (SEQUENCE NAME ${qualified(id.schema, id.name)} START ${id.start} INCREMENT ${id.increment} MINVALUE ${id.min} MAXVALUE ${id.max} CACHE ${id.cache}${id.cycle ? ' CYCLE' : ''})`);
+  } else if (c.default !== null) parts.push(`DEFAULT ${c.default}`);
+  if (c.notNull) parts.push('NOT NULL');
+  return parts.join(' ');
+}
+
+function stmt(sql: string): string {
+  return sql.endsWith(';') ? sql : sql + ';';
+}
+
+/** Roles the target must have: owners, grantees, policy roles. */
+export function moveRoles(tables: readonly TableModel[]): string[] {
+  const roles = new Set<string>();
+  for (const m of tables) {
+    roles.add(m.owner);
+    for (const g of m.grants) roles.add(g.grantee);
+    for (const g of m.columnGrants) roles.add(g.grantee);
+    for (const p of m.policies) for (const r of p.roles) roles.add(r);
+  }
+  roles.delete('PUBLIC');
+  return [...roles].sort();
+}
+
+/** Everything the move templates render from; every decision is taken here. */
+export function moveContext(input: MoveInput, runId: string) {
+  const tables = sortedGroup(input.tables);
+  const fschema = `shadowpack_src_${runId}`;
+  const ft = (name: string): string => qualified(fschema, name);
+  const server = `shadowpack_${runId}`;
+  const displayAll = tables.map((m) => `${m.schema}.${m.name}`).join(', ');
+  const t = tables.map((m, i) => {
+    const n = i + 1;
+    const q = qualified(m.schema, m.name);
+    const display = `${m.schema}.${m.name}`;
+    const cols = m.columns.filter((c) => c.generated === null);
+    const key = m.key.columns;
+    const colType = (name: string): string => m.columns.find((c) => c.name === name)!.type;
+    const fks = m.constraints.filter((c) => c.kind === 'foreign-key');
+    const built = m.constraints.filter((c) => c.kind !== 'foreign-key');
+    const constraintIndexes = new Set(m.indexes.filter((x) => x.constraint !== null).map((x) => x.name));
+    const build: string[] = [
+      ...built.filter((c) => c.kind === 'primary-key' || c.kind === 'unique' || c.kind === 'exclusion').map((c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`),
+      ...m.indexes.filter((x) => !constraintIndexes.has(x.name)).map((x) => `CREATE ${x.unique ? 'UNIQUE ' : ''}INDEX ${ident(x.name)} ON ${q} USING ${x.method} ${x.body};`),
+      ...built.filter((c) => c.kind === 'check').map((c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`),
+      ...(m.replicaIdentity.kind === 'full' ? [`ALTER TABLE ${q} REPLICA IDENTITY FULL;`] : m.replicaIdentity.kind === 'nothing' ? [`ALTER TABLE ${q} REPLICA IDENTITY NOTHING;`] : m.replicaIdentity.kind === 'index' && m.replicaIdentity.index !== null ? [`ALTER TABLE ${q} REPLICA IDENTITY USING INDEX ${ident(m.replicaIdentity.index)};`] : []),
+      ...(m.reloptions.length > 0 ? [`ALTER TABLE ${q} SET (${m.reloptions.join(', ')});`] : []),
+      `ANALYZE ${q};`,
+    ];
+    const comments: string[] = [
+      ...(m.comment !== null ? [`COMMENT ON TABLE ${q} IS ${literal(m.comment)};`] : []),
+      ...m.columnComments.map((c) => `COMMENT ON COLUMN ${q}.${ident(c.column)} IS ${literal(c.comment)};`),
+      ...m.constraints.filter((c) => c.comment !== null).map((c) => `COMMENT ON CONSTRAINT ${ident(c.name)} ON ${q} IS ${literal(c.comment!)};`),
+      ...m.indexes.filter((x) => x.comment !== null).map((x) => `COMMENT ON INDEX ${qualified(m.schema, x.name)} IS ${literal(x.comment!)};`),
+    ];
+    const enabled: Record<string, string> = { O: '', D: 'DISABLE TRIGGER', R: 'ENABLE REPLICA TRIGGER', A: 'ENABLE ALWAYS TRIGGER' };
+    const cutover: string[] = [
+      ...fks.map((c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition}${c.validated ? ' NOT VALID' : ''};`),
+      ...m.triggers.flatMap((tr) => [stmt(tr.definition), ...(enabled[tr.enabled] !== '' ? [`ALTER TABLE ${q} ${enabled[tr.enabled]} ${ident(tr.name)};`] : [])]),
+      `ALTER TABLE ${q} OWNER TO ${ident(m.owner)};`,
+      ...aclSteps({ kind: 'TABLE', object: q, owner: m.owner, defaultAcl: m.defaultAcl, grants: m.grants }, display).map((s) => stmt(s.sql)),
+      ...columnAclSteps(q, m.columnGrants).map((s) => stmt(s.sql)),
+      ...comments,
+      ...m.policies.map((p) => `CREATE POLICY ${ident(p.name)} ON ${q} AS ${p.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${p.command} TO ${p.roles.map((r) => (r === 'PUBLIC' ? 'PUBLIC' : ident(r))).join(', ')}${p.using !== null ? ` USING (${p.using})` : ''}${p.withCheck !== null ? ` WITH CHECK (${p.withCheck})` : ''};`),
+      ...(m.rowSecurity ? [`ALTER TABLE ${q} ENABLE ROW LEVEL SECURITY;`] : []),
+      ...(m.forceRowSecurity ? [`ALTER TABLE ${q} FORCE ROW LEVEL SECURITY;`] : []),
+    ];
+    return {
+      n,
+      q,
+      display,
+      displayLit: literal(display),
+      fingerprintLit: literal(m.fingerprint),
+      signature: signatureSql(m.schema, m.name, TOOL_SCHEMA),
+      regclassLit: literal(q),
+      logTable: tool(`mlog_${runId}_${n}`),
+      logKeyDefs: join(key.map((k) => `${ident(k)} ${colType(k)} NOT NULL`)),
+      logKeyList: join(key.map(ident)),
+      keyListOld: join(key.map((k) => `OLD.${ident(k)}`)),
+      keyListNew: join(key.map((k) => `NEW.${ident(k)}`)),
+      captureFn: tool(`mcapture_${runId}_${n}`),
+      changedView: tool(`mchanged_${runId}_${n}`),
+      viewSelect: join([...key.map((k, j) => `d.${ident(k)} AS k_${j + 1}`), ...cols.map((c, j) => `s.${ident(c.name)} AS c_${j + 1}`), '(s.ctid IS NOT NULL) AS present']),
+      viewJoin: join(key.map((k) => `s.${ident(k)} = d.${ident(k)}`), ' AND '),
+      ftTable: ft(`t_${n}`),
+      ftTableCols: join(cols.map((c) => `${ident(c.name)} ${c.type}`), ',\n  '),
+      ftChanged: ft(`changed_${n}`),
+      ftChangedCols: join([...key.map((k, j) => `k_${j + 1} ${colType(k)}`), ...cols.map((c, j) => `c_${j + 1} ${c.type}`), 'present boolean'], ',\n  '),
+      ftLog: ft(`log_${n}`),
+      schemaLit: literal(m.schema),
+      nameLit: literal(m.name),
+      changedNameLit: literal(`mchanged_${runId}_${n}`),
+      logNameLit: literal(`mlog_${runId}_${n}`),
+      insertCols: join(cols.map((c) => ident(c.name))),
+      changedCols: join(cols.map((_, j) => `c_${j + 1}`)),
+      deleteJoin: join(key.map((k, j) => `t.${ident(k)} = d.k_${j + 1}`), ' AND '),
+      createColumns: join(m.columns.map((c) => columnDefinition(m, c)), ',\n  '),
+      build,
+      cutover,
+      validate: fks.filter((c) => c.validated).map((c) => `ALTER TABLE ${q} VALIDATE CONSTRAINT ${ident(c.name)};`),
+      endPage: `end_page_${n}`,
+      filenode: `filenode_${n}`,
+      fp: `fingerprint_${n}`,
+      ownerLit: literal(m.owner),
+      reloptions: m.reloptions.length > 0 ? `WITH (${m.reloptions.join(', ')})` : '',
+    };
+  });
+  // One entry per sequence; its highest used value is the max over every group column it feeds.
+  const seqNames = [...new Set(input.sequences.map((s) => `${s.schema}\u0000${s.name}`))].sort();
+  const sequences = seqNames.map((key, i) => {
+    const uses = input.sequences.filter((s) => `${s.schema}\u0000${s.name}` === key);
+    const s = uses[0]!;
+    return {
+      n: i + 1,
+      q: qualified(s.schema, s.name),
+      display: `${s.schema}.${s.name}`,
+      displayLit: literal(`${s.schema}.${s.name}`),
+      qLit: literal(qualified(s.schema, s.name)),
+      kind: s.kind,
+      // Identity sequences come with their column (CREATE TABLE); the others are created before the tables.
+      create: s.kind === 'identity' ? '' : `CREATE SEQUENCE ${qualified(s.schema, s.name)} AS ${s.type} INCREMENT ${s.increment} MINVALUE ${s.min} MAXVALUE ${s.max} START ${s.start} CACHE ${s.cache}${s.cycle ? ' CYCLE' : ''};`,
+      ownedBy: s.kind === 'owned' ? `ALTER SEQUENCE ${qualified(s.schema, s.name)} OWNED BY ${qualified(s.tableSchema, s.tableName)}.${ident(s.column)};` : '',
+      maxUsed: `greatest(${uses.map((u) => `(SELECT max(${ident(u.column)})::numeric FROM ${qualified(u.tableSchema, u.tableName)})`).join(', ')})`,
+      max: s.max,
+      sourceRead: `SELECT last_value, is_called FROM ${qualified(s.schema, s.name)}`,
+    };
+  });
+  const enumsCtx = input.enums.map((e) => ({ q: qualified(e.schema, e.name), qLit: literal(qualified(e.schema, e.name)), displayLit: literal(`${e.schema}.${e.name}`), display: `${e.schema}.${e.name}`, schemaLit: literal(e.schema), nameLit: literal(e.name), labels: join(e.labels.map(literal)), labelsArray: `ARRAY[${join(e.labels.map(literal))}]::text[]` }));
+  const compositesCtx = input.composites.map((c) => ({ q: qualified(c.schema, c.name), qLit: literal(qualified(c.schema, c.name)), display: `${c.schema}.${c.name}`, schemaLit: literal(c.schema), nameLit: literal(c.name), attributes: join(c.attributes.map((a) => `${ident(a.name)} ${a.type}`)) }));
+  return {
+    runId,
+    runLit: literal(runId),
+    groupText: commentText(displayAll),
+    groupLit: literal(displayAll),
+    targetText: commentText(`${input.target.host ?? 'local socket'}:${input.target.port ?? 5432}/${input.target.database}`),
+    targetLit: literal(`${input.target.host ?? 'local socket'}:${input.target.port ?? 5432}/${input.target.database}`),
+    toolSchema: ident(TOOL_SCHEMA),
+    toolSchemaLit: literal(TOOL_SCHEMA),
+    state: tool(`move_${runId}`),
+    stateNameLit: literal(`move_${runId}`),
+    stateLitQ: literal(tool(`move_${runId}`)),
+    snapNameLit: literal(`msnap_${runId}`),
+    seqNameLit: literal(`mseq_${runId}`),
+    schemas: [...new Set([...tables.map((m) => m.schema), ...input.sequences.map((s) => s.schema), ...input.enums.map((e) => e.schema), ...input.composites.map((c) => c.schema)])].sort().map(literal),
+    roles: moveRoles(tables).map(literal),
+    backfillState: tool(`move_${runId}_backfill`),
+    snapView: tool(`msnap_${runId}`),
+    seqView: tool(`mseq_${runId}`),
+    fenceFn: tool(`mfence_${runId}`),
+    truncFn: tool(`mtrunc_${runId}`),
+    denyFn: tool(`mdeny_${runId}`),
+    roundFn: tool(`mround_${runId}`),
+    pruneFn: tool(`mprune_${runId}`),
+    backfillProc: tool(`mbackfill_${runId}`),
+    catchupProc: tool(`mcatchup_${runId}`),
+    captureTrigger: ident(`shadowpack_mcapture_${runId}`),
+    truncTrigger: ident(`shadowpack_mtrunc_${runId}`),
+    fenceTrigger: ident(`shadowpack_mfence_${runId}`),
+    fenceTriggerLit: literal(`shadowpack_mfence_${runId}`),
+    denyTrigger: ident(`shadowpack_mdeny_${runId}`),
+    server: ident(server),
+    serverLit: literal(server),
+    fschema: ident(fschema),
+    fschemaLit: literal(fschema),
+    ftSnap: ft('snap'),
+    ftSeq: ft('seq'),
+    ftState: ft('move_state'),
+    fdwUserLit: literal(input.fdwUser),
+    sourceVersion: input.source.serverVersionNum,
+    sourceEncodingLit: literal(input.source.encoding),
+    appNameLit: literal(`shadowpack:${runId}`),
+    options: input.options,
+    tables: t,
+    sequences,
+    hasSequences: sequences.length > 0,
+    enums: enumsCtx,
+    composites: compositesCtx,
+  };
+}
+
+export type MoveContext = ReturnType<typeof moveContext>;

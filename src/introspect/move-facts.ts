@@ -1,0 +1,140 @@
+import type { ClientBase } from 'pg';
+import { qualified } from '../model/quote.js';
+
+/**
+ * Catalog facts a move needs beyond the table model (issue 15): the user-defined types of the
+ * columns, the sequences the group uses, the database's identity. Typed rows stay in this file;
+ * the result is plain model data.
+ */
+
+export interface MoveEnumType { readonly schema: string; readonly name: string; readonly labels: readonly string[] }
+export interface MoveCompositeType { readonly schema: string; readonly name: string; readonly attributes: readonly { readonly name: string; readonly type: string }[] }
+
+/** A sequence the group uses: owned by a column (a), an identity (i) or named in a column default (n). */
+export interface MoveSequence {
+  readonly schema: string;
+  readonly name: string;
+  readonly kind: 'owned' | 'identity' | 'default';
+  /** The table (schema, name) and column whose values come from it. */
+  readonly tableSchema: string;
+  readonly tableName: string;
+  readonly column: string;
+  readonly type: string;
+  readonly start: string;
+  readonly increment: string;
+  readonly min: string;
+  readonly max: string;
+  readonly cache: string;
+  readonly cycle: boolean;
+  /** Other tables (outside this table) whose defaults also use it. */
+  readonly usedElsewhere: readonly string[];
+}
+
+export interface MoveServerFacts {
+  readonly serverVersionNum: number;
+  readonly serverVersion: string;
+  readonly database: string;
+  readonly databaseOid: number;
+  readonly encoding: string;
+  readonly systemIdentifier: string | null;
+  readonly inRecovery: boolean;
+  readonly user: string;
+}
+
+export async function moveServerFacts(client: ClientBase): Promise<MoveServerFacts> {
+  const r = (await client.query<{ v: number; vs: string; db: string; oid: string; enc: string; rec: boolean; u: string; can: boolean }>(
+    `SELECT current_setting('server_version_num')::int AS v, current_setting('server_version') AS vs, d.datname AS db, d.oid::text AS oid,
+            pg_catalog.pg_encoding_to_char(d.encoding) AS enc, pg_catalog.pg_is_in_recovery() AS rec, current_user AS u,
+            has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') AS can
+       FROM pg_catalog.pg_database d WHERE d.datname = current_database()`)).rows[0]!;
+  const sys = r.can ? (await client.query<{ s: string }>('SELECT system_identifier::text AS s FROM pg_catalog.pg_control_system()')).rows[0]!.s : null;
+  return { serverVersionNum: Number(r.v), serverVersion: r.vs, database: r.db, databaseOid: Number(r.oid), encoding: r.enc, systemIdentifier: sys, inRecovery: r.rec, user: r.u };
+}
+
+interface TypeRow { oid: string; schema: string; name: string; typtype: string; elem_typtype: string | null }
+
+/** Enum and composite types used by the table's columns (directly or as array elements); domains are reported apart. */
+export async function moveColumnTypes(client: ClientBase, schema: string, table: string): Promise<{ enums: MoveEnumType[]; composites: MoveCompositeType[]; unsupported: string[] }> {
+  const rel = qualified(schema, table);
+  const rows = (await client.query<TypeRow & { col: string }>(
+    `SELECT a.attname AS col, t.oid::text AS oid, tn.nspname AS schema, t.typname AS name, t.typtype, NULL::text AS elem_typtype
+       FROM pg_catalog.pg_attribute a
+       JOIN pg_catalog.pg_type at ON at.oid = a.atttypid
+       JOIN pg_catalog.pg_type t ON t.oid = CASE WHEN at.typelem <> 0 AND at.typlen = -1 THEN at.typelem ELSE at.oid END
+       JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
+      WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+        AND (t.typtype IN ('e', 'c', 'd', 'r', 'm') OR t.typname IN ('lo', 'oid') AND tn.nspname <> 'information_schema')
+      ORDER BY a.attnum`, [rel])).rows;
+  const enums: MoveEnumType[] = [];
+  const composites: MoveCompositeType[] = [];
+  const unsupported: string[] = [];
+  const seen = new Set<string>();
+  for (const r of rows) {
+    if (r.name === 'lo' || r.name === 'oid') { unsupported.push(`column ${r.col} is of type ${r.name} (large objects are not seen by triggers and do not move; store the bytes in bytea)`); continue; }
+    if (seen.has(r.oid)) continue;
+    seen.add(r.oid);
+    if (r.typtype === 'e') {
+      const labels = (await client.query<{ l: string }>('SELECT enumlabel AS l FROM pg_catalog.pg_enum WHERE enumtypid = $1::oid ORDER BY enumsortorder', [r.oid])).rows.map((x) => x.l);
+      enums.push({ schema: r.schema, name: r.name, labels });
+    } else if (r.typtype === 'c') {
+      const attrs = (await client.query<{ n: string; t: string; tt: string }>(
+        `SELECT a.attname AS n, pg_catalog.format_type(a.atttypid, a.atttypmod) AS t, t.typtype AS tt
+           FROM pg_catalog.pg_type c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.typrelid JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+          WHERE c.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, [r.oid])).rows;
+      const nested = attrs.filter((a) => a.tt !== 'b');
+      if (nested.length > 0) unsupported.push(`column ${r.col}: composite type ${r.schema}.${r.name} has attributes of user-defined types (${nested.map((a) => a.n).join(', ')}); not supported by moves yet`);
+      else composites.push({ schema: r.schema, name: r.name, attributes: attrs.map((a) => ({ name: a.n, type: a.t })) });
+    } else {
+      const what = r.typtype === 'd' ? 'domain' : r.typtype === 'r' ? 'range type' : 'multirange type';
+      unsupported.push(`column ${r.col} is of ${what} ${r.schema}.${r.name}, which moves do not create on the target yet (create it there first is not enough: not supported yet)`);
+    }
+  }
+  return { enums, composites, unsupported };
+}
+
+interface SeqRow { schema: string; name: string; kind: string; col: string; type: string; start: string; inc: string; min: string; max: string; cache: string; cycle: boolean; elsewhere: string[] | null }
+
+/** Owned (serial), identity and default-referenced sequences of the table's columns. */
+export async function moveSequences(client: ClientBase, schema: string, table: string): Promise<MoveSequence[]> {
+  const rel = qualified(schema, table);
+  const rows = (await client.query<SeqRow>(
+    `WITH used AS (
+       SELECT d.objid AS seq, d.refobjsubid AS attnum, CASE d.deptype WHEN 'i' THEN 'identity' ELSE 'owned' END AS kind
+         FROM pg_catalog.pg_depend d
+        WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+          AND d.refobjid = $1::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
+       UNION
+       SELECT d.refobjid, ad.adnum, 'default'
+         FROM pg_catalog.pg_attrdef ad JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
+         JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+        WHERE ad.adrelid = $1::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+     )
+     SELECT DISTINCT ON (u.seq) n.nspname AS schema, c.relname AS name, u.kind, a.attname AS col,
+            pg_catalog.format_type(s.seqtypid, NULL) AS type, s.seqstart::text AS start, s.seqincrement::text AS inc,
+            s.seqmin::text AS min, s.seqmax::text AS max, s.seqcache::text AS cache, s.seqcycle AS cycle,
+            (SELECT array_agg(DISTINCT format('%I.%I', on2.nspname, oc.relname)) FROM pg_catalog.pg_depend d2
+               JOIN pg_catalog.pg_attrdef ad2 ON d2.classid = 'pg_catalog.pg_attrdef'::regclass AND d2.objid = ad2.oid
+               JOIN pg_catalog.pg_class oc ON oc.oid = ad2.adrelid JOIN pg_catalog.pg_namespace on2 ON on2.oid = oc.relnamespace
+              WHERE d2.refobjid = u.seq AND ad2.adrelid <> $1::regclass) AS elsewhere
+       FROM used u JOIN pg_catalog.pg_class c ON c.oid = u.seq JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_catalog.pg_sequence s ON s.seqrelid = u.seq
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::regclass AND a.attnum = u.attnum
+      ORDER BY u.seq, CASE u.kind WHEN 'identity' THEN 0 WHEN 'owned' THEN 1 ELSE 2 END`, [rel])).rows;
+  return rows.map((r) => ({
+    schema: r.schema, name: r.name, kind: r.kind as MoveSequence['kind'], tableSchema: schema, tableName: table, column: r.col,
+    type: r.type, start: r.start, increment: r.inc, min: r.min, max: r.max, cache: r.cache, cycle: r.cycle, usedElsewhere: r.elsewhere ?? [],
+  }));
+}
+
+/** What the target already has of the names a move would create. */
+export async function moveTargetConflicts(client: ClientBase, tables: readonly { schema: string; name: string }[], schemas: readonly string[], roles: readonly string[]): Promise<{ existingTables: string[]; missingSchemas: string[]; missingRoles: string[]; fdwAvailable: boolean }> {
+  const existingTables: string[] = [];
+  for (const t of tables) {
+    const r = (await client.query<{ o: string | null }>('SELECT to_regclass($1)::text AS o', [qualified(t.schema, t.name)])).rows[0]!;
+    if (r.o !== null) existingTables.push(`${t.schema}.${t.name}`);
+  }
+  const missingSchemas = (await client.query<{ s: string }>('SELECT s FROM unnest($1::text[]) AS s WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = s) ORDER BY s', [schemas])).rows.map((r) => r.s);
+  const missingRoles = (await client.query<{ s: string }>('SELECT s FROM unnest($1::text[]) AS s WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = s) ORDER BY s', [roles])).rows.map((r) => r.s);
+  const fdwAvailable = (await client.query<{ ok: boolean }>("SELECT EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'postgres_fdw') AS ok")).rows[0]!.ok;
+  return { existingTables, missingSchemas, missingRoles, fdwAvailable };
+}

@@ -1,0 +1,129 @@
+import { readFileSync, readdirSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ClientBase } from 'pg';
+import { compileMove, type MovePlan, type MoveTemplateSet } from '../compile/move/compile-move.js';
+import { MOVE_DEFAULTS, moveRoles, type MoveOptions } from '../compile/move/context.js';
+import { ident } from '../model/quote.js';
+import { MOVE_STAGES, type MoveSideFacts } from '../compile/move/stages.js';
+import { introspect } from '../introspect/introspect.js';
+import { moveColumnTypes, moveSequences, moveServerFacts, moveTargetConflicts, type MoveCompositeType, type MoveEnumType, type MoveSequence } from '../introspect/move-facts.js';
+import { systemSchemaRefusal } from '../introspect/refusals.js';
+import { UserError } from '../model/errors.js';
+import { TOOL_SCHEMA } from '../model/names.js';
+import type { TableModel } from '../model/types.js';
+import { TOOL_VERSION } from '../version.js';
+import { checkOutDir } from './out-dir.js';
+import { sumsText } from './plan-dir.js';
+import { templatesDir } from './templates.js';
+
+export interface MoveRequest {
+  readonly tables: readonly { readonly schema: string; readonly table: string }[];
+  /** Add the tables the FK closure needs instead of refusing. */
+  readonly withFkClosure?: boolean;
+  readonly options?: Partial<MoveOptions>;
+}
+
+export function loadMoveTemplates(dir: string = templatesDir()): MoveTemplateSet {
+  const stages: Record<string, string> = {};
+  for (const r of MOVE_STAGES) stages[`${r.stage}.${r.side}`] = readFileSync(join(dir, 'move', `${r.stage}.${r.side}.sql.hbs`), 'utf8');
+  const partials: Record<string, string> = {};
+  for (const base of [join(dir, 'partials'), join(dir, 'move', 'partials')]) {
+    for (const f of readdirSync(base).sort()) if (f.endsWith('.hbs')) partials[f.slice(0, -'.hbs'.length)] = readFileSync(join(base, f), 'utf8');
+  }
+  return { stages, partials, binding: readFileSync(join(dir, 'binding.sql.hbs'), 'utf8'), fdwBinding: readFileSync(join(dir, 'move', 'fdw-binding.sql.hbs'), 'utf8') };
+}
+
+function endpoint(client: ClientBase): { host: string | null; port: number | null } {
+  const c = client as ClientBase & { host?: unknown; port?: unknown };
+  return { host: typeof c.host === 'string' && c.host !== '' ? c.host : null, port: typeof c.port === 'number' ? c.port : null };
+}
+
+const key = (schema: string, name: string): string => `${schema}.${name}`;
+
+/**
+ * The group of tables to move, closed under foreign keys in both directions: refused with the
+ * missing members named, unless withFkClosure adds them.
+ */
+async function readGroup(source: ClientBase, request: MoveRequest): Promise<TableModel[]> {
+  const models = new Map<string, TableModel>();
+  const queue = request.tables.map((t) => ({ schema: t.schema, name: t.table }));
+  const missing = new Set<string>();
+  while (queue.length > 0) {
+    const t = queue.shift()!;
+    const k = key(t.schema, t.name);
+    if (models.has(k)) continue;
+    const system = systemSchemaRefusal(t.schema, TOOL_SCHEMA);
+    if (system !== null) throw new UserError('UNSUPPORTED_TABLE', `${k}: ${system}`);
+    const { model } = await introspect(source, t.schema, t.name);
+    models.set(k, model);
+    const neighbours = [
+      ...model.constraints.filter((c) => c.kind === 'foreign-key' && c.references !== null).map((c) => c.references!),
+      ...model.referencedBy.map((r) => ({ schema: r.tableSchema, name: r.tableName })),
+    ];
+    for (const n of neighbours) {
+      const nk = key(n.schema, n.name);
+      if (models.has(nk)) continue;
+      if (request.withFkClosure === true || request.tables.some((r) => key(r.schema, r.table) === nk)) queue.push(n);
+      else missing.add(nk);
+    }
+  }
+  if (missing.size > 0) {
+    const list = [...missing].sort();
+    throw new UserError('UNSUPPORTED_TABLE', `the group is not closed under foreign keys: ${list.join(', ')} ${list.length === 1 ? 'is' : 'are'} bound to it by a foreign key and must move too; add --table ${list.join(' --table ')}, or --with-fk-closure`, { code: 'FK_GROUP_INCOMPLETE', missing: list });
+  }
+  return [...models.values()];
+}
+
+/**
+ * Plans a move of a table group from `source` to `target` (two open connections): reads both
+ * catalogs, refuses what cannot move, compiles (pure). Writes nothing; writeMovePlan writes the folder.
+ */
+export async function planMove(source: ClientBase, target: ClientBase, request: MoveRequest, env: { readonly templates?: MoveTemplateSet; readonly toolVersion?: string } = {}): Promise<MovePlan> {
+  const options: MoveOptions = { ...MOVE_DEFAULTS, ...(request.options ?? {}) };
+  const src = await moveServerFacts(source);
+  const tgt = await moveServerFacts(target);
+  if (src.serverVersionNum < 140000 || src.serverVersionNum >= 190000) throw new UserError('UNSUPPORTED_SERVER', `the source runs PostgreSQL ${src.serverVersion}; moves support sources of PostgreSQL 14 to 18`);
+  if (tgt.serverVersionNum < src.serverVersionNum) throw new UserError('UNSUPPORTED_SERVER', `the target runs PostgreSQL ${tgt.serverVersion}, older than the source's ${src.serverVersion}; moves never downgrade: choose a target of the same or a newer version`);
+  if (tgt.encoding !== src.encoding) throw new UserError('UNSUPPORTED_SERVER', `the target database's encoding is ${tgt.encoding}, the source's ${src.encoding}; create the target database WITH ENCODING '${src.encoding}'`);
+  if (tgt.inRecovery) throw new UserError('UNSUPPORTED_SERVER', 'the target is a standby; move to a primary');
+  if (src.inRecovery) throw new UserError('UNSUPPORTED_SERVER', 'the source is a standby; plan against the primary');
+  if (src.systemIdentifier !== null && src.systemIdentifier === tgt.systemIdentifier && src.database === tgt.database) throw new UserError('BAD_ARGUMENT', '--target-url names the source database itself; give the other cluster\'s database');
+  const tables = await readGroup(source, request);
+  const enums: MoveEnumType[] = [];
+  const composites: MoveCompositeType[] = [];
+  const sequences: MoveSequence[] = [];
+  const refusals: string[] = [];
+  for (const m of tables) {
+    const types = await moveColumnTypes(source, m.schema, m.name);
+    for (const e of types.enums) if (!enums.some((x) => x.schema === e.schema && x.name === e.name)) enums.push(e);
+    for (const c of types.composites) if (!composites.some((x) => x.schema === c.schema && x.name === c.name)) composites.push(c);
+    refusals.push(...types.unsupported.map((u) => `${m.schema}.${m.name}: ${u}`));
+    for (const s of await moveSequences(source, m.schema, m.name)) {
+      if (BigInt(s.increment) < 0n) refusals.push(`${m.schema}.${m.name}: sequence ${s.schema}.${s.name} counts down, which moves do not sync yet`);
+      sequences.push(s);
+    }
+  }
+  if (refusals.length > 0) throw new UserError('UNSUPPORTED_OBJECT', `cannot move: ${refusals.join('; ')}`);
+  const schemas = [...new Set([...tables.map((m) => m.schema), ...sequences.map((q) => q.schema), ...enums.map((e) => e.schema), ...composites.map((c) => c.schema)])].sort();
+  const conflicts = await moveTargetConflicts(target, tables.map((m) => ({ schema: m.schema, name: m.name })), schemas, moveRoles(tables));
+  if (conflicts.missingSchemas.length > 0) throw new UserError('UNSUPPORTED_SERVER', `the target has no schema ${conflicts.missingSchemas.join(', ')}; create it there first (CREATE SCHEMA ${conflicts.missingSchemas.map((x) => ident(x)).join('; CREATE SCHEMA ')};), then plan again`);
+  if (conflicts.missingRoles.length > 0) throw new UserError('UNSUPPORTED_SERVER', `the target has no role ${conflicts.missingRoles.join(', ')} (owner, grantee or policy role of the group); create it there first (CREATE ROLE ${conflicts.missingRoles.map((x) => ident(x)).join('; CREATE ROLE ')}; no password is copied), then plan again`);
+  if (conflicts.existingTables.length > 0) throw new UserError('UNSUPPORTED_TABLE', `the target already has ${conflicts.existingTables.join(', ')}; a move creates its tables itself: drop or rename them on the target (check they hold nothing you need), then plan again`);
+  if (!conflicts.fdwAvailable) throw new UserError('UNSUPPORTED_SERVER', 'postgres_fdw is not available on the target; install the PostgreSQL contrib package there');
+  const s = endpoint(source);
+  const t = endpoint(target);
+  const facts = (f: typeof src, e: { host: string | null; port: number | null }): MoveSideFacts => ({
+    host: e.host, port: e.port, database: f.database, databaseOid: f.databaseOid, systemIdentifier: f.systemIdentifier, serverVersionNum: f.serverVersionNum, encoding: f.encoding,
+  });
+  return compileMove({ tables, enums, composites, sequences, source: facts(src, s), target: facts(tgt, t), fdwUser: src.user, options }, env.templates ?? loadMoveTemplates(), env.toolVersion ?? TOOL_VERSION);
+}
+
+/** Writes plan.json, both bindings, the stage scripts, README.md and SHA256SUMS. */
+export function writeMovePlan(dir: string, plan: MovePlan, force: boolean): void {
+  checkOutDir(dir, force);
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
+  for (const [name, text] of plan.files) writeFileSync(join(dir, name), text);
+  const manifest = JSON.stringify(plan.manifest, null, 2) + '\n';
+  writeFileSync(join(dir, 'plan.json'), manifest);
+  writeFileSync(join(dir, 'SHA256SUMS'), sumsText(new Map([...plan.files, ['plan.json', manifest]])));
+}

@@ -1,0 +1,127 @@
+/**
+ * A move plan end to end with psql only (issue 15): source PostgreSQL 14 -> target 17, the FK group of
+ * test/helpers/move-fixture.ts, every stage run as `psql -X -v ON_ERROR_STOP=1 -d <its side> -f FILE`.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MOVE_STAGES } from '../../src/compile/move/stages.js';
+import { planMove, writeMovePlan } from '../../src/planning/plan-move.js';
+import { withClient } from '../helpers/db.js';
+import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
+import { freshMovePair, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
+
+let servers: MoveServers;
+let pair: MovePair;
+let dir: string;
+let sourceUrl: string;
+const SECRET = 'Sp-fdw-secret-7c1e';
+
+beforeAll(async () => {
+  servers = await startMoveServers();
+  pair = await freshMovePair(servers, 'move_psql');
+  await withClient(pair.source.url, (c) => createMoveFixture(c, { customers: 60, orders: 400 }));
+  await withClient(pair.target.url, (c) => c.query('CREATE SCHEMA app'));
+  // A password found nowhere else, so the test can look for it in every file and catalog.
+  await withClient(pair.source.url, (c) => c.query(`ALTER ROLE postgres PASSWORD '${SECRET}'`));
+  const u = new URL(pair.source.url);
+  u.password = SECRET;
+  sourceUrl = u.toString();
+  dir = mkdtempSync(join(tmpdir(), 'sp-move-'));
+}, 120_000);
+
+afterAll(async () => {
+  if (sourceUrl) await withClient(sourceUrl, (c) => c.query(`ALTER ROLE postgres PASSWORD '${decodeURIComponent(new URL(pair.source.url).password)}'`));
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  await pair?.drop();
+  await servers?.stop();
+});
+
+const GROUP = [{ schema: 'app', table: 'customers' }, { schema: 'app', table: 'orders' }, { schema: 'app', table: 'order_items' }];
+
+async function plan(tables = GROUP, withFkClosure = false) {
+  const s = new pg.Client({ connectionString: sourceUrl });
+  const t = new pg.Client({ connectionString: pair.target.url });
+  await s.connect();
+  await t.connect();
+  try {
+    return await planMove(s, t, { tables, withFkClosure, options: { batchPages: 2 } });
+  } finally {
+    await s.end();
+    await t.end();
+  }
+}
+
+const password = () => SECRET;
+
+function psql(file: string, side: 'source' | 'target'): string {
+  const url = side === 'source' ? sourceUrl : pair.target.url;
+  return execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], {
+    cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHADOWPACK_FDW_PASSWORD: password() },
+  });
+}
+
+function psqlFails(file: string, side: 'source' | 'target'): string {
+  try {
+    psql(file, side);
+  } catch (e) {
+    return String((e as { stderr?: string }).stderr);
+  }
+  throw new Error(`${file} did not fail`);
+}
+
+const q = async <T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> => withClient(url, async (c) => (await c.query<T>(sql)).rows);
+
+describe('move plan with psql, source 14 -> target 17', () => {
+  it('refuses a group not closed under foreign keys, naming the missing table and --with-fk-closure', async () => {
+    await expect(plan([{ schema: 'app', table: 'orders' }])).rejects.toThrow(/app\.customers.*app\.order_items.*--with-fk-closure|app\.order_items.*--with-fk-closure/);
+    const closed = await plan([{ schema: 'app', table: 'orders' }], true);
+    expect(closed.manifest.tables.map((t) => t.name)).toEqual(['customers', 'order_items', 'orders']);
+  });
+
+  it('moves the group: rows equal, sequences ahead, fence on the source, FKs validated, nothing left behind', async () => {
+    const moved = await plan();
+    writeMovePlan(dir, moved, true);
+    expect(readdirSync(dir).sort()).toEqual([...MOVE_STAGES.map((s) => s.file), 'README.md', 'SHA256SUMS', 'binding.source.sql', 'binding.target.sql', 'plan.json'].sort());
+    for (const f of readdirSync(dir)) expect(readFileSync(join(dir, f), 'utf8')).not.toContain(password());
+    const fingerprintBefore = await q<{ d: string }>(sourceUrl, `SELECT string_agg(tgname, ',' ORDER BY tgname) AS d FROM pg_trigger WHERE NOT tgisinternal`);
+
+    for (const s of MOVE_STAGES.filter((r) => r.kind !== 'abort' && r.stage !== 'cleanup')) {
+      if (s.stage === 'fence') {
+        // Written between catch-up and fence: the cut-over must bring it.
+        await q(sourceUrl, `BEGIN; INSERT INTO app.customers (name) VALUES ('late'); INSERT INTO twin.customers SELECT id, referrer_id, name, email, mood, address, ref, created_at FROM app.customers WHERE name = 'late'; UPDATE app.orders SET qty = qty + 1 WHERE id = 5; UPDATE twin.orders SET qty = qty + 1 WHERE id = 5; DELETE FROM app.order_items WHERE order_id = 4 AND line = 1; DELETE FROM twin.order_items WHERE order_id = 4 AND line = 1; COMMIT`);
+      }
+      psql(s.file, s.side);
+      if (s.stage === 'setup' && s.side === 'target') {
+        // Application writes to the target are refused until the cut-over.
+        await expect(q(pair.target.url, `INSERT INTO app.customers (name) VALUES ('early')`)).rejects.toThrow(/writes are refused until the cut-over/);
+      }
+    }
+    const same = await compareMoveWithTwins(sourceUrl, pair.target.url);
+    expect(same.equal, JSON.stringify(same)).toBe(true);
+    // The source refuses writes with the fence message.
+    await expect(q(sourceUrl, `UPDATE app.orders SET qty = 2 WHERE id = 1`)).rejects.toThrow(/app\.orders moved to .*writes are refused/);
+    // New rows on the target get keys beyond every used value, for serial, identity and a shared default sequence.
+    const [fresh] = await q<{ c: number; o: string; r: string }>(pair.target.url, `WITH c AS (INSERT INTO app.customers (name) VALUES ('new') RETURNING id, ref), o AS (INSERT INTO app.orders (customer_id, qty) SELECT id, 1 FROM c RETURNING id) SELECT (SELECT id FROM c) AS c, (SELECT id FROM o)::text AS o, (SELECT ref FROM c)::text AS r`);
+    const [maxSrc] = await q<{ c: number; o: string; r: string }>(sourceUrl, `SELECT (SELECT max(id) FROM app.customers) AS c, (SELECT max(id) FROM app.orders)::text AS o, (SELECT greatest((SELECT max(ref) FROM app.customers), (SELECT max(ref) FROM app.orders)))::text AS r`);
+    expect(fresh!.c).toBeGreaterThan(maxSrc!.c);
+    expect(BigInt(fresh!.o)).toBeGreaterThan(BigInt(maxSrc!.o));
+    expect(BigInt(fresh!.r)).toBeGreaterThan(BigInt(maxSrc!.r));
+    const fks = await q<{ n: string; v: boolean }>(pair.target.url, `SELECT conname AS n, convalidated AS v FROM pg_constraint WHERE contype = 'f' AND connamespace = 'app'::regnamespace ORDER BY 1`);
+    expect(fks.length).toBe(3);
+    expect(fks.every((f) => f.v)).toBe(true);
+
+    psql('08-cleanup.target.sql', 'target');
+    psql('08-cleanup.source.sql', 'source');
+    const left = await q<{ n: string }>(pair.target.url, `SELECT count(*)::text AS n FROM pg_foreign_server UNION ALL SELECT count(*)::text FROM pg_user_mapping UNION ALL SELECT count(*)::text FROM pg_namespace WHERE nspname LIKE 'shadowpack%'`);
+    expect(left.map((r) => r.n)).toEqual(['0', '0', '0']);
+    // The source keeps only the fence.
+    const [after] = await q<{ d: string }>(sourceUrl, `SELECT string_agg(tgname, ',' ORDER BY tgname) AS d FROM pg_trigger WHERE NOT tgisinternal`);
+    expect(after!.d).toMatch(/^(shadowpack_mfence_[0-9a-f]{12},?)+$/);
+    expect(fingerprintBefore[0]!.d).toBeNull();
+    expect(psqlFails('08-cleanup.source.sql', 'source')).toMatch(/no move to clean up/);
+  });
+});
