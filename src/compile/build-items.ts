@@ -1,4 +1,5 @@
-import type { AnnotatedStep } from './context.js';
+import { commentText } from '../model/quote.js';
+import { lockList, locksText, type Step } from './step.js';
 
 /**
  * The build stage as work items that several sessions share (03-build.sql in N psql sessions, or
@@ -11,7 +12,9 @@ import type { AnnotatedStep } from './context.js';
  * session died), so a session ends only once every item is built. Every step is safe to repeat.
  */
 export interface BuildItem {
+  /** Its steps' comments, made safe for a comment line. */
   readonly comment: string;
+  /** The relation locks its steps take, as the script says them (comment-safe; '' when none). */
   readonly locks: string;
   /** A session setting: the statement, run by every session in both passes. */
   readonly setting: string | null;
@@ -20,27 +23,25 @@ export interface BuildItem {
   readonly statements: string;
 }
 
-export function buildItems(steps: readonly AnnotatedStep[], firstKey: number): BuildItem[] {
-  const items: { comment: string[]; locks: string[]; setting: string | null; key: number | null; statements: string[] }[] = [];
+export function buildItems(steps: readonly Step[], firstKey: number): BuildItem[] {
+  const items: { steps: Step[]; setting: string | null; key: number | null }[] = [];
   let next = firstKey;
   for (const s of steps) {
     const last = items.at(-1);
-    if (s.joinsPrevious === true && last !== undefined && last.key !== null) {
-      last.comment.push(s.comment);
-      if (s.locks !== '') last.locks.push(s.locks);
-      last.statements.push(statement(s));
-      continue;
-    }
-    if (/^SET\s/i.test(s.sql) && s.body === undefined) {
-      items.push({ comment: [s.comment], locks: [], setting: s.sql, key: null, statements: [] });
-      continue;
-    }
-    items.push({ comment: [s.comment], locks: s.locks === '' ? [] : [s.locks], setting: null, key: next++, statements: [statement(s)] });
+    if (s.joinsPrevious === true && last !== undefined && last.key !== null) last.steps.push(s);
+    else if (s.kind === 'session-setting') items.push({ steps: [s], setting: s.sql, key: null });
+    else items.push({ steps: [s], setting: null, key: next++ });
   }
-  return items.map((i) => ({ comment: i.comment.join('; '), locks: i.locks.join('; '), setting: i.setting, key: i.key, statements: i.statements.join('\n') }));
+  return items.map((i) => ({
+    comment: commentText(i.steps.map((s) => s.comment).join('; ')),
+    locks: commentText(locksText(lockList(...i.steps.flatMap((s) => s.locks)))),
+    setting: i.setting,
+    key: i.key,
+    statements: i.setting === null ? i.steps.map(statement).join('\n') : '',
+  }));
 }
 
 /** A step inside the item's block: a DO step's block nested as is, any other statement as it is. */
-function statement(s: AnnotatedStep): string {
+function statement(s: Step): string {
   return s.body === undefined ? s.sql : `${s.body};`;
 }

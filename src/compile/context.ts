@@ -243,7 +243,7 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     partitionSetupSteps: safe(steps.partitionSetupSteps),
     alterOwnerSteps: safe(steps.alterOwnerSteps),
     keyText: commentText(key.join(', ')).replaceAll("'", "''").replaceAll('%', '%%'),
-    buildItems: buildItems(safe(steps.buildSteps), ADVISORY_CLASS + 1),
+    buildItems: buildItems(steps.buildSteps, ADVISORY_CLASS + 1),
     swapSteps: safe(steps.swapSteps),
     revertSteps: safe(steps.revertSteps),
     oldTableDependentsCheck: unplannedDependentsCheck('cleanup', old, model, false),

@@ -1,6 +1,7 @@
 import { ident, literal, qualified } from '../model/quote.js';
 import type { CommonContext } from './context.js';
 import type { HazardCode, StageLock, StageName } from './stages.js';
+import { accessExclusive, type LockMode, type RelationLock } from './step.js';
 
 /** What the lock partial takes for one stage, and what the reviewer is told about it. */
 export interface LockSpec {
@@ -28,12 +29,12 @@ export interface LockSpec {
 const NONE: LockSpec = { step: 'none', description: 'no lock', statements: [], shown: [], conflicts: 'false', checksSnapshots: false, appliedLog: null };
 
 /** Lock modes that conflict with each mode we take (PostgreSQL's conflict table). */
-const CONFLICTS: Readonly<Record<string, readonly string[]>> = {
+const CONFLICTS: { readonly [M in LockMode]?: readonly string[] } = {
   'ACCESS EXCLUSIVE': ['AccessShareLock', 'RowShareLock', 'RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'],
   'SHARE ROW EXCLUSIVE': ['RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'],
 };
 
-export function conflictCondition(locks: readonly { relation: string; mode: string }[]): string {
+export function conflictCondition(locks: readonly RelationLock[]): string {
   if (locks.length === 0) return 'false';
   return locks
     // A partitioned table (the copy made with --partition-by, live after the swap) is locked with its
@@ -76,7 +77,7 @@ function plainLock(step: string, description: string, locks: readonly StageLock[
 function withViewLocks(spec: LockSpec, c: CommonContext): LockSpec {
   const views = c.model.dependents.views;
   if (views.length === 0) return spec;
-  const locks = views.map((v) => ({ relation: qualified(v.schema, v.name), mode: 'ACCESS EXCLUSIVE', blocksApplication: true }));
+  const locks: StageLock[] = views.map((v) => ({ ...accessExclusive(qualified(v.schema, v.name)), blocksApplication: true }));
   return {
     ...spec,
     description: `ACCESS EXCLUSIVE on ${views.length} view${views.length === 1 ? '' : 's'} over the table, then ${spec.description}`,
@@ -93,7 +94,7 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
   // ACCESS EXCLUSIVE on both tables. Taking that mode up front, inside the retried lock
   // step, is what keeps the swap from upgrading a weaker lock mid-transaction, which can
   // deadlock with an application writer (and the deadlock victim may be the application).
-  const fkLocks = fkTables.map((t) => ({ relation: t, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }));
+  const fkLocks: StageLock[] = fkTables.map((t) => ({ ...accessExclusive(t), blocksApplication: true }));
   switch (stage) {
     case 'preflight':
     case 'backfill':

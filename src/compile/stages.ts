@@ -1,3 +1,5 @@
+import type { RelationLock } from './step.js';
+
 /** The stages of a plan, in forward order, then the two ways back. */
 /** `verify` is in a plan only when it was asked for (`--verify-before-swap`). */
 export const FORWARD_STAGES = ['preflight', 'setup', 'backfill', 'build', 'catchup', 'verify', 'swap', 'cleanup'] as const;
@@ -45,10 +47,11 @@ export const HAZARD_TEXT: { readonly [K in HazardCode]: string } = {
   LONG_SNAPSHOT: 'reads the whole table and the copy in one snapshot; vacuum cannot remove rows deleted meanwhile until it ends',
 };
 
-/** A lock a stage takes, as shown to the reviewer. */
-export interface StageLock {
-  readonly relation: string;
-  readonly mode: string;
+/**
+ * A lock a stage's lock step takes up front (plan.json stages[].locks, the review's lock table): the
+ * same relation lock a step declares (step.ts), and whether an application session can wait for it.
+ */
+export interface StageLock extends RelationLock {
   readonly blocksApplication: boolean;
 }
 
