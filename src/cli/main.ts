@@ -116,6 +116,10 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         .option('json', { type: 'boolean', default: false, describe: 'print a JSON summary' })
         .option('verify-before-swap', { type: 'boolean', default: false, describe: `add the 04b-verify stage (checksums of key ranges); the swap refuses unless it passed (${DEFAULT_VERIFY_RANGES} ranges unless --verify-ranges)` })
         .option('run-as', { type: 'string', describe: 'check privileges for this role (the one that will run the plan) instead of the connected one' })
+        .option('target-url', { type: 'string', describe: 'move the tables to this database of another cluster (a move plan; docs/cross-cluster-usage.md); its password is never written', group: 'Moves:' })
+        .option('with-fk-closure', { type: 'boolean', describe: 'with --target-url: add the tables the group is bound to by foreign keys', group: 'Moves:' })
+        .option('fdw-auth', { type: 'string', describe: 'with --target-url: how the target logs in to the source (password: from SHADOWPACK_FDW_PASSWORD at run time)', group: 'Moves:' })
+        .option('sequence-margin', { type: 'number', describe: 'with --target-url: added to every synced sequence past its highest used value (10000 unless given)', group: 'Moves:' })
         .options(planOptions as Record<never, never>)
         .option('key-to-bigint', { type: 'boolean', describe: 'the key column(s) and their sequence become bigint', group: 'Transformations:' })
         .option('with-referencing', { type: 'boolean', describe: 'with --key-to-bigint: also write a plan per referencing table (OUT-schema.table) converting its foreign key columns', group: 'Transformations:' })
@@ -146,6 +150,11 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         };
         const alter = [...(a.alter ?? []).map(String), ...(a.alterFile ? readAlterFile(a.alterFile) : [])];
         const tables = (a.table ?? []).map(String);
+        if (a.targetUrl !== undefined) {
+          if (tables.length === 0) throw new UserError('BAD_ARGUMENT', 'give --table schema.table (repeat it for a group) with --target-url');
+          return (await import('./commands/plan-move.js')).planMoveCommand({ tables, targetUrl: a.targetUrl, out: a.out, force: a.force, json: a.json, withFkClosure: a.withFkClosure ?? false, ...(a.fdwAuth !== undefined ? { fdwAuth: a.fdwAuth } : {}), ...(a.sequenceMargin !== undefined ? { sequenceMargin: a.sequenceMargin } : {}), ...(a.url ? { url: a.url } : {}) }, out);
+        }
+        if (a.withFkClosure !== undefined || a.fdwAuth !== undefined || a.sequenceMargin !== undefined) throw new UserError('BAD_ARGUMENT', '--with-fk-closure, --fdw-auth and --sequence-margin go with --target-url (a move plan)');
         const schemas = (a.schema ?? []).map(String);
         if (tables.length > 1 || schemas.length > 0 || a.bloated) {
           const given = Object.entries({ ...transform, alter: alter.length > 0 ? true : undefined, checkData: a.checkData || undefined }).filter(([, v]) => v !== undefined && v !== false);

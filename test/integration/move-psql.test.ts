@@ -10,12 +10,14 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MOVE_STAGES } from '../../src/compile/move/stages.js';
 import { planMove, writeMovePlan } from '../../src/planning/plan-move.js';
+import { main } from '../../src/cli/main.js';
 import { withClient } from '../helpers/db.js';
 import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
 import { freshMovePair, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
 
 let servers: MoveServers;
 let pair: MovePair;
+let root: string;
 let dir: string;
 let sourceUrl: string;
 const SECRET = 'Sp-fdw-secret-7c1e';
@@ -30,12 +32,13 @@ beforeAll(async () => {
   const u = new URL(pair.source.url);
   u.password = SECRET;
   sourceUrl = u.toString();
-  dir = mkdtempSync(join(tmpdir(), 'sp-move-'));
+  root = mkdtempSync(join(tmpdir(), 'sp-move-'));
+  dir = join(root, 'plan');
 }, 120_000);
 
 afterAll(async () => {
   if (sourceUrl) await withClient(sourceUrl, (c) => c.query(`ALTER ROLE postgres PASSWORD '${decodeURIComponent(new URL(pair.source.url).password)}'`));
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (root) rmSync(root, { recursive: true, force: true });
   await pair?.drop();
   await servers?.stop();
 });
@@ -76,10 +79,18 @@ function psqlFails(file: string, side: 'source' | 'target'): string {
 const q = async <T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> => withClient(url, async (c) => (await c.query<T>(sql)).rows);
 
 describe('move plan with psql, source 14 -> target 17', () => {
-  it('refuses a group not closed under foreign keys, naming the missing table and --with-fk-closure', async () => {
-    await expect(plan([{ schema: 'app', table: 'orders' }])).rejects.toThrow(/app\.customers.*app\.order_items.*--with-fk-closure|app\.order_items.*--with-fk-closure/);
-    const closed = await plan([{ schema: 'app', table: 'orders' }], true);
-    expect(closed.manifest.tables.map((t) => t.name)).toEqual(['customers', 'order_items', 'orders']);
+  it('refuses a group not closed under foreign keys in one line naming the missing tables and --with-fk-closure (CLI)', async () => {
+    const lines: string[] = [];
+    const io = { out: (l: string) => lines.push(l), err: (t: string) => lines.push(t) };
+    const base = ['plan', '--url', sourceUrl, '--target-url', pair.target.url, '--out', join(root, 'closure'), '--table', 'app.orders'];
+    expect(await main(base, io)).toBe(2);
+    expect(lines.join('')).toMatch(/not closed under foreign keys: app\.customers, app\.order_items are bound .*--with-fk-closure/);
+    expect(lines.join('').trim().split('\n')).toHaveLength(1);
+    lines.length = 0;
+    expect(await main([...base, '--with-fk-closure', '--json'], io)).toBe(0);
+    expect(JSON.parse(lines[0]!).tables).toEqual(['app.customers', 'app.order_items', 'app.orders']);
+    expect(lines.join('')).not.toContain(SECRET);
+    expect(readFileSync(join(root, 'closure', 'plan.json'), 'utf8')).not.toContain(SECRET);
   });
 
   it('moves the group: rows equal, sequences ahead, fence on the source, FKs validated, nothing left behind', async () => {

@@ -1,0 +1,50 @@
+import { parseTableName } from '../../introspect/introspect.js';
+import { UserError } from '../../model/errors.js';
+import { checkOutDir } from '../../planning/out-dir.js';
+import { planMove, writeMovePlan } from '../../planning/plan-move.js';
+import { connectClient } from '../../run/connect.js';
+import { connectionConfig } from '../connection.js';
+import { jsonAnswer } from '../machine-output.js';
+
+export interface PlanMoveArgs {
+  readonly tables: readonly string[];
+  readonly targetUrl: string;
+  readonly out: string;
+  readonly url?: string;
+  readonly force?: boolean;
+  readonly json?: boolean;
+  readonly withFkClosure?: boolean;
+  readonly fdwAuth?: string;
+  readonly sequenceMargin?: number;
+}
+
+/** `shadowpack plan --table S.T … --target-url URL --out DIR`: a move plan (issue 15). */
+export async function planMoveCommand(args: PlanMoveArgs, print: (line: string) => void): Promise<void> {
+  const tables = args.tables.map((t) => {
+    const { schema, table } = parseTableName(t);
+    return { schema, table };
+  });
+  if (args.fdwAuth !== undefined && args.fdwAuth !== 'password') throw new UserError('BAD_ARGUMENT', `--fdw-auth ${args.fdwAuth} is not supported yet; use --fdw-auth password (the password comes from SHADOWPACK_FDW_PASSWORD at run time)`);
+  if (args.sequenceMargin !== undefined && (!Number.isInteger(args.sequenceMargin) || args.sequenceMargin < 0)) throw new UserError('BAD_OPTION', `--sequence-margin must be a whole number >= 0, got ${String(args.sequenceMargin)}`);
+  checkOutDir(args.out, args.force ?? false);
+  const source = await connectClient(connectionConfig(args.url));
+  try {
+    const target = await connectClient(connectionConfig(args.targetUrl));
+    try {
+      const plan = await planMove(source, target, { tables, withFkClosure: args.withFkClosure ?? false, options: args.sequenceMargin !== undefined ? { sequenceMargin: args.sequenceMargin } : {} });
+      writeMovePlan(args.out, plan, args.force ?? false);
+      const m = plan.manifest;
+      if (args.json) {
+        print(jsonAnswer({ dir: args.out, kind: 'move', planHash: m.planHash, tables: m.tables.map((t) => `${t.schema}.${t.name}`), stages: m.stages.map((s) => ({ file: s.file, side: s.side, sha256: s.sha256 })), bindings: m.bindings }));
+      } else {
+        print(`move plan for ${m.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} written to ${args.out} (plan hash ${m.planHash})`);
+        print(`source: database ${m.source.database} (PostgreSQL ${m.source.serverVersionNum}); target: database ${m.target.database} on ${m.target.host ?? 'local socket'}:${m.target.port ?? 5432} (PostgreSQL ${m.target.serverVersionNum})`);
+        print(`review ${args.out}/README.md, then run each stage on its side: psql -X -v ON_ERROR_STOP=1 -d <side> -f FILE (export SHADOWPACK_FDW_PASSWORD for 02-setup.target.sql if the source asks for a password)`);
+      }
+    } finally {
+      await target.end().catch(() => undefined);
+    }
+  } finally {
+    await source.end().catch(() => undefined);
+  }
+}
