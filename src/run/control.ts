@@ -38,6 +38,22 @@ function toState(row: Record<string, unknown>): ControlState {
   };
 }
 
+/**
+ * How the plan's wait procedures (templates/partials/control.hbs) begin the waits an operator ends.
+ * `control --resume` / `--release-swap` clear the matching wait at once: a stage that is not
+ * running (interrupted, timed out) would otherwise leave it standing (newcomer review finding 18).
+ */
+const PAUSE_WAIT = 'paused by the operator';
+const RELEASE_WAIT = 'release of the swap';
+
+/**
+ * The control state as it stands: a wait recorded by a stage that no session runs any more is
+ * over, so it is left out (its text and start time belonged to a stage that stopped).
+ */
+export function liveControl(c: ControlState, stageRunning: boolean): ControlState {
+  return stageRunning || c.waitingFor === null ? c : { ...c, waitingFor: null, waitingSince: null };
+}
+
 const COLUMNS = 'paused, batch_pages, max_rows_per_second, swap_released, waiting_for, waiting_since';
 
 /** The control row, or null when the run has none (not set up yet, or already cleaned up). Read-only. */
@@ -65,6 +81,13 @@ export async function updateControl(client: ClientBase, manifest: PlanManifest, 
   if (change.batchPages !== undefined) add('batch_pages', change.batchPages);
   if (change.maxRowsPerSecond !== undefined) add('max_rows_per_second', change.maxRowsPerSecond);
   if (change.swapReleased !== undefined) add('swap_released', change.swapReleased);
+  const ended = [...(change.paused === false ? [PAUSE_WAIT] : []), ...(change.swapReleased === true ? [RELEASE_WAIT] : [])];
+  if (ended.length > 0) {
+    values.push(ended);
+    // Both CASEs read the row as it was before this UPDATE.
+    const over = `EXISTS (SELECT FROM unnest($${values.length}::text[]) AS w(prefix) WHERE starts_with(waiting_for, w.prefix))`;
+    sets.push(`waiting_for = CASE WHEN ${over} THEN NULL ELSE waiting_for END`, `waiting_since = CASE WHEN ${over} THEN NULL ELSE waiting_since END`);
+  }
   if (sets.length === 0) throw new UserError('BAD_ARGUMENT', 'nothing to change: give --pause, --resume, --batch-pages N, --max-rows-per-second N or --release-swap');
   const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [table]);
   if (exists.rows[0]?.t == null) {

@@ -136,7 +136,11 @@ describe('throttling and operator control', () => {
 
       const st = await cli(['status', '--plan', plan.dir, '--url', db.url]);
       expect(st.code, st.stderr).toBe(0);
-      expect(st.stdout).toMatch(/control: running, batch 5 pages, at most 3000 rows\/s, swap released; waiting for: throttle probe returned 250, above 100/);
+      // No --hold-swap: the swap is never held, so the line does not speak of it (finding 18).
+      expect(st.stdout).toMatch(/control: running, batch 5 pages, at most 3000 rows\/s; waiting for: throttle probe returned 250, above 100/);
+      const noHold = await control(plan, db.url, '--release-swap');
+      expect(noHold.code).toBe(2);
+      expect(noHold.stderr).toMatch(/^shadowpack: BAD_ARGUMENT: --release-swap: \S+ was planned without --hold-swap, so its swap never waits for a release/);
 
       // The operator pauses; the lag clears; the pause still holds.
       const p = await control(plan, db.url, '--pause');
@@ -152,8 +156,10 @@ describe('throttling and operator control', () => {
       expect(JSON.parse(sj.stdout).control).toMatchObject({ paused: true, batchPages: BATCH, waitingFor: expect.stringMatching(/^paused/) });
 
       // Bigger batches, no ceiling, resume: the next batch copies 40 pages.
-      const r = await control(plan, db.url, '--resume', '--batch-pages', '40', '--max-rows-per-second', '0');
+      const r = await control(plan, db.url, '--resume', '--batch-pages', '40', '--max-rows-per-second', '0', '--json');
       expect(r.code, r.stderr).toBe(0);
+      // The reply is the row after the change: the pause it ended is no longer waited for (finding 18).
+      expect(JSON.parse(r.stdout).control).toMatchObject({ paused: false, batchPages: 40, waitingFor: null, waitingSince: null });
       const after = await waitFor('the backfill to resume', async () => {
         const o = await observe(c, id);
         return o.next > paused.next ? o : undefined;
@@ -193,8 +199,20 @@ describe('throttling and operator control', () => {
       // The wait is bounded: with a 1 s bound it stops with one clear message, nothing swapped.
       const err = await c.query(`CALL shadowpack.hold_${id}(1)`).then(() => null, (e: Error) => e);
       expect(err?.message).toMatch(/the swap of .*orders.* is held, waiting for release/);
-      const st = await cli(['status', '--plan', plan.dir, '--url', db.url]);
-      expect(st.stdout).toMatch(/swap held; waiting for: release of the swap/);
+      // The wait ended with the CALL: status does not show it as still waiting (finding 18: it did,
+      // with the old start time, long after). A run of the same table in another database of the
+      // cluster holds the same advisory key: it is not this run's stage.
+      const other = await freshDatabase('throttle_other');
+      databases.push(other);
+      const objId = parseInt(id.slice(0, 7), 16);
+      const st = await withClient(other.url, async (o) => {
+        await o.query('SELECT pg_advisory_lock($1, $2)', [0x53504b, objId]);
+        return cli(['status', '--plan', plan.dir, '--url', db.url]);
+      });
+      expect(st.stdout).toMatch(/nothing running now; next: swap/);
+      expect(st.stdout).toMatch(/control: running, batch 20 pages, no rows\/s ceiling, swap held\n/);
+      const sj = await cli(['status', '--plan', plan.dir, '--url', db.url, '--json']);
+      expect(JSON.parse(sj.stdout).control).toMatchObject({ swapReleased: false, waitingFor: null });
 
       const swap = psql(db.url, join(plan.dir, '05-swap.sql'));
       await waitFor('psql to wait in the hold', async () => {
@@ -203,10 +221,12 @@ describe('throttling and operator control', () => {
       });
       expect((await observe(c, id)).stage).toBe('catchup');
       expect(Number((await c.query("SELECT count(*) AS n FROM pg_class WHERE relname LIKE '\\_sp\\_%\\_old'")).rows[0].n)).toBe(0);
+      const waiting = await cli(['status', '--plan', plan.dir, '--url', db.url]);
+      expect(waiting.stdout).toMatch(/swap held; waiting for: release of the swap/);
 
       const rel = await control(plan, db.url, '--release-swap');
       expect(rel.code, rel.stderr).toBe(0);
-      expect(rel.stdout).toMatch(/swap released/);
+      expect(rel.stdout).toMatch(/swap released\n$/);
       const done = await swap;
       expect(done.code, done.stderr).toBe(0);
       expect((await observe(c, id)).stage).toBe('swap');

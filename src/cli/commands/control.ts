@@ -1,6 +1,8 @@
 import { jsonAnswer } from '../machine-output.js';
 import { connectClient } from '../../run/connect.js';
-import { updateControl, type ControlChange, type ControlState } from '../../run/control.js';
+import { liveControl, updateControl, type ControlChange, type ControlState } from '../../run/control.js';
+import { runningSessions } from '../../run/running.js';
+import { withOptionDefaults } from '../../compile/options.js';
 import { UserError } from '../../model/errors.js';
 import { optionValueError } from '../../compile/option-errors.js';
 import { connectionConfig } from '../connection.js';
@@ -37,12 +39,13 @@ export function controlChange(args: ControlArgs): ControlChange {
   };
 }
 
-export function describeControl(c: ControlState): string {
+/** The control row in one line; the swap's hold is named only for a plan made with --hold-swap (finding 18). */
+export function describeControl(c: ControlState, holdSwap: boolean): string {
   const parts = [
     c.paused ? 'paused' : 'running',
     `batch ${c.batchPages} pages`,
     c.maxRowsPerSecond === 0 ? 'no rows/s ceiling' : `at most ${c.maxRowsPerSecond} rows/s`,
-    c.swapReleased ? 'swap released' : 'swap held',
+    ...(holdSwap ? [c.swapReleased ? 'swap released' : 'swap held'] : []),
   ];
   return parts.join(', ') + (c.waitingFor === null ? '' : `; waiting for: ${c.waitingFor} (since ${c.waitingSince ?? '?'})`);
 }
@@ -53,10 +56,14 @@ export async function controlCommand(args: ControlArgs, out: (line: string) => v
   if (Object.keys(change).length === 0) {
     throw new UserError('BAD_ARGUMENT', 'nothing to change: give --pause, --resume, --batch-pages N, --max-rows-per-second N or --release-swap');
   }
+  const holdSwap = withOptionDefaults(plan.manifest.options).holdSwap;
+  if (args.releaseSwap && !holdSwap) {
+    throw new UserError('BAD_ARGUMENT', `--release-swap: ${args.plan} was planned without --hold-swap, so its swap never waits for a release; there is nothing to release (plan with --hold-swap to hold a swap)`);
+  }
   const client = await connectClient(connectionConfig(args.url));
   try {
-    const now = await updateControl(client, plan.manifest, change);
-    out(args.json ? jsonAnswer({ table: plan.manifest.table, runId: plan.manifest.runId, control: now }) : `${plan.manifest.table.schema}.${plan.manifest.table.name}: ${describeControl(now)}`);
+    const now = liveControl(await updateControl(client, plan.manifest, change), (await runningSessions(client, plan.manifest)).length > 0);
+    out(args.json ? jsonAnswer({ table: plan.manifest.table, runId: plan.manifest.runId, control: now }) : `${plan.manifest.table.schema}.${plan.manifest.table.name}: ${describeControl(now, holdSwap)}`);
   } finally {
     await client.end().catch(() => undefined);
   }
