@@ -12,8 +12,6 @@
  *   UPDATE, DELETE or TRUNCATE), moves sequence ownership (the sequence's owner), re-creates
  *   the views and BEGIN ATOMIC routines over the table and moves its publication membership
  *   (their owners);
- * - the swap re-creates views and BEGIN ATOMIC functions over the table and moves it
- *   in its publications (each object's owner);
  * - the build creates the copy's extended statistics in their own schema (CREATE there) and hands
  *   them to their owner; the swap renames them (ownership);
  * Not listed: pg_read_all_stats. The old-snapshot waits read virtual transaction ids from
@@ -126,27 +124,7 @@ SELECT 12, format('ownership of %s (its BEGIN ATOMIC body is re-created over the
 UNION ALL
 SELECT 12, format('ownership of publication %I (the rebuilt table takes the table''s place in it)', p.pubname),
        format('GRANT %I TO %I;', p.owner, me.role)
-  FROM publications p, me WHERE NOT pg_has_role(me.role, p.owner, 'USAGE')
-UNION ALL
-SELECT 13, format('ownership of view %s (the swap re-creates it over the rebuilt table)', v.oid::regclass),
-       format('GRANT %I TO %I;', pg_get_userbyid(v.relowner), me.role)
-  FROM pg_class v, me
- WHERE v.relkind = 'v' AND NOT pg_has_role(me.role, v.relowner, 'USAGE')
-   AND v.oid IN (SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
-                  WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-                    AND d.refobjid = ${table} AND r.rulename = '_RETURN')
-UNION ALL
-SELECT 14, format('ownership of %s (the swap re-creates its BEGIN ATOMIC body)', p.oid::regprocedure),
-       format('GRANT %I TO %I;', pg_get_userbyid(p.proowner), me.role)
-  FROM pg_proc p, me
- WHERE p.prosqlbody IS NOT NULL AND NOT pg_has_role(me.role, p.proowner, 'USAGE')
-   AND p.oid IN (SELECT d.objid FROM pg_depend d
-                  WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ${table})
-UNION ALL
-SELECT 15, format('ownership of publication %I (the swap moves the table in it)', p.pubname),
-       format('GRANT %I TO %I;', pg_get_userbyid(p.pubowner), me.role)
-  FROM pg_publication p JOIN pg_publication_rel r ON r.prpubid = p.oid, me
- WHERE r.prrelid = ${table} AND NOT pg_has_role(me.role, p.pubowner, 'USAGE'))
+  FROM publications p, me WHERE NOT pg_has_role(me.role, p.owner, 'USAGE'))
 -- One statement may grant several things (a role owning the table and its sequence): list it once.
 SELECT fix, string_agg(what, '; ' ORDER BY ord, what) AS what FROM lacking GROUP BY fix ORDER BY min(ord), fix`;
 }
