@@ -2,7 +2,8 @@
  * A move plan end to end with psql only (issue 15): source PostgreSQL 14 -> target 17, the FK group of
  * test/helpers/move-fixture.ts, every stage run as `psql -X -v ON_ERROR_STOP=1 -d <its side> -f FILE`.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,10 +15,12 @@ import { main } from '../../src/cli/main.js';
 import { withClient } from '../helpers/db.js';
 import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
 import { freshMovePair, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
+import { openSpanning, prepareOne, startMoveWriters } from '../helpers/move-writers.js';
 
 let servers: MoveServers;
 let pair: MovePair;
 let root: string;
+let pair2: MovePair;
 let dir: string;
 let sourceUrl: string;
 const SECRET = 'Sp-fdw-secret-7c1e';
@@ -25,6 +28,7 @@ const SECRET = 'Sp-fdw-secret-7c1e';
 beforeAll(async () => {
   servers = await startMoveServers();
   pair = await freshMovePair(servers, 'move_psql');
+  pair2 = await freshMovePair(servers, 'move_psql_w');
   await withClient(pair.source.url, (c) => createMoveFixture(c, { customers: 60, orders: 400 }));
   await withClient(pair.target.url, (c) => c.query('CREATE SCHEMA app'));
   // A password found nowhere else, so the test can look for it in every file and catalog.
@@ -39,6 +43,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (sourceUrl) await withClient(sourceUrl, (c) => c.query(`ALTER ROLE postgres PASSWORD '${decodeURIComponent(new URL(pair.source.url).password)}'`));
   if (root) rmSync(root, { recursive: true, force: true });
+  await pair2?.drop();
   await pair?.drop();
   await servers?.stop();
 });
@@ -65,6 +70,13 @@ function psql(file: string, side: 'source' | 'target'): string {
   return execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], {
     cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHADOWPACK_FDW_PASSWORD: password() },
   });
+}
+
+const execFileAsync = promisify(execFile);
+
+/** psql without blocking the event loop, so the writers of this process go on meanwhile. */
+async function psqlAsync(cwd: string, file: string, url: string): Promise<void> {
+  await execFileAsync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], { cwd, env: { ...process.env, SHADOWPACK_FDW_PASSWORD: password() } });
 }
 
 function psqlFails(file: string, side: 'source' | 'target'): string {
@@ -135,4 +147,50 @@ describe('move plan with psql, source 14 -> target 17', () => {
     expect(fingerprintBefore[0]!.d).toBeNull();
     expect(psqlFails('08-cleanup.source.sql', 'source')).toMatch(/no move to clean up/);
   });
+
+  it('moves the group while four writers mirror every statement into twins until the fence; a transaction spans rounds, one is prepared', async () => {
+    const withSecret = new URL(pair2.source.url);
+    withSecret.password = SECRET;
+    const src = withSecret.toString();
+    {
+      await withClient(src, (c) => createMoveFixture(c, { customers: 60, orders: 400 }));
+      await withClient(pair2.target.url, (c) => c.query('CREATE SCHEMA app'));
+      const s = new pg.Client({ connectionString: src });
+      const t = new pg.Client({ connectionString: pair2.target.url });
+      await s.connect();
+      await t.connect();
+      const moved = await planMove(s, t, { tables: GROUP, options: { batchPages: 2, catchupTarget: 50 } }).finally(async () => {
+        await s.end();
+        await t.end();
+      });
+      const wdir = join(root, 'writers');
+      writeMovePlan(wdir, moved, true);
+      const url = (side: 'source' | 'target') => (side === 'source' ? src : pair2.target.url);
+      const run = (file: string) => psqlAsync(wdir, file, url(MOVE_STAGES.find((r) => r.file === file)!.side));
+      const writers = await startMoveWriters(src, { count: 4, seed: 5, stopAtFence: true, pauseMs: 2 });
+      await new Promise((r) => setTimeout(r, 200));
+      await run('00-preflight.source.sql');
+      await run('00-preflight.target.sql');
+      await run('01-setup.source.sql');
+      const spanning = await openSpanning(src);
+      const prepared = await prepareOne(src, 'move_psql_gid');
+      await run('02-setup.target.sql');
+      await run('03-backfill.target.sql');
+      // Committed after the backfill's settling round: only a later round can bring them.
+      await spanning.commit();
+      await prepared.commit();
+      await run('04-build.target.sql');
+      await run('05-catchup.target.sql');
+      await run('06-fence.source.sql');
+      const stats = await writers.fencedAll;
+      expect(stats.errors, stats.lastError ?? '').toBe(0);
+      expect(stats.fenced).toBe(4);
+      expect(stats.commits).toBeGreaterThan(20);
+      await run('07-cutover.target.sql');
+      const same = await compareMoveWithTwins(src, pair2.target.url);
+      expect(same.equal, JSON.stringify(same)).toBe(true);
+      await run('08-cleanup.target.sql');
+      await run('08-cleanup.source.sql');
+    }
+  }, 120_000);
 });
