@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { ident } from '../../src/model/quote.js';
 
 export interface FreshDatabase {
   /** Connection URL of the new database (same credentials as the admin URL). */
@@ -23,9 +24,8 @@ export async function withClient<T>(url: string, fn: (client: pg.Client) => Prom
   }
 }
 
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
+/** The tests quote with the code's one quoting module too. */
+export const quoteIdent = ident;
 
 /** Replaces the database name in a connection URL, keeping credentials and query parameters. */
 export function urlForDatabase(baseUrl: string, database: string): string {
