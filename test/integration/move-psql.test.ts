@@ -13,6 +13,7 @@ import { MOVE_STAGES } from '../../src/compile/move/stages.js';
 import { planMove, writeMovePlan } from '../../src/planning/plan-move.js';
 import { main } from '../../src/cli/main.js';
 import { withClient } from '../helpers/db.js';
+import { describeTable } from '../helpers/catalog-describe.js';
 import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
 import { freshMovePair, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
 import { openSpanning, prepareOne, startMoveWriters } from '../helpers/move-writers.js';
@@ -21,6 +22,7 @@ let servers: MoveServers;
 let pair: MovePair;
 let root: string;
 let pair2: MovePair;
+let pair3: MovePair;
 let dir: string;
 let sourceUrl: string;
 const SECRET = 'Sp-fdw-secret-7c1e';
@@ -29,6 +31,7 @@ beforeAll(async () => {
   servers = await startMoveServers();
   pair = await freshMovePair(servers, 'move_psql');
   pair2 = await freshMovePair(servers, 'move_psql_w');
+  pair3 = await freshMovePair(servers, 'move_psql_a');
   await withClient(pair.source.url, (c) => createMoveFixture(c, { customers: 60, orders: 400 }));
   await withClient(pair.target.url, (c) => c.query('CREATE SCHEMA app'));
   // A password found nowhere else, so the test can look for it in every file and catalog.
@@ -43,6 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (sourceUrl) await withClient(sourceUrl, (c) => c.query(`ALTER ROLE postgres PASSWORD '${decodeURIComponent(new URL(pair.source.url).password)}'`));
   if (root) rmSync(root, { recursive: true, force: true });
+  await pair3?.drop();
   await pair2?.drop();
   await pair?.drop();
   await servers?.stop();
@@ -193,4 +197,43 @@ describe('move plan with psql, source 14 -> target 17', () => {
       await run('08-cleanup.source.sql');
     }
   }, 120_000);
+
+  it('abort after the fence leaves the source catalog as it was and nothing of the move on the target; it is safe to run again', async () => {
+    const withSecret = new URL(pair3.source.url);
+    withSecret.password = SECRET;
+    const src = withSecret.toString();
+    await withClient(src, (c) => createMoveFixture(c, { customers: 20, orders: 60 }));
+    await withClient(pair3.target.url, (c) => c.query('CREATE SCHEMA app'));
+    const TOOL_OBJECTS = `SELECT 'ns ' || nspname AS o FROM pg_namespace WHERE nspname LIKE 'shadowpack%'
+      UNION ALL SELECT 'type ' || typname FROM pg_type WHERE typnamespace = 'app'::regnamespace AND typtype IN ('e', 'c') AND typrelid = 0
+      UNION ALL SELECT 'rel ' || relname FROM pg_class WHERE relnamespace = 'app'::regnamespace
+      UNION ALL SELECT 'server ' || srvname FROM pg_foreign_server UNION ALL SELECT 'mapping ' || umid FROM pg_user_mappings
+      UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`;
+    const describe = (url: string) => withClient(url, async (c) => ({
+      tables: await Promise.all(GROUP.map((g) => describeTable(c, g.schema, g.table))),
+      tool: (await c.query<{ o: string }>(TOOL_OBJECTS)).rows.map((r) => r.o),
+    }));
+    const before = await describe(src);
+    const targetBefore = (await withClient(pair3.target.url, (c) => c.query<{ o: string }>(TOOL_OBJECTS))).rows.map((r) => r.o);
+    const s = new pg.Client({ connectionString: src });
+    const t = new pg.Client({ connectionString: pair3.target.url });
+    await s.connect();
+    await t.connect();
+    const moved = await planMove(s, t, { tables: GROUP }).finally(async () => {
+      await s.end();
+      await t.end();
+    });
+    const adir = join(root, 'abort');
+    writeMovePlan(adir, moved, true);
+    const run = (file: string) => psqlAsync(adir, file, MOVE_STAGES.find((r) => r.file === file)!.side === 'source' ? src : pair3.target.url);
+    for (const f of ['01-setup.source.sql', '02-setup.target.sql', '03-backfill.target.sql', '04-build.target.sql', '05-catchup.target.sql', '06-fence.source.sql']) await run(f);
+    await expect(q(src, `DELETE FROM app.order_items`)).rejects.toThrow(/moved to .*writes are refused/);
+    for (let i = 0; i < 2; i++) {
+      await run('90-abort.target.sql');
+      await run('90-abort.source.sql');
+    }
+    expect(await describe(src)).toEqual(before);
+    expect((await withClient(pair3.target.url, (c) => c.query<{ o: string }>(TOOL_OBJECTS))).rows.map((r) => r.o)).toEqual(targetBefore);
+    await q(src, `DELETE FROM app.order_items WHERE line = 2`);
+  });
 });

@@ -176,6 +176,8 @@ export function moveContext(input: MoveInput, runId: string) {
       displayLit: literal(`${s.schema}.${s.name}`),
       qLit: literal(qualified(s.schema, s.name)),
       kind: s.kind,
+      // Owned and identity sequences go with their table.
+      dropSeparately: s.kind === 'default',
       // Identity sequences come with their column (CREATE TABLE); the others are created before the tables.
       create: s.kind === 'identity' ? '' : `CREATE SEQUENCE ${qualified(s.schema, s.name)} AS ${s.type} INCREMENT ${s.increment} MINVALUE ${s.min} MAXVALUE ${s.max} START ${s.start} CACHE ${s.cache}${s.cycle ? ' CYCLE' : ''};`,
       ownedBy: s.kind === 'owned' ? `ALTER SEQUENCE ${qualified(s.schema, s.name)} OWNED BY ${qualified(s.tableSchema, s.tableName)}.${ident(s.column)};` : '',
