@@ -3,56 +3,10 @@ import { commonContext } from '../../src/compile/context.js';
 import { deriveTarget } from '../../src/compile/transform/derive.js';
 import { NO_TRANSFORM } from '../../src/compile/transform/spec.js';
 import type { StageSteps } from '../../src/compile/stage-steps.js';
-import type { LockMode, Step, StepKind } from '../../src/compile/step.js';
+import type { Step, StepKind } from '../../src/compile/step.js';
 import { qualified } from '../../src/model/quote.js';
 import { cases, load } from '../helpers/compile-fixtures.js';
-
-const AEL: LockMode = 'ACCESS EXCLUSIVE';
-const SRE: LockMode = 'SHARE ROW EXCLUSIVE';
-const SUE: LockMode = 'SHARE UPDATE EXCLUSIVE';
-
-/**
- * For each kind of step: the statement it must be (a check of its label, written here and never
- * in src/), and the lock modes, stronger than a row write, that PostgreSQL takes on existing
- * relations for it (ALTER TABLE, CREATE INDEX, CREATE TRIGGER … reference pages, and pg_locks of
- * each statement in a transaction on PostgreSQL 17). Kept apart from src/compile/step.ts on
- * purpose: a builder that forgets a lock, or labels a statement with the wrong kind, fails here.
- */
-const IMPLIED: { readonly [K in StepKind]: { readonly shape: RegExp; readonly modes: readonly LockMode[] } } = {
-  'session-setting': { shape: /^SET /, modes: [] },
-  check: { shape: /^DO /, modes: [] },
-  'add-constraint': { shape: /ALTER TABLE .*ADD CONSTRAINT|ADD CONSTRAINT/s, modes: [AEL] },
-  'alter-copy': { shape: /ALTER TABLE /, modes: [AEL] },
-  'create-index': { shape: /^CREATE (UNIQUE )?INDEX /, modes: ['SHARE'] },
-  'create-partition': { shape: /^CREATE TABLE .* PARTITION OF /, modes: [AEL] },
-  'create-statistics': { shape: /^CREATE STATISTICS /, modes: [SUE] },
-  'alter-statistics': { shape: /^ALTER STATISTICS /, modes: [] },
-  'column-storage': { shape: /^ALTER TABLE .* ALTER COLUMN .* SET (STORAGE|COMPRESSION) /, modes: [AEL] },
-  'column-statistics': { shape: /^ALTER TABLE .* ALTER COLUMN .* SET (STATISTICS \d|\()/, modes: [SUE] },
-  'storage-parameters': { shape: /^ALTER (TABLE|INDEX) .* SET \(/, modes: [AEL] },
-  'autovacuum-reset': { shape: /^ALTER TABLE .* RESET \(autovacuum_enabled, toast\.autovacuum_enabled\);$/, modes: [SUE] },
-  'row-security': { shape: /^(ALTER TABLE .* (ENABLE|FORCE) ROW LEVEL SECURITY;|CREATE POLICY )/, modes: [AEL] },
-  'create-trigger': { shape: /^CREATE (OR REPLACE )?(CONSTRAINT )?TRIGGER /, modes: [SRE] },
-  'trigger-state': { shape: /^ALTER TABLE .* (ENABLE|DISABLE)( ALWAYS| REPLICA)? TRIGGER /, modes: [SRE] },
-  'drop-triggers': { shape: /^DROP TRIGGER /, modes: [AEL] },
-  'rename-table': { shape: /^ALTER TABLE .* RENAME TO /, modes: [AEL] },
-  'rename-index': { shape: /^ALTER INDEX .* RENAME TO /, modes: [SUE] },
-  'rename-sequence': { shape: /^ALTER SEQUENCE .* RENAME TO /, modes: [AEL] },
-  'cluster-on': { shape: /^ALTER TABLE .* CLUSTER ON /, modes: [SUE] },
-  'replica-identity': { shape: /^ALTER TABLE .* REPLICA IDENTITY /, modes: [AEL] },
-  'add-identity': { shape: /^ALTER TABLE .* ADD GENERATED .* AS IDENTITY /, modes: [AEL] },
-  'drop-identity': { shape: /^ALTER TABLE .* DROP IDENTITY;$/, modes: [AEL] },
-  'alter-sequence': { shape: /^ALTER SEQUENCE .* (OWNED BY|AS) /, modes: [SRE] },
-  'sequence-value': { shape: /^SELECT pg_catalog\.setval\(/, modes: [] },
-  comment: { shape: /^COMMENT ON (TABLE|COLUMN|INDEX|SEQUENCE) /, modes: [SUE] },
-  'comment-object': { shape: /^COMMENT ON (CONSTRAINT|STATISTICS) /, modes: [] },
-  'move-foreign-key': { shape: /^ALTER TABLE .* DROP CONSTRAINT .*;\nALTER TABLE .* ADD CONSTRAINT .* FOREIGN KEY .* NOT VALID;/, modes: [AEL, SRE] },
-  'validate-foreign-key': { shape: /ALTER TABLE .* VALIDATE CONSTRAINT /, modes: [SUE] },
-  privileges: { shape: /^(DO |GRANT )/, modes: [] },
-  'replace-view': { shape: /^CREATE OR REPLACE VIEW /, modes: [AEL] },
-  'replace-function': { shape: /^CREATE (OR REPLACE )?(FUNCTION|PROCEDURE) /i, modes: [] },
-  'move-publication': { shape: /^ALTER PUBLICATION .* DROP TABLE ONLY .*;\nALTER PUBLICATION .* ADD TABLE ONLY /, modes: [SUE] },
-};
+import { AEL, IMPLIED, SRE } from '../helpers/step-kind-locks.js';
 
 /** The statements a step names its relations in: the SQL, and the SQL as PostgreSQL deparsed it (bare names). */
 function names(sql: string, relation: string): boolean {
