@@ -4,17 +4,15 @@ import { UserError } from '../model/errors.js';
 import { commentText } from '../model/quote.js';
 import type { CopyTarget, EnvironmentFacts, TableModel } from '../model/types.js';
 import { commonContext } from './context.js';
-import { stageHazards, stageLock } from './locks.js';
+import { stagesToRender } from './stage-inputs.js';
 import type { PlanOptions } from './options.js';
 import { makeRenderers, tidy, type TemplateSet } from './render.js';
 import { planDollarTag, withDollarTag } from './dollar-tag.js';
-import { requiresText, stageMachine, stageRecord } from './stage-machine.js';
-import { PARALLEL_STAGES, planStages, stageInfo, type HazardCode, type StageInfo, type StageLock } from './stages.js';
+import type { HazardCode, StageInfo, StageLock } from './stages.js';
 import { renderReview } from './review.js';
 import { headerText, type PlanProvenance } from './provenance.js';
 import { splitSql } from '../run/split-sql.js';
 import { deriveTarget } from './transform/derive.js';
-import { transformHazards } from './transform/hazards.js';
 import { NO_TRANSFORM, type TransformSpec } from './transform/spec.js';
 import { transformManifest, type TransformManifest } from './transform/manifest.js';
 
@@ -119,28 +117,9 @@ export function compile(input: CompileInput): Plan {
   const common = commonContext(model, target, options, toolVersion);
   const render = makeRenderers(templates);
   const files = new Map<string, string>();
-  const machine = stageMachine(options);
-  const rendered = planStages(options).map((name) => {
-    const info = { ...stageInfo(name), requires: requiresText(machine, name) };
-    const lock = stageLock(name, common);
-    const hazards = [...stageHazards(name, common), ...transformHazards(name, target)];
-    const blocking = lock.shown.filter((l) => l.blocksApplication);
-    const stage = {
-      ...info,
-      transactionText: { none: 'no (read-only)', one: 'yes', batches: 'no: commits batch by batch, resumable', several: 'no: a few transactions, each safe to repeat' }[info.transaction],
-      blockingLocksText: commentText(blocking.length === 0 ? 'none' : blocking.map((l) => `${l.mode} on ${l.relation}, ${options.lockTimeoutMs} ms per attempt, at most ${options.lockAttempts} rounds and ${options.lockBudgetMs} ms queued in all`).join('; ')),
-      hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '),
-      requiresText: info.requires,
-      record: stageRecord(machine, name),
-      // Abort removes a run whichever plan started it (it only takes things away; useful when the
-      // other plan's folder is lost); every other stage refuses a run another plan started.
-      anyPlansRun: name === 'abort',
-      // Stages whose work several sessions share (each claims what no other session holds).
-      parallel: PARALLEL_STAGES.has(name),
-    };
-    const locksText = commentText(lock.shown.map((l) => `${l.mode} on ${l.relation}`).join('; ') || 'none');
-    const text = tidy(render[name]({ ...common, stage, lock: { ...lock, locksText }, appName: `shadowpack/${common.names.runId}/${name}` }));
-    return { info, text, locks: lock.shown, hazards };
+  const rendered = stagesToRender(common, target, options).map(({ name, info, input, locks, hazards }) => {
+    const text = tidy(render[name](input));
+    return { info, text, locks, hazards };
   });
   // One dollar tag for every stage script, chosen over all their bodies.
   const tag = planDollarTag(rendered.map((r) => r.text));
@@ -168,12 +147,13 @@ export function compile(input: CompileInput): Plan {
   const bindingMarked = tidy(render.binding({
     toolVersion,
     planId,
-    tableDisplay: common.tableDisplay,
+    tableText: common.tableDisplay,
     runId: common.names.runId,
     database: facts.database,
     databaseText: commentText(JSON.stringify(facts.database)),
     databaseOid: facts.databaseOid,
     systemIdentifier: facts.systemIdentifier,
+    systemIdentifierText: facts.systemIdentifier === null ? null : commentText(facts.systemIdentifier),
   }));
   // Its own tag: it is rendered after the stage scripts (their sums make the plan id it sets) and run on its own.
   const binding = withDollarTag(bindingMarked, planDollarTag([bindingMarked]));
