@@ -1,10 +1,10 @@
 import { planHashOf, sha256 } from './plan-hash.js';
 import { canonicalJson, modelHash } from '../model/normalise.js';
 import { UserError } from '../model/errors.js';
-import { commentText } from '../model/quote.js';
 import type { CopyTarget, EnvironmentFacts, TableModel } from '../model/types.js';
 import { commonContext } from './context.js';
 import { stagesToRender } from './stage-inputs.js';
+import { bindingInput } from './template-inputs.js';
 import type { PlanOptions } from './options.js';
 import { makeRenderers, tidy, type TemplateSet } from './render.js';
 import { planDollarTag, withDollarTag } from './dollar-tag.js';
@@ -144,17 +144,7 @@ export function compile(input: CompileInput): Plan {
     environment: facts,
   };
   const planId = planIdOf(identified);
-  const bindingMarked = tidy(render.binding({
-    toolVersion,
-    planId,
-    tableText: common.tableDisplay,
-    runId: common.names.runId,
-    database: facts.database,
-    databaseText: commentText(JSON.stringify(facts.database)),
-    databaseOid: facts.databaseOid,
-    systemIdentifier: facts.systemIdentifier,
-    systemIdentifierText: facts.systemIdentifier === null ? null : commentText(facts.systemIdentifier),
-  }));
+  const bindingMarked = tidy(render.binding(bindingInput(toolVersion, planId, common.tableDisplay, common.names.runId, facts)));
   // Its own tag: it is rendered after the stage scripts (their sums make the plan id it sets) and run on its own.
   const binding = withDollarTag(bindingMarked, planDollarTag([bindingMarked]));
   files.set(BINDING_FILE, binding);

@@ -1,6 +1,6 @@
 import { commentText, ident } from '../model/quote.js';
 import type { RunNames } from '../model/names.js';
-import type { TableModel } from '../model/types.js';
+import type { EnvironmentFacts, TableModel } from '../model/types.js';
 import type { AnnotatedStep, CommonContext } from './context.js';
 import type { LockSpec } from './locks.js';
 import type { PlanOptions } from './options.js';
@@ -271,4 +271,31 @@ export type StageTemplateInput<K extends StageName> = Pick<TemplateInput, (typeo
 export function stageInput<K extends StageName>(stage: K, all: TemplateInput): StageTemplateInput<K> {
   const fields: readonly (keyof TemplateInput)[] = STAGE_FIELDS[stage];
   return Object.fromEntries(fields.map((f) => [f, all[f]])) as StageTemplateInput<K>;
+}
+
+/** binding.sql's input (the one file written per environment), for a rebuild's plan and each side of a move's. */
+export interface BindingInput {
+  readonly toolVersion: string;
+  readonly planId: string;
+  readonly tableText: string;
+  readonly runId: string;
+  readonly database: string;
+  readonly databaseText: string;
+  readonly databaseOid: number;
+  readonly systemIdentifier: string | null;
+  readonly systemIdentifierText: string | null;
+}
+
+export function bindingInput(toolVersion: string, planId: string, tableText: string, runId: string, facts: Pick<EnvironmentFacts, 'database' | 'databaseOid' | 'systemIdentifier'>): BindingInput {
+  return {
+    toolVersion,
+    planId,
+    tableText,
+    runId,
+    database: facts.database,
+    databaseText: commentText(JSON.stringify(facts.database)),
+    databaseOid: facts.databaseOid,
+    systemIdentifier: facts.systemIdentifier,
+    systemIdentifierText: facts.systemIdentifier === null ? null : commentText(facts.systemIdentifier),
+  };
 }

@@ -70,6 +70,7 @@ export interface DataUse {
 }
 
 export interface CheckResult {
+  readonly template: string;
   readonly findings: readonly Finding[];
   readonly dataUses: readonly DataUse[];
 }
@@ -287,7 +288,7 @@ export function checkTemplate(name: string, text: string, partials: ReadonlySet<
   };
 
   walk(Handlebars.parse(text), [], { state: 'code' });
-  return { findings, dataUses };
+  return { template: name, findings, dataUses };
 }
 
 /**

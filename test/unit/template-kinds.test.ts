@@ -5,10 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { commonContext } from '../../src/compile/context.js';
 import { resolveOptions, type PlanOptions } from '../../src/compile/options.js';
 import { stagesToRender } from '../../src/compile/stage-inputs.js';
-import { STAGE_FIELDS } from '../../src/compile/template-inputs.js';
+import { bindingInput, STAGE_FIELDS } from '../../src/compile/template-inputs.js';
 import { deriveTarget } from '../../src/compile/transform/derive.js';
 import { NO_TRANSFORM, resolveTransform, type TransformArgs } from '../../src/compile/transform/spec.js';
-import type { TableModel } from '../../src/model/types.js';
+import type { EnvironmentFacts, TableModel } from '../../src/model/types.js';
 import { loadTemplates, templatesDir } from '../../src/planning/templates.js';
 import { checkTemplate, kindOfPath, usedFields, usedPaths, type DataUse } from '../helpers/template-kinds.js';
 
@@ -47,16 +47,52 @@ interface TransformCase extends TransformArgs {
   readonly base?: string;
   readonly appendColumns?: readonly TableModel['columns'][number][];
 }
-/** Every fixture's stage inputs, as compile() renders them (the same loader as compile-golden). */
-const fixtureStages = readdirSync(FIXTURES).filter((d) => existsSync(join(FIXTURES, d, 'model.json')) || existsSync(join(FIXTURES, d, 'transform.json'))).map((name) => {
+/** Every fixture's stage inputs and binding input, as compile() renders them (the same loader as compile-golden). */
+const fixtureInputs = readdirSync(FIXTURES).filter((d) => existsSync(join(FIXTURES, d, 'model.json')) || existsSync(join(FIXTURES, d, 'transform.json'))).map((name) => {
   const t = join(FIXTURES, name, 'transform.json');
   const spec = existsSync(t) ? readJson<TransformCase>(t) : null;
   const base = readJson<TableModel>(join(FIXTURES, spec?.base ?? name, 'model.json'));
+  const facts = readJson<EnvironmentFacts>(join(FIXTURES, spec?.base ?? name, 'facts.json'));
   const model = spec?.appendColumns ? { ...base, columns: [...base.columns, ...spec.appendColumns] } : base;
   const options = resolveOptions(existsSync(join(FIXTURES, name, 'options.json')) ? readJson<Partial<PlanOptions>>(join(FIXTURES, name, 'options.json')) : {});
   const target = deriveTarget(model, spec ? resolveTransform(spec) : NO_TRANSFORM);
-  return { name, stages: stagesToRender(commonContext(model, target, options, '0.1.0'), target, options) };
+  const common = commonContext(model, target, options, '0.1.0');
+  const stages = stagesToRender(common, target, options);
+  const binding = { file: 'binding.sql', input: bindingInput('0.1.0', 'i1:0', common.tableDisplay, common.names.runId, facts) };
+  return { name, stages, inputs: [...stages.map((s) => ({ file: s.info.file, input: s.input as unknown })), binding] };
 });
+
+/** The rebuild's own templates: their values are checked in every fixture's inputs. */
+const isRebuildTemplate = (template: string): boolean => !template.includes('/') || template.startsWith('partials/');
+
+/**
+ * Templates that print fields not yet named by kind (templates/move/, issue 15, written in
+ * parallel with this test; it names fields `…Lit`, `q`, `…Fn`). Each still has findings, listed
+ * by the test below; rename its fields by kind (see src/compile/template-inputs.ts) and remove it
+ * from this list. A template not on it (a new one) must pass.
+ */
+const PENDING = new Set<string>([
+  'move/abort.source.sql.hbs',
+  'move/abort.target.sql.hbs',
+  'move/backfill.target.sql.hbs',
+  'move/build.target.sql.hbs',
+  'move/catchup.target.sql.hbs',
+  'move/cleanup.source.sql.hbs',
+  'move/cleanup.target.sql.hbs',
+  'move/cutover.target.sql.hbs',
+  'move/fdw-binding.sql.hbs',
+  'move/fence.source.sql.hbs',
+  'move/partials/move-drop-target.hbs',
+  'move/partials/move-fingerprints-recorded.hbs',
+  'move/partials/move-fingerprints.hbs',
+  'move/partials/move-header.hbs',
+  'move/partials/move-lock.hbs',
+  'move/partials/move-round.hbs',
+  'move/preflight.source.sql.hbs',
+  'move/preflight.target.sql.hbs',
+  'move/setup.source.sql.hbs',
+  'move/setup.target.sql.hbs',
+]);
 
 /** The values at a path under the items of each collection in `scopes` (undefined where missing). */
 function valuesAt(root: unknown, scopes: readonly string[], path: string): unknown[] {
@@ -64,6 +100,16 @@ function valuesAt(root: unknown, scopes: readonly string[], path: string): unkno
   let items: unknown[] = [root];
   for (const s of scopes) items = items.flatMap((i) => { const c = at(i, s); return Array.isArray(c) ? c : c === undefined || c === null ? [] : [c]; });
   return items.map((i) => (path === '' ? i : at(i, path)));
+}
+
+/**
+ * Outside the rebuild's templates (whose values the fixtures show) data is printed as it is only
+ * from the plan's options or as a tool-made id; anything else needs a kind suffix.
+ */
+function staticDataFindings(c: ReturnType<typeof checkTemplate>): { template: string; line: number; problem: string }[] {
+  return c.dataUses
+    .filter((u) => !isRebuildTemplate(u.template) && !(u.scopes.length === 0 && (u.path.startsWith('options.') || GENERATED[u.path] !== undefined)))
+    .map((u) => ({ template: u.template, line: u.line, problem: `"${[...u.scopes, u.path].join('.')}" has no kind suffix and is printed as it is in ${u.position === 'code' ? 'SQL code' : `a ${u.position}`}: name it …Sql, …Ident, …Literal, …InLiteral or …Text by what it holds (only options.* and tool-made ids may be printed as data here)` }));
 }
 
 const describeFindings = (list: readonly { template: string; line: number; problem: string }[]): string[] =>
@@ -138,22 +184,31 @@ describe('every template prints each field only where its kind is safe', () => {
   });
 
   it('has no finding (name a field by what it holds: …Sql, …Ident, …Literal, …InLiteral or …Text; see src/compile/template-inputs.ts)', () => {
-    expect(describeFindings(checked.flatMap((c) => c.findings))).toEqual([]);
+    expect(describeFindings(checked.filter((c) => !PENDING.has(c.template)).flatMap((c) => [...c.findings, ...staticDataFindings(c)]))).toEqual([]);
+  });
+
+  it('lists on PENDING only templates that still have findings (remove one once it passes)', () => {
+    const passing = checked.filter((c) => PENDING.has(c.template) && c.findings.length === 0 && staticDataFindings(c).length === 0).map((c) => c.template);
+    const gone = [...PENDING].filter((p) => !checked.some((c) => c.template === p));
+    expect([...passing, ...gone]).toEqual([]);
   });
 
   it('prints data as it is only when it is a number, a boolean, or a string the tool makes', () => {
     const unsafe: string[] = [];
-    for (const use of checked.flatMap((c) => c.dataUses)) {
+    for (const use of checked.flatMap((c) => c.dataUses).filter((u) => isRebuildTemplate(u.template))) {
       const key = [...use.scopes, use.path].join('.');
       const pattern = use.scopes.length === 0 ? GENERATED[use.path] : undefined;
-      for (const { name, stages } of fixtureStages) {
-        for (const s of stages) {
-          for (const v of valuesAt(s.input, use.scopes, use.path)) {
+      let given = false;
+      for (const { name, inputs } of fixtureInputs) {
+        for (const { file, input } of inputs) {
+          for (const v of valuesAt(input, use.scopes, use.path)) {
+            given ||= v !== undefined;
             const safe = v === undefined || v === null || typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'string' && pattern !== undefined && pattern.test(v));
-            if (!safe) unsafe.push(`templates/${use.template}:${use.line}: "${key}" is ${JSON.stringify(v)} in ${name}/${s.info.file}: give it a kind suffix, or pass it to a quoting helper`);
+            if (!safe) unsafe.push(`templates/${use.template}:${use.line}: "${key}" is ${JSON.stringify(v)} in ${name}/${file}: give it a kind suffix, or pass it to a quoting helper`);
           }
         }
       }
+      if (!given) unsafe.push(`templates/${use.template}:${use.line}: "${key}" is in no fixture's input, so its values go unchecked`);
     }
     expect([...new Set(unsafe)]).toEqual([]);
   });
@@ -169,7 +224,7 @@ describe('each stage gets only what its template reads', () => {
 
   it('every path a template reads is there in every fixture (a quoting helper would print a missing one as "undefined")', () => {
     const missing: string[] = [];
-    for (const { name, stages } of fixtureStages) {
+    for (const { name, stages } of fixtureInputs) {
       for (const s of stages) {
         for (const path of usedPaths(t.stages[s.name], t.partials)) {
           if (valuesAt(s.input, [], path)[0] === undefined) missing.push(`${name}/${s.info.file}: ${path}`);

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import Handlebars from 'handlebars';
 import { canonicalJson } from '../../model/normalise.js';
-import { commentText, ident, literal, qualified } from '../../model/quote.js';
+import { ident, literal, qualified } from '../../model/quote.js';
 import { DOLLAR_HELPER, dollarMark, markDollarTags, planDollarTag, withDollarTag } from '../dollar-tag.js';
 import { tidy } from '../render.js';
 import { moveContext, moveRunId, sortedGroup, type MoveInput } from './context.js';
 import { MOVE_BINDING_FILES, MOVE_STAGES, type MoveHazardCode, type MovePlanManifest, type MovePlanStage, type MoveSide, type MoveStageName, type MoveStageRule } from './stages.js';
 import { renderMoveReview } from './review-move.js';
+import { bindingInput } from '../template-inputs.js';
 
 export const MOVE_FORMAT_VERSION = 1;
 
@@ -94,10 +95,7 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
   const planId = 'm1:' + sha256(canonicalJson({ ...identified, models: tables, sequences: input.sequences, enums: input.enums, composites: input.composites })).slice(0, 32);
   const bindingFor = (side: MoveSide): string => {
     const facts = side === 'source' ? input.source : input.target;
-    let text = render(templates.binding, {
-      toolVersion, planId, tableDisplay: `${ctx.groupText} (${side})`, runId,
-      database: facts.database, databaseText: commentText(JSON.stringify(facts.database)), databaseOid: facts.databaseOid, systemIdentifier: facts.systemIdentifier,
-    });
+    let text = render(templates.binding, bindingInput(toolVersion, planId, `${ctx.groupText} (${side})`, runId, facts));
     if (side === 'target') {
       text += render(templates.fdwBinding, {
         hostLit: literal(input.source.host ?? ''), portLit: literal(String(input.source.port ?? 5432)), dbnameLit: literal(input.source.database), userLit: literal(input.fdwUser),
