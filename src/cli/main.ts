@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { DEFAULT_OPTIONS, type NumericOptionKey } from '../compile/options.js';
 import { CONTROL_FLAGS } from './control-flags.js';
 import { ALL_STAGES, FORWARD_STAGES, type StageName } from '../compile/stages.js';
+import { MOVE_STAGES } from '../compile/move/stages.js';
 import { UserError } from '../model/errors.js';
 import { TOOL_VERSION } from '../version.js';
 import { DEFAULT_BLOATED_MIN_RATIO } from './batch-defaults.js';
@@ -169,15 +170,23 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .command(
       'run',
       'execute a plan up to the swap, leaving the revert window open (checks every file against plan.json first; resumes where the last run stopped); --until cleanup finishes it',
-      (y) => withUrl(y, URL_DESCRIBE).option('plan', { type: 'string', demandOption: true, describe: 'plan folder' })
-        .option('until', { choices: [...FORWARD_STAGES], describe: 'stop after this forward stage (default: swap, so the old table is kept and revert stays possible; cleanup: go through to the end, ending the revert window)' })
-        .option('stage', { choices: [...ALL_STAGES], describe: 'run only this stage (e.g. abort or revert)' })
+      (y) => withTargetUrl(withUrl(y, URL_DESCRIBE)).option('plan', { type: 'string', demandOption: true, describe: 'plan folder' })
+        .option('until', { choices: [...new Set<string>([...FORWARD_STAGES, ...MOVE_STAGES.filter((r) => r.kind !== 'abort').map((r) => r.stage)])], describe: 'stop after this forward stage (default: swap, so the old table is kept and revert stays possible; cleanup: go through to the end, ending the revert window; a move plan: cutover)' })
+        .option('stage', { choices: [...new Set<string>([...ALL_STAGES, ...MOVE_STAGES.map((r) => r.stage)])], describe: 'run only this stage (e.g. abort or revert)' })
         .option('expect-hash', { type: 'string', describe: 'refuse unless the plan hash is exactly this (the approved one)' })
         .option('events', { type: 'boolean', default: false, describe: 'print one JSON event per line on stdout' })
         .option('jobs', { type: 'number', default: 1, describe: 'sessions that run the backfill and the build at once, dividing their work (as N psql sessions running 02-backfill.sql or 03-build.sql would)' })
         .option('parallel-tables', { type: 'number', describe: 'a batch with --until cleanup: rebuild up to N tables at once (never two that share a foreign key); the free disk needed is the N largest tables\' together' })
         .conflicts('until', 'stage'),
-      (a) => guard(async () => (await import('./commands/run.js')).runCommand({
+      (a) => guard(async () => (await import('../run/move-plan.js')).isMovePlanDir(a.plan) ? (await import('./commands/run-move.js')).runMoveCommand({
+        plan: a.plan,
+        ...(a.url ? { url: a.url } : {}),
+        ...(a.targetUrl ? { targetUrl: a.targetUrl } : {}),
+        ...(a.until ? { until: a.until } : {}),
+        ...(a.stage ? { stage: a.stage } : {}),
+        ...(a.expectHash ? { expectHash: a.expectHash } : {}),
+        events: a.events,
+      }, out, err, process.stderr.isTTY === true) : (await import('./commands/run.js')).runCommand({
         plan: a.plan,
         ...(a.url ? { url: a.url } : {}),
         ...(a.until ? { until: a.until as StageName } : {}),
@@ -191,8 +200,10 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     .command(
       'status',
       'show where a run stands (whichever executor ran it)',
-      (y) => withUrl(y, URL_DESCRIBE).option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' }).option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
-      (a) => guard(async () => (await import('./commands/status.js')).statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
+      (y) => withTargetUrl(withUrl(y, URL_DESCRIBE)).option('plan', { type: 'string', demandOption: true, describe: 'plan folder (written by shadowpack plan --out)' }).option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)' }),
+      (a) => guard(async () => (await import('../run/move-plan.js')).isMovePlanDir(a.plan)
+        ? (await import('./commands/status-move.js')).statusMoveCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}), ...(a.targetUrl ? { targetUrl: a.targetUrl } : {}) }, out)
+        : (await import('./commands/status.js')).statusCommand({ plan: a.plan, json: a.json, ...(a.url ? { url: a.url } : {}) }, out), a.json),
     )
     .command(
       'control',
@@ -301,6 +312,11 @@ const URL_DESCRIBE = 'connection string: a URL or host=… port=… dbname=… u
  */
 function withUrl<T>(y: Argv<T>, describe: string): Argv<T & { url: string | undefined }> {
   return y.option('url', { type: 'string', describe });
+}
+
+/** --target-url on the commands that act on a move plan's second cluster (docs/cross-cluster.md). */
+function withTargetUrl<T>(y: Argv<T>): Argv<T & { 'target-url': string | undefined; targetUrl: string | undefined }> {
+  return y.option('target-url', { type: 'string', describe: 'a move plan: the target cluster (URL or host=… port=… dbname=… user=…), as --url names the source' }) as Argv<T & { 'target-url': string | undefined; targetUrl: string | undefined }>;
 }
 
 /** --alter-file: one action list per line; blank lines and -- comments are skipped. */

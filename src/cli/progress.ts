@@ -1,4 +1,4 @@
-import { lockReportText, type RunEvent } from '../run/events.js';
+import { lockReportText, type RunEventOf } from '../run/events.js';
 
 function fmtMs(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
@@ -30,7 +30,7 @@ function waitKind(message: string): string {
   return message.replace(/\d+/g, '#').slice(0, 40);
 }
 
-export function progressPrinter(write: (text: string) => void, isTty: boolean, now: () => number = Date.now, deadline: WaitDeadline = () => null): (e: RunEvent) => void {
+export function progressPrinter(write: (text: string) => void, isTty: boolean, now: () => number = Date.now, deadline: WaitDeadline = () => null): (e: RunEventOf<string>) => void {
   let stageStart = now();
   // Per kind of wait in this stage: when it was first seen and last printed.
   let waits = new Map<string, { first: number; printed: number }>();

@@ -33,18 +33,23 @@ export interface LockReport {
   readonly entries_applied_under_lock?: number;
 }
 
-/** What the runner reports while it works; the CLI turns these into a progress display or JSON lines. */
-export type RunEvent =
-  | { readonly type: 'stage-start'; readonly stage: StageName; readonly file: string }
-  | { readonly type: 'stage-skip'; readonly stage: StageName; readonly reason: string }
-  | { readonly type: 'stage-end'; readonly stage: StageName; readonly ms: number }
-  | { readonly type: 'backfill'; readonly stage: StageName; readonly page: number; readonly pages: number; readonly rows: number }
-  | { readonly type: 'apply'; readonly stage: StageName; readonly phase: string; readonly round: number; readonly applied: number; readonly backlog: number }
-  | { readonly type: 'lock'; readonly stage: StageName; readonly what: string; readonly attempts: number; readonly waitedMs: number }
-  | { readonly type: 'lock-report'; readonly stage: StageName; readonly report: LockReport }
-  | { readonly type: 'lock-retry'; readonly stage: StageName; readonly what: string; readonly attempt: number }
-  | { readonly type: 'wait'; readonly stage: StageName; readonly message: string }
-  | { readonly type: 'notice'; readonly stage: StageName; readonly message: string };
+/**
+ * What the runner reports while it works; the CLI turns these into a progress display or JSON lines.
+ * `S` names the stage: a rebuild's StageName, or a move's `<stage>.<side>` (src/run/move-runner.ts).
+ */
+export type RunEventOf<S extends string> =
+  | { readonly type: 'stage-start'; readonly stage: S; readonly file: string }
+  | { readonly type: 'stage-skip'; readonly stage: S; readonly reason: string }
+  | { readonly type: 'stage-end'; readonly stage: S; readonly ms: number }
+  | { readonly type: 'backfill'; readonly stage: S; readonly page: number; readonly pages: number; readonly rows: number }
+  | { readonly type: 'apply'; readonly stage: S; readonly phase: string; readonly round: number; readonly applied: number; readonly backlog: number }
+  | { readonly type: 'lock'; readonly stage: S; readonly what: string; readonly attempts: number; readonly waitedMs: number }
+  | { readonly type: 'lock-report'; readonly stage: S; readonly report: LockReport }
+  | { readonly type: 'lock-retry'; readonly stage: S; readonly what: string; readonly attempt: number }
+  | { readonly type: 'wait'; readonly stage: S; readonly message: string }
+  | { readonly type: 'notice'; readonly stage: S; readonly message: string };
+
+export type RunEvent = RunEventOf<StageName>;
 
 const PROGRESS_BACKFILL = /^shadowpack:progress backfill page=(\d+) of=(\d+) rows=(\d+)$/;
 const PROGRESS_APPLY = /^shadowpack:progress (\w+) round=(\d+) applied=(\d+) backlog=(\d+)$/;
@@ -54,7 +59,7 @@ const LOCK_REPORT = /^shadowpack:lock-report (\{.*\})$/s;
 const WAIT = /^shadowpack:wait (.*)$/s;
 
 /** Turns a NOTICE from a stage script into an event. */
-export function noticeEvent(stage: StageName, message: string): RunEvent {
+export function noticeEvent<S extends string>(stage: S, message: string): RunEventOf<S> {
   let m = PROGRESS_BACKFILL.exec(message);
   if (m) return { type: 'backfill', stage, page: Number(m[1]), pages: Number(m[2]), rows: Number(m[3]) };
   m = PROGRESS_APPLY.exec(message);

@@ -1,0 +1,44 @@
+import { connectClient } from '../../run/connect.js';
+import { readMovePlanDir } from '../../run/move-plan.js';
+import { nextMoveStage, readMoveSide, type MoveSideState } from '../../run/move-state.js';
+import { jsonAnswer } from '../machine-output.js';
+import { connectionConfig } from '../connection.js';
+import { targetConnection } from './run-move.js';
+
+function describe(side: 'source' | 'target', s: MoveSideState | null): string {
+  return s === null ? `${side}: no run` : `${side}: "${s.stage}"`;
+}
+
+/** `status --plan DIR --target-url URL` for a move plan: both sides' stage and what runs next. */
+export async function statusMoveCommand(args: { plan: string; url?: string; targetUrl?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
+  const plan = readMovePlanDir(args.plan);
+  const targetConfig = targetConnection(args.targetUrl, args.plan);
+  const source = await connectClient(connectionConfig(args.url));
+  try {
+    const target = await connectClient(targetConfig);
+    try {
+      const runId = plan.manifest.runId;
+      const states = { source: await readMoveSide(source, runId), target: await readMoveSide(target, runId) };
+      const next = nextMoveStage(states);
+      const nextText = next.kind === 'start' ? 'preflight' : `${next.rule.stage} on the ${next.rule.side} (${next.rule.file})`;
+      if (args.json) {
+        out(jsonAnswer({ kind: 'move', runId, planId: plan.manifest.planId, tables: plan.manifest.tables, source: states.source, target: states.target, next: next.kind === 'start' ? { stage: 'preflight' } : { stage: next.rule.stage, side: next.rule.side, file: next.rule.file } }));
+        return;
+      }
+      const group = plan.manifest.tables.map((t) => `${t.schema}.${t.name}`).join(', ');
+      out(`move of ${group} (run ${runId}): ${describe('source', states.source)}, ${describe('target', states.target)}; next: ${nextText}`);
+      const row = states.target?.row;
+      if (row !== undefined) {
+        const field = (k: string) => (row[k] === undefined || row[k] === null ? '-' : String(row[k]));
+        out(`  target: ${field('rounds')} rounds, ${field('rows_applied')} rows applied, last applied source snapshot ${field('applied_snapshot')}`);
+      }
+      for (const b of states.target?.backfill ?? []) {
+        out(`  backfill of table ${String(b['tbl'])}: page ${String(b['next_page'])} of ${String(b['end_page'])}${b['done'] === true ? ' (done)' : ''}`);
+      }
+    } finally {
+      await target.end().catch(() => undefined);
+    }
+  } finally {
+    await source.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,210 @@
+import type pg from 'pg';
+import type { DatabaseError } from 'pg';
+import { MOVE_BINDING_FILES, MOVE_STAGES, type MoveSide, type MoveStageName, type MoveStageRule } from '../compile/move/stages.js';
+import { UserError } from '../model/errors.js';
+import { connectClient, type ConnectionConfig } from './connect.js';
+import { noticeEvent, type LockReport, type RunEventOf } from './events.js';
+import { scriptParts, type ScriptPart } from './includes.js';
+import { moveMetaCommands } from './move-meta.js';
+import { checkMovePlanIntegrity, type LoadedMovePlan } from './move-plan.js';
+import { MOVE_FORWARD_STAGES, nextMoveStage, readMoveSide, type MoveStates } from './move-state.js';
+import { splitSql, type SqlStatement } from './split-sql.js';
+
+/** A stage file named by stage and side, as events and summaries name it: `setup.target`. */
+export type MoveStageLabel = `${MoveStageName}.${MoveSide}`;
+export type MoveRunEvent = RunEventOf<MoveStageLabel>;
+
+
+export interface MoveRunRequest {
+  readonly plan: LoadedMovePlan;
+  readonly source: ConnectionConfig;
+  readonly target: ConnectionConfig;
+  /** Run forward stages up to and including this one (both sides' files of it); cleanup when omitted. */
+  readonly until?: MoveStageName;
+  /** Run exactly this stage: its files in plan order (abort: target, then source). */
+  readonly stage?: MoveStageName;
+  readonly expectHash?: string;
+  /** Where `\getenv` reads (SHADOWPACK_FDW_PASSWORD for the user mapping); none when omitted. */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly onEvent: (event: MoveRunEvent) => void;
+}
+
+export interface MoveRunSummary {
+  readonly stages: readonly { readonly stage: MoveStageLabel; readonly ms: number }[];
+  /** Both sides after the last stage that ran. */
+  readonly states: MoveStates;
+  /** Cleanup (or an abort) went through on both sides. */
+  readonly finished: boolean;
+  readonly locks: readonly LockReport[];
+}
+
+const labelOf = (rule: MoveStageRule): MoveStageLabel => `${rule.stage}.${rule.side}`;
+
+function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  return { line: before.split('\n').length, column: offset - before.lastIndexOf('\n') };
+}
+
+/** A failed statement: the side, file, line, column, code, detail, hint (as the rebuild's runner says it). */
+function stageError(plan: LoadedMovePlan, side: MoveSide, part: ScriptPart, st: SqlStatement, err: DatabaseError): UserError {
+  const pos = err.position ? Number(err.position) - 1 : 0;
+  const { line, column } = lineAndColumn(part.fileText, part.base + st.offset + Math.max(0, pos));
+  const parts = [`${plan.dir}/${part.file}:${line}:${column} (on the ${side}): ${err.message}`];
+  if (err.code) parts.push(`(SQLSTATE ${err.code})`);
+  if (err.detail) parts.push(`detail: ${err.detail}`);
+  if (err.hint) parts.push(`hint: ${err.hint}`);
+  return new UserError('STAGE_FAILED', parts.join(' '), { file: part.file, line, column, sqlstate: err.code, side }, { cause: err });
+}
+
+/** A statement to send: from the file (as psql sends it), or a setting the runner sets with a bound value. */
+export interface MoveStatement {
+  readonly part: ScriptPart;
+  readonly st: SqlStatement;
+  readonly values?: readonly string[];
+}
+
+/**
+ * The statements of a stage file with its side's binding spliced in where it says \ir, as psql runs them;
+ * the `\getenv`/`\if` block of 02-setup.target.sql becomes a set_config with the value bound (move-meta.ts).
+ */
+export function moveStageStatements(plan: LoadedMovePlan, rule: MoveStageRule, env: NodeJS.ProcessEnv = {}): MoveStatement[] {
+  const script = plan.files.get(rule.file);
+  if (script === undefined) throw new UserError('PLAN_INVALID', `the plan has no ${rule.file}`);
+  const binding = MOVE_BINDING_FILES[rule.side];
+  // Only its own side's binding may be included: a source script can never pull in the target's checks.
+  const includable = new Map([[binding, plan.files.get(binding)!]]);
+  const { text, injections } = moveMetaCommands(rule.file, script, env);
+  const statements: MoveStatement[] = scriptParts(rule.file, text, includable).flatMap((part) => splitSql(part.text).map((st) => ({ part, st })));
+  for (const inj of [...injections].reverse()) {
+    // Before the first statement of the file itself that starts after the line psql would have run.
+    const at = statements.findIndex(({ part, st }) => part.file === rule.file && part.base + st.offset > inj.offset);
+    const index = at < 0 ? statements.length : at;
+    const part = statements[index]?.part ?? statements.at(-1)!.part;
+    const st: SqlStatement = { text: 'SELECT pg_catalog.set_config($1, $2, true)', line: 0, offset: inj.offset - part.base, leadingComments: [] };
+    statements.splice(index, 0, { part, st, values: [inj.setting, inj.value] });
+  }
+  return statements;
+}
+
+function configOf(req: MoveRunRequest, side: MoveSide): ConnectionConfig {
+  return side === 'source' ? req.source : req.target;
+}
+
+/** Runs one stage file on its side in a fresh session, statement by statement, as psql -f would. */
+async function runStageFile(req: MoveRunRequest, rule: MoveStageRule): Promise<number> {
+  const label = labelOf(rule);
+  const statements = moveStageStatements(req.plan, rule, req.env);
+  req.onEvent({ type: 'stage-start', stage: label, file: rule.file });
+  const started = Date.now();
+  const client = await connectClient(configOf(req, rule.side));
+  client.on('notice', (n) => req.onEvent(noticeEvent(label, n.message ?? '')));
+  try {
+    for (const { part, st, values } of statements) {
+      try {
+        await client.query(st.text, values === undefined ? undefined : [...values]);
+      } catch (e) {
+        // The server ending the session (terminate, shutdown, crash) or a lost connection: not the statement's fault.
+        const code = e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
+        const ended = code !== undefined && /^(57P0[1-3]|08)/.test(code);
+        if (e instanceof Error && 'severity' in e && !ended) throw stageError(req.plan, rule.side, part, st, e as DatabaseError);
+        if (e instanceof Error) {
+          throw new UserError('CONNECTION_FAILED', `lost the connection to the ${rule.side} during ${rule.file} (${e.message}); the stage is safe to resume: run the same command again once the server is back`, { stage: label }, { cause: e });
+        }
+        throw e;
+      }
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  const ms = Date.now() - started;
+  req.onEvent({ type: 'stage-end', stage: label, ms });
+  return ms;
+}
+
+async function withSides<T>(req: MoveRunRequest, fn: (source: pg.Client, target: pg.Client) => Promise<T>): Promise<T> {
+  const source = await connectClient(req.source);
+  try {
+    const target = await connectClient(req.target);
+    try {
+      return await fn(source, target);
+    } finally {
+      await target.end().catch(() => undefined);
+    }
+  } finally {
+    await source.end().catch(() => undefined);
+  }
+}
+
+/** Both sides' states, each read on its own side. */
+export async function currentMoveStates(req: Pick<MoveRunRequest, 'plan' | 'source' | 'target'>): Promise<MoveStates> {
+  return withSides(req as MoveRunRequest, async (s, t) => ({
+    source: await readMoveSide(s, req.plan.manifest.runId),
+    target: await readMoveSide(t, req.plan.manifest.runId),
+  }));
+}
+
+const key = (s: MoveStates): string => `${s.source?.stage ?? '-'}/${s.target?.stage ?? '-'}`;
+
+/**
+ * Executes a move plan: checks every file against plan.json, then runs each stage file on its side.
+ * Where to start comes from both clusters' state, so a second `run` after a crash continues the first.
+ */
+export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> {
+  checkMovePlanIntegrity(request.plan, request.expectHash);
+  const locks: LockReport[] = [];
+  const req: MoveRunRequest = {
+    ...request,
+    onEvent: (e) => {
+      if (e.type === 'lock-report') locks.push(e.report);
+      request.onEvent(e);
+    },
+  };
+  const stages: { stage: MoveStageLabel; ms: number }[] = [];
+  const inPlan = (r: MoveStageRule): boolean => req.plan.manifest.stages.some((s) => s.file === r.file);
+  const runRule = async (r: MoveStageRule): Promise<void> => {
+    if (!inPlan(r)) throw new UserError('PLAN_INVALID', `the plan has no ${r.file}, which the move needs next; make the plan again with this version`);
+    stages.push({ stage: labelOf(r), ms: await runStageFile(req, r) });
+  };
+
+  if (req.stage !== undefined) {
+    for (const r of MOVE_STAGES.filter((x) => x.stage === req.stage && inPlan(x))) await runRule(r);
+    const states = await currentMoveStates(req);
+    return { stages, states, finished: req.stage === 'abort' && states.source === null && states.target === null, locks };
+  }
+
+  const until = req.until ?? 'cleanup';
+  const untilIndex = MOVE_FORWARD_STAGES.indexOf(until);
+  if (untilIndex < 0) throw new UserError('BAD_ARGUMENT', `--until takes a forward stage of a move (${MOVE_FORWARD_STAGES.join(', ')}), not ${until}`);
+  const rule = (stage: MoveStageName, side: MoveSide): MoveStageRule => MOVE_STAGES.find((r) => r.stage === stage && r.side === side)!;
+  let states = await currentMoveStates(req);
+  let ended: 'cleanup' | 'abort' | null = null;
+  for (;;) {
+    const next = nextMoveStage(states);
+    if (next.kind === 'start') {
+      // Nothing on either side: a new move, unless this invocation just finished one.
+      if (ended !== null) return { stages, states, finished: true, locks };
+      await runRule(rule('preflight', 'source'));
+      await runRule(rule('preflight', 'target'));
+      if (untilIndex === 0) break;
+      await runRule(rule('setup', 'source'));
+    } else {
+      const r = next.rule;
+      if (r.kind === 'abort') {
+        // An interrupted abort is finished, never gone past.
+        await runRule(r);
+        ended = 'abort';
+      } else {
+        if (MOVE_FORWARD_STAGES.indexOf(r.stage) > untilIndex) break;
+        await runRule(r);
+        if (r.stage === 'cleanup') ended = 'cleanup';
+      }
+    }
+    const after = await currentMoveStates(req);
+    if (key(after) === key(states)) {
+      throw new UserError('RUN_STATE', `${stages.at(-1)!.stage} ended without recording progress (source "${after.source?.stage ?? 'no run'}", target "${after.target?.stage ?? 'no run'}"); see the notices above`);
+    }
+    states = after;
+    if (ended === 'cleanup' && states.source === null && states.target === null) return { stages, states, finished: true, locks };
+  }
+  return { stages, states, finished: false, locks };
+}

@@ -1,0 +1,95 @@
+import type pg from 'pg';
+import { MOVE_STAGES, type MoveSide, type MoveStageName, type MoveStageRule } from '../compile/move/stages.js';
+import { TOOL_SCHEMA } from '../model/names.js';
+import { UserError } from '../model/errors.js';
+
+/** The forward stages of a move in order (each may have a file per side); `--until` takes one of them. */
+export const MOVE_FORWARD_STAGES: readonly MoveStageName[] = [...new Set(MOVE_STAGES.filter((r) => r.kind !== 'abort').map((r) => r.stage))];
+
+/** A side's run as its state table records it (src/compile/move/stages.ts), or null: no run there. */
+export interface MoveSideState {
+  readonly stage: string;
+  /** Every column of the state row, for status (numbers and snapshots as the server prints them). */
+  readonly row: Readonly<Record<string, unknown>>;
+  /** Target: one row per group table of the backfill table, when there is one. */
+  readonly backfill: readonly Readonly<Record<string, unknown>>[];
+}
+
+export interface MoveStates {
+  readonly source: MoveSideState | null;
+  readonly target: MoveSideState | null;
+}
+
+/** Reads `shadowpack.move_<runId>` (and the target's `_backfill`) on one side; null when there is no run. */
+export async function readMoveSide(client: pg.ClientBase, runId: string): Promise<MoveSideState | null> {
+  const state = `move_${runId}`;
+  const r = await client.query<{ state: string | null; backfill: string | null }>(
+    `SELECT to_regclass(format('%I.%I', $1::text, $2::text))::text AS state, to_regclass(format('%I.%I', $1::text, $3::text))::text AS backfill`,
+    [TOOL_SCHEMA, state, `${state}_backfill`],
+  );
+  const names = r.rows[0]!;
+  if (names.state === null) return null;
+  const rows = await client.query<Record<string, unknown>>(`SELECT * FROM ${names.state}`);
+  if (rows.rows.length !== 1) {
+    throw new UserError('RUN_STATE', `${names.state} holds ${rows.rows.length} rows, not one; the run's state was changed by hand (abort the move with its plan)`);
+  }
+  const row = rows.rows[0]!;
+  const backfill = names.backfill === null ? [] : (await client.query<Record<string, unknown>>(`SELECT * FROM ${names.backfill} ORDER BY 1`)).rows;
+  return { stage: String(row['stage']), row, backfill };
+}
+
+/** What to run next, from both sides' states. */
+export type MoveNext =
+  | { readonly kind: 'run'; readonly rule: MoveStageRule }
+  /** No run on either side: preflight (both sides), then setup. */
+  | { readonly kind: 'start' };
+
+const stateOf = (states: MoveStates, side: MoveSide): string | null => states[side]?.stage ?? null;
+
+function mayStart(rule: MoveStageRule, states: MoveStates): boolean {
+  if (rule.from === 'any') return false;
+  if (!rule.from.includes(stateOf(states, rule.side))) return false;
+  return rule.needs === undefined || rule.needs.states.includes(stateOf(states, rule.needs.side) ?? '');
+}
+
+const rule = (stage: MoveStageName, side: MoveSide): MoveStageRule => MOVE_STAGES.find((r) => r.stage === stage && r.side === side)!;
+
+/**
+ * The next stage file of a move, from the state of both sides (the stage machine of
+ * src/compile/move/stages.ts decides). An interrupted abort is finished, never gone past: target first,
+ * then source. Forward, the first stage (in plan order) that may start from its side's state, needs
+ * the other side where it must be, and has not recorded its own state yet. When none has, a stage
+ * that may run again from where it is and did not finish its cross-side step (catch-up ends by marking
+ * the source ready for the fence in its own transaction) runs again: every stage is safe to re-run.
+ */
+export function nextMoveStage(states: MoveStates): MoveNext {
+  const src = stateOf(states, 'source');
+  const tgt = stateOf(states, 'target');
+  if (tgt === 'aborting') return { kind: 'run', rule: rule('abort', 'target') };
+  if (src === 'aborting' || src === 'target-aborted') return { kind: 'run', rule: rule('abort', tgt !== null ? 'target' : 'source') };
+  if (src === null && tgt === null) return { kind: 'start' };
+  if (src === null && tgt !== 'cutover') {
+    // The source's capture is gone (aborted or cleaned up there) while the target still depends on it:
+    // setting the source up again would miss every write in between.
+    throw new UserError('RUN_STATE', `the source has no run of this move, but the target is at "${tgt ?? ''}": the source part was aborted or cleaned up; remove the target's part with --stage abort (90-abort.target.sql) and plan the move again`);
+  }
+  if (tgt === null && src !== 'setup' && src !== 'cutover') {
+    throw new UserError('RUN_STATE', `the target has no run of this move, but the source is at "${src ?? ''}": the target part was removed; undo the source part with --stage abort (90-abort.source.sql) and plan the move again`);
+  }
+  // setup.source only starts a move (both sides empty, above).
+  const forward = MOVE_STAGES.filter((r) => r.kind === 'forward' && !(r.stage === 'setup' && r.side === 'source'));
+  const fresh = forward.find((r) => mayStart(r, states) && r.records !== stateOf(states, r.side));
+  if (fresh !== undefined) return { kind: 'run', rule: fresh };
+  const again = [...forward].reverse().find((r) => mayStart(r, states));
+  if (again !== undefined) return { kind: 'run', rule: again };
+  throw new UserError(
+    'RUN_STATE',
+    `no stage of the move goes on from source "${src ?? 'no run'}" and target "${tgt ?? 'no run'}"; check shadowpack status, or abort (--stage abort) before cut-over`,
+  );
+}
+
+/** Both sides' states, read on the two connections. */
+export async function readMoveStates(source: pg.ClientBase, target: pg.ClientBase, runId: string): Promise<MoveStates> {
+  const [s, t] = await Promise.all([readMoveSide(source, runId), readMoveSide(target, runId)]);
+  return { source: s, target: t };
+}

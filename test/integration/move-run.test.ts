@@ -1,0 +1,124 @@
+/**
+ * A whole move (issue 15) by the runner: source PostgreSQL 14 -> the suite's 17, the FK group of
+ * test/helpers/move-fixture.ts, four twin writers on the source from the backfill until the fence (where each
+ * expects the fence message), a transaction open across the catch-up and a prepared one committed after it;
+ * the runner SIGKILLed in the middle of the run and resumed. After the cut-over every target table equals its
+ * source twin row for row; cleanup leaves no tool object on the target.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { planMove, writeMovePlan } from '../../src/planning/plan-move.js';
+import { main } from '../../src/cli/main.js';
+import { readMoveSide } from '../../src/run/move-state.js';
+import { withClient } from '../helpers/db.js';
+import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
+import { freshMovePair, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
+import { openSpanning, prepareOne, startMoveWriters } from '../helpers/move-writers.js';
+import { cli, type Exit } from '../helpers/rebuild.js';
+
+let servers: MoveServers;
+let pair: MovePair;
+let dir: string;
+const FDW_PASSWORD_ENV = 'SHADOWPACK_FDW_PASSWORD';
+let savedPassword: string | undefined;
+
+beforeAll(async () => {
+  servers = await startMoveServers();
+  pair = await freshMovePair(servers, 'move_run');
+  await withClient(pair.source.url, (c) => createMoveFixture(c, { customers: 80, orders: 600 }));
+  await withClient(pair.target.url, (c) => c.query('CREATE SCHEMA app'));
+  dir = mkdtempSync(join(tmpdir(), 'sp-move-run-'));
+  // The user mapping's password comes from the environment at run time (the in-process runs read process.env).
+  savedPassword = process.env[FDW_PASSWORD_ENV];
+  process.env[FDW_PASSWORD_ENV] = decodeURIComponent(new URL(pair.source.url).password);
+}, 120_000);
+
+afterAll(async () => {
+  if (savedPassword === undefined) delete process.env[FDW_PASSWORD_ENV];
+  else process.env[FDW_PASSWORD_ENV] = savedPassword;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  await pair?.drop();
+  await servers?.stop();
+});
+
+async function run(args: string[]): Promise<Exit> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { out: (line) => (stdout += line + '\n'), err: (text) => (stderr += text) });
+  return { code, signal: null, stdout, stderr };
+}
+
+async function stages(): Promise<[string | null, string | null]> {
+  const runId = (await import('../../src/run/move-plan.js')).readMovePlanDir(dir).manifest.runId;
+  const s = await withClient(pair.source.url, (c) => readMoveSide(c, runId));
+  const t = await withClient(pair.target.url, (c) => readMoveSide(c, runId));
+  return [s?.stage ?? null, t?.stage ?? null];
+}
+
+describe('shadowpack run on a move plan, source 14 -> target 17, under twin writers', () => {
+  it('moves the group; a SIGKILLed run resumes; target = twins after the cut-over; cleanup leaves nothing on the target', async () => {
+    const s = new pg.Client({ connectionString: pair.source.url });
+    const t = new pg.Client({ connectionString: pair.target.url });
+    await s.connect();
+    await t.connect();
+    try {
+      const plan = await planMove(s, t, { tables: [{ schema: 'app', table: 'customers' }, { schema: 'app', table: 'orders' }, { schema: 'app', table: 'order_items' }], options: { batchPages: 2 } });
+      writeMovePlan(dir, plan, true);
+    } finally {
+      await s.end();
+      await t.end();
+    }
+    const args = ['--plan', dir, '--url', pair.source.url, '--target-url', pair.target.url];
+    const writers = await startMoveWriters(pair.source.url, { count: 4, seed: 9, pauseMs: 5, stopAtFence: true });
+    try {
+      // Killed a moment into the backfill (the runner is a separate process here), then resumed.
+      const killed = await cli(['run', ...args, '--until', 'build'], { killWhen: { stderr: /» backfill\.target/, delayMs: 150 } });
+      expect(killed.signal, killed.stderr).toBe('SIGKILL');
+      const [src0, tgt0] = await stages();
+      expect(src0).toBe('setup');
+      expect(['setup', 'backfill', 'build']).toContain(tgt0);
+      const build = await run(['run', ...args, '--until', 'build']);
+      expect(build.code, build.stderr + build.stdout).toBe(0);
+      expect(await stages()).toEqual(['setup', 'build']);
+
+      // Open across the catch-up rounds (written after setup, so setup did not wait for it), committed before the fence.
+      const spanning = await openSpanning(pair.source.url);
+      const prepared = await prepareOne(pair.source.url, 'move_run_gid');
+      const catchup = await run(['run', ...args, '--until', 'catchup']);
+      expect(catchup.code, catchup.stderr + catchup.stdout).toBe(0);
+      expect(await stages()).toEqual(['ready-for-fence', 'catchup']);
+      await spanning.commit();
+      await prepared.commit();
+
+      const status = await run(['status', ...args]);
+      expect(status.stdout).toContain('source: "ready-for-fence", target: "catchup"; next: fence on the source (06-fence.source.sql)');
+
+      const cutover = await run(['run', ...args]);
+      expect(cutover.code, cutover.stderr + cutover.stdout).toBe(0);
+      expect(cutover.stderr).toMatch(/» fence\.source[\s\S]*» cutover\.target/);
+      expect(await stages()).toEqual(['cutover', 'cutover']);
+    } finally {
+      // Every writer stops at its first write after the fence (or now, if the run failed before it).
+      setTimeout(() => void writers.stop(), 20_000).unref();
+    }
+    const stats = await writers.fencedAll;
+    expect(stats.errors, stats.lastError ?? '').toBe(0);
+    expect(stats.fenced).toBe(4);
+    expect(stats.commits).toBeGreaterThan(10);
+
+    const same = await compareMoveWithTwins(pair.source.url, pair.target.url);
+    expect(same.equal, JSON.stringify(same)).toBe(true);
+
+    const cleanup = await run(['run', ...args, '--until', 'cleanup']);
+    expect(cleanup.code, cleanup.stderr + cleanup.stdout).toBe(0);
+    expect(cleanup.stdout).toContain('moved; cleaned up on both sides');
+    expect(await stages()).toEqual([null, null]);
+    const left = await withClient(pair.target.url, async (c) =>
+      (await c.query<{ n: string }>(`SELECT (SELECT count(*) FROM pg_foreign_server) + (SELECT count(*) FROM pg_user_mapping) + (SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'shadowpack%') AS n`)).rows[0]!.n,
+    );
+    expect(left).toBe('0');
+  });
+});

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { moveMetaCommands } from '../../src/run/move-meta.js';
+import { nextMoveStage, type MoveStates } from '../../src/run/move-state.js';
+
+const SETUP = `BEGIN;
+\\getenv sp_pw SHADOWPACK_FDW_PASSWORD
+\\if :{?sp_pw}
+SET LOCAL shadowpack.fdw_password = :'sp_pw';
+\\endif
+SELECT 1;
+COMMIT;
+`;
+
+describe('the psql meta-commands of a move script, as the runner runs them', () => {
+  it('blanks the lines (same length) and sets the value as a parameter only when the variable is set', () => {
+    const set = moveMetaCommands('02-setup.target.sql', SETUP, { SHADOWPACK_FDW_PASSWORD: "it's secret" });
+    expect(set.text.length).toBe(SETUP.length);
+    expect(set.text).not.toContain('getenv');
+    expect(set.text).not.toContain('fdw_password');
+    expect(set.text.split('\n').map((l) => l.trim())).toEqual(['BEGIN;', '', '', '', '', 'SELECT 1;', 'COMMIT;', '']);
+    expect(set.injections).toEqual([{ offset: SETUP.indexOf('SET LOCAL'), setting: 'shadowpack.fdw_password', value: "it's secret" }]);
+    expect(moveMetaCommands('f', SETUP, {}).injections).toEqual([]);
+  });
+
+  it('refuses what psql and the runner would run differently', () => {
+    expect(() => moveMetaCommands('f', SETUP.replace('SET LOCAL', 'SET'), {})).toThrow(/only "SET LOCAL name = :'sp_pw';" may stand inside/);
+    expect(() => moveMetaCommands('f', '\\if :{?x}\n\\endif\n', {})).toThrow(/no \\getenv before it sets/);
+    expect(() => moveMetaCommands('f', '\\getenv a B\n\\if :{?a}', {})).toThrow(/\\if without \\endif/);
+    expect(() => moveMetaCommands('f', '\\else\n', {})).toThrow(/meta-command the runner does not know/);
+  });
+});
+
+const at = (source: string | null, target: string | null): MoveStates => ({
+  source: source === null ? null : { stage: source, row: {}, backfill: [] },
+  target: target === null ? null : { stage: target, row: {}, backfill: [] },
+});
+const next = (source: string | null, target: string | null): string => {
+  const n = nextMoveStage(at(source, target));
+  return n.kind === 'start' ? 'start' : `${n.rule.stage}.${n.rule.side}`;
+};
+
+describe('the next stage of a move, from both sides', () => {
+  it('walks the forward path', () => {
+    expect(next(null, null)).toBe('start');
+    expect(next('setup', null)).toBe('setup.target');
+    expect(next('setup', 'setup')).toBe('backfill.target');
+    expect(next('setup', 'backfill')).toBe('build.target');
+    expect(next('setup', 'build')).toBe('catchup.target');
+    expect(next('ready-for-fence', 'catchup')).toBe('fence.source');
+    expect(next('fenced', 'catchup')).toBe('cutover.target');
+    expect(next('cutover', 'cutover')).toBe('cleanup.target');
+    expect(next('cutover', null)).toBe('cleanup.source');
+  });
+
+  it('resumes a stage whose cross-side step did not commit', () => {
+    // Catch-up recorded on the target, the source not yet marked ready for the fence.
+    expect(next('setup', 'catchup')).toBe('catchup.target');
+    // Cut-over started on the source, the target transaction lost.
+    expect(next('cutover-started', 'catchup')).toBe('cutover.target');
+    // The target is live, the source not yet told.
+    expect(next('cutover-started', 'cutover')).toBe('cleanup.target');
+  });
+
+  it('finishes an interrupted abort, target first, and never goes forward from it', () => {
+    expect(next('setup', 'aborting')).toBe('abort.target');
+    expect(next('target-aborted', 'aborting')).toBe('abort.target');
+    expect(next('target-aborted', null)).toBe('abort.source');
+    expect(next('aborting', null)).toBe('abort.source');
+  });
+
+  it('refuses states no stage goes on from', () => {
+    expect(() => next(null, 'catchup')).toThrow(/the source has no run of this move, but the target is at "catchup".*--stage abort/);
+    expect(() => next('ready-for-fence', null)).toThrow(/the target has no run of this move, but the source is at "ready-for-fence"/);
+  });
+});
