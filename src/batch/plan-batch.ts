@@ -5,6 +5,7 @@ import { durationEstimate } from '../compile/review-plan.js';
 import { FORWARD_STAGES, type HazardCode } from '../compile/stages.js';
 import { readBloat, type TableBloat } from '../introspect/bloat.js';
 import { parseTableName } from '../introspect/introspect.js';
+import { tableSuggestion } from '../introspect/table-suggestions.js';
 import { UserError } from '../model/errors.js';
 import { qualified } from '../model/quote.js';
 import type { TableModel } from '../model/types.js';
@@ -37,7 +38,7 @@ async function candidates(client: ClientBase, s: BatchSelection): Promise<readon
     const listed = (await readBloat(client, { schemas, minRatio: 0, minSizeBytes: 0 })).tables;
     for (const n of names) {
       if (!listed.some((t) => t.schema === n.schema && t.name === n.table)) {
-        throw new UserError('TABLE_NOT_FOUND', `table ${qualified(n.schema, n.table)} does not exist in this database; check --table (names are case-sensitive) and the connection`);
+        throw new UserError('TABLE_NOT_FOUND', `table ${qualified(n.schema, n.table)} does not exist in this database; ${await tableSuggestion(client, n.schema, n.table)}check --table (names are taken as written, not folded to lower case) and the connection`);
       }
     }
     return listed.filter((t) => names.some((n) => t.schema === n.schema && t.name === n.table));

@@ -11,12 +11,18 @@ import { objectRefusals, tableKindRefusal, type CatalogRows } from './refusals.j
 import { mapModel, type Extras } from './map.js';
 import { grantorRefusals } from './grant-refusals.js';
 import { readDependents } from './dependents.js';
+import { tableSuggestion } from './table-suggestions.js';
 
-/** Splits `schema.table` the way PostgreSQL stores names: case kept, quotes optional. */
+/**
+ * Splits `schema.table` the way PostgreSQL stores names: case kept, quotes optional. Blanks around
+ * an unquoted name are dropped, as the SQL parser drops them (` sales.orders` is sales.orders).
+ */
 export function parseTableName(input: string): { schema: string; table: string } {
   const parts: string[] = [];
+  const quoted: boolean[] = [];
   let i = 0;
   while (i < input.length) {
+    while (input[i] === ' ' || input[i] === '\t') i++;
     if (input[i] === '"') {
       let name = '';
       i++;
@@ -30,11 +36,14 @@ export function parseTableName(input: string): { schema: string; table: string }
         name += input[i];
         i++;
       }
+      while (input[i] === ' ' || input[i] === '\t') i++;
       parts.push(name);
+      quoted.push(true);
     } else {
       const dot = input.indexOf('.', i);
       const end = dot === -1 ? input.length : dot;
-      parts.push(input.slice(i, end));
+      parts.push(input.slice(i, end).trim());
+      quoted.push(false);
       i = end;
     }
     if (i < input.length) {
@@ -43,8 +52,14 @@ export function parseTableName(input: string): { schema: string; table: string }
       if (i === input.length) parts.push('');
     }
   }
+  if (parts.length === 1 && quoted[0] === true && parts[0]!.includes('.')) {
+    const [schema, ...rest] = parts[0]!.split('.');
+    throw new UserError('BAD_TABLE_NAME', `--table ${input}: in double quotes "${parts[0]}" is one name with a dot in it; for table ${rest.join('.')} of schema ${schema} write ${schema}.${rest.join('.')} (or "${schema}"."${rest.join('.')}")`);
+  }
   if (parts.length !== 2 || parts.some((p) => p.length === 0)) {
-    throw new UserError('BAD_TABLE_NAME', `--table ${input}: give the table as schema.table (for example public.orders), exactly as the catalog spells the names`);
+    // A bare name: the caller may look up the schemas that hold it.
+    const details = parts.length === 1 && parts[0]!.length > 0 ? { bareName: parts[0]! } : {};
+    throw new UserError('BAD_TABLE_NAME', `--table ${input}: give the table as schema.table (for example public.orders), exactly as the catalog spells the names`, details);
   }
   return { schema: parts[0]!, table: parts[1]! };
 }
@@ -71,7 +86,7 @@ export async function introspect(client: ClientBase, schema: string, table: stri
     const found = await rows<{ oid: number | null }>(client, 'SELECT to_regclass($1)::oid AS oid', [qualified(schema, table)]);
     const oid = found[0]?.oid ?? null;
     if (oid === null) {
-      throw new UserError('TABLE_NOT_FOUND', `table ${qualified(schema, table)} does not exist in this database; check --table (names are case-sensitive) and the connection`);
+      throw new UserError('TABLE_NOT_FOUND', `table ${qualified(schema, table)} does not exist in this database; ${await tableSuggestion(client, schema, table)}check --table (names are taken as written, not folded to lower case) and the connection`);
     }
     const [t] = await rows<TableRow>(client, Q.TABLE_SQL, [oid]);
     if (!t) throw new UserError('TABLE_NOT_FOUND', `table ${qualified(schema, table)} vanished while it was being read; try again`);

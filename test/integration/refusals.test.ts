@@ -23,7 +23,11 @@ const CASES: { table: string; code: string; says: RegExp }[] = [
   { table: 'r.with_foreign_policy', code: 'UNSUPPORTED_OBJECT', says: /policy peek on table r\.policy_host refers to it/ },
   { table: 'r.with_trigger', code: 'UNSUPPORTED_OBJECT', says: /constraint trigger "t_audit"/ },
   { table: 'r.ft', code: 'UNSUPPORTED_TABLE', says: /foreign table/ },
-  { table: 'nodot', code: 'BAD_TABLE_NAME', says: /schema\.table/ },
+  { table: 'nodot', code: 'BAD_TABLE_NAME', says: /schema\.table \(for example public\.orders\), exactly as the catalog spells the names$/ },
+  // Newcomer review finding 34: the closest tables, as --table takes them.
+  { table: 'R.With_Rule', code: 'TABLE_NOT_FOUND', says: /"R"\."With_Rule" does not exist in this database; did you mean r\.with_rule\? check --table \(names are taken as written, not folded to lower case\)/ },
+  { table: 'r.with_rul', code: 'TABLE_NOT_FOUND', says: /did you mean r\.with_rule\?/ },
+  { table: 'with_rule', code: 'BAD_TABLE_NAME', says: /give the table as schema\.table .*; did you mean r\.with_rule\?$/ },
 ];
 
 describe('tables shadowpack refuses', () => {

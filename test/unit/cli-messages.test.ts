@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { closest, editDistance, usageMessage } from '../../src/cli/did-you-mean.js';
+import { usageMessage } from '../../src/cli/did-you-mean.js';
+import { closest, editDistance } from '../../src/model/edit-distance.js';
 import { main } from '../../src/cli/main.js';
 import { checkStageInPlan } from '../../src/cli/commands/run.js';
 import { UserError } from '../../src/model/errors.js';

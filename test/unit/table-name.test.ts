@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseTableName } from '../../src/introspect/introspect.js';
 import { UserError } from '../../src/model/errors.js';
+import { closestTables, tableArgument } from '../../src/introspect/table-suggestions.js';
 
 /** the UserError parseTableName throws, or a failure when it does not throw */
 function errorOf(input: string): UserError {
@@ -62,5 +63,45 @@ describe('parseTableName: refused with BAD_TABLE_NAME', () => {
 
   it('says what was wrong with an unterminated quote', () => {
     expect(errorOf('public."orders').message).toMatch(/unterminated/);
+  });
+});
+
+describe('--table help for a name that misses (newcomer review finding 34)', () => {
+  it('drops blanks around names, as the SQL parser does', () => {
+    expect(parseTableName(' sales.orders')).toEqual({ schema: 'sales', table: 'orders' });
+    expect(parseTableName('sales . orders ')).toEqual({ schema: 'sales', table: 'orders' });
+    expect(parseTableName(' "My Schema" . "T" ')).toEqual({ schema: 'My Schema', table: 'T' });
+    expect(parseTableName('" x"." y"')).toEqual({ schema: ' x', table: ' y' });
+  });
+
+  it('says that "sales.orders" in quotes is one name, and how to write schema and table', () => {
+    expect(errorOf('"sales.orders"').message).toBe('--table "sales.orders": in double quotes "sales.orders" is one name with a dot in it; for table orders of schema sales write sales.orders (or "sales"."orders")');
+  });
+
+  it('marks a bare name so the caller can look up the schemas holding it', () => {
+    expect(errorOf('orders').details).toEqual({ bareName: 'orders' });
+    expect(errorOf('a.b.c').details).toEqual({});
+  });
+
+  const catalog = [
+    { schema: 'archive', name: 'orders' },
+    { schema: 'sales', name: 'Mixed' },
+    { schema: 'sales', name: 'customers' },
+    { schema: 'sales', name: 'orders' },
+  ];
+
+  it('offers the case-folded match first, then the same name elsewhere, then close spellings', () => {
+    expect(closestTables(catalog, 'sales', 'Orders')).toEqual(['sales.orders', 'archive.orders']);
+    expect(closestTables(catalog, 'Sales', 'orders')).toEqual(['sales.orders', 'archive.orders']);
+    expect(closestTables(catalog, 'sales', 'order')).toEqual(['sales.orders']);
+    expect(closestTables(catalog, 'sales', 'mixed')).toEqual(['"sales"."Mixed"']);
+    expect(closestTables(catalog, null, 'orders')).toEqual(['archive.orders', 'sales.orders']);
+    expect(closestTables(catalog, 'sales', 'invoices')).toEqual([]);
+  });
+
+  it('writes each suggestion the way --table takes it', () => {
+    expect(tableArgument('sales', 'orders')).toBe('sales.orders');
+    expect(tableArgument('sales', 'Order Items')).toBe('"sales"."Order Items"');
+    expect(tableArgument('a.b', 'c')).toBe('"a.b"."c"');
   });
 });

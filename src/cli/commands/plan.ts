@@ -1,7 +1,9 @@
 import { jsonAnswer } from '../machine-output.js';
 import { resolveOptions, type PlanOptions } from '../../compile/options.js';
 import { resolveTransform, type TransformArgs } from '../../compile/transform/spec.js';
+import type pg from 'pg';
 import { parseTableName } from '../../introspect/introspect.js';
+import { withSchemaSuggestion } from '../../introspect/table-suggestions.js';
 import { systemSchemaRefusal } from '../../introspect/refusals.js';
 import { TOOL_SCHEMA } from '../../model/names.js';
 import { UserError } from '../../model/errors.js';
@@ -36,8 +38,24 @@ export function runningWarning(planned: TablePlan): string | null {
   return `shadowpack: warning: a run on ${table.schema}.${table.name} is in progress (stage "${running.stage}", plan ${running.planId ?? '(not recorded)'}); this plan (${planId}) cannot run until that run is finished or aborted with its own plan`;
 }
 
+/** --table as schema.table; a bare name is refused with the schemas that hold such a table (finding 34). */
+async function parseWithSuggestion(input: string, url: string | undefined): Promise<{ schema: string; table: string }> {
+  try {
+    return parseTableName(input);
+  } catch (e) {
+    const opened: pg.Client[] = [];
+    const better = await withSchemaSuggestion(e, async () => {
+      const c = await connectClient(connectionConfig(url));
+      opened.push(c);
+      return c;
+    });
+    for (const c of opened) await c.end().catch(() => undefined);
+    throw better;
+  }
+}
+
 export async function planCommand(args: PlanArgs, print: (line: string) => void, warn: (line: string) => void = () => undefined): Promise<void> {
-  const { schema, table } = parseTableName(args.table);
+  const { schema, table } = await parseWithSuggestion(args.table, args.url);
   const system = systemSchemaRefusal(schema, TOOL_SCHEMA);
   if (system !== null) throw new UserError('UNSUPPORTED_TABLE', `${schema}.${table}: ${system}`);
   const options = resolveOptions(args.options);
