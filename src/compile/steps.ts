@@ -241,6 +241,26 @@ function moveForeignKey(comment: string, fk: { readonly name: string; readonly d
   };
 }
 
+/**
+ * After the renames of the swap (`away`: the old table) or of revert (`away`: the rebuilt one): the
+ * table's own foreign keys move from `away` to the table that now has the name, and those of other
+ * tables are re-pointed at it. `says`: what happens to each, in the step's comment.
+ */
+function foreignKeyMoves(input: StepInput, away: string, says: { readonly own: string; readonly child: string }): Step[] {
+  const { model, src } = input;
+  const steps: Step[] = [];
+  for (const con of model.constraints) {
+    if (con.kind !== 'foreign-key') continue;
+    const parent = parentOf(model, con);
+    steps.push(moveForeignKey(`foreign key ${con.name} ${says.own}`, con, { from: away, to: src, before: parent ?? away, after: parent ?? src }));
+  }
+  for (const fk of model.referencedBy) {
+    const child = qualified(fk.tableSchema, fk.tableName);
+    steps.push(moveForeignKey(`foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} ${says.child}`, fk, { from: child, to: child, before: away, after: src }));
+  }
+  return steps;
+}
+
 /** Statements run under the swap lock, after the last apply. */
 export function swapSteps(input: StepInput): Step[] {
   const { model, target, names, src, copy, old } = input;
@@ -291,15 +311,7 @@ export function swapSteps(input: StepInput): Step[] {
   if (model.comment !== null) steps.push({ kind: 'comment', comment: 'table comment', sql: `COMMENT ON TABLE ${src} IS ${literal(model.comment)};`, locks: [shareUpdateExclusive(src)] });
   for (const c of model.columnComments) steps.push({ kind: 'comment', comment: `comment on column ${c.column}`, sql: `COMMENT ON COLUMN ${src}.${ident(c.column)} IS ${literal(c.comment)};`, locks: [shareUpdateExclusive(src)] });
   steps.push(...indexAndConstraintComments(model, src));
-  for (const con of model.constraints) {
-    if (con.kind !== 'foreign-key') continue;
-    const parent = parentOf(model, con);
-    steps.push(moveForeignKey(`foreign key ${con.name} moves to the rebuilt table (validated after commit)`, con, { from: old, to: src, before: parent ?? old, after: parent ?? src }));
-  }
-  for (const fk of model.referencedBy) {
-    const child = qualified(fk.tableSchema, fk.tableName);
-    steps.push(moveForeignKey(`foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} now references the rebuilt table`, fk, { from: child, to: child, before: old, after: src }));
-  }
+  steps.push(...foreignKeyMoves(input, old, { own: 'moves to the rebuilt table (validated after commit)', child: 'now references the rebuilt table' }));
   steps.push({ kind: 'drop-triggers', comment: 'the old table no longer needs capturing', sql: `DROP TRIGGER ${ident(names.captureTrigger)} ON ${old};\nDROP TRIGGER ${ident(names.truncateTrigger)} ON ${old};`, locks: [accessExclusive(old)] });
   steps.push(...triggerSteps(input, src));
   // A statement trigger on a partitioned table does not fire for TRUNCATE of one partition by name.
@@ -341,15 +353,7 @@ export function revertSteps(input: StepInput): Step[] {
   for (const r of input.target.sequences) {
     steps.push(alterSequence(`sequence ${r.sequence.name} is ${r.from} again (fails, and nothing is reverted, if it went past the ${r.from} range)`, qualified(r.sequence.schema, r.sequence.name), `AS ${r.from}`));
   }
-  for (const con of model.constraints) {
-    if (con.kind !== 'foreign-key') continue;
-    const parent = parentOf(model, con);
-    steps.push(moveForeignKey(`foreign key ${con.name} moves back to the original table`, con, { from: copy, to: src, before: parent ?? copy, after: parent ?? src }));
-  }
-  for (const fk of model.referencedBy) {
-    const child = qualified(fk.tableSchema, fk.tableName);
-    steps.push(moveForeignKey(`foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} references the original table again`, fk, { from: child, to: child, before: copy, after: src }));
-  }
+  steps.push(...foreignKeyMoves(input, copy, { own: 'moves back to the original table', child: 'references the original table again' }));
   return steps;
 }
 
