@@ -2,7 +2,7 @@ import { readFileSync, readdirSync, mkdirSync, writeFileSync, existsSync } from 
 import { join } from 'node:path';
 import type { ClientBase } from 'pg';
 import { compileMove, type MovePlan, type MoveTemplateSet } from '../compile/move/compile-move.js';
-import { MOVE_DEFAULTS, moveRoles, type MoveOptions } from '../compile/move/context.js';
+import { MOVE_DEFAULTS, moveRoles, type MoveInput, type MoveOptions } from '../compile/move/context.js';
 import { ident } from '../model/quote.js';
 import { MOVE_STAGES, type MoveSideFacts } from '../compile/move/stages.js';
 import { introspect } from '../introspect/introspect.js';
@@ -79,6 +79,12 @@ async function readGroup(source: ClientBase, request: MoveRequest): Promise<Tabl
  * catalogs, refuses what cannot move, compiles (pure). Writes nothing; writeMovePlan writes the folder.
  */
 export async function planMove(source: ClientBase, target: ClientBase, request: MoveRequest, env: { readonly templates?: MoveTemplateSet; readonly toolVersion?: string } = {}): Promise<MovePlan> {
+  const input = await gatherMove(source, target, request);
+  return compileMove(input, env.templates ?? loadMoveTemplates(), env.toolVersion ?? TOOL_VERSION);
+}
+
+/** Every catalog fact of both sides a move plan is compiled from, with the refusals; what follows is pure. */
+export async function gatherMove(source: ClientBase, target: ClientBase, request: MoveRequest): Promise<MoveInput> {
   const options: MoveOptions = { ...MOVE_DEFAULTS, ...(request.options ?? {}) };
   const src = await moveServerFacts(source);
   const tgt = await moveServerFacts(target);
@@ -115,7 +121,7 @@ export async function planMove(source: ClientBase, target: ClientBase, request: 
   const facts = (f: typeof src, e: { host: string | null; port: number | null }): MoveSideFacts => ({
     host: e.host, port: e.port, database: f.database, databaseOid: f.databaseOid, systemIdentifier: f.systemIdentifier, serverVersionNum: f.serverVersionNum, encoding: f.encoding,
   });
-  return compileMove({ tables, enums, composites, sequences, source: facts(src, s), target: facts(tgt, t), fdwUser: src.user, options }, env.templates ?? loadMoveTemplates(), env.toolVersion ?? TOOL_VERSION);
+  return { tables, enums, composites, sequences, source: facts(src, s), target: facts(tgt, t), fdwUser: src.user, options };
 }
 
 /** Writes plan.json, both bindings, the stage scripts, README.md and SHA256SUMS. */
