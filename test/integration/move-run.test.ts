@@ -2,9 +2,10 @@
  * A whole move (issue 15) by the runner: source PostgreSQL 14 -> the suite's 17, the FK group of
  * test/helpers/move-fixture.ts, four twin writers on the source from the backfill until the fence (where each
  * expects the fence message), a transaction open across the catch-up and a prepared one committed after it;
- * the runner SIGKILLed in the middle of the run and resumed. After the cut-over every target table equals its
+ * the runner SIGKILLed in the backfill and inside the cut-over's target transaction, and resumed. After the cut-over every target table equals its
  * source twin row for row; cleanup leaves no tool object on the target.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ import { withClient } from '../helpers/db.js';
 import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
 import { freshMovePair, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
 import { openSpanning, prepareOne, startMoveWriters } from '../helpers/move-writers.js';
-import { cli, type Exit } from '../helpers/rebuild.js';
+import { cli, ROOT, type Exit } from '../helpers/rebuild.js';
 
 let servers: MoveServers;
 let pair: MovePair;
@@ -49,6 +50,31 @@ async function run(args: string[]): Promise<Exit> {
   let stderr = '';
   const code = await main(args, { out: (line) => (stdout += line + '\n'), err: (text) => (stderr += text) });
   return { code, signal: null, stdout, stderr };
+}
+
+/** The CLI as its own process, SIGKILLed as soon as `probe` returns a row on `url` (polled every 20 ms). */
+function cliKilledWhen(args: string[], url: string, probe: string): Promise<Exit> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let exited = false;
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    void withClient(url, async (c) => {
+      while (!exited) {
+        if ((await c.query(probe)).rows.length > 0) {
+          p.kill('SIGKILL');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+    p.on('close', (code, signal) => {
+      exited = true;
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
 }
 
 async function stages(): Promise<[string | null, string | null]> {
@@ -96,9 +122,28 @@ describe('shadowpack run on a move plan, source 14 -> target 17, under twin writ
       const status = await run(['status', ...args]);
       expect(status.stdout).toContain('source: "ready-for-fence", target: "catchup"; next: fence on the source (06-fence.source.sql)');
 
+      // The cut-over killed inside its target transaction: a session on the target holds ROW EXCLUSIVE on
+      // app.customers, so the cut-over's ALTER TABLE waits there (after the source recorded
+      // 'cutover-started'); the runner is SIGKILLed as soon as it is seen waiting behind that session.
+      const holder = new pg.Client({ connectionString: pair.target.url });
+      await holder.connect();
+      let killedInCutover: Exit;
+      try {
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE app.customers IN ROW EXCLUSIVE MODE');
+        const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+        killedInCutover = await cliKilledWhen(['run', ...args], pair.target.url, `SELECT 1 FROM pg_stat_activity WHERE ${holderPid} = ANY (pg_blocking_pids(pid))`);
+      } finally {
+        await holder.end();
+      }
+      expect(killedInCutover.signal, killedInCutover.stderr).toBe('SIGKILL');
+      expect(killedInCutover.stderr).toMatch(/» fence\.source[\s\S]*» cutover\.target/);
+      expect(await stages()).toEqual(['cutover-started', 'catchup']);
+
       const cutover = await run(['run', ...args]);
       expect(cutover.code, cutover.stderr + cutover.stdout).toBe(0);
-      expect(cutover.stderr).toMatch(/» fence\.source[\s\S]*» cutover\.target/);
+      expect(cutover.stderr).not.toMatch(/» fence/);
+      expect(cutover.stderr).toMatch(/» cutover\.target/);
       expect(await stages()).toEqual(['cutover', 'cutover']);
     } finally {
       // Every writer stops at its first write after the fence (or now, if the run failed before it).
