@@ -58,10 +58,24 @@ function constraintOf(model: TableModel, index: IndexModel): ConstraintModel | u
   return index.constraint === null ? undefined : model.constraints.find((c) => c.name === index.constraint);
 }
 
+/**
+ * A primary key or unique constraint whose index can be built first and attached with ADD
+ * CONSTRAINT … USING INDEX: the copy is not partitioned (USING INDEX is refused there), the
+ * constraint is not deferrable, and the plan's transformations left it as on the table (the source
+ * index's columns are then the copy's). Its index body (columns, INCLUDE, NULLS NOT DISTINCT, WITH)
+ * is the source index's, as pg_get_indexdef gives it.
+ */
+function indexFirst(model: TableModel, index: IndexModel, con: ConstraintModel, partitioned: boolean): boolean {
+  if (partitioned || (con.kind !== 'primary-key' && con.kind !== 'unique')) return false;
+  if (/\bDEFERRABLE\b/.test(con.definition) || index.method !== 'btree' || !index.unique) return false;
+  return model.constraints.some((c) => c.name === con.name && c.definition === con.definition);
+}
+
 /** Indexes first (constraint-backed ones through ADD CONSTRAINT), then CHECK constraints. */
 export function buildSteps(input: StepInput): Step[] {
   const { model, names, copy, target } = input;
   const steps: Step[] = [];
+  const attach: Step[] = [];
   // Constraint-backed indexes have no TABLESPACE clause of their own in the definitions we carry.
   if (target.indexTablespace !== null) steps.push(tablespaceSetting(`indexes go to tablespace ${target.indexTablespace}`, target.indexTablespace));
   model.indexes.forEach((index, i) => {
@@ -71,7 +85,18 @@ export function buildSteps(input: StepInput): Step[] {
     // An index's own tablespace, unless the plan moves every index (--index-tablespace).
     const space = target.indexTablespace === null ? index.tablespace : null;
     if (space !== null) steps.push(tablespaceSetting(`index ${index.name} lives in tablespace ${space}`, space));
-    if (con) {
+    if (con && indexFirst(model, index, con, target.partitioning !== null)) {
+      // Built as a plain unique index (SHARE on the copy: sessions of this stage build several at
+      // once), and made the constraint at the end (ADD CONSTRAINT … USING INDEX takes ACCESS
+      // EXCLUSIVE, which would wait for, and hold up, the other sessions' builds).
+      steps.push({
+        kind: 'create-index',
+        comment: `index of ${con.kind} ${con.name}, built as ${tmp} and made the constraint after every index is built`,
+        sql: `CREATE UNIQUE INDEX IF NOT EXISTS ${ident(tmp)} ON ${copy} USING ${ident(index.method)} ${index.body};`,
+        locks: [share(copy)],
+      });
+      attach.push(doStep('add-constraint', `${con.kind} ${con.name} from its index ${tmp}, renamed at the swap`, addConstraintOnce(copy, tmp, `${con.kind === 'primary-key' ? 'PRIMARY KEY' : 'UNIQUE'} USING INDEX ${ident(tmp)}`), [accessExclusive(copy)]));
+    } else if (con) {
       steps.push(doStep('add-constraint', `${con.kind} ${con.name}, built as ${tmp} and renamed at the swap`, addConstraintOnce(copy, tmp, con.definition), [accessExclusive(copy)]));
       // pg_get_constraintdef leaves out the index's storage parameters.
       if (index.reloptions.length > 0) {
@@ -88,6 +113,7 @@ export function buildSteps(input: StepInput): Step[] {
     }
     if (space !== null) steps.push(tablespaceSetting('back to the default tablespace', ''));
   });
+  steps.push(...attach);
   for (const con of model.constraints) {
     if (con.kind !== 'check') continue;
     steps.push(doStep(

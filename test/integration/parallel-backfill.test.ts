@@ -290,3 +290,61 @@ describe.each(['runner', 'psql'] as const)('a range cut smaller by another sessi
     });
   }, 60_000);
 });
+
+describe.each(['runner', 'psql'] as const)('a primary key and unique constraints built by two sessions (%s)', (via) => {
+  it('each session builds a constraint\'s index under SHARE, so they build at once; the constraints come out as on the table', async () => {
+    const db = await freshDatabase(`unique_builds_${via}`);
+    databases.push(db);
+    await withClient(db.url, async (c) => {
+      await c.query(`CREATE SCHEMA app;
+        CREATE TABLE app.u (id int, a int NOT NULL, b text, c int,
+          CONSTRAINT u_pkey PRIMARY KEY (id) WITH (fillfactor = 80), CONSTRAINT u_a_key UNIQUE (a), CONSTRAINT u_b_key UNIQUE (b) INCLUDE (c));
+        INSERT INTO app.u SELECT g, g * 7 % 10007, md5(g::text), g % 10 FROM generate_series(1, 3000) g;`);
+    });
+    const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'u'));
+    const plan = await planTable(db.url, 'app', 'u', { advisoryWaitSeconds: 30 });
+    const id = plan.manifest.runId;
+    const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'backfill']);
+    expect(ready.code, ready.stderr).toBe(0);
+    // The test's ROW EXCLUSIVE lock on the copy holds every index build and every ADD CONSTRAINT: each
+    // session waits with the first item it claimed, and the mode it waits for is the item's lock.
+    const holder = new pg.Client({ connectionString: db.url });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    let sessions: Running[] = [];
+    const waiting = `SELECT l.mode FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+       WHERE NOT l.granted AND l.relation = 'app._sp_${id}_new'::regclass AND a.application_name = 'shadowpack/${id}/build' ORDER BY 1`;
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE app._sp_${id}_new IN ROW EXCLUSIVE MODE`);
+      sessions = via === 'runner'
+        ? [runner(plan, db.url, '--jobs', '2', '--until', 'build')]
+        : [0, 1].map(() => psqlFile(db.url, join(plan.dir, '03-build.sql')));
+      await waitFor('two build sessions waiting for the copy', holder, `SELECT FROM (${waiting}) w HAVING count(*) = 2`);
+      await holder.query('SELECT pg_stat_clear_snapshot()');
+      // SHARE is compatible with itself: once the test lets go, both build at the same time. ADD
+      // CONSTRAINT … PRIMARY KEY (…) would wait for ACCESS EXCLUSIVE, one session after the other.
+      expect((await holder.query<{ mode: string }>(waiting)).rows.map((r) => r.mode)).toEqual(['ShareLock', 'ShareLock']);
+      await holder.query('COMMIT');
+    } finally {
+      await holder.end().catch(() => undefined);
+    }
+    for (const e of await Promise.all(sessions.map((s) => s.done))) {
+      expect(e.stderr).not.toMatch(/ERROR/);
+      expect(e.code, e.stderr).toBe(0);
+    }
+    const rest = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
+    expect(rest.code, rest.stderr).toBe(0);
+    await withClient(db.url, async (c) => {
+      expect(await catalogSnapshot(c, 'app', 'u')).toEqual(before);
+      const defs = await c.query<{ d: string }>(`SELECT pg_get_indexdef(indexrelid) AS d FROM pg_index WHERE indrelid = 'app.u'::regclass ORDER BY 1`);
+      expect(defs.rows.map((r) => r.d)).toEqual([
+        'CREATE UNIQUE INDEX u_a_key ON app.u USING btree (a)',
+        'CREATE UNIQUE INDEX u_b_key ON app.u USING btree (b) INCLUDE (c)',
+        'CREATE UNIQUE INDEX u_pkey ON app.u USING btree (id) WITH (fillfactor=\'80\')',
+      ]);
+      expect((await c.query('SELECT count(*)::int AS n FROM app.u')).rows[0]).toEqual({ n: 3000 });
+      expect(await leftovers(c)).toEqual([]);
+    });
+  }, 60_000);
+});
