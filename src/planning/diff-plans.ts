@@ -12,6 +12,9 @@ export interface PlanSide {
 
 export interface DiffResult {
   readonly identical: boolean;
+  /** What "A" and "B" in the lines below stand for: each side's folder (or "live") and plan hash. */
+  readonly a: { readonly label: string; readonly planHash: string };
+  readonly b: { readonly label: string; readonly planHash: string };
   readonly model: readonly string[];
   readonly options: readonly string[];
   readonly environment: readonly string[];
@@ -47,5 +50,5 @@ export function diffPlans(a: PlanSide, b: PlanSide): DiffResult {
     environment.push(...changedFields(a.manifest.provenance ?? {}, b.manifest.provenance ?? {}).map((line) => `provenance ${line}`));
   }
   if (a.manifest.tool.version !== b.manifest.tool.version) options.unshift(`shadowpack ${a.manifest.tool.version} in A, ${b.manifest.tool.version} in B`);
-  return { identical: scripts.length === 0, model: describeModelDiff(a.manifest.model, b.manifest.model), options, environment, scripts };
+  return { identical: scripts.length === 0, a: { label: a.label, planHash: a.manifest.planHash }, b: { label: b.label, planHash: b.manifest.planHash }, model: describeModelDiff(a.manifest.model, b.manifest.model), options, environment, scripts };
 }

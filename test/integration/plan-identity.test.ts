@@ -34,7 +34,9 @@ describe('plans are bound to the schema, not the data', () => {
     const b = await planTable(large.url, 'app', 'orders');
     let r = await cli(['diff', a.dir, b.dir]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^SQL identical/);
+    expect(r.stdout).toMatch(/^SQL identical\nA: \S+ \(p1:[0-9a-f]+\)\nB: \S+ \(p1:[0-9a-f]+\)\n/);
+    // Finding 37: the hashes differ with the SQL the same, and the output says why.
+    expect(r.stdout).toContain('the plan hashes differ although the SQL is the same: a plan is bound to its database');
     expect(r.stdout).toContain('environment (never part of the SQL):');
     expect(r.stdout).toMatch(/reltuples: .* in A, .* in B/);
     expect(r.stdout).not.toContain('table differences');
@@ -45,8 +47,10 @@ describe('plans are bound to the schema, not the data', () => {
       expect(r.code).toBe(1);
       const lines = r.stdout.split('\n');
       expect(lines[0]).toMatch(/^SQL differs/);
-      expect(lines[2]).toBe('table differences:');
-      expect(lines[3]).toBe('  index orders_note_idx only in B');
+      expect(lines[1]).toBe(`A: ${a.dir} (${a.manifest.planHash})`);
+      expect(lines[2]).toBe(`B: ${c2.dir} (${c2.manifest.planHash})`);
+      expect(lines[4]).toBe('table differences:');
+      expect(lines[5]).toBe('  index orders_note_idx only in B');
       expect(r.stdout).toContain('+CREATE INDEX IF NOT EXISTS');
       const j = await cli(['diff', a.dir, c2.dir, '--json']);
       expect(j.code).toBe(1);
@@ -55,6 +59,7 @@ describe('plans are bound to the schema, not the data', () => {
       r = await cli(['diff', '--plan', b.dir, '--url', large.url]);
       expect(r.code).toBe(1);
       expect(r.stdout).toContain('index orders_note_idx only in B');
+      expect(r.stdout).toMatch(/\nB: the live database now \(the plan it gives, p1:[0-9a-f]+\)\n/);
       r = await cli(['diff', '--plan', c2.dir, '--url', large.url]);
       expect(r.code, r.stdout + r.stderr).toBe(0);
     } finally {

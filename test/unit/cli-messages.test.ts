@@ -5,6 +5,15 @@ import { main } from '../../src/cli/main.js';
 import { checkStageInPlan } from '../../src/cli/commands/run.js';
 import { UserError } from '../../src/model/errors.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { unifiedDiff } from '../../src/compile/text-diff.js';
+import { compile } from '../../src/compile/compile.js';
+import { resolveOptions } from '../../src/compile/options.js';
+import { loadTemplates } from '../../src/planning/templates.js';
+import { writePlanDir } from '../../src/planning/plan-dir.js';
+import type { EnvironmentFacts, TableModel } from '../../src/model/types.js';
 
 /** Runs the CLI in-process; nothing here may connect (a connection attempt would fail with CONNECTION_FAILED, not the code expected). */
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -100,5 +109,25 @@ describe('--url only where a command connects (finding 36)', () => {
     expect(await help('show')).not.toMatch(/--url/);
     for (const c of ['plan', 'run', 'status', 'control', 'verify', 'bloat']) expect(await help(c), c).toMatch(/--url/);
     expect(await help('diff')).toMatch(/--url +with --plan: the database to compare with/);
+  });
+});
+
+describe('diff (finding 37)', () => {
+  it('prints removed lines before added ones, as diff(1) does', () => {
+    expect(unifiedDiff('a\nold\nc', 'a\nnew\nc', 'A/f', 'B/f')).toBe('--- A/f\n+++ B/f\n@@ -1,3 +1,3 @@\n a\n-old\n+new\n c');
+    expect(unifiedDiff('x\ny', 'x\ny\nz', 'A', 'B')).toBe('--- A\n+++ B\n@@ -1,2 +1,3 @@\n x\n y\n+z');
+  });
+
+  it('refuses two plans of different tables in one line, exit 2', async () => {
+    const fixture = join(import.meta.dirname, '..', '..', 'fixtures', 'compile', 'orders');
+    const model = JSON.parse(readFileSync(join(fixture, 'model.json'), 'utf8')) as TableModel;
+    const facts = JSON.parse(readFileSync(join(fixture, 'facts.json'), 'utf8')) as EnvironmentFacts;
+    const root = mkdtempSync(join(tmpdir(), 'sp-diff-'));
+    const write = (dir: string, m: TableModel) => writePlanDir(join(root, dir), compile({ model: m, facts, options: resolveOptions({}), templates: loadTemplates(), toolVersion: '0.1.0' }), false);
+    write('a', model);
+    write('b', { ...model, name: 'orders_archive' });
+    const r = await cli('diff', join(root, 'a'), join(root, 'b'));
+    expect(r).toMatchObject({ code: 2, out: '' });
+    expect(r.err).toBe(`shadowpack: BAD_ARGUMENT: ${join(root, 'a')} rebuilds public.orders and ${join(root, 'b')} public.orders_archive: diff compares two plans of one table (staging against production, or a plan against the live database)\n`);
   });
 });

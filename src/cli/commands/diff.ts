@@ -50,6 +50,10 @@ export async function diffCommand(args: DiffArgs, out: (line: string) => void): 
     const b = readPlanDir(args.b);
     sides = [{ label: args.a, manifest: a.manifest, files: a.files }, { label: args.b, manifest: b.manifest, files: b.files }];
   }
+  const [ta, tb] = [sides[0].manifest.table, sides[1].manifest.table];
+  if (ta.schema !== tb.schema || ta.name !== tb.name) {
+    throw new UserError('BAD_ARGUMENT', `${sides[0].label} rebuilds ${ta.schema}.${ta.name} and ${sides[1].label} ${tb.schema}.${tb.name}: diff compares two plans of one table (staging against production, or a plan against the live database)`);
+  }
   const r = diffPlans(sides[0], sides[1]);
   if (args.json) {
     out(jsonAnswer(r));
