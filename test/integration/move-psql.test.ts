@@ -244,7 +244,29 @@ describe('move plan with psql, source 14 -> target 17', () => {
     const adir = join(root, 'abort');
     writeMovePlan(adir, moved, true);
     const run = (file: string) => psqlAsync(adir, file, MOVE_STAGES.find((r) => r.file === file)!.side === 'source' ? src : pair3.target.url);
-    for (const f of ['01-setup.source.sql', '02-setup.target.sql', '03-backfill.target.sql', '04-build.target.sql', '05-catchup.target.sql', '06-fence.source.sql']) await run(f);
+    for (const f of ['01-setup.source.sql', '02-setup.target.sql', '03-backfill.target.sql']) await run(f);
+    // Two rounds at once (two psql sessions running the catch-up): the second waits for the first,
+    // so a changed row is never inserted twice (there is no unique index yet to catch it).
+    await q(src, `UPDATE app.orders SET qty = qty + 1 WHERE id = 7`);
+    const round = `SELECT set_config('shadowpack.apply', '${moved.manifest.runId}', true); SELECT shadowpack.mround_${moved.manifest.runId}(false)`;
+    const a = new pg.Client({ connectionString: pair3.target.url });
+    const b = new pg.Client({ connectionString: pair3.target.url });
+    await a.connect();
+    await b.connect();
+    try {
+      await a.query(`BEGIN; ${round}`);
+      await b.query('BEGIN');
+      const second = b.query(round);
+      await new Promise((r) => setTimeout(r, 300));
+      await a.query('COMMIT');
+      await second;
+      await b.query('COMMIT');
+    } finally {
+      await a.end();
+      await b.end();
+    }
+    expect(await q<{ n: string }>(pair3.target.url, `SELECT count(*)::text AS n FROM app.orders WHERE id = 7`)).toEqual([{ n: '1' }]);
+    for (const f of ['04-build.target.sql', '05-catchup.target.sql', '06-fence.source.sql']) await run(f);
     await expect(q(src, `DELETE FROM app.order_items`)).rejects.toThrow(/moved to .*writes are refused/);
     for (let i = 0; i < 2; i++) {
       await run('90-abort.target.sql');
