@@ -11,7 +11,7 @@ import { planDollarTag, withDollarTag } from './dollar-tag.js';
 import type { HazardCode, StageInfo, StageLock } from './stages.js';
 import { renderReview } from './review.js';
 import { headerText, type PlanProvenance } from './provenance.js';
-import { splitSql } from '../run/split-sql.js';
+import { splitSql } from '../model/split-sql.js';
 import { deriveTarget } from './transform/derive.js';
 import { NO_TRANSFORM, type TransformSpec } from './transform/spec.js';
 import { transformManifest, type TransformManifest } from './transform/manifest.js';

@@ -1,5 +1,4 @@
 import type { ClientBase } from 'pg';
-import type { ControlOptions } from '../compile/control-options.js';
 import { UserError } from '../model/errors.js';
 import { ident } from '../model/quote.js';
 
@@ -44,8 +43,15 @@ async function checkReplicaLagVisible(client: ClientBase): Promise<void> {
   }
 }
 
+/** The throttling options read here (ControlOptions in src/compile/control-options.ts has them). */
+export interface ThrottleChecks {
+  readonly throttleProbe: string | null;
+  readonly throttleProbeTimeoutMs: number;
+  readonly maxReplicaLagMs: number;
+}
+
 /** Plan-time checks of the throttling options against the database. Read-only. */
-export async function checkControlOptions(client: ClientBase, options: ControlOptions): Promise<void> {
+export async function checkControlOptions(client: ClientBase, options: ThrottleChecks): Promise<void> {
   if (options.throttleProbe !== null) await checkProbe(client, options.throttleProbe, options.throttleProbeTimeoutMs);
   if (options.maxReplicaLagMs > 0) await checkReplicaLagVisible(client);
 }

@@ -1,7 +1,6 @@
 import type { ClientBase } from 'pg';
 import { ident, qualified } from '../model/quote.js';
 import type { TableModel } from '../model/types.js';
-import type { PartitionSpec } from '../compile/transform/partition-spec.js';
 
 /**
  * The partition column's smallest and largest value, read once at plan time
@@ -10,7 +9,11 @@ import type { PartitionSpec } from '../compile/transform/partition-spec.js';
  * are), integers as text. Null for an empty table. An unknown column or type
  * is left to the compiler, which refuses it with the reason.
  */
-export async function partitionDataRange(client: ClientBase, model: TableModel, spec: PartitionSpec): Promise<PartitionSpec['dataRange']> {
+export async function partitionDataRange(
+  client: ClientBase,
+  model: TableModel,
+  spec: { readonly column: string },
+): Promise<{ readonly min: string; readonly max: string } | null> {
   const col = model.columns.find((c) => c.name === spec.column);
   if (!col) return null;
   const c = ident(col.name);

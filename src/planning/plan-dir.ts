@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Plan, PlanManifest } from '../compile/compile.js';
 import { sha256 } from '../compile/plan-hash.js';
 import { UserError } from '../model/errors.js';
+import { readManifestJson } from '../run/manifest-json.js';
 import type { LoadedPlan } from '../run/plan-check.js';
 import { checkOutDir } from './out-dir.js';
 
@@ -52,18 +53,7 @@ export function checkSums(dir: string): string[] {
   return problems;
 }
 
-/**
- * DIR/plan.json parsed, of a plan or a batch (`what` names it in the fix); the caller checks its shape.
- */
-export function readManifestJson<T>(dir: string, what: 'plan' | 'batch'): { readonly path: string; readonly manifest: T } {
-  const path = join(dir, 'plan.json');
-  if (!existsSync(path)) throw new UserError('PLAN_INVALID', `${dir} holds no plan.json; give the folder written by "shadowpack plan --out"`);
-  try {
-    return { path, manifest: JSON.parse(readFileSync(path, 'utf8')) as T };
-  } catch (e) {
-    throw new UserError('PLAN_INVALID', `${path} is not valid JSON (${(e as Error).message}); make the ${what} again`);
-  }
-}
+export { readManifestJson } from '../run/manifest-json.js';
 
 export function readPlanDir(dir: string): LoadedPlan {
   const { path: manifestPath, manifest } = readManifestJson<PlanManifest>(dir, 'plan');

@@ -1,5 +1,5 @@
 import { UserError } from '../model/errors.js';
-import { splitSql } from './split-sql.js';
+import { splitSql } from '../model/split-sql.js';
 
 /** A run of statements from one file, with where it starts in that file (for error positions). */
 export interface ScriptPart {

@@ -5,7 +5,7 @@ import { splitReadme } from '../compile/provenance.js';
 import { MOVE_BINDING_FILES, MOVE_STAGES, type MovePlanManifest, type MoveSide } from '../compile/move/stages.js';
 import { UserError } from '../model/errors.js';
 import { canonicalJson } from '../model/normalise.js';
-import { readManifestJson } from '../planning/plan-dir.js';
+import { readManifestJson } from './manifest-json.js';
 
 /** A move plan (issue 15) as read from its folder: the manifest and the text of each file it lists. */
 export interface LoadedMovePlan {

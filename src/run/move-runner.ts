@@ -8,7 +8,7 @@ import { scriptParts, type ScriptPart } from './includes.js';
 import { moveMetaCommands } from './move-meta.js';
 import { checkMovePlanIntegrity, type LoadedMovePlan } from './move-plan.js';
 import { MOVE_FORWARD_STAGES, nextMoveStage, readMoveSide, type MoveStates } from './move-state.js';
-import { splitSql, type SqlStatement } from './split-sql.js';
+import { splitSql, type SqlStatement } from '../model/split-sql.js';
 
 /** A stage file named by stage and side, as events and summaries name it: `setup.target`. */
 export type MoveStageLabel = `${MoveStageName}.${MoveSide}`;

@@ -7,7 +7,7 @@ import { UserError } from '../model/errors.js';
 import { noticeEvent, type LockReport, type RunEvent } from './events.js';
 import { checkPlanIntegrity, type LoadedPlan } from './plan-check.js';
 import { scriptParts, type ScriptPart } from './includes.js';
-import { splitSql, type SqlStatement } from './split-sql.js';
+import { splitSql, type SqlStatement } from '../model/split-sql.js';
 import { appendLockReports, readState, type RunState } from './state.js';
 
 export interface RunRequest {

@@ -5,7 +5,7 @@ import { compile } from '../../src/compile/compile.js';
 import { resolveOptions } from '../../src/compile/options.js';
 import { loadTemplates } from '../../src/planning/templates.js';
 import type { EnvironmentFacts, TableModel } from '../../src/model/types.js';
-import { splitSql } from '../../src/run/split-sql.js';
+import { splitSql } from '../../src/model/split-sql.js';
 
 const dir = join(import.meta.dirname, '..', '..', 'fixtures', 'compile', 'orders');
 const model = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as TableModel;

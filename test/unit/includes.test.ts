@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { scriptParts } from '../../src/run/includes.js';
-import { splitSql } from '../../src/run/split-sql.js';
+import { splitSql } from '../../src/model/split-sql.js';
 
 const binding = new Map([['binding.sql', 'SELECT 1;\nSELECT 2;\n']]);
 

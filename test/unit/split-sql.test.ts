@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SqlSplitError, splitSql } from '../../src/run/split-sql.js';
+import { SqlSplitError, splitSql } from '../../src/model/split-sql.js';
 
 const texts = (sql: string): string[] => splitSql(sql).map((statement) => statement.text);
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { MoveCompositeType, MoveEnumType, MoveSequence } from '../../introspect/move-facts.js';
+import type { MoveCompositeType, MoveEnumType, MoveSequence } from '../../model/move-types.js';
 import { signatureSql } from '../../model/signature.js';
 import { TOOL_SCHEMA } from '../../model/names.js';
 import { commentText, ident, literal, qualified } from '../../model/quote.js';
