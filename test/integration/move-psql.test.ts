@@ -109,6 +109,24 @@ describe('move plan with psql, source 14 -> target 17', () => {
     expect(readFileSync(join(root, 'closure', 'plan.json'), 'utf8')).not.toContain(SECRET);
   });
 
+  it('refuses a downgrade, large-object columns and a table already on the target, each in one line with the fix', async () => {
+    const lines: string[] = [];
+    const io = { out: (l: string) => lines.push(l), err: (t: string) => lines.push(t) };
+    const refusal = async (args: string[]) => {
+      lines.length = 0;
+      expect(await main(['plan', '--out', join(root, 'refused'), ...args], io)).toBe(2);
+      expect(lines.join('').trim().split('\n')).toHaveLength(1);
+      return lines.join('');
+    };
+    expect(await refusal(['--url', pair.target.url, '--target-url', sourceUrl, '--table', 'app.orders'])).toMatch(/older than the source's .*never downgrade/);
+    await q(sourceUrl, 'CREATE TABLE app.blobs (id int PRIMARY KEY, data oid)');
+    expect(await refusal(['--url', sourceUrl, '--target-url', pair.target.url, '--table', 'app.blobs'])).toMatch(/column data is of type oid \(large objects .*bytea\)/);
+    await q(sourceUrl, 'DROP TABLE app.blobs');
+    await q(pair.target.url, 'CREATE TABLE app.customers (id int)');
+    expect(await refusal(['--url', sourceUrl, '--target-url', pair.target.url, '--table', 'app.orders', '--with-fk-closure'])).toMatch(/target already has app\.customers.*drop or rename/);
+    await q(pair.target.url, 'DROP TABLE app.customers');
+  });
+
   it('moves the group: rows equal, sequences ahead, fence on the source, FKs validated, owner/grants/comments/policies/triggers carried, nothing left behind', async () => {
     const role = `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'move_reader') THEN CREATE ROLE move_reader; END IF; END $$;
       CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;`;
@@ -127,6 +145,9 @@ describe('move plan with psql, source 14 -> target 17', () => {
     writeMovePlan(dir, moved, true);
     expect(readdirSync(dir).sort()).toEqual([...MOVE_STAGES.map((s) => s.file), 'README.md', 'SHA256SUMS', 'binding.source.sql', 'binding.target.sql', 'plan.json'].sort());
     for (const f of readdirSync(dir)) expect(readFileSync(join(dir, f), 'utf8')).not.toContain(password());
+    // A file run on the other side refuses before it changes anything (its binding names the other database).
+    expect(psqlFails('01-setup.source.sql', 'target')).toMatch(/this plan is bound to (database|the cluster)/);
+    expect(psqlFails('02-setup.target.sql', 'source')).toMatch(/this plan is bound to (database|the cluster)/);
 
     for (const s of MOVE_STAGES.filter((r) => r.kind !== 'abort' && r.stage !== 'cleanup')) {
       if (s.stage === 'fence') {
