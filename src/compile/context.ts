@@ -22,7 +22,10 @@ export interface AnnotatedStep extends Omit<Step, 'locks'> {
   readonly locks: string;
 }
 
-/** The part of the template context shared by every stage. */
+/**
+ * The plan's facts as the compiler's code uses them (locks, hazards, check-data). Templates never
+ * see this: template-inputs.ts makes each stage's input from it, with names that say what they hold.
+ */
 export interface CommonContext {
   readonly toolVersion: string;
   readonly model: TableModel;

@@ -271,7 +271,15 @@ export function checkTemplate(name: string, text: string, partials: ReadonlySet<
         for (const pair of ps.hash?.pairs ?? []) {
           const want: Kind = kindOfName(pair.key) ?? 'Data';
           const v = pair.value;
-          if (v.type === 'StringLiteral' || v.type === 'NumberLiteral' || v.type === 'BooleanLiteral') continue;
+          if (v.type === 'StringLiteral') {
+            // Text written in the template: trusted, but it must still fit where its kind goes.
+            const text = (v as hbs.AST.StringLiteral).value;
+            if ((want === 'InLiteral' && /'(?!')/.test(text.replaceAll("''", ''))) || (want === 'Text' && /[\n\r]/.test(text))) {
+              find(ps, `argument ${pair.key} of partial "${partialName}" is text that does not fit a …${want}`);
+            }
+            continue;
+          }
+          if (v.type === 'NumberLiteral' || v.type === 'BooleanLiteral') continue;
           if (v.type !== 'PathExpression') {
             find(ps, `argument ${pair.key} of partial "${partialName}": only a field or text written in the template`);
             continue;

@@ -168,6 +168,8 @@ describe('the template checker (test/helpers/template-kinds.ts)', () => {
   it('fails a partial argument of another kind, and an unknown partial', () => {
     expect(check('{{> p fnIdent=tableText}}', ['p'])).toEqual([expect.stringContaining('argument fnIdent of partial "p" is a …Ident but gets "tableText", a …Text')]);
     expect(check('{{> missing}}')).toEqual([expect.stringContaining('partial "missing" does not exist')]);
+    expect(check('{{> p hintInLiteral="it\'\'s fine" noteText="one line"}}', ['p'])).toEqual([]);
+    expect(check("{{> p hintInLiteral=\"it's not\"}}", ['p'])).toEqual([expect.stringContaining('argument hintInLiteral of partial "p" is text that does not fit a …InLiteral')]);
   });
 
   it('reports printed data, for its values to be checked', () => {
