@@ -143,7 +143,21 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
   }
 }
 
-export function stageHazards(stage: StageName, c: CommonContext): HazardCode[] {
+/** What the stage's lock step takes from the application, as hazards (ACCESS EXCLUSIVE first, as the summary lists them). */
+function lockHazards(lock: LockSpec): HazardCode[] {
+  const modes = new Set(lock.shown.filter((l) => l.blocksApplication).map((l) => l.mode));
+  const out: HazardCode[] = [];
+  if (modes.has('ACCESS EXCLUSIVE')) out.push('ACCESS_EXCLUSIVE_LOCK');
+  if (modes.has('SHARE ROW EXCLUSIVE')) out.push('SHARE_ROW_EXCLUSIVE_LOCK');
+  return out;
+}
+
+/** The stage's hazards: those of its lock step (`lock`, from stageLock), then the others of the stage. */
+export function stageHazards(stage: StageName, c: CommonContext, lock: LockSpec): HazardCode[] {
+  return [...lockHazards(lock), ...otherHazards(stage, c)];
+}
+
+function otherHazards(stage: StageName, c: CommonContext): HazardCode[] {
   const fk = c.model.referencedBy.length > 0 || c.model.constraints.some((k) => k.kind === 'foreign-key');
   const d = c.model.dependents;
   const repointed: HazardCode[] = [
@@ -155,7 +169,7 @@ export function stageHazards(stage: StageName, c: CommonContext): HazardCode[] {
     case 'preflight':
       return [];
     case 'setup':
-      return ['SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_OVERHEAD', 'TRUNCATE_BLOCKED'];
+      return ['WRITE_OVERHEAD', 'TRUNCATE_BLOCKED'];
     case 'backfill':
       return ['NEEDS_DISK', 'WAL_VOLUME'];
     case 'build':
@@ -165,12 +179,12 @@ export function stageHazards(stage: StageName, c: CommonContext): HazardCode[] {
     case 'verify':
       return ['LONG_SNAPSHOT'];
     case 'swap':
-      return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', 'STANDBY_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
+      return ['WAITS_FOR_OLD_SNAPSHOTS', 'STANDBY_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
     case 'cleanup':
-      return ['ACCESS_EXCLUSIVE_LOCK', 'REVERT_ENDS'];
+      return ['REVERT_ENDS'];
     case 'abort':
-      return ['ACCESS_EXCLUSIVE_LOCK'];
+      return [];
     case 'revert':
-      return ['ACCESS_EXCLUSIVE_LOCK', 'WAITS_FOR_OLD_SNAPSHOTS', 'STANDBY_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
+      return ['WAITS_FOR_OLD_SNAPSHOTS', 'STANDBY_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
   }
 }

@@ -23,7 +23,7 @@ export function stagesToRender(common: CommonContext, target: DerivedTarget, opt
   return planStages(options).map((name) => {
     const info = { ...stageInfo(name), requires: requiresText(machine, name) };
     const lock = stageLock(name, common);
-    const hazards = [...stageHazards(name, common), ...transformHazards(name, target)];
+    const hazards = [...stageHazards(name, common, lock), ...transformHazards(name, target)];
     const blocking = lock.shown.filter((l) => l.blocksApplication);
     const stage: StageInput = {
       ...info,

@@ -3,7 +3,8 @@ import { commonContext } from '../../src/compile/context.js';
 import { deriveTarget } from '../../src/compile/transform/derive.js';
 import { NO_TRANSFORM } from '../../src/compile/transform/spec.js';
 import type { StageSteps } from '../../src/compile/stage-steps.js';
-import type { Step, StepKind } from '../../src/compile/step.js';
+import { LOCK_MODES, type Step, type StepKind } from '../../src/compile/step.js';
+import { stageHazards, stageLock } from '../../src/compile/locks.js';
 import { qualified } from '../../src/model/quote.js';
 import { cases, load } from '../helpers/compile-fixtures.js';
 import { AEL, IMPLIED, SRE } from '../helpers/step-kind-locks.js';
@@ -59,6 +60,29 @@ describe('steps declare the locks they take', () => {
     it.each(Object.keys(lists) as (keyof StageSteps)[])('%s: each step declares what its kind takes', (list) => {
       const found = lists[list].flatMap((s) => problems(s, unnamed[s.kind]));
       expect(found).toEqual([]);
+    });
+
+    it.each(['swap', 'revert'] as const)('%s: its lock step takes up front every lock its steps take on a relation the application uses', (stage) => {
+      const lock = stageLock(stage, context);
+      const target = deriveTarget(model, c.transform ?? NO_TRANSFORM);
+      // The two tables trade names in the transaction: each lock step locks both before the renames.
+      const tables = [context.src, context.copy, context.old];
+      expect(lock.shown.filter((l) => tables.includes(l.relation)).map((l) => l.mode)).toEqual([AEL, AEL]);
+      // Reached only through the table (indexes, partitions, locked with it) or not lockable up front (sequences: LOCK TABLE refuses them).
+      const own = new Set([
+        ...model.indexes.flatMap((i, k) => [i.name, n.copyIndex(k), n.oldIndex(k)].map((x) => qualified(model.schema, x))),
+        ...model.identities.flatMap((q, k) => [q.name, n.oldSequence(k)].map((x) => qualified(q.schema, x))),
+        ...model.ownedSequences.map((q) => qualified(q.schema, q.name)),
+        ...(target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name)),
+      ]);
+      const order: readonly string[] = LOCK_MODES;
+      const uncovered = lists[stage === 'swap' ? 'swapSteps' : 'revertSteps'].flatMap((st) => st.locks
+        .filter((l) => !tables.includes(l.relation) && !own.has(l.relation))
+        .filter((l) => !lock.shown.some((u) => u.relation === l.relation && order.indexOf(u.mode) >= order.indexOf(l.mode)))
+        .map((l) => `${st.comment}: ${l.mode} on ${l.relation}`));
+      expect(uncovered).toEqual([]);
+      // And what the review says the stage risks follows from that lock step.
+      expect(stageHazards(stage, context, lock)[0]).toBe('ACCESS_EXCLUSIVE_LOCK');
     });
 
     it('prints each step\'s locks beside it', () => {
