@@ -5,7 +5,7 @@ import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/w
 
 const STAGES = ['setup', 'backfill', 'build', 'catchup', 'swap', 'cleanup'] as const;
 
-describe('the runner killed with SIGKILL inside every stage', () => {
+describe('the runner killed with SIGKILL inside every stage (one session, and four: run --jobs 4)', () => {
   let db: FreshDatabase;
   beforeAll(async () => {
     db = await freshDatabase('crash');
@@ -21,17 +21,19 @@ describe('the runner killed with SIGKILL inside every stage', () => {
     for (const stage of STAGES) {
       // Twice per stage: right as it starts, and a little into it.
       for (const delayMs of [Math.floor(Math.random() * 20), 40 + Math.floor(Math.random() * 200)]) {
-        const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup'], { killWhen: { stderr: new RegExp(`» ${stage} `), delayMs } });
+        // The second kill in each stage hits a runner with four sessions in its parallel stages.
+        const jobs = delayMs < 40 ? '1' : '4';
+        const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup', '--jobs', jobs], { killWhen: { stderr: new RegExp(`» ${stage} `), delayMs } });
         if (r.signal === 'SIGKILL') {
           const seen = [...r.stderr.matchAll(/» (\w+)/g)].map((m) => m[1]);
-          hits.push(`${seen.at(-1)}+${delayMs}ms`);
+          hits.push(`${seen.at(-1)}+${delayMs}ms/j${jobs}`);
         } else {
           expect(r.code, r.stderr).toBe(0);
         }
       }
     }
     // Whatever is left, one more run finishes.
-    const last = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
+    const last = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup', '--jobs', '4']);
     expect(last.code, last.stderr).toBe(0);
     const stats = await writers.stop();
     expect(new Set(hits.map((h) => h.split('+')[0])).size, hits.join(', ')).toBeGreaterThanOrEqual(4);

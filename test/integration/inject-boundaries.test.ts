@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { catalogSnapshot, leftovers, planTable, psql } from '../helpers/rebuild.js';
 import { KILL_HOWS, runPrefix, seeded, statementCount, type KillHow } from '../helpers/inject.js';
-import { FORWARD_STAGES, stageInfo, type StageName } from '../../src/compile/stages.js';
+import { FORWARD_STAGES, PARALLEL_STAGES, stageInfo, type StageName } from '../../src/compile/stages.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { run } from '../../src/run/runner.js';
 import { readFinished, readState } from '../../src/run/state.js';
@@ -42,8 +42,16 @@ const PRE_SWAP: readonly string[] = ['setup', 'backfill', 'build', 'catchup', 'v
 // With the optional verify stage, so its boundaries are cut too.
 const PLAN_OPTIONS = { batchPages: 2, catchupTarget: 0, catchupRounds: 2, advisoryWaitSeconds: 30, verifyRanges: 4 };
 
+/**
+ * Sessions of the runner's parallel stages for this injection: every other one runs with four
+ * (`run --jobs 4`), so a stage cut in one session is also resumed by several at once.
+ */
+function jobsOf(i: Injection): number {
+  return i.k % 2 === 0 ? 4 : 1;
+}
+
 function label(i: Injection): string {
-  return `${i.stage} after statement ${i.k} of ${i.of} (${i.how}), then ${i.path}`;
+  return `${i.stage} after statement ${i.k} of ${i.of} (${i.how}), then ${i.path} (${jobsOf(i)} session(s) in parallel stages)`;
 }
 
 /** Every boundary inside every stage; abort and revert are only ever finished by running them again. */
@@ -112,7 +120,7 @@ describe('failure injected at statement boundaries', () => {
         until = at <= 1 ? null : forward[at - 1]!;
       }
     }
-    if (until !== null) await run({ plan, connection: connection(), until, onEvent: noop });
+    if (until !== null) await run({ plan, connection: connection(), until, jobs: jobsOf(i), onEvent: noop });
   }
 
   async function stateNow(): Promise<string | null> {
@@ -125,13 +133,16 @@ describe('failure injected at statement boundaries', () => {
 
   async function resume(i: Injection): Promise<void> {
     if (i.how === 'psql') {
-      // A psql user runs the same file again; when it already ran to the end, it says so and they go on.
-      const again = await psqlStage(i.stage);
-      if (again.code !== 0) expect(again.stderr, label(i)).toMatch(/already ran to the end|setup already done/);
+      // A psql user runs the same file again (a parallel stage in as many sessions as the runner
+      // would use); when it already ran to the end, it says so and they go on.
+      const sessions = PARALLEL_STAGES.has(i.stage) ? jobsOf(i) : 1;
+      for (const again of await Promise.all(Array.from({ length: sessions }, () => psqlStage(i.stage)))) {
+        if (again.code !== 0) expect(again.stderr, label(i)).toMatch(/already ran to the end|setup already done/);
+      }
     }
     // The cut (or running cleanup again) finished the run: the plan has run once, and run would rightly refuse it.
     if ((await withClient(db.url, (c) => readFinished(c, plan.manifest)))?.outcome === 'cleaned') return;
-    await run({ plan, connection: connection(), onEvent: noop });
+    await run({ plan, connection: connection(), jobs: jobsOf(i), onEvent: noop });
   }
 
   async function back(i: Injection): Promise<void> {
@@ -155,7 +166,7 @@ describe('failure injected at statement boundaries', () => {
       // Cleanup has dropped the old table: there is no way back, only forward, and revert says so.
       expect(state, label(i)).toBe('cleanup-started');
       await expect(run({ plan, connection: connection(), stage: 'revert', onEvent: noop }), label(i)).rejects.toThrow(/cannot run now: the run is at "cleanup-started"/);
-      await run({ plan, connection: connection(), onEvent: noop });
+      await run({ plan, connection: connection(), jobs: jobsOf(i), onEvent: noop });
     }
     // A revert that stopped after swapping back is finished by abort (the runner does that by itself).
     const after = await stateNow();
