@@ -182,6 +182,8 @@ class ManagedServer implements EmbeddedServer {
   readonly version: string;
   private readonly logFile: string;
   private stopped = false;
+  /** The postmaster's pid, read when it is ready: at exit a standby's postmaster.pid may be gone with its primary's directory. */
+  private pid: number | undefined;
 
   constructor(
     readonly port: number,
@@ -215,7 +217,10 @@ class ManagedServer implements EmbeddedServer {
     installExitHandlers();
     this.follower?.follow();
     const res = await this.pgCtl(['start', '-w', '-t', seconds, '-l', this.logFile, '-o', options.map(shellQuote).join(' ')]);
-    if (res.ok) return;
+    if (res.ok) {
+      this.pid = this.readPid();
+      return;
+    }
     // A server that did not get ready in time is still running.
     await this.pgCtl(['stop', '-w', '-m', 'immediate']);
     live.delete(this);
@@ -261,6 +266,25 @@ class ManagedServer implements EmbeddedServer {
     return [...this.initdbLog, ...server.split('\n')].filter((l) => l !== '').slice(-n).join('\n');
   }
 
+  private readPid(): number | undefined {
+    try {
+      const pid = Number.parseInt(readFileSync(path.join(this.dataDir, 'postmaster.pid'), 'utf8'), 10);
+      return pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Whether `pid` is still this cluster's postmaster (not a reused pid), where /proc can tell. */
+  private stillOurs(pid: number | undefined): boolean {
+    if (pid === undefined) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(this.dataDir);
+    } catch {
+      return !existsSync('/proc');
+    }
+  }
+
   /** Synchronous last resort at process exit: SIGQUIT (immediate) for our own cluster, SIGINT (fast) for the caller's. */
   killSync(): void {
     live.delete(this);
@@ -268,8 +292,8 @@ class ManagedServer implements EmbeddedServer {
     const pidFile = path.join(this.dataDir, 'postmaster.pid');
     const owned = this.dataDir.startsWith(this.runDir + path.sep);
     try {
-      const pid = Number.parseInt(readFileSync(pidFile, 'utf8'), 10);
-      if (pid > 0) process.kill(pid, owned ? 'SIGQUIT' : 'SIGINT');
+      const pid = this.readPid() ?? (this.stillOurs(this.pid) ? this.pid : undefined);
+      if (pid !== undefined) process.kill(pid, owned ? 'SIGQUIT' : 'SIGINT');
       // The postmaster removes postmaster.pid as its last act.
       for (let i = 0; i < 50 && owned && existsSync(pidFile); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
     } catch {
