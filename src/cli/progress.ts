@@ -1,4 +1,7 @@
 import { lockReportText, type RunEventOf } from '../run/events.js';
+import { terminateHint } from '../run/terminate-hint.js';
+
+const hint = (message: string): string => (terminateHint(message) === '' ? '' : `; ${terminateHint(message)}`);
 
 function fmtMs(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
@@ -35,6 +38,8 @@ export function progressPrinter(write: (text: string) => void, isTty: boolean, n
   // Per kind of wait in this stage: when it was first seen and last printed.
   let waits = new Map<string, { first: number; printed: number }>();
   let rows = 0;
+  // The first backfill event of this stage: where this run (maybe a resume) picked up, and when.
+  let first: { page: number; at: number } | null = null;
   let lastLine = 0;
   let live = false;
   const endLive = () => {
@@ -56,6 +61,7 @@ export function progressPrinter(write: (text: string) => void, isTty: boolean, n
         endLive();
         stageStart = now();
         rows = 0;
+        first = null;
         waits = new Map();
         write(`» ${e.stage} (${e.file})\n`);
         return;
@@ -72,8 +78,13 @@ export function progressPrinter(write: (text: string) => void, isTty: boolean, n
         const elapsed = Math.max(1, now() - stageStart);
         const fraction = e.pages === 0 ? 1 : e.page / e.pages;
         const rate = (rows * 1000) / elapsed;
-        const eta = fraction > 0 ? (elapsed * (1 - fraction)) / fraction : 0;
-        show(`  backfill ${bar(fraction)} ${(fraction * 100).toFixed(1)}% of the pages, ${rows.toLocaleString('en-US')} rows copied by this run, ${Math.round(rate).toLocaleString('en-US')} rows/s ETA ${fmtMs(Math.round(eta))}`, fraction >= 1);
+        // The pages left at the pace of this run's own pages since its first report: after a resume
+        // the fraction done is cumulative, this run's time is not (newcomer review finding 31).
+        const t = now();
+        first ??= { page: e.page, at: t };
+        const pace = (e.page - first.page) / Math.max(1, t - first.at);
+        const eta = fraction >= 1 ? 'ETA 0 ms' : pace > 0 ? `ETA ${fmtMs(Math.round((e.pages - e.page) / pace))}` : 'ETA after the next batch';
+        show(`  backfill ${bar(fraction)} ${(fraction * 100).toFixed(1)}% of the pages, ${rows.toLocaleString('en-US')} rows copied by this run, ${Math.round(rate).toLocaleString('en-US')} rows/s ${eta}`, fraction >= 1);
         return;
       }
       case 'apply':
@@ -99,11 +110,11 @@ export function progressPrinter(write: (text: string) => void, isTty: boolean, n
         if (seen === undefined) {
           waits.set(kind, { first: t, printed: t });
           const limit = deadline(e.message);
-          show(`  waiting: ${e.message}${limit === null ? '' : ` (at most ${fmtMs(limit * 1000)})`}`, true);
+          show(`  waiting: ${e.message}${limit === null ? '' : ` (at most ${fmtMs(limit * 1000)})`}${hint(e.message)}`, true);
         } else if (t - seen.printed >= WAIT_REPEAT_MS) {
           seen.printed = t;
           const limit = deadline(e.message);
-          show(`  still waiting after ${fmtMs(t - seen.first)}${limit === null ? '' : ` of at most ${fmtMs(limit * 1000)}`}: ${e.message}`, true);
+          show(`  still waiting after ${fmtMs(t - seen.first)}${limit === null ? '' : ` of at most ${fmtMs(limit * 1000)}`}: ${e.message}${hint(e.message)}`, true);
         }
         return;
       }

@@ -9,6 +9,7 @@ import { checkPlanIntegrity, type LoadedPlan } from './plan-check.js';
 import { scriptParts, type ScriptPart } from './includes.js';
 import { splitSql, type SqlStatement } from '../model/split-sql.js';
 import { appendLockReports, readState, type RunState } from './state.js';
+import { terminateHint } from './terminate-hint.js';
 
 export interface RunRequest {
   readonly plan: LoadedPlan;
@@ -68,6 +69,8 @@ function stageError(plan: LoadedPlan, part: ScriptPart, st: SqlStatement, err: D
   if (err.code) parts.push(`(SQLSTATE ${err.code})`);
   if (err.detail) parts.push(`detail: ${err.detail}`);
   if (err.hint) parts.push(`hint: ${err.hint}`);
+  const terminate = terminateHint(err.message);
+  if (terminate !== '') parts.push(`(${terminate})`);
   return new UserError('STAGE_FAILED', parts.join(' '), { file, line, column, sqlstate: err.code }, { cause: err });
 }
 

@@ -251,6 +251,8 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     const r = await live.done;
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`after 8 rounds \\([01] attempts\\): held by pid ${idle.pid} \\(idle-writer, `));
+    // Newcomer review finding 28: the statement that ends the holder, with its pid.
+    expect(r.stderr).toContain(`to end that session rather than wait: SELECT pg_terminate_backend(${idle.pid});`);
     const report = live.events.find((e) => e['type'] === 'lock-report')!['report'] as LockReport;
     // Not one attempt unless the first round came before the transaction was one attempt old.
     expect(report).toMatchObject({ step: 'setup-trigger', outcome: 'held', cancelled: [] });

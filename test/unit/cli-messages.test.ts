@@ -2,7 +2,9 @@ import { describe, expect, it, vi } from 'vitest';
 import { usageMessage } from '../../src/cli/did-you-mean.js';
 import { closest, editDistance } from '../../src/model/edit-distance.js';
 import { main } from '../../src/cli/main.js';
-import { checkStageInPlan } from '../../src/cli/commands/run.js';
+import { backfillLine, checkStageInPlan } from '../../src/cli/commands/run.js';
+import { progressPrinter } from '../../src/cli/progress.js';
+import { terminateHint } from '../../src/run/terminate-hint.js';
 import { UserError } from '../../src/model/errors.js';
 import type { LoadedPlan } from '../../src/run/plan-check.js';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -129,5 +131,56 @@ describe('diff (finding 37)', () => {
     const r = await cli('diff', join(root, 'a'), join(root, 'b'));
     expect(r).toMatchObject({ code: 2, out: '' });
     expect(r.err).toBe(`shadowpack: BAD_ARGUMENT: ${join(root, 'a')} rebuilds public.orders and ${join(root, 'b')} public.orders_archive: diff compares two plans of one table (staging against production, or a plan against the live database)\n`);
+  });
+});
+
+describe('progress after a resume (finding 31)', () => {
+  it('the ETA goes by this run\'s pace, not the cumulative fraction over this run\'s time', () => {
+    let t = 0;
+    let text = '';
+    const print = progressPrinter((s) => { text += s; }, false, () => t);
+    print({ type: 'stage-start', stage: 'backfill', file: '02-backfill.sql' });
+    // Resumed at page 500 of 1000: the first report comes 2.5 s in, the next 2.5 s later, 100 pages on
+    // (a log line at most every 2 s off a terminal).
+    t = 2500;
+    print({ type: 'backfill', stage: 'backfill', page: 500, pages: 1000, rows: 1000 });
+    t = 5000;
+    print({ type: 'backfill', stage: 'backfill', page: 600, pages: 1000, rows: 1000 });
+    const lines = text.trim().split('\n');
+    expect(lines[1]).toMatch(/50\.0% of the pages, 1,000 rows copied by this run, 400 rows\/s ETA after the next batch$/);
+    // 100 pages in 2.5 s: 400 left take 10 s (the cumulative fraction over this run's time said 3.3 s).
+    expect(lines[2]).toMatch(/60\.0% of the pages, 2,000 rows copied by this run, 400 rows\/s ETA 10\.0 s$/);
+  });
+
+  it('the run\'s summary line rates this run\'s rows', () => {
+    expect(backfillLine(2_000, 10_000, 1_000)).toBe('backfill: 10,000 rows in all, 2,000 of them copied by this run in 1000 ms (2,000 rows/s, including the settle round)');
+    expect(backfillLine(10_000, 10_000, 1_000)).toBe('backfill: 10,000 rows in 1000 ms (10,000 rows/s, including the settle round)');
+    expect(backfillLine(0, 10_000, 1_000)).toBe('backfill: 10,000 rows in 1000 ms (10,000 rows/s, including the settle round)');
+  });
+});
+
+describe('pg_terminate_backend with the pids that hold a run up (finding 28)', () => {
+  it('for a long-held lock and for old snapshots, while waiting and when giving up', () => {
+    expect(terminateHint('ACCESS EXCLUSIVE on "app"."orders" is held by pid 4242 (psql, dba, query started 2026-12-03 10:00:00+00, transaction started 2026-12-03 10:00:00+00); not queueing behind it (round 3)'))
+      .toBe('to end that session rather than wait: SELECT pg_terminate_backend(4242);');
+    expect(terminateHint('old snapshots: pid 27266 (psql, dba, transaction started …); pid 27300 (app, app, …)'))
+      .toBe('to end those sessions rather than wait: SELECT pg_terminate_backend(27266), pg_terminate_backend(27300);');
+    expect(terminateHint('shadowpack: could not take ACCESS EXCLUSIVE on "app"."orders" after 8 rounds (0 attempts): held by pid 77 (idle-writer, app, …); nothing was changed'))
+      .toBe('to end that session rather than wait: SELECT pg_terminate_backend(77);');
+    expect(terminateHint('shadowpack: gave up after 300 s waiting for sessions with old snapshots: pid 5 (x, y, z)')).toMatch(/pg_terminate_backend\(5\)/);
+  });
+
+  it('never for autovacuum, another shadowpack session, or waits without pids', () => {
+    expect(terminateHint('ACCESS EXCLUSIVE on "t" is held by autovacuum pid 9 (autovacuum: VACUUM t, started …; waited for); not queueing')).toBe('');
+    expect(terminateHint('another session (pid 12) is working on "app"."orders"')).toBe('');
+    expect(terminateHint('paused by the operator (resume: shadowpack control --resume)')).toBe('');
+    expect(terminateHint('ACCESS EXCLUSIVE on "t" is held by prepared transaction \'g1\' (owner dba, prepared …); not queueing')).toBe('');
+  });
+
+  it('is printed with the wait', () => {
+    let text = '';
+    const print = progressPrinter((s) => { text += s; }, false, () => 0);
+    print({ type: 'wait', stage: 'swap', message: 'old snapshots: pid 27266 (psql, dba, transaction started …)' });
+    expect(text).toBe('  waiting: old snapshots: pid 27266 (psql, dba, transaction started …); to end that session rather than wait: SELECT pg_terminate_backend(27266);\n');
   });
 });

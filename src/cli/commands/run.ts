@@ -48,8 +48,10 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
     const printer = args.events ? (e: object) => out(JSON.stringify(wrap(e))) : progressPrinter(err, isTty, Date.now, waitDeadline(plan));
     let page = '';
     let started = false;
+    let copiedByThisRun = 0;
     const loadedPlan = plan;
     const show = (e: RunEvent) => {
+      if (e.type === 'backfill') copiedByThisRun += e.rows;
       // Said once the runner is connected and about to act: a run that fails before (integrity,
       // connection) prints its one error line and nothing else.
       if (!started && !args.events) err(`${startLine(loadedPlan, args)}\n`);
@@ -66,7 +68,7 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
       process.exit(130);
     };
     process.once('SIGINT', onInterrupt);
-    await runPlan(args, plan, show, out);
+    await runPlan(args, plan, show, out, () => copiedByThisRun);
   } catch (e) {
     // --events promises a failure event, not only a line on stderr (which the caller prints too).
     if (args.events) {
@@ -124,7 +126,7 @@ function waitDeadline(plan: LoadedPlan): WaitDeadline {
   };
 }
 
-async function runPlan(args: RunArgs, plan: LoadedPlan, show: (e: RunEvent) => void, out: (line: string) => void): Promise<void> {
+async function runPlan(args: RunArgs, plan: LoadedPlan, show: (e: RunEvent) => void, out: (line: string) => void, copiedByThisRun: () => number): Promise<void> {
   const summary = await run({
     plan,
     connection: connectionConfig(args.url),
@@ -141,11 +143,21 @@ async function runPlan(args: RunArgs, plan: LoadedPlan, show: (e: RunEvent) => v
   out(`stages: ${summary.stages.map((s) => `${s.stage} ${s.ms} ms`).join(', ') || 'none (nothing left to do)'}; total ${total} ms`);
   const seen = summary.lastSeen;
   const backfill = summary.stages.find((s) => s.stage === 'backfill');
-  if (seen && backfill && seen.rowsCopied > 0) {
-    out(`backfill: ${seen.rowsCopied.toLocaleString('en-US')} rows in ${backfill.ms} ms (${Math.round((seen.rowsCopied * 1000) / Math.max(1, backfill.ms)).toLocaleString('en-US')} rows/s, including the settle round)`);
-  }
+  if (seen && backfill && seen.rowsCopied > 0) out(backfillLine(copiedByThisRun(), seen.rowsCopied, backfill.ms));
   if (seen?.swapLockMs != null && summary.stages.some((s) => s.stage === 'swap')) out(`swap: ACCESS EXCLUSIVE held ${seen.swapLockMs} ms, taken at attempt ${seen.swapAttempts}; ${seen.rowsApplied} log entries applied in ${seen.catchupRounds} rounds`);
   for (const r of summary.locks) out(`lock ${lockReportText(r)}`);
   if (summary.finished) out(`${plan.manifest.table.schema}.${plan.manifest.table.name}: done`);
   else for (const line of nextStepLines(plan.manifest, summary.state, args.plan, args.url)) out(line);
+}
+
+/**
+ * The backfill's rate over this run's rows and time: after a resume the run's total counts rows an
+ * earlier run copied, which made the rate too high (newcomer review finding 31). `thisRun` is what
+ * this run's progress reports added up; when they say nothing useful the total stands for both.
+ */
+export function backfillLine(thisRun: number, total: number, ms: number): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const resumed = thisRun > 0 && thisRun < total;
+  const rate = `${n(Math.round(((resumed ? thisRun : total) * 1000) / Math.max(1, ms)))} rows/s, including the settle round`;
+  return resumed ? `backfill: ${n(total)} rows in all, ${n(thisRun)} of them copied by this run in ${ms} ms (${rate})` : `backfill: ${n(total)} rows in ${ms} ms (${rate})`;
 }
