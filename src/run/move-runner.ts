@@ -7,7 +7,7 @@ import { noticeEvent, type LockReport, type RunEventOf } from './events.js';
 import { scriptParts, type ScriptPart } from './includes.js';
 import { moveMetaCommands } from './move-meta.js';
 import { checkMovePlanIntegrity, type LoadedMovePlan } from './move-plan.js';
-import { MOVE_FORWARD_STAGES, nextMoveStage, readMoveSide, type MoveStates } from './move-state.js';
+import { MOVE_FORWARD_STAGES, moveFenceTrigger, moveFinished, nextMoveStage, readMoveSide, type MoveStates } from './move-state.js';
 import { splitSql, type SqlStatement } from '../model/split-sql.js';
 
 /** A stage file named by stage and side, as events and summaries name it: `setup.target`. */
@@ -183,6 +183,10 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
     if (next.kind === 'start') {
       // Nothing on either side: a new move, unless this invocation just finished one.
       if (ended !== null) return { stages, states, finished: true, locks };
+      const runId = req.plan.manifest.runId;
+      if (await withSides(req, (s) => moveFinished(s, runId))) {
+        throw new UserError('RUN_STATE', `this move is done: neither side has a run left and the source's tables carry its fence (trigger ${moveFenceTrigger(runId)}); a plan runs once: the moved tables are on the target`);
+      }
       await runRule(rule('preflight', 'source'));
       await runRule(rule('preflight', 'target'));
       if (untilIndex === 0) break;

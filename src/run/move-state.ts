@@ -93,3 +93,15 @@ export async function readMoveStates(source: pg.ClientBase, target: pg.ClientBas
   const [s, t] = await Promise.all([readMoveSide(source, runId), readMoveSide(target, runId)]);
   return { source: s, target: t };
 }
+
+/** The fence trigger a move leaves on the source's tables for good (named in src/compile/move/context.ts). */
+export const moveFenceTrigger = (runId: string): string => `shadowpack_mfence_${runId}`;
+
+/**
+ * Whether this move already ran to the end: neither side has a run, and the source's tables still carry
+ * its fence (cleanup keeps it). Without this, both sides empty would look like a move not started.
+ */
+export async function moveFinished(source: pg.ClientBase, runId: string): Promise<boolean> {
+  const r = await source.query<{ fenced: boolean }>('SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgname = $1) AS fenced', [moveFenceTrigger(runId)]);
+  return r.rows[0]!.fenced;
+}

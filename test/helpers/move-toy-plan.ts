@@ -45,7 +45,7 @@ const record = (stage: string) => `UPDATE ${STATE} SET stage = ${lit(stage)}, up
 const recordSource = (stage: string, from: readonly string[]) =>
   `UPDATE ${SRC}.move_state SET stage = ${lit(stage)} WHERE stage IN (${[stage, ...from].map(lit).join(', ')});\n`;
 
-function body(rule: MoveStageRule, pair: MovePair, backfillSleep: number): string {
+function body(rule: MoveStageRule, pair: MovePair): string {
   const { host, port, dbname } = pair.sourceAddress;
   const src = new URL(pair.source.url);
   switch (`${rule.stage}.${rule.side}`) {
@@ -68,7 +68,7 @@ CREATE TABLE app.items (id integer, v text);
 CREATE TABLE ${STATE} (run_id text, plan_id text, stage text NOT NULL, rounds bigint NOT NULL DEFAULT 0, rows_applied bigint NOT NULL DEFAULT 0, applied_snapshot text, updated_at timestamptz DEFAULT now());
 INSERT INTO ${STATE} (run_id, plan_id, stage) VALUES (${lit(TOY_RUN_ID)}, 'toy', 'setup');\nCOMMIT;\n`;
     case 'backfill.target':
-      return `${guard(rule)}SELECT pg_sleep(${backfillSleep});\nBEGIN;\n${guard(rule)}DELETE FROM app.items;
+      return `BEGIN;\n${guard(rule)}DELETE FROM app.items;
 INSERT INTO app.items SELECT id, v FROM ${SRC}.t_1;\n${record('backfill')}COMMIT;\n`;
     case 'build.target':
       return `BEGIN;\n${guard(rule)}${record('build')}COMMIT;\n`;
@@ -99,7 +99,7 @@ BEGIN;\nDROP SCHEMA IF EXISTS ${SRC} CASCADE;\nDROP SERVER IF EXISTS ${SERVER} C
 const facts = (database: string): MoveSideFacts => ({ host: '127.0.0.1', port: null, database, databaseOid: 0, systemIdentifier: null, serverVersionNum: 0, encoding: 'UTF8' });
 
 /** Writes the toy plan into `dir`; the source must hold `app.items (id integer, v text)`. */
-export function writeToyMovePlan(dir: string, pair: MovePair, opts: { backfillSleep?: number } = {}): MovePlanManifest {
+export function writeToyMovePlan(dir: string, pair: MovePair): MovePlanManifest {
   mkdirSync(dir, { recursive: true });
   const files = new Map<string, string>();
   const bindingFor = (side: 'source' | 'target', db: string) =>
@@ -107,7 +107,7 @@ export function writeToyMovePlan(dir: string, pair: MovePair, opts: { backfillSl
   files.set('binding.source.sql', bindingFor('source', pair.source.name));
   files.set('binding.target.sql', bindingFor('target', pair.target.name));
   for (const rule of MOVE_STAGES) {
-    files.set(rule.file, `-- toy move plan: ${rule.summary}\n\\set ON_ERROR_STOP on\n\\ir binding.${rule.side}.sql\n${body(rule, pair, opts.backfillSleep ?? 0)}`);
+    files.set(rule.file, `-- toy move plan: ${rule.summary}\n\\set ON_ERROR_STOP on\n\\ir binding.${rule.side}.sql\n${body(rule, pair)}`);
   }
   const unhashed: Omit<MovePlanManifest, 'planHash'> = {
     kind: 'move',

@@ -165,5 +165,12 @@ describe('shadowpack run on a move plan, source 14 -> target 17, under twin writ
       (await c.query<{ n: string }>(`SELECT (SELECT count(*) FROM pg_foreign_server) + (SELECT count(*) FROM pg_user_mapping) + (SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'shadowpack%') AS n`)).rows[0]!.n,
     );
     expect(left).toBe('0');
+
+    // Both sides empty again is not a move to start: the source keeps this move's fence.
+    const again = await run(['run', ...args]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("this move is done: neither side has a run left and the source's tables carry its fence");
+    expect(again.stderr).not.toContain('preflight');
+    expect((await run(['status', ...args])).stdout).toContain('source: no run, target: no run; next: nothing (the move is done: the source keeps its fence)');
   });
 });

@@ -1,6 +1,6 @@
 import { connectClient } from '../../run/connect.js';
 import { readMovePlanDir } from '../../run/move-plan.js';
-import { nextMoveStage, readMoveSide, type MoveSideState } from '../../run/move-state.js';
+import { moveFinished, nextMoveStage, readMoveSide, type MoveSideState } from '../../run/move-state.js';
 import { jsonAnswer } from '../machine-output.js';
 import { connectionConfig } from '../connection.js';
 import { targetConnection } from './run-move.js';
@@ -20,9 +20,10 @@ export async function statusMoveCommand(args: { plan: string; url?: string; targ
       const runId = plan.manifest.runId;
       const states = { source: await readMoveSide(source, runId), target: await readMoveSide(target, runId) };
       const next = nextMoveStage(states);
-      const nextText = next.kind === 'start' ? 'preflight' : `${next.rule.stage} on the ${next.rule.side} (${next.rule.file})`;
+      const done = next.kind === 'start' && (await moveFinished(source, runId));
+      const nextText = done ? 'nothing (the move is done: the source keeps its fence)' : next.kind === 'start' ? 'preflight' : `${next.rule.stage} on the ${next.rule.side} (${next.rule.file})`;
       if (args.json) {
-        out(jsonAnswer({ kind: 'move', runId, planId: plan.manifest.planId, tables: plan.manifest.tables, source: states.source, target: states.target, next: next.kind === 'start' ? { stage: 'preflight' } : { stage: next.rule.stage, side: next.rule.side, file: next.rule.file } }));
+        out(jsonAnswer({ kind: 'move', runId, planId: plan.manifest.planId, tables: plan.manifest.tables, source: states.source, target: states.target, next: done ? 'done' : next.kind === 'start' ? { stage: 'preflight' } : { stage: next.rule.stage, side: next.rule.side, file: next.rule.file } }));
         return;
       }
       const group = plan.manifest.tables.map((t) => `${t.schema}.${t.name}`).join(', ');
