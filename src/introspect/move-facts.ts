@@ -92,7 +92,7 @@ export async function moveSequences(client: ClientBase, schema: string, table: s
      SELECT DISTINCT ON (u.seq) n.nspname AS schema, c.relname AS name, u.kind, a.attname AS col,
             pg_catalog.format_type(s.seqtypid, NULL) AS type, s.seqstart::text AS start, s.seqincrement::text AS inc,
             s.seqmin::text AS min, s.seqmax::text AS max, s.seqcache::text AS cache, s.seqcycle AS cycle,
-            (SELECT array_agg(DISTINCT format('%I.%I', on2.nspname, oc.relname)) FROM pg_catalog.pg_depend d2
+            (SELECT array_agg(DISTINCT format('%s.%s', on2.nspname, oc.relname)) FROM pg_catalog.pg_depend d2
                JOIN pg_catalog.pg_attrdef ad2 ON d2.classid = 'pg_catalog.pg_attrdef'::regclass AND d2.objid = ad2.oid
                JOIN pg_catalog.pg_class oc ON oc.oid = ad2.adrelid JOIN pg_catalog.pg_namespace on2 ON on2.oid = oc.relnamespace
               WHERE d2.refobjid = u.seq AND ad2.adrelid <> $1::regclass) AS elsewhere

@@ -4,7 +4,7 @@ import { canonicalJson } from '../../model/normalise.js';
 import { ident, literal, qualified } from '../../model/quote.js';
 import { DOLLAR_HELPER, dollarMark, markDollarTags, planDollarTag, withDollarTag } from '../dollar-tag.js';
 import { tidy } from '../render.js';
-import { moveContext, moveRunId, sortedGroup, type MoveInput } from './context.js';
+import { moveContext, moveRunId, sortedGroup, usesOutsideGroup, type MoveInput } from './context.js';
 import { MOVE_BINDING_FILES, MOVE_STAGES, type MoveHazardCode, type MovePlanManifest, type MovePlanStage, type MoveSide, type MoveStageName, type MoveStageRule } from './stages.js';
 import { renderMoveReview } from './review-move.js';
 import { bindingInput } from '../template-inputs.js';
@@ -33,7 +33,7 @@ const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex
 function stageHazards(rule: MoveStageRule, input: MoveInput): MoveHazardCode[] {
   const h: MoveHazardCode[] = [];
   const generated = input.tables.some((m) => m.columns.some((c) => c.generated !== null));
-  const shared = input.sequences.some((s) => s.usedElsewhere.length > 0);
+  const shared = input.sequences.some((s) => usesOutsideGroup(s, input).length > 0);
   switch (`${rule.stage}.${rule.side}`) {
     case 'setup.source': h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_OVERHEAD', 'TRUNCATE_BLOCKED', 'LOG_GROWTH'); break;
     case 'setup.target': h.push('FDW_PASSWORD_IN_CATALOG'); if (generated) h.push('GENERATED_COLUMNS_RECOMPUTED'); break;

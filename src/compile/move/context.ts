@@ -68,6 +68,12 @@ function stmt(sql: string): string {
   return sql.endsWith(';') ? sql : sql + ';';
 }
 
+/** The tables outside the group whose defaults also draw from this sequence. */
+export function usesOutsideGroup(s: MoveSequence, input: Pick<MoveInput, 'tables'>): string[] {
+  const group = new Set(input.tables.map((m) => `${m.schema}.${m.name}`));
+  return s.usedElsewhere.filter((t) => !group.has(t));
+}
+
 /** Roles the target must have: owners, grantees, policy roles. */
 export function moveRoles(tables: readonly TableModel[]): string[] {
   const roles = new Set<string>();

@@ -1,4 +1,4 @@
-import type { MoveInput } from './context.js';
+import { usesOutsideGroup, type MoveInput } from './context.js';
 import { MOVE_STAGES, type MoveHazardCode, type MovePlanManifest } from './stages.js';
 
 export const MOVE_HAZARD_TEXT: { readonly [K in MoveHazardCode]: string } = {
@@ -28,7 +28,12 @@ export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string 
   for (const h of hazards) lines.push(`- ${h}: ${MOVE_HAZARD_TEXT[h]}`);
   if (input.sequences.length > 0) {
     lines.push('', 'Sequences set at the cut-over (past every used value, plus a margin of ' + String(input.options.sequenceMargin) + '):', '');
-    for (const s of input.sequences) lines.push(`- \`${s.schema}.${s.name}\` (${s.kind}, ${s.tableSchema}.${s.tableName}.${s.column})${s.usedElsewhere.length > 0 ? ` also used by ${s.usedElsewhere.join(', ')}` : ''}`);
+    const names = [...new Set(input.sequences.map((s) => `${s.schema}.${s.name}`))].sort();
+    for (const name of names) {
+      const uses = input.sequences.filter((s) => `${s.schema}.${s.name}` === name);
+      const outside = [...new Set(uses.flatMap((s) => usesOutsideGroup(s, input)))];
+      lines.push(`- \`${name}\` (${uses[0]!.kind}; ${uses.map((s) => `${s.tableSchema}.${s.tableName}.${s.column}`).join(', ')})${outside.length > 0 ? `; also used outside the group by ${outside.join(', ')}` : ''}`);
+    }
   }
   lines.push('');
   return lines.join('\n');
