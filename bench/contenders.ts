@@ -16,6 +16,11 @@ export interface ToolResult {
   readonly swapLockMs: number | null;
   /** The runner's peak resident memory (GNU time's %M), MB; null for other tools. */
   readonly peakRssMb?: number | null;
+  /**
+   * The runner's settle round inside the backfill stage (ms): from the last batch's progress event to
+   * the apply event of the settle (issue 14: what a cheaper settle could save); null for other tools.
+   */
+  readonly settleMs?: number | null;
 }
 
 export type ContenderName = string;
@@ -146,15 +151,19 @@ function runner(jobs: number): Contender {
       const stages: Record<string, number> = {};
       const got: { summary: { lastSeen?: { swapLockMs: number | null; rowsCopied: number } | null } | null } = { summary: null };
       const memFile = path.join(work, `runner-j${jobs}.rss`);
+      let lastBatchAt: number | null = null;
+      let settleMs: number | null = null;
       await cli(server, ['run', '--plan', path.join(work, 'plan'), '--until', 'cleanup', '--jobs', String(jobs), '--events'], (line) => {
         if (!line.startsWith('{')) return;
-        const e = JSON.parse(line) as { type: string; stage?: string; ms?: number };
+        const e = JSON.parse(line) as { type: string; stage?: string; ms?: number; ts?: string };
         if (e.type === 'stage-end' && e.stage) stages[e.stage] = e.ms ?? 0;
         if (e.type === 'summary') got.summary = e as typeof got.summary;
+        if (e.type === 'backfill' && e.ts) lastBatchAt = Date.parse(e.ts);
+        if (e.type === 'apply' && e.stage === 'backfill' && e.ts && lastBatchAt !== null && settleMs === null) settleMs = Date.parse(e.ts) - lastBatchAt;
       }, memFile);
       const seen = got.summary?.lastSeen ?? null;
       const rss = existsSync(memFile) ? Number(readFileSync(memFile, 'utf8').trim().split('\n').at(-1)) : NaN;
-      return { stages, rowsCopied: seen?.rowsCopied ?? null, copyMs: stages['backfill'] ?? null, swapLockMs: seen?.swapLockMs ?? null, peakRssMb: Number.isFinite(rss) ? Math.round(rss / 1024) : null };
+      return { stages, rowsCopied: seen?.rowsCopied ?? null, copyMs: stages['backfill'] ?? null, swapLockMs: seen?.swapLockMs ?? null, peakRssMb: Number.isFinite(rss) ? Math.round(rss / 1024) : null, settleMs };
     },
   };
 }

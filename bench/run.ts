@@ -29,6 +29,8 @@ interface ContenderResult {
   readonly planMs?: number | null;
   /** The runner's peak resident memory (MB). */
   readonly peakRssMb?: number | null;
+  /** The runner's settle round, part of its backfill stage (ms). */
+  readonly settleMs?: number | null;
   readonly error?: string;
   readonly wallMs?: number;
   readonly copyRowsPerSec?: number | null;
@@ -102,6 +104,7 @@ async function runContender(server: BenchServer, scale: number, work: string, c:
     status: ok ? 'ok' : 'failed',
     planMs,
     peakRssMb: result.peakRssMb ?? null,
+    settleMs: result.settleMs ?? null,
     ...(ok ? {} : { error: `mismatches ${check.mismatches}, rows ${check.rows} (expected ${scale * 100000})` }),
     wallMs,
     copyRowsPerSec,
@@ -178,7 +181,7 @@ async function benchScale(server: BenchServer, scale: number, jobs: readonly num
   console.log(`\nscale ${scale} (${(scale * 100000).toLocaleString('en-US')} rows), PostgreSQL ${server.version} (${server.kind}), ${os.availableParallelism()} cores, load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} after; baseline ${baseline.tps} tps; maintenance_work_mem ${BUILD_MEMORY_MB} MB for every contender's index build\n`);
   console.log(table(results));
   console.log('\nstages (ms):');
-  for (const r of results) if (r.stagesMs) console.log(`  ${r.contender}: ${Object.entries(r.stagesMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  for (const r of results) if (r.stagesMs) console.log(`  ${r.contender}: ${Object.entries(r.stagesMs).map(([k, v]) => `${k} ${v}${k === 'backfill' && r.settleMs != null ? ` (settle ${r.settleMs})` : ''}`).join(', ')}`);
   console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
   return results;
 }
