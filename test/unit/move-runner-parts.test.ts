@@ -1,4 +1,9 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { checkMovePlanIntegrity, isMovePlanDir, readMovePlanDir } from '../../src/run/move-plan.js';
+import { writeToyMovePlan } from '../helpers/move-toy-plan.js';
 import { moveMetaCommands } from '../../src/run/move-meta.js';
 import { nextMoveStage, type MoveStates } from '../../src/run/move-state.js';
 
@@ -71,5 +76,40 @@ describe('the next stage of a move, from both sides', () => {
   it('refuses states no stage goes on from', () => {
     expect(() => next(null, 'catchup')).toThrow(/the source has no run of this move, but the target is at "catchup".*--stage abort/);
     expect(() => next('ready-for-fence', null)).toThrow(/the target has no run of this move, but the source is at "ready-for-fence"/);
+  });
+});
+
+describe('a move plan is checked before anything runs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sp-move-check-'));
+  const fakePair = {
+    source: { url: 'postgres://u:p@127.0.0.1:5/src', name: 'src', drop: async () => undefined },
+    target: { url: 'postgres://u:p@127.0.0.1:6/tgt', name: 'tgt', drop: async () => undefined },
+    sourceAddress: { host: '127.0.0.1', port: '5', dbname: 'src' },
+    drop: async () => undefined,
+  };
+  const manifest = writeToyMovePlan(dir, fakePair);
+
+  it('passes as written, and with the approved hash', () => {
+    expect(() => checkMovePlanIntegrity(readMovePlanDir(dir), manifest.planHash)).not.toThrow();
+    expect(isMovePlanDir(dir)).toBe(true);
+  });
+
+  it('refuses an edited stage file or binding, an edited plan.json, another approved hash', () => {
+    const edited = (file: string, text: string) => {
+      const plan = readMovePlanDir(dir);
+      return { ...plan, files: new Map([...plan.files, [file, text]]) };
+    };
+    expect(() => checkMovePlanIntegrity(edited('06-fence.source.sql', 'SELECT 1;\n'))).toThrow(/06-fence\.source\.sql differs from the reviewed plan/);
+    expect(() => checkMovePlanIntegrity(edited('binding.target.sql', 'SELECT 1;\n'))).toThrow(/binding\.target\.sql differs from the reviewed plan/);
+    const plan = readMovePlanDir(dir);
+    const retargeted = { ...plan, manifest: { ...plan.manifest, target: { ...plan.manifest.target, database: 'elsewhere' } } };
+    expect(() => checkMovePlanIntegrity(retargeted)).toThrow(/plan\.json was edited after it was made/);
+    expect(() => checkMovePlanIntegrity(plan, 'other')).toThrow(/not the approved other/);
+  });
+
+  it('refuses a stage listed on the other side than the stage machine gives it', () => {
+    const plan = readMovePlanDir(dir);
+    const stages = plan.manifest.stages.map((s) => (s.file === '06-fence.source.sql' ? { ...s, side: 'target' as const } : s));
+    expect(() => checkMovePlanIntegrity({ ...plan, manifest: { ...plan.manifest, stages } })).toThrow(/lists 06-fence\.source\.sql as stage fence on the target/);
   });
 });
