@@ -4,7 +4,7 @@ import { connectClient } from './connect.js';
 import type { PlanManifest } from '../compile/compile.js';
 import { shapeOf } from '../compile/transform/compared-rows.js';
 import { CANONICAL_SETTINGS, RANGE_CHECKSUM_ALGORITHM, rangeChecksumSql } from '../compile/range-checksum.js';
-import { verifySql, type VerifySide } from '../compile/verify-sql.js';
+import { verifyKeysSql, verifySql, type VerifySide } from '../compile/verify-sql.js';
 import { UserError } from '../model/errors.js';
 import { readState } from './state.js';
 import { asRangeRow, fromRangeRow, ownerRoute, type OwnerRoute } from './verify-as-owner.js';
@@ -17,6 +17,8 @@ export interface VerifyResult {
   readonly changed: number;
   readonly pending: number;
   readonly pass: boolean;
+  /** On a failure, the first few keys that differ, e.g. `(42) different; (57) missing`; else null. */
+  readonly differingKeys: string | null;
 }
 
 /** One key range of `verify --ranges`: both sides' row counts and checksums. */
@@ -77,7 +79,14 @@ export async function verify(connection: ClientConfig, manifest: PlanManifest, r
       ? (await client.query<Record<string, string>>(verifySql(manifest.model, side, manifest.transform))).rows[0]!
       : fromRangeRow((await route.run(asRangeRow(verifySql(manifest.model, side, manifest.transform, route.pending)))).rows[0]!);
     const result = { side, compared: Number(row['compared']), missing: Number(row['missing']), extra: Number(row['extra']), changed: Number(row['changed']), pending: Number(row['pending']) };
-    return { ...result, pass: result.missing === 0 && result.extra === 0 && result.changed === 0 };
+    const pass = result.missing === 0 && result.extra === 0 && result.changed === 0;
+    if (pass) return { ...result, pass, differingKeys: null };
+    // Same snapshot: the keys behind the counts (newcomer review finding 21).
+    const keys = verifyKeysSql(manifest.model, side, manifest.transform, route?.pending);
+    const sample = route === null
+      ? (await client.query<{ sample: string | null }>(keys)).rows[0]?.sample
+      : (await route.run(`SELECT 0::integer, v.sample, NULL::text, 0::bigint, 0::bigint, NULL::text, NULL::text FROM (${keys}) AS v`)).rows[0]?.['first_key'];
+    return { ...result, pass, differingKeys: sample ?? null };
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
     await client.end().catch(() => undefined);

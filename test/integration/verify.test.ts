@@ -28,13 +28,18 @@ describe('shadowpack verify', () => {
     await writers.stop();
 
     const copy = `app."_sp_${plan.manifest.runId}_new"`;
-    await withClient(db.url, async (c) => {
+    const altered = await withClient(db.url, async (c) => {
       const k = await c.query<{ id: number }>(`SELECT id FROM ${copy} WHERE id NOT IN (SELECT k1 FROM shadowpack."log_${plan.manifest.runId}") LIMIT 1`);
       await c.query(`UPDATE ${copy} SET note = 'altered by hand' WHERE id = $1`, [k.rows[0]!.id]);
+      return k.rows[0]!.id;
     });
     r = await cli(['verify', '--plan', plan.dir, '--url', db.url]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^FAIL: .* \d+ rows compared, 0 missing, 0 extra, 1 different/);
+    // Newcomer review finding 21: the key of the row that differs.
+    expect(r.stdout).toContain(`\n  keys (id): (${altered}) different\n`);
+    const json = await cli(['verify', '--plan', plan.dir, '--url', db.url, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ pass: false, changed: 1, differingKeys: `(${altered}) different` });
     expect(r.stdout).toContain(`\n  the copy differs: do not swap; find out why (--ranges N names the key ranges), then shadowpack run --plan ${plan.dir} --stage abort\n`);
     // Put it right (the log re-reads the row from the table), swap, verify against the old table.
     await withClient(db.url, async (c) => {

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unifiedDiff } from '../../src/compile/text-diff.js';
+import { verifyKeysSql, verifySql } from '../../src/compile/verify-sql.js';
 import { compile } from '../../src/compile/compile.js';
 import { resolveOptions } from '../../src/compile/options.js';
 import { loadTemplates } from '../../src/planning/templates.js';
@@ -182,5 +183,16 @@ describe('pg_terminate_backend with the pids that hold a run up (finding 28)', (
     const print = progressPrinter((s) => { text += s; }, false, () => 0);
     print({ type: 'wait', stage: 'swap', message: 'old snapshots: pid 27266 (psql, dba, transaction started …)' });
     expect(text).toBe('  waiting: old snapshots: pid 27266 (psql, dba, transaction started …); to end that session rather than wait: SELECT pg_terminate_backend(27266);\n');
+  });
+});
+
+describe('verify names the keys that differ (finding 21)', () => {
+  it('reads the same join as the counts, in key order, at most five', () => {
+    const model = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'fixtures', 'compile', 'orders', 'model.json'), 'utf8')) as TableModel;
+    const counts = verifySql(model, 'before-swap');
+    const keys = verifyKeysSql(model, 'before-swap');
+    const from = counts.slice(counts.indexOf('  FROM (SELECT true AS present'));
+    expect(keys).toContain(from);
+    expect(keys).toMatch(/WHERE a\.present IS NULL OR b\.present IS NULL OR a\.body <> b\.body\n ORDER BY "id"\n LIMIT 5\) AS d$/);
   });
 });
