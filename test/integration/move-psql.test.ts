@@ -174,6 +174,9 @@ describe('move plan with psql, source 14 -> target 17', () => {
     expect(fks.length).toBe(3);
     expect(fks.every((f) => f.v)).toBe(true);
 
+    // After the cut-over there is no abort: the target refuses, and the source will not unfence under a live target.
+    expect(psqlFails('90-abort.target.sql', 'target')).toMatch(/the target is live; a move is not aborted after its cut-over/);
+    expect(psqlFails('90-abort.source.sql', 'source')).toMatch(/the target may already be live \(source stage cutover\)/);
     psql('08-cleanup.target.sql', 'target');
     psql('08-cleanup.source.sql', 'source');
     // What the tables carried on the source is on the target (the source only has the fence on top).
@@ -196,7 +199,7 @@ describe('move plan with psql, source 14 -> target 17', () => {
     withSecret.password = SECRET;
     const src = withSecret.toString();
     {
-      await withClient(src, (c) => createMoveFixture(c, { customers: 60, orders: 400 }));
+      await withClient(src, (c) => createMoveFixture(c, { customers: 40, orders: 200 }));
       await withClient(pair2.target.url, (c) => c.query('CREATE SCHEMA app'));
       const s = new pg.Client({ connectionString: src });
       const t = new pg.Client({ connectionString: pair2.target.url });
