@@ -118,3 +118,17 @@ export async function moveTargetConflicts(client: ClientBase, tables: readonly {
   const fdwAvailable = (await client.query<{ ok: boolean }>("SELECT EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'postgres_fdw') AS ok")).rows[0]!.ok;
   return { existingTables, missingSchemas, missingRoles, fdwAvailable };
 }
+
+/** The functions the table's user triggers call (regprocedure text, schema-qualified): the target must have them. */
+export async function moveTriggerFunctions(client: ClientBase, schema: string, table: string, toolSchema: string): Promise<string[]> {
+  await client.query('SET search_path = pg_catalog');
+  try {
+    const rows = (await client.query<{ f: string }>(
+      `SELECT DISTINCT t.tgfoid::regprocedure::text AS f FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+        WHERE t.tgrelid = $1::regclass AND NOT t.tgisinternal AND p.pronamespace <> coalesce(to_regnamespace($2)::oid, 0) ORDER BY 1`,
+      [qualified(schema, table), toolSchema])).rows;
+    return rows.map((r) => r.f);
+  } finally {
+    await client.query('RESET search_path');
+  }
+}

@@ -6,7 +6,7 @@ import { MOVE_DEFAULTS, moveRoles, type MoveInput, type MoveOptions } from '../c
 import { ident } from '../model/quote.js';
 import { MOVE_STAGES, type MoveSideFacts } from '../compile/move/stages.js';
 import { introspect } from '../introspect/introspect.js';
-import { moveColumnTypes, moveSequences, moveServerFacts, moveTargetConflicts, type MoveCompositeType, type MoveEnumType, type MoveSequence } from '../introspect/move-facts.js';
+import { moveColumnTypes, moveSequences, moveServerFacts, moveTargetConflicts, moveTriggerFunctions, type MoveCompositeType, type MoveEnumType, type MoveSequence } from '../introspect/move-facts.js';
 import { systemSchemaRefusal } from '../introspect/refusals.js';
 import { UserError } from '../model/errors.js';
 import { TOOL_SCHEMA } from '../model/names.js';
@@ -110,6 +110,12 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
     }
   }
   if (refusals.length > 0) throw new UserError('UNSUPPORTED_OBJECT', `cannot move: ${refusals.join('; ')}`);
+  const triggerFunctions = [...new Set((await Promise.all(tables.map((m) => moveTriggerFunctions(source, m.schema, m.name, TOOL_SCHEMA)))).flat())].sort();
+  const missingFunctions: string[] = [];
+  for (const f of triggerFunctions) {
+    if ((await target.query<{ ok: boolean }>('SELECT to_regprocedure($1) IS NOT NULL AS ok', [f])).rows[0]!.ok !== true) missingFunctions.push(f);
+  }
+  if (missingFunctions.length > 0) throw new UserError('UNSUPPORTED_OBJECT', `the group's triggers call ${missingFunctions.join(', ')}, which the target does not have; create ${missingFunctions.length === 1 ? 'it' : 'them'} there first (a move copies tables, not functions), then plan again`);
   const schemas = [...new Set([...tables.map((m) => m.schema), ...sequences.map((q) => q.schema), ...enums.map((e) => e.schema), ...composites.map((c) => c.schema)])].sort();
   const conflicts = await moveTargetConflicts(target, tables.map((m) => ({ schema: m.schema, name: m.name })), schemas, moveRoles(tables));
   if (conflicts.missingSchemas.length > 0) throw new UserError('UNSUPPORTED_SERVER', `the target has no schema ${conflicts.missingSchemas.join(', ')}; create it there first (CREATE SCHEMA ${conflicts.missingSchemas.map((x) => ident(x)).join('; CREATE SCHEMA ')};), then plan again`);
@@ -121,7 +127,7 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
   const facts = (f: typeof src, e: { host: string | null; port: number | null }): MoveSideFacts => ({
     host: e.host, port: e.port, database: f.database, databaseOid: f.databaseOid, systemIdentifier: f.systemIdentifier, serverVersionNum: f.serverVersionNum, encoding: f.encoding,
   });
-  return { tables, enums, composites, sequences, source: facts(src, s), target: facts(tgt, t), fdwUser: src.user, options };
+  return { tables, enums, composites, sequences, triggerFunctions, source: facts(src, s), target: facts(tgt, t), fdwUser: src.user, options };
 }
 
 /** Writes plan.json, both bindings, the stage scripts, README.md and SHA256SUMS. */

@@ -125,6 +125,10 @@ describe('move plan with psql, source 14 -> target 17', () => {
     await q(pair.target.url, 'CREATE TABLE app.customers (id int)');
     expect(await refusal(['--url', sourceUrl, '--target-url', pair.target.url, '--table', 'app.orders', '--with-fk-closure'])).toMatch(/target already has app\.customers.*drop or rename/);
     await q(pair.target.url, 'DROP TABLE app.customers');
+    await q(sourceUrl, `CREATE FUNCTION app.nowhere() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+      CREATE TRIGGER orders_nowhere BEFORE INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.nowhere()`);
+    expect(await refusal(['--url', sourceUrl, '--target-url', pair.target.url, '--table', 'app.orders', '--with-fk-closure'])).toMatch(/triggers call app\.nowhere\(\), which the target does not have; create it there first/);
+    await q(sourceUrl, 'DROP TRIGGER orders_nowhere ON app.orders; DROP FUNCTION app.nowhere()');
   });
 
   it('moves the group: rows equal, sequences ahead, fence on the source, FKs validated, owner/grants/comments/policies/triggers carried, nothing left behind', async () => {

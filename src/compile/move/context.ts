@@ -14,6 +14,8 @@ export interface MoveInput {
   readonly enums: readonly MoveEnumType[];
   readonly composites: readonly MoveCompositeType[];
   readonly sequences: readonly MoveSequence[];
+  /** Functions the group's user triggers call (regprocedure text); the move does not copy functions. */
+  readonly triggerFunctions?: readonly string[];
   readonly source: MoveSideFacts;
   readonly target: MoveSideFacts;
   /** The source role the target's user mapping logs in as. */
@@ -240,6 +242,7 @@ export function moveContext(input: MoveInput, runId: string) {
     tables: t,
     sequences,
     hasSequences: sequences.length > 0,
+    triggerFunctions: (input.triggerFunctions ?? []).map((f) => ({ lit: literal(f) })),
     enums: enumsCtx,
     composites: compositesCtx,
   };
