@@ -102,6 +102,21 @@ describe('shadowpack run and status on a move plan', () => {
     expect(await stages(pair)).toEqual([null, null]);
   });
 
+  it('goes on where psql stopped: the state on both sides is the same whichever executor wrote it', async () => {
+    const { pair, dir, args } = await toyPair('move_runner_psql');
+    for (const [file, url] of [['01-setup.source.sql', pair.source.url], ['02-setup.target.sql', pair.target.url]] as const) {
+      const r = await psql(url, join(dir, file));
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const status = await run(['status', ...args]);
+    expect(status.stdout).toContain('source: "setup", target: "setup"; next: backfill on the target (03-backfill.target.sql)');
+    const runner = await run(['run', ...args, '--until', 'backfill']);
+    expect(runner.code, runner.stderr).toBe(0);
+    expect(runner.stderr).not.toMatch(/» (preflight|setup)/);
+    expect(runner.stderr).toMatch(/» backfill\.target/);
+    expect(await stages(pair)).toEqual(['setup', 'backfill']);
+  });
+
   it('refuses a move plan without --target-url, and a --until that is not a stage of a move', async () => {
     const { args } = await toyPair('move_runner_args');
     const noTarget = await run(['run', ...args.slice(0, 4)]);
