@@ -8,11 +8,13 @@
  * package itself), has no immediate shutdown, waits for a log message, and installs process exit hooks on import.
  */
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { forget, killOnExit } from './exit-cleanup.js';
+import { emit, LogFollower } from './log-follower.js';
 import { childEnv, resolvePgBinaries, type PgBinaries } from './pg-binaries.js';
 import { giveTo, runAs, serverUser, type ServerUser } from './server-user.js';
 
@@ -87,58 +89,6 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Follows the server log file for StartOptions.log. */
-class LogFollower {
-  private offset = 0;
-  private partial = '';
-  private timer: NodeJS.Timeout | undefined;
-  constructor(
-    private readonly file: string,
-    private readonly sink: (line: string) => void,
-  ) {}
-
-  follow(): void {
-    this.timer ??= setInterval(() => this.read(), 200);
-    this.timer.unref();
-  }
-
-  read(): void {
-    let fd: number;
-    try {
-      fd = openSync(this.file, 'r');
-    } catch {
-      return;
-    }
-    try {
-      const buf = Buffer.alloc(1 << 16);
-      for (let n; (n = readSync(fd, buf, 0, buf.length, this.offset)) > 0; this.offset += n) {
-        this.partial += buf.toString('utf8', 0, n);
-      }
-    } finally {
-      closeSync(fd);
-    }
-    const lines = this.partial.split(/\r?\n/);
-    this.partial = lines.pop() ?? '';
-    for (const line of lines) emit(this.sink, line);
-  }
-
-  end(): void {
-    this.read();
-    clearInterval(this.timer);
-    this.timer = undefined;
-    if (this.partial) emit(this.sink, this.partial);
-    this.partial = '';
-  }
-}
-
-function emit(sink: ((line: string) => void) | undefined, line: string): void {
-  try {
-    sink?.(line);
-  } catch {
-    // a failing log sink must not break the server
-  }
-}
-
 class StartError extends Error {
   constructor(
     message: string,
@@ -146,33 +96,6 @@ class StartError extends Error {
   ) {
     super(message);
     this.name = 'StartError';
-  }
-}
-
-// Servers must not outlive the Node process.
-const live = new Set<ManagedServer>();
-let handlersInstalled = false;
-
-function installExitHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  const killAll = (): void => {
-    for (const s of live) s.killSync();
-  };
-  // prepend: vitest calls process.exit() from its own listeners, which skips the listeners after theirs.
-  process.prependListener('exit', killAll);
-  // A forked vitest worker is not killed when its parent dies; it loses the IPC channel.
-  if (typeof process.send === 'function') process.once('disconnect', killAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const handler = (): void => {
-      killAll();
-      // Nobody else handles the signal: behave like the default action.
-      if (process.listenerCount(sig) <= 1) {
-        process.removeListener(sig, handler);
-        process.kill(process.pid, sig);
-      }
-    };
-    process.prependListener(sig, handler);
   }
 }
 
@@ -213,8 +136,7 @@ class ManagedServer implements EmbeddedServer {
     const options = ['-p', String(this.port)];
     for (const [k, v] of Object.entries(this.settings)) options.push('-c', `${k}=${v}`);
     const seconds = String(Math.max(1, Math.ceil(this.startTimeoutMs / 1000)));
-    live.add(this);
-    installExitHandlers();
+    killOnExit(this);
     this.follower?.follow();
     const res = await this.pgCtl(['start', '-w', '-t', seconds, '-l', this.logFile, '-o', options.map(shellQuote).join(' ')]);
     if (res.ok) {
@@ -223,7 +145,7 @@ class ManagedServer implements EmbeddedServer {
     }
     // A server that did not get ready in time is still running.
     await this.pgCtl(['stop', '-w', '-m', 'immediate']);
-    live.delete(this);
+    forget(this);
     const log = await fs.readFile(this.logFile, 'utf8').then((t) => t.slice(logStart), () => '');
     throw new StartError(
       `PostgreSQL ${this.version} failed to start on 127.0.0.1:${this.port}: ${res.output}\nServer log:\n${this.logTail()}`,
@@ -242,7 +164,7 @@ class ManagedServer implements EmbeddedServer {
       }
     } finally {
       this.follower?.end();
-      live.delete(this);
+      forget(this);
       await fs.rm(this.runDir, { recursive: true, force: true });
     }
   }
@@ -287,7 +209,7 @@ class ManagedServer implements EmbeddedServer {
 
   /** Synchronous last resort at process exit: SIGQUIT (immediate) for our own cluster, SIGINT (fast) for the caller's. */
   killSync(): void {
-    live.delete(this);
+    forget(this);
     this.stopped = true;
     const pidFile = path.join(this.dataDir, 'postmaster.pid');
     const owned = this.dataDir.startsWith(this.runDir + path.sep);
