@@ -185,6 +185,8 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         ...(a.until ? { until: a.until } : {}),
         ...(a.stage ? { stage: a.stage } : {}),
         ...(a.expectHash ? { expectHash: a.expectHash } : {}),
+        ...(a.jobs !== 1 ? { jobs: a.jobs } : {}),
+        ...(a.parallelTables !== undefined ? { parallelTables: a.parallelTables } : {}),
         events: a.events,
       }, out, err, process.stderr.isTTY === true) : (await import('./commands/run.js')).runCommand({
         plan: a.plan,

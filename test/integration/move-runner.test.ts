@@ -122,6 +122,9 @@ describe('shadowpack run and status on a move plan', () => {
     const noTarget = await run(['run', ...args.slice(0, 4)]);
     expect(noTarget.code).toBe(2);
     expect(noTarget.stderr).toContain('is a move plan: its stages run on two clusters; give the target with --target-url');
+    const jobs = await run(['run', ...args, '--jobs', '4']);
+    expect(jobs.code).toBe(2);
+    expect(jobs.stderr).toContain('--jobs does not apply to a move plan yet');
     const swap = await run(['run', ...args, '--until', 'swap']);
     expect(swap.code).toBe(2);
     expect(swap.stderr).toContain('--until of a move plan takes one of preflight, setup, backfill, build, catchup, fence, cutover, cleanup, not swap');

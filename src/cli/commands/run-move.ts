@@ -22,6 +22,9 @@ export interface MoveRunArgs {
   readonly stage?: string;
   readonly expectHash?: string;
   readonly events?: boolean;
+  /** Not for move plans yet: refused rather than ignored. */
+  readonly jobs?: number;
+  readonly parallelTables?: number;
 }
 
 /** The target's connection: only from --target-url (the PG* variables would name the source). */
@@ -48,6 +51,9 @@ export async function runMoveCommand(args: MoveRunArgs, out: (line: string) => v
   let plan: LoadedMovePlan | null = null;
   let stage: string | null = null;
   try {
+    if (args.jobs !== undefined || args.parallelTables !== undefined) {
+      throw new UserError('BAD_ARGUMENT', `${args.jobs !== undefined ? '--jobs' : '--parallel-tables'} does not apply to a move plan yet: its backfill runs in one session; leave it out`);
+    }
     plan = readMovePlanDir(args.plan);
     const target = targetConnection(args.targetUrl, args.plan);
     const until = moveStageArg(args.until, '--until');
