@@ -133,7 +133,8 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
     case 'abort':
       return {
         step: 'abort',
-        description: `ACCESS EXCLUSIVE on ${c.tableDisplay} (to drop the capture trigger)`,
+        // Taken only while a capture trigger is there (ifTriggers): an abort with nothing to undo blocks no one (finding 26).
+        description: `ACCESS EXCLUSIVE on ${c.tableDisplay} (to drop the capture trigger; not taken when there is none)`,
         statements: [ifTriggers(c, [c.names.captureTrigger, c.names.truncateTrigger], lockStatement(c.src, 'ACCESS EXCLUSIVE'))],
         shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }],
         conflicts: `${triggersExist(c, [c.names.captureTrigger, c.names.truncateTrigger])} AND ${conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }])}`,

@@ -294,4 +294,31 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     expect(abort.stderr).toMatch(/shadowpack:lock-report \{.*"step": "abort"/);
     expect(await leftovers(mon)).toEqual([]);
   });
+
+  it('an abort with nothing to undo takes no lock that blocks the application (newcomer review finding 26)', async () => {
+    const db = await freshDatabase('lock_abort_nothing');
+    databases.push(db);
+    await withClient(db.url, (c) => createDemoSchema(c, 200));
+    const plan = await planTable(db.url, 'app', 'orders');
+    // A reader in an open transaction: ACCESS EXCLUSIVE would have to wait for it (and every later
+    // reader and writer would queue behind that wait).
+    const reader = await client(db.url, 'open-reader');
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM app.orders');
+      for (const run of [1, 2]) {
+        const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'abort']);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).toContain('no run recorded for "app"."orders"; removing any leftovers');
+        expect(r.stderr, `abort ${run}`).toContain('(to drop the capture trigger; not taken when there is none)');
+        expect(r.stderr).not.toMatch(/does not exist, skipping/);
+      }
+      // The reader's transaction was never in the way: it is still open and reads on.
+      expect((await reader.query('SELECT count(*)::int AS n FROM app.orders')).rows[0].n).toBe(200);
+      await reader.query('COMMIT');
+    } finally {
+      await reader.end().catch(() => undefined);
+    }
+    await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
+  });
 });
