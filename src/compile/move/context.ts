@@ -220,6 +220,7 @@ export function moveContext(input: MoveInput, runId: string) {
     denyFn: tool(`mdeny_${runId}`),
     roundFn: tool(`mround_${runId}`),
     pruneFn: tool(`mprune_${runId}`),
+    seqSyncFn: tool(`mseqsync_${runId}`),
     backfillProc: tool(`mbackfill_${runId}`),
     catchupProc: tool(`mcatchup_${runId}`),
     captureTrigger: ident(`shadowpack_mcapture_${runId}`),
@@ -242,7 +243,7 @@ export function moveContext(input: MoveInput, runId: string) {
     tables: t,
     sequences,
     hasSequences: sequences.length > 0,
-    triggerFunctions: (input.triggerFunctions ?? []).map((f) => ({ lit: literal(f) })),
+    triggerFunctions: (input.triggerFunctions ?? []).map((f) => ({ signatureLiteral: literal(f) })),
     enums: enumsCtx,
     composites: compositesCtx,
   };
