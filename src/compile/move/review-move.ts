@@ -2,7 +2,7 @@ import { usesOutsideGroup, type MoveInput } from './context.js';
 import { MOVE_STAGES, type MoveHazardCode, type MovePlanManifest } from './stages.js';
 
 export const MOVE_HAZARD_TEXT: { readonly [K in MoveHazardCode]: string } = {
-  FDW_PASSWORD_IN_CATALOG: 'with a password (SHADOWPACK_FDW_PASSWORD at run time), the target keeps it in pg_user_mapping until 08-cleanup.target.sql or 90-abort.target.sql drops the server; superusers of the target can read it meanwhile',
+  FDW_PASSWORD_IN_CATALOG: 'with a password (SHADOWPACK_FDW_PASSWORD at run time), the target keeps it in pg_user_mapping until 08-cleanup.target.sql or 90-abort.target.sql drops the server; superusers of the target can read it meanwhile; with psql, the SET LOCAL line that passes it is a statement a target with log_statement = all writes to its server log (the runner binds it as a parameter instead)',
   SHARE_ROW_EXCLUSIVE_LOCK: 'takes SHARE ROW EXCLUSIVE on every table of the group briefly (blocks writers, not readers), bounded attempts',
   WRITE_OVERHEAD: 'every write to the group on the source also writes a change-log row until cleanup',
   TRUNCATE_BLOCKED: 'TRUNCATE of the group on the source is refused until the move ends',
