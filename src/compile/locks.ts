@@ -87,6 +87,33 @@ function withViewLocks(spec: LockSpec, c: CommonContext): LockSpec {
   };
 }
 
+/**
+ * The table's sequences (serial and identity), locked after the tables, in the order a writer takes
+ * them (its INSERT locks the table, then nextval the sequence). The swap and revert change them
+ * (ALTER SEQUENCE … OWNED BY, an identity's rename or DROP IDENTITY), and nextval() holds ROW
+ * EXCLUSIVE on a sequence until its transaction ends: without this, a session that took an id and
+ * sits in its transaction would be waited for under the lock, until statement_timeout, with every
+ * reader and writer of the table queued behind. LOCK TABLE refuses a sequence; a no-op ALTER
+ * SEQUENCE … OWNER TO (the table's owner, which a linked sequence must have) locks it ACCESS
+ * EXCLUSIVE, inside the retried attempt like the rest.
+ */
+function withSequenceLocks(spec: LockSpec, stage: 'swap' | 'revert', c: CommonContext): LockSpec {
+  const m = c.model;
+  const sequences = [
+    ...m.ownedSequences.map((q) => qualified(q.schema, q.name)),
+    ...m.identities.flatMap((q, i) => [qualified(q.schema, q.name), ...(stage === 'revert' ? [qualified(q.schema, c.names.oldSequence(i))] : [])]),
+  ].filter((q, i, all) => all.indexOf(q) === i);
+  if (sequences.length === 0) return spec;
+  const locks: StageLock[] = sequences.map((q) => ({ ...accessExclusive(q), blocksApplication: true }));
+  return {
+    ...spec,
+    description: `${spec.description}, then on its ${sequences.length === 1 ? 'sequence' : `${sequences.length} sequences`}`,
+    statements: [...spec.statements, ...sequences.map((q) => `ALTER SEQUENCE ${q} OWNER TO ${ident(m.owner)};`)],
+    shown: [...spec.shown, ...locks],
+    conflicts: `${spec.conflicts}\n            OR ${conflictCondition(locks)}`,
+  };
+}
+
 export function stageLock(stage: StageName, c: CommonContext): LockSpec {
   const { children, parents } = c.related;
   const fkTables = [...children, ...parents].filter((t, i, a) => a.indexOf(t) === i && t !== c.src);
@@ -108,11 +135,11 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
     case 'revert': {
       const other = stage === 'swap' ? c.copy : c.old;
       return {
-        ...withViewLocks(plainLock(
+        ...withViewLocks(withSequenceLocks(plainLock(
           stage,
           `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and on the tables whose foreign keys move' : ''}`,
           [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
-        ), c),
+        ), stage, c), c),
         checksSnapshots: true,
         appliedLog: stage === 'swap' ? c.changeLog : c.reverseLog,
       };

@@ -55,7 +55,7 @@ describe('the review summary opens with the approval facts and a one-screen summ
   it('then says in one screen what the application feels, what it costs, and how to go back', () => {
     const glance = firstScreen.slice(firstScreen.indexOf('## At a glance'));
     // Every table that gets ACCESS EXCLUSIVE, the parent and the child of the foreign keys too.
-    expect(glance).toContain('"public"."orders" (at swap, cleanup, abort, revert); "public"."order_lines", "public"."customers" (at swap, revert)');
+    expect(glance).toContain('"public"."orders" (at swap, cleanup, abort, revert); "public"."order_lines", "public"."customers", "public"."orders_id_seq" (at swap, revert)');
     expect(glance).toMatch(/\*\*Worst-case application stall\*\*: 200 ms behind an attempt, .* caps it at \d+ statements × 5000 ms = \d+ min/);
     expect(glance).toContain('**Disk**: ≈ 156.3 MB free');
     expect(glance).toMatch(/\*\*Duration\*\*: ≈ 11 s of work .* up to ≈ \d+ min if every bounded wait runs to its limit \(3 locking steps × 30 rounds ≤ 96 s each, old snapshots 2 × 300 s\)/);

@@ -68,11 +68,9 @@ describe('steps declare the locks they take', () => {
       // The two tables trade names in the transaction: each lock step locks both before the renames.
       const tables = [context.src, context.copy, context.old];
       expect(lock.shown.filter((l) => tables.includes(l.relation)).map((l) => l.mode)).toEqual([AEL, AEL]);
-      // Reached only through the table (indexes, partitions, locked with it) or not lockable up front (sequences: LOCK TABLE refuses them).
+      // Reached only through the table: its indexes, and its partitions (locked with it).
       const own = new Set([
         ...model.indexes.flatMap((i, k) => [i.name, n.copyIndex(k), n.oldIndex(k)].map((x) => qualified(model.schema, x))),
-        ...model.identities.flatMap((q, k) => [q.name, n.oldSequence(k)].map((x) => qualified(q.schema, x))),
-        ...model.ownedSequences.map((q) => qualified(q.schema, q.name)),
         ...(target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name)),
       ]);
       const order: readonly string[] = LOCK_MODES;
