@@ -53,4 +53,30 @@ describe('shadowpack verify', () => {
     r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
   });
+
+  it('names the differing keys when a superuser verifies another owner\'s table (through the owner\'s verify function)', async () => {
+    const role = `sp_verify_owner_${process.pid}`;
+    await withClient(db.url, (c) => c.query(`
+      CREATE ROLE ${role};
+      GRANT USAGE, CREATE ON SCHEMA app TO ${role};
+      CREATE TABLE app.owned (id int PRIMARY KEY, v text);
+      INSERT INTO app.owned SELECT g, 'x' || g FROM generate_series(1, 300) g;
+      ALTER TABLE app.owned OWNER TO ${role};`));
+    const plan = await planTable(db.url, 'app', 'owned');
+    let r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
+    expect(r.code, r.stderr).toBe(0);
+    await withClient(db.url, async (c) => {
+      // The route is taken: the verify function belongs to the table's owner, and we are a superuser who is not.
+      const fn = await c.query(`SELECT pg_get_userbyid(proowner) AS owner FROM pg_proc WHERE proname = $1`, [`vowner_${plan.manifest.runId}`]);
+      expect(fn.rows[0]?.owner).toBe(role);
+      await c.query(`UPDATE app."_sp_${plan.manifest.runId}_new" SET v = 'by hand' WHERE id IN (7, 250); DELETE FROM app."_sp_${plan.manifest.runId}_new" WHERE id = 9`);
+    });
+    r = await cli(['verify', '--plan', plan.dir, '--url', db.url]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('\n  keys (id): (7) different; (9) missing; (250) different\n');
+    r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'abort']);
+    expect(r.code, r.stderr).toBe(0);
+    // Roles outlive the database: leave none behind.
+    await withClient(db.url, (c) => c.query(`DROP TABLE app.owned; DROP OWNED BY ${role}; DROP ROLE ${role}`));
+  });
 });
