@@ -93,6 +93,9 @@ async function waitUntil(url: string, sql: string, what: string, ms = 20_000): P
   }
 }
 
+/** The hooked sessions wait on advisory locks, which lock_timeout bounds too: long enough for a loaded machine. */
+const ROUNDS: Partial<MoveOptions> = { catchupTarget: 50, lockTimeoutMs: 15_000 };
+
 const waitingFor = (lockFilter: string) => `SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted AND ${lockFilter}) AS ok`;
 
 describe('move interleavings with psql, source 14 -> target 17', () => {
@@ -145,5 +148,99 @@ describe('move interleavings with psql, source 14 -> target 17', () => {
     await m.tgt(`DROP TRIGGER hold ON app.orders; DROP FUNCTION public.hold()`);
     await m.run('90-abort.target.sql');
     await m.run('90-abort.source.sql');
+  }, 120_000);
+
+  it('two catch-ups at once (a killed runner whose server session goes on, and its restart) never put back a row deleted on the source', async () => {
+    const m = await newMove('il_rounds', ROUNDS);
+    for (const f of ['00-preflight.source.sql', '01-setup.source.sql', '02-setup.target.sql', '03-backfill.target.sql', '04-build.target.sql']) await m.run(f);
+    // A round of the first catch-up (the hooked session) waits, after reading its snapshot, before its DELETE.
+    await m.tgt(`CREATE TABLE public.hooked (pid int);
+                 CREATE FUNCTION public.hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                   IF EXISTS (SELECT FROM public.hooked WHERE pid = pg_backend_pid()) THEN PERFORM pg_advisory_xact_lock_shared(4243); END IF;
+                   RETURN NULL; END $$;
+                 CREATE TRIGGER hold BEFORE DELETE ON app.customers FOR EACH STATEMENT EXECUTE FUNCTION public.hold()`);
+    // A customer inserted after the backfill: in the first catch-up's snapshot, deleted before the second's.
+    const [k] = await m.src(`WITH c AS (INSERT INTO app.customers (name) VALUES ('short-lived') RETURNING *)
+                             INSERT INTO twin.customers SELECT id, referrer_id, name, email, mood, address, ref, created_at FROM c RETURNING id`);
+    const holder = new pg.Client({ connectionString: m.pair.target.url });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(4243)');
+      const first = m.outcome('05-catchup.target.sql', 'INSERT INTO public.hooked VALUES (pg_backend_pid())');
+      await waitUntil(m.pair.target.url, waitingFor(`locktype = 'advisory'`), 'the first round waits before its DELETE');
+      await m.src(`BEGIN; DELETE FROM app.customers WHERE id = ${k!.id}; DELETE FROM twin.customers WHERE id = ${k!.id}; COMMIT`);
+      // The second catch-up either finishes or waits for the first (then the first goes on before it).
+      const second = m.outcome('05-catchup.target.sql');
+      const done = { second: false };
+      void second.then(() => (done.second = true));
+      const end = Date.now() + 20_000;
+      for (;;) {
+        if (done.second) break;
+        const [w] = await m.tgt(`SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event <> 'advisory' AND datname = current_database()) AS ok`);
+        if (w!.ok) break;
+        if (Date.now() > end) throw new Error('the second catch-up neither finished nor waited');
+        await new Promise((res) => setTimeout(res, 25));
+      }
+      await holder.query('SELECT pg_advisory_unlock(4243)');
+      expect(await first).toBe('ok');
+      expect(await second).toBe('ok');
+    } finally {
+      await holder.end();
+    }
+    await m.tgt(`DROP TRIGGER hold ON app.customers; DROP FUNCTION public.hold(); DROP TABLE public.hooked`);
+    await m.run('06-fence.source.sql');
+    await m.run('07-cutover.target.sql');
+    const same = await compareMoveWithTwins(m.pair.source.url, m.pair.target.url);
+    expect(same.equal, JSON.stringify(same)).toBe(true);
+  }, 120_000);
+
+  it('a catch-up round that waited for the cut-over refuses instead of writing the fenced source rows over a live target', async () => {
+    const m = await newMove('il_late_round', ROUNDS);
+    for (const f of ['00-preflight.source.sql', '01-setup.source.sql', '02-setup.target.sql', '03-backfill.target.sql', '04-build.target.sql', '05-catchup.target.sql']) await m.run(f);
+    // Written before the fence: logged, and brought by the cut-over's round (never pruned after it).
+    await m.src(`BEGIN; UPDATE app.order_items SET qty = 70 WHERE order_id = 2 AND line = 1; UPDATE twin.order_items SET qty = 70 WHERE order_id = 2 AND line = 1; COMMIT`);
+    await m.run('06-fence.source.sql');
+    // The cut-over's round waits before its DELETE on app.order_items, its source reads of that table done.
+    await m.tgt(`CREATE FUNCTION public.hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(1); RETURN NULL; END $$;
+                 CREATE TRIGGER hold BEFORE DELETE ON app.order_items FOR EACH STATEMENT EXECUTE FUNCTION public.hold()`);
+    const [log] = await m.src(`SELECT format('%I.%I', n.nspname, c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname LIKE 'mlog\\_%\\_1'`);
+    const holder = new pg.Client({ connectionString: m.pair.target.url });
+    const blocker = new pg.Client({ connectionString: m.pair.source.url });
+    await holder.connect();
+    await blocker.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(1)');
+      const cutover = m.outcome('07-cutover.target.sql');
+      await waitUntil(m.pair.target.url, waitingFor(`locktype = 'advisory'`), 'the cut-over round waits');
+      // A stale catch-up (say, a runner killed and restarted) starts during the cut-over; its read of the
+      // customers' log on the source queues behind a lock that is granted only after the cut-over commits.
+      await blocker.query('BEGIN');
+      const blocked = blocker.query(`LOCK TABLE ${log!.q} IN ACCESS EXCLUSIVE MODE`);
+      await waitUntil(m.pair.source.url, waitingFor(`relation = '${log!.q}'::regclass AND mode = 'AccessExclusiveLock'`), 'the blocker queues');
+      const late = m.outcome('05-catchup.target.sql');
+      const lateWaits = async () =>
+        (await m.src(`${waitingFor(`relation = '${log!.q}'::regclass AND mode = 'AccessShareLock'`)}`))[0]!.ok === true ||
+        (await m.tgt(`SELECT count(*) = 2 AS ok FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`))[0]!.ok === true;
+      for (const end = Date.now() + 20_000; !(await lateWaits()); ) {
+        if (Date.now() > end) throw new Error('the late catch-up does not wait');
+        await new Promise((res) => setTimeout(res, 25));
+      }
+      await holder.query('SELECT pg_advisory_unlock(1)');
+      expect(await cutover).toBe('ok');
+      await blocked;
+      // The target is live: the application writes there.
+      await m.tgt(`UPDATE app.order_items SET qty = 999 WHERE order_id = 2 AND line = 1`);
+      await blocker.query('ROLLBACK');
+      const lateOutcome = await late;
+      const [row] = await m.tgt(`SELECT qty FROM app.order_items WHERE order_id = 2 AND line = 1`);
+      expect(row!.qty, `late catch-up: ${lateOutcome}`).toBe(999);
+      expect(lateOutcome).toMatch(/no round at target stage cutover/);
+    } finally {
+      await holder.end();
+      await blocker.end();
+    }
+    await m.tgt(`DROP TRIGGER hold ON app.order_items; DROP FUNCTION public.hold()`);
+    await m.run('08-cleanup.target.sql');
+    await m.run('08-cleanup.source.sql');
   }, 120_000);
 });
