@@ -69,7 +69,8 @@ function stageError(plan: LoadedPlan, part: ScriptPart, st: SqlStatement, err: D
   if (err.code) parts.push(`(SQLSTATE ${err.code})`);
   if (err.detail) parts.push(`detail: ${err.detail}`);
   if (err.hint) parts.push(`hint: ${err.hint}`);
-  const terminate = terminateHint(err.message);
+  // A lock step's hint already names pg_terminate_backend with the pids (for psql users too).
+  const terminate = err.hint?.includes('pg_terminate_backend') ? '' : terminateHint(err.message);
   if (terminate !== '') parts.push(`(${terminate})`);
   return new UserError('STAGE_FAILED', parts.join(' '), { file, line, column, sqlstate: err.code }, { cause: err });
 }

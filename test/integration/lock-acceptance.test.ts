@@ -252,13 +252,19 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`after 8 rounds \\([01] attempts\\): held by pid ${idle.pid} \\(idle-writer, `));
     // Newcomer review finding 28: the statement that ends the holder, with its pid.
-    expect(r.stderr).toContain(`to end that session rather than wait: SELECT pg_terminate_backend(${idle.pid});`);
+    // The lock step's own hint says it, so psql users see it too (and the runner does not repeat it).
+    expect(r.stderr).toContain(`to end them rather than wait: SELECT pg_terminate_backend(${idle.pid});`);
+    expect(r.stderr).not.toContain('to end that session rather than wait');
     const report = live.events.find((e) => e['type'] === 'lock-report')!['report'] as LockReport;
     // Not one attempt unless the first round came before the transaction was one attempt old.
     expect(report).toMatchObject({ step: 'setup-trigger', outcome: 'held', cancelled: [] });
     expect(report.attempts + report.skipped).toBe(8);
     expect(report.attempts).toBeLessThanOrEqual(1);
     expect(live.events.some((e) => String(e['message'] ?? '').startsWith('shadowpack:cancel'))).toBe(false);
+    // psql users get the same statement from the lock step's hint.
+    const viaPsql = await psql(db.url, join(plan.dir, '01-setup.sql'));
+    expect(viaPsql.code).toBe(3);
+    expect(viaPsql.stderr).toContain(`HINT:  End or wait for those transactions, then run this stage again; to end them rather than wait: SELECT pg_terminate_backend(${idle.pid});`);
     // Its transaction was left alone and still commits.
     await idle.query('COMMIT');
     expect(await leftovers(idle)).toEqual([]);
