@@ -1,28 +1,39 @@
 /**
- * The two clusters of a cross-cluster move test: a PostgreSQL 14 source started once per test file next to the
- * suite's PostgreSQL 17 target (test/helpers/global-setup.ts), each test on a fresh database of both.
+ * The two clusters of a cross-cluster move test: the run's source server (PostgreSQL 14, started once per
+ * run by test/helpers/global-setup.ts through move-source.ts, in parallel with the suite's PostgreSQL 17
+ * target), each test file on a fresh database of both.
  */
 import { inject } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from './db.js';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/dev/embedded-server.js';
+import { sourceMajor } from './move-source.js';
 
 /** Source major of the default suite (issue 15: 14 -> 17); SHADOWPACK_MOVE_SOURCE_MAJOR picks another. */
-export const SOURCE_MAJOR = Number.parseInt(process.env.SHADOWPACK_MOVE_SOURCE_MAJOR ?? '14', 10);
+export const SOURCE_MAJOR = sourceMajor(process.env);
+
+const provided = inject('moveSource');
+
+/**
+ * Why this run has no move source (TEST_DATABASE_URL or TEST_SERVER=container without
+ * SHADOWPACK_MOVE_SOURCE_URL), or undefined; each move test file's describe skips on it.
+ */
+export const MOVE_SOURCE_MISSING: string | undefined = provided.kind === 'missing' ? provided.reason : undefined;
+if (MOVE_SOURCE_MISSING !== undefined) console.warn(`[move-servers] ${MOVE_SOURCE_MISSING}`);
 
 export interface MoveServers {
-  readonly source: EmbeddedServer;
+  /** Superuser URL of the source server (shared by the run; databases are per file). */
+  readonly sourceAdminUrl: string;
   /** Superuser URL of the target server (the suite's server). */
   readonly targetAdminUrl: string;
+  /** Nothing to stop: the servers belong to the run (global-setup.ts); kept so callers need not care. */
   stop(): Promise<void>;
 }
 
-/** Starts the source server; prepared transactions are on, since the writers leave one open across a round. */
+/** The run's source and target servers; throws the reason when the run has none (the describe should skip). */
 export async function startMoveServers(): Promise<MoveServers> {
-  const source = await startEmbeddedPostgres({
-    major: SOURCE_MAJOR,
-    settings: { max_prepared_transactions: '10', shared_buffers: '32MB', max_connections: '60' },
-  });
-  return { source, targetAdminUrl: inject('adminUrl'), stop: () => source.stop() };
+  if (provided.kind === 'missing') {
+    throw new Error(`${provided.reason} (a move test file is named test/integration/move-*.test.ts and skips its describe on MOVE_SOURCE_MISSING)`);
+  }
+  return { sourceAdminUrl: provided.url, targetAdminUrl: inject('adminUrl'), stop: async () => {} };
 }
 
 export interface MovePair {
@@ -35,7 +46,7 @@ export interface MovePair {
 
 /** A fresh database on each side, postgres_fdw installed on the target (and on the source, for the checks). */
 export async function freshMovePair(servers: MoveServers, prefix: string): Promise<MovePair> {
-  const source = await freshDatabase(`${prefix}_src`, servers.source.url);
+  const source = await freshDatabase(`${prefix}_src`, servers.sourceAdminUrl);
   const target = await freshDatabase(`${prefix}_tgt`, servers.targetAdminUrl);
   await withClient(target.url, (c) => c.query('CREATE EXTENSION postgres_fdw'));
   const u = new URL(source.url);

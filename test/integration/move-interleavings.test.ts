@@ -14,7 +14,7 @@ import { planMove, writeMovePlan } from '../../src/planning/plan-move.js';
 import type { MoveOptions } from '../../src/compile/move/context.js';
 import { withClient } from '../helpers/db.js';
 import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
-import { freshMovePair, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
+import { freshMovePair, MOVE_SOURCE_MISSING, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
 
 let servers: MoveServers;
 let root: string;
@@ -98,7 +98,7 @@ const ROUNDS: Partial<MoveOptions> = { catchupTarget: 50, lockTimeoutMs: 15_000 
 
 const waitingFor = (lockFilter: string) => `SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted AND ${lockFilter}) AS ok`;
 
-describe('move interleavings with psql, source 14 -> target 17', () => {
+describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with psql, source 14 -> target 17', () => {
   it('a table rewritten (CLUSTER) while the last backfill batch waits for its lock on the source stops the backfill instead of skipping the rows it moved', async () => {
     // orders: CLUSTERed once before the plan (so the signature already says so), then its lower half deleted,
     // so a rewrite moves the upper rows down, below the last batch's page range.

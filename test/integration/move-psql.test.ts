@@ -15,7 +15,7 @@ import { main } from '../../src/cli/main.js';
 import { withClient } from '../helpers/db.js';
 import { describeTable } from '../helpers/catalog-describe.js';
 import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
-import { freshMovePair, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
+import { freshMovePair, MOVE_SOURCE_MISSING, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
 import { openSpanning, prepareOne, startMoveWriters } from '../helpers/move-writers.js';
 
 let servers: MoveServers;
@@ -26,6 +26,15 @@ let pair3: MovePair;
 let dir: string;
 let sourceUrl: string;
 const SECRET = 'Sp-fdw-secret-7c1e';
+const SECRET_USER = 'sp_move_psql_secret';
+
+/** `url` logged in as the role whose password is SECRET. */
+function withSecret(url: string): string {
+  const u = new URL(url);
+  u.username = SECRET_USER;
+  u.password = SECRET;
+  return u.toString();
+}
 
 beforeAll(async () => {
   servers = await startMoveServers();
@@ -34,17 +43,16 @@ beforeAll(async () => {
   pair3 = await freshMovePair(servers, 'move_psql_a');
   await withClient(pair.source.url, (c) => createMoveFixture(c, { customers: 60, orders: 400 }));
   await withClient(pair.target.url, (c) => c.query('CREATE SCHEMA app'));
-  // A password found nowhere else, so the test can look for it in every file and catalog.
-  await withClient(pair.source.url, (c) => c.query(`ALTER ROLE postgres PASSWORD '${SECRET}'`));
-  const u = new URL(pair.source.url);
-  u.password = SECRET;
-  sourceUrl = u.toString();
+  // A password found nowhere else, so the test can look for it in every file and catalog. On a superuser of
+  // its own: the source server is shared by the run's move test files, which log in as postgres.
+  await withClient(pair.source.url, (c) => c.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${SECRET_USER}') THEN CREATE ROLE ${SECRET_USER} LOGIN SUPERUSER; END IF; END $$;
+    ALTER ROLE ${SECRET_USER} PASSWORD '${SECRET}'`));
+  sourceUrl = withSecret(pair.source.url);
   root = mkdtempSync(join(tmpdir(), 'sp-move-'));
   dir = join(root, 'plan');
 }, 120_000);
 
 afterAll(async () => {
-  if (sourceUrl) await withClient(sourceUrl, (c) => c.query(`ALTER ROLE postgres PASSWORD '${decodeURIComponent(new URL(pair.source.url).password)}'`));
   if (root) rmSync(root, { recursive: true, force: true });
   await pair3?.drop();
   await pair2?.drop();
@@ -94,7 +102,7 @@ function psqlFails(file: string, side: 'source' | 'target'): string {
 
 const q = async <T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> => withClient(url, async (c) => (await c.query<T>(sql)).rows);
 
-describe('move plan with psql, source 14 -> target 17', () => {
+describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 14 -> target 17', () => {
   it('refuses a group not closed under foreign keys in one line naming the missing tables and --with-fk-closure (CLI)', async () => {
     const lines: string[] = [];
     const io = { out: (l: string) => lines.push(l), err: (t: string) => lines.push(t) };
@@ -199,11 +207,9 @@ describe('move plan with psql, source 14 -> target 17', () => {
   });
 
   it('moves the group while four writers mirror every statement into twins until the fence; a transaction spans rounds, one is prepared', async () => {
-    const withSecret = new URL(pair2.source.url);
-    withSecret.password = SECRET;
-    const src = withSecret.toString();
+    const src = withSecret(pair2.source.url);
     {
-      await withClient(src, (c) => createMoveFixture(c, { customers: 40, orders: 200 }));
+      await withClient(pair2.source.url, (c) => createMoveFixture(c, { customers: 40, orders: 200 }));
       await withClient(pair2.target.url, (c) => c.query('CREATE SCHEMA app'));
       const s = new pg.Client({ connectionString: src });
       const t = new pg.Client({ connectionString: pair2.target.url });
@@ -245,10 +251,8 @@ describe('move plan with psql, source 14 -> target 17', () => {
   }, 120_000);
 
   it('abort after the fence leaves the source catalog as it was and nothing of the move on the target; it is safe to run again', async () => {
-    const withSecret = new URL(pair3.source.url);
-    withSecret.password = SECRET;
-    const src = withSecret.toString();
-    await withClient(src, (c) => createMoveFixture(c, { customers: 20, orders: 60 }));
+    const src = withSecret(pair3.source.url);
+    await withClient(pair3.source.url, (c) => createMoveFixture(c, { customers: 20, orders: 60 }));
     await withClient(pair3.target.url, (c) => c.query('CREATE SCHEMA app'));
     const TOOL_OBJECTS = `SELECT 'ns ' || nspname AS o FROM pg_namespace WHERE nspname LIKE 'shadowpack%'
       UNION ALL SELECT 'type ' || typname FROM pg_type WHERE typnamespace = 'app'::regnamespace AND typtype IN ('e', 'c') AND typrelid = 0

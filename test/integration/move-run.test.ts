@@ -16,7 +16,7 @@ import { main } from '../../src/cli/main.js';
 import { readMoveSide } from '../../src/run/move-state.js';
 import { withClient } from '../helpers/db.js';
 import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
-import { freshMovePair, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
+import { freshMovePair, MOVE_SOURCE_MISSING, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
 import { openSpanning, prepareOne, startMoveWriters } from '../helpers/move-writers.js';
 import { cli, ROOT, type Exit } from '../helpers/rebuild.js';
 
@@ -84,7 +84,7 @@ async function stages(): Promise<[string | null, string | null]> {
   return [s?.stage ?? null, t?.stage ?? null];
 }
 
-describe('shadowpack run on a move plan, source 14 -> target 17, under twin writers', () => {
+describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('shadowpack run on a move plan, source 14 -> target 17, under twin writers', () => {
   it('moves the group; a SIGKILLed run resumes; target = twins after the cut-over; cleanup leaves nothing on the target', async () => {
     const s = new pg.Client({ connectionString: pair.source.url });
     const t = new pg.Client({ connectionString: pair.target.url });
