@@ -66,10 +66,21 @@ export interface MoveStageRule {
   readonly removesRun?: boolean;
   /** States of the other side it checks (through FDW from the target; never read from the source). */
   readonly needs?: { readonly side: MoveSide; readonly states: readonly string[] };
+  /** States of its own side in which it has already run: it says so instead of starting again. */
+  readonly doneIn?: readonly string[];
+  /** What it writes into the other side's state (through FDW, its own transaction), by name: the state
+   *  and the states it may overwrite (any other: the UPDATE changes nothing). */
+  readonly tells?: { readonly [name: string]: { readonly records: string; readonly from: readonly string[] } };
   /** 'one' transaction, 'batches' (commits as it goes), 'several', 'none' (read-only). */
   readonly transaction: 'none' | 'one' | 'batches' | 'several';
   readonly summary: string;
 }
+
+/** Target states in which an apply round may run: set up, not yet live, not aborting. */
+export const MOVE_ROUND_STATES: readonly TargetMoveState[] = ['setup', 'backfill', 'build', 'catchup'];
+
+/** Source states after the fence: the group's writes there are refused. */
+const FENCED_SOURCE: readonly SourceMoveState[] = ['fenced', 'cutover-started', 'cutover'];
 
 const BEFORE_CUTOVER_TARGET: readonly (string | null)[] = [null, 'setup', 'backfill', 'build', 'catchup', 'aborting'];
 
@@ -81,12 +92,12 @@ export const MOVE_STAGES: readonly MoveStageRule[] = [
   { stage: 'setup', side: 'target', file: '02-setup.target.sql', kind: 'forward', from: [null], records: 'setup', needs: { side: 'source', states: ['setup'] }, transaction: 'one', summary: 'types, tables without secondary indexes/FKs/user triggers, deny triggers, postgres_fdw server, user mapping, foreign tables, state' },
   { stage: 'backfill', side: 'target', file: '03-backfill.target.sql', kind: 'forward', from: ['setup', 'backfill'], records: 'backfill', transaction: 'batches', summary: 'copy the source rows by heap page ranges through postgres_fdw, position committed with each batch' },
   { stage: 'build', side: 'target', file: '04-build.target.sql', kind: 'forward', from: ['backfill', 'build'], records: 'build', transaction: 'several', summary: 'primary keys, unique and check constraints, indexes, ANALYZE' },
-  { stage: 'catchup', side: 'target', file: '05-catchup.target.sql', kind: 'forward', from: ['build', 'catchup'], records: 'catchup', transaction: 'batches', summary: 'rounds (one source snapshot each) until the backlog is small, prune the source log, mark the source ready for the fence' },
-  { stage: 'fence', side: 'source', file: '06-fence.source.sql', kind: 'forward', from: ['ready-for-fence', 'fenced'], records: 'fenced', transaction: 'one', summary: 'bounded lock, then statement triggers refusing every write to the group on the source (the write freeze starts)' },
-  { stage: 'cutover', side: 'target', file: '07-cutover.target.sql', kind: 'forward', from: ['catchup'], records: 'cutover', needs: { side: 'source', states: ['fenced', 'cutover-started', 'cutover'] }, transaction: 'several', summary: 'in one transaction: the last round in a fenced source snapshot, sequences, FKs NOT VALID, triggers, grants, comments, policies, deny triggers dropped; then FK validation' },
-  { stage: 'cleanup', side: 'target', file: '08-cleanup.target.sql', kind: 'forward', from: ['cutover'], records: null, removesRun: true, transaction: 'several', summary: 'drop the foreign tables, the user mapping (and any password in it), the server and the tool objects' },
+  { stage: 'catchup', side: 'target', file: '05-catchup.target.sql', kind: 'forward', from: ['build', 'catchup'], records: 'catchup', tells: { ready: { records: 'ready-for-fence', from: ['setup'] } }, transaction: 'batches', summary: 'rounds (one source snapshot each) until the backlog is small, prune the source log, mark the source ready for the fence' },
+  { stage: 'fence', side: 'source', file: '06-fence.source.sql', kind: 'forward', from: ['ready-for-fence', 'fenced'], records: 'fenced', doneIn: FENCED_SOURCE, transaction: 'one', summary: 'bounded lock, then statement triggers refusing every write to the group on the source (the write freeze starts)' },
+  { stage: 'cutover', side: 'target', file: '07-cutover.target.sql', kind: 'forward', from: ['catchup'], records: 'cutover', doneIn: ['cutover'], needs: { side: 'source', states: FENCED_SOURCE }, tells: { started: { records: 'cutover-started', from: ['fenced', 'cutover-started'] }, live: { records: 'cutover', from: ['cutover-started'] } }, transaction: 'several', summary: 'in one transaction: the last round in a fenced source snapshot, sequences, FKs NOT VALID, triggers, grants, comments, policies, deny triggers dropped; then FK validation' },
+  { stage: 'cleanup', side: 'target', file: '08-cleanup.target.sql', kind: 'forward', from: ['cutover'], records: null, removesRun: true, tells: { live: { records: 'cutover', from: ['cutover-started'] } }, transaction: 'several', summary: 'drop the foreign tables, the user mapping (and any password in it), the server and the tool objects' },
   { stage: 'cleanup', side: 'source', file: '08-cleanup.source.sql', kind: 'forward', from: ['cutover'], records: null, removesRun: true, transaction: 'one', summary: 'drop the capture triggers, logs, views and state; the fence and the tables stay' },
-  { stage: 'abort', side: 'target', file: '90-abort.target.sql', kind: 'abort', from: BEFORE_CUTOVER_TARGET, records: 'aborting', removesRun: true, transaction: 'several', summary: 'before cut-over: drop everything the plan made on the target; tells the source' },
+  { stage: 'abort', side: 'target', file: '90-abort.target.sql', kind: 'abort', from: BEFORE_CUTOVER_TARGET, records: 'aborting', removesRun: true, tells: { aborted: { records: 'target-aborted', from: ['setup', 'ready-for-fence', 'fenced', 'cutover-started'] } }, transaction: 'several', summary: 'before cut-over: drop everything the plan made on the target; tells the source' },
   { stage: 'abort', side: 'source', file: '90-abort.source.sql', kind: 'abort', from: [null, 'setup', 'ready-for-fence', 'fenced', 'target-aborted', 'aborting'], records: 'aborting', removesRun: true, transaction: 'one', summary: 'before cut-over: drop the capture, logs, views, state and the fence; the source is as it was' },
 ];
 

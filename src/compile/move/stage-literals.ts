@@ -1,0 +1,72 @@
+import { literal } from '../../model/quote.js';
+import { MOVE_ROUND_STATES, MOVE_SOURCE_STATES, MOVE_STAGES, MOVE_TARGET_STATES, type MoveStageRule } from './stages.js';
+
+/**
+ * The move templates' stage checks and stage UPDATEs, rendered from the stage machine's data
+ * (stages.ts) so that no template names a state (issue 12): `…Literal` is one state as an SQL
+ * literal, `…InLiteral` a list of them for `IN (…)`. A `…Literal` read from a list that is not one
+ * state fails the compile instead of rendering a wrong check.
+ */
+export interface MoveStageStates {
+  /** The state it records on its own side ('' when it records none). */
+  readonly recordsLiteral: string;
+  /** The states of its own side it may start from. */
+  readonly fromInLiteral: string;
+  readonly fromLiteral: string;
+  /** `from` without the states in which it has already run: where it starts fresh. */
+  readonly startLiteral: string;
+  /** The states in which it has already run. */
+  readonly doneInLiteral: string;
+  /** The states of its own side it refuses (the complement of `from`). */
+  readonly refusedInLiteral: string;
+  readonly refusedLiteral: string;
+  /** The other side's state it needs. */
+  readonly needsLiteral: string;
+  /** What it writes into the other side's state, by name (see MoveStageRule.tells). */
+  readonly tells: { readonly [name: string]: { readonly recordsLiteral: string; readonly fromInLiteral: string; readonly fromLiteral: string } };
+}
+
+const inList = (states: readonly string[]): string => states.map((s) => literal(s)).join(', ');
+
+/** A getter, so that a template reading one state from a longer list fails at compile time. */
+function one(target: object, key: string, states: readonly string[], what: string): void {
+  Object.defineProperty(target, key, {
+    enumerable: true,
+    get: (): string => {
+      const [only] = states;
+      if (states.length !== 1 || only === undefined) throw new Error(`internal error: ${what} is ${states.length} states, not one`);
+      return literal(only);
+    },
+  });
+}
+
+export function moveStageStates(rule: MoveStageRule): MoveStageStates {
+  const name = rule.file;
+  const from = rule.from === 'any' ? [] : rule.from.filter((s): s is string => s !== null);
+  const done = rule.doneIn ?? [];
+  const sideStates: readonly string[] = rule.side === 'source' ? MOVE_SOURCE_STATES : MOVE_TARGET_STATES;
+  const refused = rule.from === 'any' ? [] : sideStates.filter((s) => !from.includes(s));
+  const start = from.filter((s) => s !== rule.records && !done.includes(s));
+  const tells: Record<string, MoveStageStates['tells'][string]> = {};
+  for (const [key, t] of Object.entries(rule.tells ?? {})) {
+    const told = { recordsLiteral: literal(t.records), fromInLiteral: inList(t.from) };
+    one(told, 'fromLiteral', t.from, `${name} tells.${key}.from`);
+    tells[key] = told as MoveStageStates['tells'][string];
+  }
+  const out = { recordsLiteral: rule.records === null ? '' : literal(rule.records), fromInLiteral: inList(from), doneInLiteral: inList(done), refusedInLiteral: inList(refused), tells };
+  one(out, 'fromLiteral', from, `${name} from`);
+  one(out, 'startLiteral', start, `${name} from (not yet run)`);
+  one(out, 'refusedLiteral', refused, `${name} refused states`);
+  one(out, 'needsLiteral', rule.needs?.states ?? [], `${name} needs`);
+  return out as MoveStageStates;
+}
+
+/** Every stage's states, keyed `<stage><Side>` (e.g. `catchupTarget`), for partials rendered by another stage. */
+export function moveStagesStates(): { readonly [key: string]: MoveStageStates } {
+  const all: Record<string, MoveStageStates> = {};
+  for (const rule of MOVE_STAGES) all[`${rule.stage}${rule.side === 'source' ? 'Source' : 'Target'}`] = moveStageStates(rule);
+  return all;
+}
+
+/** The target states in which an apply round may run. */
+export const roundStatesInLiteral = inList(MOVE_ROUND_STATES);
