@@ -9,6 +9,8 @@ import { readPlanDir } from '../../planning/plan-dir.js';
 import { planTable } from '../../planning/plan-table.js';
 import { connectClient } from '../../run/connect.js';
 import { connectionConfig } from '../connection.js';
+import { isMovePlanDir } from '../../run/move-plan.js';
+import { diffMoveCommand } from './diff-move.js';
 
 export interface DiffArgs {
   readonly a?: string;
@@ -40,6 +42,13 @@ export async function diffCommand(args: DiffArgs, out: (line: string) => void): 
     throw new UserError('BAD_ARGUMENT', `${isBatchDir(args.a) ? args.a : args.b} is a batch and ${isBatchDir(args.a) ? args.b : args.a} one table's plan: compare a batch with a batch, or the table's folder inside the batch with the plan`);
   }
   if (batch) return diffBatchCommand(args, out);
+  const move = [args.plan, args.a, args.b].filter((d): d is string => d !== undefined && isMovePlanDir(d));
+  if (move.length > 0) {
+    if (args.plan !== undefined) throw new UserError('BAD_ARGUMENT', `${args.plan} is a move plan; diff --plan compares a rebuild plan with the live database: compare two move plans instead (shadowpack diff A B)`);
+    if (args.a === undefined || args.b === undefined) throw new UserError('BAD_ARGUMENT', 'give two move plan folders (shadowpack diff A B)');
+    if (move.length === 1) throw new UserError('BAD_ARGUMENT', `${move[0]} is a move plan and ${move[0] === args.a ? args.b : args.a} is not: compare a move plan with a move plan`);
+    return diffMoveCommand({ a: args.a, b: args.b, ...(args.json ? { json: true } : {}) }, out);
+  }
   let sides: [PlanSide, PlanSide];
   if (args.plan !== undefined) {
     if (args.a !== undefined || args.b !== undefined) throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');

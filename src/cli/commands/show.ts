@@ -4,6 +4,8 @@ import { headerText, splitReadme } from '../../compile/provenance.js';
 import { UserError } from '../../model/errors.js';
 import { checkPlanIntegrity } from '../../run/plan-check.js';
 import { checkBatchIntegrity, isBatchDir, readBatchDir } from '../../batch/batch-dir.js';
+import { isMovePlanDir } from '../../run/move-plan.js';
+import { showMoveCommand } from './show-move.js';
 
 /**
  * Prints the review summary, header first: the header is printed afresh from plan.json (plan hash,
@@ -25,6 +27,10 @@ export async function showCommand(args: { plan: string }, out: (line: string) =>
     for (const p of checkSums(args.plan)) warn(`shadowpack: warning: ${p}`);
     out(`batch hash ${batch.manifest.batchHash} (approve this one; run --expect-hash ${batch.manifest.batchHash} refuses any other)`);
     out(batch.readme ?? '(README.md is missing)');
+    return;
+  }
+  if (isMovePlanDir(args.plan)) {
+    showMoveCommand(args.plan, out, warn);
     return;
   }
   const plan = readPlanDir(args.plan);
