@@ -22,11 +22,11 @@ describe('the move templates render their states from the stage machine (src/com
 
   it('renders what each stage checks and records from its rule', () => {
     const build = moveStageStates(moveStage('04-build.target.sql'));
-    expect([build.recordsLiteral, build.fromInLiteral, build.startLiteral]).toEqual(["'build'", "'backfill', 'build'", "'backfill'"]);
+    expect([build.recordsLiteral, build.fromListLiteral, build.startLiteral]).toEqual(["'build'", "'backfill', 'build'", "'backfill'"]);
     const abort = moveStageStates(moveStage('90-abort.source.sql'));
-    expect(abort.refusedInLiteral).toBe("'cutover-started', 'cutover'");
+    expect(abort.refusedListLiteral).toBe("'cutover-started', 'cutover'");
     const cutover = moveStageStates(moveStage('07-cutover.target.sql'));
-    expect([cutover.tells['started']?.fromInLiteral, cutover.tells['live']?.fromLiteral]).toEqual(["'fenced', 'cutover-started'", "'cutover-started'"]);
+    expect([cutover.tells['started']?.fromListLiteral, cutover.tells['live']?.fromLiteral]).toEqual(["'fenced', 'cutover-started'", "'cutover-started'"]);
   });
 
   it('fails the compile when a template reads one state where the rule has several', () => {

@@ -7,7 +7,7 @@ import { tidy } from '../render.js';
 import { moveContext, moveRunId, sortedGroup, usesOutsideGroup, type MoveInput } from './context.js';
 import { MOVE_BINDING_FILES, MOVE_STAGES, type MoveHazardCode, type MovePlanManifest, type MovePlanStage, type MoveSide, type MoveStageName, type MoveStageRule } from './stages.js';
 import { renderMoveReview } from './review-move.js';
-import { moveStageStates, moveStagesStates, roundStatesInLiteral } from './stage-literals.js';
+import { moveStageStates, moveStagesStates, roundStatesListLiteral } from './stage-literals.js';
 import { bindingInput } from '../template-inputs.js';
 
 export const MOVE_FORMAT_VERSION = 1;
@@ -73,7 +73,7 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
     if (template === undefined) throw new Error(`internal error: no template for ${key}`);
     const hazards = stageHazards(rule, input);
     const stage = { ...rule, transactionText: TRANSACTION_TEXT[rule.transaction], hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '), states: moveStageStates(rule) };
-    return { rule, hazards, text: render(template, { ...ctx, toolVersion, stage, stagesStates, roundStatesInLiteral, appNameLit: literal(`shadowpack:${runId}:${rule.stage}`) }) };
+    return { rule, hazards, text: render(template, { ...ctx, toolVersion, stage, stagesStates, roundStatesListLiteral, appNameLit: literal(`shadowpack:${runId}:${rule.stage}`) }) };
   });
   const tag = planDollarTag(rendered.map((r) => r.text));
   const files = new Map<string, string>();

@@ -4,26 +4,26 @@ import { MOVE_ROUND_STATES, MOVE_SOURCE_STATES, MOVE_STAGES, MOVE_TARGET_STATES,
 /**
  * The move templates' stage checks and stage UPDATEs, rendered from the stage machine's data
  * (stages.ts) so that no template names a state (issue 12): `…Literal` is one state as an SQL
- * literal, `…InLiteral` a list of them for `IN (…)`. A `…Literal` read from a list that is not one
+ * literal, `…ListLiteral` a list of them for `IN (…)` (a …Literal kind, printed in code). A `…Literal` read from a list that is not one
  * state fails the compile instead of rendering a wrong check.
  */
 export interface MoveStageStates {
   /** The state it records on its own side ('' when it records none). */
   readonly recordsLiteral: string;
   /** The states of its own side it may start from. */
-  readonly fromInLiteral: string;
+  readonly fromListLiteral: string;
   readonly fromLiteral: string;
   /** `from` without the states in which it has already run: where it starts fresh. */
   readonly startLiteral: string;
   /** The states in which it has already run. */
-  readonly doneInLiteral: string;
+  readonly doneListLiteral: string;
   /** The states of its own side it refuses (the complement of `from`). */
-  readonly refusedInLiteral: string;
+  readonly refusedListLiteral: string;
   readonly refusedLiteral: string;
   /** The other side's state it needs. */
   readonly needsLiteral: string;
   /** What it writes into the other side's state, by name (see MoveStageRule.tells). */
-  readonly tells: { readonly [name: string]: { readonly recordsLiteral: string; readonly fromInLiteral: string; readonly fromLiteral: string } };
+  readonly tells: { readonly [name: string]: { readonly recordsLiteral: string; readonly fromListLiteral: string; readonly fromLiteral: string } };
 }
 
 const inList = (states: readonly string[]): string => states.map((s) => literal(s)).join(', ');
@@ -49,11 +49,11 @@ export function moveStageStates(rule: MoveStageRule): MoveStageStates {
   const start = from.filter((s) => s !== rule.records && !done.includes(s));
   const tells: Record<string, MoveStageStates['tells'][string]> = {};
   for (const [key, t] of Object.entries(rule.tells ?? {})) {
-    const told = { recordsLiteral: literal(t.records), fromInLiteral: inList(t.from) };
+    const told = { recordsLiteral: literal(t.records), fromListLiteral: inList(t.from) };
     one(told, 'fromLiteral', t.from, `${name} tells.${key}.from`);
     tells[key] = told as MoveStageStates['tells'][string];
   }
-  const out = { recordsLiteral: rule.records === null ? '' : literal(rule.records), fromInLiteral: inList(from), doneInLiteral: inList(done), refusedInLiteral: inList(refused), tells };
+  const out = { recordsLiteral: rule.records === null ? '' : literal(rule.records), fromListLiteral: inList(from), doneListLiteral: inList(done), refusedListLiteral: inList(refused), tells };
   one(out, 'fromLiteral', from, `${name} from`);
   one(out, 'startLiteral', start, `${name} from (not yet run)`);
   one(out, 'refusedLiteral', refused, `${name} refused states`);
@@ -69,4 +69,4 @@ export function moveStagesStates(): { readonly [key: string]: MoveStageStates } 
 }
 
 /** The target states in which an apply round may run. */
-export const roundStatesInLiteral = inList(MOVE_ROUND_STATES);
+export const roundStatesListLiteral = inList(MOVE_ROUND_STATES);
