@@ -2,7 +2,8 @@
  * A whole move (issue 15) by the runner: source PostgreSQL 14 -> the suite's 17, the FK group of
  * test/helpers/move-fixture.ts, four twin writers on the source from the backfill until the fence (where each
  * expects the fence message), a transaction open across the catch-up and a prepared one committed after it;
- * the runner SIGKILLed in the backfill and inside the cut-over's target transaction, and resumed. After the cut-over every target table equals its
+ * the runner SIGKILLed in the backfill, in a catch-up round, in the fence's lock wait, inside the cut-over's target
+ * transaction and in the source's cleanup, and resumed each time. After the cut-over every target table equals its
  * source twin row for row; cleanup leaves no tool object on the target.
  */
 import { spawn } from 'node:child_process';
@@ -77,6 +78,25 @@ function cliKilledWhen(args: string[], url: string, probe: string): Promise<Exit
   });
 }
 
+/**
+ * Runs the CLI while a session on `url` holds what `lock` takes, SIGKILLs it as soon as one of its sessions waits
+ * behind that session, checks `whileHeld` with the lock still held, then lets go.
+ */
+async function killedBehind(url: string, lock: string, args: string[], whileHeld: () => Promise<void>): Promise<Exit> {
+  const holder = new pg.Client({ connectionString: url });
+  await holder.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query(lock);
+    const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const killed = await cliKilledWhen(args, url, `SELECT 1 FROM pg_stat_activity WHERE ${holderPid} = ANY (pg_blocking_pids(pid))`);
+    await whileHeld();
+    return killed;
+  } finally {
+    await holder.end();
+  }
+}
+
 async function stages(): Promise<[string | null, string | null]> {
   const runId = (await import('../../src/run/move-plan.js')).readMovePlanDir(dir).manifest.runId;
   const s = await withClient(pair.source.url, (c) => readMoveSide(c, runId));
@@ -113,6 +133,13 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('shadowpack run on a move pla
       // Open across the catch-up rounds (written after setup, so setup did not wait for it), committed before the fence.
       const spanning = await openSpanning(pair.source.url);
       const prepared = await prepareOne(pair.source.url, 'move_run_gid');
+      // The catch-up killed inside a round: a session on the target holds EXCLUSIVE on app.customers, so the
+      // round's apply waits there; the runner is SIGKILLed as soon as it is seen waiting behind that session.
+      const killedInCatchup = await killedBehind(pair.target.url, 'LOCK TABLE app.customers IN EXCLUSIVE MODE', ['run', ...args, '--until', 'catchup'], async () => {
+        expect((await stages())[0]).toBe('setup');
+      });
+      expect(killedInCatchup.signal, killedInCatchup.stderr).toBe('SIGKILL');
+      expect(killedInCatchup.stderr).toMatch(/» catchup\.target/);
       const catchup = await run(['run', ...args, '--until', 'catchup']);
       expect(catchup.code, catchup.stderr + catchup.stdout).toBe(0);
       expect(await stages()).toEqual(['ready-for-fence', 'catchup']);
@@ -121,6 +148,14 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('shadowpack run on a move pla
 
       const status = await run(['status', ...args]);
       expect(status.stdout).toContain('source: "ready-for-fence", target: "catchup"; next: fence on the source (06-fence.source.sql)');
+
+      // The fence killed while it waits for its lock: a session on the source holds ROW EXCLUSIVE on
+      // app.orders, which the fence's SHARE ROW EXCLUSIVE waits behind; no fence may be left half made.
+      const killedInFence = await killedBehind(pair.source.url, 'LOCK TABLE app.orders IN ROW EXCLUSIVE MODE', ['run', ...args, '--until', 'fence'], async () => {
+        expect(await stages()).toEqual(['ready-for-fence', 'catchup']);
+      });
+      expect(killedInFence.signal, killedInFence.stderr).toBe('SIGKILL');
+      expect(killedInFence.stderr).toMatch(/» fence\.source/);
 
       // The cut-over killed inside its target transaction: a session on the target holds ROW EXCLUSIVE on
       // app.customers, so the cut-over's ALTER TABLE waits there (after the source recorded
@@ -157,6 +192,16 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('shadowpack run on a move pla
     const same = await compareMoveWithTwins(pair.source.url, pair.target.url);
     expect(same.equal, JSON.stringify(same)).toBe(true);
 
+    // The source's cleanup killed while it waits to drop a tool table a session on the source reads, after the
+    // target's cleanup: one side without a run here is the end of a move, not a half-made setup.
+    const toolTable = await withClient(pair.source.url, async (c) =>
+      (await c.query<{ t: string }>(`SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables WHERE schemaname LIKE 'shadowpack%' ORDER BY 1 LIMIT 1`)).rows[0]!.t,
+    );
+    const killedInCleanup = await killedBehind(pair.source.url, `LOCK TABLE ${toolTable} IN ACCESS SHARE MODE`, ['run', ...args, '--until', 'cleanup'], async () => {
+      expect((await stages())[1]).toBeNull();
+    });
+    expect(killedInCleanup.signal, killedInCleanup.stderr).toBe('SIGKILL');
+    expect(killedInCleanup.stderr).toMatch(/» cleanup\.target[\s\S]*» cleanup\.source/);
     const cleanup = await run(['run', ...args, '--until', 'cleanup']);
     expect(cleanup.code, cleanup.stderr + cleanup.stdout).toBe(0);
     expect(cleanup.stdout).toContain('moved; cleaned up on both sides');
