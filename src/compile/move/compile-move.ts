@@ -73,7 +73,7 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
     if (template === undefined) throw new Error(`internal error: no template for ${key}`);
     const hazards = stageHazards(rule, input);
     const stage = { ...rule, transactionText: TRANSACTION_TEXT[rule.transaction], hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '), states: moveStageStates(rule) };
-    return { rule, hazards, text: render(template, { ...ctx, toolVersion, stage, stagesStates, roundStatesListLiteral, appNameLit: literal(`shadowpack:${runId}:${rule.stage}`) }) };
+    return { rule, hazards, text: render(template, { ...ctx, toolVersion, stage, stagesStates, roundStatesListLiteral, appNameLiteral: literal(`shadowpack:${runId}:${rule.stage}`) }) };
   });
   const tag = planDollarTag(rendered.map((r) => r.text));
   const files = new Map<string, string>();
