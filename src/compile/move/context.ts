@@ -134,41 +134,41 @@ export function moveContext(input: MoveInput, runId: string) {
     ];
     return {
       n,
-      q,
+      qIdent: q,
       display,
-      displayLit: literal(display),
-      fingerprintLit: literal(m.fingerprint),
-      signature: signatureSql(m.schema, m.name, TOOL_SCHEMA),
-      regclassLit: literal(q),
-      logTable: tool(`mlog_${runId}_${n}`),
+      displayLiteral: literal(display),
+      fingerprintLiteral: literal(m.fingerprint),
+      signatureSql: signatureSql(m.schema, m.name, TOOL_SCHEMA),
+      regclassLiteral: literal(q),
+      logTableIdent: tool(`mlog_${runId}_${n}`),
       logKeyDefs: join(key.map((k) => `${ident(k)} ${colType(k)} NOT NULL`)),
       logKeyList: join(key.map(ident)),
       keyListOld: join(key.map((k) => `OLD.${ident(k)}`)),
       keyListNew: join(key.map((k) => `NEW.${ident(k)}`)),
-      captureFn: tool(`mcapture_${runId}_${n}`),
-      changedView: tool(`mchanged_${runId}_${n}`),
+      captureFnIdent: tool(`mcapture_${runId}_${n}`),
+      changedViewIdent: tool(`mchanged_${runId}_${n}`),
       viewSelect: join([...key.map((k, j) => `d.${ident(k)} AS k_${j + 1}`), ...cols.map((c, j) => `s.${ident(c.name)} AS c_${j + 1}`), '(s.ctid IS NOT NULL) AS present']),
       viewJoin: join(key.map((k) => `s.${ident(k)} = d.${ident(k)}`), ' AND '),
-      ftTable: ft(`t_${n}`),
+      ftTableIdent: ft(`t_${n}`),
       ftTableCols: join(cols.map((c) => `${ident(c.name)} ${c.type}`), ',\n  '),
-      ftChanged: ft(`changed_${n}`),
+      ftChangedIdent: ft(`changed_${n}`),
       ftChangedCols: join([...key.map((k, j) => `k_${j + 1} ${colType(k)}`), ...cols.map((c, j) => `c_${j + 1} ${c.type}`), 'present boolean'], ',\n  '),
-      ftLog: ft(`log_${n}`),
-      schemaLit: literal(m.schema),
-      nameLit: literal(m.name),
-      changedNameLit: literal(`mchanged_${runId}_${n}`),
-      logNameLit: literal(`mlog_${runId}_${n}`),
+      ftLogIdent: ft(`log_${n}`),
+      schemaLiteral: literal(m.schema),
+      nameLiteral: literal(m.name),
+      changedNameLiteral: literal(`mchanged_${runId}_${n}`),
+      logNameLiteral: literal(`mlog_${runId}_${n}`),
       insertCols: join(cols.map((c) => ident(c.name))),
       changedCols: join(cols.map((_, j) => `c_${j + 1}`)),
       deleteJoin: join(key.map((k, j) => `t.${ident(k)} = d.k_${j + 1}`), ' AND '),
       createColumns: join(m.columns.map((c) => columnDefinition(m, c)), ',\n  '),
-      build,
-      cutover,
-      validate: fks.filter((c) => c.validated).map((c) => `ALTER TABLE ${q} VALIDATE CONSTRAINT ${ident(c.name)};`),
+      buildSql: build,
+      cutoverSql: cutover,
+      validateSql: fks.filter((c) => c.validated).map((c) => `ALTER TABLE ${q} VALIDATE CONSTRAINT ${ident(c.name)};`),
       endPage: `end_page_${n}`,
       filenode: `filenode_${n}`,
       fp: `fingerprint_${n}`,
-      ownerLit: literal(m.owner),
+      ownerLiteral: literal(m.owner),
       reloptions: m.reloptions.length > 0 ? `WITH (${m.reloptions.join(', ')})` : '',
     };
   });
@@ -179,10 +179,10 @@ export function moveContext(input: MoveInput, runId: string) {
     const s = uses[0]!;
     return {
       n: i + 1,
-      q: qualified(s.schema, s.name),
+      qIdent: qualified(s.schema, s.name),
       display: `${s.schema}.${s.name}`,
-      displayLit: literal(`${s.schema}.${s.name}`),
-      qLit: literal(qualified(s.schema, s.name)),
+      displayLiteral: literal(`${s.schema}.${s.name}`),
+      qLiteral: literal(qualified(s.schema, s.name)),
       kind: s.kind,
       // Owned and identity sequences go with their table.
       dropSeparately: s.kind === 'default',
@@ -194,8 +194,8 @@ export function moveContext(input: MoveInput, runId: string) {
       sourceRead: `SELECT last_value, is_called FROM ${qualified(s.schema, s.name)}`,
     };
   });
-  const enumsCtx = input.enums.map((e) => ({ q: qualified(e.schema, e.name), qLit: literal(qualified(e.schema, e.name)), displayLit: literal(`${e.schema}.${e.name}`), display: `${e.schema}.${e.name}`, schemaLit: literal(e.schema), nameLit: literal(e.name), labels: join(e.labels.map(literal)), labelsArray: `ARRAY[${join(e.labels.map(literal))}]::text[]` }));
-  const compositesCtx = input.composites.map((c) => ({ q: qualified(c.schema, c.name), qLit: literal(qualified(c.schema, c.name)), display: `${c.schema}.${c.name}`, schemaLit: literal(c.schema), nameLit: literal(c.name), attributes: join(c.attributes.map((a) => `${ident(a.name)} ${a.type}`)) }));
+  const enumsCtx = input.enums.map((e) => ({ qIdent: qualified(e.schema, e.name), qLiteral: literal(qualified(e.schema, e.name)), displayLiteral: literal(`${e.schema}.${e.name}`), display: `${e.schema}.${e.name}`, schemaLiteral: literal(e.schema), nameLiteral: literal(e.name), labels: join(e.labels.map(literal)), labelsArray: `ARRAY[${join(e.labels.map(literal))}]::text[]` }));
+  const compositesCtx = input.composites.map((c) => ({ qIdent: qualified(c.schema, c.name), qLiteral: literal(qualified(c.schema, c.name)), display: `${c.schema}.${c.name}`, schemaLiteral: literal(c.schema), nameLiteral: literal(c.name), attributes: join(c.attributes.map((a) => `${ident(a.name)} ${a.type}`)) }));
   return {
     runId,
     runLiteral: literal(runId),
