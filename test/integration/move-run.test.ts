@@ -90,6 +90,13 @@ async function killedBehind(url: string, lock: string, args: string[], whileHeld
     await holder.query(lock);
     const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     const killed = await cliKilledWhen(args, url, `SELECT 1 FROM pg_stat_activity WHERE ${holderPid} = ANY (pg_blocking_pids(pid))`);
+    // The killed runner's session still waits for the lock: granted it, it would go on with the statements it
+    // was sent (and could commit them) before noticing its client is gone. End it first, so the stage is the
+    // one the kill interrupted, deterministically.
+    await holder.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE ${holderPid} = ANY (pg_blocking_pids(pid))`);
+    while ((await holder.query(`SELECT 1 FROM pg_stat_activity WHERE ${holderPid} = ANY (pg_blocking_pids(pid))`)).rows.length > 0) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await whileHeld();
     return killed;
   } finally {
@@ -160,17 +167,9 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('shadowpack run on a move pla
       // The cut-over killed inside its target transaction: a session on the target holds ROW EXCLUSIVE on
       // app.customers, so the cut-over's ALTER TABLE waits there (after the source recorded
       // 'cutover-started'); the runner is SIGKILLed as soon as it is seen waiting behind that session.
-      const holder = new pg.Client({ connectionString: pair.target.url });
-      await holder.connect();
-      let killedInCutover: Exit;
-      try {
-        await holder.query('BEGIN');
-        await holder.query('LOCK TABLE app.customers IN ROW EXCLUSIVE MODE');
-        const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-        killedInCutover = await cliKilledWhen(['run', ...args], pair.target.url, `SELECT 1 FROM pg_stat_activity WHERE ${holderPid} = ANY (pg_blocking_pids(pid))`);
-      } finally {
-        await holder.end();
-      }
+      const killedInCutover = await killedBehind(pair.target.url, 'LOCK TABLE app.customers IN ROW EXCLUSIVE MODE', ['run', ...args], async () => {
+        expect(await stages()).toEqual(['cutover-started', 'catchup']);
+      });
       expect(killedInCutover.signal, killedInCutover.stderr).toBe('SIGKILL');
       expect(killedInCutover.stderr).toMatch(/» fence\.source[\s\S]*» cutover\.target/);
       expect(await stages()).toEqual(['cutover-started', 'catchup']);
