@@ -100,7 +100,7 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
     let text = render(templates.binding, bindingInput(toolVersion, planId, `${ctx.groupText} (${side})`, runId, facts));
     if (side === 'target') {
       text += render(templates.fdwBinding, {
-        hostLit: literal(input.source.host ?? ''), portLit: literal(String(input.source.port ?? 5432)), dbnameLit: literal(input.source.database), userLit: literal(input.fdwUser),
+        hostLiteral: literal(input.source.host ?? ''), portLiteral: literal(String(input.source.port ?? 5432)), dbnameLiteral: literal(input.source.database), userLiteral: literal(input.fdwUser),
       });
     }
     return withDollarTag(text, planDollarTag([text]));
