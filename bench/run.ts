@@ -68,7 +68,8 @@ async function measureBaseline(server: BenchServer, scale: number, work: string)
 }
 
 async function runContender(server: BenchServer, scale: number, work: string, c: Contender, baselineTps: number): Promise<ContenderResult> {
-  const dir = path.join(work, c.name);
+  // One folder per scale too: a second scale would find the first one's plan in --out and stop.
+  const dir = path.join(work, `scale-${scale}`, c.name);
   await fs.mkdir(dir, { recursive: true });
   log(`${c.name}: pgbench -i -s ${scale} …`);
   await initPgbench(server, scale);
