@@ -36,7 +36,10 @@ export interface Contender {
   execute(server: BenchServer, work: string): Promise<ToolResult>;
 }
 
-export async function sql<R extends pg.QueryResultRow = Record<string, unknown>>(server: BenchServer, text: string): Promise<R[]> {
+export async function sql<R extends pg.QueryResultRow = Record<string, unknown>>(
+  server: BenchServer,
+  text: string,
+): Promise<R[]> {
   const c = new pg.Client({ connectionString: server.url });
   await c.connect();
   try {
@@ -55,7 +58,10 @@ function cli(server: BenchServer, args: string[], onLine?: (line: string) => voi
     const argv = [path.join(REPO, 'bin/shadowpack.js'), ...args, '--url', server.url];
     const timed = memFile !== undefined && existsSync(GNU_TIME);
     const p = timed
-      ? spawn(GNU_TIME, ['-f', '%M', '-o', memFile, process.execPath, ...argv], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn(GNU_TIME, ['-f', '%M', '-o', memFile, process.execPath, ...argv], {
+          cwd: REPO,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
       : spawn(process.execPath, argv, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -82,7 +88,10 @@ const GNU_TIME = '/usr/bin/time';
 /** Builds dist/ (tsc) once, so the timed runs start the compiled CLI rather than transpiling TypeScript at startup. */
 export async function ensureBuilt(log: (line: string) => void): Promise<void> {
   log('npm run build (the compiled CLI, as users run it) …');
-  await exec(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO, maxBuffer: 16 << 20 });
+  await exec(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+    cwd: REPO,
+    maxBuffer: 16 << 20,
+  });
 }
 
 /** A plan is made ahead of approval: timed, but reported apart from the run. */
@@ -90,7 +99,15 @@ async function planShadowpack(server: BenchServer, work: string): Promise<number
   // pgbench -i dropped the table with any trigger of a run that failed; its state would refuse this plan.
   await sql(server, 'DROP SCHEMA IF EXISTS shadowpack CASCADE');
   const t = Date.now();
-  await cli(server, ['plan', '--table', 'public.pgbench_accounts', '--out', path.join(work, 'plan'), '--build-maintenance-work-mem-mb', String(BUILD_MEMORY_MB)]);
+  await cli(server, [
+    'plan',
+    '--table',
+    'public.pgbench_accounts',
+    '--out',
+    path.join(work, 'plan'),
+    '--build-maintenance-work-mem-mb',
+    String(BUILD_MEMORY_MB),
+  ]);
   return Date.now() - t;
 }
 
@@ -136,7 +153,23 @@ const repack: Contender = {
   async execute(server) {
     const bin = path.join(server.binDir ?? '', 'pg_repack');
     const t = Date.now();
-    await exec(bin, ['-h', server.host, '-p', String(server.port), '-U', 'postgres', '-d', 'bench', '-t', 'pgbench_accounts', '--no-superuser-check'], { env: { ...server.env, PGOPTIONS: `-c maintenance_work_mem=${BUILD_MEMORY_MB}MB` }, maxBuffer: 16 << 20 });
+    await exec(
+      bin,
+      [
+        '-h',
+        server.host,
+        '-p',
+        String(server.port),
+        '-U',
+        'postgres',
+        '-d',
+        'bench',
+        '-t',
+        'pgbench_accounts',
+        '--no-superuser-check',
+      ],
+      { env: { ...server.env, PGOPTIONS: `-c maintenance_work_mem=${BUILD_MEMORY_MB}MB` }, maxBuffer: 16 << 20 },
+    );
     return { stages: { repack: Date.now() - t }, rowsCopied: null, copyMs: null, swapLockMs: null };
   },
 };
@@ -149,30 +182,52 @@ function runner(jobs: number): Contender {
     prepare: planShadowpack,
     async execute(server, work) {
       const stages: Record<string, number> = {};
-      const got: { summary: { lastSeen?: { swapLockMs: number | null; rowsCopied: number } | null } | null } = { summary: null };
+      const got: { summary: { lastSeen?: { swapLockMs: number | null; rowsCopied: number } | null } | null } = {
+        summary: null,
+      };
       const memFile = path.join(work, `runner-j${jobs}.rss`);
       let lastBatchAt: number | null = null;
       let settleMs: number | null = null;
-      await cli(server, ['run', '--plan', path.join(work, 'plan'), '--until', 'cleanup', '--jobs', String(jobs), '--events'], (line) => {
-        if (!line.startsWith('{')) return;
-        const e = JSON.parse(line) as { type: string; stage?: string; ms?: number; ts?: string };
-        if (e.type === 'stage-end' && e.stage) stages[e.stage] = e.ms ?? 0;
-        if (e.type === 'summary') got.summary = e as typeof got.summary;
-        if (e.type === 'backfill' && e.ts) lastBatchAt = Date.parse(e.ts);
-        if (e.type === 'apply' && e.stage === 'backfill' && e.ts && lastBatchAt !== null && settleMs === null) settleMs = Date.parse(e.ts) - lastBatchAt;
-      }, memFile);
+      await cli(
+        server,
+        ['run', '--plan', path.join(work, 'plan'), '--until', 'cleanup', '--jobs', String(jobs), '--events'],
+        (line) => {
+          if (!line.startsWith('{')) return;
+          const e = JSON.parse(line) as { type: string; stage?: string; ms?: number; ts?: string };
+          if (e.type === 'stage-end' && e.stage) stages[e.stage] = e.ms ?? 0;
+          if (e.type === 'summary') got.summary = e as typeof got.summary;
+          if (e.type === 'backfill' && e.ts) lastBatchAt = Date.parse(e.ts);
+          if (e.type === 'apply' && e.stage === 'backfill' && e.ts && lastBatchAt !== null && settleMs === null)
+            settleMs = Date.parse(e.ts) - lastBatchAt;
+        },
+        memFile,
+      );
       const seen = got.summary?.lastSeen ?? null;
       const rss = existsSync(memFile) ? Number(readFileSync(memFile, 'utf8').trim().split('\n').at(-1)) : NaN;
-      return { stages, rowsCopied: seen?.rowsCopied ?? null, copyMs: stages['backfill'] ?? null, swapLockMs: seen?.swapLockMs ?? null, peakRssMb: Number.isFinite(rss) ? Math.round(rss / 1024) : null, settleMs };
+      return {
+        stages,
+        rowsCopied: seen?.rowsCopied ?? null,
+        copyMs: stages['backfill'] ?? null,
+        swapLockMs: seen?.swapLockMs ?? null,
+        peakRssMb: Number.isFinite(rss) ? Math.round(rss / 1024) : null,
+        settleMs,
+      };
     },
   };
 }
 
 async function psqlFile(server: BenchServer, file: string): Promise<void> {
   try {
-    await exec('/usr/bin/psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', server.url, '-f', file], { env: server.env, maxBuffer: 64 << 20 });
+    await exec('/usr/bin/psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', server.url, '-f', file], {
+      env: server.env,
+      maxBuffer: 64 << 20,
+    });
   } catch (e) {
-    throw new Error(`psql -f ${path.basename(file)} failed: ${String((e as { stderr?: string }).stderr ?? e).trim().slice(-2000)}`);
+    throw new Error(
+      `psql -f ${path.basename(file)} failed: ${String((e as { stderr?: string }).stderr ?? e)
+        .trim()
+        .slice(-2000)}`,
+    );
   }
 }
 
@@ -185,7 +240,9 @@ function psql(jobs: number): Contender {
     prepare: planShadowpack,
     async execute(server, work) {
       const dir = path.join(work, 'plan');
-      const files = readdirSync(dir).filter((f) => /^0\d-.*\.sql$/.test(f)).sort();
+      const files = readdirSync(dir)
+        .filter((f) => /^0\d-.*\.sql$/.test(f))
+        .sort();
       const stages: Record<string, number> = {};
       let rowsCopied: number | null = null;
       let swapLockMs: number | null = null;
@@ -195,7 +252,10 @@ function psql(jobs: number): Contender {
         await Promise.all(Array.from({ length: sessions }, () => psqlFile(server, path.join(dir, f))));
         stages[f.replace(/^\d\d-|\.sql$/g, '')] = Date.now() - t;
         if (f.startsWith('05-')) {
-          const r = await sql<{ swap_lock_ms: string | null; rows_copied: string }>(server, 'SELECT swap_lock_ms, rows_copied FROM shadowpack.runs');
+          const r = await sql<{ swap_lock_ms: string | null; rows_copied: string }>(
+            server,
+            'SELECT swap_lock_ms, rows_copied FROM shadowpack.runs',
+          );
           swapLockMs = r[0]?.swap_lock_ms == null ? null : Number(r[0].swap_lock_ms);
           rowsCopied = r[0] ? Number(r[0].rows_copied) : null;
         }

@@ -45,7 +45,21 @@ export interface Load {
 export async function startLoad(server: BenchServer, logDir: string, seconds: number): Promise<Load> {
   await fs.mkdir(logDir, { recursive: true });
   const prefix = path.join(logDir, 'tx');
-  const args = ['-n', '-c', '4', '-j', '2', '-T', String(seconds), '-P', '1', '-r', '--log', `--log-prefix=${prefix}`, 'bench'];
+  const args = [
+    '-n',
+    '-c',
+    '4',
+    '-j',
+    '2',
+    '-T',
+    String(seconds),
+    '-P',
+    '1',
+    '-r',
+    '--log',
+    `--log-prefix=${prefix}`,
+    'bench',
+  ];
   const p = spawn(pgbenchBin(server), args, { env: server.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const startedAt = Date.now();
   const progress: { at: number; line: string }[] = [];

@@ -12,7 +12,16 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { BUILD_MEMORY_MB, checkBalances, contenders, ensureBuilt, sql, type Contender, type ContenderName, type ToolResult } from './contenders.js';
+import {
+  BUILD_MEMORY_MB,
+  checkBalances,
+  contenders,
+  ensureBuilt,
+  sql,
+  type Contender,
+  type ContenderName,
+  type ToolResult,
+} from './contenders.js';
 import { initPgbench, loadStats, startLoad, type Load, type LoadStats } from './pgbench.js';
 import { BENCH_SETTINGS, startBenchServer, type BenchServer } from './server.js';
 
@@ -46,7 +55,8 @@ function parseList(argv: readonly string[], flag: string, fallback: string): num
   const i = argv.indexOf(flag);
   const raw = (i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1)) ?? fallback;
   const list = raw.split(',').map(Number);
-  if (list.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`${flag} takes positive integers separated by commas, not ${raw}`);
+  if (list.some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error(`${flag} takes positive integers separated by commas, not ${raw}`);
   return list;
 }
 
@@ -67,7 +77,13 @@ async function measureBaseline(server: BenchServer, scale: number, work: string)
   return loadStats(txs, load.startedAt + 1000, load.startedAt + BASELINE_SECONDS * 1000);
 }
 
-async function runContender(server: BenchServer, scale: number, work: string, c: Contender, baselineTps: number): Promise<ContenderResult> {
+async function runContender(
+  server: BenchServer,
+  scale: number,
+  work: string,
+  c: Contender,
+  baselineTps: number,
+): Promise<ContenderResult> {
   // One folder per scale too: a second scale would find the first one's plan in --out and stop.
   const dir = path.join(work, `scale-${scale}`, c.name);
   await fs.mkdir(dir, { recursive: true });
@@ -96,8 +112,11 @@ async function runContender(server: BenchServer, scale: number, work: string, c:
   const stats = txs ? loadStats(txs, t0, t1) : null;
   const check = await checkBalances(server);
   const wallMs = t1 - t0;
-  const copyRowsPerSec = result.rowsCopied != null && result.copyMs ? Math.round((result.rowsCopied * 1000) / result.copyMs) : null;
-  log(`${c.name}: ${wallMs} ms; stages ${JSON.stringify(result.stages)}; mismatches ${check.mismatches}; rows ${check.rows}`);
+  const copyRowsPerSec =
+    result.rowsCopied != null && result.copyMs ? Math.round((result.rowsCopied * 1000) / result.copyMs) : null;
+  log(
+    `${c.name}: ${wallMs} ms; stages ${JSON.stringify(result.stages)}; mismatches ${check.mismatches}; rows ${check.rows}`,
+  );
   const ok = check.mismatches === 0 && check.rows === scale * 100000;
   return {
     contender: c.name,
@@ -118,18 +137,26 @@ async function runContender(server: BenchServer, scale: number, work: string, c:
   };
 }
 
-const fmtMs = (ms: number | null | undefined): string => (ms == null ? 'n/a' : ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+const fmtMs = (ms: number | null | undefined): string =>
+  ms == null ? 'n/a' : ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
 const fmtNum = (n: number | null | undefined): string => (n == null ? 'n/a' : Math.round(n).toLocaleString('en-US'));
-const ratio = (a: number | null | undefined, b: number | null | undefined): string => (a == null || b == null || b === 0 ? 'n/a' : (a / b).toFixed(2));
+const ratio = (a: number | null | undefined, b: number | null | undefined): string =>
+  a == null || b == null || b === 0 ? 'n/a' : (a / b).toFixed(2);
 
 function table(results: readonly ContenderResult[]): string {
-  const by = (n: ContenderName): ContenderResult | undefined => results.find((r) => r.contender === n && r.status === 'ok');
+  const by = (n: ContenderName): ContenderResult | undefined =>
+    results.find((r) => r.contender === n && r.status === 'ok');
   const floor = by('floor');
   const repack = by('pg_repack');
-  const rows = ['| contender | run (wall) | × pg_repack | plan (apart) | copy rows/s | copy / floor copy | TPS ratio | lock hold | p99 | max latency | runner peak RSS |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  const rows = [
+    '| contender | run (wall) | × pg_repack | plan (apart) | copy rows/s | copy / floor copy | TPS ratio | lock hold | p99 | max latency | runner peak RSS |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
   for (const r of results) {
     if (r.status !== 'ok') {
-      rows.push(`| ${r.contender} | ${r.status}${r.error ? `: ${r.error.split('\n')[0]!.slice(0, 80)}` : ''} | | | | | | | | | |`);
+      rows.push(
+        `| ${r.contender} | ${r.status}${r.error ? `: ${r.error.split('\n')[0]!.slice(0, 80)}` : ''} | | | | | | | | | |`,
+      );
       continue;
     }
     const sp = r.contender.startsWith('shadowpack');
@@ -140,14 +167,24 @@ function table(results: readonly ContenderResult[]): string {
   return rows.join('\n');
 }
 
-async function benchScale(server: BenchServer, scale: number, jobs: readonly number[], work: string, settings: { name: string; setting: string; unit: string | null }[]): Promise<ContenderResult[]> {
+async function benchScale(
+  server: BenchServer,
+  scale: number,
+  jobs: readonly number[],
+  work: string,
+  settings: { name: string; setting: string; unit: string | null }[],
+): Promise<ContenderResult[]> {
   const loadBefore = os.loadavg();
   log(`scale ${scale}: baseline: pgbench -n -c 4 -j 2 -T ${BASELINE_SECONDS} …`);
   const baseline = await measureBaseline(server, scale, work);
   log(`baseline: ${baseline.tps} tps, p99 ${baseline.p99Ms} ms, max ${baseline.maxMs} ms`);
   const results: ContenderResult[] = [];
   const date = new Date().toISOString().slice(0, 10);
-  const file = path.join(HERE, 'results', `${date}-${scale}${server.kind === 'embedded' ? '-embedded' : ''}${jobs.join('') === '124' ? '' : `-j${jobs.join('-')}`}.json`);
+  const file = path.join(
+    HERE,
+    'results',
+    `${date}-${scale}${server.kind === 'embedded' ? '-embedded' : ''}${jobs.join('') === '124' ? '' : `-j${jobs.join('-')}`}.json`,
+  );
   // Written after every contender, so a long run interrupted still leaves what it measured.
   const write = async (): Promise<void> => {
     const out = {
@@ -156,8 +193,19 @@ async function benchScale(server: BenchServer, scale: number, jobs: readonly num
       rows: scale * 100000,
       jobs,
       // Cores, and the load average (1, 5, 15 min) before and after: a shared machine shows in it.
-      machine: { nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', memoryMB: Math.round(os.totalmem() / 2 ** 20), platform: `${os.type()} ${os.release()}`, loadavgBefore: loadBefore, loadavgAfter: os.loadavg() },
-      server: { version: server.version, kind: server.kind, settings: Object.fromEntries(settings.map((s) => [s.name, s.unit ? `${s.setting} ${s.unit}` : s.setting])) },
+      machine: {
+        nproc: os.availableParallelism(),
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        memoryMB: Math.round(os.totalmem() / 2 ** 20),
+        platform: `${os.type()} ${os.release()}`,
+        loadavgBefore: loadBefore,
+        loadavgAfter: os.loadavg(),
+      },
+      server: {
+        version: server.version,
+        kind: server.kind,
+        settings: Object.fromEntries(settings.map((s) => [s.name, s.unit ? `${s.setting} ${s.unit}` : s.setting])),
+      },
       maintenanceWorkMemMb: BUILD_MEMORY_MB,
       load: { command: 'pgbench -n -c 4 -j 2 -P 1 -r --log (tpcb-like)', leadMs: LEAD_MS, tailMs: TAIL_MS },
       baseline,
@@ -168,7 +216,11 @@ async function benchScale(server: BenchServer, scale: number, jobs: readonly num
   };
   for (const c of contenders(jobs)) {
     if (c.name === 'pg_repack' && !server.repack) {
-      results.push({ contender: c.name, status: 'n/a', error: server.kind === 'embedded' ? 'embedded server: no pg_repack' : 'pg_repack not installable' });
+      results.push({
+        contender: c.name,
+        status: 'n/a',
+        error: server.kind === 'embedded' ? 'embedded server: no pg_repack' : 'pg_repack not installable',
+      });
       continue;
     }
     try {
@@ -179,10 +231,23 @@ async function benchScale(server: BenchServer, scale: number, jobs: readonly num
     }
     await write();
   }
-  console.log(`\nscale ${scale} (${(scale * 100000).toLocaleString('en-US')} rows), PostgreSQL ${server.version} (${server.kind}), ${os.availableParallelism()} cores, load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} after; baseline ${baseline.tps} tps; maintenance_work_mem ${BUILD_MEMORY_MB} MB for every contender's index build\n`);
+  console.log(
+    `\nscale ${scale} (${(scale * 100000).toLocaleString('en-US')} rows), PostgreSQL ${server.version} (${server.kind}), ${os.availableParallelism()} cores, load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(
+        ' ',
+      )} after; baseline ${baseline.tps} tps; maintenance_work_mem ${BUILD_MEMORY_MB} MB for every contender's index build\n`,
+  );
   console.log(table(results));
   console.log('\nstages (ms):');
-  for (const r of results) if (r.stagesMs) console.log(`  ${r.contender}: ${Object.entries(r.stagesMs).map(([k, v]) => `${k} ${v}${k === 'backfill' && r.settleMs != null ? ` (settle ${r.settleMs})` : ''}`).join(', ')}`);
+  for (const r of results)
+    if (r.stagesMs)
+      console.log(
+        `  ${r.contender}: ${Object.entries(r.stagesMs)
+          .map(([k, v]) => `${k} ${v}${k === 'backfill' && r.settleMs != null ? ` (settle ${r.settleMs})` : ''}`)
+          .join(', ')}`,
+      );
   console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
   return results;
 }
@@ -208,10 +273,13 @@ async function main(): Promise<number> {
     server = await startBenchServer(log, parseServer(argv));
     const settings = await sql<{ name: string; setting: string; unit: string | null }>(
       server,
-      `SELECT name, setting, unit FROM pg_settings WHERE name IN (${Object.keys(BENCH_SETTINGS).map((k) => `'${k}'`).join(', ')}) ORDER BY name`,
+      `SELECT name, setting, unit FROM pg_settings WHERE name IN (${Object.keys(BENCH_SETTINGS)
+        .map((k) => `'${k}'`)
+        .join(', ')}) ORDER BY name`,
     );
     const failed: ContenderResult[] = [];
-    for (const scale of scales) failed.push(...(await benchScale(server, scale, jobs, work, settings)).filter((r) => r.status === 'failed'));
+    for (const scale of scales)
+      failed.push(...(await benchScale(server, scale, jobs, work, settings)).filter((r) => r.status === 'failed'));
     if (failed.length > 0) {
       console.log(`FAIL: ${failed.map((r) => `${r.contender} (${r.error?.split('\n')[0]})`).join('; ')}`);
       return 1;

@@ -45,7 +45,11 @@ export function ensurePackages(log: (line: string) => void): boolean {
   const opts = { stdio: 'ignore' as const, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } };
   const upd = spawnSync('apt-get', ['update'], opts);
   if (upd.status !== 0) log(`  apt-get update failed (exit ${upd.status ?? upd.error?.message})`);
-  const inst = spawnSync('apt-get', ['install', '-y', 'postgresql-15', 'postgresql-15-repack', 'postgresql-contrib'], opts);
+  const inst = spawnSync(
+    'apt-get',
+    ['install', '-y', 'postgresql-15', 'postgresql-15-repack', 'postgresql-contrib'],
+    opts,
+  );
   if (inst.status !== 0) log(`  apt-get install failed (exit ${inst.status ?? inst.error?.message})`);
   return repackPresent();
 }
@@ -68,12 +72,26 @@ async function startDebian(log: (line: string) => void): Promise<BenchServer> {
     await exec('chown', ['postgres:postgres', dir]);
     await asPostgres(`${PG15}/initdb`, ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
     const port = await getFreePort();
-    const settings: Record<string, string> = { ...BENCH_SETTINGS, port: String(port), listen_addresses: '127.0.0.1', unix_socket_directories: dir };
-    const conf = Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join('\n');
+    const settings: Record<string, string> = {
+      ...BENCH_SETTINGS,
+      port: String(port),
+      listen_addresses: '127.0.0.1',
+      unix_socket_directories: dir,
+    };
+    const conf = Object.entries(settings)
+      .map(([k, v]) => `${k} = '${v}'`)
+      .join('\n');
     await fs.appendFile(path.join(data, 'postgresql.conf'), `\n# shadowpack bench\n${conf}\n`);
     started = true;
     await asPostgres(`${PG15}/pg_ctl`, ['start', '-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '60']);
-    const env = { ...process.env, PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'postgres', PGPASSWORD: 'postgres', PGDATABASE: 'bench' };
+    const env = {
+      ...process.env,
+      PGHOST: '127.0.0.1',
+      PGPORT: String(port),
+      PGUSER: 'postgres',
+      PGPASSWORD: 'postgres',
+      PGDATABASE: 'bench',
+    };
     await exec('/usr/bin/psql', ['-X', '-q', '-d', 'postgres', '-c', 'CREATE DATABASE bench'], { env });
     const { stdout } = await exec('/usr/bin/psql', ['-X', '-At', '-c', 'SHOW server_version'], { env });
     log(`PostgreSQL ${stdout.trim()} (Debian package) on 127.0.0.1:${port}, socket in ${dir}`);
@@ -96,7 +114,14 @@ async function startDebian(log: (line: string) => void): Promise<BenchServer> {
 
 async function startFallback(log: (line: string) => void): Promise<BenchServer> {
   const s = await startEmbeddedPostgres({ settings: { ...BENCH_SETTINGS } });
-  const env = { ...process.env, PGHOST: '127.0.0.1', PGPORT: String(s.port), PGUSER: 'postgres', PGPASSWORD: 'postgres', PGDATABASE: 'bench' };
+  const env = {
+    ...process.env,
+    PGHOST: '127.0.0.1',
+    PGPORT: String(s.port),
+    PGUSER: 'postgres',
+    PGPASSWORD: 'postgres',
+    PGDATABASE: 'bench',
+  };
   try {
     await exec('psql', ['-X', '-q', '-d', 'postgres', '-c', 'CREATE DATABASE bench'], { env });
   } catch (e) {
@@ -118,12 +143,17 @@ async function startFallback(log: (line: string) => void): Promise<BenchServer> 
 }
 
 /** A private Debian PostgreSQL 15 cluster with pg_repack, else the embedded server without it. */
-export async function startBenchServer(log: (line: string) => void, prefer: 'auto' | 'embedded' = 'auto'): Promise<BenchServer> {
+export async function startBenchServer(
+  log: (line: string) => void,
+  prefer: 'auto' | 'embedded' = 'auto',
+): Promise<BenchServer> {
   if (prefer === 'auto' && ensurePackages(log)) {
     try {
       return await startDebian(log);
     } catch (e) {
-      log(`could not start the Debian cluster (${(e as Error).message.split('\n')[0]}); falling back to the embedded server`);
+      log(
+        `could not start the Debian cluster (${(e as Error).message.split('\n')[0]}); falling back to the embedded server`,
+      );
     }
   }
   return startFallback(log);

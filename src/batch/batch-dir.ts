@@ -24,7 +24,10 @@ export function isBatchDir(dir: string): boolean {
  */
 export function writeBatchDir(dir: string, batch: BatchPlan, force: boolean): void {
   if (existsSync(join(dir, 'plan.json')) && !force) {
-    throw new UserError('BAD_ARGUMENT', `${dir} already holds a plan; choose another --out or pass --force to replace it`);
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `${dir} already holds a plan; choose another --out or pass --force to replace it`,
+    );
   }
   mkdirSync(dir, { recursive: true });
   const all = new Map<string, string>();
@@ -52,7 +55,10 @@ export interface LoadedBatch {
 export function readBatchDir(dir: string): LoadedBatch {
   const { path, manifest } = readManifestJson<BatchManifest>(dir, 'batch');
   if (manifest.kind !== 'batch' || manifest.formatVersion !== BATCH_FORMAT_VERSION || !Array.isArray(manifest.tables)) {
-    throw new UserError('PLAN_INVALID', `${path} is not a shadowpack batch of format ${BATCH_FORMAT_VERSION}; make it again with this version`);
+    throw new UserError(
+      'PLAN_INVALID',
+      `${path} is not a shadowpack batch of format ${BATCH_FORMAT_VERSION}; make it again with this version`,
+    );
   }
   const readmePath = join(dir, 'README.md');
   const readme = existsSync(readmePath) ? readFileSync(readmePath, 'utf8') : null;
@@ -66,12 +72,22 @@ export function readBatchDir(dir: string): LoadedBatch {
 export function checkBatchIntegrity(batch: LoadedBatch, expectHash?: string): void {
   const { batchHash, ...rest } = batch.manifest;
   const path = join(batch.dir, 'plan.json');
-  if (batchHashOf(rest) !== batchHash) throw new UserError('PLAN_TAMPERED', `${path} was edited after planning (its batch hash does not match its content); make the batch again`);
+  if (batchHashOf(rest) !== batchHash)
+    throw new UserError(
+      'PLAN_TAMPERED',
+      `${path} was edited after planning (its batch hash does not match its content); make the batch again`,
+    );
   if (batch.readme === null || sha256(batch.readme) !== batch.manifest.readmeSha256) {
-    throw new UserError('PLAN_TAMPERED', `${join(batch.dir, 'README.md')} is missing or differs from the one planned; make the batch again`);
+    throw new UserError(
+      'PLAN_TAMPERED',
+      `${join(batch.dir, 'README.md')} is missing or differs from the one planned; make the batch again`,
+    );
   }
   if (expectHash !== undefined && expectHash !== batchHash) {
-    throw new UserError('PLAN_HASH_MISMATCH', `the batch in ${batch.dir} has hash ${batchHash}, not the approved ${expectHash}; run the approved batch`);
+    throw new UserError(
+      'PLAN_HASH_MISMATCH',
+      `the batch in ${batch.dir} has hash ${batchHash}, not the approved ${expectHash}; run the approved batch`,
+    );
   }
 }
 
@@ -82,7 +98,10 @@ export function checkBatchIntegrity(batch: LoadedBatch, expectHash?: string): vo
 export function readBatchTable(batch: LoadedBatch, t: BatchTable): LoadedPlan {
   const plan = readPlanDir(join(batch.dir, t.dir));
   if (plan.manifest.planHash !== t.planHash) {
-    throw new UserError('PLAN_TAMPERED', `${join(batch.dir, t.dir)} holds plan ${plan.manifest.planHash}, not ${t.planHash} as the batch recorded; make the batch again`);
+    throw new UserError(
+      'PLAN_TAMPERED',
+      `${join(batch.dir, t.dir)} holds plan ${plan.manifest.planHash}, not ${t.planHash} as the batch recorded; make the batch again`,
+    );
   }
   checkPlanIntegrity(plan, t.planHash);
   return plan;

@@ -27,7 +27,8 @@ export interface BatchDiff {
 /** Compares two batches table by table: the same tables, and for each the same SQL (diffPlans). */
 export function diffBatches(a: BatchSide, b: BatchSide): BatchDiff {
   const names = [...new Set([...a.manifest.tables, ...b.manifest.tables].map((t) => qualified(t.schema, t.name)))];
-  const reason = (m: BatchManifest, table: string) => m.skipped.find((s) => qualified(s.schema, s.name) === table)?.reason.split('\n')[0] ?? null;
+  const reason = (m: BatchManifest, table: string) =>
+    m.skipped.find((s) => qualified(s.schema, s.name) === table)?.reason.split('\n')[0] ?? null;
   const all: BatchTableDiff[] = names.map((table) => {
     const pa = a.plans.get(table);
     const pb = b.plans.get(table);

@@ -99,5 +99,9 @@ export function tableDirName(schema: string, table: string): string {
 
 /** The peak free disk with `n` tables at once: the `n` largest needs together (neighbours aside). */
 export function peakDiskBytes(tables: readonly BatchTable[], n: number): number {
-  return [...tables].map((t) => t.diskNeededBytes).sort((a, b) => b - a).slice(0, Math.max(1, n)).reduce((s, b) => s + b, 0);
+  return [...tables]
+    .map((t) => t.diskNeededBytes)
+    .sort((a, b) => b - a)
+    .slice(0, Math.max(1, n))
+    .reduce((s, b) => s + b, 0);
 }

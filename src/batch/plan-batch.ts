@@ -11,7 +11,16 @@ import { qualified } from '../model/quote.js';
 import type { TableModel } from '../model/types.js';
 import { planTable, type PlanEnvironment } from '../planning/plan-table.js';
 import { TOOL_VERSION } from '../version.js';
-import { BATCH_FORMAT_VERSION, batchHashOf, peakDiskBytes, tableDirName, type BatchManifest, type BatchSelection, type BatchSkipped, type BatchTable } from './manifest.js';
+import {
+  BATCH_FORMAT_VERSION,
+  batchHashOf,
+  peakDiskBytes,
+  tableDirName,
+  type BatchManifest,
+  type BatchSelection,
+  type BatchSkipped,
+  type BatchTable,
+} from './manifest.js';
 import { renderBatchReadme } from './readme.js';
 
 export interface BatchRequest {
@@ -38,13 +47,22 @@ async function candidates(client: ClientBase, s: BatchSelection): Promise<readon
     const listed = (await readBloat(client, { schemas, minRatio: 0, minSizeBytes: 0 })).tables;
     for (const n of names) {
       if (!listed.some((t) => t.schema === n.schema && t.name === n.table)) {
-        throw new UserError('TABLE_NOT_FOUND', `table ${qualified(n.schema, n.table)} does not exist in this database; ${await tableSuggestion(client, n.schema, n.table)}check --table (names are taken as written, not folded to lower case) and the connection`);
+        throw new UserError(
+          'TABLE_NOT_FOUND',
+          `table ${qualified(n.schema, n.table)} does not exist in this database; ${await tableSuggestion(client, n.schema, n.table)}check --table (names are taken as written, not folded to lower case) and the connection`,
+        );
       }
     }
     return listed.filter((t) => names.some((n) => t.schema === n.schema && t.name === n.table));
   }
   const bloated = s.bloated;
-  const found = (await readBloat(client, { schemas: s.schemas, minRatio: bloated?.minRatio ?? 0, minSizeBytes: bloated?.minSizeBytes ?? 0 })).tables;
+  const found = (
+    await readBloat(client, {
+      schemas: s.schemas,
+      minRatio: bloated?.minRatio ?? 0,
+      minSizeBytes: bloated?.minSizeBytes ?? 0,
+    })
+  ).tables;
   // --bloated: a table with nothing to give back is not bloated, whatever the thresholds.
   return bloated === null ? found : found.filter((t) => t.reclaimableBytes > 0);
 }
@@ -65,7 +83,11 @@ function neighboursOf(model: TableModel, inBatch: ReadonlySet<string>): string[]
  * A table that cannot be planned (refused, or a privilege missing) is skipped with its reason.
  * Writes nothing: writeBatchDir does.
  */
-export async function planBatch(client: ClientBase, request: BatchRequest, env: PlanEnvironment = {}): Promise<BatchPlan> {
+export async function planBatch(
+  client: ClientBase,
+  request: BatchRequest,
+  env: PlanEnvironment = {},
+): Promise<BatchPlan> {
   const listed = await candidates(client, request.selection);
   const planned: { bloat: TableBloat; plan: Plan }[] = [];
   const skipped: BatchSkipped[] = [];
@@ -75,7 +97,16 @@ export async function planBatch(client: ClientBase, request: BatchRequest, env: 
       continue;
     }
     try {
-      const p = await planTable(client, { schema: t.schema, table: t.name, options: request.options, ...(request.runAs !== undefined ? { runAs: request.runAs } : {}) }, env);
+      const p = await planTable(
+        client,
+        {
+          schema: t.schema,
+          table: t.name,
+          options: request.options,
+          ...(request.runAs !== undefined ? { runAs: request.runAs } : {}),
+        },
+        env,
+      );
       planned.push({ bloat: t, plan: p.plan });
     } catch (e) {
       if (!(e instanceof UserError)) throw e;
@@ -87,7 +118,8 @@ export async function planBatch(client: ClientBase, request: BatchRequest, env: 
   const tables: BatchTable[] = planned.map(({ bloat, plan }) => {
     const m = plan.manifest;
     const dir = tableDirName(bloat.schema, bloat.name);
-    if (plans.has(dir)) throw new UserError('BAD_ARGUMENT', `two tables would share the folder ${dir}; plan them separately`);
+    if (plans.has(dir))
+      throw new UserError('BAD_ARGUMENT', `two tables would share the folder ${dir}; plan them separately`);
     plans.set(dir, plan);
     const d = durationEstimate(m);
     return {
@@ -103,7 +135,9 @@ export async function planBatch(client: ClientBase, request: BatchRequest, env: 
       diskNeededBytes: bloat.diskNeededBytes,
       walBytes: bloat.diskNeededBytes,
       hazards: [...new Set(m.stages.flatMap((s) => s.hazards))].sort() as HazardCode[],
-      locks: m.stages.filter((s) => (FORWARD_STAGES as readonly string[]).includes(s.name)).flatMap((s) => s.locks.filter((l) => l.blocksApplication).map((l) => `${s.name}: ${l.mode} on ${l.relation}`)),
+      locks: m.stages
+        .filter((s) => (FORWARD_STAGES as readonly string[]).includes(s.name))
+        .flatMap((s) => s.locks.filter((l) => l.blocksApplication).map((l) => `${s.name}: ${l.mode} on ${l.relation}`)),
       lockBudgetMs: m.options.lockBudgetMs,
       estimatedSeconds: Math.round(d.copy + d.build + d.verify),
       neighbours: neighboursOf(m.model, inBatch),
@@ -113,9 +147,12 @@ export async function planBatch(client: ClientBase, request: BatchRequest, env: 
   const env0 = planned[0]?.plan.manifest.environment;
   if (env0 === undefined) {
     const why = skipped.map((t) => `${qualified(t.schema, t.name)} (${t.reason.split('\n')[0]})`).join('; ');
-    throw new UserError('UNSUPPORTED_TABLE', listed.length === 0
-      ? 'no table matches the selection; check --schema, --table and the --bloated thresholds (nothing was written)'
-      : `no table of the selection can be rebuilt: ${why}; nothing was written`);
+    throw new UserError(
+      'UNSUPPORTED_TABLE',
+      listed.length === 0
+        ? 'no table matches the selection; check --schema, --table and the --bloated thresholds (nothing was written)'
+        : `no table of the selection can be rebuilt: ${why}; nothing was written`,
+    );
   }
   const base: Omit<BatchManifest, 'readmeSha256' | 'batchHash'> = {
     formatVersion: BATCH_FORMAT_VERSION,
@@ -134,7 +171,12 @@ export async function planBatch(client: ClientBase, request: BatchRequest, env: 
       walBytes: sum((t) => t.walBytes),
       estimatedSeconds: sum((t) => t.estimatedSeconds),
     },
-    environment: { database: env0.database, databaseOid: env0.databaseOid, systemIdentifier: env0.systemIdentifier, serverVersion: env0.serverVersion },
+    environment: {
+      database: env0.database,
+      databaseOid: env0.databaseOid,
+      systemIdentifier: env0.systemIdentifier,
+      serverVersion: env0.serverVersion,
+    },
   };
   const readme = renderBatchReadme(base);
   const withReadme = { ...base, readmeSha256: sha256(readme) };

@@ -23,7 +23,16 @@ export type TableStanding =
 
 const AFTER_SWAP = new Set(['swap', 'cleanup-started']);
 /** The states the abort stage may leave: before the swap, or an abort or revert stopped halfway. */
-const ABORTABLE = new Set(['setup-started', 'setup', 'backfill', 'build', 'catchup', 'verified', 'aborting', 'reverted']);
+const ABORTABLE = new Set([
+  'setup-started',
+  'setup',
+  'backfill',
+  'build',
+  'catchup',
+  'verified',
+  'aborting',
+  'reverted',
+]);
 
 export async function tableStanding(client: ClientBase, plan: LoadedPlan): Promise<TableStanding> {
   const state = await readState(client, plan.manifest);
@@ -42,18 +51,68 @@ export async function tableStanding(client: ClientBase, plan: LoadedPlan): Promi
 
 /** Bytes the table (with TOAST and indexes) takes now; null when it is gone. */
 export async function sizeNow(client: ClientBase, t: BatchTable): Promise<number | null> {
-  const r = await client.query<{ b: string | null }>('SELECT pg_catalog.pg_total_relation_size(pg_catalog.to_regclass($1))::text AS b', [qualified(t.schema, t.name)]);
+  const r = await client.query<{ b: string | null }>(
+    'SELECT pg_catalog.pg_total_relation_size(pg_catalog.to_regclass($1))::text AS b',
+    [qualified(t.schema, t.name)],
+  );
   return r.rows[0]?.b == null ? null : Number(r.rows[0].b);
 }
 
 export type BatchEvent =
-  | { readonly type: 'batch-table-start'; readonly index: number; readonly of: number; readonly table: string; readonly totalBytes: number; readonly reclaimableBytes: number }
-  | { readonly type: 'batch-table-skip'; readonly index: number; readonly of: number; readonly table: string; readonly reason: string }
-  | { readonly type: 'batch-table-end'; readonly index: number; readonly of: number; readonly table: string; readonly outcome: 'done' | 'swapped'; readonly ms: number; readonly reclaimedBytes: number | null }
-  | { readonly type: 'batch-progress'; readonly done: number; readonly of: number; readonly reclaimedBytes: number; readonly etaSeconds: number }
-  | { readonly type: 'batch-table-retry'; readonly index: number; readonly of: number; readonly table: string; readonly attempt: number; readonly error: string }
-  | { readonly type: 'batch-table-failed'; readonly index: number; readonly of: number; readonly table: string; readonly error: string; readonly aborted: boolean }
-  | { readonly type: 'run'; readonly table: string; readonly runId: string; readonly planHash: string; readonly event: RunEvent };
+  | {
+      readonly type: 'batch-table-start';
+      readonly index: number;
+      readonly of: number;
+      readonly table: string;
+      readonly totalBytes: number;
+      readonly reclaimableBytes: number;
+    }
+  | {
+      readonly type: 'batch-table-skip';
+      readonly index: number;
+      readonly of: number;
+      readonly table: string;
+      readonly reason: string;
+    }
+  | {
+      readonly type: 'batch-table-end';
+      readonly index: number;
+      readonly of: number;
+      readonly table: string;
+      readonly outcome: 'done' | 'swapped';
+      readonly ms: number;
+      readonly reclaimedBytes: number | null;
+    }
+  | {
+      readonly type: 'batch-progress';
+      readonly done: number;
+      readonly of: number;
+      readonly reclaimedBytes: number;
+      readonly etaSeconds: number;
+    }
+  | {
+      readonly type: 'batch-table-retry';
+      readonly index: number;
+      readonly of: number;
+      readonly table: string;
+      readonly attempt: number;
+      readonly error: string;
+    }
+  | {
+      readonly type: 'batch-table-failed';
+      readonly index: number;
+      readonly of: number;
+      readonly table: string;
+      readonly error: string;
+      readonly aborted: boolean;
+    }
+  | {
+      readonly type: 'run';
+      readonly table: string;
+      readonly runId: string;
+      readonly planHash: string;
+      readonly event: RunEvent;
+    };
 
 export interface BatchRunRequest {
   readonly batch: LoadedBatch;
@@ -91,7 +150,10 @@ export async function runBatch(req: BatchRunRequest): Promise<BatchRunSummary> {
   const plans = tables.map((t) => readBatchTable(req.batch, t));
   const n = Math.max(1, req.parallelTables ?? 1);
   if (n > 1 && req.until !== 'cleanup') {
-    throw new UserError('BAD_ARGUMENT', '--parallel-tables runs tables unattended: give it with --until cleanup (a run that stops after a swap takes one table at a time)');
+    throw new UserError(
+      'BAD_ARGUMENT',
+      '--parallel-tables runs tables unattended: give it with --until cleanup (a run that stops after a swap takes one table at a time)',
+    );
   }
   const of = tables.length;
   const client = await connectClient(req.connection);
@@ -106,10 +168,18 @@ export async function runBatch(req: BatchRunRequest): Promise<BatchRunSummary> {
       return gain;
     };
     const progress = () => {
-      const left = tables.filter((_, i) => !['done', 'reverted'].includes(standing.get(i) ?? '')).reduce((s, t) => s + Math.max(1, t.estimatedSeconds), 0);
+      const left = tables
+        .filter((_, i) => !['done', 'reverted'].includes(standing.get(i) ?? ''))
+        .reduce((s, t) => s + Math.max(1, t.estimatedSeconds), 0);
       const scale = estimated.done > 0 ? estimated.actualMs / 1000 / estimated.done : 1;
       const done = [...standing.values()].filter((s) => s === 'done' || s === 'reverted').length;
-      req.onEvent({ type: 'batch-progress', done, of, reclaimedBytes: reclaimed, etaSeconds: Math.round(left * scale) });
+      req.onEvent({
+        type: 'batch-progress',
+        done,
+        of,
+        reclaimedBytes: reclaimed,
+        etaSeconds: Math.round(left * scale),
+      });
     };
     // What earlier runs finished: never redone.
     for (let i = 0; i < of; i++) {
@@ -117,7 +187,16 @@ export async function runBatch(req: BatchRunRequest): Promise<BatchRunSummary> {
       standing.set(i, s.kind);
       if (s.kind === 'done' || s.kind === 'reverted') {
         await measure(i);
-        req.onEvent({ type: 'batch-table-skip', index: i + 1, of, table: label(tables[i]!), reason: s.kind === 'done' ? `rebuilt earlier (cleaned up at ${s.endedAt})` : `reverted at ${s.endedAt}; left as it is` });
+        req.onEvent({
+          type: 'batch-table-skip',
+          index: i + 1,
+          of,
+          table: label(tables[i]!),
+          reason:
+            s.kind === 'done'
+              ? `rebuilt earlier (cleaned up at ${s.endedAt})`
+              : `reverted at ${s.endedAt}; left as it is`,
+        });
       }
     }
     let waitingAt: { table: string; dir: string } | null = null;
@@ -125,7 +204,17 @@ export async function runBatch(req: BatchRunRequest): Promise<BatchRunSummary> {
     // last cleanup (or abort) drops the state table: two of those at once can collide, so with
     // --parallel-tables they take turns (the copying stages in between run side by side).
     const shared = mutex();
-    const segments: readonly (readonly [StageName, boolean])[] = req.until === 'swap' ? [['setup', true], ['swap', false]] : [['setup', true], ['swap', false], ['cleanup', true]];
+    const segments: readonly (readonly [StageName, boolean])[] =
+      req.until === 'swap'
+        ? [
+            ['setup', true],
+            ['swap', false],
+          ]
+        : [
+            ['setup', true],
+            ['swap', false],
+            ['cleanup', true],
+          ];
     const runOne = async (i: number): Promise<void> => {
       const t = tables[i]!;
       const plan = plans[i]!;
@@ -134,12 +223,34 @@ export async function runBatch(req: BatchRunRequest): Promise<BatchRunSummary> {
         waitingAt = { table: label(t), dir: t.dir };
         return;
       }
-      req.onEvent({ type: 'batch-table-start', index: i + 1, of, table: label(t), totalBytes: t.totalBytes, reclaimableBytes: t.reclaimableBytes });
+      req.onEvent({
+        type: 'batch-table-start',
+        index: i + 1,
+        of,
+        table: label(t),
+        totalBytes: t.totalBytes,
+        reclaimableBytes: t.reclaimableBytes,
+      });
       const started = Date.now();
       for (let attempt = 1; ; attempt++) {
         try {
           for (const [until, exclusive] of segments) {
-            const go = () => run({ plan, connection: req.connection, until, expectHash: t.planHash, ...(req.jobs !== undefined ? { jobs: req.jobs } : {}), onEvent: (event) => req.onEvent({ type: 'run', table: label(t), runId: plan.manifest.runId, planHash: t.planHash, event }) });
+            const go = () =>
+              run({
+                plan,
+                connection: req.connection,
+                until,
+                expectHash: t.planHash,
+                ...(req.jobs !== undefined ? { jobs: req.jobs } : {}),
+                onEvent: (event) =>
+                  req.onEvent({
+                    type: 'run',
+                    table: label(t),
+                    runId: plan.manifest.runId,
+                    planHash: t.planHash,
+                    event,
+                  }),
+              });
             await (exclusive ? shared(go) : go());
           }
           break;
@@ -148,7 +259,12 @@ export async function runBatch(req: BatchRunRequest): Promise<BatchRunSummary> {
           // A stage that stopped with nothing changed before the swap (a lock it could not take within its
           // budget, a session holding a snapshot at the swap) may well pass a moment later: try the run again
           // before throwing away the table's copy.
-          if (attempt < STAGE_ATTEMPTS && e instanceof UserError && e.code === 'STAGE_FAILED' && (await beforeSwap(client, plan))) {
+          if (
+            attempt < STAGE_ATTEMPTS &&
+            e instanceof UserError &&
+            e.code === 'STAGE_FAILED' &&
+            (await beforeSwap(client, plan))
+          ) {
             req.onEvent({ type: 'batch-table-retry', index: i + 1, of, table: label(t), attempt, error });
             await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS * attempt));
             continue;
@@ -165,16 +281,43 @@ export async function runBatch(req: BatchRunRequest): Promise<BatchRunSummary> {
       if (after.kind === 'done') {
         estimated.done += Math.max(1, t.estimatedSeconds);
         estimated.actualMs += ms;
-        req.onEvent({ type: 'batch-table-end', index: i + 1, of, table: label(t), outcome: 'done', ms, reclaimedBytes: await measure(i) });
+        req.onEvent({
+          type: 'batch-table-end',
+          index: i + 1,
+          of,
+          table: label(t),
+          outcome: 'done',
+          ms,
+          reclaimedBytes: await measure(i),
+        });
       } else if (after.kind === 'swapped') {
-        req.onEvent({ type: 'batch-table-end', index: i + 1, of, table: label(t), outcome: 'swapped', ms, reclaimedBytes: null });
+        req.onEvent({
+          type: 'batch-table-end',
+          index: i + 1,
+          of,
+          table: label(t),
+          outcome: 'swapped',
+          ms,
+          reclaimedBytes: null,
+        });
         waitingAt = { table: label(t), dir: t.dir };
       }
       progress();
     };
-    await schedule(tables, n, (i) => !['done', 'reverted'].includes(standing.get(i) ?? ''), runOne, () => waitingAt !== null);
+    await schedule(
+      tables,
+      n,
+      (i) => !['done', 'reverted'].includes(standing.get(i) ?? ''),
+      runOne,
+      () => waitingAt !== null,
+    );
     const kinds = tables.map((t, i) => ({ table: label(t), standing: standing.get(i) ?? 'not-started' }));
-    return { finished: kinds.every((k) => k.standing === 'done' || k.standing === 'reverted'), waitingAt, tables: kinds, reclaimedBytes: reclaimed };
+    return {
+      finished: kinds.every((k) => k.standing === 'done' || k.standing === 'reverted'),
+      waitingAt,
+      tables: kinds,
+      reclaimedBytes: reclaimed,
+    };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -195,12 +338,24 @@ function label(t: BatchTable): string {
 }
 
 /** The failed table's run aborted, when it has not swapped: the table as it was, nothing of the run left. */
-async function abortAfterFailure(client: ClientBase, req: BatchRunRequest, plan: LoadedPlan, t: BatchTable): Promise<boolean> {
+async function abortAfterFailure(
+  client: ClientBase,
+  req: BatchRunRequest,
+  plan: LoadedPlan,
+  t: BatchTable,
+): Promise<boolean> {
   try {
     const state = await readState(client, plan.manifest);
     if (state === null) return true;
     if (!ABORTABLE.has(state.stage)) return false;
-    await run({ plan, connection: req.connection, stage: 'abort', expectHash: t.planHash, onEvent: (event) => req.onEvent({ type: 'run', table: label(t), runId: plan.manifest.runId, planHash: t.planHash, event }) });
+    await run({
+      plan,
+      connection: req.connection,
+      stage: 'abort',
+      expectHash: t.planHash,
+      onEvent: (event) =>
+        req.onEvent({ type: 'run', table: label(t), runId: plan.manifest.runId, planHash: t.planHash, event }),
+    });
     return (await readState(client, plan.manifest)) === null;
   } catch {
     // The table's own error is what matters; status and the printed hint say what to do next.
@@ -213,23 +368,35 @@ async function abortAfterFailure(client: ClientBase, req: BatchRunRequest, plan:
  * tables that share a foreign key at once. Stops starting work at the first failure (waiting
  * for what runs, then rethrowing it) or once `halt` says so.
  */
-async function schedule(tables: readonly BatchTable[], n: number, pending: (i: number) => boolean, work: (i: number) => Promise<void>, halt: () => boolean): Promise<void> {
+async function schedule(
+  tables: readonly BatchTable[],
+  n: number,
+  pending: (i: number) => boolean,
+  work: (i: number) => Promise<void>,
+  halt: () => boolean,
+): Promise<void> {
   const queue = tables.map((_, i) => i).filter(pending);
   const running = new Map<number, Promise<void>>();
   let failure: unknown = null;
-  const busy = (i: number) => [...running.keys()].some((r) => tables[r]!.neighbours.includes(label(tables[i]!)) || tables[i]!.neighbours.includes(label(tables[r]!)));
+  const busy = (i: number) =>
+    [...running.keys()].some(
+      (r) => tables[r]!.neighbours.includes(label(tables[i]!)) || tables[i]!.neighbours.includes(label(tables[r]!)),
+    );
   while ((queue.length > 0 && failure === null && !halt()) || running.size > 0) {
     while (running.size < n && failure === null && !halt()) {
       const at = queue.findIndex((i) => !busy(i));
       if (at < 0) break;
       const i = queue.splice(at, 1)[0]!;
-      running.set(i, work(i).then(
-        () => void running.delete(i),
-        (e: unknown) => {
-          running.delete(i);
-          failure ??= e;
-        },
-      ));
+      running.set(
+        i,
+        work(i).then(
+          () => void running.delete(i),
+          (e: unknown) => {
+            running.delete(i);
+            failure ??= e;
+          },
+        ),
+      );
     }
     if (running.size === 0) break;
     await Promise.race(running.values());

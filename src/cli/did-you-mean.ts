@@ -16,7 +16,9 @@ export function usageMessage(msg: string, argv: readonly string[], knownFlags: r
   const m = /^(Unknown arguments?): (.*)$/.exec(msg);
   if (!m) return msg;
   const names = m[2]!.split(', ');
-  const kept = names.filter((n) => !(/[A-Z]/.test(n) && names.includes(n.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()))));
+  const kept = names.filter(
+    (n) => !(/[A-Z]/.test(n) && names.includes(n.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()))),
+  );
   // A mistyped command: its flags are unknown too at the top level, so name only the command.
   const first = argv[0];
   if (first !== undefined && !first.startsWith('-') && kept.includes(first)) {

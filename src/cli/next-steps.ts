@@ -16,7 +16,10 @@ function commandTail(dir: string, url: string | undefined): { tail: string; note
   const shown = redact(url);
   return {
     tail: `--plan ${shellWord(dir)} --url ${shellWord(shown)}`,
-    note: shown === url ? null : 'the password is left out of these commands: give it through PGPASSWORD or ~/.pgpass, or put it back into --url',
+    note:
+      shown === url
+        ? null
+        : 'the password is left out of these commands: give it through PGPASSWORD or ~/.pgpass, or put it back into --url',
   };
 }
 
@@ -34,13 +37,19 @@ export function nextStepLines(m: PlanManifest, state: RunState | null, dir: stri
   switch (state.stage) {
     case 'swap': {
       lines.push(`${t}: swapped; the revert window is open until cleanup`);
-      lines.push('  While it stays open every write to the table still writes a change-log entry (write overhead), and the revert backlog grows;');
+      lines.push(
+        '  While it stays open every write to the table still writes a change-log entry (write overhead), and the revert backlog grows;',
+      );
       lines.push('  close it once you are satisfied:');
       lines.push(`  check:   shadowpack verify ${tail}`);
-      lines.push(m.transform?.reverse === null
-        ? '  go back: not possible for this plan (revert is unavailable: see "What changes" in its README.md)'
-        : `  go back: shadowpack run ${tail} --stage revert ${hash}`);
-      lines.push(`  finish:  shadowpack run ${tail} --until cleanup ${hash}   (drops the old table: no revert after this)`);
+      lines.push(
+        m.transform?.reverse === null
+          ? '  go back: not possible for this plan (revert is unavailable: see "What changes" in its README.md)'
+          : `  go back: shadowpack run ${tail} --stage revert ${hash}`,
+      );
+      lines.push(
+        `  finish:  shadowpack run ${tail} --until cleanup ${hash}   (drops the old table: no revert after this)`,
+      );
       break;
     }
     case 'cleanup-started':

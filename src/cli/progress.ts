@@ -33,7 +33,12 @@ function waitKind(message: string): string {
   return message.replace(/\d+/g, '#').slice(0, 40);
 }
 
-export function progressPrinter(write: (text: string) => void, isTty: boolean, now: () => number = Date.now, deadline: WaitDeadline = () => null): (e: RunEventOf<string>) => void {
+export function progressPrinter(
+  write: (text: string) => void,
+  isTty: boolean,
+  now: () => number = Date.now,
+  deadline: WaitDeadline = () => null,
+): (e: RunEventOf<string>) => void {
   let stageStart = now();
   // Per kind of wait in this stage: when it was first seen and last printed.
   let waits = new Map<string, { first: number; printed: number }>();
@@ -83,8 +88,16 @@ export function progressPrinter(write: (text: string) => void, isTty: boolean, n
         const t = now();
         first ??= { page: e.page, at: t };
         const pace = (e.page - first.page) / Math.max(1, t - first.at);
-        const eta = fraction >= 1 ? 'ETA 0 ms' : pace > 0 ? `ETA ${fmtMs(Math.round((e.pages - e.page) / pace))}` : 'ETA after the next batch';
-        show(`  backfill ${bar(fraction)} ${(fraction * 100).toFixed(1)}% of the pages, ${rows.toLocaleString('en-US')} rows copied by this run, ${Math.round(rate).toLocaleString('en-US')} rows/s ${eta}`, fraction >= 1);
+        const eta =
+          fraction >= 1
+            ? 'ETA 0 ms'
+            : pace > 0
+              ? `ETA ${fmtMs(Math.round((e.pages - e.page) / pace))}`
+              : 'ETA after the next batch';
+        show(
+          `  backfill ${bar(fraction)} ${(fraction * 100).toFixed(1)}% of the pages, ${rows.toLocaleString('en-US')} rows copied by this run, ${Math.round(rate).toLocaleString('en-US')} rows/s ${eta}`,
+          fraction >= 1,
+        );
         return;
       }
       case 'apply':
@@ -110,11 +123,17 @@ export function progressPrinter(write: (text: string) => void, isTty: boolean, n
         if (seen === undefined) {
           waits.set(kind, { first: t, printed: t });
           const limit = deadline(e.message);
-          show(`  waiting: ${e.message}${limit === null ? '' : ` (at most ${fmtMs(limit * 1000)})`}${hint(e.message)}`, true);
+          show(
+            `  waiting: ${e.message}${limit === null ? '' : ` (at most ${fmtMs(limit * 1000)})`}${hint(e.message)}`,
+            true,
+          );
         } else if (t - seen.printed >= WAIT_REPEAT_MS) {
           seen.printed = t;
           const limit = deadline(e.message);
-          show(`  still waiting after ${fmtMs(t - seen.first)}${limit === null ? '' : ` of at most ${fmtMs(limit * 1000)}`}: ${e.message}${hint(e.message)}`, true);
+          show(
+            `  still waiting after ${fmtMs(t - seen.first)}${limit === null ? '' : ` of at most ${fmtMs(limit * 1000)}`}: ${e.message}${hint(e.message)}`,
+            true,
+          );
         }
         return;
       }

@@ -9,8 +9,13 @@ import { shareUpdateExclusive, type Step } from './step.js';
  */
 
 /** A re-created constraint's comment, appended to the statement that re-creates it. */
-export function constraintComment(con: { readonly name: string; readonly comment: string | null }, table: string): string {
-  return con.comment === null ? '' : `\nCOMMENT ON CONSTRAINT ${ident(con.name)} ON ${table} IS ${literal(con.comment)};`;
+export function constraintComment(
+  con: { readonly name: string; readonly comment: string | null },
+  table: string,
+): string {
+  return con.comment === null
+    ? ''
+    : `\nCOMMENT ON CONSTRAINT ${ident(con.name)} ON ${table} IS ${literal(con.comment)};`;
 }
 
 /** Comments of the rebuilt indexes and of the constraints built on the copy (foreign keys carry theirs). */
@@ -18,13 +23,31 @@ export function indexAndConstraintComments(model: TableModel, src: string): Step
   const steps: Step[] = [];
   for (const i of model.indexes) {
     const index = qualified(model.schema, i.name);
-    if (i.comment !== null) steps.push({ kind: 'comment', comment: `comment on index ${i.name}`, sql: `COMMENT ON INDEX ${index} IS ${literal(i.comment)};`, locks: [shareUpdateExclusive(index)] });
+    if (i.comment !== null)
+      steps.push({
+        kind: 'comment',
+        comment: `comment on index ${i.name}`,
+        sql: `COMMENT ON INDEX ${index} IS ${literal(i.comment)};`,
+        locks: [shareUpdateExclusive(index)],
+      });
   }
   for (const st of model.extendedStatistics) {
-    if (st.comment !== null) steps.push({ kind: 'comment-object', comment: `comment on extended statistics ${st.name}`, sql: `COMMENT ON STATISTICS ${qualified(st.schema, st.name)} IS ${literal(st.comment)};`, locks: [] });
+    if (st.comment !== null)
+      steps.push({
+        kind: 'comment-object',
+        comment: `comment on extended statistics ${st.name}`,
+        sql: `COMMENT ON STATISTICS ${qualified(st.schema, st.name)} IS ${literal(st.comment)};`,
+        locks: [],
+      });
   }
   for (const c of model.constraints) {
-    if (c.kind !== 'foreign-key' && c.comment !== null) steps.push({ kind: 'comment-object', comment: `comment on constraint ${c.name}`, sql: `COMMENT ON CONSTRAINT ${ident(c.name)} ON ${src} IS ${literal(c.comment)};`, locks: [] });
+    if (c.kind !== 'foreign-key' && c.comment !== null)
+      steps.push({
+        kind: 'comment-object',
+        comment: `comment on constraint ${c.name}`,
+        sql: `COMMENT ON CONSTRAINT ${ident(c.name)} ON ${src} IS ${literal(c.comment)};`,
+        locks: [],
+      });
   }
   return steps;
 }

@@ -127,7 +127,13 @@ export function compile(input: CompileInput): Plan {
     const text = withDollarTag(marked, tag);
     files.set(info.file, text);
     const locked = info.name === 'swap' || info.name === 'revert' ? lockedStatements(text) : undefined;
-    return { ...info, sha256: sha256(text), ...(locked !== undefined ? { statementsUnderLock: locked } : {}), locks, hazards };
+    return {
+      ...info,
+      sha256: sha256(text),
+      ...(locked !== undefined ? { statementsUnderLock: locked } : {}),
+      locks,
+      hazards,
+    };
   });
   const identified = {
     formatVersion: PLAN_FORMAT_VERSION,
@@ -144,7 +150,9 @@ export function compile(input: CompileInput): Plan {
     environment: facts,
   };
   const planId = planIdOf(identified);
-  const bindingMarked = tidy(render.binding(bindingInput(toolVersion, planId, common.tableDisplay, common.names.runId, facts)));
+  const bindingMarked = tidy(
+    render.binding(bindingInput(toolVersion, planId, common.tableDisplay, common.names.runId, facts)),
+  );
   // Its own tag: it is rendered after the stage scripts (their sums make the plan id it sets) and run on its own.
   const binding = withDollarTag(bindingMarked, planDollarTag([bindingMarked]));
   files.set(BINDING_FILE, binding);
@@ -168,7 +176,11 @@ export function compile(input: CompileInput): Plan {
   // cover it), then the review, which readmeSha256 puts under the hash.
   const review = renderReview({ ...partial, readmeSha256: '', planHash: '' });
   const withReadme = { ...partial, readmeSha256: sha256(review) };
-  const manifest: PlanManifest = { ...withReadme, planHash: planHashOf(withReadme), ...(input.provenance !== undefined ? { provenance: input.provenance } : {}) };
+  const manifest: PlanManifest = {
+    ...withReadme,
+    planHash: planHashOf(withReadme),
+    ...(input.provenance !== undefined ? { provenance: input.provenance } : {}),
+  };
   files.set('README.md', headerText(manifest) + review);
   return { manifest, files };
 }

@@ -13,7 +13,17 @@ import { copyReloptions, relatedTables } from './steps.js';
 import { locksText, type Step } from './step.js';
 import { stageSteps, type StageSteps } from './stage-steps.js';
 import type { DerivedTarget } from './transform/derive.js';
-import { doneStates, guardRules, interruptedStates, stageMachine, stageRecord, stageRule, type GuardRule, type StageRecord, type TriggerSide } from './stage-machine.js';
+import {
+  doneStates,
+  guardRules,
+  interruptedStates,
+  stageMachine,
+  stageRecord,
+  stageRule,
+  type GuardRule,
+  type StageRecord,
+  type TriggerSide,
+} from './stage-machine.js';
 import { ALL_STAGES, type StageName } from './stages.js';
 import { forwardSide, reverseSide, type CopySide } from './transform/sides.js';
 
@@ -68,7 +78,12 @@ export interface CommonContext {
    * of its own (PostgreSQL keeps one-key and two-key advisory locks apart) that the backfill's
    * sessions take in turn to settle the change log.
    */
-  readonly advisory: { readonly classId: number; readonly objId: number; readonly settleKey: string; readonly toolSchemaObjId: number };
+  readonly advisory: {
+    readonly classId: number;
+    readonly objId: number;
+    readonly settleKey: string;
+    readonly toolSchemaObjId: number;
+  };
   readonly columnDefs: readonly string[];
   /** '' or, as an SQL literal, the generated columns the runner creates with --partition-by (owner-columns.ts). */
   readonly createdGeneratedList: string;
@@ -119,7 +134,6 @@ export interface CommonContext {
   readonly asOwner: OwnerStatements;
 }
 
-
 /** 'SPK' in ASCII: the first key of every shadowpack advisory lock. */
 const ADVISORY_CLASS = 0x53504b;
 
@@ -130,7 +144,12 @@ const ADVISORY_CLASS = 0x53504b;
 const TOOL_SCHEMA_OBJ_ID = 0x7fffffff;
 
 function advisoryKeys(objId: number): CommonContext['advisory'] {
-  return { classId: ADVISORY_CLASS, objId, settleKey: ((BigInt(ADVISORY_CLASS) << 32n) | BigInt(objId)).toString(), toolSchemaObjId: TOOL_SCHEMA_OBJ_ID };
+  return {
+    classId: ADVISORY_CLASS,
+    objId,
+    settleKey: ((BigInt(ADVISORY_CLASS) << 32n) | BigInt(objId)).toString(),
+    toolSchemaObjId: TOOL_SCHEMA_OBJ_ID,
+  };
 }
 
 function columnDefinition(c: TableModel['columns'][number]): string {
@@ -143,7 +162,12 @@ function columnDefinition(c: TableModel['columns'][number]): string {
   return def;
 }
 
-export function commonContext(model: TableModel, target: DerivedTarget, options: PlanOptions, toolVersion: string): CommonContext {
+export function commonContext(
+  model: TableModel,
+  target: DerivedTarget,
+  options: PlanOptions,
+  toolVersion: string,
+): CommonContext {
   const names = runNames(model.schema, model.name);
   const tool = (n: string) => qualified(names.toolSchema, n);
   const src = qualified(model.schema, model.name);
@@ -174,7 +198,8 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
   const stepInput = { model, target, names, src, copy, old, func };
   const machine = stageMachine(options);
   // Each step says which locks it takes, beside it in the script.
-  const safe = (steps: readonly Step[]): AnnotatedStep[] => steps.map((s) => ({ ...s, comment: commentText(s.comment), locks: commentText(locksText(s.locks)) }));
+  const safe = (steps: readonly Step[]): AnnotatedStep[] =>
+    steps.map((s) => ({ ...s, comment: commentText(s.comment), locks: commentText(locksText(s.locks)) }));
   const related = relatedTables(model);
   // The table stays in its own tablespace unless the plan moves it (--tablespace).
   const copySpace = target.tablespace ?? model.tablespace;
@@ -193,9 +218,12 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     copyTablespace: copySpace === null ? '' : ` TABLESPACE ${ident(copySpace)}`,
     // Ordered: one batch, whatever the control table says. Otherwise the batch size comes from the control table.
     backfillBatchPages: target.orderBy.length > 0 ? '2147483647' : '',
-    backfillText: target.orderBy.length > 0
-      ? commentText(`Copy the existing rows in one transaction, written in the order of (${target.orderBy.join(', ')}); an interruption starts the copy over.`)
-      : `Copy the existing rows in committed batches of ${options.batchPages} heap pages, resuming where it stopped.\n-- The batch size is read from the control table before each batch ("shadowpack control --batch-pages N" changes it while this runs);\n-- between batches the throttle waits while the run is paused or throttled.`,
+    backfillText:
+      target.orderBy.length > 0
+        ? commentText(
+            `Copy the existing rows in one transaction, written in the order of (${target.orderBy.join(', ')}); an interruption starts the copy over.`,
+          )
+        : `Copy the existing rows in committed batches of ${options.batchPages} heap pages, resuming where it stopped.\n-- The batch size is read from the control table before each batch ("shadowpack control --batch-pages N" changes it while this runs);\n-- between batches the throttle waits while the run is paused or throttled.`,
     backfillOrder,
     names,
     options,
@@ -221,14 +249,19 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     createdGeneratedList: target.createdGenerated.length === 0 ? '' : literal(target.createdGenerated.join(', ')),
     copyReloptions: copyReloptions(target.model),
     partitionTables: (target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name)),
-    copyStorage: target.partitioning === null ? ` WITH (${copyReloptions(target.model)})` : ` PARTITION BY RANGE (${ident(target.partitioning.column)})`,
+    copyStorage:
+      target.partitioning === null
+        ? ` WITH (${copyReloptions(target.model)})`
+        : ` PARTITION BY RANGE (${ident(target.partitioning.column)})`,
     overriding: insertOverriding(model),
     keyList: key.map(ident).join(', '),
     logKeyList: key.map((_, i) => `k${i + 1}`).join(', '),
     guardRules: guardRules(machine),
     interruptedStates: interruptedStates(machine).map(literal).join(', '),
     swappedStates: doneStates(stageRule(machine, 'swap')).map(literal).join(', '),
-    stageRecords: Object.fromEntries(ALL_STAGES.map((s) => [s, stageRecord(machine, s)])) as { [K in StageName]: StageRecord },
+    stageRecords: Object.fromEntries(ALL_STAGES.map((s) => [s, stageRecord(machine, s)])) as {
+      [K in StageName]: StageRecord;
+    },
     guardTriggers: [
       { side: 'capture' as const, rel: src, name: names.captureTrigger },
       { side: 'capture' as const, rel: src, name: names.truncateTrigger },
@@ -236,7 +269,13 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
       { side: 'reverse' as const, rel: src, name: names.reverseCaptureTrigger },
       { side: 'reverse' as const, rel: src, name: names.truncateTrigger },
       // A partition fires its own clone of the parent's row trigger, and a statement trigger only when named itself.
-      ...(target.partitioning?.partitions ?? []).flatMap((p) => [names.reverseCaptureTrigger, names.truncateTrigger].map((name) => ({ side: 'reverse' as const, rel: qualified(model.schema, p.name), name }))),
+      ...(target.partitioning?.partitions ?? []).flatMap((p) =>
+        [names.reverseCaptureTrigger, names.truncateTrigger].map((name) => ({
+          side: 'reverse' as const,
+          rel: qualified(model.schema, p.name),
+          name,
+        })),
+      ),
     ].map((t) => ({ side: t.side, rel: literal(t.rel), name: literal(t.name) })),
     stepData: steps,
     copyColumnSteps: safe(steps.copyColumnSteps),
@@ -251,15 +290,43 @@ export function commonContext(model: TableModel, target: DerivedTarget, options:
     revertSteps: safe(steps.revertSteps),
     oldTableDependentsCheck: unplannedDependentsCheck('cleanup', old, model, false),
     validateSteps: safe(steps.validateSteps),
-    privilegeCheck: missingPrivilegesSql(`${literal(src)}::regclass::oid`, 'current_user', literal(names.toolSchema)).trim().replace(/\n/g, '\n    '),
+    privilegeCheck: missingPrivilegesSql(`${literal(src)}::regclass::oid`, 'current_user', literal(names.toolSchema))
+      .trim()
+      .replace(/\n/g, '\n    '),
     related,
     verify: {
       algorithm: RANGE_CHECKSUM_ALGORITHM,
       settings: CANONICAL_SETTINGS,
       // Indented to sit inside the FOR loop of the verify stage.
       // Run as the table's owner (it evaluates --alter expressions): the pending keys come in as arrays.
-      rangesSql: options.verifyRanges > 0 ? literal(rangeChecksumSql(model, 'before-swap', options.verifyRanges, '', { differences: target.differences, forward: target.forward, targetColumns: target.model.columns, partitioned: target.partitioning !== null }, forward.keysFromArrays)) : '',
+      rangesSql:
+        options.verifyRanges > 0
+          ? literal(
+              rangeChecksumSql(
+                model,
+                'before-swap',
+                options.verifyRanges,
+                '',
+                {
+                  differences: target.differences,
+                  forward: target.forward,
+                  targetColumns: target.model.columns,
+                  partitioned: target.partitioning !== null,
+                },
+                forward.keysFromArrays,
+              ),
+            )
+          : '',
     },
-    asOwner: ownerStatements({ src, copy, old, forward, reverse, backfillOrder, keyList: key.map(ident).join(', '), overriding: insertOverriding(model) }),
+    asOwner: ownerStatements({
+      src,
+      copy,
+      old,
+      forward,
+      reverse,
+      backfillOrder,
+      keyList: key.map(ident).join(', '),
+      overriding: insertOverriding(model),
+    }),
   };
 }

@@ -64,27 +64,43 @@ export function resolveControlOptions(given: Partial<Record<keyof ControlOptions
     if (given[key] !== undefined) out[key] = wholeNumber(key, given[key]);
   }
   if (given.holdSwap !== undefined) {
-    if (typeof given.holdSwap !== 'boolean') throw new UserError('BAD_OPTION', optionValueError('holdSwap', given.holdSwap, 'true or false'));
+    if (typeof given.holdSwap !== 'boolean')
+      throw new UserError('BAD_OPTION', optionValueError('holdSwap', given.holdSwap, 'true or false'));
     out.holdSwap = given.holdSwap;
   }
   // Only --hold-swap makes the swap wait for a release: a bound on that wait without it would be
   // recorded in the plan and the summary and never used (newcomer review finding 32).
   if (given.holdWaitSeconds !== undefined && !out.holdSwap) {
-    throw new UserError('BAD_OPTION', '--hold-wait-seconds bounds the wait for a release that only --hold-swap asks for: add --hold-swap, or drop --hold-wait-seconds');
+    throw new UserError(
+      'BAD_OPTION',
+      '--hold-wait-seconds bounds the wait for a release that only --hold-swap asks for: add --hold-swap, or drop --hold-wait-seconds',
+    );
   }
   const probe = given.throttleProbe;
   if (probe !== undefined && probe !== null) {
-    if (typeof probe !== 'string' || probe.trim() === '') throw new UserError('BAD_OPTION', optionValueError('throttleProbe', probe, 'a SQL query returning one number, e.g. --throttle-probe "SELECT lag_ms FROM ops.lag"'));
+    if (typeof probe !== 'string' || probe.trim() === '')
+      throw new UserError(
+        'BAD_OPTION',
+        optionValueError(
+          'throttleProbe',
+          probe,
+          'a SQL query returning one number, e.g. --throttle-probe "SELECT lag_ms FROM ops.lag"',
+        ),
+      );
     out.throttleProbe = probe.trim().replace(/;\s*$/, '');
   }
   const threshold = given.throttleThreshold;
   if (threshold !== undefined && threshold !== null) {
     const n = typeof threshold === 'string' ? Number(threshold) : threshold;
-    if (typeof n !== 'number' || !Number.isFinite(n)) throw new UserError('BAD_OPTION', optionValueError('throttleThreshold', threshold, 'a number'));
+    if (typeof n !== 'number' || !Number.isFinite(n))
+      throw new UserError('BAD_OPTION', optionValueError('throttleThreshold', threshold, 'a number'));
     out.throttleThreshold = n;
   }
   if ((out.throttleProbe === null) !== (out.throttleThreshold === null)) {
-    throw new UserError('BAD_OPTION', 'give --throttle-probe and --throttle-threshold together: the run waits while the probe returns more than the threshold');
+    throw new UserError(
+      'BAD_OPTION',
+      'give --throttle-probe and --throttle-threshold together: the run waits while the probe returns more than the threshold',
+    );
   }
   return out;
 }

@@ -10,15 +10,26 @@ import type { TableModel } from '../model/types.js';
  * (something bound to it would make DROP TABLE fail halfway). The stage
  * names them instead, and can run again once they are dealt with.
  */
-export function unplannedDependentsCheck(stage: string, rel: string, model: TableModel, carried: boolean, partitions: readonly string[] = []): string {
+export function unplannedDependentsCheck(
+  stage: string,
+  rel: string,
+  model: TableModel,
+  carried: boolean,
+  partitions: readonly string[] = [],
+): string {
   const relExpr = `to_regclass(${literal(rel)})`;
-  const views = carried ? model.dependents.views.map((v) => `to_regclass(${literal(qualified(v.schema, v.name))})`) : [];
+  const views = carried
+    ? model.dependents.views.map((v) => `to_regclass(${literal(qualified(v.schema, v.name))})`)
+    : [];
   const functions = carried
     ? model.dependents.functions.map((f) => `(${literal(f.schema)}, ${literal(f.name)}, ${literal(f.arguments)})`)
     : [];
   const publications = carried ? model.dependents.publications.map((p) => literal(p.name)) : [];
   const conditions: string[] = [];
-  if (views.length) conditions.push(`NOT (o.classid = 'pg_rewrite'::regclass AND r.rulename = '_RETURN' AND r.ev_class IN (${views.join(', ')}))`);
+  if (views.length)
+    conditions.push(
+      `NOT (o.classid = 'pg_rewrite'::regclass AND r.rulename = '_RETURN' AND r.ev_class IN (${views.join(', ')}))`,
+    );
   if (functions.length) {
     conditions.push(`NOT (o.classid = 'pg_proc'::regclass AND o.objid IN (SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                   WHERE (n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid)) IN (${functions.join(', ')})))`);
@@ -32,7 +43,10 @@ export function unplannedDependentsCheck(stage: string, rel: string, model: Tabl
                   WHERE (n.nspname::text, s.stxname::text) IN (${statistics.join(', ')})))`);
   }
   // The plan's own partitions (--partition-by) go with the rebuilt table.
-  if (partitions.length) conditions.push(`NOT (o.classid = 'pg_class'::regclass AND o.objid IN (${partitions.map((t) => `to_regclass(${literal(t)})`).join(', ')}))`);
+  if (partitions.length)
+    conditions.push(
+      `NOT (o.classid = 'pg_class'::regclass AND o.objid IN (${partitions.map((t) => `to_regclass(${literal(t)})`).join(', ')}))`,
+    );
   const where = conditions.length ? `\n       WHERE ${conditions.join('\n         AND ')}` : '';
   // Publication membership is dropped with the table without an error; only revert can lose it silently.
   const pubs = carried

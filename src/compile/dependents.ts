@@ -75,12 +75,25 @@ export function dependentsReview(model: TableModel): string[] {
   const d = model.dependents;
   if (d.views.length + d.functions.length + d.publications.length === 0) return [];
   const out = ['## Objects re-pointed at the swap and at revert', ''];
-  out.push('They reference the table by OID, so the swap transaction re-creates or moves them right after the renames; they read the rebuilt table from the moment it commits. Views that only read these views keep working unchanged.', '');
-  for (const v of d.views) out.push(`- view \`${v.schema}.${v.name}\` (owner ${v.owner}${v.options.length ? `; ${v.options.join(', ')}` : ''}): CREATE OR REPLACE VIEW, locked before the table`);
-  for (const f of d.functions) out.push(`- ${f.kind} \`${f.schema}.${f.name}(${f.arguments})\` (owner ${f.owner}, BEGIN ATOMIC body): CREATE OR REPLACE`);
+  out.push(
+    'They reference the table by OID, so the swap transaction re-creates or moves them right after the renames; they read the rebuilt table from the moment it commits. Views that only read these views keep working unchanged.',
+    '',
+  );
+  for (const v of d.views)
+    out.push(
+      `- view \`${v.schema}.${v.name}\` (owner ${v.owner}${v.options.length ? `; ${v.options.join(', ')}` : ''}): CREATE OR REPLACE VIEW, locked before the table`,
+    );
+  for (const f of d.functions)
+    out.push(
+      `- ${f.kind} \`${f.schema}.${f.name}(${f.arguments})\` (owner ${f.owner}, BEGIN ATOMIC body): CREATE OR REPLACE`,
+    );
   for (const p of d.publications) {
-    const extra = [p.columns ? `columns ${p.columns.join(', ')}` : '', p.rowFilter ? `WHERE ${p.rowFilter}` : ''].filter((x) => x !== '').join('; ');
-    out.push(`- publication \`${p.name}\`${extra ? ` (${extra})` : ''}: the old table is dropped from it and the rebuilt one added; the copying itself is never published`);
+    const extra = [p.columns ? `columns ${p.columns.join(', ')}` : '', p.rowFilter ? `WHERE ${p.rowFilter}` : '']
+      .filter((x) => x !== '')
+      .join('; ');
+    out.push(
+      `- publication \`${p.name}\`${extra ? ` (${extra})` : ''}: the old table is dropped from it and the rebuilt one added; the copying itself is never published`,
+    );
   }
   out.push('');
   return out;

@@ -31,10 +31,19 @@ export function identitySwapSteps(input: StepInput): Step[] {
   model.identities.forEach((q, i) => {
     const seq = qualified(q.schema, q.name);
     const aside = qualified(q.schema, names.oldSequence(i));
-    steps.push({ kind: 'rename-sequence', comment: `identity sequence ${q.name} of the old table steps aside`, sql: `ALTER SEQUENCE ${seq} RENAME TO ${ident(names.oldSequence(i))};`, locks: [accessExclusive(seq)] });
+    steps.push({
+      kind: 'rename-sequence',
+      comment: `identity sequence ${q.name} of the old table steps aside`,
+      sql: `ALTER SEQUENCE ${seq} RENAME TO ${ident(names.oldSequence(i))};`,
+      locks: [accessExclusive(seq)],
+    });
     const options = [
-      `START WITH ${q.start}`, `INCREMENT BY ${q.increment}`,
-      `MINVALUE ${q.min}`, `MAXVALUE ${q.max}`, `CACHE ${q.cache}`, q.cycle ? 'CYCLE' : 'NO CYCLE',
+      `START WITH ${q.start}`,
+      `INCREMENT BY ${q.increment}`,
+      `MINVALUE ${q.min}`,
+      `MAXVALUE ${q.max}`,
+      `CACHE ${q.cache}`,
+      q.cycle ? 'CYCLE' : 'NO CYCLE',
     ].join(' ');
     // ADD GENERATED gives the sequence the column's type and refuses an AS option; a sequence of
     // another type gets its parameters from ALTER SEQUENCE, where bounds and type are checked together.
@@ -47,10 +56,26 @@ export function identitySwapSteps(input: StepInput): Step[] {
       locks: [accessExclusive(src)],
     });
     if (!sameType) {
-      steps.push({ kind: 'alter-sequence', comment: `identity sequence ${q.name} keeps its own type (${q.type})`, sql: `ALTER SEQUENCE ${seq} AS ${q.type} ${options};`, locks: [shareRowExclusive(seq)] });
+      steps.push({
+        kind: 'alter-sequence',
+        comment: `identity sequence ${q.name} keeps its own type (${q.type})`,
+        sql: `ALTER SEQUENCE ${seq} AS ${q.type} ${options};`,
+        locks: [shareRowExclusive(seq)],
+      });
     }
-    if (q.comment !== null) steps.push({ kind: 'comment', comment: `comment on sequence ${q.name}`, sql: `COMMENT ON SEQUENCE ${seq} IS ${literal(q.comment)};`, locks: [shareUpdateExclusive(seq)] });
-    steps.push({ kind: 'sequence-value', comment: `identity ${q.name} continues where the old one stopped`, sql: continueFrom(seq, aside), locks: [] });
+    if (q.comment !== null)
+      steps.push({
+        kind: 'comment',
+        comment: `comment on sequence ${q.name}`,
+        sql: `COMMENT ON SEQUENCE ${seq} IS ${literal(q.comment)};`,
+        locks: [shareUpdateExclusive(seq)],
+      });
+    steps.push({
+      kind: 'sequence-value',
+      comment: `identity ${q.name} continues where the old one stopped`,
+      sql: continueFrom(seq, aside),
+      locks: [],
+    });
   });
   return steps;
 }
@@ -62,9 +87,24 @@ export function identityRevertSteps(input: StepInput): Step[] {
   model.identities.forEach((q, i) => {
     const seq = qualified(q.schema, q.name);
     const aside = qualified(q.schema, names.oldSequence(i));
-    steps.push({ kind: 'sequence-value', comment: `identity ${q.name} of the original table continues where the rebuilt one stopped`, sql: continueFrom(aside, seq), locks: [] });
-    steps.push({ kind: 'drop-identity', comment: `the rebuilt table's identity on ${q.column} goes (its sequence with it)`, sql: `ALTER TABLE ${copy} ALTER COLUMN ${ident(q.column)} DROP IDENTITY;`, locks: [accessExclusive(copy), accessExclusive(seq)] });
-    steps.push({ kind: 'rename-sequence', comment: `identity sequence ${q.name} gets its name back`, sql: `ALTER SEQUENCE ${aside} RENAME TO ${ident(q.name)};`, locks: [accessExclusive(aside)] });
+    steps.push({
+      kind: 'sequence-value',
+      comment: `identity ${q.name} of the original table continues where the rebuilt one stopped`,
+      sql: continueFrom(aside, seq),
+      locks: [],
+    });
+    steps.push({
+      kind: 'drop-identity',
+      comment: `the rebuilt table's identity on ${q.column} goes (its sequence with it)`,
+      sql: `ALTER TABLE ${copy} ALTER COLUMN ${ident(q.column)} DROP IDENTITY;`,
+      locks: [accessExclusive(copy), accessExclusive(seq)],
+    });
+    steps.push({
+      kind: 'rename-sequence',
+      comment: `identity sequence ${q.name} gets its name back`,
+      sql: `ALTER SEQUENCE ${aside} RENAME TO ${ident(q.name)};`,
+      locks: [accessExclusive(aside)],
+    });
   });
   return steps;
 }

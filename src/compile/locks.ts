@@ -26,21 +26,50 @@ export interface LockSpec {
   readonly appliedLog: string | null;
 }
 
-const NONE: LockSpec = { step: 'none', description: 'no lock', statements: [], shown: [], conflicts: 'false', checksSnapshots: false, appliedLog: null };
+const NONE: LockSpec = {
+  step: 'none',
+  description: 'no lock',
+  statements: [],
+  shown: [],
+  conflicts: 'false',
+  checksSnapshots: false,
+  appliedLog: null,
+};
 
 /** Lock modes that conflict with each mode we take (PostgreSQL's conflict table). */
 const CONFLICTS: { readonly [M in LockMode]?: readonly string[] } = {
-  'ACCESS EXCLUSIVE': ['AccessShareLock', 'RowShareLock', 'RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'],
-  'SHARE ROW EXCLUSIVE': ['RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'],
+  'ACCESS EXCLUSIVE': [
+    'AccessShareLock',
+    'RowShareLock',
+    'RowExclusiveLock',
+    'ShareUpdateExclusiveLock',
+    'ShareLock',
+    'ShareRowExclusiveLock',
+    'ExclusiveLock',
+    'AccessExclusiveLock',
+  ],
+  'SHARE ROW EXCLUSIVE': [
+    'RowExclusiveLock',
+    'ShareUpdateExclusiveLock',
+    'ShareLock',
+    'ShareRowExclusiveLock',
+    'ExclusiveLock',
+    'AccessExclusiveLock',
+  ],
 };
 
 export function conflictCondition(locks: readonly RelationLock[]): string {
   if (locks.length === 0) return 'false';
-  return locks
-    // A partitioned table (the copy made with --partition-by, live after the swap) is locked with its
-    // partitions, so a lock held on one partition conflicts too.
-    .map((l) => `(l.relation IN (SELECT to_regclass(${literal(l.relation)}) UNION SELECT relid FROM pg_partition_tree(to_regclass(${literal(l.relation)}))) AND l.mode IN (${(CONFLICTS[l.mode] ?? []).map(literal).join(', ')}))`)
-    .join('\n            OR ');
+  return (
+    locks
+      // A partitioned table (the copy made with --partition-by, live after the swap) is locked with its
+      // partitions, so a lock held on one partition conflicts too.
+      .map(
+        (l) =>
+          `(l.relation IN (SELECT to_regclass(${literal(l.relation)}) UNION SELECT relid FROM pg_partition_tree(to_regclass(${literal(l.relation)}))) AND l.mode IN (${(CONFLICTS[l.mode] ?? []).map(literal).join(', ')}))`,
+      )
+      .join('\n            OR ')
+  );
 }
 
 /**
@@ -64,7 +93,15 @@ function ifTriggers(c: CommonContext, triggers: string[], statement: string): st
 
 /** A lock step whose statements, review entries and conflict check all come from one list. */
 function plainLock(step: string, description: string, locks: readonly StageLock[]): LockSpec {
-  return { step, description, statements: locks.map((l) => lockStatement(l.relation, l.mode)), shown: locks, conflicts: conflictCondition(locks), checksSnapshots: false, appliedLog: null };
+  return {
+    step,
+    description,
+    statements: locks.map((l) => lockStatement(l.relation, l.mode)),
+    shown: locks,
+    conflicts: conflictCondition(locks),
+    checksSnapshots: false,
+    appliedLog: null,
+  };
 }
 
 /**
@@ -77,11 +114,17 @@ function plainLock(step: string, description: string, locks: readonly StageLock[
 function withViewLocks(spec: LockSpec, c: CommonContext): LockSpec {
   const views = c.model.dependents.views;
   if (views.length === 0) return spec;
-  const locks: StageLock[] = views.map((v) => ({ ...accessExclusive(qualified(v.schema, v.name)), blocksApplication: true }));
+  const locks: StageLock[] = views.map((v) => ({
+    ...accessExclusive(qualified(v.schema, v.name)),
+    blocksApplication: true,
+  }));
   return {
     ...spec,
     description: `ACCESS EXCLUSIVE on ${views.length} view${views.length === 1 ? '' : 's'} over the table, then ${spec.description}`,
-    statements: [...views.map((v) => `ALTER VIEW ${qualified(v.schema, v.name)} OWNER TO ${ident(v.owner)};`), ...spec.statements],
+    statements: [
+      ...views.map((v) => `ALTER VIEW ${qualified(v.schema, v.name)} OWNER TO ${ident(v.owner)};`),
+      ...spec.statements,
+    ],
     shown: [...locks, ...spec.shown],
     conflicts: `${conflictCondition(locks)}\n            OR ${spec.conflicts}`,
   };
@@ -101,7 +144,10 @@ function withSequenceLocks(spec: LockSpec, stage: 'swap' | 'revert', c: CommonCo
   const m = c.model;
   const sequences = [
     ...m.ownedSequences.map((q) => qualified(q.schema, q.name)),
-    ...m.identities.flatMap((q, i) => [qualified(q.schema, q.name), ...(stage === 'revert' ? [qualified(q.schema, c.names.oldSequence(i))] : [])]),
+    ...m.identities.flatMap((q, i) => [
+      qualified(q.schema, q.name),
+      ...(stage === 'revert' ? [qualified(q.schema, c.names.oldSequence(i))] : []),
+    ]),
   ].filter((q, i, all) => all.indexOf(q) === i);
   if (sequences.length === 0) return spec;
   const locks: StageLock[] = sequences.map((q) => ({ ...accessExclusive(q), blocksApplication: true }));
@@ -130,16 +176,29 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
     case 'verify':
       return NONE;
     case 'setup':
-      return plainLock('setup-trigger', `SHARE ROW EXCLUSIVE on ${c.tableDisplay}`, [{ relation: c.src, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }]);
+      return plainLock('setup-trigger', `SHARE ROW EXCLUSIVE on ${c.tableDisplay}`, [
+        { relation: c.src, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true },
+      ]);
     case 'swap':
     case 'revert': {
       const other = stage === 'swap' ? c.copy : c.old;
       return {
-        ...withViewLocks(withSequenceLocks(plainLock(
-          stage,
-          `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and on the tables whose foreign keys move' : ''}`,
-          [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }, ...fkLocks],
-        ), stage, c), c),
+        ...withViewLocks(
+          withSequenceLocks(
+            plainLock(
+              stage,
+              `ACCESS EXCLUSIVE on ${c.tableDisplay}${fkTables.length ? ' and on the tables whose foreign keys move' : ''}`,
+              [
+                { relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true },
+                { relation: other, mode: 'ACCESS EXCLUSIVE', blocksApplication: false },
+                ...fkLocks,
+              ],
+            ),
+            stage,
+            c,
+          ),
+          c,
+        ),
         checksSnapshots: true,
         appliedLog: stage === 'swap' ? c.changeLog : c.reverseLog,
       };
@@ -149,10 +208,17 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
         step: 'cleanup',
         description: `ACCESS EXCLUSIVE on ${c.tableDisplay} (to drop the sync trigger) and on the old table`,
         statements: [
-          ifTriggers(c, [c.names.reverseCaptureTrigger, c.names.truncateTrigger], lockStatement(c.src, 'ACCESS EXCLUSIVE')),
+          ifTriggers(
+            c,
+            [c.names.reverseCaptureTrigger, c.names.truncateTrigger],
+            lockStatement(c.src, 'ACCESS EXCLUSIVE'),
+          ),
           `IF to_regclass(${literal(c.old)}) IS NOT NULL THEN ${lockStatement(c.old, 'ACCESS EXCLUSIVE')} END IF;`,
         ],
-        shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }, { relation: c.old, mode: 'ACCESS EXCLUSIVE', blocksApplication: false }],
+        shown: [
+          { relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true },
+          { relation: c.old, mode: 'ACCESS EXCLUSIVE', blocksApplication: false },
+        ],
         conflicts: `(${triggersExist(c, [c.names.reverseCaptureTrigger, c.names.truncateTrigger])} AND ${conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }])})\n            OR ${conflictCondition([{ relation: c.old, mode: 'ACCESS EXCLUSIVE' }])}`,
         checksSnapshots: false,
         appliedLog: null,
@@ -162,7 +228,9 @@ export function stageLock(stage: StageName, c: CommonContext): LockSpec {
         step: 'abort',
         // Taken only while a capture trigger is there (ifTriggers): an abort with nothing to undo blocks no one (finding 26).
         description: `ACCESS EXCLUSIVE on ${c.tableDisplay} (to drop the capture trigger; not taken when there is none)`,
-        statements: [ifTriggers(c, [c.names.captureTrigger, c.names.truncateTrigger], lockStatement(c.src, 'ACCESS EXCLUSIVE'))],
+        statements: [
+          ifTriggers(c, [c.names.captureTrigger, c.names.truncateTrigger], lockStatement(c.src, 'ACCESS EXCLUSIVE')),
+        ],
         shown: [{ relation: c.src, mode: 'ACCESS EXCLUSIVE', blocksApplication: true }],
         conflicts: `${triggersExist(c, [c.names.captureTrigger, c.names.truncateTrigger])} AND ${conflictCondition([{ relation: c.src, mode: 'ACCESS EXCLUSIVE' }])}`,
         checksSnapshots: false,
@@ -207,12 +275,22 @@ function otherHazards(stage: StageName, c: CommonContext): HazardCode[] {
     case 'verify':
       return ['LONG_SNAPSHOT'];
     case 'swap':
-      return ['WAITS_FOR_OLD_SNAPSHOTS', 'STANDBY_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
+      return [
+        'WAITS_FOR_OLD_SNAPSHOTS',
+        'STANDBY_SNAPSHOTS',
+        ...(fk ? (['FK_REVALIDATION'] as const) : []),
+        ...repointed,
+      ];
     case 'cleanup':
       return ['REVERT_ENDS'];
     case 'abort':
       return [];
     case 'revert':
-      return ['WAITS_FOR_OLD_SNAPSHOTS', 'STANDBY_SNAPSHOTS', ...(fk ? (['FK_REVALIDATION'] as const) : []), ...repointed];
+      return [
+        'WAITS_FOR_OLD_SNAPSHOTS',
+        'STANDBY_SNAPSHOTS',
+        ...(fk ? (['FK_REVALIDATION'] as const) : []),
+        ...repointed,
+      ];
   }
 }

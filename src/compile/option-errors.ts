@@ -5,6 +5,7 @@ export function optionFlag(key: string): string {
 
 /** "--batch-pages must be …": named by its flag; a flag given twice (yargs makes it a list) said as such. */
 export function optionValueError(key: string, value: unknown, want: string): string {
-  if (Array.isArray(value)) return `${optionFlag(key)} was given ${value.length} times (${value.map(String).join(', ')}); give it once, as ${want}`;
+  if (Array.isArray(value))
+    return `${optionFlag(key)} was given ${value.length} times (${value.map(String).join(', ')}); give it once, as ${want}`;
   return `${optionFlag(key)} must be ${want} (got ${String(value)})`;
 }

@@ -113,7 +113,10 @@ export function resolveOptions(given: Partial<Record<keyof PlanOptions, unknown>
   const o = { ...(out as unknown as PlanOptions), ...resolveControlOptions(control) };
   // A budget smaller than one attempt would make every locking step give up before trying.
   if (o.lockBudgetMs < o.lockTimeoutMs) {
-    throw new UserError('BAD_OPTION', `option lockBudgetMs (${o.lockBudgetMs}) is smaller than one lock attempt, lockTimeoutMs (${o.lockTimeoutMs}): raise --lock-budget-ms to at least ${o.lockTimeoutMs} or lower --lock-timeout-ms`);
+    throw new UserError(
+      'BAD_OPTION',
+      `option lockBudgetMs (${o.lockBudgetMs}) is smaller than one lock attempt, lockTimeoutMs (${o.lockTimeoutMs}): raise --lock-budget-ms to at least ${o.lockTimeoutMs} or lower --lock-timeout-ms`,
+    );
   }
   return o;
 }

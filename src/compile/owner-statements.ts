@@ -109,11 +109,27 @@ export interface RowByRowSearch {
  */
 export function rowByRowSearch(s: RowByRowSearch): string {
   const pieces: FormatPiece[] = [
-    ['', 'DECLARE', '  bad record;', '  failure text;', ...s.declare, 'BEGIN', `  FOR bad IN SELECT ctid AS t, ROW(${s.keyList})::text AS k FROM ONLY ${s.src}`, "   WHERE ctid >= '("].join('\n'),
+    [
+      '',
+      'DECLARE',
+      '  bad record;',
+      '  failure text;',
+      ...s.declare,
+      'BEGIN',
+      `  FOR bad IN SELECT ctid AS t, ROW(${s.keyList})::text AS k FROM ONLY ${s.src}`,
+      "   WHERE ctid >= '(",
+    ].join('\n'),
     { arg: 1 },
     ",0)'::tid AND ctid < '(",
     { arg: 2 },
-    [`,0)'::tid ORDER BY ${s.keyList} LOOP`, '    BEGIN', `      ${s.insert} WHERE ctid = bad.t;`, '    EXCEPTION WHEN OTHERS THEN', '      GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;', ''].join('\n'),
+    [
+      `,0)'::tid ORDER BY ${s.keyList} LOOP`,
+      '    BEGIN',
+      `      ${s.insert} WHERE ctid = bad.t;`,
+      '    EXCEPTION WHEN OTHERS THEN',
+      '      GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;',
+      '',
+    ].join('\n'),
     ...s.onBad,
     ['    END;', '  END LOOP;', ...s.after, 'END', ''].join('\n'),
   ];
@@ -137,7 +153,9 @@ function firstBadRow(i: OwnerStatementInput, insert: string): string {
 export function ownerStatements(i: OwnerStatementInput): OwnerStatements {
   const insert = `INSERT INTO ${i.copy} (${i.forward.insertList})\nSELECT ${i.forward.selectList} FROM ONLY ${i.src}`;
   return {
-    backfill: literal(`${insert}\n WHERE ctid >= format('(%s,0)', $1)::tid AND ctid < format('(%s,0)', $2)::tid${i.backfillOrder}`),
+    backfill: literal(
+      `${insert}\n WHERE ctid >= format('(%s,0)', $1)::tid AND ctid < format('(%s,0)', $2)::tid${i.backfillOrder}`,
+    ),
     backfillFirstBad: firstBadRow(i, insert),
     badRowSqlstate: BAD_ROW_SQLSTATE,
     apply: array(applyStatements(i.forward, i.src, i.copy, '')),

@@ -62,48 +62,102 @@ export function copyRevokeSteps(copy: string): Step[] {
     'END',
   ].join('\n');
   const tag = dollarTag(body);
-  return [{ kind: 'privileges', comment: 'the copy is nobody\'s but the owner\'s until the swap (undoing default privileges)', sql: `DO ${tag}\n${body}\n${tag};`, locks: [] }];
+  return [
+    {
+      kind: 'privileges',
+      comment: "the copy is nobody's but the owner's until the swap (undoing default privileges)",
+      sql: `DO ${tag}\n${body}\n${tag};`,
+      locks: [],
+    },
+  ];
 }
 
 /** Grants in ACL order, one statement per grantee and grant option: the aclitems come back in the same order. */
-function grantInOrder(kind: string, object: string, grants: readonly { grantee: string; privilege: string; grantable: boolean }[], columns: (g: number) => string): string[] {
+function grantInOrder(
+  kind: string,
+  object: string,
+  grants: readonly { grantee: string; privilege: string; grantable: boolean }[],
+  columns: (g: number) => string,
+): string[] {
   const groups: { grantee: string; grantable: boolean; privileges: string[] }[] = [];
   grants.forEach((g, i) => {
     let group = groups.find((x) => x.grantee === g.grantee && x.grantable === g.grantable);
     if (!group) groups.push((group = { grantee: g.grantee, grantable: g.grantable, privileges: [] }));
     group.privileges.push(`${g.privilege}${columns(i)}`);
   });
-  return groups.map((x) => `GRANT ${x.privileges.join(', ')} ON ${kind} ${object} TO ${grantee(x.grantee)}${x.grantable ? ' WITH GRANT OPTION' : ''};`);
+  return groups.map(
+    (x) =>
+      `GRANT ${x.privileges.join(', ')} ON ${kind} ${object} TO ${grantee(x.grantee)}${x.grantable ? ' WITH GRANT OPTION' : ''};`,
+  );
 }
 
 /** Resets the object's privileges to exactly the planned ACL. */
 export function aclSteps(t: AclTarget, what: string): Step[] {
   if (t.defaultAcl) {
-    return [{ kind: 'privileges', comment: `privileges on ${what}: the owner's only, as on the table (undoing any default privileges the copy received)`, sql: revokeAll(t, true), locks: [] }];
+    return [
+      {
+        kind: 'privileges',
+        comment: `privileges on ${what}: the owner's only, as on the table (undoing any default privileges the copy received)`,
+        sql: revokeAll(t, true),
+        locks: [],
+      },
+    ];
   }
   const steps: Step[] = [
-    { kind: 'privileges', comment: `privileges on ${what}: first none at all, whoever holds them`, sql: revokeAll(t, false), locks: [] },
-    { kind: 'privileges', comment: `privileges on ${what}: then exactly the original ACL, granted by the owner in its order`, sql: grantInOrder(t.kind, t.object, t.grants, () => '').join('\n'), locks: [] },
+    {
+      kind: 'privileges',
+      comment: `privileges on ${what}: first none at all, whoever holds them`,
+      sql: revokeAll(t, false),
+      locks: [],
+    },
+    {
+      kind: 'privileges',
+      comment: `privileges on ${what}: then exactly the original ACL, granted by the owner in its order`,
+      sql: grantInOrder(t.kind, t.object, t.grants, () => '').join('\n'),
+      locks: [],
+    },
   ];
   return steps.filter((s) => s.sql !== '');
 }
 
 /** Column privileges after the table's (REVOKE ALL on the table removed them): per column, in ACL order. */
-export function columnAclSteps(object: string, grants: readonly { column: string; grantee: string; privilege: string; grantable: boolean }[]): Step[] {
+export function columnAclSteps(
+  object: string,
+  grants: readonly { column: string; grantee: string; privilege: string; grantable: boolean }[],
+): Step[] {
   const columns = [...new Set(grants.map((g) => g.column))];
   return columns.map((column) => {
     const own = grants.filter((g) => g.column === column);
-    return { kind: 'privileges', comment: `privileges on column ${column}, in ACL order`, sql: grantInOrder('TABLE', object, own, () => ` (${ident(column)})`).join('\n'), locks: [] };
+    return {
+      kind: 'privileges',
+      comment: `privileges on column ${column}, in ACL order`,
+      sql: grantInOrder('TABLE', object, own, () => ` (${ident(column)})`).join('\n'),
+      locks: [],
+    };
   });
 }
 
 /** The rebuilt table's and its identity sequences' privileges, reset to exactly the original ACLs. */
 export function privilegeSteps(input: StepInput): Step[] {
   const { model, src } = input;
-  const steps = aclSteps({ kind: 'TABLE', object: src, owner: model.owner, defaultAcl: model.defaultAcl, grants: model.grants }, 'the table');
+  const steps = aclSteps(
+    { kind: 'TABLE', object: src, owner: model.owner, defaultAcl: model.defaultAcl, grants: model.grants },
+    'the table',
+  );
   steps.push(...columnAclSteps(src, model.columnGrants));
   for (const q of model.identities) {
-    steps.push(...aclSteps({ kind: 'SEQUENCE', object: qualified(q.schema, q.name), owner: model.owner, defaultAcl: q.defaultAcl, grants: q.grants }, `identity sequence ${q.name}`));
+    steps.push(
+      ...aclSteps(
+        {
+          kind: 'SEQUENCE',
+          object: qualified(q.schema, q.name),
+          owner: model.owner,
+          defaultAcl: q.defaultAcl,
+          grants: q.grants,
+        },
+        `identity sequence ${q.name}`,
+      ),
+    );
   }
   return steps;
 }

@@ -27,7 +27,8 @@ export interface PlanProvenance {
  * plan hash, which cannot be inside what it hashes); everything after this line is covered by the
  * plan hash through `readmeSha256`.
  */
-export const HEADER_END = '<!-- end of the header (printed from plan.json); what follows is covered by the plan hash -->';
+export const HEADER_END =
+  '<!-- end of the header (printed from plan.json); what follows is covered by the plan hash -->';
 
 /** README.md = header + body; the body is what readmeSha256 covers. A README without a header is all body. */
 export function splitReadme(text: string): { readonly header: string | null; readonly body: string } {
@@ -50,13 +51,20 @@ export function headerText(m: PlanManifest): string {
   const place = [
     p?.host != null ? `host ${code(p.host)}${p.port != null ? ` port ${p.port}` : ''}` : 'host not recorded',
     `database ${code(e.database)}`,
-    e.systemIdentifier !== null ? `cluster id ${e.systemIdentifier}` : `database OID ${e.databaseOid} (the cluster id was not readable)`,
+    e.systemIdentifier !== null
+      ? `cluster id ${e.systemIdentifier}`
+      : `database OID ${e.databaseOid} (the cluster id was not readable)`,
     `PostgreSQL ${e.serverVersion}`,
   ].join(', ');
   const rows: [string, string][] = [
     ['plan hash', `${code(hash)} — approve this one; \`run --expect-hash\` refuses any other`],
     ['planned at', p ? `${p.plannedAt.replace('T', ' ').replace(/\.\d+Z$|Z$/, '')} UTC` : 'not recorded'],
-    ['planned by', p ? `role ${code(p.role)}${p.runAs !== null ? `; privileges checked for ${code(p.runAs)} (\`--run-as\`)` : ''}` : 'not recorded'],
+    [
+      'planned by',
+      p
+        ? `role ${code(p.role)}${p.runAs !== null ? `; privileges checked for ${code(p.runAs)} (\`--run-as\`)` : ''}`
+        : 'not recorded',
+    ],
     ['planned on', place],
     ['command', p?.command != null ? code(p.command) : 'not recorded'],
     ['tool', `shadowpack ${m.tool.version}, plan format ${m.formatVersion}`],
@@ -75,7 +83,9 @@ export function headerText(m: PlanManifest): string {
     `shadowpack run --plan DIR --until swap --expect-hash ${hash}     # stops after the swap, revert window open`,
     'shadowpack verify --plan DIR',
     `shadowpack run --plan DIR --until cleanup --expect-hash ${hash}   # ends the revert window`,
-    ...(m.transform?.reverse === null ? [] : [`shadowpack run --plan DIR --stage revert --expect-hash ${hash}    # or go back instead`]),
+    ...(m.transform?.reverse === null
+      ? []
+      : [`shadowpack run --plan DIR --stage revert --expect-hash ${hash}    # or go back instead`]),
     '```',
     '',
     'Planned at, by, host and command are kept in `plan.json` (`provenance`), outside the plan hash: they change nothing that runs. The database and the cluster id are inside it, and `binding.sql` refuses any other.',

@@ -34,7 +34,14 @@ export const CANONICAL_SETTINGS: readonly string[] = [
  * in one REPEATABLE READ snapshot with CANONICAL_SETTINGS. `margin` indents
  * each line (for embedding in a stage script).
  */
-export function rangeChecksumSql(model: TableModel, side: VerifySide, ranges: number, margin = '', shape?: ComparedShape, pending?: string): string {
+export function rangeChecksumSql(
+  model: TableModel,
+  side: VerifySide,
+  ranges: number,
+  margin = '',
+  shape?: ComparedShape,
+  pending?: string,
+): string {
   const n = runNames(model.schema, model.name);
   const live = qualified(model.schema, model.name);
   const other = qualified(model.schema, side === 'before-swap' ? n.copyTable : n.oldTable);
@@ -43,37 +50,39 @@ export function rangeChecksumSql(model: TableModel, side: VerifySide, ranges: nu
   const key = model.key.columns.map(ident);
   const keys = key.join(', ');
   const bodies = comparedRows(model, side, shape);
-  const notPending = (alias: string) => `NOT EXISTS (SELECT FROM ${log} p WHERE ${key.map((k, i) => `p.k${i + 1} = ${alias}.${k}`).join(' AND ')})`;
-  const hashed = (table: string, alias: string, cols: string) =>
-    [
-      `SELECT ${key.map((k) => `${alias}.${k}`).join(', ')}, ('x' || left(md5(ROW(${cols})::text), 16))::bit(64)::bigint AS h`,
-      `  FROM ${onlyFor(shape, side, table === live ? 'live' : 'other')}${table} ${alias}`,
-      ` WHERE ${notPending(alias)}`,
-    ];
+  const notPending = (alias: string) =>
+    `NOT EXISTS (SELECT FROM ${log} p WHERE ${key.map((k, i) => `p.k${i + 1} = ${alias}.${k}`).join(' AND ')})`;
+  const hashed = (table: string, alias: string, cols: string) => [
+    `SELECT ${key.map((k) => `${alias}.${k}`).join(', ')}, ('x' || left(md5(ROW(${cols})::text), 16))::bit(64)::bigint AS h`,
+    `  FROM ${onlyFor(shape, side, table === live ? 'live' : 'other')}${table} ${alias}`,
+    ` WHERE ${notPending(alias)}`,
+  ];
   const keyText = key.length === 1 ? `${key[0]}::text` : `ROW(${keys})::text`;
   const indent = (lines: string[]) => lines.map((l) => `  ${l}`);
-  return [
-    'WITH live AS (',
-    ...indent(hashed(live, 's', bodies.live)),
-    '), other AS (',
-    ...indent(hashed(other, 'c', bodies.other)),
-    '), joined AS (',
-    `  SELECT ${keys}, live.h AS h_live, other.h AS h_other, ntile(${ranges}) OVER (ORDER BY ${keys}) AS range`,
-    `    FROM live FULL JOIN other USING (${keys})`,
-    '), bounded AS (',
-    `  SELECT range, h_live, h_other, first_value(${keyText}) OVER w AS first_key, last_value(${keyText}) OVER w AS last_key`,
-    '    FROM joined',
-    `  WINDOW w AS (PARTITION BY range ORDER BY ${keys} ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)`,
-    ')',
-    'SELECT range, first_key, last_key,',
-    '       count(h_live) AS rows_live, count(h_other) AS rows_other,',
-    '       coalesce(sum(h_live::numeric), 0)::text AS sum_live,',
-    '       coalesce(sum(h_other::numeric), 0)::text AS sum_other',
-    '  FROM bounded',
-    ' GROUP BY range, first_key, last_key',
-    ' ORDER BY range',
-  ]
-    // Prefix the generated lines only: a quoted name may itself hold a line break.
-    .map((l) => margin + l)
-    .join('\n');
+  return (
+    [
+      'WITH live AS (',
+      ...indent(hashed(live, 's', bodies.live)),
+      '), other AS (',
+      ...indent(hashed(other, 'c', bodies.other)),
+      '), joined AS (',
+      `  SELECT ${keys}, live.h AS h_live, other.h AS h_other, ntile(${ranges}) OVER (ORDER BY ${keys}) AS range`,
+      `    FROM live FULL JOIN other USING (${keys})`,
+      '), bounded AS (',
+      `  SELECT range, h_live, h_other, first_value(${keyText}) OVER w AS first_key, last_value(${keyText}) OVER w AS last_key`,
+      '    FROM joined',
+      `  WINDOW w AS (PARTITION BY range ORDER BY ${keys} ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)`,
+      ')',
+      'SELECT range, first_key, last_key,',
+      '       count(h_live) AS rows_live, count(h_other) AS rows_other,',
+      '       coalesce(sum(h_live::numeric), 0)::text AS sum_live,',
+      '       coalesce(sum(h_other::numeric), 0)::text AS sum_other',
+      '  FROM bounded',
+      ' GROUP BY range, first_key, last_key',
+      ' ORDER BY range',
+    ]
+      // Prefix the generated lines only: a quoted name may itself hold a line break.
+      .map((l) => margin + l)
+      .join('\n')
+  );
 }

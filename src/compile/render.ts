@@ -47,5 +47,9 @@ export function makeRenderers(templates: TemplateSet): { readonly [K in StageNam
 
 /** One blank line at most between blocks, a single newline at the end. */
 export function tidy(sql: string): string {
-  return sql.replace(/[ \t]+$/gm, '').replace(/\n{3,}/g, '\n\n').replace(/^\n+/, '').replace(/\n*$/, '\n');
+  return sql
+    .replace(/[ \t]+$/gm, '')
+    .replace(/\n{3,}/g, '\n\n')
+    .replace(/^\n+/, '')
+    .replace(/\n*$/, '\n');
 }

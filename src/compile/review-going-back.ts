@@ -11,7 +11,7 @@ export function blockerLines(m: PlanManifest): string[] {
     '- `03-build.sql`: nothing the application does (it works on the copy); free disk for sorting.',
     `- \`05-swap.sql\`: any session with any lock on the table — even a SELECT in an open transaction — and any session with any lock on the tables whose foreign keys move (moving a foreign key takes ACCESS EXCLUSIVE on both of its tables). Before locking it waits up to ${o.snapshotWaitSeconds} s for sessions whose snapshot is older than the copy (REPEATABLE READ transactions, pg_dump), naming them.${o.holdSwap ? ' It also waits for `shadowpack control --release-swap`.' : ''}`,
     `- \`91-revert.sql\`: the same sessions as the swap, and the same waits before the lock: up to ${o.snapshotWaitSeconds} s for old snapshots and for the reverse log to shrink to ${o.swapBacklog} entries.`,
-    '- `05-swap.sql` and `91-revert.sql` under their lock: a session that sits idle in a transaction with a snapshot, or runs a later statement of a transaction begun before the lock, makes them give the lock back and retry (hazard WAITS_FOR_OLD_SNAPSHOTS); so does any statement of another role that holds a snapshot, when the role running the plan cannot see that role\'s sessions (no pg_read_all_stats).',
+    "- `05-swap.sql` and `91-revert.sql` under their lock: a session that sits idle in a transaction with a snapshot, or runs a later statement of a transaction begun before the lock, makes them give the lock back and retry (hazard WAITS_FOR_OLD_SNAPSHOTS); so does any statement of another role that holds a snapshot, when the role running the plan cannot see that role's sessions (no pg_read_all_stats).",
     '- `06-cleanup.sql`, `90-abort.sql`: readers and writers of the table, briefly (dropping the tool triggers), with the same short attempts.',
     '- Validating foreign keys after the swap: another VACUUM, ANALYZE or DDL on the same table.',
   ];
@@ -20,16 +20,33 @@ export function blockerLines(m: PlanManifest): string[] {
 
 /** How to stop and how to go back, at each point of the run. */
 export function goingBackLines(m: PlanManifest): string[] {
-  const revert = m.transform?.reverse === null
-    ? 'revert is unavailable for this plan (see What changes): finish with `06-cleanup.sql`, or rebuild again'
-    : `\`91-revert.sql\` (or \`shadowpack run --plan DIR --stage revert\`): the old table was kept in sync${(m.transform?.unmapped?.reverse.length ?? 0) > 0 ? ' (its columns the rebuilt table lacks: see What changes)' : ''}; revert applies the rest under a short lock and swaps back`;
+  const revert =
+    m.transform?.reverse === null
+      ? 'revert is unavailable for this plan (see What changes): finish with `06-cleanup.sql`, or rebuild again'
+      : `\`91-revert.sql\` (or \`shadowpack run --plan DIR --stage revert\`): the old table was kept in sync${(m.transform?.unmapped?.reverse.length ?? 0) > 0 ? ' (its columns the rebuilt table lacks: see What changes)' : ''}; revert applies the rest under a short lock and swaps back`;
   const rows = [
     ['before or during `00-preflight.sql`', 'nothing has changed', 'nothing to undo'],
     ['during `01-setup.sql`', 'interrupt it: one transaction, nothing stays', 'nothing to undo'],
-    [`after setup, during or after backfill, build, catch-up${m.stages.some((s) => s.name === 'verify') ? ', verify' : ''}`, 'interrupt the stage (Ctrl-C, or kill the session): it commits batch by batch and resumes when run again', '`90-abort.sql` (or `shadowpack run --plan DIR --stage abort`): removes the trigger and every tool object; the table is exactly as before'],
-    ['during `05-swap.sql`, before it commits', 'interrupt it: the swap transaction rolls back, nothing is swapped', 'run `05-swap.sql` again, or `90-abort.sql`'],
-    ['after the swap committed, before cleanup (the revert window: `shadowpack run` stops here)', 'nothing runs; the table is already the rebuilt one; the old one is kept in sync', revert],
-    ['during or after `06-cleanup.sql`', 'let it finish (run it again if interrupted; it is safe to repeat)', 'none: the old table is gone; only another rebuild goes back'],
+    [
+      `after setup, during or after backfill, build, catch-up${m.stages.some((s) => s.name === 'verify') ? ', verify' : ''}`,
+      'interrupt the stage (Ctrl-C, or kill the session): it commits batch by batch and resumes when run again',
+      '`90-abort.sql` (or `shadowpack run --plan DIR --stage abort`): removes the trigger and every tool object; the table is exactly as before',
+    ],
+    [
+      'during `05-swap.sql`, before it commits',
+      'interrupt it: the swap transaction rolls back, nothing is swapped',
+      'run `05-swap.sql` again, or `90-abort.sql`',
+    ],
+    [
+      'after the swap committed, before cleanup (the revert window: `shadowpack run` stops here)',
+      'nothing runs; the table is already the rebuilt one; the old one is kept in sync',
+      revert,
+    ],
+    [
+      'during or after `06-cleanup.sql`',
+      'let it finish (run it again if interrupted; it is safe to repeat)',
+      'none: the old table is gone; only another rebuild goes back',
+    ],
   ];
   return ['| point | to stop | to go back |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)];
 }

@@ -53,7 +53,12 @@ export function hazardLines(m: PlanManifest): string[] {
 }
 
 /** The duration estimate's parts, in seconds, at the assumed rates (the plan's rows/s ceiling if lower). */
-export function durationEstimate(m: PlanManifest): { readonly rate: number; readonly copy: number; readonly build: number; readonly verify: number } {
+export function durationEstimate(m: PlanManifest): {
+  readonly rate: number;
+  readonly copy: number;
+  readonly build: number;
+  readonly verify: number;
+} {
   const e = m.environment;
   const ceiling = m.options.maxRowsPerSecond > 0 ? m.options.maxRowsPerSecond : Infinity;
   const rate = Math.min(ASSUMED_COPY_ROWS_PER_SECOND, ceiling);
@@ -65,7 +70,10 @@ export function durationLines(m: PlanManifest): string[] {
   const o = m.options;
   const ceiling = o.maxRowsPerSecond > 0 ? o.maxRowsPerSecond : Infinity;
   const { rate, copy, build, verify } = durationEstimate(m);
-  const rateText = rate === ceiling ? `${rate.toLocaleString('en-US')} rows/s (the plan's rows/s ceiling)` : `${rate.toLocaleString('en-US')} rows/s`;
+  const rateText =
+    rate === ceiling
+      ? `${rate.toLocaleString('en-US')} rows/s (the plan's rows/s ceiling)`
+      : `${rate.toLocaleString('en-US')} rows/s`;
   return [
     `- Duration ≈ ${duration(copy + build + verify)} at an assumed ${rateText} for the backfill (${duration(copy)}) and ${ASSUMED_INDEX_BYTES_PER_SECOND / (1024 * 1024)} MB/s of index for the build (${duration(build)})${verify > 0 ? `, plus the verify stage reading both tables (${duration(verify)})` : ''}; catch-up adds the time to apply what the application writes meanwhile. The runner's progress shows the real rate.`,
   ];
@@ -87,14 +95,39 @@ function lockRows(m: PlanManifest): LockRow[] {
   for (const s of m.stages) {
     const hold = holdText(s.name, m);
     for (const l of s.locks) {
-      rows.push({ stage: s.file, relation: l.relation, mode: l.mode, blocks: l.blocksApplication ? blocksText(l.mode) : 'no application session (tool object)', atMost: l.blocksApplication ? `${attempt}; held ${hold}` : `held ${hold}` });
+      rows.push({
+        stage: s.file,
+        relation: l.relation,
+        mode: l.mode,
+        blocks: l.blocksApplication ? blocksText(l.mode) : 'no application session (tool object)',
+        atMost: l.blocksApplication ? `${attempt}; held ${hold}` : `held ${hold}`,
+      });
     }
     if (s.name === 'backfill' || s.name === 'catchup' || s.name === 'verify') {
-      rows.push({ stage: s.file, relation: table, mode: 'ACCESS SHARE', blocks: 'only DDL (ALTER, DROP, TRUNCATE, VACUUM FULL)', atMost: s.name === 'backfill' ? 'one batch at a time' : 'one round at a time' });
+      rows.push({
+        stage: s.file,
+        relation: table,
+        mode: 'ACCESS SHARE',
+        blocks: 'only DDL (ALTER, DROP, TRUNCATE, VACUUM FULL)',
+        atMost: s.name === 'backfill' ? 'one batch at a time' : 'one round at a time',
+      });
     }
-    if (s.name === 'build') rows.push({ stage: s.file, relation: 'the copy', mode: 'SHARE / ACCESS EXCLUSIVE', blocks: 'no application session (the copy)', atMost: 'one index or constraint at a time' });
+    if (s.name === 'build')
+      rows.push({
+        stage: s.file,
+        relation: 'the copy',
+        mode: 'SHARE / ACCESS EXCLUSIVE',
+        blocks: 'no application session (the copy)',
+        atMost: 'one index or constraint at a time',
+      });
     if ((s.name === 'swap' || s.name === 'revert') && fkCount(m) > 0) {
-      rows.push({ stage: s.file, relation: `${table} and the tables with its foreign keys`, mode: 'SHARE UPDATE EXCLUSIVE (VALIDATE, after COMMIT)', blocks: 'no reader or writer; other DDL and VACUUM wait', atMost: 'one foreign key scan per transaction' });
+      rows.push({
+        stage: s.file,
+        relation: `${table} and the tables with its foreign keys`,
+        mode: 'SHARE UPDATE EXCLUSIVE (VALIDATE, after COMMIT)',
+        blocks: 'no reader or writer; other DDL and VACUUM wait',
+        atMost: 'one foreign key scan per transaction',
+      });
     }
   }
   return rows;
@@ -105,7 +138,11 @@ function fkCount(m: PlanManifest): number {
 }
 
 function blocksText(mode: string): string {
-  return mode === 'ACCESS EXCLUSIVE' ? 'every reader and writer' : mode === 'SHARE ROW EXCLUSIVE' ? 'writers (INSERT, UPDATE, DELETE), not readers' : 'see the PostgreSQL lock table';
+  return mode === 'ACCESS EXCLUSIVE'
+    ? 'every reader and writer'
+    : mode === 'SHARE ROW EXCLUSIVE'
+      ? 'writers (INSERT, UPDATE, DELETE), not readers'
+      : 'see the PostgreSQL lock table';
 }
 
 function holdText(stage: StageName, m: PlanManifest): string {
@@ -135,6 +172,7 @@ function cell(text: string): string {
 
 export function lockTableLines(m: PlanManifest): string[] {
   const out = ['| stage | relation | mode | blocks | at most |', '|---|---|---|---|---|'];
-  for (const r of lockRows(m)) out.push(`| \`${r.stage}\` | ${cell(r.relation)} | ${r.mode} | ${r.blocks} | ${r.atMost} |`);
+  for (const r of lockRows(m))
+    out.push(`| \`${r.stage}\` | ${cell(r.relation)} | ${r.mode} | ${r.blocks} | ${r.atMost} |`);
   return out;
 }

@@ -10,14 +10,32 @@ export function roleReviewLines(m: PlanManifest): string[] {
   const runner = 'the runner (the role that runs the stage)';
   const rows: [string, string][] = [
     ['preflight', `${runner}; reads the catalog only`],
-    ['setup', `the copy's generated columns and the columns after them (creating one constant-folds its expression) and the \`--alter\` statements on the empty copy as ${owner} (adding a DEFAULT that is not volatile evaluates it); the tool's objects, the copy with its other columns and its partitions (handed to ${owner}) and the capture trigger as ${runner}, evaluating none of the owner's code`],
+    [
+      'setup',
+      `the copy's generated columns and the columns after them (creating one constant-folds its expression) and the \`--alter\` statements on the empty copy as ${owner} (adding a DEFAULT that is not volatile evaluates it); the tool's objects, the copy with its other columns and its partitions (handed to ${owner}) and the capture trigger as ${runner}, evaluating none of the owner's code`,
+    ],
     ['backfill', `the INSERT into the copy as ${owner}; progress, throttle and control as ${runner}`],
-    ['build', `CHECK constraints as ${owner}; index and constraint builds and ANALYZE run their expressions as ${owner} by PostgreSQL itself; the rest as ${runner}`],
+    [
+      'build',
+      `CHECK constraints as ${owner}; index and constraint builds and ANALYZE run their expressions as ${owner} by PostgreSQL itself; the rest as ${runner}`,
+    ],
     ['catchup', `the apply's writes to the copy as ${owner}; reading and pruning the change log as ${runner}`],
-    ['verify', `the comparison as ${owner} (it reads the table through the \`--alter\` expressions); the change log and the result as ${runner}`],
-    ['swap', `the last apply as ${owner}; renames, foreign keys, privileges, views and everything the swap carries as ${runner} (these evaluate none of the owner's code; views are re-created, not run); foreign-key validation (after the commit) as the owner of the table whose foreign key it is (planning it folds both tables' index expressions)`],
-    ['revert', `the writes replayed onto the old table as ${owner}; foreign-key validation as the owner of the table whose foreign key it is; the rest as ${runner}`],
-    ['cleanup, abort', `foreign-key validation as the owner of the table whose foreign key it is; drops and \`ANALYZE\` (PostgreSQL runs it as the table's owner) as ${runner}`],
+    [
+      'verify',
+      `the comparison as ${owner} (it reads the table through the \`--alter\` expressions); the change log and the result as ${runner}`,
+    ],
+    [
+      'swap',
+      `the last apply as ${owner}; renames, foreign keys, privileges, views and everything the swap carries as ${runner} (these evaluate none of the owner's code; views are re-created, not run); foreign-key validation (after the commit) as the owner of the table whose foreign key it is (planning it folds both tables' index expressions)`,
+    ],
+    [
+      'revert',
+      `the writes replayed onto the old table as ${owner}; foreign-key validation as the owner of the table whose foreign key it is; the rest as ${runner}`,
+    ],
+    [
+      'cleanup, abort',
+      `foreign-key validation as the owner of the table whose foreign key it is; drops and \`ANALYZE\` (PostgreSQL runs it as the table's owner) as ${runner}`,
+    ],
   ];
   return [
     '## Roles',

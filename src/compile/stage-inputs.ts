@@ -3,7 +3,15 @@ import type { CommonContext } from './context.js';
 import { stageHazards, stageLock } from './locks.js';
 import type { PlanOptions } from './options.js';
 import { requiresText, stageMachine, stageRecord } from './stage-machine.js';
-import { PARALLEL_STAGES, planStages, stageInfo, type HazardCode, type StageInfo, type StageLock, type StageName } from './stages.js';
+import {
+  PARALLEL_STAGES,
+  planStages,
+  stageInfo,
+  type HazardCode,
+  type StageInfo,
+  type StageLock,
+  type StageName,
+} from './stages.js';
 import { stageInput, templateInput, type StageInput, type StageTemplateInput } from './template-inputs.js';
 import type { DerivedTarget } from './transform/derive.js';
 import { transformHazards } from './transform/hazards.js';
@@ -27,8 +35,22 @@ export function stagesToRender(common: CommonContext, target: DerivedTarget, opt
     const blocking = lock.shown.filter((l) => l.blocksApplication);
     const stage: StageInput = {
       ...info,
-      transactionText: { none: 'no (read-only)', one: 'yes', batches: 'no: commits batch by batch, resumable', several: 'no: a few transactions, each safe to repeat' }[info.transaction],
-      blockingLocksText: commentText(blocking.length === 0 ? 'none' : blocking.map((l) => `${l.mode} on ${l.relation}, ${options.lockTimeoutMs} ms per attempt, at most ${options.lockAttempts} rounds and ${options.lockBudgetMs} ms queued in all`).join('; ')),
+      transactionText: {
+        none: 'no (read-only)',
+        one: 'yes',
+        batches: 'no: commits batch by batch, resumable',
+        several: 'no: a few transactions, each safe to repeat',
+      }[info.transaction],
+      blockingLocksText: commentText(
+        blocking.length === 0
+          ? 'none'
+          : blocking
+              .map(
+                (l) =>
+                  `${l.mode} on ${l.relation}, ${options.lockTimeoutMs} ms per attempt, at most ${options.lockAttempts} rounds and ${options.lockBudgetMs} ms queued in all`,
+              )
+              .join('; '),
+      ),
       hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '),
       requiresText: info.requires,
       summaryText: commentText(info.summary),
@@ -40,7 +62,10 @@ export function stagesToRender(common: CommonContext, target: DerivedTarget, opt
       parallel: PARALLEL_STAGES.has(name),
     };
     const locksText = commentText(lock.shown.map((l) => `${l.mode} on ${l.relation}`).join('; ') || 'none');
-    const input = stageInput(name, templateInput(common, stage, { ...lock, locksText }, `shadowpack/${common.names.runId}/${name}`));
+    const input = stageInput(
+      name,
+      templateInput(common, stage, { ...lock, locksText }, `shadowpack/${common.names.runId}/${name}`),
+    );
     return { name, info, input, locks: lock.shown, hazards } as StageToRender;
   });
 }

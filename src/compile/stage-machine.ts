@@ -8,7 +8,18 @@ import { ALL_STAGES, type StageName } from './stages.js';
  */
 
 /** What shadowpack.runs.stage can say, in the order a run goes through them. */
-export const RUN_STATES = ['setup-started', 'setup', 'backfill', 'build', 'catchup', 'verified', 'swap', 'cleanup-started', 'aborting', 'reverted'] as const;
+export const RUN_STATES = [
+  'setup-started',
+  'setup',
+  'backfill',
+  'build',
+  'catchup',
+  'verified',
+  'swap',
+  'cleanup-started',
+  'aborting',
+  'reverted',
+] as const;
 export type RunStateName = (typeof RUN_STATES)[number];
 
 /**
@@ -60,9 +71,11 @@ export interface StageRule {
 
 const NEXT = 'go on with the next stage';
 // Newcomer review finding 20: a refusal says what to do instead, and never suggests abort after the swap.
-const REVERT_NOT_NOW = 'Revert runs between the swap and cleanup. Before the swap, the abort stage removes the run and leaves the table as it was; once cleanup has started, only cleanup (run again) is left.';
+const REVERT_NOT_NOW =
+  'Revert runs between the swap and cleanup. Before the swap, the abort stage removes the run and leaves the table as it was; once cleanup has started, only cleanup (run again) is left.';
 const FORWARD_NOT_NOW = 'Run the stages in their order; shadowpack status --plan DIR names the next one.';
-const SWAP_DONE = 'the swap is done: go on with the cleanup stage (it validates the re-pointed foreign keys again), or revert';
+const SWAP_DONE =
+  'the swap is done: go on with the cleanup stage (it validates the re-pointed foreign keys again), or revert';
 
 /** The machine of a plan; the swap starts from a passed verify when the plan has one. */
 export function stageMachine(options: { readonly verifyRanges: number }): readonly StageRule[] {
@@ -72,17 +85,113 @@ export function stageMachine(options: { readonly verifyRanges: number }): readon
     { stage: 'preflight', kind: 'check', side: src, from: 'any', records: null },
     { stage: 'setup', kind: 'forward', side: src, from: [null], recordsFirst: 'setup-started', records: 'setup' },
     // Recorded by the backfill procedure (setup.sql.hbs), once, by the session that settles the log: from setup only.
-    { stage: 'backfill', kind: 'forward', side: src, from: ['setup', 'backfill'], records: 'backfill', guard: { checkpoints: ['backfill'], checkFingerprint: true, triggers: 'capture', doneHint: NEXT, notNowHint: FORWARD_NOT_NOW } },
-    { stage: 'build', kind: 'forward', side: src, from: ['backfill', 'build'], records: 'build', recordOnlyFrom: true, guard: { checkpoints: ['build'], checkFingerprint: true, triggers: 'capture', doneHint: NEXT, notNowHint: FORWARD_NOT_NOW } },
-    { stage: 'catchup', kind: 'forward', side: src, from: ['build', 'catchup'], records: 'catchup', recordOnlyFrom: true, guard: { checkpoints: ['catchup'], checkFingerprint: true, triggers: 'capture', doneHint: NEXT, notNowHint: FORWARD_NOT_NOW } },
+    {
+      stage: 'backfill',
+      kind: 'forward',
+      side: src,
+      from: ['setup', 'backfill'],
+      records: 'backfill',
+      guard: {
+        checkpoints: ['backfill'],
+        checkFingerprint: true,
+        triggers: 'capture',
+        doneHint: NEXT,
+        notNowHint: FORWARD_NOT_NOW,
+      },
+    },
+    {
+      stage: 'build',
+      kind: 'forward',
+      side: src,
+      from: ['backfill', 'build'],
+      records: 'build',
+      recordOnlyFrom: true,
+      guard: {
+        checkpoints: ['build'],
+        checkFingerprint: true,
+        triggers: 'capture',
+        doneHint: NEXT,
+        notNowHint: FORWARD_NOT_NOW,
+      },
+    },
+    {
+      stage: 'catchup',
+      kind: 'forward',
+      side: src,
+      from: ['build', 'catchup'],
+      records: 'catchup',
+      recordOnlyFrom: true,
+      guard: {
+        checkpoints: ['catchup'],
+        checkFingerprint: true,
+        triggers: 'capture',
+        doneHint: NEXT,
+        notNowHint: FORWARD_NOT_NOW,
+      },
+    },
     // Failing, it sends the run back to catchup: only a passed verify lets the swap run.
-    { stage: 'verify', kind: 'forward', side: src, from: ['catchup', 'verified'], records: 'verified', recordsOnFailure: 'catchup', guard: { checkpoints: ['verify'], checkFingerprint: true, triggers: 'capture', doneHint: NEXT, notNowHint: FORWARD_NOT_NOW } },
-    { stage: 'swap', kind: 'forward', side: src, from: options.verifyRanges > 0 ? ['verified'] : ['catchup'], records: 'swap', guard: { checkpoints: ['swap', 'swap-locked'], checkFingerprint: true, triggers: 'capture', doneHint: SWAP_DONE, notNowHint: FORWARD_NOT_NOW } },
-    { stage: 'cleanup', kind: 'forward', side: src, from: ['swap', 'cleanup-started'], records: 'cleanup-started', removesRun: true },
+    {
+      stage: 'verify',
+      kind: 'forward',
+      side: src,
+      from: ['catchup', 'verified'],
+      records: 'verified',
+      recordsOnFailure: 'catchup',
+      guard: {
+        checkpoints: ['verify'],
+        checkFingerprint: true,
+        triggers: 'capture',
+        doneHint: NEXT,
+        notNowHint: FORWARD_NOT_NOW,
+      },
+    },
+    {
+      stage: 'swap',
+      kind: 'forward',
+      side: src,
+      from: options.verifyRanges > 0 ? ['verified'] : ['catchup'],
+      records: 'swap',
+      guard: {
+        checkpoints: ['swap', 'swap-locked'],
+        checkFingerprint: true,
+        triggers: 'capture',
+        doneHint: SWAP_DONE,
+        notNowHint: FORWARD_NOT_NOW,
+      },
+    },
+    {
+      stage: 'cleanup',
+      kind: 'forward',
+      side: src,
+      from: ['swap', 'cleanup-started'],
+      records: 'cleanup-started',
+      removesRun: true,
+    },
     // Before the swap, and to finish an abort or a revert that stopped halfway.
-    { stage: 'abort', kind: 'abort', side: src, from: [null, ...beforeSwap, 'aborting', 'reverted'], records: 'aborting', removesRun: true, finishes: ['aborting', 'reverted'] },
+    {
+      stage: 'abort',
+      kind: 'abort',
+      side: src,
+      from: [null, ...beforeSwap, 'aborting', 'reverted'],
+      records: 'aborting',
+      removesRun: true,
+      finishes: ['aborting', 'reverted'],
+    },
     // Under the revert's lock nobody can change the triggers any more, so what it checks there holds until commit.
-    { stage: 'revert', kind: 'revert', side: src, from: ['swap'], records: 'reverted', guard: { checkpoints: ['revert', 'revert-locked'], checkFingerprint: false, triggers: 'reverse', doneHint: null, notNowHint: REVERT_NOT_NOW } },
+    {
+      stage: 'revert',
+      kind: 'revert',
+      side: src,
+      from: ['swap'],
+      records: 'reverted',
+      guard: {
+        checkpoints: ['revert', 'revert-locked'],
+        checkFingerprint: false,
+        triggers: 'reverse',
+        doneHint: null,
+        notNowHint: REVERT_NOT_NOW,
+      },
+    },
   ];
 }
 
@@ -116,10 +225,16 @@ export function doneStates(rule: StageRule): readonly RunStateName[] {
  * the stages of this plan. A stage that removes the run resumes itself when interrupted; a run an
  * abort or a revert left halfway goes only to the stage that finishes it, never forward.
  */
-export function nextStage(machine: readonly StageRule[], stages: readonly StageName[], state: string | null): StageName {
+export function nextStage(
+  machine: readonly StageRule[],
+  stages: readonly StageName[],
+  state: string | null,
+): StageName {
   const inPlan = machine.filter((r) => stages.includes(r.stage));
   const s = state as RunStateName | null;
-  const resumed = inPlan.find((r) => (s !== null && r.recordsFirst === s) || (r.removesRun === true && r.kind === 'forward' && r.records === s));
+  const resumed = inPlan.find(
+    (r) => (s !== null && r.recordsFirst === s) || (r.removesRun === true && r.kind === 'forward' && r.records === s),
+  );
   if (resumed !== undefined) return resumed.stage;
   const forward = inPlan.find((r) => {
     if (r.kind !== 'forward' && r.kind !== 'check') return false;
@@ -223,5 +338,6 @@ export function stageRecord(machine: readonly StageRule[], stage: StageName): St
 /** Every stage of the machine is a stage of the tool, once. */
 export function checkMachine(machine: readonly StageRule[]): void {
   const names = machine.map((r) => r.stage);
-  if (names.length !== ALL_STAGES.length || ALL_STAGES.some((s) => !names.includes(s))) throw new Error('internal error: the stage machine does not list every stage once');
+  if (names.length !== ALL_STAGES.length || ALL_STAGES.some((s) => !names.includes(s)))
+    throw new Error('internal error: the stage machine does not list every stage once');
 }

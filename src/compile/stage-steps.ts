@@ -32,15 +32,18 @@ export function stageSteps(input: StepInput, ownerColumnsSql: string): StageStep
   const partitions = (target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name));
   return {
     copyColumnSteps: [...copyRevokeSteps(copy), ...copyColumnSteps(input, (c) => !ownerAdded.has(c))],
-    ownerColumnSteps: target.ownerColumns.length === 0 ? [] : [
-      {
-        kind: 'alter-copy',
-        comment: `columns ${target.ownerColumns.map((c) => c.name).join(', ')}, added as the table's owner: creating a generated column plans its expression, which runs the owner's IMMUTABLE functions on constant arguments`,
-        sql: `SELECT ${func.asOwner}(${literal(ownerColumnsSql)});`,
-        locks: [accessExclusive(copy)],
-      },
-      ...copyColumnSteps(input, (c) => ownerAdded.has(c)),
-    ],
+    ownerColumnSteps:
+      target.ownerColumns.length === 0
+        ? []
+        : [
+            {
+              kind: 'alter-copy',
+              comment: `columns ${target.ownerColumns.map((c) => c.name).join(', ')}, added as the table's owner: creating a generated column plans its expression, which runs the owner's IMMUTABLE functions on constant arguments`,
+              sql: `SELECT ${func.asOwner}(${literal(ownerColumnsSql)});`,
+              locks: [accessExclusive(copy)],
+            },
+            ...copyColumnSteps(input, (c) => ownerAdded.has(c)),
+          ],
     alterSetupSteps: target.setupSteps,
     partitionSetupSteps: target.partitionSteps,
     alterOwnerSteps: target.alterSteps.map((st) => ({
@@ -51,7 +54,12 @@ export function stageSteps(input: StepInput, ownerColumnsSql: string): StageStep
     buildSteps: buildSteps(input),
     swapSteps: [...swapSteps(input), ...dependentSteps(input, input.old)],
     revertSteps: [
-      { kind: 'check', comment: 'nothing created over the rebuilt table since the swap may be left reading it', sql: unplannedDependentsCheck('revert', src, model, true, partitions), locks: [] },
+      {
+        kind: 'check',
+        comment: 'nothing created over the rebuilt table since the swap may be left reading it',
+        sql: unplannedDependentsCheck('revert', src, model, true, partitions),
+        locks: [],
+      },
       ...revertSteps(input),
       ...dependentSteps(input, copy),
     ],

@@ -10,5 +10,11 @@ export interface StepInput {
   readonly src: string;
   readonly copy: string;
   readonly old: string;
-  readonly func: { readonly reverseCapture: string; readonly truncate: string; readonly asOwner: string; readonly session: string; readonly ownerCheck: string };
+  readonly func: {
+    readonly reverseCapture: string;
+    readonly truncate: string;
+    readonly asOwner: string;
+    readonly session: string;
+    readonly ownerCheck: string;
+  };
 }

@@ -3,7 +3,16 @@ import type { ConstraintModel, IndexModel, TableModel } from '../model/types.js'
 import { identityRevertSteps, identitySwapSteps } from './identity-steps.js';
 import { privilegeSteps } from './privilege-steps.js';
 import { constraintComment, indexAndConstraintComments } from './comment-steps.js';
-import { accessExclusive, lockList, share, shareRowExclusive, shareUpdateExclusive, type RelationLock, type Step, type StepKind } from './step.js';
+import {
+  accessExclusive,
+  lockList,
+  share,
+  shareRowExclusive,
+  shareUpdateExclusive,
+  type RelationLock,
+  type Step,
+  type StepKind,
+} from './step.js';
 import type { StepInput } from './step-input.js';
 
 /** A DO step, with its block kept for build items. */
@@ -77,7 +86,8 @@ export function buildSteps(input: StepInput): Step[] {
   const steps: Step[] = [];
   const attach: Step[] = [];
   // Constraint-backed indexes have no TABLESPACE clause of their own in the definitions we carry.
-  if (target.indexTablespace !== null) steps.push(tablespaceSetting(`indexes go to tablespace ${target.indexTablespace}`, target.indexTablespace));
+  if (target.indexTablespace !== null)
+    steps.push(tablespaceSetting(`indexes go to tablespace ${target.indexTablespace}`, target.indexTablespace));
   model.indexes.forEach((index, i) => {
     const tmp = names.copyIndex(i);
     // The target's constraints: a partitioned copy's primary key includes the partition column.
@@ -95,13 +105,37 @@ export function buildSteps(input: StepInput): Step[] {
         sql: `CREATE UNIQUE INDEX IF NOT EXISTS ${ident(tmp)} ON ${copy} USING ${ident(index.method)} ${index.body};`,
         locks: [share(copy)],
       });
-      attach.push(doStep('add-constraint', `${con.kind} ${con.name} from its index ${tmp}, renamed at the swap`, addConstraintOnce(copy, tmp, `${con.kind === 'primary-key' ? 'PRIMARY KEY' : 'UNIQUE'} USING INDEX ${ident(tmp)}`), [accessExclusive(copy)]));
+      attach.push(
+        doStep(
+          'add-constraint',
+          `${con.kind} ${con.name} from its index ${tmp}, renamed at the swap`,
+          addConstraintOnce(
+            copy,
+            tmp,
+            `${con.kind === 'primary-key' ? 'PRIMARY KEY' : 'UNIQUE'} USING INDEX ${ident(tmp)}`,
+          ),
+          [accessExclusive(copy)],
+        ),
+      );
     } else if (con) {
-      steps.push(doStep('add-constraint', `${con.kind} ${con.name}, built as ${tmp} and renamed at the swap`, addConstraintOnce(copy, tmp, con.definition), [accessExclusive(copy)]));
+      steps.push(
+        doStep(
+          'add-constraint',
+          `${con.kind} ${con.name}, built as ${tmp} and renamed at the swap`,
+          addConstraintOnce(copy, tmp, con.definition),
+          [accessExclusive(copy)],
+        ),
+      );
       // pg_get_constraintdef leaves out the index's storage parameters.
       if (index.reloptions.length > 0) {
         const onCopy = qualified(model.schema, tmp);
-        steps.push({ kind: 'storage-parameters', comment: `${con.name}: the index's storage parameters`, sql: `ALTER INDEX ${onCopy} SET (${reloptionList(index.reloptions)});`, locks: [accessExclusive(onCopy)], joinsPrevious: true });
+        steps.push({
+          kind: 'storage-parameters',
+          comment: `${con.name}: the index's storage parameters`,
+          sql: `ALTER INDEX ${onCopy} SET (${reloptionList(index.reloptions)});`,
+          locks: [accessExclusive(onCopy)],
+          joinsPrevious: true,
+        });
       }
     } else {
       steps.push({
@@ -116,14 +150,20 @@ export function buildSteps(input: StepInput): Step[] {
   steps.push(...attach);
   for (const con of model.constraints) {
     if (con.kind !== 'check') continue;
-    steps.push(doStep(
-      'add-constraint',
-      `check constraint ${con.name}${con.validated ? '' : ' (NOT VALID, as on the table)'}, added as the table's owner (its expression is the owner's code)`,
-      addCheckAsOwner(copy, con.name, con.definition, input.func.asOwner),
-      [accessExclusive(copy)],
-    ));
+    steps.push(
+      doStep(
+        'add-constraint',
+        `check constraint ${con.name}${con.validated ? '' : ' (NOT VALID, as on the table)'}, added as the table's owner (its expression is the owner's code)`,
+        addCheckAsOwner(copy, con.name, con.definition, input.func.asOwner),
+        [accessExclusive(copy)],
+      ),
+    );
   }
-  steps.push(...target.buildConstraints.map((s) => doStep('add-constraint', s.comment, onceOnCopy(copy, s.name, s.sql), s.locks)));
+  steps.push(
+    ...target.buildConstraints.map((s) =>
+      doStep('add-constraint', s.comment, onceOnCopy(copy, s.name, s.sql), s.locks),
+    ),
+  );
   steps.push(...statisticsBuildSteps(input));
   if (target.indexTablespace !== null) steps.push(tablespaceSetting('back to the default tablespace', ''));
   return steps;
@@ -168,7 +208,12 @@ function triggerSteps(input: StepInput, table: string): Step[] {
   ];
 }
 
-const TRIGGER_STATE: { readonly [K in 'O' | 'D' | 'R' | 'A']: string } = { O: 'ENABLE', D: 'DISABLE', R: 'ENABLE REPLICA', A: 'ENABLE ALWAYS' };
+const TRIGGER_STATE: { readonly [K in 'O' | 'D' | 'R' | 'A']: string } = {
+  O: 'ENABLE',
+  D: 'DISABLE',
+  R: 'ENABLE REPLICA',
+  A: 'ENABLE ALWAYS',
+};
 
 /** Column settings the copy needs before the backfill writes a single row, for the columns `which` picks. */
 export function copyColumnSteps(input: StepInput, which: (column: string) => boolean = () => true): Step[] {
@@ -177,21 +222,56 @@ export function copyColumnSteps(input: StepInput, which: (column: string) => boo
   for (const c of model.columns) {
     if (!which(c.name)) continue;
     const col = `${copy} ALTER COLUMN ${ident(c.name)}`;
-    if (c.storage !== null) steps.push({ kind: 'column-storage', comment: `column ${c.name}: storage as on the table`, sql: `ALTER TABLE ${col} SET STORAGE ${c.storage};`, locks: [accessExclusive(copy)] });
-    if (c.compression !== null) steps.push({ kind: 'column-storage', comment: `column ${c.name}: compression as on the table`, sql: `ALTER TABLE ${col} SET COMPRESSION ${c.compression};`, locks: [accessExclusive(copy)] });
-    if (c.statistics !== null) steps.push({ kind: 'column-statistics', comment: `column ${c.name}: statistics target as on the table`, sql: `ALTER TABLE ${col} SET STATISTICS ${c.statistics};`, locks: [shareUpdateExclusive(copy)] });
+    if (c.storage !== null)
+      steps.push({
+        kind: 'column-storage',
+        comment: `column ${c.name}: storage as on the table`,
+        sql: `ALTER TABLE ${col} SET STORAGE ${c.storage};`,
+        locks: [accessExclusive(copy)],
+      });
+    if (c.compression !== null)
+      steps.push({
+        kind: 'column-storage',
+        comment: `column ${c.name}: compression as on the table`,
+        sql: `ALTER TABLE ${col} SET COMPRESSION ${c.compression};`,
+        locks: [accessExclusive(copy)],
+      });
+    if (c.statistics !== null)
+      steps.push({
+        kind: 'column-statistics',
+        comment: `column ${c.name}: statistics target as on the table`,
+        sql: `ALTER TABLE ${col} SET STATISTICS ${c.statistics};`,
+        locks: [shareUpdateExclusive(copy)],
+      });
   }
   for (const o of model.columnOptions) {
     if (!which(o.column)) continue;
-    steps.push({ kind: 'column-statistics', comment: `column ${o.column}: planner options as on the table`, sql: `ALTER TABLE ${copy} ALTER COLUMN ${ident(o.column)} SET (${reloptionList(o.options)});`, locks: [shareUpdateExclusive(copy)] });
+    steps.push({
+      kind: 'column-statistics',
+      comment: `column ${o.column}: planner options as on the table`,
+      sql: `ALTER TABLE ${copy} ALTER COLUMN ${ident(o.column)} SET (${reloptionList(o.options)});`,
+      locks: [shareUpdateExclusive(copy)],
+    });
   }
   return steps;
 }
 
 function policySql(model: TableModel, table: string): Step[] {
   const steps: Step[] = [];
-  if (model.rowSecurity) steps.push({ kind: 'row-security', comment: 'row-level security, as on the table', sql: `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY;`, locks: [accessExclusive(table)] });
-  if (model.forceRowSecurity) steps.push({ kind: 'row-security', comment: 'row-level security applies to the owner too, as on the table', sql: `ALTER TABLE ${table} FORCE ROW LEVEL SECURITY;`, locks: [accessExclusive(table)] });
+  if (model.rowSecurity)
+    steps.push({
+      kind: 'row-security',
+      comment: 'row-level security, as on the table',
+      sql: `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY;`,
+      locks: [accessExclusive(table)],
+    });
+  if (model.forceRowSecurity)
+    steps.push({
+      kind: 'row-security',
+      comment: 'row-level security applies to the owner too, as on the table',
+      sql: `ALTER TABLE ${table} FORCE ROW LEVEL SECURITY;`,
+      locks: [accessExclusive(table)],
+    });
   for (const p of model.policies) {
     const roles = p.roles.map((r) => (r === 'PUBLIC' ? 'PUBLIC' : ident(r))).join(', ');
     let sql = `CREATE POLICY ${ident(p.name)} ON ${table} AS ${p.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${p.command} TO ${roles}`;
@@ -211,39 +291,94 @@ function statisticsBuildSteps(input: StepInput): Step[] {
   return model.extendedStatistics.flatMap((st, i) => {
     const onCopy = qualified(st.schema, names.copyStatistics(i));
     const kinds = st.kinds.length > 0 ? ` (${st.kinds.join(', ')})` : '';
-    const steps: Step[] = [{ kind: 'create-statistics', comment: `extended statistics ${st.schema}.${st.name}, on the copy for now`, sql: `CREATE STATISTICS IF NOT EXISTS ${onCopy}${kinds} ON ${st.columns} FROM ${copy};`, locks: [shareUpdateExclusive(copy)] }];
-    steps.push({ kind: 'alter-statistics', comment: `extended statistics ${st.name}: owner as on the table (the runner created it)`, sql: `ALTER STATISTICS ${onCopy} OWNER TO ${ident(st.owner)};`, locks: [], joinsPrevious: true });
-    if (st.target !== null) steps.push({ kind: 'alter-statistics', comment: `extended statistics ${st.name}: statistics target as on the table`, sql: `ALTER STATISTICS ${onCopy} SET STATISTICS ${st.target};`, locks: [], joinsPrevious: true });
+    const steps: Step[] = [
+      {
+        kind: 'create-statistics',
+        comment: `extended statistics ${st.schema}.${st.name}, on the copy for now`,
+        sql: `CREATE STATISTICS IF NOT EXISTS ${onCopy}${kinds} ON ${st.columns} FROM ${copy};`,
+        locks: [shareUpdateExclusive(copy)],
+      },
+    ];
+    steps.push({
+      kind: 'alter-statistics',
+      comment: `extended statistics ${st.name}: owner as on the table (the runner created it)`,
+      sql: `ALTER STATISTICS ${onCopy} OWNER TO ${ident(st.owner)};`,
+      locks: [],
+      joinsPrevious: true,
+    });
+    if (st.target !== null)
+      steps.push({
+        kind: 'alter-statistics',
+        comment: `extended statistics ${st.name}: statistics target as on the table`,
+        sql: `ALTER STATISTICS ${onCopy} SET STATISTICS ${st.target};`,
+        locks: [],
+        joinsPrevious: true,
+      });
     return steps;
   });
 }
 
 /** The swap's (or, backwards, the revert's) renames of extended statistics objects. */
-function statisticsRenames(model: TableModel, aside: (i: number) => string, back: (i: number) => string, verb: { readonly aside: string; readonly back: string }): Step[] {
+function statisticsRenames(
+  model: TableModel,
+  aside: (i: number) => string,
+  back: (i: number) => string,
+  verb: { readonly aside: string; readonly back: string },
+): Step[] {
   const steps: Step[] = [];
   model.extendedStatistics.forEach((st, i) => {
-    steps.push({ kind: 'alter-statistics', comment: `${verb.aside} extended statistics ${st.name} steps aside`, sql: `ALTER STATISTICS ${qualified(st.schema, st.name)} RENAME TO ${ident(aside(i))};`, locks: [] });
+    steps.push({
+      kind: 'alter-statistics',
+      comment: `${verb.aside} extended statistics ${st.name} steps aside`,
+      sql: `ALTER STATISTICS ${qualified(st.schema, st.name)} RENAME TO ${ident(aside(i))};`,
+      locks: [],
+    });
   });
   model.extendedStatistics.forEach((st, i) => {
-    steps.push({ kind: 'alter-statistics', comment: `${verb.back} extended statistics ${st.name} gets its name back`, sql: `ALTER STATISTICS ${qualified(st.schema, back(i))} RENAME TO ${ident(st.name)};`, locks: [] });
+    steps.push({
+      kind: 'alter-statistics',
+      comment: `${verb.back} extended statistics ${st.name} gets its name back`,
+      sql: `ALTER STATISTICS ${qualified(st.schema, back(i))} RENAME TO ${ident(st.name)};`,
+      locks: [],
+    });
   });
   return steps;
 }
 
 function renameIndex(comment: string, index: string, to: string): Step {
-  return { kind: 'rename-index', comment, sql: `ALTER INDEX ${index} RENAME TO ${ident(to)};`, locks: [shareUpdateExclusive(index)] };
+  return {
+    kind: 'rename-index',
+    comment,
+    sql: `ALTER INDEX ${index} RENAME TO ${ident(to)};`,
+    locks: [shareUpdateExclusive(index)],
+  };
 }
 
 function alterSequence(comment: string, sequence: string, change: string): Step {
-  return { kind: 'alter-sequence', comment, sql: `ALTER SEQUENCE ${sequence} ${change};`, locks: [shareRowExclusive(sequence)] };
+  return {
+    kind: 'alter-sequence',
+    comment,
+    sql: `ALTER SEQUENCE ${sequence} ${change};`,
+    locks: [shareRowExclusive(sequence)],
+  };
 }
 
 function autovacuumReset(comment: string, table: string): Step {
-  return { kind: 'autovacuum-reset', comment, sql: `ALTER TABLE ${table} RESET (autovacuum_enabled, toast.autovacuum_enabled);`, locks: [shareUpdateExclusive(table)] };
+  return {
+    kind: 'autovacuum-reset',
+    comment,
+    sql: `ALTER TABLE ${table} RESET (autovacuum_enabled, toast.autovacuum_enabled);`,
+    locks: [shareUpdateExclusive(table)],
+  };
 }
 
 function triggerState(comment: string, table: string, state: string, trigger: string): Step {
-  return { kind: 'trigger-state', comment, sql: `ALTER TABLE ${table} ${state} TRIGGER ${ident(trigger)};`, locks: [shareRowExclusive(table)] };
+  return {
+    kind: 'trigger-state',
+    comment,
+    sql: `ALTER TABLE ${table} ${state} TRIGGER ${ident(trigger)};`,
+    locks: [shareRowExclusive(table)],
+  };
 }
 
 /** The table a foreign key of the table references, quoted; null when it references the table itself. */
@@ -258,12 +393,21 @@ function parentOf(model: TableModel, con: ConstraintModel): string | null {
  * its triggers on both tables: ACCESS EXCLUSIVE on the table it is on and on the one it referenced
  * (`before`); adding it takes SHARE ROW EXCLUSIVE on `to` and on the table it references (`after`).
  */
-function moveForeignKey(comment: string, fk: { readonly name: string; readonly definition: string; readonly comment: string | null }, on: { readonly from: string; readonly to: string; readonly before: string; readonly after: string }): Step {
+function moveForeignKey(
+  comment: string,
+  fk: { readonly name: string; readonly definition: string; readonly comment: string | null },
+  on: { readonly from: string; readonly to: string; readonly before: string; readonly after: string },
+): Step {
   return {
     kind: 'move-foreign-key',
     comment,
     sql: `ALTER TABLE ${on.from} DROP CONSTRAINT ${ident(fk.name)};\nALTER TABLE ${on.to} ADD CONSTRAINT ${ident(fk.name)} ${fkDefinition(fk.definition)};${constraintComment(fk, on.to)}`,
-    locks: lockList(accessExclusive(on.from), accessExclusive(on.before), shareRowExclusive(on.to), shareRowExclusive(on.after)),
+    locks: lockList(
+      accessExclusive(on.from),
+      accessExclusive(on.before),
+      shareRowExclusive(on.to),
+      shareRowExclusive(on.after),
+    ),
   };
 }
 
@@ -272,17 +416,35 @@ function moveForeignKey(comment: string, fk: { readonly name: string; readonly d
  * table's own foreign keys move from `away` to the table that now has the name, and those of other
  * tables are re-pointed at it. `says`: what happens to each, in the step's comment.
  */
-function foreignKeyMoves(input: StepInput, away: string, says: { readonly own: string; readonly child: string }): Step[] {
+function foreignKeyMoves(
+  input: StepInput,
+  away: string,
+  says: { readonly own: string; readonly child: string },
+): Step[] {
   const { model, src } = input;
   const steps: Step[] = [];
   for (const con of model.constraints) {
     if (con.kind !== 'foreign-key') continue;
     const parent = parentOf(model, con);
-    steps.push(moveForeignKey(`foreign key ${con.name} ${says.own}`, con, { from: away, to: src, before: parent ?? away, after: parent ?? src }));
+    steps.push(
+      moveForeignKey(`foreign key ${con.name} ${says.own}`, con, {
+        from: away,
+        to: src,
+        before: parent ?? away,
+        after: parent ?? src,
+      }),
+    );
   }
   for (const fk of model.referencedBy) {
     const child = qualified(fk.tableSchema, fk.tableName);
-    steps.push(moveForeignKey(`foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} ${says.child}`, fk, { from: child, to: child, before: away, after: src }));
+    steps.push(
+      moveForeignKey(`foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} ${says.child}`, fk, {
+        from: child,
+        to: child,
+        before: away,
+        after: src,
+      }),
+    );
   }
   return steps;
 }
@@ -291,34 +453,70 @@ function foreignKeyMoves(input: StepInput, away: string, says: { readonly own: s
 export function swapSteps(input: StepInput): Step[] {
   const { model, target, names, src, copy, old } = input;
   const steps: Step[] = [
-    { kind: 'rename-table', comment: 'the old table steps aside (kept, in sync, until cleanup)', sql: `ALTER TABLE ${src} RENAME TO ${ident(names.oldTable)};`, locks: [accessExclusive(src)] },
-    { kind: 'rename-table', comment: 'the copy takes the table\'s name', sql: `ALTER TABLE ${copy} RENAME TO ${ident(model.name)};`, locks: [accessExclusive(copy)] },
+    {
+      kind: 'rename-table',
+      comment: 'the old table steps aside (kept, in sync, until cleanup)',
+      sql: `ALTER TABLE ${src} RENAME TO ${ident(names.oldTable)};`,
+      locks: [accessExclusive(src)],
+    },
+    {
+      kind: 'rename-table',
+      comment: "the copy takes the table's name",
+      sql: `ALTER TABLE ${copy} RENAME TO ${ident(model.name)};`,
+      locks: [accessExclusive(copy)],
+    },
   ];
   model.indexes.forEach((index, i) => {
-    steps.push(renameIndex(`old index ${index.name} steps aside`, qualified(model.schema, index.name), names.oldIndex(i)));
+    steps.push(
+      renameIndex(`old index ${index.name} steps aside`, qualified(model.schema, index.name), names.oldIndex(i)),
+    );
   });
   model.indexes.forEach((index, i) => {
-    steps.push(renameIndex(`index ${index.name} gets its name back`, qualified(model.schema, names.copyIndex(i)), index.name));
+    steps.push(
+      renameIndex(`index ${index.name} gets its name back`, qualified(model.schema, names.copyIndex(i)), index.name),
+    );
     if (index.clustered) {
-      steps.push({ kind: 'cluster-on', comment: `${index.name} stays the clustered index`, sql: `ALTER TABLE ${src} CLUSTER ON ${ident(index.name)};`, locks: [shareUpdateExclusive(src), shareUpdateExclusive(qualified(model.schema, index.name))] });
+      steps.push({
+        kind: 'cluster-on',
+        comment: `${index.name} stays the clustered index`,
+        sql: `ALTER TABLE ${src} CLUSTER ON ${ident(index.name)};`,
+        locks: [shareUpdateExclusive(src), shareUpdateExclusive(qualified(model.schema, index.name))],
+      });
     }
   });
   steps.push(...statisticsRenames(model, names.oldStatistics, names.copyStatistics, { aside: 'old', back: 'rebuilt' }));
   const ri = model.replicaIdentity;
   if (ri.kind !== 'default') {
     const what = ri.kind === 'index' && ri.index !== null ? `USING INDEX ${ident(ri.index)}` : ri.kind.toUpperCase();
-    steps.push({ kind: 'replica-identity', comment: 'replica identity, as on the table', sql: `ALTER TABLE ${src} REPLICA IDENTITY ${what};`, locks: [accessExclusive(src)] });
+    steps.push({
+      kind: 'replica-identity',
+      comment: 'replica identity, as on the table',
+      sql: `ALTER TABLE ${src} REPLICA IDENTITY ${what};`,
+      locks: [accessExclusive(src)],
+    });
   }
   // The rebuilt table's identities take the target's shape (a widened key's sequence is bigint).
   steps.push(...identitySwapSteps({ ...input, model: target.model }));
   for (const seq of model.ownedSequences) {
-    steps.push(alterSequence(`sequence ${seq.name} now belongs to the rebuilt table; its value continues`, qualified(seq.schema, seq.name), `OWNED BY ${src}.${ident(seq.column)}`));
+    steps.push(
+      alterSequence(
+        `sequence ${seq.name} now belongs to the rebuilt table; its value continues`,
+        qualified(seq.schema, seq.name),
+        `OWNED BY ${src}.${ident(seq.column)}`,
+      ),
+    );
   }
   for (const r of target.sequences) {
-    steps.push(alterSequence(`sequence ${r.sequence.name} becomes ${r.to} like its column (its maximum widens with it)`, qualified(r.sequence.schema, r.sequence.name), `AS ${r.to}`));
+    steps.push(
+      alterSequence(
+        `sequence ${r.sequence.name} becomes ${r.to} like its column (its maximum widens with it)`,
+        qualified(r.sequence.schema, r.sequence.name),
+        `AS ${r.to}`,
+      ),
+    );
   }
   if (target.partitioning === null) {
-    steps.push(autovacuumReset('autovacuum back on, the table\'s own storage parameters back', src));
+    steps.push(autovacuumReset("autovacuum back on, the table's own storage parameters back", src));
   } else {
     // A partitioned table has no storage of its own: autovacuum was kept off on each partition.
     for (const p of target.partitioning.partitions) {
@@ -326,19 +524,61 @@ export function swapSteps(input: StepInput): Step[] {
     }
   }
   const reloptions = [...target.model.reloptions, ...target.model.toastReloptions.map((o) => `toast.${o}`)];
-  if (reloptions.length > 0) steps.push({ kind: 'storage-parameters', comment: 'the table\'s storage parameters', sql: `ALTER TABLE ${src} SET (${reloptionList(reloptions)});`, locks: [accessExclusive(src)] });
+  if (reloptions.length > 0)
+    steps.push({
+      kind: 'storage-parameters',
+      comment: "the table's storage parameters",
+      sql: `ALTER TABLE ${src} SET (${reloptionList(reloptions)});`,
+      locks: [accessExclusive(src)],
+    });
   steps.push(...policySql(model, src));
   for (const t of model.triggers) {
     // Its definition names the table, which is the rebuilt one by now.
-    steps.push({ kind: 'create-trigger', comment: `trigger ${t.name}, created only now so it never fired for the tool's copying`, sql: `${t.definition};`, locks: [shareRowExclusive(src)] });
-    if (t.enabled !== 'O') steps.push(triggerState(`trigger ${t.name} keeps its state`, src, TRIGGER_STATE[t.enabled], t.name));
-    if (t.enabled !== 'D') steps.push(triggerState(`trigger ${t.name} must not fire for the writes that keep the old table in sync`, old, 'DISABLE', t.name));
+    steps.push({
+      kind: 'create-trigger',
+      comment: `trigger ${t.name}, created only now so it never fired for the tool's copying`,
+      sql: `${t.definition};`,
+      locks: [shareRowExclusive(src)],
+    });
+    if (t.enabled !== 'O')
+      steps.push(triggerState(`trigger ${t.name} keeps its state`, src, TRIGGER_STATE[t.enabled], t.name));
+    if (t.enabled !== 'D')
+      steps.push(
+        triggerState(
+          `trigger ${t.name} must not fire for the writes that keep the old table in sync`,
+          old,
+          'DISABLE',
+          t.name,
+        ),
+      );
   }
-  if (model.comment !== null) steps.push({ kind: 'comment', comment: 'table comment', sql: `COMMENT ON TABLE ${src} IS ${literal(model.comment)};`, locks: [shareUpdateExclusive(src)] });
-  for (const c of model.columnComments) steps.push({ kind: 'comment', comment: `comment on column ${c.column}`, sql: `COMMENT ON COLUMN ${src}.${ident(c.column)} IS ${literal(c.comment)};`, locks: [shareUpdateExclusive(src)] });
+  if (model.comment !== null)
+    steps.push({
+      kind: 'comment',
+      comment: 'table comment',
+      sql: `COMMENT ON TABLE ${src} IS ${literal(model.comment)};`,
+      locks: [shareUpdateExclusive(src)],
+    });
+  for (const c of model.columnComments)
+    steps.push({
+      kind: 'comment',
+      comment: `comment on column ${c.column}`,
+      sql: `COMMENT ON COLUMN ${src}.${ident(c.column)} IS ${literal(c.comment)};`,
+      locks: [shareUpdateExclusive(src)],
+    });
   steps.push(...indexAndConstraintComments(model, src));
-  steps.push(...foreignKeyMoves(input, old, { own: 'moves to the rebuilt table (validated after commit)', child: 'now references the rebuilt table' }));
-  steps.push({ kind: 'drop-triggers', comment: 'the old table no longer needs capturing', sql: `DROP TRIGGER ${ident(names.captureTrigger)} ON ${old};\nDROP TRIGGER ${ident(names.truncateTrigger)} ON ${old};`, locks: [accessExclusive(old)] });
+  steps.push(
+    ...foreignKeyMoves(input, old, {
+      own: 'moves to the rebuilt table (validated after commit)',
+      child: 'now references the rebuilt table',
+    }),
+  );
+  steps.push({
+    kind: 'drop-triggers',
+    comment: 'the old table no longer needs capturing',
+    sql: `DROP TRIGGER ${ident(names.captureTrigger)} ON ${old};\nDROP TRIGGER ${ident(names.truncateTrigger)} ON ${old};`,
+    locks: [accessExclusive(old)],
+  });
   steps.push(...triggerSteps(input, src));
   // A statement trigger on a partitioned table does not fire for TRUNCATE of one partition by name.
   for (const p of target.partitioning?.partitions ?? []) {
@@ -359,27 +599,65 @@ export function swapSteps(input: StepInput): Step[] {
 export function revertSteps(input: StepInput): Step[] {
   const { model, names, src, copy, old } = input;
   const steps: Step[] = [
-    { kind: 'rename-table', comment: 'the rebuilt table steps aside (dropped at the end of this stage)', sql: `ALTER TABLE ${src} RENAME TO ${ident(names.copyTable)};`, locks: [accessExclusive(src)] },
-    { kind: 'rename-table', comment: 'the original table gets its name back', sql: `ALTER TABLE ${old} RENAME TO ${ident(model.name)};`, locks: [accessExclusive(old)] },
+    {
+      kind: 'rename-table',
+      comment: 'the rebuilt table steps aside (dropped at the end of this stage)',
+      sql: `ALTER TABLE ${src} RENAME TO ${ident(names.copyTable)};`,
+      locks: [accessExclusive(src)],
+    },
+    {
+      kind: 'rename-table',
+      comment: 'the original table gets its name back',
+      sql: `ALTER TABLE ${old} RENAME TO ${ident(model.name)};`,
+      locks: [accessExclusive(old)],
+    },
   ];
   model.indexes.forEach((index, i) => {
-    steps.push(renameIndex(`rebuilt index ${index.name} steps aside`, qualified(model.schema, index.name), names.copyIndex(i)));
+    steps.push(
+      renameIndex(`rebuilt index ${index.name} steps aside`, qualified(model.schema, index.name), names.copyIndex(i)),
+    );
   });
   model.indexes.forEach((index, i) => {
-    steps.push(renameIndex(`original index ${index.name} gets its name back`, qualified(model.schema, names.oldIndex(i)), index.name));
+    steps.push(
+      renameIndex(
+        `original index ${index.name} gets its name back`,
+        qualified(model.schema, names.oldIndex(i)),
+        index.name,
+      ),
+    );
   });
-  steps.push(...statisticsRenames(model, names.copyStatistics, names.oldStatistics, { aside: 'rebuilt', back: 'original' }));
+  steps.push(
+    ...statisticsRenames(model, names.copyStatistics, names.oldStatistics, { aside: 'rebuilt', back: 'original' }),
+  );
   for (const t of model.triggers) {
-    if (t.enabled !== 'D') steps.push(triggerState(`trigger ${t.name} fires again as before`, src, TRIGGER_STATE[t.enabled], t.name));
+    if (t.enabled !== 'D')
+      steps.push(triggerState(`trigger ${t.name} fires again as before`, src, TRIGGER_STATE[t.enabled], t.name));
   }
   steps.push(...identityRevertSteps(input));
   for (const seq of model.ownedSequences) {
-    steps.push(alterSequence(`sequence ${seq.name} belongs to the original table again`, qualified(seq.schema, seq.name), `OWNED BY ${src}.${ident(seq.column)}`));
+    steps.push(
+      alterSequence(
+        `sequence ${seq.name} belongs to the original table again`,
+        qualified(seq.schema, seq.name),
+        `OWNED BY ${src}.${ident(seq.column)}`,
+      ),
+    );
   }
   for (const r of input.target.sequences) {
-    steps.push(alterSequence(`sequence ${r.sequence.name} is ${r.from} again (fails, and nothing is reverted, if it went past the ${r.from} range)`, qualified(r.sequence.schema, r.sequence.name), `AS ${r.from}`));
+    steps.push(
+      alterSequence(
+        `sequence ${r.sequence.name} is ${r.from} again (fails, and nothing is reverted, if it went past the ${r.from} range)`,
+        qualified(r.sequence.schema, r.sequence.name),
+        `AS ${r.from}`,
+      ),
+    );
   }
-  steps.push(...foreignKeyMoves(input, copy, { own: 'moves back to the original table', child: 'references the original table again' }));
+  steps.push(
+    ...foreignKeyMoves(input, copy, {
+      own: 'moves back to the original table',
+      child: 'references the original table again',
+    }),
+  );
   return steps;
 }
 
@@ -437,13 +715,23 @@ export function validateSteps(input: StepInput): Step[] {
   const steps: Step[] = [];
   for (const con of model.constraints) {
     if (con.kind === 'foreign-key' && con.validated) {
-      steps.push({ kind: 'validate-foreign-key', comment: `validate foreign key ${con.name} as the table's owner (blocks no writer)`, sql: validateAsOwner(input, src, con.name), locks: [shareUpdateExclusive(src)] });
+      steps.push({
+        kind: 'validate-foreign-key',
+        comment: `validate foreign key ${con.name} as the table's owner (blocks no writer)`,
+        sql: validateAsOwner(input, src, con.name),
+        locks: [shareUpdateExclusive(src)],
+      });
     }
   }
   for (const fk of model.referencedBy) {
     if (fk.validated) {
       const child = qualified(fk.tableSchema, fk.tableName);
-      steps.push({ kind: 'validate-foreign-key', comment: `validate foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} as that table's owner (blocks no writer)`, sql: validateAsOwner(input, child, fk.name), locks: [shareUpdateExclusive(child)] });
+      steps.push({
+        kind: 'validate-foreign-key',
+        comment: `validate foreign key ${fk.name} on ${fk.tableSchema}.${fk.tableName} as that table's owner (blocks no writer)`,
+        sql: validateAsOwner(input, child, fk.name),
+        locks: [shareUpdateExclusive(child)],
+      });
     }
   }
   return steps;
@@ -453,7 +741,11 @@ export function validateSteps(input: StepInput): Step[] {
 export function relatedTables(model: TableModel): { children: string[]; parents: string[] } {
   const children = [...new Set(model.referencedBy.map((f) => qualified(f.tableSchema, f.tableName)))].sort();
   const parents = [
-    ...new Set(model.constraints.filter((c) => c.kind === 'foreign-key' && c.references).map((c) => qualified(c.references!.schema, c.references!.name))),
+    ...new Set(
+      model.constraints
+        .filter((c) => c.kind === 'foreign-key' && c.references)
+        .map((c) => qualified(c.references!.schema, c.references!.name)),
+    ),
   ].sort();
   return { children, parents };
 }

@@ -132,7 +132,11 @@ export interface TemplateInput {
   readonly interruptedStatesLiteral: string;
   readonly swappedStatesLiteral: string;
   readonly stageRecordsLiteral: { readonly [K in StageName]: StageRecord };
-  readonly guardTriggers: readonly { readonly side: TriggerSide; readonly relLiteral: string; readonly nameLiteral: string }[];
+  readonly guardTriggers: readonly {
+    readonly side: TriggerSide;
+    readonly relLiteral: string;
+    readonly nameLiteral: string;
+  }[];
   readonly copyColumnSteps: readonly StepInput[];
   readonly ownerColumnSteps: readonly StepInput[];
   readonly partitionSetupSteps: readonly StepInput[];
@@ -143,16 +147,26 @@ export interface TemplateInput {
   readonly validateSteps: readonly StepInput[];
   readonly oldTableDependentsCheckSql: string;
   readonly privilegeCheckSql: string;
-  readonly verify: { readonly algorithm: string; readonly settingsSql: readonly string[]; readonly rangesLiteral: string };
+  readonly verify: {
+    readonly algorithm: string;
+    readonly settingsSql: readonly string[];
+    readonly rangesLiteral: string;
+  };
   /** Statements run as the table's owner, each a quoted literal; badRowSqlstate is data. */
   readonly asOwnerLiteral: OwnerStatements;
   readonly badRowSqlstate: string;
 }
 
-const steps = (list: readonly AnnotatedStep[]): StepInput[] => list.map((s) => ({ commentText: s.comment, locksText: s.locks, sql: s.sql }));
+const steps = (list: readonly AnnotatedStep[]): StepInput[] =>
+  list.map((s) => ({ commentText: s.comment, locksText: s.locks, sql: s.sql }));
 
 /** The inputs of every stage template, from the plan's common context and the stage's own parts. */
-export function templateInput(c: CommonContext, stage: StageInput, lock: LockSpec & { readonly locksText: string }, appName: string): TemplateInput {
+export function templateInput(
+  c: CommonContext,
+  stage: StageInput,
+  lock: LockSpec & { readonly locksText: string },
+  appName: string,
+): TemplateInput {
   return {
     toolVersion: c.toolVersion,
     appName,
@@ -221,7 +235,13 @@ export function templateInput(c: CommonContext, stage: StageInput, lock: LockSpe
     ownerColumnSteps: steps(c.ownerColumnSteps),
     partitionSetupSteps: steps(c.partitionSetupSteps),
     alterOwnerSteps: steps(c.alterOwnerSteps),
-    buildItems: c.buildItems.map((i) => ({ commentText: i.comment, locksText: i.locks, settingSql: i.setting, key: i.key, statementsSql: i.statements })),
+    buildItems: c.buildItems.map((i) => ({
+      commentText: i.comment,
+      locksText: i.locks,
+      settingSql: i.setting,
+      key: i.key,
+      statementsSql: i.statements,
+    })),
     swapSteps: steps(c.swapSteps),
     revertSteps: steps(c.revertSteps),
     validateSteps: steps(c.validateSteps),
@@ -234,33 +254,102 @@ export function templateInput(c: CommonContext, stage: StageInput, lock: LockSpe
 }
 
 /** What the header, the run's advisory lock and the plan check (partials/header.hbs) read: every stage. */
-const HEADER = ['toolVersion', 'appName', 'stage', 'options', 'names', 'advisory', 'tableText', 'stateTableIdent'] as const;
+const HEADER = [
+  'toolVersion',
+  'appName',
+  'stage',
+  'options',
+  'names',
+  'advisory',
+  'tableText',
+  'stateTableIdent',
+] as const;
 /** The guard of a forward stage (partials/guard.hbs). */
 const GUARD = ['guardProcedureSql', 'funcIdent'] as const;
 /** What cleanup, abort and revert's removal of the run's objects reads (partials/remove-tool-objects.hbs). */
-const REMOVE = ['copyIdent', 'changeLogIdent', 'reverseLogIdent', 'keepTablesIdent', 'controlTableIdent', 'rangesTableIdent', 'historyTableIdent', 'funcIdent', 'forwardSql', 'reverseSql'] as const;
+const REMOVE = [
+  'copyIdent',
+  'changeLogIdent',
+  'reverseLogIdent',
+  'keepTablesIdent',
+  'controlTableIdent',
+  'rangesTableIdent',
+  'historyTableIdent',
+  'funcIdent',
+  'forwardSql',
+  'reverseSql',
+] as const;
 
 /**
  * The fields each stage template reads, through its partials, and no other (test/unit/template-kinds.test.ts
  * compares these lists with the templates): a stage's input says what its script is made of.
  */
 export const STAGE_FIELDS = {
-  preflight: [...HEADER, 'srcIdent', 'copyIdent', 'oldIdent', 'historyTableIdent', 'fingerprint', 'signatureSql', 'privilegeCheckSql'],
+  preflight: [
+    ...HEADER,
+    'srcIdent',
+    'copyIdent',
+    'oldIdent',
+    'historyTableIdent',
+    'fingerprint',
+    'signatureSql',
+    'privilegeCheckSql',
+  ],
   setup: [
-    ...HEADER, 'lock', 'model', 'target', 'fingerprint', 'signatureSql', 'toolSchemaText',
-    'srcIdent', 'copyIdent', 'changeLogIdent', 'reverseLogIdent', 'historyTableIdent', 'rangesTableIdent', 'partitionTablesIdent', 'funcIdent',
-    'controlTableIdent', 'controlTableText', 'controlTableInLiteral',
-    'forwardSql', 'reverseSql', 'columnDefsSql', 'copyStorageSql', 'copyTablespaceSql', 'createdGeneratedLiteral', 'logKeyListSql',
-    'copyColumnSteps', 'partitionSetupSteps', 'ownerColumnSteps', 'alterOwnerSteps',
-    'asOwnerLiteral', 'badRowSqlstate', 'keyInLiteral',
-    'guardRules', 'guardTriggers', 'interruptedStatesLiteral', 'swappedStatesLiteral', 'stageRecordsLiteral',
+    ...HEADER,
+    'lock',
+    'model',
+    'target',
+    'fingerprint',
+    'signatureSql',
+    'toolSchemaText',
+    'srcIdent',
+    'copyIdent',
+    'changeLogIdent',
+    'reverseLogIdent',
+    'historyTableIdent',
+    'rangesTableIdent',
+    'partitionTablesIdent',
+    'funcIdent',
+    'controlTableIdent',
+    'controlTableText',
+    'controlTableInLiteral',
+    'forwardSql',
+    'reverseSql',
+    'columnDefsSql',
+    'copyStorageSql',
+    'copyTablespaceSql',
+    'createdGeneratedLiteral',
+    'logKeyListSql',
+    'copyColumnSteps',
+    'partitionSetupSteps',
+    'ownerColumnSteps',
+    'alterOwnerSteps',
+    'asOwnerLiteral',
+    'badRowSqlstate',
+    'keyInLiteral',
+    'guardRules',
+    'guardTriggers',
+    'interruptedStatesLiteral',
+    'swappedStatesLiteral',
+    'stageRecordsLiteral',
   ],
   backfill: [...HEADER, ...GUARD, 'changeLogIdent', 'backfillBatchPagesSql', 'backfillText'],
   build: [...HEADER, ...GUARD, 'buildItems', 'copyIdent', 'copyText'],
   catchup: [...HEADER, ...GUARD, 'changeLogIdent'],
   verify: [...HEADER, ...GUARD, 'changeLogIdent', 'forwardSql', 'verify'],
   swap: [...HEADER, ...GUARD, 'lock', 'changeLogIdent', 'guardTriggers', 'swapSteps', 'validateSteps'],
-  cleanup: [...HEADER, ...REMOVE, 'lock', 'srcIdent', 'oldIdent', 'oldText', 'partitionTablesIdent', 'oldTableDependentsCheckSql', 'validateSteps'],
+  cleanup: [
+    ...HEADER,
+    ...REMOVE,
+    'lock',
+    'srcIdent',
+    'oldIdent',
+    'oldText',
+    'partitionTablesIdent',
+    'oldTableDependentsCheckSql',
+    'validateSteps',
+  ],
   abort: [...HEADER, ...REMOVE, 'lock', 'srcIdent', 'validateSteps'],
   revert: [...HEADER, ...GUARD, ...REMOVE, 'lock', 'revertSteps', 'validateSteps'],
 } as const satisfies { readonly [K in StageName]: readonly (keyof TemplateInput)[] };
@@ -286,7 +375,13 @@ export interface BindingInput {
   readonly systemIdentifierText: string | null;
 }
 
-export function bindingInput(toolVersion: string, planId: string, tableText: string, runId: string, facts: Pick<EnvironmentFacts, 'database' | 'databaseOid' | 'systemIdentifier'>): BindingInput {
+export function bindingInput(
+  toolVersion: string,
+  planId: string,
+  tableText: string,
+  runId: string,
+  facts: Pick<EnvironmentFacts, 'database' | 'databaseOid' | 'systemIdentifier'>,
+): BindingInput {
   return {
     toolVersion,
     planId,

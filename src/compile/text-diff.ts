@@ -20,7 +20,8 @@ export function unifiedDiff(a: string, b: string, nameA: string, nameB: string, 
   while (i < n || j < m) {
     // Removed lines before added ones, as diff(1) and git print them (newcomer review finding 37).
     if (i < n && j < m && x[i] === y[j]) ops.push({ kind: ' ', text: x[i]!, ai: i++, bi: j++ });
-    else if (i < n && (j >= m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) ops.push({ kind: '-', text: x[i]!, ai: i++, bi: j });
+    else if (i < n && (j >= m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!))
+      ops.push({ kind: '-', text: x[i]!, ai: i++, bi: j });
     else ops.push({ kind: '+', text: y[j]!, ai: i, bi: j++ });
   }
   const out = [`--- ${nameA}`, `+++ ${nameB}`];

@@ -17,7 +17,12 @@ export type VerifySide = 'before-swap' | 'after-swap';
  * column's type, as the copy's INSERT coerces it), so both sides compare the
  * target's columns; columns a default or generated expression fills are left out.
  */
-export function verifySql(model: TableModel, side: VerifySide, transform?: TransformManifest, pendingKeys?: string): string {
+export function verifySql(
+  model: TableModel,
+  side: VerifySide,
+  transform?: TransformManifest,
+  pendingKeys?: string,
+): string {
   const { log, from } = compared(model, side, transform, pendingKeys);
   return `SELECT count(*) FILTER (WHERE a.present AND b.present) AS compared,
        count(*) FILTER (WHERE a.present AND b.present IS NULL) AS missing,
@@ -32,7 +37,13 @@ ${from}`;
  * text: `(42) different; (57) missing`, so a failed row-by-row verify names rows to look at
  * (newcomer review finding 21). Run in the same snapshot, only when verifySql found a difference.
  */
-export function verifyKeysSql(model: TableModel, side: VerifySide, transform?: TransformManifest, pendingKeys?: string, limit = 5): string {
+export function verifyKeysSql(
+  model: TableModel,
+  side: VerifySide,
+  transform?: TransformManifest,
+  pendingKeys?: string,
+  limit = 5,
+): string {
   const { key, from } = compared(model, side, transform, pendingKeys);
   return `SELECT string_agg(d.what, '; ' ORDER BY d.n) AS sample FROM (
 SELECT row_number() OVER (ORDER BY ${key.join(', ')}) AS n,
@@ -45,7 +56,12 @@ ${from}
 }
 
 /** The full join of both sides on the key, pending keys left out, that both queries read. */
-function compared(model: TableModel, side: VerifySide, transform?: TransformManifest, pendingKeys?: string): { key: string[]; log: string; from: string } {
+function compared(
+  model: TableModel,
+  side: VerifySide,
+  transform?: TransformManifest,
+  pendingKeys?: string,
+): { key: string[]; log: string; from: string } {
   const n = runNames(model.schema, model.name);
   const live = qualified(model.schema, model.name);
   const other = qualified(model.schema, side === 'before-swap' ? n.copyTable : n.oldTable);

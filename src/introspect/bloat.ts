@@ -38,13 +38,32 @@ export interface BloatRequest {
 }
 
 interface BloatRow {
-  schema: string; name: string; relkind: string; persistence: string; is_partition: boolean; has_children: boolean;
-  is_child: boolean; is_typed: boolean; has_key: boolean; main_bytes: string; total_bytes: string; index_bytes: string;
-  relpages: number; reltuples: number; fillfactor: number; data_width: number | null;
-  live_tuples: string | null; dead_tuples: string | null; packed_bytes: number | null;
+  schema: string;
+  name: string;
+  relkind: string;
+  persistence: string;
+  is_partition: boolean;
+  has_children: boolean;
+  is_child: boolean;
+  is_typed: boolean;
+  has_key: boolean;
+  main_bytes: string;
+  total_bytes: string;
+  index_bytes: string;
+  relpages: number;
+  reltuples: number;
+  fillfactor: number;
+  data_width: number | null;
+  live_tuples: string | null;
+  dead_tuples: string | null;
+  packed_bytes: number | null;
 }
 
-interface Approx { table_len: string; approx_free_space: string; dead_tuple_len: string }
+interface Approx {
+  table_len: string;
+  approx_free_space: string;
+  dead_tuple_len: string;
+}
 
 /** The cheap refusals, from the listing row alone; the exact one comes from a full read of the table. */
 function quickRefusal(r: BloatRow): string | null {
@@ -60,14 +79,19 @@ function quickRefusal(r: BloatRow): string | null {
  */
 function reclaimableFromApprox(a: Approx, fillfactor: number): number {
   const len = Number(a.table_len);
-  return Math.max(0, Number(a.approx_free_space) + Number(a.dead_tuple_len) - Math.round((len * (100 - fillfactor)) / 100));
+  return Math.max(
+    0,
+    Number(a.approx_free_space) + Number(a.dead_tuple_len) - Math.round((len * (100 - fillfactor)) / 100),
+  );
 }
 
 function estimate(r: BloatRow, approx: Approx | null): { reclaimable: number; method: BloatMethod } {
   const heap = Number(r.main_bytes);
   if (heap === 0) return { reclaimable: 0, method: 'none' };
-  if (approx !== null) return { reclaimable: reclaimableFromApprox(approx, r.fillfactor), method: 'pgstattuple_approx' };
-  if (r.packed_bytes !== null && r.relpages > 0) return { reclaimable: Math.max(0, heap - r.packed_bytes), method: 'statistics' };
+  if (approx !== null)
+    return { reclaimable: reclaimableFromApprox(approx, r.fillfactor), method: 'pgstattuple_approx' };
+  if (r.packed_bytes !== null && r.relpages > 0)
+    return { reclaimable: Math.max(0, heap - r.packed_bytes), method: 'statistics' };
   const live = Number(r.live_tuples ?? 0);
   const dead = Number(r.dead_tuples ?? 0);
   if (live + dead > 0) return { reclaimable: Math.round((heap * dead) / (live + dead)), method: 'dead-tuples' };
@@ -96,9 +120,14 @@ async function fullRefusal(client: ClientBase, schema: string, name: string): Pr
  * the tables that pass the thresholds are measured with pgstattuple_approx
  * (when the extension is installed) and read in full for the exact refusal.
  */
-export async function readBloat(client: ClientBase, req: BloatRequest): Promise<{ readonly tables: readonly TableBloat[]; readonly pgstattuple: boolean }> {
+export async function readBloat(
+  client: ClientBase,
+  req: BloatRequest,
+): Promise<{ readonly tables: readonly TableBloat[]; readonly pgstattuple: boolean }> {
   await client.query('SET search_path = pg_catalog');
-  const rows = (await client.query<BloatRow>(BLOAT_TABLES_SQL, [req.schemas.length > 0 ? req.schemas : null, TOOL_SCHEMA])).rows;
+  const rows = (
+    await client.query<BloatRow>(BLOAT_TABLES_SQL, [req.schemas.length > 0 ? req.schemas : null, TOOL_SCHEMA])
+  ).rows;
   const approxFn = await approxFunction(client);
   const out: TableBloat[] = [];
   for (const r of rows) {
@@ -106,7 +135,13 @@ export async function readBloat(client: ClientBase, req: BloatRequest): Promise<
     if (total < req.minSizeBytes) continue;
     let approx: Approx | null = null;
     if (approxFn !== null && r.relkind === 'r' && Number(r.main_bytes) > 0) {
-      approx = (await client.query<Approx>(`SELECT table_len, approx_free_space, dead_tuple_len FROM ${approxFn}($1::regclass)`, [qualified(r.schema, r.name)])).rows[0] ?? null;
+      approx =
+        (
+          await client.query<Approx>(
+            `SELECT table_len, approx_free_space, dead_tuple_len FROM ${approxFn}($1::regclass)`,
+            [qualified(r.schema, r.name)],
+          )
+        ).rows[0] ?? null;
     }
     const { reclaimable, method } = estimate(r, approx);
     const heap = Number(r.main_bytes);
@@ -129,6 +164,11 @@ export async function readBloat(client: ClientBase, req: BloatRequest): Promise<
     });
   }
   await client.query('RESET search_path');
-  out.sort((a, b) => b.reclaimableBytes - a.reclaimableBytes || b.totalBytes - a.totalBytes || (`${a.schema}.${a.name}` < `${b.schema}.${b.name}` ? -1 : 1));
+  out.sort(
+    (a, b) =>
+      b.reclaimableBytes - a.reclaimableBytes ||
+      b.totalBytes - a.totalBytes ||
+      (`${a.schema}.${a.name}` < `${b.schema}.${b.name}` ? -1 : 1),
+  );
   return { tables: out, pgstattuple: approxFn !== null };
 }

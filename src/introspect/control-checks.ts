@@ -17,15 +17,29 @@ async function checkProbe(client: ClientBase, probe: string, timeoutMs: number):
     let result;
     try {
       // The extended protocol takes exactly one statement: "SELECT 1; DROP ..." cannot slip through.
-      result = await client.query({ text: probe, rowMode: 'array', queryMode: 'extended' } as never) as { fields: { dataTypeID: number }[]; rows: unknown[][] };
+      result = (await client.query({ text: probe, rowMode: 'array', queryMode: 'extended' } as never)) as {
+        fields: { dataTypeID: number }[];
+        rows: unknown[][];
+      };
     } catch (e) {
-      throw new UserError('BAD_OPTION', `--throttle-probe failed when run once read-only (${timeoutMs} ms timeout): ${(e as Error).message}; give a read-only query that returns one number quickly`, {}, { cause: e });
+      throw new UserError(
+        'BAD_OPTION',
+        `--throttle-probe failed when run once read-only (${timeoutMs} ms timeout): ${(e as Error).message}; give a read-only query that returns one number quickly`,
+        {},
+        { cause: e },
+      );
     }
     if (result.fields.length !== 1 || !NUMERIC_TYPES.has(result.fields[0]!.dataTypeID)) {
-      throw new UserError('BAD_OPTION', `--throttle-probe must return exactly one numeric column (it returned ${result.fields.length} column(s)${result.fields.length === 1 ? ' of a non-numeric type' : ''}); cast it, e.g. SELECT (...)::numeric`);
+      throw new UserError(
+        'BAD_OPTION',
+        `--throttle-probe must return exactly one numeric column (it returned ${result.fields.length} column(s)${result.fields.length === 1 ? ' of a non-numeric type' : ''}); cast it, e.g. SELECT (...)::numeric`,
+      );
     }
     if (result.rows.length !== 1) {
-      throw new UserError('BAD_OPTION', `--throttle-probe must return exactly one row (it returned ${result.rows.length}); wrap it, e.g. SELECT coalesce((SELECT ...), 0)`);
+      throw new UserError(
+        'BAD_OPTION',
+        `--throttle-probe must return exactly one row (it returned ${result.rows.length}); wrap it, e.g. SELECT coalesce((SELECT ...), 0)`,
+      );
     }
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -39,7 +53,10 @@ async function checkReplicaLagVisible(client: ClientBase): Promise<void> {
   );
   const row = r.rows[0]!;
   if (!row.ok) {
-    throw new UserError('BAD_OPTION', `--max-replica-lag-ms needs to read replay lag from pg_stat_replication, which ${row.who} cannot; fix with: GRANT pg_monitor TO ${ident(row.who)};`);
+    throw new UserError(
+      'BAD_OPTION',
+      `--max-replica-lag-ms needs to read replay lag from pg_stat_replication, which ${row.who} cannot; fix with: GRANT pg_monitor TO ${ident(row.who)};`,
+    );
   }
 }
 

@@ -20,7 +20,12 @@ SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS typ
  * The columns of a foreign key on `schema.table`: what --with-referencing
  * converts on a table that references the one being widened.
  */
-export async function foreignKeyColumns(client: ClientBase, schema: string, table: string, constraint: string): Promise<ForeignKeyColumn[]> {
+export async function foreignKeyColumns(
+  client: ClientBase,
+  schema: string,
+  table: string,
+  constraint: string,
+): Promise<ForeignKeyColumn[]> {
   const r = await client.query<ForeignKeyColumn>(FOREIGN_KEY_COLUMNS_SQL, [qualified(schema, table), constraint]);
   return r.rows.map((x) => ({ name: x.name, type: x.type }));
 }

@@ -6,7 +6,20 @@ import { signatureSql } from '../model/signature.js';
 import { TOOL_SCHEMA } from '../model/names.js';
 import { normalise } from '../model/normalise.js';
 import * as Q from './queries.js';
-import type { ColumnGrantRow, ColumnRow, ConstraintRow, GrantRow, IdentityRow, IndexRow, OwnedSequenceRow, ExtendedStatisticsRow, PolicyRow, ReferencedByRow, TableRow, TriggerRow } from './rows.js';
+import type {
+  ColumnGrantRow,
+  ColumnRow,
+  ConstraintRow,
+  GrantRow,
+  IdentityRow,
+  IndexRow,
+  OwnedSequenceRow,
+  ExtendedStatisticsRow,
+  PolicyRow,
+  ReferencedByRow,
+  TableRow,
+  TriggerRow,
+} from './rows.js';
 import { objectRefusals, tableKindRefusal, type CatalogRows } from './refusals.js';
 import { mapModel, type Extras } from './map.js';
 import { grantorRefusals } from './grant-refusals.js';
@@ -27,9 +40,17 @@ export function parseTableName(input: string): { schema: string; table: string }
       let name = '';
       i++;
       for (;;) {
-        if (i >= input.length) throw new UserError('BAD_TABLE_NAME', `--table ${input}: unterminated double quote; write it as schema.table, quoting names with "..."`);
+        if (i >= input.length)
+          throw new UserError(
+            'BAD_TABLE_NAME',
+            `--table ${input}: unterminated double quote; write it as schema.table, quoting names with "..."`,
+          );
         if (input[i] === '"') {
-          if (input[i + 1] === '"') { name += '"'; i += 2; continue; }
+          if (input[i + 1] === '"') {
+            name += '"';
+            i += 2;
+            continue;
+          }
           i++;
           break;
         }
@@ -54,12 +75,19 @@ export function parseTableName(input: string): { schema: string; table: string }
   }
   if (parts.length === 1 && quoted[0] === true && parts[0]!.includes('.')) {
     const [schema, ...rest] = parts[0]!.split('.');
-    throw new UserError('BAD_TABLE_NAME', `--table ${input}: in double quotes "${parts[0]}" is one name with a dot in it; for table ${rest.join('.')} of schema ${schema} write ${schema}.${rest.join('.')} (or "${schema}"."${rest.join('.')}")`);
+    throw new UserError(
+      'BAD_TABLE_NAME',
+      `--table ${input}: in double quotes "${parts[0]}" is one name with a dot in it; for table ${rest.join('.')} of schema ${schema} write ${schema}.${rest.join('.')} (or "${schema}"."${rest.join('.')}")`,
+    );
   }
   if (parts.length !== 2 || parts.some((p) => p.length === 0)) {
     // A bare name: the caller may look up the schemas that hold it.
     const details = parts.length === 1 && parts[0]!.length > 0 ? { bareName: parts[0]! } : {};
-    throw new UserError('BAD_TABLE_NAME', `--table ${input}: give the table as schema.table (for example public.orders), exactly as the catalog spells the names`, details);
+    throw new UserError(
+      'BAD_TABLE_NAME',
+      `--table ${input}: give the table as schema.table (for example public.orders), exactly as the catalog spells the names`,
+      details,
+    );
   }
   return { schema: parts[0]!, table: parts[1]! };
 }
@@ -82,19 +110,34 @@ async function systemIdentifier(client: ClientBase): Promise<string | null> {
 export async function introspect(client: ClientBase, schema: string, table: string): Promise<IntrospectedTable> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    await client.query("SET LOCAL search_path = pg_catalog");
-    const found = await rows<{ oid: number | null }>(client, 'SELECT to_regclass($1)::oid AS oid', [qualified(schema, table)]);
+    await client.query('SET LOCAL search_path = pg_catalog');
+    const found = await rows<{ oid: number | null }>(client, 'SELECT to_regclass($1)::oid AS oid', [
+      qualified(schema, table),
+    ]);
     const oid = found[0]?.oid ?? null;
     if (oid === null) {
-      throw new UserError('TABLE_NOT_FOUND', `table ${qualified(schema, table)} does not exist in this database; ${await tableSuggestion(client, schema, table)}check --table (names are taken as written, not folded to lower case) and the connection`);
+      throw new UserError(
+        'TABLE_NOT_FOUND',
+        `table ${qualified(schema, table)} does not exist in this database; ${await tableSuggestion(client, schema, table)}check --table (names are taken as written, not folded to lower case) and the connection`,
+      );
     }
     const [t] = await rows<TableRow>(client, Q.TABLE_SQL, [oid]);
-    if (!t) throw new UserError('TABLE_NOT_FOUND', `table ${qualified(schema, table)} vanished while it was being read; try again`);
+    if (!t)
+      throw new UserError(
+        'TABLE_NOT_FOUND',
+        `table ${qualified(schema, table)} vanished while it was being read; try again`,
+      );
     if (t.server_version_num < 140000) {
-      throw new UserError('UNSUPPORTED_SERVER', `PostgreSQL ${t.server_version} is not supported; shadowpack needs PostgreSQL 14 or newer`);
+      throw new UserError(
+        'UNSUPPORTED_SERVER',
+        `PostgreSQL ${t.server_version} is not supported; shadowpack needs PostgreSQL 14 or newer`,
+      );
     }
     if (t.scs !== 'on') {
-      throw new UserError('UNSUPPORTED_SERVER', 'standard_conforming_strings is off; set it to on (the default) for the database or role');
+      throw new UserError(
+        'UNSUPPORTED_SERVER',
+        'standard_conforming_strings is off; set it to on (the default) for the database or role',
+      );
     }
     const kind = tableKindRefusal(t);
     if (kind) throw new UserError('UNSUPPORTED_TABLE', `cannot rebuild ${qualified(schema, table)}: ${kind}`);
@@ -115,11 +158,23 @@ export async function introspect(client: ClientBase, schema: string, table: stri
       replicaIndex: (await rows<{ name: string }>(client, Q.REPLICA_INDEX_SQL, [oid]))[0]?.name ?? null,
     };
     const dependents = await readDependents(client, oid, t.schema, t.name, t.server_version_num, TOOL_SCHEMA);
-    const refusals = [...objectRefusals(cat), ...dependents.refusals, ...grantorRefusals(t.owner, cat.grants, cat.columnGrants, cat.identities)];
+    const refusals = [
+      ...objectRefusals(cat),
+      ...dependents.refusals,
+      ...grantorRefusals(t.owner, cat.grants, cat.columnGrants, cat.identities),
+    ];
     if (refusals.length > 0) {
-      throw new UserError('UNSUPPORTED_OBJECT', `cannot rebuild ${qualified(schema, table)} yet: ${refusals.join('; ')} (see docs/refusals.md)`, { refusals });
+      throw new UserError(
+        'UNSUPPORTED_OBJECT',
+        `cannot rebuild ${qualified(schema, table)} yet: ${refusals.join('; ')} (see docs/refusals.md)`,
+        { refusals },
+      );
     }
-    const [sig] = await rows<{ fingerprint: string }>(client, `SELECT ${signatureSql(schema, table, TOOL_SCHEMA)} AS fingerprint`, []);
+    const [sig] = await rows<{ fingerprint: string }>(
+      client,
+      `SELECT ${signatureSql(schema, table, TOOL_SCHEMA)} AS fingerprint`,
+      [],
+    );
     const model: TableModel = normalise({ ...mapModel(cat, sig!.fingerprint), dependents: dependents.model });
     return {
       model,

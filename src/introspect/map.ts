@@ -23,8 +23,19 @@ const STATISTICS_KINDS: readonly { readonly code: string; readonly kind: 'ndisti
 
 const STORAGE: Readonly<Record<string, string>> = { p: 'PLAIN', e: 'EXTERNAL', m: 'MAIN', x: 'EXTENDED' };
 const COMPRESSION: Readonly<Record<string, string>> = { p: 'pglz', l: 'lz4' };
-const POLICY_COMMAND: Readonly<Record<string, string>> = { r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE', '*': 'ALL' };
-const REPLICA: Readonly<Record<string, 'default' | 'nothing' | 'full' | 'index'>> = { d: 'default', n: 'nothing', f: 'full', i: 'index' };
+const POLICY_COMMAND: Readonly<Record<string, string>> = {
+  r: 'SELECT',
+  a: 'INSERT',
+  w: 'UPDATE',
+  d: 'DELETE',
+  '*': 'ALL',
+};
+const REPLICA: Readonly<Record<string, 'default' | 'nothing' | 'full' | 'index'>> = {
+  d: 'default',
+  n: 'nothing',
+  f: 'full',
+  i: 'index',
+};
 
 function triggerEnabled(e: string): 'O' | 'D' | 'R' | 'A' {
   if (e === 'O' || e === 'D' || e === 'R' || e === 'A') return e;
@@ -33,12 +44,21 @@ function triggerEnabled(e: string): 'O' | 'D' | 'R' | 'A' {
 
 function constraintKind(type: string, name: string): ConstraintKind {
   switch (type) {
-    case 'p': return 'primary-key';
-    case 'u': return 'unique';
-    case 'c': return 'check';
-    case 'x': return 'exclusion';
-    case 'f': return 'foreign-key';
-    default: throw new UserError('UNSUPPORTED_OBJECT', `constraint "${name}" has a kind (${type}) shadowpack cannot carry yet`);
+    case 'p':
+      return 'primary-key';
+    case 'u':
+      return 'unique';
+    case 'c':
+      return 'check';
+    case 'x':
+      return 'exclusion';
+    case 'f':
+      return 'foreign-key';
+    default:
+      throw new UserError(
+        'UNSUPPORTED_OBJECT',
+        `constraint "${name}" has a kind (${type}) shadowpack cannot carry yet`,
+      );
   }
 }
 
@@ -57,11 +77,17 @@ function chooseKey(indexes: IndexRow[], table: string): RowKeyModel {
   const pk = indexes.find((i) => i.is_primary);
   if (pk && pk.key_columns) return { source: 'primary-key', indexName: pk.name, columns: pk.key_columns };
   const candidates = indexes
-    .filter((i) => i.is_unique && i.is_valid && i.is_total && i.is_plain && i.is_immediate && i.keys_not_null && i.key_columns)
+    .filter(
+      (i) =>
+        i.is_unique && i.is_valid && i.is_total && i.is_plain && i.is_immediate && i.keys_not_null && i.key_columns,
+    )
     .sort((a, b) => a.key_columns!.length - b.key_columns!.length || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const best = candidates[0];
   if (!best) {
-    throw new UserError('NO_USABLE_KEY', `cannot rebuild ${table}: it has no primary key and no unique, non-partial, non-deferrable index over NOT NULL columns; add a primary key (ALTER TABLE … ADD PRIMARY KEY) first`);
+    throw new UserError(
+      'NO_USABLE_KEY',
+      `cannot rebuild ${table}: it has no primary key and no unique, non-partial, non-deferrable index over NOT NULL columns; add a primary key (ALTER TABLE … ADD PRIMARY KEY) first`,
+    );
   }
   return { source: 'unique-index', indexName: best.name, columns: best.key_columns! };
 }
@@ -105,14 +131,19 @@ export function mapModel(cat: CatalogRows & Extras, fingerprint: string): Omit<T
     })),
     key: chooseKey(cat.indexes, tableName),
     indexes,
-    constraints: cat.constraints.filter((c) => c.type !== 'n').map((c) => ({
-      name: c.name,
-      kind: constraintKind(c.type, c.name),
-      definition: c.definition,
-      validated: c.validated,
-      references: c.type === 'f' && c.ref_schema !== null && c.ref_table !== null ? { schema: c.ref_schema, name: c.ref_table } : null,
-      comment: c.comment,
-    })),
+    constraints: cat.constraints
+      .filter((c) => c.type !== 'n')
+      .map((c) => ({
+        name: c.name,
+        kind: constraintKind(c.type, c.name),
+        definition: c.definition,
+        validated: c.validated,
+        references:
+          c.type === 'f' && c.ref_schema !== null && c.ref_table !== null
+            ? { schema: c.ref_schema, name: c.ref_table }
+            : null,
+        comment: c.comment,
+      })),
     referencedBy: cat.referencedBy.map((r) => ({
       name: r.name,
       tableSchema: r.schema,
@@ -133,15 +164,32 @@ export function mapModel(cat: CatalogRows & Extras, fingerprint: string): Omit<T
       comment: s.comment,
     })),
     identities: cat.identities.map((q) => ({
-      column: q.column_name, schema: q.schema, name: q.name, type: q.type, start: q.start, increment: q.increment,
-      min: q.min, max: q.max, cache: q.cache, cycle: q.cycle, comment: q.comment, defaultAcl: q.default_acl,
+      column: q.column_name,
+      schema: q.schema,
+      name: q.name,
+      type: q.type,
+      start: q.start,
+      increment: q.increment,
+      min: q.min,
+      max: q.max,
+      cache: q.cache,
+      cycle: q.cycle,
+      comment: q.comment,
+      defaultAcl: q.default_acl,
       grants: q.grants.map((g) => ({ grantee: g.grantee, privilege: g.privilege, grantable: g.grantable })),
     })),
     defaultAcl: t.default_acl,
     grants: cat.grants.map((g) => ({ grantee: g.grantee, privilege: g.privilege, grantable: g.grantable })),
     columnComments: cat.columns.filter((c) => c.comment !== null).map((c) => ({ column: c.name, comment: c.comment! })),
-    columnGrants: cat.columnGrants.map((g) => ({ column: g.column_name, grantee: g.grantee, privilege: g.privilege, grantable: g.grantable })),
-    triggers: cat.triggers.filter((tr) => !tr.is_tool).map((tr) => ({ name: tr.name, definition: tr.definition, enabled: triggerEnabled(tr.enabled) })),
+    columnGrants: cat.columnGrants.map((g) => ({
+      column: g.column_name,
+      grantee: g.grantee,
+      privilege: g.privilege,
+      grantable: g.grantable,
+    })),
+    triggers: cat.triggers
+      .filter((tr) => !tr.is_tool)
+      .map((tr) => ({ name: tr.name, definition: tr.definition, enabled: triggerEnabled(tr.enabled) })),
     replicaIdentity: { kind: REPLICA[t.replident] ?? 'default', index: t.replident === 'i' ? cat.replicaIndex : null },
     rowSecurity: t.rls,
     forceRowSecurity: t.rls_forced,

@@ -22,63 +22,135 @@ export interface MoveServerFacts {
 }
 
 export async function moveServerFacts(client: ClientBase): Promise<MoveServerFacts> {
-  const r = (await client.query<{ v: number; vs: string; db: string; oid: string; enc: string; rec: boolean; u: string; can: boolean }>(
-    `SELECT current_setting('server_version_num')::int AS v, current_setting('server_version') AS vs, d.datname AS db, d.oid::text AS oid,
+  const r = (
+    await client.query<{
+      v: number;
+      vs: string;
+      db: string;
+      oid: string;
+      enc: string;
+      rec: boolean;
+      u: string;
+      can: boolean;
+    }>(
+      `SELECT current_setting('server_version_num')::int AS v, current_setting('server_version') AS vs, d.datname AS db, d.oid::text AS oid,
             pg_catalog.pg_encoding_to_char(d.encoding) AS enc, pg_catalog.pg_is_in_recovery() AS rec, current_user AS u,
             has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') AS can
-       FROM pg_catalog.pg_database d WHERE d.datname = current_database()`)).rows[0]!;
-  const sys = r.can ? (await client.query<{ s: string }>('SELECT system_identifier::text AS s FROM pg_catalog.pg_control_system()')).rows[0]!.s : null;
-  return { serverVersionNum: Number(r.v), serverVersion: r.vs, database: r.db, databaseOid: Number(r.oid), encoding: r.enc, systemIdentifier: sys, inRecovery: r.rec, user: r.u };
+       FROM pg_catalog.pg_database d WHERE d.datname = current_database()`,
+    )
+  ).rows[0]!;
+  const sys = r.can
+    ? (await client.query<{ s: string }>('SELECT system_identifier::text AS s FROM pg_catalog.pg_control_system()'))
+        .rows[0]!.s
+    : null;
+  return {
+    serverVersionNum: Number(r.v),
+    serverVersion: r.vs,
+    database: r.db,
+    databaseOid: Number(r.oid),
+    encoding: r.enc,
+    systemIdentifier: sys,
+    inRecovery: r.rec,
+    user: r.u,
+  };
 }
 
-interface TypeRow { oid: string; schema: string; name: string; typtype: string; elem_typtype: string | null }
+interface TypeRow {
+  oid: string;
+  schema: string;
+  name: string;
+  typtype: string;
+  elem_typtype: string | null;
+}
 
 /** Enum and composite types used by the table's columns (directly or as array elements); domains are reported apart. */
-export async function moveColumnTypes(client: ClientBase, schema: string, table: string): Promise<{ enums: MoveEnumType[]; composites: MoveCompositeType[]; unsupported: string[] }> {
+export async function moveColumnTypes(
+  client: ClientBase,
+  schema: string,
+  table: string,
+): Promise<{ enums: MoveEnumType[]; composites: MoveCompositeType[]; unsupported: string[] }> {
   const rel = qualified(schema, table);
-  const rows = (await client.query<TypeRow & { col: string }>(
-    `SELECT a.attname AS col, t.oid::text AS oid, tn.nspname AS schema, t.typname AS name, t.typtype, NULL::text AS elem_typtype
+  const rows = (
+    await client.query<TypeRow & { col: string }>(
+      `SELECT a.attname AS col, t.oid::text AS oid, tn.nspname AS schema, t.typname AS name, t.typtype, NULL::text AS elem_typtype
        FROM pg_catalog.pg_attribute a
        JOIN pg_catalog.pg_type at ON at.oid = a.atttypid
        JOIN pg_catalog.pg_type t ON t.oid = CASE WHEN at.typelem <> 0 AND at.typlen = -1 THEN at.typelem ELSE at.oid END
        JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
       WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
         AND (t.typtype IN ('e', 'c', 'd', 'r', 'm') OR t.typname IN ('lo', 'oid') AND tn.nspname <> 'information_schema')
-      ORDER BY a.attnum`, [rel])).rows;
+      ORDER BY a.attnum`,
+      [rel],
+    )
+  ).rows;
   const enums: MoveEnumType[] = [];
   const composites: MoveCompositeType[] = [];
   const unsupported: string[] = [];
   const seen = new Set<string>();
   for (const r of rows) {
-    if (r.name === 'lo' || r.name === 'oid') { unsupported.push(`column ${r.col} is of type ${r.name} (large objects are not seen by triggers and do not move; store the bytes in bytea)`); continue; }
+    if (r.name === 'lo' || r.name === 'oid') {
+      unsupported.push(
+        `column ${r.col} is of type ${r.name} (large objects are not seen by triggers and do not move; store the bytes in bytea)`,
+      );
+      continue;
+    }
     if (seen.has(r.oid)) continue;
     seen.add(r.oid);
     if (r.typtype === 'e') {
-      const labels = (await client.query<{ l: string }>('SELECT enumlabel AS l FROM pg_catalog.pg_enum WHERE enumtypid = $1::oid ORDER BY enumsortorder', [r.oid])).rows.map((x) => x.l);
+      const labels = (
+        await client.query<{ l: string }>(
+          'SELECT enumlabel AS l FROM pg_catalog.pg_enum WHERE enumtypid = $1::oid ORDER BY enumsortorder',
+          [r.oid],
+        )
+      ).rows.map((x) => x.l);
       enums.push({ schema: r.schema, name: r.name, labels });
     } else if (r.typtype === 'c') {
-      const attrs = (await client.query<{ n: string; t: string; tt: string }>(
-        `SELECT a.attname AS n, pg_catalog.format_type(a.atttypid, a.atttypmod) AS t, t.typtype AS tt
+      const attrs = (
+        await client.query<{ n: string; t: string; tt: string }>(
+          `SELECT a.attname AS n, pg_catalog.format_type(a.atttypid, a.atttypmod) AS t, t.typtype AS tt
            FROM pg_catalog.pg_type c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.typrelid JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-          WHERE c.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, [r.oid])).rows;
+          WHERE c.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+          [r.oid],
+        )
+      ).rows;
       const nested = attrs.filter((a) => a.tt !== 'b');
-      if (nested.length > 0) unsupported.push(`column ${r.col}: composite type ${r.schema}.${r.name} has attributes of user-defined types (${nested.map((a) => a.n).join(', ')}); not supported by moves yet`);
-      else composites.push({ schema: r.schema, name: r.name, attributes: attrs.map((a) => ({ name: a.n, type: a.t })) });
+      if (nested.length > 0)
+        unsupported.push(
+          `column ${r.col}: composite type ${r.schema}.${r.name} has attributes of user-defined types (${nested.map((a) => a.n).join(', ')}); not supported by moves yet`,
+        );
+      else
+        composites.push({ schema: r.schema, name: r.name, attributes: attrs.map((a) => ({ name: a.n, type: a.t })) });
     } else {
       const what = r.typtype === 'd' ? 'domain' : r.typtype === 'r' ? 'range type' : 'multirange type';
-      unsupported.push(`column ${r.col} is of ${what} ${r.schema}.${r.name}, which moves do not create on the target yet (create it there first is not enough: not supported yet)`);
+      unsupported.push(
+        `column ${r.col} is of ${what} ${r.schema}.${r.name}, which moves do not create on the target yet (create it there first is not enough: not supported yet)`,
+      );
     }
   }
   return { enums, composites, unsupported };
 }
 
-interface SeqRow { schema: string; name: string; kind: string; col: string; type: string; start: string; inc: string; min: string; max: string; cache: string; cycle: boolean; elsewhere: string[] | null }
+interface SeqRow {
+  schema: string;
+  name: string;
+  kind: string;
+  col: string;
+  type: string;
+  start: string;
+  inc: string;
+  min: string;
+  max: string;
+  cache: string;
+  cycle: boolean;
+  elsewhere: string[] | null;
+}
 
 /** Owned (serial), identity and default-referenced sequences of the table's columns. */
 export async function moveSequences(client: ClientBase, schema: string, table: string): Promise<MoveSequence[]> {
   const rel = qualified(schema, table);
-  const rows = (await client.query<SeqRow>(
-    `WITH used AS (
+  const rows = (
+    await client.query<SeqRow>(
+      `WITH used AS (
        SELECT d.objid AS seq, d.refobjsubid AS attnum, CASE d.deptype WHEN 'i' THEN 'identity' ELSE 'owned' END AS kind
          FROM pg_catalog.pg_depend d
         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
@@ -99,34 +171,78 @@ export async function moveSequences(client: ClientBase, schema: string, table: s
        FROM used u JOIN pg_catalog.pg_class c ON c.oid = u.seq JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_catalog.pg_sequence s ON s.seqrelid = u.seq
        JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::regclass AND a.attnum = u.attnum
-      ORDER BY u.seq, CASE u.kind WHEN 'identity' THEN 0 WHEN 'owned' THEN 1 ELSE 2 END`, [rel])).rows;
+      ORDER BY u.seq, CASE u.kind WHEN 'identity' THEN 0 WHEN 'owned' THEN 1 ELSE 2 END`,
+      [rel],
+    )
+  ).rows;
   return rows.map((r) => ({
-    schema: r.schema, name: r.name, kind: r.kind as MoveSequence['kind'], tableSchema: schema, tableName: table, column: r.col,
-    type: r.type, start: r.start, increment: r.inc, min: r.min, max: r.max, cache: r.cache, cycle: r.cycle, usedElsewhere: r.elsewhere ?? [],
+    schema: r.schema,
+    name: r.name,
+    kind: r.kind as MoveSequence['kind'],
+    tableSchema: schema,
+    tableName: table,
+    column: r.col,
+    type: r.type,
+    start: r.start,
+    increment: r.inc,
+    min: r.min,
+    max: r.max,
+    cache: r.cache,
+    cycle: r.cycle,
+    usedElsewhere: r.elsewhere ?? [],
   }));
 }
 
 /** What the target already has of the names a move would create. */
-export async function moveTargetConflicts(client: ClientBase, tables: readonly { schema: string; name: string }[], schemas: readonly string[], roles: readonly string[]): Promise<{ existingTables: string[]; missingSchemas: string[]; missingRoles: string[]; fdwAvailable: boolean }> {
+export async function moveTargetConflicts(
+  client: ClientBase,
+  tables: readonly { schema: string; name: string }[],
+  schemas: readonly string[],
+  roles: readonly string[],
+): Promise<{ existingTables: string[]; missingSchemas: string[]; missingRoles: string[]; fdwAvailable: boolean }> {
   const existingTables: string[] = [];
   for (const t of tables) {
-    const r = (await client.query<{ o: string | null }>('SELECT to_regclass($1)::text AS o', [qualified(t.schema, t.name)])).rows[0]!;
+    const r = (
+      await client.query<{ o: string | null }>('SELECT to_regclass($1)::text AS o', [qualified(t.schema, t.name)])
+    ).rows[0]!;
     if (r.o !== null) existingTables.push(`${t.schema}.${t.name}`);
   }
-  const missingSchemas = (await client.query<{ s: string }>('SELECT s FROM unnest($1::text[]) AS s WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = s) ORDER BY s', [schemas])).rows.map((r) => r.s);
-  const missingRoles = (await client.query<{ s: string }>('SELECT s FROM unnest($1::text[]) AS s WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = s) ORDER BY s', [roles])).rows.map((r) => r.s);
-  const fdwAvailable = (await client.query<{ ok: boolean }>("SELECT EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'postgres_fdw') AS ok")).rows[0]!.ok;
+  const missingSchemas = (
+    await client.query<{ s: string }>(
+      'SELECT s FROM unnest($1::text[]) AS s WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = s) ORDER BY s',
+      [schemas],
+    )
+  ).rows.map((r) => r.s);
+  const missingRoles = (
+    await client.query<{ s: string }>(
+      'SELECT s FROM unnest($1::text[]) AS s WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = s) ORDER BY s',
+      [roles],
+    )
+  ).rows.map((r) => r.s);
+  const fdwAvailable = (
+    await client.query<{ ok: boolean }>(
+      "SELECT EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'postgres_fdw') AS ok",
+    )
+  ).rows[0]!.ok;
   return { existingTables, missingSchemas, missingRoles, fdwAvailable };
 }
 
 /** The functions the table's user triggers call (regprocedure text, schema-qualified): the target must have them. */
-export async function moveTriggerFunctions(client: ClientBase, schema: string, table: string, toolSchema: string): Promise<string[]> {
+export async function moveTriggerFunctions(
+  client: ClientBase,
+  schema: string,
+  table: string,
+  toolSchema: string,
+): Promise<string[]> {
   await client.query('SET search_path = pg_catalog');
   try {
-    const rows = (await client.query<{ f: string }>(
-      `SELECT DISTINCT t.tgfoid::regprocedure::text AS f FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+    const rows = (
+      await client.query<{ f: string }>(
+        `SELECT DISTINCT t.tgfoid::regprocedure::text AS f FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
         WHERE t.tgrelid = $1::regclass AND NOT t.tgisinternal AND p.pronamespace <> coalesce(to_regnamespace($2)::oid, 0) ORDER BY 1`,
-      [qualified(schema, table), toolSchema])).rows;
+        [qualified(schema, table), toolSchema],
+      )
+    ).rows;
     return rows.map((r) => r.f);
   } finally {
     await client.query('RESET search_path');

@@ -35,15 +35,21 @@ export async function partitionDataRange(
       return null;
   }
   const r = await client.query<{ lo: string | null; hi: string | null }>(
-    `SELECT ${expr.replace('%s', 'min')} AS lo, ${expr.replace('%s', 'max')} AS hi FROM ONLY ${qualified(model.schema, model.name)}`);
+    `SELECT ${expr.replace('%s', 'min')} AS lo, ${expr.replace('%s', 'max')} AS hi FROM ONLY ${qualified(model.schema, model.name)}`,
+  );
   const row = r.rows[0];
   return row?.lo == null || row.hi == null ? null : { min: row.lo, max: row.hi };
 }
 
 /** Partition names the plan would create that already name a relation in the schema (setup would fail on them). */
-export async function takenPartitionNames(client: ClientBase, schema: string, names: readonly string[]): Promise<string[]> {
+export async function takenPartitionNames(
+  client: ClientBase,
+  schema: string,
+  names: readonly string[],
+): Promise<string[]> {
   const r = await client.query<{ n: string }>(
     'SELECT c.relname::text AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = $1 AND c.relname = ANY($2::text[]) ORDER BY 1',
-    [schema, names]);
+    [schema, names],
+  );
   return r.rows.map((x) => x.n);
 }

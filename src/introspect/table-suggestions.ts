@@ -39,7 +39,10 @@ export function closestTables(candidates: readonly Candidate[], schema: string |
     if (sameSchema && d <= Math.min(3, Math.max(1, Math.floor(table.length / 3)))) return [{ c, score: 1 + d }];
     return [];
   });
-  return scored.sort((a, b) => a.score - b.score).slice(0, 3).map(({ c }) => tableArgument(c.schema, c.name));
+  return scored
+    .sort((a, b) => a.score - b.score)
+    .slice(0, 3)
+    .map(({ c }) => tableArgument(c.schema, c.name));
 }
 
 /** The suggestion clause for a table that does not exist, or '' when nothing is close. */

@@ -23,7 +23,12 @@ export type UserErrorCode =
 export class UserError extends Error {
   readonly code: UserErrorCode;
   readonly details: Readonly<Record<string, unknown>>;
-  constructor(code: UserErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: UserErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'UserError';
     this.code = code;

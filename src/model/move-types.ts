@@ -3,8 +3,16 @@
  * pure compiler (src/compile/move). Declared here so the compiler depends on the model, not on the catalog reader.
  */
 
-export interface MoveEnumType { readonly schema: string; readonly name: string; readonly labels: readonly string[] }
-export interface MoveCompositeType { readonly schema: string; readonly name: string; readonly attributes: readonly { readonly name: string; readonly type: string }[] }
+export interface MoveEnumType {
+  readonly schema: string;
+  readonly name: string;
+  readonly labels: readonly string[];
+}
+export interface MoveCompositeType {
+  readonly schema: string;
+  readonly name: string;
+  readonly attributes: readonly { readonly name: string; readonly type: string }[];
+}
 
 /** A sequence the group uses: owned by a column (a), an identity (i) or named in a column default (n). */
 export interface MoveSequence {

@@ -102,7 +102,15 @@ export function runNames(schema: string, table: string): RunNames {
     copyStatistics: (i) => `${p}_s${i}`,
     oldStatistics: (i) => `${p}_t${i}`,
   };
-  for (const n of [names.copyTable, names.oldTable, names.logTable, names.captureTrigger, names.reverseCatchupProcedure, names.copyIndex(9999), names.oldSequence(1599)]) {
+  for (const n of [
+    names.copyTable,
+    names.oldTable,
+    names.logTable,
+    names.captureTrigger,
+    names.reverseCatchupProcedure,
+    names.copyIndex(9999),
+    names.oldSequence(1599),
+  ]) {
     if (byteLength(n) > 63) throw new Error(`generated name too long: ${n}`);
   }
   return names;

@@ -29,7 +29,9 @@ export function normalise(m: TableModel): TableModel {
     dependents: {
       // Depth first: a view is re-created after the views it reads.
       // Options keep their catalog order, so the re-created view's reloptions read exactly as before.
-      views: [...m.dependents.views].sort(byKey((v) => `${String(v.depth).padStart(4, '0')}\u0000${v.schema}\u0000${v.name}`)),
+      views: [...m.dependents.views].sort(
+        byKey((v) => `${String(v.depth).padStart(4, '0')}\u0000${v.schema}\u0000${v.name}`),
+      ),
       functions: [...m.dependents.functions].sort(byKey((f) => `${f.schema}\u0000${f.name}\u0000${f.arguments}`)),
       publications: [...m.dependents.publications].sort(byKey((p) => p.name)),
     },
@@ -48,5 +50,10 @@ export function canonicalJson(value: unknown): string {
 
 /** Versioned so a change of algorithm never looks like a change of schema. */
 export function modelHash(m: TableModel): string {
-  return 'm1:' + createHash('sha256').update(canonicalJson(normalise(m))).digest('hex');
+  return (
+    'm1:' +
+    createHash('sha256')
+      .update(canonicalJson(normalise(m)))
+      .digest('hex')
+  );
 }

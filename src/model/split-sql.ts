@@ -374,7 +374,8 @@ export function splitSql(script: string): SqlStatement[] {
     }
     identifierCount++;
     const [w0, w1, w2, w3] = signature;
-    const routine = w0 === 'c' && (w1 === 'f' || w1 === 'p' || (w1 === 'o' && w2 === 'r' && (w3 === 'f' || w3 === 'p')));
+    const routine =
+      w0 === 'c' && (w1 === 'f' || w1 === 'p' || (w1 === 'o' && w2 === 'r' && (w3 === 'f' || w3 === 'p')));
     if (!routine || parenDepth !== 0) return;
     if (keyword === 'begin') beginDepth++;
     else if (keyword === 'case') {

@@ -55,7 +55,10 @@ export async function gatherTable(client: ClientBase, request: PlanRequest): Pro
   const t = await introspect(client, schema, table);
   if (!request.compareOnly) await checkControlOptions(client, request.options);
   // The bounds come from the data as it is now, recorded in the plan (a re-plan on other data gives other partitions).
-  const partition = given.partition === null || request.compareOnly ? given.partition : { ...given.partition, dataRange: await partitionDataRange(client, t.model, given.partition) };
+  const partition =
+    given.partition === null || request.compareOnly
+      ? given.partition
+      : { ...given.partition, dataRange: await partitionDataRange(client, t.model, given.partition) };
   const alter = request.alter === undefined ? given.alter : await parseAlterActions(request.alter, t.model);
   return { model: t.model, facts: t.facts, transform: { ...given, partition, alter } };
 }

@@ -7,7 +7,13 @@ const PSEUDO = ['/proc', '/sys', '/dev'];
 
 /** The files a plan folder may hold besides those plan writes (an approver's notes are not among them). */
 function isPlanFile(name: string): boolean {
-  return name === 'plan.json' || name === 'README.md' || name === 'SHA256SUMS' || name === 'binding.sql' || /^\d\d[a-z]?-[a-z]+\.sql$/.test(name);
+  return (
+    name === 'plan.json' ||
+    name === 'README.md' ||
+    name === 'SHA256SUMS' ||
+    name === 'binding.sql' ||
+    /^\d\d[a-z]?-[a-z]+\.sql$/.test(name)
+  );
 }
 
 /**
@@ -27,9 +33,14 @@ export function checkOutDir(dir: string, force: boolean): void {
   } catch (e) {
     throw bad(`cannot read ${existing} (${(e as Error).message})`);
   }
-  if (PSEUDO.some((p) => real === p || real.startsWith(p + '/'))) throw bad(`${real} is a kernel file system; give a folder on a disk`);
+  if (PSEUDO.some((p) => real === p || real.startsWith(p + '/')))
+    throw bad(`${real} is a kernel file system; give a folder on a disk`);
   if (!statSync(existing).isDirectory()) {
-    throw bad(existing === full ? 'is a file, not a folder; give a folder (it is created if missing)' : `${existing} is a file, so no folder can be made under it`);
+    throw bad(
+      existing === full
+        ? 'is a file, not a folder; give a folder (it is created if missing)'
+        : `${existing} is a file, so no folder can be made under it`,
+    );
   }
   try {
     accessSync(existing, constants.W_OK | constants.X_OK);
@@ -40,7 +51,9 @@ export function checkOutDir(dir: string, force: boolean): void {
     const others = readdirSync(full).filter((f) => !isPlanFile(f));
     const hasPlan = existsSync(join(full, 'plan.json'));
     if (!hasPlan && others.length > 0) {
-      throw bad(`holds other files (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', …' : ''}) and no plan; give an empty or a new folder, so the plan is not mixed with them`);
+      throw bad(
+        `holds other files (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', …' : ''}) and no plan; give an empty or a new folder, so the plan is not mixed with them`,
+      );
     }
     if (hasPlan && !force) throw bad('already holds a plan; choose another --out or pass --force to replace it');
   }

@@ -29,7 +29,10 @@ export const SUMS_FILE = 'SHA256SUMS';
 
 /** The lines sha256sum writes (hash, two spaces, name), sorted by name. */
 export function sumsText(files: ReadonlyMap<string, string>): string {
-  return [...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, text]) => `${sha256(text)}  ${name}\n`).join('');
+  return [...files]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, text]) => `${sha256(text)}  ${name}\n`)
+    .join('');
 }
 
 /**
@@ -40,7 +43,9 @@ export function checkSums(dir: string): string[] {
   const path = join(dir, SUMS_FILE);
   if (!existsSync(path)) return [`${path} is missing (plans written before it existed have none)`];
   const problems: string[] = [];
-  for (const line of readFileSync(path, 'utf8').split('\n').filter((l) => l !== '')) {
+  for (const line of readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')) {
     const m = /^([0-9a-f]{64}) {2}(\S+)$/.exec(line);
     if (!m) {
       problems.push(`${path} has a line that is not "sha256  file": ${JSON.stringify(line)}`);
@@ -58,7 +63,10 @@ export { readManifestJson } from '../run/manifest-json.js';
 export function readPlanDir(dir: string): LoadedPlan {
   const { path: manifestPath, manifest } = readManifestJson<PlanManifest>(dir, 'plan');
   if (manifest.formatVersion !== 1 || !Array.isArray(manifest.stages)) {
-    throw new UserError('PLAN_INVALID', `${manifestPath} is not a shadowpack plan of format 1; make it again with this version`);
+    throw new UserError(
+      'PLAN_INVALID',
+      `${manifestPath} is not a shadowpack plan of format 1; make it again with this version`,
+    );
   }
   const files = new Map<string, string>();
   for (const s of manifest.stages) {

@@ -6,7 +6,16 @@ import { MOVE_DEFAULTS, moveRoles, type MoveInput, type MoveOptions } from '../c
 import { ident } from '../model/quote.js';
 import { MOVE_STAGES, type MoveSideFacts } from '../compile/move/stages.js';
 import { introspect } from '../introspect/introspect.js';
-import { moveColumnTypes, moveSequences, moveServerFacts, moveTargetConflicts, moveTriggerFunctions, type MoveCompositeType, type MoveEnumType, type MoveSequence } from '../introspect/move-facts.js';
+import {
+  moveColumnTypes,
+  moveSequences,
+  moveServerFacts,
+  moveTargetConflicts,
+  moveTriggerFunctions,
+  type MoveCompositeType,
+  type MoveEnumType,
+  type MoveSequence,
+} from '../introspect/move-facts.js';
 import { systemSchemaRefusal } from '../introspect/refusals.js';
 import { UserError } from '../model/errors.js';
 import { TOOL_SCHEMA } from '../model/names.js';
@@ -25,17 +34,27 @@ export interface MoveRequest {
 
 export function loadMoveTemplates(dir: string = templatesDir()): MoveTemplateSet {
   const stages: Record<string, string> = {};
-  for (const r of MOVE_STAGES) stages[`${r.stage}.${r.side}`] = readFileSync(join(dir, 'move', `${r.stage}.${r.side}.sql.hbs`), 'utf8');
+  for (const r of MOVE_STAGES)
+    stages[`${r.stage}.${r.side}`] = readFileSync(join(dir, 'move', `${r.stage}.${r.side}.sql.hbs`), 'utf8');
   const partials: Record<string, string> = {};
   for (const base of [join(dir, 'partials'), join(dir, 'move', 'partials')]) {
-    for (const f of readdirSync(base).sort()) if (f.endsWith('.hbs')) partials[f.slice(0, -'.hbs'.length)] = readFileSync(join(base, f), 'utf8');
+    for (const f of readdirSync(base).sort())
+      if (f.endsWith('.hbs')) partials[f.slice(0, -'.hbs'.length)] = readFileSync(join(base, f), 'utf8');
   }
-  return { stages, partials, binding: readFileSync(join(dir, 'binding.sql.hbs'), 'utf8'), fdwBinding: readFileSync(join(dir, 'move', 'fdw-binding.sql.hbs'), 'utf8') };
+  return {
+    stages,
+    partials,
+    binding: readFileSync(join(dir, 'binding.sql.hbs'), 'utf8'),
+    fdwBinding: readFileSync(join(dir, 'move', 'fdw-binding.sql.hbs'), 'utf8'),
+  };
 }
 
 function endpoint(client: ClientBase): { host: string | null; port: number | null } {
   const c = client as ClientBase & { host?: unknown; port?: unknown };
-  return { host: typeof c.host === 'string' && c.host !== '' ? c.host : null, port: typeof c.port === 'number' ? c.port : null };
+  return {
+    host: typeof c.host === 'string' && c.host !== '' ? c.host : null,
+    port: typeof c.port === 'number' ? c.port : null,
+  };
 }
 
 const key = (schema: string, name: string): string => `${schema}.${name}`;
@@ -69,7 +88,11 @@ async function readGroup(source: ClientBase, request: MoveRequest): Promise<Tabl
   }
   if (missing.size > 0) {
     const list = [...missing].sort();
-    throw new UserError('UNSUPPORTED_TABLE', `the group is not closed under foreign keys: ${list.join(', ')} ${list.length === 1 ? 'is' : 'are'} bound to it by a foreign key and must move too; add --table ${list.join(' --table ')}, or --with-fk-closure`, { code: 'FK_GROUP_INCOMPLETE', missing: list });
+    throw new UserError(
+      'UNSUPPORTED_TABLE',
+      `the group is not closed under foreign keys: ${list.join(', ')} ${list.length === 1 ? 'is' : 'are'} bound to it by a foreign key and must move too; add --table ${list.join(' --table ')}, or --with-fk-closure`,
+      { code: 'FK_GROUP_INCOMPLETE', missing: list },
+    );
   }
   return [...models.values()];
 }
@@ -78,7 +101,12 @@ async function readGroup(source: ClientBase, request: MoveRequest): Promise<Tabl
  * Plans a move of a table group from `source` to `target` (two open connections): reads both
  * catalogs, refuses what cannot move, compiles (pure). Writes nothing; writeMovePlan writes the folder.
  */
-export async function planMove(source: ClientBase, target: ClientBase, request: MoveRequest, env: { readonly templates?: MoveTemplateSet; readonly toolVersion?: string } = {}): Promise<MovePlan> {
+export async function planMove(
+  source: ClientBase,
+  target: ClientBase,
+  request: MoveRequest,
+  env: { readonly templates?: MoveTemplateSet; readonly toolVersion?: string } = {},
+): Promise<MovePlan> {
   const input = await gatherMove(source, target, request);
   return compileMove(input, env.templates ?? loadMoveTemplates(), env.toolVersion ?? TOOL_VERSION);
 }
@@ -88,12 +116,28 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
   const options: MoveOptions = { ...MOVE_DEFAULTS, ...(request.options ?? {}) };
   const src = await moveServerFacts(source);
   const tgt = await moveServerFacts(target);
-  if (src.serverVersionNum < 140000 || src.serverVersionNum >= 190000) throw new UserError('UNSUPPORTED_SERVER', `the source runs PostgreSQL ${src.serverVersion}; moves support sources of PostgreSQL 14 to 18`);
-  if (tgt.serverVersionNum < src.serverVersionNum) throw new UserError('UNSUPPORTED_SERVER', `the target runs PostgreSQL ${tgt.serverVersion}, older than the source's ${src.serverVersion}; moves never downgrade: choose a target of the same or a newer version`);
-  if (tgt.encoding !== src.encoding) throw new UserError('UNSUPPORTED_SERVER', `the target database's encoding is ${tgt.encoding}, the source's ${src.encoding}; create the target database WITH ENCODING '${src.encoding}'`);
+  if (src.serverVersionNum < 140000 || src.serverVersionNum >= 190000)
+    throw new UserError(
+      'UNSUPPORTED_SERVER',
+      `the source runs PostgreSQL ${src.serverVersion}; moves support sources of PostgreSQL 14 to 18`,
+    );
+  if (tgt.serverVersionNum < src.serverVersionNum)
+    throw new UserError(
+      'UNSUPPORTED_SERVER',
+      `the target runs PostgreSQL ${tgt.serverVersion}, older than the source's ${src.serverVersion}; moves never downgrade: choose a target of the same or a newer version`,
+    );
+  if (tgt.encoding !== src.encoding)
+    throw new UserError(
+      'UNSUPPORTED_SERVER',
+      `the target database's encoding is ${tgt.encoding}, the source's ${src.encoding}; create the target database WITH ENCODING '${src.encoding}'`,
+    );
   if (tgt.inRecovery) throw new UserError('UNSUPPORTED_SERVER', 'the target is a standby; move to a primary');
   if (src.inRecovery) throw new UserError('UNSUPPORTED_SERVER', 'the source is a standby; plan against the primary');
-  if (src.systemIdentifier !== null && src.systemIdentifier === tgt.systemIdentifier && src.database === tgt.database) throw new UserError('BAD_ARGUMENT', '--target-url names the source database itself; give the other cluster\'s database');
+  if (src.systemIdentifier !== null && src.systemIdentifier === tgt.systemIdentifier && src.database === tgt.database)
+    throw new UserError(
+      'BAD_ARGUMENT',
+      "--target-url names the source database itself; give the other cluster's database",
+    );
   const tables = await readGroup(source, request);
   const enums: MoveEnumType[] = [];
   const composites: MoveCompositeType[] = [];
@@ -102,32 +146,87 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
   for (const m of tables) {
     const types = await moveColumnTypes(source, m.schema, m.name);
     for (const e of types.enums) if (!enums.some((x) => x.schema === e.schema && x.name === e.name)) enums.push(e);
-    for (const c of types.composites) if (!composites.some((x) => x.schema === c.schema && x.name === c.name)) composites.push(c);
+    for (const c of types.composites)
+      if (!composites.some((x) => x.schema === c.schema && x.name === c.name)) composites.push(c);
     refusals.push(...types.unsupported.map((u) => `${m.schema}.${m.name}: ${u}`));
     for (const s of await moveSequences(source, m.schema, m.name)) {
-      if (BigInt(s.increment) < 0n) refusals.push(`${m.schema}.${m.name}: sequence ${s.schema}.${s.name} counts down, which moves do not sync yet`);
+      if (BigInt(s.increment) < 0n)
+        refusals.push(`${m.schema}.${m.name}: sequence ${s.schema}.${s.name} counts down, which moves do not sync yet`);
       sequences.push(s);
     }
   }
   if (refusals.length > 0) throw new UserError('UNSUPPORTED_OBJECT', `cannot move: ${refusals.join('; ')}`);
-  const triggerFunctions = [...new Set((await Promise.all(tables.map((m) => moveTriggerFunctions(source, m.schema, m.name, TOOL_SCHEMA)))).flat())].sort();
+  const triggerFunctions = [
+    ...new Set(
+      (await Promise.all(tables.map((m) => moveTriggerFunctions(source, m.schema, m.name, TOOL_SCHEMA)))).flat(),
+    ),
+  ].sort();
   const missingFunctions: string[] = [];
   for (const f of triggerFunctions) {
-    if ((await target.query<{ ok: boolean }>('SELECT to_regprocedure($1) IS NOT NULL AS ok', [f])).rows[0]!.ok !== true) missingFunctions.push(f);
+    if ((await target.query<{ ok: boolean }>('SELECT to_regprocedure($1) IS NOT NULL AS ok', [f])).rows[0]!.ok !== true)
+      missingFunctions.push(f);
   }
-  if (missingFunctions.length > 0) throw new UserError('UNSUPPORTED_OBJECT', `the group's triggers call ${missingFunctions.join(', ')}, which the target does not have; create ${missingFunctions.length === 1 ? 'it' : 'them'} there first (a move copies tables, not functions), then plan again`);
-  const schemas = [...new Set([...tables.map((m) => m.schema), ...sequences.map((q) => q.schema), ...enums.map((e) => e.schema), ...composites.map((c) => c.schema)])].sort();
-  const conflicts = await moveTargetConflicts(target, tables.map((m) => ({ schema: m.schema, name: m.name })), schemas, moveRoles(tables));
-  if (conflicts.missingSchemas.length > 0) throw new UserError('UNSUPPORTED_SERVER', `the target has no schema ${conflicts.missingSchemas.join(', ')}; create it there first (CREATE SCHEMA ${conflicts.missingSchemas.map((x) => ident(x)).join('; CREATE SCHEMA ')};), then plan again`);
-  if (conflicts.missingRoles.length > 0) throw new UserError('UNSUPPORTED_SERVER', `the target has no role ${conflicts.missingRoles.join(', ')} (owner, grantee or policy role of the group); create it there first (CREATE ROLE ${conflicts.missingRoles.map((x) => ident(x)).join('; CREATE ROLE ')}; no password is copied), then plan again`);
-  if (conflicts.existingTables.length > 0) throw new UserError('UNSUPPORTED_TABLE', `the target already has ${conflicts.existingTables.join(', ')}; a move creates its tables itself: drop or rename them on the target (check they hold nothing you need), then plan again`);
-  if (!conflicts.fdwAvailable) throw new UserError('UNSUPPORTED_SERVER', 'postgres_fdw is not available on the target; install the PostgreSQL contrib package there');
+  if (missingFunctions.length > 0)
+    throw new UserError(
+      'UNSUPPORTED_OBJECT',
+      `the group's triggers call ${missingFunctions.join(', ')}, which the target does not have; create ${missingFunctions.length === 1 ? 'it' : 'them'} there first (a move copies tables, not functions), then plan again`,
+    );
+  const schemas = [
+    ...new Set([
+      ...tables.map((m) => m.schema),
+      ...sequences.map((q) => q.schema),
+      ...enums.map((e) => e.schema),
+      ...composites.map((c) => c.schema),
+    ]),
+  ].sort();
+  const conflicts = await moveTargetConflicts(
+    target,
+    tables.map((m) => ({ schema: m.schema, name: m.name })),
+    schemas,
+    moveRoles(tables),
+  );
+  if (conflicts.missingSchemas.length > 0)
+    throw new UserError(
+      'UNSUPPORTED_SERVER',
+      `the target has no schema ${conflicts.missingSchemas.join(', ')}; create it there first (CREATE SCHEMA ${conflicts.missingSchemas.map((x) => ident(x)).join('; CREATE SCHEMA ')};), then plan again`,
+    );
+  if (conflicts.missingRoles.length > 0)
+    throw new UserError(
+      'UNSUPPORTED_SERVER',
+      `the target has no role ${conflicts.missingRoles.join(', ')} (owner, grantee or policy role of the group); create it there first (CREATE ROLE ${conflicts.missingRoles.map((x) => ident(x)).join('; CREATE ROLE ')}; no password is copied), then plan again`,
+    );
+  if (conflicts.existingTables.length > 0)
+    throw new UserError(
+      'UNSUPPORTED_TABLE',
+      `the target already has ${conflicts.existingTables.join(', ')}; a move creates its tables itself: drop or rename them on the target (check they hold nothing you need), then plan again`,
+    );
+  if (!conflicts.fdwAvailable)
+    throw new UserError(
+      'UNSUPPORTED_SERVER',
+      'postgres_fdw is not available on the target; install the PostgreSQL contrib package there',
+    );
   const s = endpoint(source);
   const t = endpoint(target);
   const facts = (f: typeof src, e: { host: string | null; port: number | null }): MoveSideFacts => ({
-    host: e.host, port: e.port, database: f.database, databaseOid: f.databaseOid, systemIdentifier: f.systemIdentifier, serverVersionNum: f.serverVersionNum, encoding: f.encoding,
+    host: e.host,
+    port: e.port,
+    database: f.database,
+    databaseOid: f.databaseOid,
+    systemIdentifier: f.systemIdentifier,
+    serverVersionNum: f.serverVersionNum,
+    encoding: f.encoding,
   });
-  return { tables, enums, composites, sequences, triggerFunctions, source: facts(src, s), target: facts(tgt, t), fdwUser: src.user, options };
+  return {
+    tables,
+    enums,
+    composites,
+    sequences,
+    triggerFunctions,
+    source: facts(src, s),
+    target: facts(tgt, t),
+    fdwUser: src.user,
+    options,
+  };
 }
 
 /** Writes plan.json, both bindings, the stage scripts, README.md and SHA256SUMS. */

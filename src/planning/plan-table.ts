@@ -65,7 +65,11 @@ async function provenanceOf(client: ClientBase, request: PlanRequest, env: PlanE
  * the compiled plan against the database (partition names free, rows fitting). Writes nothing;
  * writeTablePlan writes the folder. The one planning path of plan, diff --plan, demo and batches.
  */
-export async function planTable(client: ClientBase, request: PlanRequest, env: PlanEnvironment = {}): Promise<TablePlan> {
+export async function planTable(
+  client: ClientBase,
+  request: PlanRequest,
+  env: PlanEnvironment = {},
+): Promise<TablePlan> {
   const { schema, table } = request;
   const system = systemSchemaRefusal(schema, TOOL_SCHEMA);
   if (system !== null) throw new UserError('UNSUPPORTED_TABLE', `${schema}.${table}: ${system}`);
@@ -73,23 +77,48 @@ export async function planTable(client: ClientBase, request: PlanRequest, env: P
   const toolVersion = env.toolVersion ?? TOOL_VERSION;
   const g = await gatherTable(client, request);
   const provenance = request.compareOnly ? undefined : await provenanceOf(client, request, env);
-  const plan = compile({ model: g.model, facts: g.facts, options: request.options, templates, toolVersion, transform: g.transform, ...(provenance !== undefined ? { provenance } : {}) });
+  const plan = compile({
+    model: g.model,
+    facts: g.facts,
+    options: request.options,
+    templates,
+    toolVersion,
+    transform: g.transform,
+    ...(provenance !== undefined ? { provenance } : {}),
+  });
   if (request.compareOnly) return { plan, dataChecked: false, running: null, referencing: [] };
   const partitions = plan.manifest.transform.partitions ?? [];
   if (partitions.length > 0) {
-    const taken = await takenPartitionNames(client, schema, partitions.map((p) => p.name));
-    if (taken.length > 0) throw new UserError('UNSUPPORTED_TABLE', `--partition-by: ${schema} already has ${taken.join(', ')}, a name the new partitions need; rename or drop it, then plan again (no plan was written)`);
+    const taken = await takenPartitionNames(
+      client,
+      schema,
+      partitions.map((p) => p.name),
+    );
+    if (taken.length > 0)
+      throw new UserError(
+        'UNSUPPORTED_TABLE',
+        `--partition-by: ${schema} already has ${taken.join(', ')}, a name the new partitions need; rename or drop it, then plan again (no plan was written)`,
+      );
   }
   if (request.checkData) {
     const bad = await checkData(client, g.model, g.transform, request.options);
     if (bad.length > 0) {
       const list = bad.map((b) => `key ${b.key}: ${b.error}`).join('; ');
-      throw new UserError('DATA_DOES_NOT_FIT', `${bad.length}${bad.length >= 10 ? ' or more' : ''} row(s) of ${schema}.${table} do not fit the new shape (${list}); fix them or the --alter, then plan again (no plan was written)`);
+      throw new UserError(
+        'DATA_DOES_NOT_FIT',
+        `${bad.length}${bad.length >= 10 ? ' or more' : ''} row(s) of ${schema}.${table} do not fit the new shape (${list}); fix them or the --alter, then plan again (no plan was written)`,
+      );
     }
   }
   // Best effort: a planning role (with --run-as) may not read the tool's schema; the stages check anyway.
   const running = await readState(client, plan.manifest).catch(() => null);
-  const referencing = g.transform.withReferencing ? await planReferencing(client, g.model, request, { templates, toolVersion, ...(env.command !== undefined ? { command: env.command } : {}) }) : [];
+  const referencing = g.transform.withReferencing
+    ? await planReferencing(client, g.model, request, {
+        templates,
+        toolVersion,
+        ...(env.command !== undefined ? { command: env.command } : {}),
+      })
+    : [];
   return { plan, dataChecked: request.checkData === true, running, referencing };
 }
 
@@ -98,7 +127,12 @@ export async function planTable(client: ClientBase, request: PlanRequest, env: P
  * those key columns to bigint, through the same path (and checks) as any plan. Columns already
  * bigint need nothing.
  */
-async function planReferencing(client: ClientBase, parent: TableModel, request: PlanRequest, env: PlanEnvironment): Promise<ReferencingTablePlan[]> {
+async function planReferencing(
+  client: ClientBase,
+  parent: TableModel,
+  request: PlanRequest,
+  env: PlanEnvironment,
+): Promise<ReferencingTablePlan[]> {
   const byTable = new Map<string, { schema: string; table: string; columns: Set<string> }>();
   for (const fk of parent.referencedBy) {
     const key = JSON.stringify([fk.tableSchema, fk.tableName]);
@@ -109,13 +143,22 @@ async function planReferencing(client: ClientBase, parent: TableModel, request: 
     byTable.set(key, entry);
   }
   const planned: ReferencingTablePlan[] = [];
-  for (const { schema, table, columns } of [...byTable.values()].sort((a, b) => (a.schema + '.' + a.table < b.schema + '.' + b.table ? -1 : 1))) {
+  for (const { schema, table, columns } of [...byTable.values()].sort((a, b) =>
+    a.schema + '.' + a.table < b.schema + '.' + b.table ? -1 : 1,
+  )) {
     if (columns.size === 0) continue;
     const bigintColumns = [...columns].sort();
-    const child = await planTable(client, {
-      schema, table, options: request.options, transform: { ...NO_TRANSFORM, bigintColumns },
-      ...(request.runAs !== undefined ? { runAs: request.runAs } : {}),
-    }, env);
+    const child = await planTable(
+      client,
+      {
+        schema,
+        table,
+        options: request.options,
+        transform: { ...NO_TRANSFORM, bigintColumns },
+        ...(request.runAs !== undefined ? { runAs: request.runAs } : {}),
+      },
+      env,
+    );
     planned.push({ schema, table, columns: bigintColumns, plan: child });
   }
   return planned;
@@ -127,7 +170,11 @@ export function referencingDir(out: string, schema: string, table: string): stri
 }
 
 /** Writes the plan folder, and one folder per referencing plan; returns those folders. */
-export function writeTablePlan(out: string, planned: TablePlan, force: boolean): { readonly table: string; readonly dir: string; readonly columns: readonly string[] }[] {
+export function writeTablePlan(
+  out: string,
+  planned: TablePlan,
+  force: boolean,
+): { readonly table: string; readonly dir: string; readonly columns: readonly string[] }[] {
   writePlanDir(out, planned.plan, force);
   return planned.referencing.map((r) => {
     const dir = referencingDir(out, r.schema, r.table);

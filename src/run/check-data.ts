@@ -14,7 +14,13 @@ export interface BadRow {
  * them into a copy shaped like the plan's, in a transaction that is always
  * rolled back, so the database is left as it was.
  */
-export async function checkData(client: ClientBase, model: TableModel, spec: TransformSpec, options: PlanOptions, limit = 10): Promise<BadRow[]> {
+export async function checkData(
+  client: ClientBase,
+  model: TableModel,
+  spec: TransformSpec,
+  options: PlanOptions,
+  limit = 10,
+): Promise<BadRow[]> {
   const bad: BadRow[] = [];
   const onNotice = (n: { message?: string }) => {
     const m = /^shadowpack:bad-row (.*)$/s.exec(n.message ?? '');

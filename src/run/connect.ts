@@ -46,11 +46,19 @@ async function open(config: pg.ClientConfig): Promise<pg.Client> {
 }
 
 function connectionError(e: unknown, t: ConnectionConfig['target']): UserError {
-  const where = t === undefined ? 'PostgreSQL' : `PostgreSQL at ${t.host.startsWith('/') ? `socket ${t.host}/.s.PGSQL.${t.port}` : `${t.host}:${t.port}`} (database ${t.database}, user ${t.user})`;
+  const where =
+    t === undefined
+      ? 'PostgreSQL'
+      : `PostgreSQL at ${t.host.startsWith('/') ? `socket ${t.host}/.s.PGSQL.${t.port}` : `${t.host}:${t.port}`} (database ${t.database}, user ${t.user})`;
   const err = e as Error & { code?: string };
   const hint = hintFor(err, t);
   const message = e instanceof UserError ? e.message : err.message;
-  return new UserError('CONNECTION_FAILED', `cannot connect to ${where}: ${message}${hint ? `; ${hint}` : ''}`, hint ? { hint } : {}, { cause: e });
+  return new UserError(
+    'CONNECTION_FAILED',
+    `cannot connect to ${where}: ${message}${hint ? `; ${hint}` : ''}`,
+    hint ? { hint } : {},
+    { cause: e },
+  );
 }
 
 function hintFor(e: Error & { code?: string }, t: ConnectionConfig['target']): string {
@@ -79,8 +87,11 @@ function hintFor(e: Error & { code?: string }, t: ConnectionConfig['target']): s
     case '57P03':
       return 'the server is starting up or shutting down: try again in a moment';
   }
-  if (/timeout/i.test(e.message)) return `no answer within ${t?.timeoutSeconds ?? '?'} s (connect_timeout or PGCONNECT_TIMEOUT): check the host, port and any firewall`;
-  if (/does not support SSL/i.test(e.message)) return 'the server has no TLS: use sslmode=prefer or sslmode=disable, or turn ssl on in the server';
-  if (/certificate|self.signed|CERT_/i.test(e.message)) return "the server's certificate is not trusted: give sslrootcert=FILE (the CA), or sslmode=require to encrypt without checking it";
+  if (/timeout/i.test(e.message))
+    return `no answer within ${t?.timeoutSeconds ?? '?'} s (connect_timeout or PGCONNECT_TIMEOUT): check the host, port and any firewall`;
+  if (/does not support SSL/i.test(e.message))
+    return 'the server has no TLS: use sslmode=prefer or sslmode=disable, or turn ssl on in the server';
+  if (/certificate|self.signed|CERT_/i.test(e.message))
+    return "the server's certificate is not trusted: give sslrootcert=FILE (the CA), or sslmode=require to encrypt without checking it";
   return 'give --url (a URL or host=… port=… dbname=… user=…), or set DATABASE_URL or the PG* variables';
 }

@@ -15,13 +15,31 @@ export type SslMode = (typeof SSL_MODES)[number];
 export interface ConnectionConfig extends ClientConfig {
   /** sslmode=prefer: try TLS, and connect without it when the server has none (libpq's default). */
   readonly sslFallback?: boolean;
-  readonly target?: { readonly host: string; readonly port: number; readonly database: string; readonly user: string; readonly sslmode: SslMode; readonly timeoutSeconds: number };
+  readonly target?: {
+    readonly host: string;
+    readonly port: number;
+    readonly database: string;
+    readonly user: string;
+    readonly sslmode: SslMode;
+    readonly timeoutSeconds: number;
+  };
 }
 
 const ENV: Readonly<Record<keyof Conninfo, string | undefined>> = {
-  host: 'PGHOST', hostaddr: 'PGHOSTADDR', port: 'PGPORT', dbname: 'PGDATABASE', user: 'PGUSER', password: 'PGPASSWORD',
-  passfile: 'PGPASSFILE', connect_timeout: 'PGCONNECT_TIMEOUT', sslmode: 'PGSSLMODE', sslrootcert: 'PGSSLROOTCERT',
-  sslcert: 'PGSSLCERT', sslkey: 'PGSSLKEY', application_name: 'PGAPPNAME', options: 'PGOPTIONS',
+  host: 'PGHOST',
+  hostaddr: 'PGHOSTADDR',
+  port: 'PGPORT',
+  dbname: 'PGDATABASE',
+  user: 'PGUSER',
+  password: 'PGPASSWORD',
+  passfile: 'PGPASSFILE',
+  connect_timeout: 'PGCONNECT_TIMEOUT',
+  sslmode: 'PGSSLMODE',
+  sslrootcert: 'PGSSLROOTCERT',
+  sslcert: 'PGSSLCERT',
+  sslkey: 'PGSSLKEY',
+  application_name: 'PGAPPNAME',
+  options: 'PGOPTIONS',
 };
 
 /**
@@ -38,15 +56,21 @@ export function resolveConnection(text: string | undefined, env: NodeJS.ProcessE
   };
   const portText = get('port') ?? '5432';
   const port = Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UserError('CONNECTION_FAILED', `port ${portText}: give a port number from 1 to 65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new UserError('CONNECTION_FAILED', `port ${portText}: give a port number from 1 to 65535`);
   const host = get('hostaddr') ?? get('host') ?? defaultHost(port);
   const user = get('user') ?? userInfo().username;
   const database = get('dbname') ?? user;
   const timeoutText = get('connect_timeout');
   const timeout = timeoutText === undefined ? DEFAULT_CONNECT_TIMEOUT_SECONDS : Number(timeoutText);
-  if (!Number.isInteger(timeout) || timeout < 0) throw new UserError('CONNECTION_FAILED', `connect_timeout ${timeoutText ?? ''} (or PGCONNECT_TIMEOUT): give whole seconds, 0 for no limit`);
+  if (!Number.isInteger(timeout) || timeout < 0)
+    throw new UserError(
+      'CONNECTION_FAILED',
+      `connect_timeout ${timeoutText ?? ''} (or PGCONNECT_TIMEOUT): give whole seconds, 0 for no limit`,
+    );
   const sslmode = (get('sslmode') ?? 'prefer') as SslMode;
-  if (!SSL_MODES.includes(sslmode)) throw new UserError('CONNECTION_FAILED', `sslmode ${sslmode}: give one of ${SSL_MODES.join(', ')}`);
+  if (!SSL_MODES.includes(sslmode))
+    throw new UserError('CONNECTION_FAILED', `sslmode ${sslmode}: give one of ${SSL_MODES.join(', ')}`);
   const socket = host.startsWith('/');
   const password = get('password');
   const passfile = get('passfile') ?? join(homedir(), '.pgpass');
@@ -105,11 +129,18 @@ function sslOptions(mode: SslMode, get: (k: keyof Conninfo) => string | undefine
       return { rejectUnauthorized: false, ...files() };
     case 'require': {
       const ca = read('sslrootcert');
-      return ca === undefined ? { rejectUnauthorized: false, ...files() } : { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined, ...files() };
+      return ca === undefined
+        ? { rejectUnauthorized: false, ...files() }
+        : { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined, ...files() };
     }
     case 'verify-ca': {
       const ca = read('sslrootcert');
-      return { ...(ca !== undefined ? { ca } : {}), rejectUnauthorized: true, checkServerIdentity: () => undefined, ...files() };
+      return {
+        ...(ca !== undefined ? { ca } : {}),
+        rejectUnauthorized: true,
+        checkServerIdentity: () => undefined,
+        ...files(),
+      };
     }
     case 'verify-full': {
       const ca = read('sslrootcert');
@@ -119,13 +150,20 @@ function sslOptions(mode: SslMode, get: (k: keyof Conninfo) => string | undefine
 }
 
 /** The password file the libpq way (host:port:database:user:password, * matches anything, \ escapes). */
-export function passwordFromFile(path: string, t: { host: string; port: number; database: string; user: string }): string {
+export function passwordFromFile(
+  path: string,
+  t: { host: string; port: number; database: string; user: string },
+): string {
   const needed = `the server asks for a password for user ${t.user}: set PGPASSWORD, put a line ${t.host.startsWith('/') ? 'localhost' : t.host}:${t.port}:${t.database}:${t.user}:PASSWORD in ${path} (mode 0600), or add password=… to the connection string`;
   let text: string;
   try {
     const st = statSync(path);
     if (!st.isFile()) throw new UserError('CONNECTION_FAILED', needed, { hint: `${path} is not a file` });
-    if ((st.mode & 0o077) !== 0) throw new UserError('CONNECTION_FAILED', `${needed} (${path} is readable by group or others, so it is ignored, as libpq does: chmod 0600 ${path})`);
+    if ((st.mode & 0o077) !== 0)
+      throw new UserError(
+        'CONNECTION_FAILED',
+        `${needed} (${path} is readable by group or others, so it is ignored, as libpq does: chmod 0600 ${path})`,
+      );
     text = readFileSync(path, 'utf8');
   } catch (e) {
     if (e instanceof UserError) throw e;

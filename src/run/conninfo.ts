@@ -6,8 +6,20 @@ import { UserError } from '../model/errors.js';
  * (CONNECTION_FAILED, like every other problem with the connection string).
  */
 export const CONNINFO_KEYWORDS = [
-  'host', 'hostaddr', 'port', 'dbname', 'user', 'password', 'passfile', 'connect_timeout',
-  'sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'application_name', 'options',
+  'host',
+  'hostaddr',
+  'port',
+  'dbname',
+  'user',
+  'password',
+  'passfile',
+  'connect_timeout',
+  'sslmode',
+  'sslrootcert',
+  'sslcert',
+  'sslkey',
+  'application_name',
+  'options',
 ] as const;
 export type ConninfoKeyword = (typeof CONNINFO_KEYWORDS)[number];
 export type Conninfo = Partial<Record<ConninfoKeyword, string>>;
@@ -21,7 +33,10 @@ export function parseConninfo(text: string): Conninfo {
 
 function set(into: Record<string, string>, key: string, value: string): void {
   if (!KNOWN.has(key)) {
-    throw new UserError('CONNECTION_FAILED', `connection option "${key}" is not supported by shadowpack; use ${CONNINFO_KEYWORDS.join(', ')}`);
+    throw new UserError(
+      'CONNECTION_FAILED',
+      `connection option "${key}" is not supported by shadowpack; use ${CONNINFO_KEYWORDS.join(', ')}`,
+    );
   }
   into[key] = value;
 }
@@ -42,7 +57,10 @@ function parseKeywordValue(text: string): Conninfo {
     skipSpace();
     if (text[i] !== '=') {
       // The word itself is not echoed: in a mistyped string it may be a piece of a password.
-      throw new UserError('CONNECTION_FAILED', `the connection string has a word without "=value" at character ${keyStart + 1}; write keyword=value pairs (host=… port=… dbname=… user=…, quoting a value with spaces as '…') or a URL postgresql://user@host:port/dbname`);
+      throw new UserError(
+        'CONNECTION_FAILED',
+        `the connection string has a word without "=value" at character ${keyStart + 1}; write keyword=value pairs (host=… port=… dbname=… user=…, quoting a value with spaces as '…') or a URL postgresql://user@host:port/dbname`,
+      );
     }
     i++;
     skipSpace();
@@ -50,7 +68,11 @@ function parseKeywordValue(text: string): Conninfo {
     if (text[i] === "'") {
       i++;
       for (;;) {
-        if (i >= text.length) throw new UserError('CONNECTION_FAILED', `the connection string has an unterminated quoted value for "${key}"`);
+        if (i >= text.length)
+          throw new UserError(
+            'CONNECTION_FAILED',
+            `the connection string has an unterminated quoted value for "${key}"`,
+          );
         const c = text[i]!;
         if (c === '\\' && i + 1 < text.length) {
           value += text[i + 1];
@@ -78,7 +100,11 @@ function parseKeywordValue(text: string): Conninfo {
 /** postgresql://user:password@host:port/dbname?keyword=value… (percent-encoded; host may be a socket folder). */
 function parseUrl(text: string): Conninfo {
   const m = /^postgres(?:ql)?:\/\/([^/?#]*)(?:\/([^?#]*))?(?:\?([^#]*))?$/i.exec(text);
-  const bad = () => new UserError('CONNECTION_FAILED', 'the connection URL does not parse; write it as postgresql://user@host:port/dbname (percent-encode special characters; a password may go after user: or in PGPASSWORD)');
+  const bad = () =>
+    new UserError(
+      'CONNECTION_FAILED',
+      'the connection URL does not parse; write it as postgresql://user@host:port/dbname (percent-encode special characters; a password may go after user: or in PGPASSWORD)',
+    );
   if (!m) throw bad();
   const decode = (s: string) => {
     try {
@@ -98,7 +124,11 @@ function parseUrl(text: string): Conninfo {
     if (user) out['user'] = decode(user);
     if (colon >= 0) out['password'] = decode(userInfo.slice(colon + 1));
   }
-  if (hostPort.includes(',')) throw new UserError('CONNECTION_FAILED', 'several hosts in one connection string are not supported by shadowpack; give the primary');
+  if (hostPort.includes(','))
+    throw new UserError(
+      'CONNECTION_FAILED',
+      'several hosts in one connection string are not supported by shadowpack; give the primary',
+    );
   const hp = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(hostPort);
   if (!hp) throw bad();
   const host = decode(hp[1]!.replace(/^\[(.*)\]$/, '$1'));

@@ -69,7 +69,11 @@ export async function readControl(client: ClientBase, manifest: PlanManifest): P
  * Changes the control row in one short transaction. The running stage reads
  * it between batches, so the change takes effect within one batch.
  */
-export async function updateControl(client: ClientBase, manifest: PlanManifest, change: ControlChange): Promise<ControlState> {
+export async function updateControl(
+  client: ClientBase,
+  manifest: PlanManifest,
+  change: ControlChange,
+): Promise<ControlState> {
   const table = controlTable(manifest);
   const sets: string[] = [];
   const values: unknown[] = [];
@@ -81,23 +85,39 @@ export async function updateControl(client: ClientBase, manifest: PlanManifest, 
   if (change.batchPages !== undefined) add('batch_pages', change.batchPages);
   if (change.maxRowsPerSecond !== undefined) add('max_rows_per_second', change.maxRowsPerSecond);
   if (change.swapReleased !== undefined) add('swap_released', change.swapReleased);
-  const ended = [...(change.paused === false ? [PAUSE_WAIT] : []), ...(change.swapReleased === true ? [RELEASE_WAIT] : [])];
+  const ended = [
+    ...(change.paused === false ? [PAUSE_WAIT] : []),
+    ...(change.swapReleased === true ? [RELEASE_WAIT] : []),
+  ];
   if (ended.length > 0) {
     values.push(ended);
     // Both CASEs read the row as it was before this UPDATE.
     const over = `EXISTS (SELECT FROM unnest($${values.length}::text[]) AS w(prefix) WHERE starts_with(waiting_for, w.prefix))`;
-    sets.push(`waiting_for = CASE WHEN ${over} THEN NULL ELSE waiting_for END`, `waiting_since = CASE WHEN ${over} THEN NULL ELSE waiting_since END`);
+    sets.push(
+      `waiting_for = CASE WHEN ${over} THEN NULL ELSE waiting_for END`,
+      `waiting_since = CASE WHEN ${over} THEN NULL ELSE waiting_since END`,
+    );
   }
-  if (sets.length === 0) throw new UserError('BAD_ARGUMENT', 'nothing to change: give --pause, --resume, --batch-pages N, --max-rows-per-second N or --release-swap');
+  if (sets.length === 0)
+    throw new UserError(
+      'BAD_ARGUMENT',
+      'nothing to change: give --pause, --resume, --batch-pages N, --max-rows-per-second N or --release-swap',
+    );
   const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [table]);
   if (exists.rows[0]?.t == null) {
-    throw new UserError('RUN_STATE', `no run of ${manifest.table.schema}.${manifest.table.name} is set up in this database (${table} does not exist); run the setup stage first`);
+    throw new UserError(
+      'RUN_STATE',
+      `no run of ${manifest.table.schema}.${manifest.table.name} is set up in this database (${table} does not exist); run the setup stage first`,
+    );
   }
   // A short lock_timeout: the throttle holds the row only for an instant, so a long wait means something is wrong.
   await client.query('BEGIN');
   try {
     await client.query("SET LOCAL lock_timeout = '5s'");
-    const r = await client.query(`UPDATE ${table} SET ${sets.join(', ')}, updated_at = clock_timestamp() RETURNING ${COLUMNS}`, values);
+    const r = await client.query(
+      `UPDATE ${table} SET ${sets.join(', ')}, updated_at = clock_timestamp() RETURNING ${COLUMNS}`,
+      values,
+    );
     await client.query('COMMIT');
     if (!r.rows[0]) throw new UserError('RUN_STATE', `${table} has no row; run the abort stage and start again`);
     return toState(r.rows[0] as Record<string, unknown>);

@@ -41,9 +41,28 @@ export type RunEventOf<S extends string> =
   | { readonly type: 'stage-start'; readonly stage: S; readonly file: string }
   | { readonly type: 'stage-skip'; readonly stage: S; readonly reason: string }
   | { readonly type: 'stage-end'; readonly stage: S; readonly ms: number }
-  | { readonly type: 'backfill'; readonly stage: S; readonly page: number; readonly pages: number; readonly rows: number }
-  | { readonly type: 'apply'; readonly stage: S; readonly phase: string; readonly round: number; readonly applied: number; readonly backlog: number }
-  | { readonly type: 'lock'; readonly stage: S; readonly what: string; readonly attempts: number; readonly waitedMs: number }
+  | {
+      readonly type: 'backfill';
+      readonly stage: S;
+      readonly page: number;
+      readonly pages: number;
+      readonly rows: number;
+    }
+  | {
+      readonly type: 'apply';
+      readonly stage: S;
+      readonly phase: string;
+      readonly round: number;
+      readonly applied: number;
+      readonly backlog: number;
+    }
+  | {
+      readonly type: 'lock';
+      readonly stage: S;
+      readonly what: string;
+      readonly attempts: number;
+      readonly waitedMs: number;
+    }
   | { readonly type: 'lock-report'; readonly stage: S; readonly report: LockReport }
   | { readonly type: 'lock-retry'; readonly stage: S; readonly what: string; readonly attempt: number }
   | { readonly type: 'wait'; readonly stage: S; readonly message: string }
@@ -63,7 +82,8 @@ export function noticeEvent<S extends string>(stage: S, message: string): RunEve
   let m = PROGRESS_BACKFILL.exec(message);
   if (m) return { type: 'backfill', stage, page: Number(m[1]), pages: Number(m[2]), rows: Number(m[3]) };
   m = PROGRESS_APPLY.exec(message);
-  if (m) return { type: 'apply', stage, phase: m[1]!, round: Number(m[2]), applied: Number(m[3]), backlog: Number(m[4]) };
+  if (m)
+    return { type: 'apply', stage, phase: m[1]!, round: Number(m[2]), applied: Number(m[3]), backlog: Number(m[4]) };
   m = LOCK.exec(message);
   if (m) return { type: 'lock', stage, what: m[1]!, attempts: Number(m[2]), waitedMs: Number(m[3]) };
   m = LOCK_REPORT.exec(message);
@@ -77,7 +97,8 @@ export function noticeEvent<S extends string>(stage: S, message: string): RunEve
 
 /** One line for a person: `swap: acquired after 2 attempt(s) ...`. */
 export function lockReportText(r: LockReport): string {
-  const applied = r.entries_applied_under_lock === undefined ? '' : ` applying ${r.entries_applied_under_lock} log entries`;
+  const applied =
+    r.entries_applied_under_lock === undefined ? '' : ` applying ${r.entries_applied_under_lock} log entries`;
   const held = r.held_ms === undefined ? '' : `, held ${r.held_ms} ms${applied}`;
   const skipped = r.skipped > 0 ? `, ${r.skipped} round(s) waited out behind a long-held lock` : '';
   const cancelled = r.cancelled.length > 0 ? `, cancelled pid ${r.cancelled.join(', ')}` : '';

@@ -40,18 +40,27 @@ export function scriptParts(file: string, script: string, includable: ReadonlyMa
     const at = m.index;
     // The previous meta-command line was between statements, so the text since it tells.
     if (!betweenStatements(script.slice(from, at))) {
-      throw new UserError('PLAN_INVALID', `${file}:${lineOf(script, at)}: "${line.trim()}" is inside a statement; the runner and psql would disagree on it (make the plan again)`);
+      throw new UserError(
+        'PLAN_INVALID',
+        `${file}:${lineOf(script, at)}: "${line.trim()}" is inside a statement; the runner and psql would disagree on it (make the plan again)`,
+      );
     }
     parts.push({ file, fileText: script, base: from, text: script.slice(from, at) });
     if (command === 'ir') {
       const included = value === undefined ? includable.get(arg) : undefined;
       if (included === undefined) {
-        throw new UserError('PLAN_INVALID', `${file}:${lineOf(script, at)}: includes ${arg}, which plan.json does not list with a sha256; make the plan again`);
+        throw new UserError(
+          'PLAN_INVALID',
+          `${file}:${lineOf(script, at)}: includes ${arg}, which plan.json does not list with a sha256; make the plan again`,
+        );
       }
       // Its own meta-command lines are handled the same way (it may set, not include further).
       parts.push(...scriptParts(arg, included, new Map()));
     } else if (PSQL_SETTINGS.get(arg) !== value) {
-      throw new UserError('PLAN_INVALID', `${file}:${lineOf(script, at)}: "${line.trim()}" is a psql setting the runner does not know; make the plan again`);
+      throw new UserError(
+        'PLAN_INVALID',
+        `${file}:${lineOf(script, at)}: "${line.trim()}" is a psql setting the runner does not know; make the plan again`,
+      );
     }
     from = at + line.length;
   }

@@ -29,7 +29,11 @@ const SET_LOCAL_VAR = /^SET LOCAL ([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*) = :'(\w+)
  * each SET LOCAL becomes an injection the runner sends with the value as a parameter. Anything else
  * inside such a block, or an `\if` of another form, is refused: the runner and psql would disagree.
  */
-export function moveMetaCommands(file: string, script: string, env: NodeJS.ProcessEnv): { readonly text: string; readonly injections: readonly SettingInjection[] } {
+export function moveMetaCommands(
+  file: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+): { readonly text: string; readonly injections: readonly SettingInjection[] } {
   const vars = new Map<string, string | undefined>();
   const injections: SettingInjection[] = [];
   let block: { readonly defined: boolean; readonly variable: string } | null = null;
@@ -39,7 +43,10 @@ export function moveMetaCommands(file: string, script: string, env: NodeJS.Proce
   lines.forEach((line, i) => {
     const blank = () => (out += ' '.repeat(line.length));
     const refuse = (why: string): never => {
-      throw new UserError('PLAN_INVALID', `${file}:${i + 1}: ${why}; the runner and psql would disagree on it (make the plan again)`);
+      throw new UserError(
+        'PLAN_INVALID',
+        `${file}:${i + 1}: ${why}; the runner and psql would disagree on it (make the plan again)`,
+      );
     };
     let m: RegExpExecArray | null;
     if ((m = GETENV.exec(line)) !== null) {
@@ -57,7 +64,8 @@ export function moveMetaCommands(file: string, script: string, env: NodeJS.Proce
       blank();
     } else if (block !== null) {
       const set = SET_LOCAL_VAR.exec(line);
-      if (set === null || set[2] !== block.variable) refuse(`only "SET LOCAL name = :'${block.variable}';" may stand inside the \\if block`);
+      if (set === null || set[2] !== block.variable)
+        refuse(`only "SET LOCAL name = :'${block.variable}';" may stand inside the \\if block`);
       if (block.defined) injections.push({ offset, setting: set![1]!, value: vars.get(block.variable)! });
       blank();
     } else if (/^\\(if|elif|else|endif|getenv)\b/.test(line)) {

@@ -31,7 +31,11 @@ export function readMovePlanDir(dir: string): LoadedMovePlan {
     throw new UserError('PLAN_INVALID', `${path} is not a shadowpack move plan; make it again with this version`);
   }
   const files = new Map<string, string>();
-  const names = [...manifest.stages.map((s) => s.file), ...Object.values(manifest.bindings).map((b) => b.file), 'README.md'];
+  const names = [
+    ...manifest.stages.map((s) => s.file),
+    ...Object.values(manifest.bindings).map((b) => b.file),
+    'README.md',
+  ];
   for (const name of names) {
     const p = join(dir, name);
     if (existsSync(p)) files.set(name, readFileSync(p, 'utf8'));
@@ -41,10 +45,17 @@ export function readMovePlanDir(dir: string): LoadedMovePlan {
 
 function checkFile(plan: LoadedMovePlan, file: string, want: string, why: string): void {
   const text = plan.files.get(file);
-  if (text === undefined) throw new UserError('PLAN_TAMPERED', `${plan.dir}/${file} is missing; ${why} (make the plan again with shadowpack plan)`);
+  if (text === undefined)
+    throw new UserError(
+      'PLAN_TAMPERED',
+      `${plan.dir}/${file} is missing; ${why} (make the plan again with shadowpack plan)`,
+    );
   const got = sha256(text);
   if (got !== want) {
-    throw new UserError('PLAN_TAMPERED', `${plan.dir}/${file} differs from the reviewed plan (sha256 ${got}, plan.json says ${want}); restore the reviewed file or make and review a new plan`);
+    throw new UserError(
+      'PLAN_TAMPERED',
+      `${plan.dir}/${file} differs from the reviewed plan (sha256 ${got}, plan.json says ${want}); restore the reviewed file or make and review a new plan`,
+    );
   }
 }
 
@@ -58,25 +69,41 @@ export function checkMovePlanIntegrity(plan: LoadedMovePlan, expectHash?: string
   for (const s of m.stages) {
     const rule = MOVE_STAGES.find((r) => r.file === s.file);
     if (rule === undefined || rule.side !== s.side || rule.stage !== s.stage) {
-      throw new UserError('PLAN_INVALID', `${plan.dir}/plan.json lists ${s.file} as stage ${s.stage} on the ${s.side}, which this shadowpack does not run; make the plan again with this version`);
+      throw new UserError(
+        'PLAN_INVALID',
+        `${plan.dir}/plan.json lists ${s.file} as stage ${s.stage} on the ${s.side}, which this shadowpack does not run; make the plan again with this version`,
+      );
     }
     checkFile(plan, s.file, s.sha256, 'the plan is incomplete');
   }
   for (const side of ['source', 'target'] as const satisfies readonly MoveSide[]) {
     const b = m.bindings[side];
-    if (b.file !== MOVE_BINDING_FILES[side]) throw new UserError('PLAN_INVALID', `${plan.dir}/plan.json names ${b.file} as the ${side}'s binding; make the plan again with this version`);
+    if (b.file !== MOVE_BINDING_FILES[side])
+      throw new UserError(
+        'PLAN_INVALID',
+        `${plan.dir}/plan.json names ${b.file} as the ${side}'s binding; make the plan again with this version`,
+      );
     checkFile(plan, b.file, b.sha256, `every ${side} stage includes it to check the cluster`);
   }
   const readme = plan.files.get('README.md');
   if (readme !== undefined && sha256(readmeBody(readme)) !== m.readmeSha256) {
-    throw new UserError('PLAN_TAMPERED', `${plan.dir}/README.md differs from the reviewed plan; restore it or make and review a new plan`);
+    throw new UserError(
+      'PLAN_TAMPERED',
+      `${plan.dir}/README.md differs from the reviewed plan; restore it or make and review a new plan`,
+    );
   }
   const { planHash, ...rest } = m;
   if (movePlanHashOf(rest) !== planHash) {
-    throw new UserError('PLAN_TAMPERED', `${plan.dir}/plan.json was edited after it was made (its plan hash does not match its content); make and review a new plan`);
+    throw new UserError(
+      'PLAN_TAMPERED',
+      `${plan.dir}/plan.json was edited after it was made (its plan hash does not match its content); make and review a new plan`,
+    );
   }
   if (expectHash !== undefined && expectHash !== planHash) {
-    throw new UserError('PLAN_HASH_MISMATCH', `the plan in ${plan.dir} has hash ${planHash}, not the approved ${expectHash}; run the plan that was approved`);
+    throw new UserError(
+      'PLAN_HASH_MISMATCH',
+      `the plan in ${plan.dir} has hash ${planHash}, not the approved ${expectHash}; run the plan that was approved`,
+    );
   }
 }
 

@@ -1,19 +1,31 @@
 import type pg from 'pg';
 import type { DatabaseError } from 'pg';
-import { MOVE_BINDING_FILES, MOVE_STAGES, type MoveSide, type MoveStageName, type MoveStageRule } from '../compile/move/stages.js';
+import {
+  MOVE_BINDING_FILES,
+  MOVE_STAGES,
+  type MoveSide,
+  type MoveStageName,
+  type MoveStageRule,
+} from '../compile/move/stages.js';
 import { UserError } from '../model/errors.js';
 import { connectClient, type ConnectionConfig } from './connect.js';
 import { noticeEvent, type LockReport, type RunEventOf } from './events.js';
 import { scriptParts, type ScriptPart } from './includes.js';
 import { moveMetaCommands } from './move-meta.js';
 import { checkMovePlanIntegrity, type LoadedMovePlan } from './move-plan.js';
-import { MOVE_FORWARD_STAGES, moveFenceTrigger, moveFinished, nextMoveStage, readMoveSide, type MoveStates } from './move-state.js';
+import {
+  MOVE_FORWARD_STAGES,
+  moveFenceTrigger,
+  moveFinished,
+  nextMoveStage,
+  readMoveSide,
+  type MoveStates,
+} from './move-state.js';
 import { splitSql, type SqlStatement } from '../model/split-sql.js';
 
 /** A stage file named by stage and side, as events and summaries name it: `setup.target`. */
 export type MoveStageLabel = `${MoveStageName}.${MoveSide}`;
 export type MoveRunEvent = RunEventOf<MoveStageLabel>;
-
 
 export interface MoveRunRequest {
   readonly plan: LoadedMovePlan;
@@ -46,14 +58,25 @@ function lineAndColumn(text: string, offset: number): { line: number; column: nu
 }
 
 /** A failed statement: the side, file, line, column, code, detail, hint (as the rebuild's runner says it). */
-function stageError(plan: LoadedMovePlan, side: MoveSide, part: ScriptPart, st: SqlStatement, err: DatabaseError): UserError {
+function stageError(
+  plan: LoadedMovePlan,
+  side: MoveSide,
+  part: ScriptPart,
+  st: SqlStatement,
+  err: DatabaseError,
+): UserError {
   const pos = err.position ? Number(err.position) - 1 : 0;
   const { line, column } = lineAndColumn(part.fileText, part.base + st.offset + Math.max(0, pos));
   const parts = [`${plan.dir}/${part.file}:${line}:${column} (on the ${side}): ${err.message}`];
   if (err.code) parts.push(`(SQLSTATE ${err.code})`);
   if (err.detail) parts.push(`detail: ${err.detail}`);
   if (err.hint) parts.push(`hint: ${err.hint}`);
-  return new UserError('STAGE_FAILED', parts.join(' '), { file: part.file, line, column, sqlstate: err.code, side }, { cause: err });
+  return new UserError(
+    'STAGE_FAILED',
+    parts.join(' '),
+    { file: part.file, line, column, sqlstate: err.code, side },
+    { cause: err },
+  );
 }
 
 /** A statement to send: from the file (as psql sends it), or a setting the runner sets with a bound value. */
@@ -67,20 +90,31 @@ export interface MoveStatement {
  * The statements of a stage file with its side's binding spliced in where it says \ir, as psql runs them;
  * the `\getenv`/`\if` block of 02-setup.target.sql becomes a set_config with the value bound (move-meta.ts).
  */
-export function moveStageStatements(plan: LoadedMovePlan, rule: MoveStageRule, env: NodeJS.ProcessEnv = {}): MoveStatement[] {
+export function moveStageStatements(
+  plan: LoadedMovePlan,
+  rule: MoveStageRule,
+  env: NodeJS.ProcessEnv = {},
+): MoveStatement[] {
   const script = plan.files.get(rule.file);
   if (script === undefined) throw new UserError('PLAN_INVALID', `the plan has no ${rule.file}`);
   const binding = MOVE_BINDING_FILES[rule.side];
   // Only its own side's binding may be included: a source script can never pull in the target's checks.
   const includable = new Map([[binding, plan.files.get(binding)!]]);
   const { text, injections } = moveMetaCommands(rule.file, script, env);
-  const statements: MoveStatement[] = scriptParts(rule.file, text, includable).flatMap((part) => splitSql(part.text).map((st) => ({ part, st })));
+  const statements: MoveStatement[] = scriptParts(rule.file, text, includable).flatMap((part) =>
+    splitSql(part.text).map((st) => ({ part, st })),
+  );
   for (const inj of [...injections].reverse()) {
     // Before the first statement of the file itself that starts after the line psql would have run.
     const at = statements.findIndex(({ part, st }) => part.file === rule.file && part.base + st.offset > inj.offset);
     const index = at < 0 ? statements.length : at;
     const part = statements[index]?.part ?? statements.at(-1)!.part;
-    const st: SqlStatement = { text: 'SELECT pg_catalog.set_config($1, $2, true)', line: 0, offset: inj.offset - part.base, leadingComments: [] };
+    const st: SqlStatement = {
+      text: 'SELECT pg_catalog.set_config($1, $2, true)',
+      line: 0,
+      offset: inj.offset - part.base,
+      leadingComments: [],
+    };
     statements.splice(index, 0, { part, st, values: [inj.setting, inj.value] });
   }
   return statements;
@@ -106,9 +140,15 @@ async function runStageFile(req: MoveRunRequest, rule: MoveStageRule): Promise<n
         // The server ending the session (terminate, shutdown, crash) or a lost connection: not the statement's fault.
         const code = e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
         const ended = code !== undefined && /^(57P0[1-3]|08)/.test(code);
-        if (e instanceof Error && 'severity' in e && !ended) throw stageError(req.plan, rule.side, part, st, e as DatabaseError);
+        if (e instanceof Error && 'severity' in e && !ended)
+          throw stageError(req.plan, rule.side, part, st, e as DatabaseError);
         if (e instanceof Error) {
-          throw new UserError('CONNECTION_FAILED', `lost the connection to the ${rule.side} during ${rule.file} (${e.message}); the stage is safe to resume: run the same command again once the server is back`, { stage: label }, { cause: e });
+          throw new UserError(
+            'CONNECTION_FAILED',
+            `lost the connection to the ${rule.side} during ${rule.file} (${e.message}); the stage is safe to resume: run the same command again once the server is back`,
+            { stage: label },
+            { cause: e },
+          );
         }
         throw e;
       }
@@ -162,20 +202,34 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
   const stages: { stage: MoveStageLabel; ms: number }[] = [];
   const inPlan = (r: MoveStageRule): boolean => req.plan.manifest.stages.some((s) => s.file === r.file);
   const runRule = async (r: MoveStageRule): Promise<void> => {
-    if (!inPlan(r)) throw new UserError('PLAN_INVALID', `the plan has no ${r.file}, which the move needs next; make the plan again with this version`);
+    if (!inPlan(r))
+      throw new UserError(
+        'PLAN_INVALID',
+        `the plan has no ${r.file}, which the move needs next; make the plan again with this version`,
+      );
     stages.push({ stage: labelOf(r), ms: await runStageFile(req, r) });
   };
 
   if (req.stage !== undefined) {
     for (const r of MOVE_STAGES.filter((x) => x.stage === req.stage && inPlan(x))) await runRule(r);
     const states = await currentMoveStates(req);
-    return { stages, states, finished: req.stage === 'abort' && states.source === null && states.target === null, locks };
+    return {
+      stages,
+      states,
+      finished: req.stage === 'abort' && states.source === null && states.target === null,
+      locks,
+    };
   }
 
   const until = req.until ?? 'cleanup';
   const untilIndex = MOVE_FORWARD_STAGES.indexOf(until);
-  if (untilIndex < 0) throw new UserError('BAD_ARGUMENT', `--until takes a forward stage of a move (${MOVE_FORWARD_STAGES.join(', ')}), not ${until}`);
-  const rule = (stage: MoveStageName, side: MoveSide): MoveStageRule => MOVE_STAGES.find((r) => r.stage === stage && r.side === side)!;
+  if (untilIndex < 0)
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `--until takes a forward stage of a move (${MOVE_FORWARD_STAGES.join(', ')}), not ${until}`,
+    );
+  const rule = (stage: MoveStageName, side: MoveSide): MoveStageRule =>
+    MOVE_STAGES.find((r) => r.stage === stage && r.side === side)!;
   let states = await currentMoveStates(req);
   let ended: 'cleanup' | 'abort' | null = null;
   for (;;) {
@@ -185,7 +239,10 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
       if (ended !== null) return { stages, states, finished: true, locks };
       const runId = req.plan.manifest.runId;
       if (await withSides(req, (s) => moveFinished(s, runId))) {
-        throw new UserError('RUN_STATE', `this move is done: neither side has a run left and the source's tables carry its fence (trigger ${moveFenceTrigger(runId)}); a plan runs once: the moved tables are on the target`);
+        throw new UserError(
+          'RUN_STATE',
+          `this move is done: neither side has a run left and the source's tables carry its fence (trigger ${moveFenceTrigger(runId)}); a plan runs once: the moved tables are on the target`,
+        );
       }
       await runRule(rule('preflight', 'source'));
       await runRule(rule('preflight', 'target'));
@@ -205,10 +262,14 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
     }
     const after = await currentMoveStates(req);
     if (key(after) === key(states)) {
-      throw new UserError('RUN_STATE', `${stages.at(-1)!.stage} ended without recording progress (source "${after.source?.stage ?? 'no run'}", target "${after.target?.stage ?? 'no run'}"); see the notices above`);
+      throw new UserError(
+        'RUN_STATE',
+        `${stages.at(-1)!.stage} ended without recording progress (source "${after.source?.stage ?? 'no run'}", target "${after.target?.stage ?? 'no run'}"); see the notices above`,
+      );
     }
     states = after;
-    if (ended === 'cleanup' && states.source === null && states.target === null) return { stages, states, finished: true, locks };
+    if (ended === 'cleanup' && states.source === null && states.target === null)
+      return { stages, states, finished: true, locks };
   }
   return { stages, states, finished: false, locks };
 }

@@ -4,7 +4,9 @@ import { TOOL_SCHEMA } from '../model/names.js';
 import { UserError } from '../model/errors.js';
 
 /** The forward stages of a move in order (each may have a file per side); `--until` takes one of them. */
-export const MOVE_FORWARD_STAGES: readonly MoveStageName[] = [...new Set(MOVE_STAGES.filter((r) => r.kind !== 'abort').map((r) => r.stage))];
+export const MOVE_FORWARD_STAGES: readonly MoveStageName[] = [
+  ...new Set(MOVE_STAGES.filter((r) => r.kind !== 'abort').map((r) => r.stage)),
+];
 
 /** A side's run as its state table records it (src/compile/move/stages.ts), or null: no run there. */
 export interface MoveSideState {
@@ -31,10 +33,16 @@ export async function readMoveSide(client: pg.ClientBase, runId: string): Promis
   if (names.state === null) return null;
   const rows = await client.query<Record<string, unknown>>(`SELECT * FROM ${names.state}`);
   if (rows.rows.length !== 1) {
-    throw new UserError('RUN_STATE', `${names.state} holds ${rows.rows.length} rows, not one; the run's state was changed by hand (abort the move with its plan)`);
+    throw new UserError(
+      'RUN_STATE',
+      `${names.state} holds ${rows.rows.length} rows, not one; the run's state was changed by hand (abort the move with its plan)`,
+    );
   }
   const row = rows.rows[0]!;
-  const backfill = names.backfill === null ? [] : (await client.query<Record<string, unknown>>(`SELECT * FROM ${names.backfill} ORDER BY 1`)).rows;
+  const backfill =
+    names.backfill === null
+      ? []
+      : (await client.query<Record<string, unknown>>(`SELECT * FROM ${names.backfill} ORDER BY 1`)).rows;
   return { stage: String(row['stage']), row, backfill };
 }
 
@@ -52,7 +60,8 @@ function mayStart(rule: MoveStageRule, states: MoveStates): boolean {
   return rule.needs === undefined || rule.needs.states.includes(stateOf(states, rule.needs.side) ?? '');
 }
 
-const rule = (stage: MoveStageName, side: MoveSide): MoveStageRule => MOVE_STAGES.find((r) => r.stage === stage && r.side === side)!;
+const rule = (stage: MoveStageName, side: MoveSide): MoveStageRule =>
+  MOVE_STAGES.find((r) => r.stage === stage && r.side === side)!;
 
 /**
  * The next stage file of a move, from the state of both sides (the stage machine of
@@ -66,15 +75,22 @@ export function nextMoveStage(states: MoveStates): MoveNext {
   const src = stateOf(states, 'source');
   const tgt = stateOf(states, 'target');
   if (tgt === 'aborting') return { kind: 'run', rule: rule('abort', 'target') };
-  if (src === 'aborting' || src === 'target-aborted') return { kind: 'run', rule: rule('abort', tgt !== null ? 'target' : 'source') };
+  if (src === 'aborting' || src === 'target-aborted')
+    return { kind: 'run', rule: rule('abort', tgt !== null ? 'target' : 'source') };
   if (src === null && tgt === null) return { kind: 'start' };
   if (src === null && tgt !== 'cutover') {
     // The source's capture is gone (aborted or cleaned up there) while the target still depends on it:
     // setting the source up again would miss every write in between.
-    throw new UserError('RUN_STATE', `the source has no run of this move, but the target is at "${tgt ?? ''}": the source part was aborted or cleaned up; remove the target's part with --stage abort (90-abort.target.sql) and plan the move again`);
+    throw new UserError(
+      'RUN_STATE',
+      `the source has no run of this move, but the target is at "${tgt ?? ''}": the source part was aborted or cleaned up; remove the target's part with --stage abort (90-abort.target.sql) and plan the move again`,
+    );
   }
   if (tgt === null && src !== 'setup' && src !== 'cutover') {
-    throw new UserError('RUN_STATE', `the target has no run of this move, but the source is at "${src ?? ''}": the target part was removed; undo the source part with --stage abort (90-abort.source.sql) and plan the move again`);
+    throw new UserError(
+      'RUN_STATE',
+      `the target has no run of this move, but the source is at "${src ?? ''}": the target part was removed; undo the source part with --stage abort (90-abort.source.sql) and plan the move again`,
+    );
   }
   // setup.source only starts a move (both sides empty, above).
   const forward = MOVE_STAGES.filter((r) => r.kind === 'forward' && !(r.stage === 'setup' && r.side === 'source'));
@@ -102,6 +118,9 @@ export const moveFenceTrigger = (runId: string): string => `shadowpack_mfence_${
  * its fence (cleanup keeps it). Without this, both sides empty would look like a move not started.
  */
 export async function moveFinished(source: pg.ClientBase, runId: string): Promise<boolean> {
-  const r = await source.query<{ fenced: boolean }>('SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgname = $1) AS fenced', [moveFenceTrigger(runId)]);
+  const r = await source.query<{ fenced: boolean }>(
+    'SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgname = $1) AS fenced',
+    [moveFenceTrigger(runId)],
+  );
   return r.rows[0]!.fenced;
 }

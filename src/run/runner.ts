@@ -49,7 +49,10 @@ export function nextForwardStage(state: RunState | null, hasVerify: boolean): St
     // 'abort' only to finish an interrupted abort or revert.
     return nextStage(machine, planStages({ verifyRanges: hasVerify ? 1 : 0 }), state?.stage ?? null);
   } catch {
-    throw new UserError('RUN_STATE', `the run is at an unknown stage "${state?.stage ?? ''}"; was it started by another shadowpack version?`);
+    throw new UserError(
+      'RUN_STATE',
+      `the run is at an unknown stage "${state?.stage ?? ''}"; was it started by another shadowpack version?`,
+    );
   }
 }
 
@@ -76,7 +79,10 @@ function stageError(plan: LoadedPlan, part: ScriptPart, st: SqlStatement, err: D
 }
 
 /** The statements of a stage, in the order the runner sends them (and psql runs them). */
-export function stageStatements(plan: LoadedPlan, stage: StageName): { readonly file: string; readonly part: ScriptPart; readonly st: SqlStatement }[] {
+export function stageStatements(
+  plan: LoadedPlan,
+  stage: StageName,
+): { readonly file: string; readonly part: ScriptPart; readonly st: SqlStatement }[] {
   const info = plan.manifest.stages.find((s) => s.name === stage);
   if (!info) throw new UserError('PLAN_INVALID', `the plan has no stage ${stage}`);
   const script = plan.files.get(info.file)!;
@@ -84,7 +90,9 @@ export function stageStatements(plan: LoadedPlan, stage: StageName): { readonly 
   const includable = new Map<string, string>();
   if (binding !== undefined) includable.set(binding.file, plan.files.get(binding.file)!);
   // psql runs binding.sql where the script says \ir; so does the runner, statement by statement.
-  return scriptParts(info.file, script, includable).flatMap((part) => splitSql(part.text).map((st) => ({ file: info.file, part, st })));
+  return scriptParts(info.file, script, includable).flatMap((part) =>
+    splitSql(part.text).map((st) => ({ file: info.file, part, st })),
+  );
 }
 
 /** SQLSTATE of a swap or revert whose change log outgrew --swap-backlog while its lock step retried. */
@@ -114,13 +122,18 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
     try {
       return ms + (await runStageOnce(stageReq, stage));
     } catch (e) {
-      if (!(e instanceof UserError && e.code === 'STAGE_FAILED' && e.details['sqlstate'] === LOG_OUTGREW_BACKLOG)) throw e;
+      if (!(e instanceof UserError && e.code === 'STAGE_FAILED' && e.details['sqlstate'] === LOG_OUTGREW_BACKLOG))
+        throw e;
       ms += Date.now() - started;
       queuedMs += reports.reduce((n, r) => n + r.queued_ms, 0);
       if (queuedMs + lockTimeoutMs > lockBudgetMs || run >= lockAttempts) throw e;
       // Kept with the run, as the transaction that stopped could not keep them itself.
       await recordGaveUp(req, reports);
-      req.onEvent({ type: 'wait', stage, message: `the change log grew past ${req.plan.manifest.options.swapBacklog} entries while the lock was retried: catching up, then running ${stage} again (run ${run + 1})` });
+      req.onEvent({
+        type: 'wait',
+        stage,
+        message: `the change log grew past ${req.plan.manifest.options.swapBacklog} entries while the lock was retried: catching up, then running ${stage} again (run ${run + 1})`,
+      });
     }
   }
 }
@@ -141,11 +154,15 @@ async function runStageOnce(req: RunRequest, stage: StageName): Promise<number> 
     // the one reported.
     const sessions: pg.Client[] = [];
     let failure: unknown = null;
-    await Promise.all(Array.from({ length: jobs }, () => runSession(req, stage, statements, sessions).catch(async (e: unknown) => {
-      if (failure !== null) return;
-      failure = e;
-      await cancelSessions(req, sessions);
-    })));
+    await Promise.all(
+      Array.from({ length: jobs }, () =>
+        runSession(req, stage, statements, sessions).catch(async (e: unknown) => {
+          if (failure !== null) return;
+          failure = e;
+          await cancelSessions(req, sessions);
+        }),
+      ),
+    );
     if (failure !== null) throw failure;
   }
   const ms = Date.now() - started;
@@ -156,7 +173,12 @@ async function runStageOnce(req: RunRequest, stage: StageName): Promise<number> 
 type Statements = ReturnType<typeof stageStatements>;
 
 /** One session running a stage's statements in order, as psql runs the file. */
-async function runSession(req: RunRequest, stage: StageName, statements: Statements, opened?: pg.Client[]): Promise<void> {
+async function runSession(
+  req: RunRequest,
+  stage: StageName,
+  statements: Statements,
+  opened?: pg.Client[],
+): Promise<void> {
   // A fresh session per stage, like psql: its settings and advisory lock end with it.
   const client = await connectClient(req.connection);
   opened?.push(client);
@@ -169,9 +191,15 @@ async function runSession(req: RunRequest, stage: StageName, statements: Stateme
         // The server ending the session (pg_terminate_backend, a shutdown, a crash) is not the statement's fault:
         // like a dropped connection, the stage is safe to run again.
         const ended = e instanceof Error && 'code' in e && typeof e.code === 'string' && /^(57P0[1-3]|08)/.test(e.code);
-        if (e instanceof Error && 'code' in e && 'severity' in e && !ended) throw stageError(req.plan, part, st, e as DatabaseError);
+        if (e instanceof Error && 'code' in e && 'severity' in e && !ended)
+          throw stageError(req.plan, part, st, e as DatabaseError);
         if (e instanceof Error) {
-          throw new UserError('CONNECTION_FAILED', `lost the connection during stage ${stage} (${e.message}); the stage is safe to resume: run the same command again once the server is back`, { stage }, { cause: e });
+          throw new UserError(
+            'CONNECTION_FAILED',
+            `lost the connection during stage ${stage} (${e.message}); the stage is safe to resume: run the same command again once the server is back`,
+            { stage },
+            { cause: e },
+          );
         }
         throw e;
       }
@@ -183,7 +211,9 @@ async function runSession(req: RunRequest, stage: StageName, statements: Stateme
 
 /** Best effort: cancels what the other sessions of a parallel stage are running. */
 async function cancelSessions(req: RunRequest, sessions: readonly pg.Client[]): Promise<void> {
-  const pids = sessions.map((c) => (c as unknown as { processID: number | null }).processID).filter((p): p is number => typeof p === 'number');
+  const pids = sessions
+    .map((c) => (c as unknown as { processID: number | null }).processID)
+    .filter((p): p is number => typeof p === 'number');
   if (pids.length === 0) return;
   try {
     const admin = await connectClient(req.connection);
@@ -281,7 +311,11 @@ async function runStages(req: RunRequest, states: StateReader): Promise<Omit<Run
     if (stage === 'revert' && (before?.stage === 'reverted' || before?.stage === 'aborting')) {
       // The swap back is committed; what is left of the revert (validating the foreign keys it moved
       // back, removing tool objects) is exactly what the abort stage does.
-      req.onEvent({ type: 'stage-skip', stage: 'revert', reason: `the run is at "${before.stage}": finishing with the abort stage` });
+      req.onEvent({
+        type: 'stage-skip',
+        stage: 'revert',
+        reason: `the run is at "${before.stage}": finishing with the abort stage`,
+      });
       stage = 'abort';
     }
     timings.push({ stage, ms: await runStage(req, stage) });
@@ -290,7 +324,8 @@ async function runStages(req: RunRequest, states: StateReader): Promise<Omit<Run
   }
   const until = req.until ?? 'cleanup';
   const untilIndex = FORWARD_STAGES.indexOf(until as (typeof FORWARD_STAGES)[number]);
-  if (untilIndex < 0) throw new UserError('BAD_ARGUMENT', `--until takes a forward stage (${FORWARD_STAGES.join(', ')}), not ${until}`);
+  if (untilIndex < 0)
+    throw new UserError('BAD_ARGUMENT', `--until takes a forward stage (${FORWARD_STAGES.join(', ')}), not ${until}`);
   let state = await states.read();
   let lastSeen = state;
   const hasVerify = req.plan.manifest.stages.some((s) => s.name === 'verify');

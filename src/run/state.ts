@@ -30,7 +30,11 @@ export interface RunState {
  * Reads the run's state, or null when no run is recorded. Read-only. counts: false leaves the
  * backlogs null (counting the logs scans them; the runner only needs the stage between stages).
  */
-export async function readState(client: ClientBase, manifest: PlanManifest, { counts = true }: { counts?: boolean } = {}): Promise<RunState | null> {
+export async function readState(
+  client: ClientBase,
+  manifest: PlanManifest,
+  { counts = true }: { counts?: boolean } = {},
+): Promise<RunState | null> {
   const state = qualified(TOOL_SCHEMA, 'runs');
   const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [state]);
   if (exists.rows[0]?.t == null) return null;
@@ -71,14 +75,23 @@ function isoOf(v: unknown): string {
  * Appends lock reports to the run's state. For a step that gave up: its transaction rolled back the
  * report it would have stored itself, and `status` should still say why the stage stopped.
  */
-export async function appendLockReports(client: ClientBase, manifest: PlanManifest, reports: readonly LockReport[]): Promise<void> {
+export async function appendLockReports(
+  client: ClientBase,
+  manifest: PlanManifest,
+  reports: readonly LockReport[],
+): Promise<void> {
   const state = qualified(TOOL_SCHEMA, 'runs');
   const column = await client.query(
-    "SELECT FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'locks' AND NOT attisdropped", [state]);
+    "SELECT FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'locks' AND NOT attisdropped",
+    [state],
+  );
   if (column.rowCount === 0) return;
   // Never queue behind anybody for this bookkeeping.
   await client.query("SET lock_timeout = '2s'");
-  await client.query(`UPDATE ${state} SET locks = locks || $1::jsonb WHERE run_id = $2`, [JSON.stringify(reports), manifest.runId]);
+  await client.query(`UPDATE ${state} SET locks = locks || $1::jsonb WHERE run_id = $2`, [
+    JSON.stringify(reports),
+    manifest.runId,
+  ]);
 }
 
 /** A finished run of a plan, as the history keeps it after cleanup removed everything else. */
@@ -95,7 +108,9 @@ export async function readFinished(client: ClientBase, manifest: PlanManifest): 
   const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [history]);
   if (exists.rows[0]?.t == null) return null;
   const r = await client.query<{ outcome: string; ended_at: Date; ended_by: string }>(
-    `SELECT outcome, ended_at, ended_by FROM ${history} WHERE plan_id = $1 AND ended_at IS NOT NULL ORDER BY ended_at DESC LIMIT 1`, [manifest.planId]);
+    `SELECT outcome, ended_at, ended_by FROM ${history} WHERE plan_id = $1 AND ended_at IS NOT NULL ORDER BY ended_at DESC LIMIT 1`,
+    [manifest.planId],
+  );
   const row = r.rows[0];
   return row === undefined ? null : { outcome: row.outcome, endedAt: isoOf(row.ended_at), endedBy: row.ended_by };
 }

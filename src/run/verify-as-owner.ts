@@ -22,7 +22,11 @@ export interface OwnerRoute {
 }
 
 /** The route, or null when the statement should run as the connecting role (it is the owner, not a superuser, or the function was not handed over). */
-export async function ownerRoute(client: pg.ClientBase, model: TableModel, side: VerifySide): Promise<OwnerRoute | null> {
+export async function ownerRoute(
+  client: pg.ClientBase,
+  model: TableModel,
+  side: VerifySide,
+): Promise<OwnerRoute | null> {
   const n = runNames(model.schema, model.name);
   const r = await client.query<{ fn: string | null; types: string[] | null }>(
     `SELECT p.oid::regprocedure::text AS fn,
@@ -45,7 +49,10 @@ export async function ownerRoute(client: pg.ClientBase, model: TableModel, side:
   const pending = `(SELECT ${types.map((_, i) => `u.k${i + 1}${collations[i] ? ` COLLATE ${collations[i]}` : ''} AS k${i + 1}`).join(', ')} FROM unnest(${types.map((_, i) => `$${i + 3}`).join(', ')}) AS u (${types.map((_, i) => `k${i + 1}`).join(', ')}))`;
   return {
     pending,
-    run: (statement) => client.query(`SELECT f.* FROM (SELECT ${aggregated} FROM ${log}) AS l, ${fn}($1, NULL, NULL, ${arrays}) AS f`, [statement]),
+    run: (statement) =>
+      client.query(`SELECT f.* FROM (SELECT ${aggregated} FROM ${log}) AS l, ${fn}($1, NULL, NULL, ${arrays}) AS f`, [
+        statement,
+      ]),
   };
 }
 
@@ -56,5 +63,11 @@ export function asRangeRow(statement: string): string {
 
 /** Back from asRangeRow's columns. */
 export function fromRangeRow(row: Record<string, string>): Record<string, string> {
-  return { compared: row['rows_live']!, changed: row['rows_other']!, missing: row['first_key']!, extra: row['last_key']!, pending: row['sum_live']! };
+  return {
+    compared: row['rows_live']!,
+    changed: row['rows_other']!,
+    missing: row['first_key']!,
+    extra: row['last_key']!,
+    pending: row['sum_live']!,
+  };
 }

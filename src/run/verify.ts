@@ -53,7 +53,10 @@ function sideOf(stage: string | undefined): VerifySide {
     case 'swap':
       return 'after-swap';
     default:
-      throw new UserError('RUN_STATE', `nothing to verify: the run is ${stage ? `at stage "${stage}"` : 'not set up'}; verify works after the backfill and until cleanup`);
+      throw new UserError(
+        'RUN_STATE',
+        `nothing to verify: the run is ${stage ? `at stage "${stage}"` : 'not set up'}; verify works after the backfill and until cleanup`,
+      );
   }
 }
 
@@ -62,8 +65,16 @@ function sideOf(stage: string | undefined): VerifySide {
  * snapshot, row by row, or with `ranges` by checksums per key range.
  */
 export async function verify(connection: ClientConfig, manifest: PlanManifest): Promise<VerifyResult>;
-export async function verify(connection: ClientConfig, manifest: PlanManifest, ranges: number): Promise<RangeVerifyResult>;
-export async function verify(connection: ClientConfig, manifest: PlanManifest, ranges?: number): Promise<VerifyResult | RangeVerifyResult> {
+export async function verify(
+  connection: ClientConfig,
+  manifest: PlanManifest,
+  ranges: number,
+): Promise<RangeVerifyResult>;
+export async function verify(
+  connection: ClientConfig,
+  manifest: PlanManifest,
+  ranges?: number,
+): Promise<VerifyResult | RangeVerifyResult> {
   if (ranges !== undefined && (!Number.isInteger(ranges) || ranges < 1 || ranges > 100000)) {
     throw new UserError('BAD_ARGUMENT', `--ranges must be a whole number from 1 to 100000 (got ${ranges})`);
   }
@@ -75,17 +86,32 @@ export async function verify(connection: ClientConfig, manifest: PlanManifest, r
     const pending = side === 'before-swap' ? state?.backlog : state?.reverseBacklog;
     const route = await ownerRoute(client, manifest.model, side);
     if (ranges !== undefined) return await verifyRanges(client, manifest, side, ranges, pending ?? 0, route);
-    const row = route === null
-      ? (await client.query<Record<string, string>>(verifySql(manifest.model, side, manifest.transform))).rows[0]!
-      : fromRangeRow((await route.run(asRangeRow(verifySql(manifest.model, side, manifest.transform, route.pending)))).rows[0]!);
-    const result = { side, compared: Number(row['compared']), missing: Number(row['missing']), extra: Number(row['extra']), changed: Number(row['changed']), pending: Number(row['pending']) };
+    const row =
+      route === null
+        ? (await client.query<Record<string, string>>(verifySql(manifest.model, side, manifest.transform))).rows[0]!
+        : fromRangeRow(
+            (await route.run(asRangeRow(verifySql(manifest.model, side, manifest.transform, route.pending)))).rows[0]!,
+          );
+    const result = {
+      side,
+      compared: Number(row['compared']),
+      missing: Number(row['missing']),
+      extra: Number(row['extra']),
+      changed: Number(row['changed']),
+      pending: Number(row['pending']),
+    };
     const pass = result.missing === 0 && result.extra === 0 && result.changed === 0;
     if (pass) return { ...result, pass, differingKeys: null };
     // Same snapshot: the keys behind the counts (newcomer review finding 21).
     const keys = verifyKeysSql(manifest.model, side, manifest.transform, route?.pending);
-    const sample = route === null
-      ? (await client.query<{ sample: string | null }>(keys)).rows[0]?.sample
-      : (await route.run(`SELECT 0::integer, v.sample, NULL::text, 0::bigint, 0::bigint, NULL::text, NULL::text FROM (${keys}) AS v`)).rows[0]?.['first_key'];
+    const sample =
+      route === null
+        ? (await client.query<{ sample: string | null }>(keys)).rows[0]?.sample
+        : (
+            await route.run(
+              `SELECT 0::integer, v.sample, NULL::text, 0::bigint, 0::bigint, NULL::text, NULL::text FROM (${keys}) AS v`,
+            )
+          ).rows[0]?.['first_key'];
     return { ...result, pass, differingKeys: sample ?? null };
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -93,12 +119,20 @@ export async function verify(connection: ClientConfig, manifest: PlanManifest, r
   }
 }
 
-async function verifyRanges(client: pg.ClientBase, manifest: PlanManifest, side: VerifySide, ranges: number, pending: number, route: OwnerRoute | null): Promise<RangeVerifyResult> {
+async function verifyRanges(
+  client: pg.ClientBase,
+  manifest: PlanManifest,
+  side: VerifySide,
+  ranges: number,
+  pending: number,
+  route: OwnerRoute | null,
+): Promise<RangeVerifyResult> {
   for (const s of CANONICAL_SETTINGS) await client.query(s);
   const shape = shapeOf(manifest.transform);
-  const r = route === null
-    ? await client.query<Record<string, string>>(rangeChecksumSql(manifest.model, side, ranges, '', shape))
-    : await route.run(rangeChecksumSql(manifest.model, side, ranges, '', shape, route.pending));
+  const r =
+    route === null
+      ? await client.query<Record<string, string>>(rangeChecksumSql(manifest.model, side, ranges, '', shape))
+      : await route.run(rangeChecksumSql(manifest.model, side, ranges, '', shape, route.pending));
   const checks: RangeCheck[] = r.rows.map((row) => {
     const c = {
       range: Number(row['range']),

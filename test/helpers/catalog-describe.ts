@@ -102,22 +102,28 @@ export interface TableObjects {
 
 export async function tableObjects(c: pg.ClientBase, schema: string, table: string): Promise<TableObjects> {
   const rel = qualified(schema, table);
-  const r = await c.query<{ relations: number[]; types: number[] }>(`
+  const r = await c.query<{ relations: number[]; types: number[] }>(
+    `
     SELECT array_remove(ARRAY[c.oid, c.reltoastrelid] || ARRAY(SELECT indexrelid FROM pg_catalog.pg_index WHERE indrelid IN (c.oid, c.reltoastrelid))
              || ARRAY(SELECT objid FROM pg_catalog.pg_depend WHERE refobjid = c.oid AND classid = 'pg_catalog.pg_class'::regclass
                        AND refclassid = 'pg_catalog.pg_class'::regclass AND deptype = 'i'), 0)::int8[] AS relations,
            ARRAY[c.reltype, (SELECT typarray FROM pg_catalog.pg_type WHERE oid = c.reltype)]::int8[] AS types
-      FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass`, [rel]);
+      FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass`,
+    [rel],
+  );
   const row = r.rows[0]!;
   return { relations: row.relations.map(Number), types: row.types.map(Number) };
 }
 
 /** Which of `objs` still exist (as text, for a readable failure). */
 export async function survivingObjects(c: pg.ClientBase, objs: TableObjects): Promise<string[]> {
-  const r = await c.query<{ o: string }>(`
+  const r = await c.query<{ o: string }>(
+    `
     SELECT 'relation ' || relname AS o FROM pg_catalog.pg_class WHERE oid = ANY($1::oid[])
     UNION ALL SELECT 'type ' || typname FROM pg_catalog.pg_type WHERE oid = ANY($2::oid[])
     UNION ALL SELECT 'dependency ' || pg_catalog.pg_describe_object(classid, objid, objsubid) FROM pg_catalog.pg_depend WHERE refobjid = ANY($1::oid[]) AND refclassid = 'pg_catalog.pg_class'::regclass
-    ORDER BY 1`, [objs.relations, objs.types]);
+    ORDER BY 1`,
+    [objs.relations, objs.types],
+  );
   return r.rows.map((x) => x.o);
 }

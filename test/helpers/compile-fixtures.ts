@@ -9,7 +9,11 @@ import type { EnvironmentFacts, TableModel } from '../../src/model/types.js';
 export const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'compile');
 
 export const cases = readdirSync(FIXTURES, { withFileTypes: true })
-  .filter((d) => d.isDirectory() && (existsSync(join(FIXTURES, d.name, 'model.json')) || existsSync(join(FIXTURES, d.name, 'transform.json'))))
+  .filter(
+    (d) =>
+      d.isDirectory() &&
+      (existsSync(join(FIXTURES, d.name, 'model.json')) || existsSync(join(FIXTURES, d.name, 'transform.json'))),
+  )
   .map((d) => d.name)
   .sort();
 
@@ -41,7 +45,11 @@ export const load = (name: string): Case => {
   return {
     model: spec?.appendColumns ? { ...model, columns: [...model.columns, ...spec.appendColumns] } : model,
     facts: readJson<EnvironmentFacts>(join(FIXTURES, from, 'facts.json')),
-    options: resolveOptions(existsSync(join(FIXTURES, name, 'options.json')) ? readJson<Partial<PlanOptions>>(join(FIXTURES, name, 'options.json')) : {}),
+    options: resolveOptions(
+      existsSync(join(FIXTURES, name, 'options.json'))
+        ? readJson<Partial<PlanOptions>>(join(FIXTURES, name, 'options.json'))
+        : {},
+    ),
     ...(spec ? { transform: resolveTransform(spec) } : {}),
   };
 };

@@ -39,7 +39,11 @@ let counter = 0;
 /** Creates a uniquely named, empty database on the admin server (`inject('adminUrl')`). */
 export async function freshDatabase(prefix: string, adminUrl: string = inject('adminUrl')): Promise<FreshDatabase> {
   if (!adminUrl) throw new Error('No adminUrl provided: is test/helpers/global-setup.ts configured as globalSetup?');
-  const clean = prefix.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 30) || 'db';
+  const clean =
+    prefix
+      .toLowerCase()
+      .replace(/[^a-z0-9_]+/g, '_')
+      .slice(0, 30) || 'db';
   const name = `sp_${clean}_${process.pid}_${++counter}_${randomBytes(3).toString('hex')}`;
   // template0 never has connections, so concurrent CREATE DATABASEs cannot trip over each other.
   await withClient(adminUrl, (c) => c.query(`create database ${quoteIdent(name)} template template0`));

@@ -37,7 +37,8 @@ export async function setup(project: TestProject): Promise<void> {
   console.error(`[global-setup] ${server.description}`);
   const p = source.provided;
   if (p.kind === 'url') console.error(`[global-setup] move source: ${p.description}`);
-  else if (sourceChoice.kind === 'none' && sourceChoice.reason !== 'this run has no move test') console.error(`[global-setup] ${p.reason}`);
+  else if (sourceChoice.kind === 'none' && sourceChoice.reason !== 'this run has no move test')
+    console.error(`[global-setup] ${p.reason}`);
   project.provide('adminUrl', server.url);
   project.provide('moveSource', source.provided);
 }

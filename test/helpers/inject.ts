@@ -38,7 +38,13 @@ async function waitGone(admin: pg.ClientBase, pid: number): Promise<void> {
 }
 
 /** Runs statements 1..k of `stage` in one session, then ends that session as `how` says; returns when the backend is gone. */
-export async function runPrefix(url: string, plan: LoadedPlan, stage: StageName, k: number, how: KillHow): Promise<void> {
+export async function runPrefix(
+  url: string,
+  plan: LoadedPlan,
+  stage: StageName,
+  k: number,
+  how: KillHow,
+): Promise<void> {
   const statements = stageStatements(plan, stage).slice(0, k);
   if (how === 'psql') {
     const file = join(mkdtempSync(join(tmpdir(), 'sp-inject-')), `prefix-${stage}-${k}.sql`);

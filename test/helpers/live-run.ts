@@ -12,7 +12,11 @@ export interface Live {
 
 /** `shadowpack run --events`, with its events readable while it runs. */
 export function runLive(plan: LoadedPlan, url: string, ...extra: string[]): Live {
-  const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'run', '--plan', plan.dir, '--url', url, '--events', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'run', '--plan', plan.dir, '--url', url, '--events', ...extra],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const events: Record<string, unknown>[] = [];
   let stdout = '';
   let stderr = '';

@@ -15,7 +15,24 @@ export type MoveTable = (typeof MOVE_GROUP)[number];
 /** The columns compared with the twin (every column but the generated one), key first. */
 export const MOVE_COLUMNS: { readonly [T in MoveTable]: readonly string[] } = {
   customers: ['id', 'referrer_id', 'name', 'email', 'mood', 'address', 'ref', 'created_at'],
-  orders: ['id', 'customer_id', 'email', 'qty', 'price', 'weight', 'ratio', 'doc', 'attrs', 'blob', 'tags', 'scores', 'note', 'placed_at', 'ttl', 'ref'],
+  orders: [
+    'id',
+    'customer_id',
+    'email',
+    'qty',
+    'price',
+    'weight',
+    'ratio',
+    'doc',
+    'attrs',
+    'blob',
+    'tags',
+    'scores',
+    'note',
+    'placed_at',
+    'ttl',
+    'ref',
+  ],
   order_items: ['order_id', 'line', 'sku', 'qty'],
 };
 
@@ -31,7 +48,10 @@ export interface MoveFixtureSize {
 }
 
 /** Creates the group, its twins and the initial rows on the source. */
-export async function createMoveFixture(c: pg.ClientBase, size: MoveFixtureSize = { customers: 200, orders: 1500 }): Promise<void> {
+export async function createMoveFixture(
+  c: pg.ClientBase,
+  size: MoveFixtureSize = { customers: 200, orders: 1500 },
+): Promise<void> {
   await c.query(`
     DROP SCHEMA IF EXISTS app CASCADE;
     DROP SCHEMA IF EXISTS twin CASCADE;
@@ -162,12 +182,18 @@ export async function compareMoveWithTwins(sourceUrl: string, targetUrl: string)
       rows: got.length,
       missing: missing.length,
       extra: extra.length,
-      sample: [...missing.slice(0, 3).map((r) => `missing ${r.slice(0, 200)}`), ...extra.slice(0, 3).map((r) => `extra ${r.slice(0, 200)}`)],
+      sample: [
+        ...missing.slice(0, 3).map((r) => `missing ${r.slice(0, 200)}`),
+        ...extra.slice(0, 3).map((r) => `extra ${r.slice(0, 200)}`),
+      ],
     };
     if (missing.length + extra.length > 0) equal = false;
   }
   const badGenerated = await withClient(targetUrl, async (c) =>
-    Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM app.orders WHERE total IS DISTINCT FROM qty * price')).rows[0]!.n),
+    Number(
+      (await c.query<{ n: string }>('SELECT count(*) AS n FROM app.orders WHERE total IS DISTINCT FROM qty * price'))
+        .rows[0]!.n,
+    ),
   );
   return { tables, badGenerated, equal: equal && badGenerated === 0 };
 }

@@ -31,7 +31,9 @@ export interface MoveServers {
 /** The run's source and target servers; throws the reason when the run has none (the describe should skip). */
 export async function startMoveServers(): Promise<MoveServers> {
   if (provided.kind === 'missing') {
-    throw new Error(`${provided.reason} (a move test file is named test/integration/move-*.test.ts and skips its describe on MOVE_SOURCE_MISSING)`);
+    throw new Error(
+      `${provided.reason} (a move test file is named test/integration/move-*.test.ts and skips its describe on MOVE_SOURCE_MISSING)`,
+    );
   }
   return { sourceAdminUrl: provided.url, targetAdminUrl: inject('adminUrl'), stop: async () => {} };
 }
@@ -65,11 +67,16 @@ export async function freshMovePair(servers: MoveServers, prefix: string): Promi
  * A foreign server `src` on the target pointing at the source database, with a user mapping for the current
  * user. Test only: the superuser's password goes into the mapping, which a plan never does.
  */
-export async function createTestForeignServer(pair: MovePair, serverOptions: Record<string, string> = {}): Promise<void> {
+export async function createTestForeignServer(
+  pair: MovePair,
+  serverOptions: Record<string, string> = {},
+): Promise<void> {
   const src = new URL(pair.source.url);
   const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
   const opts = { ...pair.sourceAddress, ...serverOptions };
-  const list = Object.entries(opts).map(([k, v]) => `${k} ${lit(v)}`).join(', ');
+  const list = Object.entries(opts)
+    .map(([k, v]) => `${k} ${lit(v)}`)
+    .join(', ');
   await withClient(pair.target.url, async (c) => {
     await c.query(`CREATE SERVER src FOREIGN DATA WRAPPER postgres_fdw OPTIONS (${list})`);
     await c.query(

@@ -55,7 +55,10 @@ export async function startMoveSource(choice: MoveSourceChoice): Promise<Started
     case 'none':
       return { provided: { kind: 'missing', reason: choice.reason }, stop: async () => {} };
     case 'external':
-      return { provided: { kind: 'url', url: choice.url, description: 'SHADOWPACK_MOVE_SOURCE_URL' }, stop: async () => {} };
+      return {
+        provided: { kind: 'url', url: choice.url, description: 'SHADOWPACK_MOVE_SOURCE_URL' },
+        stop: async () => {},
+      };
     case 'embedded': {
       // Prepared transactions are on, since the writers leave one open across a round.
       const s = await startEmbeddedPostgres({

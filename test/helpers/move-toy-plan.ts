@@ -9,7 +9,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '../../src/compile/compile.js';
-import { MOVE_STAGES, type MovePlanManifest, type MoveSideFacts, type MoveStageRule } from '../../src/compile/move/stages.js';
+import {
+  MOVE_STAGES,
+  type MovePlanManifest,
+  type MoveSideFacts,
+  type MoveStageRule,
+} from '../../src/compile/move/stages.js';
 import { MOVE_DEFAULTS } from '../../src/compile/move/context.js';
 import { movePlanHashOf } from '../../src/run/move-plan.js';
 import type { MovePair } from './move-servers.js';
@@ -96,7 +101,15 @@ BEGIN;\nDROP SCHEMA IF EXISTS ${SRC} CASCADE;\nDROP SERVER IF EXISTS ${SERVER} C
   }
 }
 
-const facts = (database: string): MoveSideFacts => ({ host: '127.0.0.1', port: null, database, databaseOid: 0, systemIdentifier: null, serverVersionNum: 0, encoding: 'UTF8' });
+const facts = (database: string): MoveSideFacts => ({
+  host: '127.0.0.1',
+  port: null,
+  database,
+  databaseOid: 0,
+  systemIdentifier: null,
+  serverVersionNum: 0,
+  encoding: 'UTF8',
+});
 
 /** Writes the toy plan into `dir`; the source must hold `app.items (id integer, v text)`. */
 export function writeToyMovePlan(dir: string, pair: MovePair): MovePlanManifest {
@@ -107,7 +120,10 @@ export function writeToyMovePlan(dir: string, pair: MovePair): MovePlanManifest 
   files.set('binding.source.sql', bindingFor('source', pair.source.name));
   files.set('binding.target.sql', bindingFor('target', pair.target.name));
   for (const rule of MOVE_STAGES) {
-    files.set(rule.file, `-- toy move plan: ${rule.summary}\n\\set ON_ERROR_STOP on\n\\ir binding.${rule.side}.sql\n${body(rule, pair)}`);
+    files.set(
+      rule.file,
+      `-- toy move plan: ${rule.summary}\n\\set ON_ERROR_STOP on\n\\ir binding.${rule.side}.sql\n${body(rule, pair)}`,
+    );
   }
   const unhashed: Omit<MovePlanManifest, 'planHash'> = {
     kind: 'move',
@@ -120,7 +136,15 @@ export function writeToyMovePlan(dir: string, pair: MovePair): MovePlanManifest 
     target: facts(pair.target.name),
     fdwAuth: 'password',
     options: MOVE_DEFAULTS,
-    stages: MOVE_STAGES.map((r) => ({ file: r.file, stage: r.stage, side: r.side, sha256: sha256(files.get(r.file)!), transaction: r.transaction, locks: [], hazards: [] })),
+    stages: MOVE_STAGES.map((r) => ({
+      file: r.file,
+      stage: r.stage,
+      side: r.side,
+      sha256: sha256(files.get(r.file)!),
+      transaction: r.transaction,
+      locks: [],
+      hazards: [],
+    })),
     bindings: {
       source: { file: 'binding.source.sql', sha256: sha256(files.get('binding.source.sql')!) },
       target: { file: 'binding.target.sql', sha256: sha256(files.get('binding.target.sql')!) },

@@ -51,7 +51,8 @@ async function maxIds(c: pg.ClientBase): Promise<Ids> {
   return { customers: Number(r.rows[0]!.c), orders: Number(r.rows[0]!.o) };
 }
 
-const COPY_CUSTOMER = 'INSERT INTO twin.customers SELECT id, referrer_id, name, email, mood, address, ref, created_at FROM app.customers WHERE id = $1';
+const COPY_CUSTOMER =
+  'INSERT INTO twin.customers SELECT id, referrer_id, name, email, mood, address, ref, created_at FROM app.customers WHERE id = $1';
 const COPY_ORDER =
   'INSERT INTO twin.orders SELECT id, customer_id, email, qty, price, weight, ratio, doc, attrs, blob, tags, scores, note, placed_at, ttl, ref FROM app.orders WHERE id = $1';
 
@@ -64,7 +65,14 @@ async function oneOperation(c: pg.ClientBase, rnd: (n: number) => number, tag: s
     const r = await c.query<{ id: number }>(
       `INSERT INTO app.customers (referrer_id, name, email, mood, address)
        SELECT (SELECT id FROM app.customers WHERE id = $1), $2, $3, $4, ROW($5, $6)::app.addr RETURNING id`,
-      [customer(), `new ${tag}`, rnd(3) === 0 ? null : `${tag}@c.example.com`, ['sad', 'ok', 'happy'][rnd(3)], `street ${tag}`, rnd(99999)],
+      [
+        customer(),
+        `new ${tag}`,
+        rnd(3) === 0 ? null : `${tag}@c.example.com`,
+        ['sad', 'ok', 'happy'][rnd(3)],
+        `street ${tag}`,
+        rnd(99999),
+      ],
     );
     ids.customers = Math.max(ids.customers, r.rows[0]!.id);
     await c.query(COPY_CUSTOMER, [r.rows[0]!.id]);
@@ -73,9 +81,21 @@ async function oneOperation(c: pg.ClientBase, rnd: (n: number) => number, tag: s
     const r = await c.query<{ id: string }>(
       `INSERT INTO app.orders (customer_id, email, qty, price, weight, ratio, doc, attrs, blob, tags, scores, note, ttl)
        SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM app.customers WHERE id = $1 RETURNING id`,
-      [customer(), rnd(4) === 0 ? null : `${tag}@o.example.com`, 1 + rnd(9), rnd(5) === 0 ? null : `${rnd(100000)}.5`, rnd(1000) / 7, rnd(1000) / 3,
-       JSON.stringify({ tag, n: rnd(10) }), JSON.stringify({ tag, deep: { a: [1, null, 'x'] } }), Buffer.from([0, 1, rnd(256), 255]),
-       ['a', null, `"${tag}"`], [rnd(10), rnd(10)], note, `${rnd(100)} days ${rnd(60)} seconds`],
+      [
+        customer(),
+        rnd(4) === 0 ? null : `${tag}@o.example.com`,
+        1 + rnd(9),
+        rnd(5) === 0 ? null : `${rnd(100000)}.5`,
+        rnd(1000) / 7,
+        rnd(1000) / 3,
+        JSON.stringify({ tag, n: rnd(10) }),
+        JSON.stringify({ tag, deep: { a: [1, null, 'x'] } }),
+        Buffer.from([0, 1, rnd(256), 255]),
+        ['a', null, `"${tag}"`],
+        [rnd(10), rnd(10)],
+        note,
+        `${rnd(100)} days ${rnd(60)} seconds`,
+      ],
     );
     const id = r.rows[0]?.id;
     if (id === undefined) return;
@@ -87,8 +107,16 @@ async function oneOperation(c: pg.ClientBase, rnd: (n: number) => number, tag: s
       await c.query('INSERT INTO twin.order_items (order_id, line, sku, qty) VALUES ($1, $2, $3, $4)', v);
     }
   } else if (kind < 45) {
-    const v = [order(), 1 + rnd(9), rnd(4) === 0 ? null : `${rnd(1000)}.75`, rnd(1000) / 9, JSON.stringify({ upd: tag }),
-      rnd(3) === 0 ? null : ['u', tag], rnd(10) === 0 ? `${tag}|`.repeat(2000) : `upd ${tag}`, rnd(2) === 0 ? null : '1 year 2 mons 3 days 04:05:06.789'];
+    const v = [
+      order(),
+      1 + rnd(9),
+      rnd(4) === 0 ? null : `${rnd(1000)}.75`,
+      rnd(1000) / 9,
+      JSON.stringify({ upd: tag }),
+      rnd(3) === 0 ? null : ['u', tag],
+      rnd(10) === 0 ? `${tag}|`.repeat(2000) : `upd ${tag}`,
+      rnd(2) === 0 ? null : '1 year 2 mons 3 days 04:05:06.789',
+    ];
     const set = 'SET qty = $2, price = $3, weight = $4, attrs = $5, tags = $6, note = $7, ttl = $8 WHERE id = $1';
     await c.query(`UPDATE app.orders ${set}`, v);
     await c.query(`UPDATE twin.orders ${set}`, v);
@@ -137,7 +165,12 @@ async function oneOperation(c: pg.ClientBase, rnd: (n: number) => number, tag: s
       await c.query('INSERT INTO twin.order_items VALUES ($1, $2, $3, $4)', [row.order_id, row.line, row.sku, row.qty]);
     }
   } else if (kind < 94) {
-    const v = [customer(), ['sad', 'ok', 'happy', null][rnd(4)], rnd(3) === 0 ? null : `(upd ${tag},${rnd(99999)})`, `renamed ${tag}`];
+    const v = [
+      customer(),
+      ['sad', 'ok', 'happy', null][rnd(4)],
+      rnd(3) === 0 ? null : `(upd ${tag},${rnd(99999)})`,
+      `renamed ${tag}`,
+    ];
     const set = 'SET mood = $2, address = $3::app.addr, name = $4 WHERE id = $1';
     await c.query(`UPDATE app.customers ${set}`, v);
     await c.query(`UPDATE twin.customers ${set}`, v);
@@ -249,7 +282,8 @@ async function writesInOpenTransaction(sourceUrl: string, name: string, seed: nu
   const rnd = prng(seed);
   await c.query('BEGIN');
   // Sure to touch all three tables: a new order with items, then more.
-  for (let i = 0; i < 6; i++) await oneOperation(c, (n) => (i === 0 ? Math.min(20, n - 1) : rnd(n)), `${name}-${i}`, ids);
+  for (let i = 0; i < 6; i++)
+    await oneOperation(c, (n) => (i === 0 ? Math.min(20, n - 1) : rnd(n)), `${name}-${i}`, ids);
   return c;
 }
 

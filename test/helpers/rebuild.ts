@@ -16,11 +16,22 @@ import { withClient } from './db.js';
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 
 /** Plans a table into a fresh temporary folder, as `shadowpack plan` would. */
-export async function planTable(url: string, schema: string, table: string, options: Partial<PlanOptions> = {}): Promise<LoadedPlan> {
+export async function planTable(
+  url: string,
+  schema: string,
+  table: string,
+  options: Partial<PlanOptions> = {},
+): Promise<LoadedPlan> {
   const dir = mkdtempSync(join(tmpdir(), 'sp-plan-'));
   await withClient(url, async (c) => {
     const t = await introspect(c, schema, table);
-    const plan = compile({ model: t.model, facts: t.facts, options: resolveOptions(options), templates: loadTemplates(), toolVersion: '0.1.0' });
+    const plan = compile({
+      model: t.model,
+      facts: t.facts,
+      options: resolveOptions(options),
+      templates: loadTemplates(),
+      toolVersion: '0.1.0',
+    });
     writePlanDir(dir, plan, false);
   });
   return readPlanDir(dir);
@@ -34,9 +45,15 @@ export interface Exit {
 }
 
 /** The CLI from source, as a separate process (so it can be killed). */
-export function cli(args: string[], opts: { killAfterMs?: number; killWhen?: { stderr: RegExp; delayMs: number } } = {}): Promise<Exit> {
+export function cli(
+  args: string[],
+  opts: { killAfterMs?: number; killWhen?: { stderr: RegExp; delayMs: number } } = {},
+): Promise<Exit> {
   return new Promise((res) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -59,7 +76,9 @@ export function cli(args: string[], opts: { killAfterMs?: number; killWhen?: { s
 /** `psql -X -v ON_ERROR_STOP=1 -f file`, the supported way to run a stage by hand. */
 export function psql(url: string, file: string): Promise<Exit> {
   return new Promise((res) => {
-    const p = spawn('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -69,12 +88,24 @@ export function psql(url: string, file: string): Promise<Exit> {
 }
 
 /** The catalog signature shadowpack itself checks, plus the names users see. */
-export async function catalogSnapshot(c: pg.ClientBase, schema: string, table: string): Promise<{ signature: string; indexes: string[]; constraints: string[] }> {
+export async function catalogSnapshot(
+  c: pg.ClientBase,
+  schema: string,
+  table: string,
+): Promise<{ signature: string; indexes: string[]; constraints: string[] }> {
   await c.query('SET search_path = pg_catalog');
   const sig = (await c.query<{ s: string }>(`SELECT ${signatureSql(schema, table, 'shadowpack')} AS s`)).rows[0]!.s;
   const rel = `${literal(qualified(schema, table))}::regclass`;
-  const indexes = (await c.query<{ n: string }>(`SELECT indexrelid::regclass::text AS n FROM pg_index WHERE indrelid = ${rel} ORDER BY 1`)).rows.map((r) => r.n);
-  const constraints = (await c.query<{ n: string }>(`SELECT conname || ':' || convalidated AS n FROM pg_constraint WHERE conrelid = ${rel} ORDER BY 1`)).rows.map((r) => r.n);
+  const indexes = (
+    await c.query<{ n: string }>(
+      `SELECT indexrelid::regclass::text AS n FROM pg_index WHERE indrelid = ${rel} ORDER BY 1`,
+    )
+  ).rows.map((r) => r.n);
+  const constraints = (
+    await c.query<{ n: string }>(
+      `SELECT conname || ':' || convalidated AS n FROM pg_constraint WHERE conrelid = ${rel} ORDER BY 1`,
+    )
+  ).rows.map((r) => r.n);
   await c.query('RESET search_path');
   return { signature: sig, indexes, constraints };
 }

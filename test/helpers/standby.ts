@@ -20,7 +20,10 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
  * binaries have no pg_basebackup. Resolves once it streams. Stop it before the primary: its directory
  * lives inside the primary's.
  */
-export async function startStandby(primary: EmbeddedServer, settings: Record<string, string> = {}): Promise<EmbeddedServer> {
+export async function startStandby(
+  primary: EmbeddedServer,
+  settings: Record<string, string> = {},
+): Promise<EmbeddedServer> {
   const dir = join(dirname(primary.dataDir), 'standby');
   const owner = statSync(primary.dataDir);
   await withClient(primary.url, async (c) => {
@@ -29,7 +32,10 @@ export async function startStandby(primary: EmbeddedServer, settings: Record<str
     execFileSync('cp', ['-a', primary.dataDir, dir]);
     execFileSync('sh', ['-c', `rm -rf "${dir}"/pg_wal/* "${dir}/postmaster.pid" "${dir}/postmaster.opts"`]);
     const stop = await c.query<{ labelfile: string }>('SELECT labelfile FROM pg_backup_stop(true)');
-    for (const [name, text] of [['backup_label', stop.rows[0]!.labelfile], ['standby.signal', '']] as const) {
+    for (const [name, text] of [
+      ['backup_label', stop.rows[0]!.labelfile],
+      ['standby.signal', ''],
+    ] as const) {
       writeFileSync(join(dir, name), text);
       chownSync(join(dir, name), owner.uid, owner.gid);
     }
@@ -45,7 +51,9 @@ export async function startStandby(primary: EmbeddedServer, settings: Record<str
     },
   });
   await waitFor('the standby to stream', async () => {
-    const r = await withClient(primary.url, (c) => c.query("SELECT 1 FROM pg_stat_replication WHERE application_name = 'standby1' AND state = 'streaming'"));
+    const r = await withClient(primary.url, (c) =>
+      c.query("SELECT 1 FROM pg_stat_replication WHERE application_name = 'standby1' AND state = 'streaming'"),
+    );
     return r.rowCount === 1 ? true : undefined;
   });
   return standby;

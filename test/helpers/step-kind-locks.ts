@@ -24,7 +24,10 @@ export const IMPLIED: { readonly [K in StepKind]: { readonly shape: RegExp; read
   'column-storage': { shape: /^ALTER TABLE .* ALTER COLUMN .* SET (STORAGE|COMPRESSION) /, modes: [AEL] },
   'column-statistics': { shape: /^ALTER TABLE .* ALTER COLUMN .* SET (STATISTICS \d|\()/, modes: [SUE] },
   'storage-parameters': { shape: /^ALTER (TABLE|INDEX) .* SET \(/, modes: [AEL] },
-  'autovacuum-reset': { shape: /^ALTER TABLE .* RESET \(autovacuum_enabled, toast\.autovacuum_enabled\);$/, modes: [SUE] },
+  'autovacuum-reset': {
+    shape: /^ALTER TABLE .* RESET \(autovacuum_enabled, toast\.autovacuum_enabled\);$/,
+    modes: [SUE],
+  },
   'row-security': { shape: /^(ALTER TABLE .* (ENABLE|FORCE) ROW LEVEL SECURITY;|CREATE POLICY )/, modes: [AEL] },
   'create-trigger': { shape: /^CREATE (OR REPLACE )?(CONSTRAINT )?TRIGGER /, modes: [SRE] },
   'trigger-state': { shape: /^ALTER TABLE .* (ENABLE|DISABLE)( ALWAYS| REPLICA)? TRIGGER /, modes: [SRE] },
@@ -40,10 +43,16 @@ export const IMPLIED: { readonly [K in StepKind]: { readonly shape: RegExp; read
   'sequence-value': { shape: /^SELECT pg_catalog\.setval\(/, modes: [] },
   comment: { shape: /^COMMENT ON (TABLE|COLUMN|INDEX|SEQUENCE) /, modes: [SUE] },
   'comment-object': { shape: /^COMMENT ON (CONSTRAINT|STATISTICS) /, modes: [] },
-  'move-foreign-key': { shape: /^ALTER TABLE .* DROP CONSTRAINT .*;\nALTER TABLE .* ADD CONSTRAINT .* FOREIGN KEY .* NOT VALID;/, modes: [AEL, SRE] },
+  'move-foreign-key': {
+    shape: /^ALTER TABLE .* DROP CONSTRAINT .*;\nALTER TABLE .* ADD CONSTRAINT .* FOREIGN KEY .* NOT VALID;/,
+    modes: [AEL, SRE],
+  },
   'validate-foreign-key': { shape: /ALTER TABLE .* VALIDATE CONSTRAINT /, modes: [SUE] },
   privileges: { shape: /^(DO |GRANT )/, modes: [] },
   'replace-view': { shape: /^CREATE OR REPLACE VIEW /, modes: [AEL] },
   'replace-function': { shape: /^CREATE (OR REPLACE )?(FUNCTION|PROCEDURE) /i, modes: [] },
-  'move-publication': { shape: /^ALTER PUBLICATION .* DROP TABLE ONLY .*;\nALTER PUBLICATION .* ADD TABLE ONLY /, modes: [SUE] },
+  'move-publication': {
+    shape: /^ALTER PUBLICATION .* DROP TABLE ONLY .*;\nALTER PUBLICATION .* ADD TABLE ONLY /,
+    modes: [SUE],
+  },
 };

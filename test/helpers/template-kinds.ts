@@ -34,7 +34,11 @@ const ALLOWED: { readonly [K in Kind]: readonly Position[] } = {
 };
 
 /** The registered quoting helpers and the kind of what each prints. */
-export const QUOTING_HELPERS: Readonly<Record<string, Kind>> = { ident: 'Ident', literal: 'Literal', qualified: 'Ident' };
+export const QUOTING_HELPERS: Readonly<Record<string, Kind>> = {
+  ident: 'Ident',
+  literal: 'Literal',
+  qualified: 'Ident',
+};
 const BLOCK_HELPERS = new Set(['if', 'unless', 'each', 'with']);
 
 /** The kind a single name says: `sql` itself, or its suffix. */
@@ -92,7 +96,8 @@ function lex(lexer: Lexer, text: string): void {
         } else if (c === '/' && next === '*') {
           lexer.state = 'block comment';
           i++;
-        } else if (c === "'") lexer.state = /[eE]/.test(text[i - 1] ?? '') && !/\w/.test(text[i - 2] ?? '') ? 'escape string' : 'string';
+        } else if (c === "'")
+          lexer.state = /[eE]/.test(text[i - 1] ?? '') && !/\w/.test(text[i - 2] ?? '') ? 'escape string' : 'string';
         else if (c === '"') lexer.state = 'quoted name';
         break;
       case 'comment':
@@ -175,15 +180,23 @@ export function checkTemplate(name: string, text: string, partials: ReadonlySet<
     const position = positionOf(lexer);
     if (!ALLOWED[kind].includes(position)) {
       const allowed = ALLOWED[kind].join(' or ');
-      find(node, `${what} is ${kind === 'Data' ? 'data' : `a …${kind} field`}, printed in ${position === 'code' ? 'SQL code' : `a ${position}`}; it may only be printed in ${allowed}` +
-        (position === 'comment' ? ' (comments take …Text fields: pass commentText() text)' : position === 'string' ? ' (inside a literal only …InLiteral fields, or build the whole literal with {{{literal x}}})' : ' (SQL code takes …Sql, …Ident, …Literal fields or a quoting helper)'));
+      find(
+        node,
+        `${what} is ${kind === 'Data' ? 'data' : `a …${kind} field`}, printed in ${position === 'code' ? 'SQL code' : `a ${position}`}; it may only be printed in ${allowed}` +
+          (position === 'comment'
+            ? ' (comments take …Text fields: pass commentText() text)'
+            : position === 'string'
+              ? ' (inside a literal only …InLiteral fields, or build the whole literal with {{{literal x}}})'
+              : ' (SQL code takes …Sql, …Ident, …Literal fields or a quoting helper)'),
+      );
     }
     return position;
   };
 
   const checkArgs = (node: hbs.AST.Node, params: readonly hbs.AST.Expression[]): void => {
     for (const a of params) {
-      if (a.type === 'SubExpression') find(node, `a sub-expression as a helper argument: templates hold text, compute it in compile/`);
+      if (a.type === 'SubExpression')
+        find(node, `a sub-expression as a helper argument: templates hold text, compute it in compile/`);
     }
   };
 
@@ -215,12 +228,20 @@ export function checkTemplate(name: string, text: string, partials: ReadonlySet<
               find(m, `lookup takes an object and a field name written in the template`);
               return;
             }
-            printed(m, `lookup "${(key as hbs.AST.StringLiteral).value}"`, kindOfName((key as hbs.AST.StringLiteral).value) ?? 'Data', lexer);
+            printed(
+              m,
+              `lookup "${(key as hbs.AST.StringLiteral).value}"`,
+              kindOfName((key as hbs.AST.StringLiteral).value) ?? 'Data',
+              lexer,
+            );
             return;
           }
           const kind = QUOTING_HELPERS[p.original];
           if (kind === undefined) {
-            find(m, `helper "${p.original}" is not a quoting helper (only ${Object.keys(QUOTING_HELPERS).join(', ')} are registered)`);
+            find(
+              m,
+              `helper "${p.original}" is not a quoting helper (only ${Object.keys(QUOTING_HELPERS).join(', ')} are registered)`,
+            );
             return;
           }
           printed(m, `{{${p.original} …}}`, kind, lexer);
@@ -229,7 +250,13 @@ export function checkTemplate(name: string, text: string, partials: ReadonlySet<
         const { kind, scopes: visible } = pathKind(p, scopes);
         const position = printed(m, `"${p.original}"`, kind, lexer);
         if (kind === 'Data' && !p.data) {
-          dataUses.push({ template: name, line: m.loc?.start.line ?? 0, scopes: visible.map((s) => s.written), path: p.parts.join('.'), position });
+          dataUses.push({
+            template: name,
+            line: m.loc?.start.line ?? 0,
+            scopes: visible.map((s) => s.written),
+            path: p.parts.join('.'),
+            position,
+          });
         }
         return;
       }
@@ -241,7 +268,8 @@ export function checkTemplate(name: string, text: string, partials: ReadonlySet<
           return;
         }
         checkArgs(b, b.params);
-        if (b.program.blockParams !== undefined && b.program.blockParams.length > 0) find(b, `block parameters (as |x|) are not allowed`);
+        if (b.program.blockParams !== undefined && b.program.blockParams.length > 0)
+          find(b, `block parameters (as |x|) are not allowed`);
         let inner = scopes;
         if (helper === 'each' || helper === 'with') {
           const arg = b.params[0];
@@ -258,7 +286,8 @@ export function checkTemplate(name: string, text: string, partials: ReadonlySet<
         const after = lexer.state;
         lexer.state = start;
         walk(b.inverse, scopes, lexer);
-        if (b.inverse !== undefined && lexer.state !== after) find(b, `the two branches of {{#${helper}}} end in different places (${after}, ${lexer.state})`);
+        if (b.inverse !== undefined && lexer.state !== after)
+          find(b, `the two branches of {{#${helper}}} end in different places (${after}, ${lexer.state})`);
         lexer.state = after;
         return;
       }
@@ -266,7 +295,8 @@ export function checkTemplate(name: string, text: string, partials: ReadonlySet<
       case 'PartialBlockStatement': {
         const ps = node as hbs.AST.PartialStatement | hbs.AST.PartialBlockStatement;
         const partialName = ps.name.type === 'PathExpression' ? (ps.name as hbs.AST.PathExpression).original : '';
-        if (partialName !== '@partial-block' && !partials.has(partialName)) find(ps, `partial "${partialName}" does not exist`);
+        if (partialName !== '@partial-block' && !partials.has(partialName))
+          find(ps, `partial "${partialName}" does not exist`);
         if (ps.params.length > 0) find(ps, `a partial with a context argument: pass named arguments (key=value)`);
         for (const pair of ps.hash?.pairs ?? []) {
           const want: Kind = kindOfName(pair.key) ?? 'Data';
@@ -274,7 +304,10 @@ export function checkTemplate(name: string, text: string, partials: ReadonlySet<
           if (v.type === 'StringLiteral') {
             // Text written in the template: trusted, but it must still fit where its kind goes.
             const text = (v as hbs.AST.StringLiteral).value;
-            if ((want === 'InLiteral' && /'(?!')/.test(text.replaceAll("''", ''))) || (want === 'Text' && /[\n\r]/.test(text))) {
+            if (
+              (want === 'InLiteral' && /'(?!')/.test(text.replaceAll("''", ''))) ||
+              (want === 'Text' && /[\n\r]/.test(text))
+            ) {
               find(ps, `argument ${pair.key} of partial "${partialName}" is text that does not fit a …${want}`);
             }
             continue;
@@ -285,7 +318,11 @@ export function checkTemplate(name: string, text: string, partials: ReadonlySet<
             continue;
           }
           const got = pathKind(v as hbs.AST.PathExpression, scopes).kind;
-          if (got !== want) find(ps, `argument ${pair.key} of partial "${partialName}" is ${want === 'Data' ? 'data' : `a …${want}`} but gets "${(v as hbs.AST.PathExpression).original}", ${got === 'Data' ? 'data' : `a …${got}`}`);
+          if (got !== want)
+            find(
+              ps,
+              `argument ${pair.key} of partial "${partialName}" is ${want === 'Data' ? 'data' : `a …${want}`} but gets "${(v as hbs.AST.PathExpression).original}", ${got === 'Data' ? 'data' : `a …${got}`}`,
+            );
         }
         if (ps.type === 'PartialBlockStatement') walk((ps as hbs.AST.PartialBlockStatement).program, scopes, lexer);
         return;
@@ -333,7 +370,10 @@ export function usedPaths(text: string, partials: Readonly<Record<string, string
           return;
         case 'MustacheStatement': {
           const m = node as hbs.AST.MustacheStatement;
-          const helper = m.params.length > 0 || (m.hash?.pairs.length ?? 0) > 0 || (m.path as hbs.AST.PathExpression).original in QUOTING_HELPERS;
+          const helper =
+            m.params.length > 0 ||
+            (m.hash?.pairs.length ?? 0) > 0 ||
+            (m.path as hbs.AST.PathExpression).original in QUOTING_HELPERS;
           if (!helper) path(m.path, depth);
           m.params.forEach((x) => path(x, depth));
           return;
@@ -355,7 +395,12 @@ export function usedPaths(text: string, partials: Readonly<Record<string, string
           if (ps.type === 'PartialBlockStatement') walk((ps as hbs.AST.PartialBlockStatement).program, depth);
           const body = partials[name];
           // A partial called inside {{#each}} reads the item's fields: not the stage's.
-          if (body !== undefined && depth === 0) visit(body, new Set([...locals, ...pairs.map((p) => p.key)]), `${name}(${[...locals, ...pairs.map((p) => p.key)].sort().join(',')})`);
+          if (body !== undefined && depth === 0)
+            visit(
+              body,
+              new Set([...locals, ...pairs.map((p) => p.key)]),
+              `${name}(${[...locals, ...pairs.map((p) => p.key)].sort().join(',')})`,
+            );
           return;
         }
         default:

@@ -35,10 +35,13 @@ export function chooseTestServer(env: NodeJS.ProcessEnv): TestServerChoice {
     throw new Error(`SHADOWPACK_TEST_PG_MAJOR must be a number, got "${rawMajor}"`);
   }
   if (kind !== undefined && kind !== 'embedded' && kind !== 'container') {
-    throw new Error(`TEST_SERVER must be "embedded" or "container", got "${kind}" (a server of your own: TEST_DATABASE_URL=postgres://…)`);
+    throw new Error(
+      `TEST_SERVER must be "embedded" or "container", got "${kind}" (a server of your own: TEST_DATABASE_URL=postgres://…)`,
+    );
   }
   if (url !== undefined) {
-    if (kind !== undefined) throw new Error(`TEST_DATABASE_URL and TEST_SERVER=${kind} both choose the test server: unset one`);
+    if (kind !== undefined)
+      throw new Error(`TEST_DATABASE_URL and TEST_SERVER=${kind} both choose the test server: unset one`);
     // SHADOWPACK_TEST_PG_MAJOR is ignored here, as it always was (server.test.ts checks it only on its own servers).
     if (image !== undefined) throw new Error('TEST_DATABASE_URL uses your server as is: unset PG_IMAGE');
     return { kind: 'external', url };

@@ -17,7 +17,9 @@ describe.runIf(process.env.SHADOWPACK_SOAK)('a batch of 30 tables (soak)', () =>
     db = await freshDatabase('batch_soak');
     await withClient(db.url, async (c) => {
       await createDemoSchema(c, 20_000);
-      await c.query('UPDATE app.orders SET qty = qty WHERE id % 3 = 0; UPDATE app.orders_twin SET qty = qty WHERE id % 3 = 0');
+      await c.query(
+        'UPDATE app.orders SET qty = qty WHERE id % 3 = 0; UPDATE app.orders_twin SET qty = qty WHERE id % 3 = 0',
+      );
       await c.query('CREATE SCHEMA s');
       for (let i = 1; i <= 24; i++) {
         const rows = 1000 * (1 + (i % 6) * 3);
@@ -37,33 +39,57 @@ describe.runIf(process.env.SHADOWPACK_SOAK)('a batch of 30 tables (soak)', () =>
     await db?.drop();
   });
 
-  it('plans the bloated ones, runs them all under writers through a SIGKILL, keeps every write and gives back the estimate', { timeout: 1_200_000 }, async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'sp-batch-soak-')), 'batch');
-    const p = await cli(['plan', '--bloated', '--schema', 's', '--schema', 'app', '--min-ratio', '0.1', '--out', dir, '--url', db.url]);
-    expect(p.code, p.stderr).toBe(0);
-    const m = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as BatchManifest;
-    expect(m.skipped.map((s) => s.name).sort()).toEqual(['nokey', 'scratch']);
-    expect(m.tables.length).toBeGreaterThan(15);
-    const writers = await startWriters({ connectionString: db.url }, 2, 5);
-    try {
-      const killed = await cli(['run', '--plan', dir, '--url', db.url, '--until', 'cleanup'], { killWhen: { stderr: new RegExp(`\\[table ${Math.ceil(m.tables.length / 2)} of `), delayMs: 500 } });
-      expect(killed.signal, killed.stderr).toBe('SIGKILL');
-      const r = await cli(['run', '--plan', dir, '--url', db.url, '--until', 'cleanup']);
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toContain(`batch: ${m.tables.length} of ${m.tables.length} tables rebuilt and cleaned up`);
-    } finally {
-      const stats = await writers.stop();
-      expect(stats.errors, stats.lastError ?? '').toBe(0);
-    }
-    await withClient(db.url, async (c) => {
-      expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 });
-      const h = await c.query<{ plan_id: string; outcome: string }>('SELECT plan_id, outcome FROM shadowpack.history');
-      expect(h.rows.map((x) => x.plan_id).sort()).toEqual(m.tables.map((t) => t.planId).sort());
-      expect(h.rows.every((x) => x.outcome === 'cleaned')).toBe(true);
-      const quiet = m.tables.filter((t) => t.schema === 's');
-      const now = await c.query<{ n: string }>("SELECT sum(pg_total_relation_size(format('s.%I', t)::regclass))::text AS n FROM unnest($1::text[]) t", [quiet.map((t) => t.name)]);
-      const gained = quiet.reduce((sum, t) => sum + t.totalBytes, 0) - Number(now.rows[0]!.n);
-      expect(gained).toBeGreaterThanOrEqual(0.8 * quiet.reduce((sum, t) => sum + t.reclaimableBytes, 0));
-    });
-  });
+  it(
+    'plans the bloated ones, runs them all under writers through a SIGKILL, keeps every write and gives back the estimate',
+    { timeout: 1_200_000 },
+    async () => {
+      const dir = join(mkdtempSync(join(tmpdir(), 'sp-batch-soak-')), 'batch');
+      const p = await cli([
+        'plan',
+        '--bloated',
+        '--schema',
+        's',
+        '--schema',
+        'app',
+        '--min-ratio',
+        '0.1',
+        '--out',
+        dir,
+        '--url',
+        db.url,
+      ]);
+      expect(p.code, p.stderr).toBe(0);
+      const m = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as BatchManifest;
+      expect(m.skipped.map((s) => s.name).sort()).toEqual(['nokey', 'scratch']);
+      expect(m.tables.length).toBeGreaterThan(15);
+      const writers = await startWriters({ connectionString: db.url }, 2, 5);
+      try {
+        const killed = await cli(['run', '--plan', dir, '--url', db.url, '--until', 'cleanup'], {
+          killWhen: { stderr: new RegExp(`\\[table ${Math.ceil(m.tables.length / 2)} of `), delayMs: 500 },
+        });
+        expect(killed.signal, killed.stderr).toBe('SIGKILL');
+        const r = await cli(['run', '--plan', dir, '--url', db.url, '--until', 'cleanup']);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toContain(`batch: ${m.tables.length} of ${m.tables.length} tables rebuilt and cleaned up`);
+      } finally {
+        const stats = await writers.stop();
+        expect(stats.errors, stats.lastError ?? '').toBe(0);
+      }
+      await withClient(db.url, async (c) => {
+        expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 });
+        const h = await c.query<{ plan_id: string; outcome: string }>(
+          'SELECT plan_id, outcome FROM shadowpack.history',
+        );
+        expect(h.rows.map((x) => x.plan_id).sort()).toEqual(m.tables.map((t) => t.planId).sort());
+        expect(h.rows.every((x) => x.outcome === 'cleaned')).toBe(true);
+        const quiet = m.tables.filter((t) => t.schema === 's');
+        const now = await c.query<{ n: string }>(
+          "SELECT sum(pg_total_relation_size(format('s.%I', t)::regclass))::text AS n FROM unnest($1::text[]) t",
+          [quiet.map((t) => t.name)],
+        );
+        const gained = quiet.reduce((sum, t) => sum + t.totalBytes, 0) - Number(now.rows[0]!.n);
+        expect(gained).toBeGreaterThanOrEqual(0.8 * quiet.reduce((sum, t) => sum + t.reclaimableBytes, 0));
+      });
+    },
+  );
 });

@@ -15,20 +15,27 @@ const BLOATED: readonly [string, number, number][] = [
 ];
 
 /** What `bloat --json` prints, read in process (the CLI itself is tested once below). */
-async function listing(url: string, req: Partial<BloatRequest> = {}): Promise<{ estimate: string; tables: readonly TableBloat[] }> {
+async function listing(
+  url: string,
+  req: Partial<BloatRequest> = {},
+): Promise<{ estimate: string; tables: readonly TableBloat[] }> {
   const r = await withClient(url, (c) => readBloat(c, { schemas: [], minRatio: 0, minSizeBytes: 0, ...req }));
   return { estimate: r.pgstattuple ? 'pgstattuple_approx' : 'statistics', tables: r.tables };
 }
 
 /** The order a DBA gets by hand: exact pgstattuple, free space plus dead tuples. */
 async function manualOrder(url: string): Promise<string[]> {
-  return withClient(url, async (c) => (await c.query<{ t: string }>(`
+  return withClient(url, async (c) =>
+    (
+      await c.query<{ t: string }>(`
     SELECT t FROM (
       SELECT format('%s.%s', n.nspname, c.relname) AS t,
              (s).free_space + (s).dead_tuple_len AS reclaimable
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, LATERAL (SELECT pgstattuple(c.oid) AS s) x
        WHERE n.nspname = 'b' AND c.relkind = 'r') y
-    ORDER BY reclaimable DESC, t`)).rows.map((r) => r.t));
+    ORDER BY reclaimable DESC, t`)
+    ).rows.map((r) => r.t),
+  );
 }
 
 describe('shadowpack bloat', () => {
@@ -41,7 +48,8 @@ describe('shadowpack bloat', () => {
         await c.query(`CREATE TABLE b.${name} (id int PRIMARY KEY, v text NOT NULL)`);
         await c.query(`INSERT INTO b.${name} SELECT g, repeat('x', 80) FROM generate_series(1, ${rows}) g`);
         // Deletes spread over every page (not a tail that VACUUM would truncate away).
-        if (fraction > 0) await c.query(`DELETE FROM b.${name} WHERE (id * 7919) % 1000 < ${Math.round(fraction * 1000)}`);
+        if (fraction > 0)
+          await c.query(`DELETE FROM b.${name} WHERE (id * 7919) % 1000 < ${Math.round(fraction * 1000)}`);
       }
       await c.query(`
         CREATE TABLE b.nokey (a int, v text);
@@ -86,26 +94,42 @@ describe('shadowpack bloat', () => {
 
   it('with pgstattuple: measures with pgstattuple_approx, same top five; thresholds filter; read-only', async () => {
     await withClient(db.url, (c) => c.query('CREATE EXTENSION pgstattuple'));
-    const before = await withClient(db.url, async (c) => (await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_class')).rows[0]!.n);
+    const before = await withClient(
+      db.url,
+      async (c) => (await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_class')).rows[0]!.n,
+    );
     const { estimate, tables } = await listing(db.url);
     expect(estimate).toBe('pgstattuple_approx');
     expect(tables.find((t) => t.name === 'huge_holes')!.method).toBe('pgstattuple_approx');
     // Every schema but the system ones.
     expect(tables.some((t) => t.schema === 'other')).toBe(true);
     const manual = await manualOrder(db.url);
-    expect(tables.filter((t) => t.schema === 'b' && t.heapBytes > 0).map((t) => `${t.schema}.${t.name}`).slice(0, 5)).toEqual(manual.slice(0, 5));
-    for (let i = 1; i < tables.length; i++) expect(tables[i - 1]!.reclaimableBytes).toBeGreaterThanOrEqual(tables[i]!.reclaimableBytes);
+    expect(
+      tables
+        .filter((t) => t.schema === 'b' && t.heapBytes > 0)
+        .map((t) => `${t.schema}.${t.name}`)
+        .slice(0, 5),
+    ).toEqual(manual.slice(0, 5));
+    for (let i = 1; i < tables.length; i++)
+      expect(tables[i - 1]!.reclaimableBytes).toBeGreaterThanOrEqual(tables[i]!.reclaimableBytes);
 
     const filtered = (await listing(db.url, { schemas: ['b'], minRatio: 0.5, minSizeBytes: 4 * 1024 * 1024 })).tables;
     expect(filtered.map((t) => t.name).sort()).toEqual(['big_holes', 'huge_holes']);
-    const after = await withClient(db.url, async (c) => (await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_class')).rows[0]!.n);
+    const after = await withClient(
+      db.url,
+      async (c) => (await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_class')).rows[0]!.n,
+    );
     expect(after).toBe(before);
   });
 
   it('prints a table for people, JSON for scripts, and one line for bad input', async () => {
     const json = await cli(['bloat', '--url', db.url, '--schema', 'b', '--min-size', '4MB', '--json']);
     expect(json.code).toBe(0);
-    expect((JSON.parse(json.stdout) as { tables: TableBloat[] }).tables.map((t) => t.name)).toEqual(['huge_holes', 'big_holes', 'some_holes']);
+    expect((JSON.parse(json.stdout) as { tables: TableBloat[] }).tables.map((t) => t.name)).toEqual([
+      'huge_holes',
+      'big_holes',
+      'some_holes',
+    ]);
     const r = await cli(['bloat', '--url', db.url, '--schema', 'b', '--min-ratio', '0.3']);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');

@@ -61,9 +61,11 @@ const BULK_LOAD = `
   INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id > 500000;
   UPDATE app.orders_twin SET qty = 7 WHERE id <= 30;`;
 
-const BEFORE_SWAP = /stage \S+ refused: writes to "app"\."orders" may have been missed, so the copy cannot be trusted \(trigger _sp_\w+_capture on "app"\."orders" is ENABLE, not ENABLE ALWAYS/;
+const BEFORE_SWAP =
+  /stage \S+ refused: writes to "app"\."orders" may have been missed, so the copy cannot be trusted \(trigger _sp_\w+_capture on "app"\."orders" is ENABLE, not ENABLE ALWAYS/;
 const ABORT_HINT = /Abort is the only safe way on/;
-const AFTER_SWAP = /stage \S+ refused: writes to "app"\."orders" since the swap may be missing from the old table, so revert cannot be trusted \(trigger _sp_\w+_rcapture on "app"\."orders" is ENABLE, not ENABLE ALWAYS/;
+const AFTER_SWAP =
+  /stage \S+ refused: writes to "app"\."orders" since the swap may be missing from the old table, so revert cannot be trusted \(trigger _sp_\w+_rcapture on "app"\."orders" is ENABLE, not ENABLE ALWAYS/;
 const CLEANUP_HINT = /Run the cleanup stage to finish/;
 
 async function expectEqualsTwinAndClean(url: string): Promise<void> {
@@ -86,7 +88,13 @@ async function waitFor(what: string, c: pg.ClientBase, sql: string): Promise<voi
  * stage's catch-up waits before it takes its lock; meanwhile ENABLE TRIGGER USER turns the tool's
  * triggers from ALWAYS into plain ENABLE. Only the check under the stage's lock can notice.
  */
-async function changeTriggersBeforeTheLock(executor: Executor, plan: LoadedPlan, url: string, name: StageName, blocked: string): Promise<Exit> {
+async function changeTriggersBeforeTheLock(
+  executor: Executor,
+  plan: LoadedPlan,
+  url: string,
+  name: StageName,
+  blocked: string,
+): Promise<Exit> {
   const holder = new pg.Client({ connectionString: url });
   const admin = new pg.Client({ connectionString: url });
   for (const c of [holder, admin]) {
@@ -97,7 +105,11 @@ async function changeTriggersBeforeTheLock(executor: Executor, plan: LoadedPlan,
     await holder.query('BEGIN');
     await holder.query(`LOCK TABLE ${blocked} IN SHARE MODE`);
     const running = stage(executor, plan, url, name);
-    await waitFor(`${name} to wait for ${blocked}`, admin, `SELECT FROM pg_locks WHERE relation = '${blocked}'::regclass AND NOT granted`);
+    await waitFor(
+      `${name} to wait for ${blocked}`,
+      admin,
+      `SELECT FROM pg_locks WHERE relation = '${blocked}'::regclass AND NOT granted`,
+    );
     await admin.query('ALTER TABLE app.orders ENABLE TRIGGER USER');
     await holder.query('COMMIT');
     return await running;
@@ -106,50 +118,57 @@ async function changeTriggersBeforeTheLock(executor: Executor, plan: LoadedPlan,
   }
 }
 
-describe.each(['runner', 'psql'] as const)('the tool\'s triggers changed by ALTER TABLE ... TRIGGER USER (%s)', (executor) => {
-  it('before the swap: the bulk-load idiom makes the next stage refuse; abort leaves the table as it is', async () => {
-    const { db, plan } = await setUp(`trg_before_${executor}`, 'build');
-    await withClient(db.url, (c) => c.query(BULK_LOAD));
-    const r = await stage(executor, plan, db.url, 'catchup');
-    expectRefused(r, executor, BEFORE_SWAP);
-    expect(r.stderr).toMatch(ABORT_HINT);
-    // Refused before doing anything: the run is where it was.
-    await withClient(db.url, async (c) => {
-      expect((await c.query("SELECT stage FROM shadowpack.runs")).rows).toEqual([{ stage: 'build' }]);
+describe.each(['runner', 'psql'] as const)(
+  "the tool's triggers changed by ALTER TABLE ... TRIGGER USER (%s)",
+  (executor) => {
+    it('before the swap: the bulk-load idiom makes the next stage refuse; abort leaves the table as it is', async () => {
+      const { db, plan } = await setUp(`trg_before_${executor}`, 'build');
+      await withClient(db.url, (c) => c.query(BULK_LOAD));
+      const r = await stage(executor, plan, db.url, 'catchup');
+      expectRefused(r, executor, BEFORE_SWAP);
+      expect(r.stderr).toMatch(ABORT_HINT);
+      // Refused before doing anything: the run is where it was.
+      await withClient(db.url, async (c) => {
+        expect((await c.query('SELECT stage FROM shadowpack.runs')).rows).toEqual([{ stage: 'build' }]);
+      });
+      // The same SQL either way: psql, the quicker one, runs the way out.
+      const abort = await stage('psql', plan, db.url, 'abort');
+      expect(abort.code, abort.stderr).toBe(0);
+      await expectEqualsTwinAndClean(db.url);
     });
-    // The same SQL either way: psql, the quicker one, runs the way out.
-    const abort = await stage('psql', plan, db.url, 'abort');
-    expect(abort.code, abort.stderr).toBe(0);
-    await expectEqualsTwinAndClean(db.url);
-  });
 
-  it('after the swap: ENABLE TRIGGER USER alone makes revert refuse; cleanup still finishes', async () => {
-    const { db, plan } = await setUp(`trg_after_${executor}`, 'swap');
-    await withClient(db.url, async (c) => {
-      await c.query('ALTER TABLE app.orders ENABLE TRIGGER USER');
-      // A replica-role writer (a logical replication apply worker, say) is no longer captured.
-      await c.query("BEGIN; SET LOCAL session_replication_role = replica; UPDATE app.orders SET qty = 9 WHERE id <= 10; COMMIT");
-      await c.query('UPDATE app.orders_twin SET qty = 9 WHERE id <= 10');
+    it('after the swap: ENABLE TRIGGER USER alone makes revert refuse; cleanup still finishes', async () => {
+      const { db, plan } = await setUp(`trg_after_${executor}`, 'swap');
+      await withClient(db.url, async (c) => {
+        await c.query('ALTER TABLE app.orders ENABLE TRIGGER USER');
+        // A replica-role writer (a logical replication apply worker, say) is no longer captured.
+        await c.query(
+          'BEGIN; SET LOCAL session_replication_role = replica; UPDATE app.orders SET qty = 9 WHERE id <= 10; COMMIT',
+        );
+        await c.query('UPDATE app.orders_twin SET qty = 9 WHERE id <= 10');
+      });
+      const r = await stage(executor, plan, db.url, 'revert');
+      expectRefused(r, executor, AFTER_SWAP);
+      expect(r.stderr).toMatch(CLEANUP_HINT);
+      const cleanup = await stage('psql', plan, db.url, 'cleanup');
+      expect(cleanup.code, cleanup.stderr).toBe(0);
+      await expectEqualsTwinAndClean(db.url);
     });
-    const r = await stage(executor, plan, db.url, 'revert');
-    expectRefused(r, executor, AFTER_SWAP);
-    expect(r.stderr).toMatch(CLEANUP_HINT);
-    const cleanup = await stage('psql', plan, db.url, 'cleanup');
-    expect(cleanup.code, cleanup.stderr).toBe(0);
-    await expectEqualsTwinAndClean(db.url);
-  });
-});
+  },
+);
 
-describe('the tool\'s triggers changed while a stage waits before its lock', () => {
+describe("the tool's triggers changed while a stage waits before its lock", () => {
   it('the swap refuses under its lock (psql); abort leaves the table as it is', async () => {
     const { db, plan } = await setUp('trg_swap_locked', 'catchup');
     const id = plan.manifest.runId;
     // One entry for the swap's catch-up to apply, so that it waits for the copy.
-    await withClient(db.url, (c) => c.query('UPDATE app.orders SET qty = 3 WHERE id = 1; UPDATE app.orders_twin SET qty = 3 WHERE id = 1'));
+    await withClient(db.url, (c) =>
+      c.query('UPDATE app.orders SET qty = 3 WHERE id = 1; UPDATE app.orders_twin SET qty = 3 WHERE id = 1'),
+    );
     const r = await changeTriggersBeforeTheLock('psql', plan, db.url, 'swap', `app._sp_${id}_new`);
     expectRefused(r, 'psql', /stage swap-locked refused: writes to "app"\."orders" may have been missed/);
     await withClient(db.url, async (c) => {
-      expect((await c.query("SELECT stage FROM shadowpack.runs")).rows).toEqual([{ stage: 'catchup' }]);
+      expect((await c.query('SELECT stage FROM shadowpack.runs')).rows).toEqual([{ stage: 'catchup' }]);
     });
     const abort = await stage('psql', plan, db.url, 'abort');
     expect(abort.code, abort.stderr).toBe(0);
@@ -159,23 +178,45 @@ describe('the tool\'s triggers changed while a stage waits before its lock', () 
   it('revert refuses under its lock (runner); cleanup still finishes', async () => {
     const { db, plan } = await setUp('trg_revert_locked', 'swap');
     const id = plan.manifest.runId;
-    await withClient(db.url, (c) => c.query('UPDATE app.orders SET qty = 4 WHERE id = 2; UPDATE app.orders_twin SET qty = 4 WHERE id = 2'));
+    await withClient(db.url, (c) =>
+      c.query('UPDATE app.orders SET qty = 4 WHERE id = 2; UPDATE app.orders_twin SET qty = 4 WHERE id = 2'),
+    );
     const r = await changeTriggersBeforeTheLock('runner', plan, db.url, 'revert', `app._sp_${id}_old`);
-    expectRefused(r, 'runner', /stage revert-locked refused: writes to "app"\."orders" since the swap may be missing from the old table/);
+    expectRefused(
+      r,
+      'runner',
+      /stage revert-locked refused: writes to "app"\."orders" since the swap may be missing from the old table/,
+    );
     await withClient(db.url, async (c) => {
-      expect((await c.query("SELECT stage FROM shadowpack.runs")).rows).toEqual([{ stage: 'swap' }]);
+      expect((await c.query('SELECT stage FROM shadowpack.runs')).rows).toEqual([{ stage: 'swap' }]);
     });
     const cleanup = await stage('psql', plan, db.url, 'cleanup');
     expect(cleanup.code, cleanup.stderr).toBe(0);
     await expectEqualsTwinAndClean(db.url);
   });
 
-  it('with --partition-by, a partition\'s own trigger changed makes revert refuse (psql)', async () => {
+  it("with --partition-by, a partition's own trigger changed makes revert refuse (psql)", async () => {
     const db = await freshDatabase('trg_partition');
     databases.push(db);
-    await withClient(db.url, (c) => c.query('CREATE TABLE public.p (n int PRIMARY KEY, v text); INSERT INTO public.p SELECT g, md5(g::text) FROM generate_series(1, 500) g'));
+    await withClient(db.url, (c) =>
+      c.query(
+        'CREATE TABLE public.p (n int PRIMARY KEY, v text); INSERT INTO public.p SELECT g, md5(g::text) FROM generate_series(1, 500) g',
+      ),
+    );
     const dir = join(mkdtempSync(join(tmpdir(), 'sp-trg-')), 'plan');
-    const planned = await cli(['plan', '--url', db.url, '--table', 'public.p', '--out', dir, '--partition-by', 'range(n)', '--interval', '100']);
+    const planned = await cli([
+      'plan',
+      '--url',
+      db.url,
+      '--table',
+      'public.p',
+      '--out',
+      dir,
+      '--partition-by',
+      'range(n)',
+      '--interval',
+      '100',
+    ]);
     expect(planned.code, planned.stderr).toBe(0);
     const plan = readPlanDir(dir);
     for (const s of plan.manifest.stages.filter((x) => !x.offPath)) {
@@ -185,12 +226,22 @@ describe('the tool\'s triggers changed while a stage waits before its lock', () 
     }
     // ENABLE TRIGGER USER on one partition by name: its clone of the reverse capture no longer fires for replica-role writers.
     const part = await withClient(db.url, async (c) => {
-      const name = (await c.query<{ p: string }>("SELECT inhrelid::regclass::text AS p FROM pg_inherits WHERE inhparent = 'public.p'::regclass ORDER BY 1 LIMIT 1")).rows[0]!.p;
+      const name = (
+        await c.query<{ p: string }>(
+          "SELECT inhrelid::regclass::text AS p FROM pg_inherits WHERE inhparent = 'public.p'::regclass ORDER BY 1 LIMIT 1",
+        )
+      ).rows[0]!.p;
       await c.query(`ALTER TABLE ${name} ENABLE TRIGGER USER`);
       return name;
     });
     const r = await stage('psql', plan, db.url, 'revert');
-    expectRefused(r, 'psql', new RegExp(`revert cannot be trusted \\(trigger _sp_\\w+_rcapture on "public"\\."${part.replace(/^public\./, '')}" is ENABLE, not ENABLE ALWAYS`));
+    expectRefused(
+      r,
+      'psql',
+      new RegExp(
+        `revert cannot be trusted \\(trigger _sp_\\w+_rcapture on "public"\\."${part.replace(/^public\./, '')}" is ENABLE, not ENABLE ALWAYS`,
+      ),
+    );
     const cleanup = await stage('psql', plan, db.url, 'cleanup');
     expect(cleanup.code, cleanup.stderr).toBe(0);
   });
@@ -202,7 +253,11 @@ describe('the tool\'s triggers changed while a stage waits before its lock', () 
  */
 async function disableAndPutBack(url: string, suffix: 'capture' | 'rcapture', qty: number): Promise<void> {
   await withClient(url, async (c) => {
-    const trigger = (await c.query<{ t: string }>(`SELECT tgname AS t FROM pg_trigger WHERE tgrelid = 'app.orders'::regclass AND tgname LIKE '\\_sp\\_%\\_${suffix}'`)).rows[0]!.t;
+    const trigger = (
+      await c.query<{ t: string }>(
+        `SELECT tgname AS t FROM pg_trigger WHERE tgrelid = 'app.orders'::regclass AND tgname LIKE '\\_sp\\_%\\_${suffix}'`,
+      )
+    ).rows[0]!.t;
     await c.query(`ALTER TABLE app.orders DISABLE TRIGGER "${trigger}"`);
     await c.query(`UPDATE app.orders SET qty = ${qty} WHERE id <= 20`);
     await c.query(`UPDATE app.orders_twin SET qty = ${qty} WHERE id <= 20`);
@@ -210,8 +265,9 @@ async function disableAndPutBack(url: string, suffix: 'capture' | 'rcapture', qt
   });
 }
 
-describe('the tool\'s own trigger disabled, then put back to ENABLE ALWAYS by name', () => {
-  const ALTERED = /trigger _sp_\w+_r?capture on "app"\."orders" was altered \(disabled and enabled again\?\) after the run created it/;
+describe("the tool's own trigger disabled, then put back to ENABLE ALWAYS by name", () => {
+  const ALTERED =
+    /trigger _sp_\w+_r?capture on "app"\."orders" was altered \(disabled and enabled again\?\) after the run created it/;
 
   it('before the swap: the next stage refuses (psql); abort leaves the table as it is', async () => {
     const { db, plan } = await setUp('trg_roundtrip_before', 'build');

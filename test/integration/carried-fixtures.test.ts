@@ -46,19 +46,28 @@ function writer(url: string): { stop: () => Promise<{ inserted: number; deleted:
       await c.end();
     }
   })();
-  return { stop: async () => { running = false; await done; return { inserted, deleted }; } };
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+      return { inserted, deleted };
+    },
+  };
 }
 
 /** Every role's rights on the table and its columns: what a grant check sees. */
 async function rights(c: pg.ClientBase): Promise<string[]> {
-  const r = await c.query<{ d: string }>(`
+  const r = await c.query<{ d: string }>(
+    `
     SELECT r.rolname || ' ' || p || ' ' || has_table_privilege(r.oid, $1::text::regclass, p) AS d
       FROM pg_roles r, unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p WHERE r.rolname = ANY($2)
     UNION ALL
     SELECT r.rolname || ' ' || a.attname || ' ' || p || ' ' || has_column_privilege(r.oid, $1::text::regclass, a.attnum, p)
       FROM pg_roles r, pg_attribute a, unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) p
      WHERE r.rolname = ANY($2) AND a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
-    ORDER BY 1`, [REL, ROLES]);
+    ORDER BY 1`,
+    [REL, ROLES],
+  );
   return r.rows.map((x) => x.d);
 }
 
@@ -71,7 +80,8 @@ interface State {
 async function state(url: string): Promise<State> {
   return withClient(url, async (c) => {
     const description: Record<string, CatalogDescription> = {};
-    for (const t of [fx.table, 'Child "T"', 'loose', 'Parent Table']) description[t] = await describeTable(c, fx.schema, t);
+    for (const t of [fx.table, 'Child "T"', 'loose', 'Parent Table'])
+      description[t] = await describeTable(c, fx.schema, t);
     const rows = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${REL}`)).rows[0]!.n);
     return { description, rights: await rights(c), rows };
   });
@@ -83,27 +93,41 @@ async function behaves(url: string, parent: number): Promise<void> {
     // nextval continues: a new row gets an identity above every one used so far.
     const max = Number((await c.query<{ m: string }>(`SELECT max("ID") AS m FROM ${REL}`)).rows[0]!.m);
     await c.query(`DELETE FROM ${S('audit')}`);
-    const ins = await c.query<{ ID: string }>(`INSERT INTO ${REL} ("select", "名前", "Parent Id", during) VALUES ($1, 'b', 1, int4range($2, $2 + 1)) RETURNING "ID"`, [`b ${parent}`, -parent * 10]);
+    const ins = await c.query<{ ID: string }>(
+      `INSERT INTO ${REL} ("select", "名前", "Parent Id", during) VALUES ($1, 'b', 1, int4range($2, $2 + 1)) RETURNING "ID"`,
+      [`b ${parent}`, -parent * 10],
+    );
     expect(Number(ins.rows[0]!.ID)).toBeGreaterThan(max);
     await c.query(`UPDATE ${REL} SET "名前" = 'b2' WHERE "ID" = $1`, [ins.rows[0]!.ID]);
     // Each trigger fires once per write, in its state: "audit off" never, "audit replica" not in an origin session.
-    const fired = (await c.query<{ f: string }>(`SELECT tg || ' ' || op AS f FROM ${S('audit')} ORDER BY n`)).rows.map((r) => r.f);
+    const fired = (await c.query<{ f: string }>(`SELECT tg || ' ' || op AS f FROM ${S('audit')} ORDER BY n`)).rows.map(
+      (r) => r.f,
+    );
     expect(fired.sort()).toEqual(['Audit; on INSERT', 'Audit; on UPDATE', 'audit always UPDATE']);
     // Cascades in both directions: parent → table → child, and the self-reference sets NULL.
-    const lines = (await c.query<{ ID: string }>(`SELECT "ID" FROM ${REL} WHERE "Parent Id" = $1`, [parent])).rows.map((r) => r.ID);
+    const lines = (await c.query<{ ID: string }>(`SELECT "ID" FROM ${REL} WHERE "Parent Id" = $1`, [parent])).rows.map(
+      (r) => r.ID,
+    );
     expect(lines.length).toBeGreaterThan(0);
     await c.query(`DELETE FROM ${S('Parent Table')} WHERE "Id" = $1`, [parent]);
-    const left = await c.query<{ lines: string; children: string; selfs: string }>(`
+    const left = await c.query<{ lines: string; children: string; selfs: string }>(
+      `
       SELECT (SELECT count(*) FROM ${REL} WHERE "ID" = ANY($1::bigint[])) AS lines,
              (SELECT count(*) FROM ${S('Child "T"')} WHERE "line id" = ANY($1::bigint[])) AS children,
-             (SELECT count(*) FROM ${REL} WHERE "self parent" = ANY($1::bigint[])) AS selfs`, [lines]);
+             (SELECT count(*) FROM ${REL} WHERE "self parent" = ANY($1::bigint[])) AS selfs`,
+      [lines],
+    );
     expect(left.rows[0]).toEqual({ lines: '0', children: '0', selfs: '0' });
   });
   // A role that is not the owner: its column grants work, the policy hides the other rows, nothing more is allowed.
   const reader = new pg.Client({ connectionString: url.replace(/\/\/[^@]*@/, `//${encodeURIComponent(READER)}:pw@`) });
   await reader.connect();
   try {
-    const expected = await withClient(url, async (c) => (await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${REL} WHERE "名前" = $1`, [READER])).rows[0]!.n);
+    const expected = await withClient(
+      url,
+      async (c) =>
+        (await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${REL} WHERE "名前" = $1`, [READER])).rows[0]!.n,
+    );
     expect((await reader.query<{ n: string }>(`SELECT count(*) AS n FROM ${REL}`)).rows[0]!.n).toBe(expected);
     expect(Number(expected)).toBeGreaterThan(0);
     await reader.query(`SELECT "ID", "名前", "select" FROM ${REL} LIMIT 1`);
@@ -120,7 +144,8 @@ describe(`everything a table carries survives the swap (fixtures/carried/everyth
   beforeAll(async () => {
     db = await freshDatabase('carried_fx');
     await withClient(db.url, async (c) => {
-      if ((await c.query(`SELECT FROM pg_tablespace WHERE spcname = $1`, [SPACE])).rowCount === 0) await createTablespace(c, SPACE);
+      if ((await c.query(`SELECT FROM pg_tablespace WHERE spcname = $1`, [SPACE])).rowCount === 0)
+        await createTablespace(c, SPACE);
       await c.query(fx.sql);
     });
   });
@@ -128,7 +153,8 @@ describe(`everything a table carries survives the swap (fixtures/carried/everyth
     await db?.drop();
     await withClient(urlForDatabase(db.url, 'postgres'), async (c) => {
       await c.query(`DROP TABLESPACE IF EXISTS "${SPACE}"`).catch(() => undefined);
-      for (const r of [ADMIN, ...ROLES]) await c.query(`DROP ROLE IF EXISTS "${r.replaceAll('"', '""')}"`).catch(() => undefined);
+      for (const r of [ADMIN, ...ROLES])
+        await c.query(`DROP ROLE IF EXISTS "${r.replaceAll('"', '""')}"`).catch(() => undefined);
     });
   });
 
@@ -177,13 +203,15 @@ describe(`everything a table carries survives the swap (fixtures/carried/everyth
 
   it('refuses FORCE ROW LEVEL SECURITY to a role that does not bypass it, in one line with the fix', async () => {
     // Every privilege a run needs (so that this is the only refusal), but neither superuser nor BYPASSRLS.
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       DO $$ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${ADMIN}') THEN CREATE ROLE ${ADMIN} LOGIN PASSWORD 'pw' NOBYPASSRLS; END IF;
       END $$;
       GRANT sp_fx_owner, postgres, pg_read_all_stats TO ${ADMIN};
       GRANT CREATE ON DATABASE "${db.name}" TO ${ADMIN};
-    `));
+    `),
+    );
     const out = join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan');
     const url = db.url.replace(/\/\/[^@]*@/, `//${ADMIN}:pw@`);
     const r = await cli(['plan', '--table', `${fx.schema}.${fx.table}`, '--out', out, '--url', url]);

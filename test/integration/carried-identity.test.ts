@@ -25,7 +25,13 @@ function writer(url: string): { stop: () => Promise<number> } {
       await c.end();
     }
   })();
-  return { stop: async () => { running = false; await done; return writes; } };
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+      return writes;
+    },
+  };
 }
 
 async function maxIds(url: string): Promise<{ id: number; n: number }> {
@@ -43,7 +49,9 @@ async function continues(url: string): Promise<void> {
     expect(r.rows[0]!.id).toBeGreaterThan(before.id);
     expect(Number(r.rows[0]!.n)).toBeGreaterThan(before.n);
     // ALWAYS stays ALWAYS; BY DEFAULT still takes a value.
-    await expect(c.query(`INSERT INTO ${REL} (id, v) VALUES (1, 'x')`)).rejects.toThrow(/cannot insert a non-DEFAULT value/);
+    await expect(c.query(`INSERT INTO ${REL} (id, v) VALUES (1, 'x')`)).rejects.toThrow(
+      /cannot insert a non-DEFAULT value/,
+    );
     await c.query(`INSERT INTO ${REL} (n, v) VALUES (-5, 'explicit')`);
   });
 }
@@ -52,7 +60,8 @@ describe('identity columns survive the swap and the revert', () => {
   let db: FreshDatabase;
   beforeAll(async () => {
     db = await freshDatabase('identity');
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE SCHEMA ids;
       CREATE TABLE ${REL} (
         id integer GENERATED ALWAYS AS IDENTITY (START WITH 100 INCREMENT BY 7 MINVALUE 50 MAXVALUE 100000000 CACHE 3 CYCLE) PRIMARY KEY,
@@ -61,7 +70,8 @@ describe('identity columns survive the swap and the revert', () => {
       ALTER SEQUENCE ids."Idents ""x""_n_seq" AS integer;
       COMMENT ON SEQUENCE ids."Idents ""x""_n_seq" IS 'the n; sequence';
       INSERT INTO ${REL} (v) SELECT 'r' || g FROM generate_series(1, 500) g;
-    `));
+    `),
+    );
   });
   afterAll(async () => db?.drop());
 

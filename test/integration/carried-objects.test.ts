@@ -10,7 +10,8 @@ describe('objects attached to the table survive the swap and the revert', () => 
   const role = `sp_reader_${randomBytes(3).toString('hex')}`;
   beforeAll(async () => {
     db = await freshDatabase('carried');
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE ROLE ${role} LOGIN PASSWORD 'pw';
       CREATE SCHEMA s;
       GRANT USAGE ON SCHEMA s TO ${role};
@@ -32,11 +33,14 @@ describe('objects attached to the table survive the swap and the revert', () => 
       INSERT INTO s.t (owner_name, secret, big, code)
       SELECT CASE WHEN g % 2 = 0 THEN '${role}' ELSE 'someone' END, 's' || g, repeat('b', 100), 'c' || g FROM generate_series(1, 2000) g;
       DELETE FROM s.audit;
-    `));
+    `),
+    );
   });
   afterAll(async () => {
     await db?.drop();
-    await withClient(db.url.replace(/\/[^/]*$/, '/postgres'), (c) => c.query(`DROP ROLE IF EXISTS ${role}`)).catch(() => undefined);
+    await withClient(db.url.replace(/\/[^/]*$/, '/postgres'), (c) => c.query(`DROP ROLE IF EXISTS ${role}`)).catch(
+      () => undefined,
+    );
   });
 
   async function behaves(): Promise<void> {

@@ -19,7 +19,8 @@ const TABLE_PRIVS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERE
 
 /** What every role may do on the table, its columns and its identity sequence: the behaviour a grant check sees. */
 async function rights(c: pg.ClientBase, table: string): Promise<string[]> {
-  const r = await c.query<{ d: string }>(`
+  const r = await c.query<{ d: string }>(
+    `
     SELECT r.rolname || ' ' || p || ' ' || has_table_privilege(r.oid, $1::text::regclass, p) AS d
       FROM pg_roles r, unnest($2::text[]) p WHERE r.rolname = ANY($3)
     UNION ALL
@@ -29,7 +30,19 @@ async function rights(c: pg.ClientBase, table: string): Promise<string[]> {
     UNION ALL
     SELECT r.rolname || ' seq ' || p || ' ' || has_sequence_privilege(r.oid, pg_get_serial_sequence($1::text, 'id')::regclass, p)
       FROM pg_roles r, unnest(ARRAY['USAGE', 'SELECT', 'UPDATE']) p WHERE r.rolname = ANY($3) AND pg_get_serial_sequence($1::text, 'id') IS NOT NULL
-    ORDER BY 1`, [table, [...TABLE_PRIVS, ...(Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) >= 170000 ? ['MAINTAIN'] : [])], ROLES]);
+    ORDER BY 1`,
+    [
+      table,
+      [
+        ...TABLE_PRIVS,
+        ...(Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) >=
+        170000
+          ? ['MAINTAIN']
+          : []),
+      ],
+      ROLES,
+    ],
+  );
   return r.rows.map((x) => x.d);
 }
 
@@ -37,7 +50,8 @@ describe('privileges are reset exactly at the swap', () => {
   let db: FreshDatabase;
   beforeAll(async () => {
     db = await freshDatabase('privileges');
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE ROLE ${q(OWNER)}; CREATE ROLE ${q(READER)} LOGIN PASSWORD 'pw'; CREATE ROLE ${q(WRITER)}; CREATE ROLE ${q(INTRUDER)};
       CREATE SCHEMA "p s";
       GRANT USAGE ON SCHEMA "p s" TO PUBLIC;
@@ -62,7 +76,8 @@ describe('privileges are reset exactly at the swap', () => {
       ALTER DEFAULT PRIVILEGES IN SCHEMA "p s" GRANT ALL ON SEQUENCES TO ${q(INTRUDER)};
       ALTER DEFAULT PRIVILEGES FOR ROLE ${q(OWNER)} IN SCHEMA "p s" GRANT ALL ON TABLES TO ${q(INTRUDER)};
       ALTER DEFAULT PRIVILEGES FOR ROLE ${q(OWNER)} IN SCHEMA "p s" GRANT ALL ON SEQUENCES TO ${q(INTRUDER)};
-    `));
+    `),
+    );
   });
   afterAll(async () => {
     await db?.drop();
@@ -72,41 +87,51 @@ describe('privileges are reset exactly at the swap', () => {
     });
   });
 
-  it.each([['Acl'], ['plain']])('%s: same ACLs and the same rights for every role after a full run, and after a revert', async (table) => {
-    const rel = `"p s".${q(table)}`;
-    const before = await withClient(db.url, async (c) => ({ d: await describeTable(c, 'p s', table), r: await rights(c, rel) }));
-    expect(before.r.filter((x) => x.endsWith(' true')).length).toBeGreaterThan(0);
-    let plan = await planTable(db.url, 'p s', table);
-    let r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
-    expect(r.code, r.stderr).toBe(0);
-    await withClient(db.url, async (c) => {
-      expect(await describeTable(c, 'p s', table)).toEqual(before.d);
-      expect(await rights(c, rel)).toEqual(before.r);
-      expect(await leftovers(c)).toEqual([]);
-    });
+  it.each([['Acl'], ['plain']])(
+    '%s: same ACLs and the same rights for every role after a full run, and after a revert',
+    async (table) => {
+      const rel = `"p s".${q(table)}`;
+      const before = await withClient(db.url, async (c) => ({
+        d: await describeTable(c, 'p s', table),
+        r: await rights(c, rel),
+      }));
+      expect(before.r.filter((x) => x.endsWith(' true')).length).toBeGreaterThan(0);
+      let plan = await planTable(db.url, 'p s', table);
+      let r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
+      expect(r.code, r.stderr).toBe(0);
+      await withClient(db.url, async (c) => {
+        expect(await describeTable(c, 'p s', table)).toEqual(before.d);
+        expect(await rights(c, rel)).toEqual(before.r);
+        expect(await leftovers(c)).toEqual([]);
+      });
 
-    plan = await planTable(db.url, 'p s', table);
-    r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
-    expect(r.code, r.stderr).toBe(0);
-    // During the run the copy holds every row: default privileges must not have given it to anyone.
-    await withClient(db.url, async (c) => {
-      const copies = await c.query<{ acl: string | null }>(`SELECT relacl::text AS acl FROM pg_class WHERE relname LIKE '\\_sp\\_%\\_new'`);
-      expect(copies.rows).toHaveLength(1);
-      expect(copies.rows[0]!.acl ?? '').not.toContain(INTRUDER);
-    });
-    r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
-    expect(r.code, r.stderr).toBe(0);
-    await withClient(db.url, async (c) => expect(await rights(c, rel)).toEqual(before.r));
-    r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'revert']);
-    expect(r.code, r.stderr).toBe(0);
-    await withClient(db.url, async (c) => {
-      expect(await describeTable(c, 'p s', table)).toEqual(before.d);
-      expect(await rights(c, rel)).toEqual(before.r);
-    });
-  });
+      plan = await planTable(db.url, 'p s', table);
+      r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
+      expect(r.code, r.stderr).toBe(0);
+      // During the run the copy holds every row: default privileges must not have given it to anyone.
+      await withClient(db.url, async (c) => {
+        const copies = await c.query<{ acl: string | null }>(
+          `SELECT relacl::text AS acl FROM pg_class WHERE relname LIKE '\\_sp\\_%\\_new'`,
+        );
+        expect(copies.rows).toHaveLength(1);
+        expect(copies.rows[0]!.acl ?? '').not.toContain(INTRUDER);
+      });
+      r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
+      expect(r.code, r.stderr).toBe(0);
+      await withClient(db.url, async (c) => expect(await rights(c, rel)).toEqual(before.r));
+      r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'revert']);
+      expect(r.code, r.stderr).toBe(0);
+      await withClient(db.url, async (c) => {
+        expect(await describeTable(c, 'p s', table)).toEqual(before.d);
+        expect(await rights(c, rel)).toEqual(before.r);
+      });
+    },
+  );
 
   it('a non-owner role can do exactly what it could before, and nothing more', async () => {
-    const reader = new pg.Client({ connectionString: db.url.replace(/\/\/[^@]*@/, `//${encodeURIComponent(READER)}:pw@`) });
+    const reader = new pg.Client({
+      connectionString: db.url.replace(/\/\/[^@]*@/, `//${encodeURIComponent(READER)}:pw@`),
+    });
     await reader.connect();
     try {
       const seen = await reader.query<{ n: string }>('SELECT count(*) AS n FROM "p s"."Acl"');
@@ -121,18 +146,22 @@ describe('privileges are reset exactly at the swap', () => {
   });
 
   it('refuses a privilege granted by someone other than the owner, naming it', async () => {
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE TABLE "p s".chain (id int PRIMARY KEY);
       GRANT SELECT ON "p s".chain TO ${q(WRITER)} WITH GRANT OPTION;
       SET ROLE ${q(WRITER)};
       GRANT SELECT ON "p s".chain TO ${q(READER)};
       RESET ROLE;
-    `));
+    `),
+    );
     const out = join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan');
     const r = await cli(['plan', '--table', '"p s".chain', '--out', out, '--url', db.url]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain(`privilege SELECT on the table for "${READER}" was granted by "${WRITER}", not by the owner "postgres"`);
+    expect(r.stderr).toContain(
+      `privilege SELECT on the table for "${READER}" was granted by "${WRITER}", not by the owner "postgres"`,
+    );
     expect(existsSync(out)).toBe(false);
   });
 });

@@ -14,7 +14,8 @@ describe('extended statistics and reloption order', () => {
   const owner = `stat_owner_${randomBytes(3).toString('hex')}`;
   beforeAll(async () => {
     db = await freshDatabase('statistics');
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE ROLE ${quoteIdent(owner)};
       CREATE SCHEMA st; CREATE SCHEMA stats_elsewhere;
       CREATE TABLE st.t (id int PRIMARY KEY, a int, b int, c text)
@@ -27,7 +28,8 @@ describe('extended statistics and reloption order', () => {
       ALTER STATISTICS st.t_all SET STATISTICS 321;
       ALTER STATISTICS st.t_ab OWNER TO ${quoteIdent(owner)};
       COMMENT ON STATISTICS st.t_expr IS 'one expression';
-      ANALYZE st.t;`));
+      ANALYZE st.t;`),
+    );
   });
   afterAll(async () => {
     await db?.drop();
@@ -37,7 +39,9 @@ describe('extended statistics and reloption order', () => {
   it('a full run keeps every statistics object and the reloption order, and the rebuilt table has them computed', async () => {
     const before = await withClient(db.url, (c) => describeTable(c, 'st', 't'));
     expect(before['statistics']).toHaveLength(4);
-    expect(before['table']![0]).toMatch(/reloptions=\{fillfactor=80,autovacuum_vacuum_scale_factor=0\.05,autovacuum_analyze_scale_factor=0\.02\}/);
+    expect(before['table']![0]).toMatch(
+      /reloptions=\{fillfactor=80,autovacuum_vacuum_scale_factor=0\.05,autovacuum_analyze_scale_factor=0\.02\}/,
+    );
     const plan = await planTable(db.url, 'st', 't');
     const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
@@ -45,14 +49,19 @@ describe('extended statistics and reloption order', () => {
       expect(await describeTable(c, 'st', 't')).toEqual(before);
       expect(await leftovers(c)).toEqual([]);
       // The build's ANALYZE computed them on the copy, so the planner has them from the swap on.
-      const built = await c.query<{ n: string }>("SELECT count(*) AS n FROM pg_statistic_ext s JOIN pg_statistic_ext_data d ON d.stxoid = s.oid WHERE s.stxrelid = 'st.t'::regclass");
+      const built = await c.query<{ n: string }>(
+        "SELECT count(*) AS n FROM pg_statistic_ext s JOIN pg_statistic_ext_data d ON d.stxoid = s.oid WHERE s.stxrelid = 'st.t'::regclass",
+      );
       expect(Number(built.rows[0]!.n)).toBe(4);
     });
   });
 
   it('revert gives the original table its statistics objects back under their names', async () => {
     const before = await withClient(db.url, (c) => describeTable(c, 'st', 't'));
-    const oid = await withClient(db.url, async (c) => (await c.query<{ o: number }>("SELECT 'st.t'::regclass::oid AS o")).rows[0]!.o);
+    const oid = await withClient(
+      db.url,
+      async (c) => (await c.query<{ o: number }>("SELECT 'st.t'::regclass::oid AS o")).rows[0]!.o,
+    );
     const plan = await planTable(db.url, 'st', 't');
     let r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
     expect(r.code, r.stderr).toBe(0);

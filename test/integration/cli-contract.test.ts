@@ -28,7 +28,11 @@ describe('the command-line contract for scripts (docs/scripting.md)', () => {
   let other: string;
   beforeAll(async () => {
     db = await freshDatabase('cli_contract');
-    await withClient(db.url, (c) => c.query('CREATE SCHEMA app; CREATE TABLE app.t (id int PRIMARY KEY, v text); INSERT INTO app.t SELECT g, g::text FROM generate_series(1, 100) g'));
+    await withClient(db.url, (c) =>
+      c.query(
+        'CREATE SCHEMA app; CREATE TABLE app.t (id int PRIMARY KEY, v text); INSERT INTO app.t SELECT g, g::text FROM generate_series(1, 100) g',
+      ),
+    );
     plan = await planTable(db.url, 'app', 't');
     // The same plan with one option changed: its SQL differs.
     other = mkdtempSync(join(tmpdir(), 'sp-contract-'));
@@ -43,7 +47,11 @@ describe('the command-line contract for scripts (docs/scripting.md)', () => {
       [['diff', plan.dir, other], 1, null],
       [['diff', 'a', 'b', 'c'], 2, /BAD_ARGUMENT: Unknown argument: c/],
       // Once, as typed (yargs would list bogus-flag and bogusFlag).
-      [['status', '--plan', 'p', '--bogus-flag'], 2, /BAD_ARGUMENT: Unknown argument: bogus-flag \(see shadowpack --help\)\n/],
+      [
+        ['status', '--plan', 'p', '--bogus-flag'],
+        2,
+        /BAD_ARGUMENT: Unknown argument: bogus-flag \(see shadowpack --help\)\n/,
+      ],
       [['diff', plan.dir, '/nonexistent/plan'], 2, /PLAN_INVALID/],
       [['verify', '--plan', plan.dir, '--bogus'], 2, /BAD_ARGUMENT/],
       [['verify'], 2, /BAD_ARGUMENT: Missing required argument: plan/],
@@ -52,7 +60,11 @@ describe('the command-line contract for scripts (docs/scripting.md)', () => {
       [['plan', '--table', 'app.t', '--out', join(other, 'x'), '--url', REFUSED], 2, /CONNECTION_FAILED/],
       [['plan', '--table', 'app.t'], 2, /Missing required argument: out/],
       // Both before connecting: the refused URL is never tried.
-      [['plan', '--table', 'pg_catalog.pg_class', '--out', join(other, 'sys'), '--url', REFUSED], 2, /UNSUPPORTED_TABLE: pg_catalog\.pg_class: pg_catalog is a system schema/],
+      [
+        ['plan', '--table', 'pg_catalog.pg_class', '--out', join(other, 'sys'), '--url', REFUSED],
+        2,
+        /UNSUPPORTED_TABLE: pg_catalog\.pg_class: pg_catalog is a system schema/,
+      ],
       [['plan', '--table', 'app.t', '--out', '', '--url', REFUSED], 2, /BAD_ARGUMENT: --out "": empty/],
       [['run', '--plan', '/nonexistent/plan'], 2, /PLAN_INVALID/],
       [['control', '--plan', plan.dir], 2, /BAD_ARGUMENT: nothing to change/],
@@ -76,14 +88,24 @@ describe('the command-line contract for scripts (docs/scripting.md)', () => {
     const status = await inProcess(['status', '--plan', plan.dir, '--url', REFUSED, '--json']);
     const run = await inProcess(['run', '--plan', plan.dir, '--url', REFUSED, '--events']);
     const verify = await inProcess(['verify', '--plan', plan.dir, '--url', db.url, '--json']);
-    const parsed = (r: Exit) => r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const parsed = (r: Exit) =>
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(status.code).toBe(2);
     const [s] = parsed(status);
     expect(s).toMatchObject({ schemaVersion: 1, error: { code: 'CONNECTION_FAILED' } });
     expect(JSON.stringify(s)).not.toContain('s3cret-pw');
     expect(run.code).toBe(2);
     const events = parsed(run);
-    expect(events.at(-1)).toMatchObject({ schemaVersion: 1, type: 'error', code: 'CONNECTION_FAILED', runId: plan.manifest.runId, planHash: plan.manifest.planHash });
+    expect(events.at(-1)).toMatchObject({
+      schemaVersion: 1,
+      type: 'error',
+      code: 'CONNECTION_FAILED',
+      runId: plan.manifest.runId,
+      planHash: plan.manifest.planHash,
+    });
     for (const e of events) expect(e['ts']).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(verify.code).toBe(2);
     expect(parsed(verify)[0]).toMatchObject({ schemaVersion: 1, error: { code: 'RUN_STATE' } });
@@ -131,16 +153,34 @@ describe('the command-line contract for scripts (docs/scripting.md)', () => {
       throw new Error(`connected with ${conninfo}`);
     };
     const where = `PostgreSQL at ${u.hostname}:${u.port}`;
-    expect(await failure(kv(`dbname=${db.name} password=s3cret-wrong`))).toMatch(new RegExp(`^cannot connect to ${where} \\(database ${db.name}, user ${user}\\): password authentication failed .*; check the password of ${user} \\(PGPASSWORD, ~/\\.pgpass`));
-    expect(await failure(kv(`dbname=${db.name} passfile=/nonexistent/pgpass`))).toMatch(new RegExp(`^cannot connect to ${where} .*: the server asks for a password for user ${user}: set PGPASSWORD, put a line ${u.hostname}:${u.port}:${db.name}:${user}:PASSWORD in /nonexistent/pgpass`));
-    expect(await failure(kv(`dbname=nosuchdb ${pw}`))).toMatch(/\(database nosuchdb, user .*database "nosuchdb" does not exist; check the database name/);
-    expect(await failure(`host=127.0.0.1 port=1 dbname=x user=y password=s3cret`)).toMatch(/^cannot connect to PostgreSQL at 127\.0\.0\.1:1 \(database x, user y\): .*ECONNREFUSED.*; is the server running there/);
-    expect(await failure(kv(`dbname=${db.name} sslmode=require ${pw}`))).toMatch(/does not support SSL.*; the server has no TLS: use sslmode=prefer/);
+    expect(await failure(kv(`dbname=${db.name} password=s3cret-wrong`))).toMatch(
+      new RegExp(
+        `^cannot connect to ${where} \\(database ${db.name}, user ${user}\\): password authentication failed .*; check the password of ${user} \\(PGPASSWORD, ~/\\.pgpass`,
+      ),
+    );
+    expect(await failure(kv(`dbname=${db.name} passfile=/nonexistent/pgpass`))).toMatch(
+      new RegExp(
+        `^cannot connect to ${where} .*: the server asks for a password for user ${user}: set PGPASSWORD, put a line ${u.hostname}:${u.port}:${db.name}:${user}:PASSWORD in /nonexistent/pgpass`,
+      ),
+    );
+    expect(await failure(kv(`dbname=nosuchdb ${pw}`))).toMatch(
+      /\(database nosuchdb, user .*database "nosuchdb" does not exist; check the database name/,
+    );
+    expect(await failure(`host=127.0.0.1 port=1 dbname=x user=y password=s3cret`)).toMatch(
+      /^cannot connect to PostgreSQL at 127\.0\.0\.1:1 \(database x, user y\): .*ECONNREFUSED.*; is the server running there/,
+    );
+    expect(await failure(kv(`dbname=${db.name} sslmode=require ${pw}`))).toMatch(
+      /does not support SSL.*; the server has no TLS: use sslmode=prefer/,
+    );
   });
 
   it('a closed pipe ends the command quietly (shadowpack show … | head -1; here a reader gone before the first line)', async () => {
     const r = await new Promise<Exit>((res) => {
-      const p = spawn('bash', ['-c', `node --import tsx src/cli/main.ts show --plan "$1" | true; echo "\${PIPESTATUS[0]}"`, 'show', plan.dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(
+        'bash',
+        ['-c', `node --import tsx src/cli/main.ts show --plan "$1" | true; echo "\${PIPESTATUS[0]}"`, 'show', plan.dir],
+        { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -153,14 +193,20 @@ describe('the command-line contract for scripts (docs/scripting.md)', () => {
   });
 
   it('Ctrl-C during run: one line with the commands to resume and to give up, exit 130; the wait before it is said once, with its bound', async () => {
-    const [, classId, objId] = /pg_try_advisory_lock\((\d+), (\d+)\)/.exec(readFileSync(join(plan.dir, '00-preflight.sql'), 'utf8'))!;
+    const [, classId, objId] = /pg_try_advisory_lock\((\d+), (\d+)\)/.exec(
+      readFileSync(join(plan.dir, '00-preflight.sql'), 'utf8'),
+    )!;
     // Another session holds the run's advisory lock: preflight waits for it (up to --advisory-wait-seconds).
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();
     await holder.query('SELECT pg_advisory_lock($1::int, $2::int)', [classId, objId]);
     try {
       const r = await new Promise<Exit>((res) => {
-        const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'run', '--plan', plan.dir, '--url', db.url], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+        const p = spawn(
+          process.execPath,
+          ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'run', '--plan', plan.dir, '--url', db.url],
+          { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+        );
         let stdout = '';
         let stderr = '';
         let sent = false;
@@ -177,8 +223,14 @@ describe('the command-line contract for scripts (docs/scripting.md)', () => {
       });
       expect(r.code, JSON.stringify(r)).toBe(130);
       const lines = r.stderr.trim().split('\n');
-      expect(lines.filter((l) => l.includes('waiting:'))).toEqual([expect.stringMatching(/^ {2}waiting: another session \(pid \d+\) is working on "app"\."t" \(at most 10\.0 s\)$/)]);
-      expect(lines.at(-1)).toBe(`shadowpack: interrupted in stage preflight; what was committed stays. To resume: shadowpack run --plan ${plan.dir} --url '${db.url.replace(/:[^:@/]*@/, ':***@')}'; to give up: shadowpack run --plan ${plan.dir} --url '${db.url.replace(/:[^:@/]*@/, ':***@')}' --stage abort to remove everything the run made`);
+      expect(lines.filter((l) => l.includes('waiting:'))).toEqual([
+        expect.stringMatching(
+          /^ {2}waiting: another session \(pid \d+\) is working on "app"\."t" \(at most 10\.0 s\)$/,
+        ),
+      ]);
+      expect(lines.at(-1)).toBe(
+        `shadowpack: interrupted in stage preflight; what was committed stays. To resume: shadowpack run --plan ${plan.dir} --url '${db.url.replace(/:[^:@/]*@/, ':***@')}'; to give up: shadowpack run --plan ${plan.dir} --url '${db.url.replace(/:[^:@/]*@/, ':***@')}' --stage abort to remove everything the run made`,
+      );
     } finally {
       await holder.end();
     }

@@ -30,7 +30,12 @@ async function expectWhole(url: string, minRows: number): Promise<void> {
  * The pid of the tool's session for `stage` while it is in the middle of its work, or null: writing
  * (a transaction with an xid), or, unless `writing` is required, inside a procedure call.
  */
-async function busyToolBackend(admin: pg.ClientBase, runId: string, stage: StageName, writing: boolean): Promise<number | null> {
+async function busyToolBackend(
+  admin: pg.ClientBase,
+  runId: string,
+  stage: StageName,
+  writing: boolean,
+): Promise<number | null> {
   const r = await admin.query<{ pid: number }>(
     // The run id comes from schema and table only: another test file's run on app.orders in another
     // database of the same server has the same application_name, and must not be terminated.
@@ -41,7 +46,7 @@ async function busyToolBackend(admin: pg.ClientBase, runId: string, stage: Stage
   return r.rows[0]?.pid ?? null;
 }
 
-describe('the tool\'s backend terminated in the middle of a stage', () => {
+describe("the tool's backend terminated in the middle of a stage", () => {
   let db: FreshDatabase;
   afterAll(async () => db?.drop());
 
@@ -49,7 +54,12 @@ describe('the tool\'s backend terminated in the middle of a stage', () => {
     db = await freshDatabase('crash_terminate');
     await withClient(db.url, (c) => createDemoSchema(c, 20_000));
     // Small batches and rounds, so each stage is busy long enough to be caught writing.
-    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 4, catchupTarget: 0, catchupRounds: 40, advisoryWaitSeconds: 30 });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      batchPages: 4,
+      catchupTarget: 0,
+      catchupRounds: 40,
+      advisoryWaitSeconds: 30,
+    });
     const connection = { connectionString: db.url };
     const writers = await startWriters(connection, 2, 2);
     const admin = new pg.Client(connection);
@@ -70,7 +80,10 @@ describe('the tool\'s backend terminated in the middle of a stage', () => {
             await sleep(5);
           }
         })();
-        const outcome = await run({ plan, connection, onEvent: () => undefined }).then(() => null, (e: unknown) => e);
+        const outcome = await run({ plan, connection, onEvent: () => undefined }).then(
+          () => null,
+          (e: unknown) => e,
+        );
         terminated = true;
         await watcher;
         if (hit.at(-1) === stage) {
@@ -133,7 +146,9 @@ describe('PostgreSQL restarted (immediate shutdown) in the middle of catch-up', 
     const failed = await runner;
     await writers.stop();
     expect(failed.code, `${crashedAt}: ${failed.stderr}`).toBe(2);
-    expect(failed.stderr).toMatch(/CONNECTION_FAILED: lost the connection during stage catchup .*run the same command again/);
+    expect(failed.stderr).toMatch(
+      /CONNECTION_FAILED: lost the connection during stage catchup .*run the same command again/,
+    );
     await withClient(db.url, async (c) => {
       const state = await readState(c, plan.manifest);
       // The round in progress was rolled back with the crash: its entries are all still in the log.

@@ -15,7 +15,12 @@ describe('the runner killed with SIGKILL inside every stage (one session, and fo
 
   it('is continued by the next run with nothing lost', async () => {
     // Tiny batches make backfill and catch-up long enough to be hit in the middle.
-    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 8, catchupTarget: 0, catchupRounds: 3, advisoryWaitSeconds: 30 });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      batchPages: 8,
+      catchupTarget: 0,
+      catchupRounds: 3,
+      advisoryWaitSeconds: 30,
+    });
     const writers = await startWriters({ connectionString: db.url }, 3, 2);
     const hits: string[] = [];
     for (const stage of STAGES) {
@@ -23,7 +28,9 @@ describe('the runner killed with SIGKILL inside every stage (one session, and fo
       for (const delayMs of [Math.floor(Math.random() * 20), 40 + Math.floor(Math.random() * 200)]) {
         // The second kill in each stage hits a runner with four sessions in its parallel stages.
         const jobs = delayMs < 40 ? '1' : '4';
-        const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup', '--jobs', jobs], { killWhen: { stderr: new RegExp(`» ${stage} `), delayMs } });
+        const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup', '--jobs', jobs], {
+          killWhen: { stderr: new RegExp(`» ${stage} `), delayMs },
+        });
         if (r.signal === 'SIGKILL') {
           const seen = [...r.stderr.matchAll(/» (\w+)/g)].map((m) => m[1]);
           hits.push(`${seen.at(-1)}+${delayMs}ms/j${jobs}`);

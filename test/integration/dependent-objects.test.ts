@@ -12,7 +12,8 @@ const OPS = '"Ops ; ""Ünï"""';
 /** Everything a reader of the views, functions and publications can observe in the catalog, OIDs included. */
 async function dependentsCatalog(c: pg.ClientBase): Promise<unknown> {
   await c.query('SET search_path = pg_catalog');
-  const views = await c.query(`
+  const views = await c.query(
+    `
     SELECT v.oid::int8 AS oid, v.oid::regclass::text AS name, pg_get_userbyid(v.relowner) AS owner, v.relacl::text AS acl,
            v.reloptions::text AS options, obj_description(v.oid, 'pg_class') AS comment, pg_get_viewdef(v.oid) AS definition,
            (SELECT string_agg(concat_ws(':', a.attname, format_type(a.atttypid, a.atttypmod), col_description(a.attrelid, a.attnum),
@@ -20,7 +21,9 @@ async function dependentsCatalog(c: pg.ClientBase): Promise<unknown> {
               FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attrelid = v.oid AND a.attnum > 0) AS columns
       FROM pg_class v WHERE v.relkind = 'v' AND v.relnamespace IN (to_regnamespace('report'), to_regnamespace($1))
-     ORDER BY 2`, [OPS]);
+     ORDER BY 2`,
+    [OPS],
+  );
   const functions = await c.query(`
     SELECT p.oid::int8 AS oid, p.oid::regprocedure::text AS name, pg_get_userbyid(p.proowner) AS owner, p.proacl::text AS acl,
            obj_description(p.oid, 'pg_proc') AS comment, pg_get_functiondef(p.oid) AS definition
@@ -57,7 +60,15 @@ async function expectViewsReadTheTable(c: pg.ClientBase): Promise<void> {
              (SELECT count(*) FROM report.as_json) = (SELECT count(*) FROM app.orders) AS json_same,
              (SELECT n FROM report.summary) = (SELECT count(*) FROM app.orders WHERE qty > 2) AS summary_same,
              report.order_count(1) = (SELECT count(*) FROM app.orders) AS function_same`);
-    expect(r.rows[0]).toEqual({ open_missing: '0', open_extra: '0', order_missing: '0', join_same: true, json_same: true, summary_same: true, function_same: true });
+    expect(r.rows[0]).toEqual({
+      open_missing: '0',
+      open_extra: '0',
+      order_missing: '0',
+      join_same: true,
+      json_same: true,
+      summary_same: true,
+      function_same: true,
+    });
   } finally {
     await c.query('ROLLBACK');
   }
@@ -77,17 +88,19 @@ function startViewReaders(url: string): { stop: () => Promise<{ reads: number; e
     `SELECT o.note, t.qty FROM report."order" o JOIN app.orders t USING (id) WHERE o.id = $1`,
     `SELECT t.qty, v.email FROM app.orders t JOIN ${OPS}."open orders" v USING (id) WHERE t.id = $1`,
   ];
-  const loops = queries.map((q) => withClient(url, async (c) => {
-    while (!stopping) {
-      try {
-        await c.query(q, [1 + Math.floor(Math.random() * 20_000)]);
-        reads++;
-      } catch (e) {
-        errors.push((e as Error).message);
+  const loops = queries.map((q) =>
+    withClient(url, async (c) => {
+      while (!stopping) {
+        try {
+          await c.query(q, [1 + Math.floor(Math.random() * 20_000)]);
+          reads++;
+        } catch (e) {
+          errors.push((e as Error).message);
+        }
+        await new Promise((r) => setTimeout(r, 10));
       }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }));
+    }),
+  );
   return {
     async stop() {
       stopping = true;
@@ -109,7 +122,11 @@ describe('views, BEGIN ATOMIC functions and publications over the table survive 
       await c.query(readFileSync(join(FIXTURE, 'schema.sql'), 'utf8'));
       // security_invoker, column lists and row filters need PostgreSQL 15; on 14 a plain membership is still carried.
       const v = Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
-      await c.query(v >= 150000 ? readFileSync(join(FIXTURE, 'pg15.sql'), 'utf8') : 'CREATE PUBLICATION sp_pub_plain FOR TABLE app.orders, app.customers');
+      await c.query(
+        v >= 150000
+          ? readFileSync(join(FIXTURE, 'pg15.sql'), 'utf8')
+          : 'CREATE PUBLICATION sp_pub_plain FOR TABLE app.orders, app.customers',
+      );
     });
   });
   afterAll(async () => db?.drop());
@@ -118,7 +135,9 @@ describe('views, BEGIN ATOMIC functions and publications over the table survive 
     const catalogBefore = await withClient(db.url, dependentsCatalog);
     const signatureBefore = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
     let plan = await planTable(db.url, 'app', 'orders', { batchPages: 20 });
-    expect(plan.manifest.stages.find((s) => s.name === 'swap')!.hazards).toEqual(expect.arrayContaining(['VIEWS_RECREATED', 'FUNCTIONS_RECREATED', 'PUBLICATION_MOVED']));
+    expect(plan.manifest.stages.find((s) => s.name === 'swap')!.hazards).toEqual(
+      expect.arrayContaining(['VIEWS_RECREATED', 'FUNCTIONS_RECREATED', 'PUBLICATION_MOVED']),
+    );
 
     const writers = await startWriters({ connectionString: db.url }, 3, 2);
     const readers = startViewReaders(db.url);
@@ -156,11 +175,15 @@ describe('views, BEGIN ATOMIC functions and publications over the table survive 
       expect(await leftovers(c)).toEqual([]);
       await expectViewsReadTheTable(c);
       // Writes through the auto-updatable view and the procedure reach the live table.
-      await c.query(`UPDATE ${OPS}."open orders" SET email = NULL WHERE id = (SELECT min(id) FROM app.orders WHERE qty > 2)`);
+      await c.query(
+        `UPDATE ${OPS}."open orders" SET email = NULL WHERE id = (SELECT min(id) FROM app.orders WHERE qty > 2)`,
+      );
       const id = (await c.query<{ id: number }>('SELECT min(id) AS id FROM app.orders')).rows[0]!.id;
       await c.query(`CALL report.set_note($1, 'via procedure')`, [id]);
       expect((await c.query(`SELECT count(*) AS n FROM app.orders WHERE note = 'via procedure'`)).rows[0].n).toBe('1');
-      await expect(c.query(`INSERT INTO ${OPS}."open orders" (customer_id, qty) VALUES (1, 1)`)).rejects.toThrow(/check option/);
+      await expect(c.query(`INSERT INTO ${OPS}."open orders" (customer_id, qty) VALUES (1, 1)`)).rejects.toThrow(
+        /check option/,
+      );
     });
   });
 
@@ -186,7 +209,9 @@ describe('views, BEGIN ATOMIC functions and publications over the table survive 
     expect(r.stderr).toMatch(/revert stopped before changing anything: rule _RETURN on view report\.late depend on/);
     // Bound to the old table after the swap: cleanup would fail at DROP TABLE.
     const old = `app."_sp_${plan.manifest.runId}_old"`;
-    await withClient(db.url, (c) => c.query(`DROP VIEW report.late; CREATE VIEW report.on_old AS SELECT id FROM ${old}`));
+    await withClient(db.url, (c) =>
+      c.query(`DROP VIEW report.late; CREATE VIEW report.on_old AS SELECT id FROM ${old}`),
+    );
     r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'cleanup']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/cleanup stopped before changing anything: rule _RETURN on view report\.on_old depend on/);

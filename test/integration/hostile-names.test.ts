@@ -10,7 +10,8 @@ describe('hostile names end to end', () => {
   let db: FreshDatabase;
   beforeAll(async () => {
     db = await freshDatabase('hostile');
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE SCHEMA "Sales ""EU""; drop";
       CREATE TABLE "Sales ""EU""; drop"."order" (
         "OrderId" serial PRIMARY KEY,
@@ -25,7 +26,8 @@ describe('hostile names end to end', () => {
       INSERT INTO "Sales ""EU""; drop"."order" ("customer name", "say ""hi""", "a;b", "select", "名前", "${LONG}")
       SELECT 'c' || g, CASE WHEN g % 2 = 0 THEN 'hi ''' || g END, g % 5, 's' || g, '名' || g, g FROM generate_series(1, 3000) g;
       CREATE TABLE "Sales ""EU""; drop".expected AS SELECT * FROM "Sales ""EU""; drop"."order";
-    `));
+    `),
+    );
   });
   afterAll(async () => db?.drop());
 
@@ -47,12 +49,14 @@ describe('hostile names end to end', () => {
   });
 
   it('rebuilds a table whose names hold the dollar tag, first stages with psql, the rest with the runner', async () => {
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE TABLE public."t$sp$x" ("id$sp$" serial PRIMARY KEY, "v$sp" text CHECK ("v$sp" <> '$sp$'));
       CREATE INDEX "i$sp$" ON public."t$sp$x" ("v$sp");
       INSERT INTO public."t$sp$x" ("v$sp") SELECT 'v' || g || '$sp' FROM generate_series(1, 2000) g;
       CREATE TABLE public."t$sp$expected" AS SELECT * FROM public."t$sp$x";
-    `));
+    `),
+    );
     const before = await withClient(db.url, (c) => catalogSnapshot(c, 'public', 't$sp$x'));
     const plan = await planTable(db.url, 'public', 't$sp$x', { batchPages: 3 });
     // Every body is quoted with a tag that no name holds.
@@ -61,8 +65,10 @@ describe('hostile names end to end', () => {
       const r = await psql(db.url, join(plan.dir, file));
       expect(r.code, `${file}: ${r.stderr}`).toBe(0);
     }
-    await withClient(db.url, (c) => c.query(`UPDATE public."t$sp$x" SET "v$sp" = "v$sp" || '$sp1' WHERE "id$sp$" % 7 = 0;
-      UPDATE public."t$sp$expected" SET "v$sp" = "v$sp" || '$sp1' WHERE "id$sp$" % 7 = 0`));
+    await withClient(db.url, (c) =>
+      c.query(`UPDATE public."t$sp$x" SET "v$sp" = "v$sp" || '$sp1' WHERE "id$sp$" % 7 = 0;
+      UPDATE public."t$sp$expected" SET "v$sp" = "v$sp" || '$sp1' WHERE "id$sp$" % 7 = 0`),
+    );
     const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {

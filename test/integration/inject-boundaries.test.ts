@@ -103,7 +103,9 @@ describe('failure injected at statement boundaries', () => {
 
   /** The run brought to the point where `stage` starts. */
   async function reachStart(i: Injection): Promise<void> {
-    const forward = plan.manifest.stages.map((s) => s.name).filter((s) => (FORWARD_STAGES as readonly string[]).includes(s));
+    const forward = plan.manifest.stages
+      .map((s) => s.name)
+      .filter((s) => (FORWARD_STAGES as readonly string[]).includes(s));
     const preSwap = forward.slice(1, forward.indexOf('swap'));
     let until: StageName | null;
     switch (i.stage) {
@@ -165,7 +167,9 @@ describe('failure injected at statement boundaries', () => {
     } else {
       // Cleanup has dropped the old table: there is no way back, only forward, and revert says so.
       expect(state, label(i)).toBe('cleanup-started');
-      await expect(run({ plan, connection: connection(), stage: 'revert', onEvent: noop }), label(i)).rejects.toThrow(/cannot run now: the run is at "cleanup-started"/);
+      await expect(run({ plan, connection: connection(), stage: 'revert', onEvent: noop }), label(i)).rejects.toThrow(
+        /cannot run now: the run is at "cleanup-started"/,
+      );
       await run({ plan, connection: connection(), jobs: jobsOf(i), onEvent: noop });
     }
     // A revert that stopped after swapping back is finished by abort (the runner does that by itself).
@@ -187,34 +191,45 @@ describe('failure injected at statement boundaries', () => {
     expect(writers.stats.errors - errorsBefore, `${label(i)}: ${writers.stats.lastError}`).toBe(0);
   }
 
-  it(SOAK ? 'every boundary of every stage: resume or go back, nothing lost, nothing left' : `a sample of boundaries (seed ${SEED}): resume or go back, nothing lost, nothing left`, async () => {
-    const all = allInjections(plan).filter((i) => ONLY === undefined || ONLY.includes(i.stage));
-    const chosen = SOAK ? all : sample(all, SAMPLE, seeded(SEED));
-    console.error(`[inject] ${chosen.length} of ${all.length} injections, seed ${SEED}`);
-    const started = Date.now();
-    for (const i of chosen) {
-      const errorsBefore = writers.stats.errors;
-      try {
-        const t0 = Date.now();
-        await reachStart(i);
-        const t1 = Date.now();
-        await runPrefix(db.url, plan, i.stage, i.k, i.how);
-        const t2 = Date.now();
-        if (i.path === 'resume') await resume(i);
-        else await back(i);
-        if (process.env.SHADOWPACK_INJECT_TIMES) console.error(`[inject] ${label(i)}: start ${t1 - t0} ms, prefix ${t2 - t1} ms, recovery ${Date.now() - t2} ms`);
-      } catch (e) {
-        // Which injection it was, with the error as the runner reported it.
-        throw new Error(`${label(i)}: ${(e as Error).message}`, { cause: e });
+  it(
+    SOAK
+      ? 'every boundary of every stage: resume or go back, nothing lost, nothing left'
+      : `a sample of boundaries (seed ${SEED}): resume or go back, nothing lost, nothing left`,
+    async () => {
+      const all = allInjections(plan).filter((i) => ONLY === undefined || ONLY.includes(i.stage));
+      const chosen = SOAK ? all : sample(all, SAMPLE, seeded(SEED));
+      console.error(`[inject] ${chosen.length} of ${all.length} injections, seed ${SEED}`);
+      const started = Date.now();
+      for (const i of chosen) {
+        const errorsBefore = writers.stats.errors;
+        try {
+          const t0 = Date.now();
+          await reachStart(i);
+          const t1 = Date.now();
+          await runPrefix(db.url, plan, i.stage, i.k, i.how);
+          const t2 = Date.now();
+          if (i.path === 'resume') await resume(i);
+          else await back(i);
+          if (process.env.SHADOWPACK_INJECT_TIMES)
+            console.error(
+              `[inject] ${label(i)}: start ${t1 - t0} ms, prefix ${t2 - t1} ms, recovery ${Date.now() - t2} ms`,
+            );
+        } catch (e) {
+          // Which injection it was, with the error as the runner reported it.
+          throw new Error(`${label(i)}: ${(e as Error).message}`, { cause: e });
+        }
+        await check(i, errorsBefore);
+        // A plan runs once: after a run that was cleaned up, the next injection needs a new plan (of the
+        // rebuilt table, so a new plan id; its scripts are the same, so the boundaries are too).
+        if ((await withClient(db.url, (c) => readFinished(c, plan.manifest)))?.outcome === 'cleaned') {
+          plan = await planTable(db.url, 'app', 'orders', PLAN_OPTIONS);
+        }
       }
-      await check(i, errorsBefore);
-      // A plan runs once: after a run that was cleaned up, the next injection needs a new plan (of the
-      // rebuilt table, so a new plan id; its scripts are the same, so the boundaries are too).
-      if ((await withClient(db.url, (c) => readFinished(c, plan.manifest)))?.outcome === 'cleaned') {
-        plan = await planTable(db.url, 'app', 'orders', PLAN_OPTIONS);
-      }
-    }
-    console.error(`[inject] done in ${((Date.now() - started) / 1000).toFixed(1)} s; writer: ${writers.stats.commits} commits`);
-    expect(writers.stats.commits).toBeGreaterThan(chosen.length);
-  }, SOAK ? 3_600_000 : 600_000);
+      console.error(
+        `[inject] done in ${((Date.now() - started) / 1000).toFixed(1)} s; writer: ${writers.stats.commits} commits`,
+      );
+      expect(writers.stats.commits).toBeGreaterThan(chosen.length);
+    },
+    SOAK ? 3_600_000 : 600_000,
+  );
 });

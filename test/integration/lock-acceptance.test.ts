@@ -60,7 +60,10 @@ async function readAccessShare(c: pg.Client): Promise<void> {
   await c.query('SELECT 1 FROM app.orders LIMIT 1');
 }
 
-async function preparedPlan(prefix: string, options: Partial<PlanOptions>): Promise<{ db: FreshDatabase; plan: LoadedPlan }> {
+async function preparedPlan(
+  prefix: string,
+  options: Partial<PlanOptions>,
+): Promise<{ db: FreshDatabase; plan: LoadedPlan }> {
   const db = await freshDatabase(prefix);
   databases.push(db);
   await withClient(db.url, (c) => createDemoSchema(c, 2_000));
@@ -77,7 +80,13 @@ type Holder = pg.Client & { pid: number };
  * the current holder as long-held (and so waits instead of queueing), the other client reads the
  * table and the current one commits. Stops when `stop` gives true after a hand-over, or the swap ends.
  */
-async function rotateHolders(live: Live, first: Holder, second: Holder, maxRotations: number, stop: () => Promise<boolean>): Promise<{ holder: Holder; other: Holder }> {
+async function rotateHolders(
+  live: Live,
+  first: Holder,
+  second: Holder,
+  maxRotations: number,
+  stop: () => Promise<boolean>,
+): Promise<{ holder: Holder; other: Holder }> {
   let [holder, other] = [first, second];
   let from = 0;
   for (let rotation = 0; rotation < maxRotations && !live.exited; rotation++) {
@@ -95,8 +104,20 @@ async function rotateHolders(live: Live, first: Holder, second: Holder, maxRotat
 describe('locking steps (issue 4, acceptance 1)', () => {
   it('waits behind a long-held lock naming it, queues only one lock_timeout at a time, then swaps', async () => {
     const lockTimeoutMs = 1500;
-    const { db, plan } = await preparedPlan('lock_accept', { lockTimeoutMs, lockBudgetMs: 30_000, lockAttempts: 300, backoffBaseMs: 50, backoffMaxMs: 200, snapshotWaitSeconds: 10 });
-    const [readerA, readerB, app, mon] = [await client(db.url, 'reader-a'), await client(db.url, 'reader-b'), await client(db.url, 'app-writer'), await client(db.url, 'monitor')];
+    const { db, plan } = await preparedPlan('lock_accept', {
+      lockTimeoutMs,
+      lockBudgetMs: 30_000,
+      lockAttempts: 300,
+      backoffBaseMs: 50,
+      backoffMaxMs: 200,
+      snapshotWaitSeconds: 10,
+    });
+    const [readerA, readerB, app, mon] = [
+      await client(db.url, 'reader-a'),
+      await client(db.url, 'reader-b'),
+      await client(db.url, 'app-writer'),
+      await client(db.url, 'monitor'),
+    ];
     const oid = String((await mon.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o);
 
     await readAccessShare(readerA);
@@ -126,13 +147,19 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     const appQueued = await until(async () => (settled ? false : await waiting(mon, app.pid)), lockTimeoutMs * 5);
     const blockedMs = await insert;
     clearTimeout(rescue);
-    expect(released, `the application write only finished once the holder let go (${blockedMs.toFixed(0)} ms)`).toBe(false);
+    expect(released, `the application write only finished once the holder let go (${blockedMs.toFixed(0)} ms)`).toBe(
+      false,
+    );
     expect(appQueued, 'the application write was never queued behind the swap').toBe(true);
     expect(blockedMs).toBeLessThan(lockTimeoutMs + MARGIN_MS);
 
     // The attempt timed out; the holder is now older than one attempt, so the swap waits naming it.
     const since = live.events.length;
-    const named = await until(async () => (waitsNaming(live, holder.pid, since).length > 0 ? true : null), 60_000, live);
+    const named = await until(
+      async () => (waitsNaming(live, holder.pid, since).length > 0 ? true : null),
+      60_000,
+      live,
+    );
     expect(named).toBe(true);
     const t1 = performance.now();
     await app.query(APP_INSERT);
@@ -143,7 +170,9 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     expect(r.code, r.stderr).toBe(0);
 
     const wait = waitsNaming(live, holder.pid, since)[0]!;
-    expect(String(wait['message'])).toMatch(new RegExp(`pid ${holder.pid} \\(reader-[ab], [^,]+, query started \\d{4}-`));
+    expect(String(wait['message'])).toMatch(
+      new RegExp(`pid ${holder.pid} \\(reader-[ab], [^,]+, query started \\d{4}-`),
+    );
     expect(live.events.some((e) => e['type'] === 'lock-retry')).toBe(true);
     const reports = lockReports(live);
     expect(reports.map((x) => x.step)).toEqual(['swap']);
@@ -170,7 +199,9 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     expect(state.locks.map((x) => x.step)).toEqual(['setup-trigger', 'swap']);
     expect(state.locks[1]).toMatchObject({ attempts: swap.attempts, queued_ms: swap.queued_ms });
     const text = await cli(['status', '--plan', plan.dir, '--url', db.url]);
-    expect(text.stdout).toMatch(new RegExp(`lock swap: acquired after ${swap.attempts} attempt\\(s\\), ${swap.skipped} round\\(s\\) waited out`));
+    expect(text.stdout).toMatch(
+      new RegExp(`lock swap: acquired after ${swap.attempts} attempt\\(s\\), ${swap.skipped} round\\(s\\) waited out`),
+    );
     for (const c of [readerA, readerB]) expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
 
     const done = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
@@ -185,8 +216,19 @@ describe('locking steps (issue 4, acceptance 1)', () => {
   it('gives up once the application could have queued longer than the lock budget, with nothing changed', async () => {
     const lockTimeoutMs = 300;
     const lockBudgetMs = 700;
-    const { db, plan } = await preparedPlan('lock_budget', { lockTimeoutMs, lockBudgetMs, lockAttempts: 300, backoffBaseMs: 50, backoffMaxMs: 200, snapshotWaitSeconds: 10 });
-    const [readerA, readerB, mon] = [await client(db.url, 'reader-a'), await client(db.url, 'reader-b'), await client(db.url, 'monitor')];
+    const { db, plan } = await preparedPlan('lock_budget', {
+      lockTimeoutMs,
+      lockBudgetMs,
+      lockAttempts: 300,
+      backoffBaseMs: 50,
+      backoffMaxMs: 200,
+      snapshotWaitSeconds: 10,
+    });
+    const [readerA, readerB, mon] = [
+      await client(db.url, 'reader-a'),
+      await client(db.url, 'reader-b'),
+      await client(db.url, 'monitor'),
+    ];
     const oid = String((await mon.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o);
     await readAccessShare(readerA);
     const live = runLive(plan, db.url, '--until', 'swap');
@@ -196,7 +238,9 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     await holder.query('COMMIT');
 
     expect(r.code, r.stdout).toBe(2);
-    expect(r.stderr).toMatch(/could not take ACCESS EXCLUSIVE on "app"\."orders"[^\n]* within the lock budget of 700 ms: the application already queued \d+ ms behind 2 attempts of 300 ms; nothing was changed/);
+    expect(r.stderr).toMatch(
+      /could not take ACCESS EXCLUSIVE on "app"\."orders"[^\n]* within the lock budget of 700 ms: the application already queued \d+ ms behind 2 attempts of 300 ms; nothing was changed/,
+    );
     const report = live.events.find((e) => e['type'] === 'lock-report')!['report'] as LockReport;
     // Two attempts of 300 ms fit in 700 ms; a third could have gone past it, so it was not made.
     expect(report).toMatchObject({ step: 'swap', outcome: 'budget', attempts: 2 });
@@ -217,12 +261,23 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     const db = await freshDatabase('lock_cancel');
     databases.push(db);
     await withClient(db.url, (c) => createDemoSchema(c, 2_000));
-    const plan = await planTable(db.url, 'app', 'orders', { lockTimeoutMs: 200, cancelBlockersAfterMs, backoffBaseMs: 50, backoffMaxMs: 200 });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      lockTimeoutMs: 200,
+      cancelBlockersAfterMs,
+      backoffBaseMs: 50,
+      backoffMaxMs: 200,
+    });
     const [blocker, mon] = [await client(db.url, 'long-update'), await client(db.url, 'monitor')];
     // ROW EXCLUSIVE, held by a running statement: it conflicts with the trigger creation of setup.
-    const running = blocker.query('UPDATE app.orders SET qty = qty WHERE id = (SELECT 1 FROM pg_sleep(60))').then(() => 'finished', (e: { code?: string }) => e.code ?? 'error');
+    const running = blocker.query('UPDATE app.orders SET qty = qty WHERE id = (SELECT 1 FROM pg_sleep(60))').then(
+      () => 'finished',
+      (e: { code?: string }) => e.code ?? 'error',
+    );
     const active = await until(async () => {
-      const a = await mon.query("SELECT 1 FROM pg_locks WHERE pid = $1 AND relation = 'app.orders'::regclass AND mode = 'RowExclusiveLock' AND granted", [blocker.pid]);
+      const a = await mon.query(
+        "SELECT 1 FROM pg_locks WHERE pid = $1 AND relation = 'app.orders'::regclass AND mode = 'RowExclusiveLock' AND granted",
+        [blocker.pid],
+      );
       return a.rowCount ? true : null;
     }, 30_000);
     expect(active).toBe(true);
@@ -234,23 +289,37 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     const report = live.events.find((e) => e['type'] === 'lock-report')!['report'] as LockReport;
     expect(report).toMatchObject({ step: 'setup-trigger', outcome: 'acquired', cancelled: [blocker.pid] });
     expect(report.waited_ms).toBeGreaterThanOrEqual(cancelBlockersAfterMs);
-    const notice = live.events.find((e) => e['type'] === 'notice' && String(e['message']).startsWith('shadowpack:cancel'));
-    expect(String(notice?.['message'])).toMatch(new RegExp(`held by pid ${blocker.pid} \\(long-update, query started \\d{4}-.*its query was cancelled`));
-    await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 2_000, missing: 0, extra: 0 }));
+    const notice = live.events.find(
+      (e) => e['type'] === 'notice' && String(e['message']).startsWith('shadowpack:cancel'),
+    );
+    expect(String(notice?.['message'])).toMatch(
+      new RegExp(`held by pid ${blocker.pid} \\(long-update, query started \\d{4}-.*its query was cancelled`),
+    );
+    await withClient(db.url, async (c) =>
+      expect(await compareWithTwin(c)).toMatchObject({ rows: 2_000, missing: 0, extra: 0 }),
+    );
   });
 
   it('never cancels a session idle in its transaction: a cancel would not end it, so the step names it and gives up', async () => {
     const db = await freshDatabase('lock_nocancel');
     databases.push(db);
     await withClient(db.url, (c) => createDemoSchema(c, 500));
-    const plan = await planTable(db.url, 'app', 'orders', { lockTimeoutMs: 200, cancelBlockersAfterMs: 100, lockAttempts: 8, backoffBaseMs: 50, backoffMaxMs: 100 });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      lockTimeoutMs: 200,
+      cancelBlockersAfterMs: 100,
+      lockAttempts: 8,
+      backoffBaseMs: 50,
+      backoffMaxMs: 100,
+    });
     const idle = await client(db.url, 'idle-writer');
     await idle.query('BEGIN');
     await idle.query('UPDATE app.orders SET qty = qty WHERE id = 1');
     const live = runLive(plan, db.url, '--until', 'setup');
     const r = await live.done;
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(new RegExp(`after 8 rounds \\([01] attempts\\): held by pid ${idle.pid} \\(idle-writer, `));
+    expect(r.stderr).toMatch(
+      new RegExp(`after 8 rounds \\([01] attempts\\): held by pid ${idle.pid} \\(idle-writer, `),
+    );
     // Newcomer review finding 28: the statement that ends the holder, with its pid.
     // The lock step's own hint says it, so psql users see it too (and the runner does not repeat it).
     expect(r.stderr).toContain(`to end them rather than wait: SELECT pg_terminate_backend(${idle.pid});`);
@@ -264,7 +333,9 @@ describe('locking steps (issue 4, acceptance 1)', () => {
     // psql users get the same statement from the lock step's hint.
     const viaPsql = await psql(db.url, join(plan.dir, '01-setup.sql'));
     expect(viaPsql.code).toBe(3);
-    expect(viaPsql.stderr).toContain(`HINT:  End or wait for those transactions, then run this stage again; to end them rather than wait: SELECT pg_terminate_backend(${idle.pid});`);
+    expect(viaPsql.stderr).toContain(
+      `HINT:  End or wait for those transactions, then run this stage again; to end them rather than wait: SELECT pg_terminate_backend(${idle.pid});`,
+    );
     // Its transaction was left alone and still commits.
     await idle.query('COMMIT');
     expect(await leftovers(idle)).toEqual([]);
@@ -290,7 +361,13 @@ describe('locking steps (issue 4, acceptance 1)', () => {
       const line = /NOTICE: {2}shadowpack:lock-report (\{.*\})$/m.exec(r.stderr);
       expect(line, r.stderr).not.toBeNull();
       const report = JSON.parse(line![1]!) as LockReport;
-      expect(report).toMatchObject({ step: 'setup-trigger', outcome: 'acquired', attempts: 1, skipped: 0, cancelled: [] });
+      expect(report).toMatchObject({
+        step: 'setup-trigger',
+        outcome: 'acquired',
+        attempts: 1,
+        skipped: 0,
+        cancelled: [],
+      });
       expect(report.held_ms).toBeGreaterThanOrEqual(0);
       const st = await cli(['status', '--plan', plan.dir, '--url', db.url, '--json']);
       expect((JSON.parse(st.stdout) as { state: { locks: LockReport[] } }).state.locks).toEqual([report]);

@@ -31,8 +31,12 @@ describe('the change log is vacuumed between rounds', () => {
 
     await withClient(url, async (c) => {
       // 2,000 log entries for every round: every row updated, twin alike.
-      const write = () => c.query('UPDATE app.orders SET qty = qty % 9 + 1; UPDATE app.orders_twin SET qty = qty % 9 + 1');
-      const pages = async () => Number((await c.query(`SELECT pg_relation_size('${log}') / current_setting('block_size')::int AS n`)).rows[0].n);
+      const write = () =>
+        c.query('UPDATE app.orders SET qty = qty % 9 + 1; UPDATE app.orders_twin SET qty = qty % 9 + 1');
+      const pages = async () =>
+        Number(
+          (await c.query(`SELECT pg_relation_size('${log}') / current_setting('block_size')::int AS n`)).rows[0].n,
+        );
       const entries = async () => Number((await c.query(`SELECT count(*) AS n FROM ${log}`)).rows[0].n);
 
       await write();
@@ -55,10 +59,14 @@ describe('the change log is vacuumed between rounds', () => {
         expect(await pages(), `log pages after catch-up by ${executor}`).toBeLessThan(before.at(-1)!);
       }
       // Without vacuum every round's 2,000 dead entries stay: the file would be 3 times the first round's.
-      expect(Math.max(...before), `log pages before each round: ${before.join(', ')}`).toBeLessThanOrEqual(before[0]! + 2);
+      expect(Math.max(...before), `log pages before each round: ${before.join(', ')}`).toBeLessThanOrEqual(
+        before[0]! + 2,
+      );
     });
 
     for (const s of ['swap', 'cleanup'] as const) expect((await stage('psql', plan, url, s)).code).toBe(0);
-    await withClient(url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 }));
+    await withClient(url, async (c) =>
+      expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 }),
+    );
   });
 });

@@ -7,7 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withClient } from '../helpers/db.js';
 import { compareMoveWithTwins, createMoveFixture, MOVE_COLUMNS, MOVE_GROUP } from '../helpers/move-fixture.js';
-import { createTestForeignServer, freshMovePair, MOVE_SOURCE_MISSING, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
+import {
+  createTestForeignServer,
+  freshMovePair,
+  MOVE_SOURCE_MISSING,
+  startMoveServers,
+  type MovePair,
+  type MoveServers,
+} from '../helpers/move-servers.js';
 import { openSpanning, prepareOne, startMoveWriters } from '../helpers/move-writers.js';
 
 let servers: MoveServers;
@@ -56,7 +63,9 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the move oracle', () => {
     expect(same.equal, JSON.stringify(same)).toBe(true);
     expect(same.tables.orders.rows).toBeGreaterThan(1000);
 
-    await withClient(pair.target.url, (c) => c.query(`UPDATE app.orders SET ratio = ratio + 1 WHERE id = (SELECT min(id) FROM app.orders)`));
+    await withClient(pair.target.url, (c) =>
+      c.query(`UPDATE app.orders SET ratio = ratio + 1 WHERE id = (SELECT min(id) FROM app.orders)`),
+    );
     const differs = await compareMoveWithTwins(pair.source.url, pair.target.url);
     expect(differs.equal).toBe(false);
     expect(differs.tables.orders).toMatchObject({ missing: 1, extra: 1 });
@@ -71,7 +80,9 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the move oracle', () => {
       await c.query(`CREATE FUNCTION app.fence() RETURNS trigger LANGUAGE plpgsql AS
         $$BEGIN RAISE EXCEPTION 'shadowpack: % moved to the target; writes are refused (run test)', TG_TABLE_NAME; END$$`);
       for (const t of MOVE_GROUP) {
-        await c.query(`CREATE TRIGGER fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON app.${t} FOR EACH STATEMENT EXECUTE FUNCTION app.fence()`);
+        await c.query(
+          `CREATE TRIGGER fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON app.${t} FOR EACH STATEMENT EXECUTE FUNCTION app.fence()`,
+        );
       }
     });
     const stats = await writers.fencedAll;

@@ -14,7 +14,13 @@ import { planMove, writeMovePlan } from '../../src/planning/plan-move.js';
 import type { MoveOptions } from '../../src/compile/move/context.js';
 import { withClient } from '../helpers/db.js';
 import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
-import { freshMovePair, MOVE_SOURCE_MISSING, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
+import {
+  freshMovePair,
+  MOVE_SOURCE_MISSING,
+  startMoveServers,
+  type MovePair,
+  type MoveServers,
+} from '../helpers/move-servers.js';
 
 let servers: MoveServers;
 let root: string;
@@ -31,7 +37,11 @@ afterAll(async () => {
   await servers?.stop();
 });
 
-const GROUP = [{ schema: 'app', table: 'customers' }, { schema: 'app', table: 'orders' }, { schema: 'app', table: 'order_items' }];
+const GROUP = [
+  { schema: 'app', table: 'customers' },
+  { schema: 'app', table: 'orders' },
+  { schema: 'app', table: 'order_items' },
+];
 
 interface Move {
   readonly pair: MovePair;
@@ -45,7 +55,11 @@ interface Move {
 }
 
 /** A fresh pair with the FK group (small), prepared by `prepare` on the source, planned with `options` (and what `prepare` returns). */
-async function newMove(name: string, options: Partial<MoveOptions>, prepare?: (c: pg.Client) => Promise<Partial<MoveOptions> | void>): Promise<Move> {
+async function newMove(
+  name: string,
+  options: Partial<MoveOptions>,
+  prepare?: (c: pg.Client) => Promise<Partial<MoveOptions> | void>,
+): Promise<Move> {
   const pair = await freshMovePair(servers, name);
   pairs.push(pair);
   await withClient(pair.source.url, async (c) => {
@@ -68,15 +82,34 @@ async function newMove(name: string, options: Partial<MoveOptions>, prepare?: (c
     new Promise<string>((resolve, reject) => {
       const side = MOVE_STAGES.find((r) => r.file === file)!.side;
       const url = side === 'source' ? pair.source.url : pair.target.url;
-      const args = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, ...(before !== undefined ? ['-c', before] : []), '-f', file];
-      execFile('psql', args, { cwd: dir, env: { ...process.env, SHADOWPACK_FDW_PASSWORD: password } }, (err, _out, stderr) => (err ? reject(new Error(stderr)) : resolve(stderr)));
+      const args = [
+        '-X',
+        '-q',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-d',
+        url,
+        ...(before !== undefined ? ['-c', before] : []),
+        '-f',
+        file,
+      ];
+      execFile(
+        'psql',
+        args,
+        { cwd: dir, env: { ...process.env, SHADOWPACK_FDW_PASSWORD: password } },
+        (err, _out, stderr) => (err ? reject(new Error(stderr)) : resolve(stderr)),
+      );
     });
   const q = (url: string) => (sql: string) => withClient(url, async (c) => (await c.query(sql)).rows);
   return {
     pair,
     dir,
     run,
-    outcome: (file, before) => run(file, before).then(() => 'ok', (e: Error) => e.message),
+    outcome: (file, before) =>
+      run(file, before).then(
+        () => 'ok',
+        (e: Error) => e.message,
+      ),
     src: q(pair.source.url),
     tgt: q(pair.target.url),
   };
@@ -96,7 +129,8 @@ async function waitUntil(url: string, sql: string, what: string, ms = 20_000): P
 /** The hooked sessions wait on advisory locks, which lock_timeout bounds too: long enough for a loaded machine. */
 const ROUNDS: Partial<MoveOptions> = { catchupTarget: 50, lockTimeoutMs: 15_000 };
 
-const waitingFor = (lockFilter: string) => `SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted AND ${lockFilter}) AS ok`;
+const waitingFor = (lockFilter: string) =>
+  `SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted AND ${lockFilter}) AS ok`;
 
 describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with psql, source 14 -> target 17', () => {
   it('a table rewritten (CLUSTER) while the last backfill batch waits for its lock on the source stops the backfill instead of skipping the rows it moved', async () => {
@@ -130,16 +164,28 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with psql
       // The rewrite queues behind batch 1 and runs as soon as batch 1 commits; it stays uncommitted, so batch 2
       // finds the old filenode in its check and then waits for the lock to read the pages.
       await rewriter.query('BEGIN');
-      const rewrite = rewriter.query('LOCK TABLE app.orders IN ACCESS EXCLUSIVE MODE; CLUSTER app.orders USING orders_pkey');
-      await waitUntil(m.pair.source.url, waitingFor(`relation = 'app.orders'::regclass AND mode = 'AccessExclusiveLock'`), 'the rewrite waits');
+      const rewrite = rewriter.query(
+        'LOCK TABLE app.orders IN ACCESS EXCLUSIVE MODE; CLUSTER app.orders USING orders_pkey',
+      );
+      await waitUntil(
+        m.pair.source.url,
+        waitingFor(`relation = 'app.orders'::regclass AND mode = 'AccessExclusiveLock'`),
+        'the rewrite waits',
+      );
       await holder.query('SELECT pg_advisory_unlock(4242)');
       await rewrite;
-      await waitUntil(m.pair.source.url, waitingFor(`relation = 'app.orders'::regclass AND mode = 'AccessShareLock'`), 'batch 2 waits for the rewrite');
+      await waitUntil(
+        m.pair.source.url,
+        waitingFor(`relation = 'app.orders'::regclass AND mode = 'AccessShareLock'`),
+        'batch 2 waits for the rewrite',
+      );
       await rewriter.query('COMMIT');
       const result = await backfill;
       const [got] = await m.tgt(`SELECT count(*)::int AS n FROM app.orders`);
       const [want] = await m.src(`SELECT count(*)::int AS n FROM app.orders`);
-      expect(result, `backfill finished with ${got!.n} of ${want!.n} orders on the target`).toMatch(/was rewritten .* during the backfill/);
+      expect(result, `backfill finished with ${got!.n} of ${want!.n} orders on the target`).toMatch(
+        /was rewritten .* during the backfill/,
+      );
     } finally {
       await holder.end();
       await rewriter.end();
@@ -152,7 +198,14 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with psql
 
   it('two catch-ups at once (a killed runner whose server session goes on, and its restart) never put back a row deleted on the source', async () => {
     const m = await newMove('il_rounds', ROUNDS);
-    for (const f of ['00-preflight.source.sql', '01-setup.source.sql', '02-setup.target.sql', '03-backfill.target.sql', '04-build.target.sql']) await m.run(f);
+    for (const f of [
+      '00-preflight.source.sql',
+      '01-setup.source.sql',
+      '02-setup.target.sql',
+      '03-backfill.target.sql',
+      '04-build.target.sql',
+    ])
+      await m.run(f);
     // A round of the first catch-up (the hooked session) waits, after reading its snapshot, before its DELETE.
     await m.tgt(`CREATE TABLE public.hooked (pid int);
                  CREATE FUNCTION public.hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
@@ -167,8 +220,14 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with psql
     try {
       await holder.query('SELECT pg_advisory_lock(4243)');
       const first = m.outcome('05-catchup.target.sql', 'INSERT INTO public.hooked VALUES (pg_backend_pid())');
-      await waitUntil(m.pair.target.url, waitingFor(`locktype = 'advisory'`), 'the first round waits before its DELETE');
-      await m.src(`BEGIN; DELETE FROM app.customers WHERE id = ${k!.id}; DELETE FROM twin.customers WHERE id = ${k!.id}; COMMIT`);
+      await waitUntil(
+        m.pair.target.url,
+        waitingFor(`locktype = 'advisory'`),
+        'the first round waits before its DELETE',
+      );
+      await m.src(
+        `BEGIN; DELETE FROM app.customers WHERE id = ${k!.id}; DELETE FROM twin.customers WHERE id = ${k!.id}; COMMIT`,
+      );
       // The second catch-up either finishes or waits for the first (then the first goes on before it).
       const second = m.outcome('05-catchup.target.sql');
       const done = { second: false };
@@ -176,7 +235,9 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with psql
       const end = Date.now() + 20_000;
       for (;;) {
         if (done.second) break;
-        const [w] = await m.tgt(`SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event <> 'advisory' AND datname = current_database()) AS ok`);
+        const [w] = await m.tgt(
+          `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event <> 'advisory' AND datname = current_database()) AS ok`,
+        );
         if (w!.ok) break;
         if (Date.now() > end) throw new Error('the second catch-up neither finished nor waited');
         await new Promise((res) => setTimeout(res, 25));
@@ -196,14 +257,26 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with psql
 
   it('a catch-up round that waited for the cut-over refuses instead of writing the fenced source rows over a live target', async () => {
     const m = await newMove('il_late_round', ROUNDS);
-    for (const f of ['00-preflight.source.sql', '01-setup.source.sql', '02-setup.target.sql', '03-backfill.target.sql', '04-build.target.sql', '05-catchup.target.sql']) await m.run(f);
+    for (const f of [
+      '00-preflight.source.sql',
+      '01-setup.source.sql',
+      '02-setup.target.sql',
+      '03-backfill.target.sql',
+      '04-build.target.sql',
+      '05-catchup.target.sql',
+    ])
+      await m.run(f);
     // Written before the fence: logged, and brought by the cut-over's round (never pruned after it).
-    await m.src(`BEGIN; UPDATE app.order_items SET qty = 70 WHERE order_id = 2 AND line = 1; UPDATE twin.order_items SET qty = 70 WHERE order_id = 2 AND line = 1; COMMIT`);
+    await m.src(
+      `BEGIN; UPDATE app.order_items SET qty = 70 WHERE order_id = 2 AND line = 1; UPDATE twin.order_items SET qty = 70 WHERE order_id = 2 AND line = 1; COMMIT`,
+    );
     await m.run('06-fence.source.sql');
     // The cut-over's round waits before its DELETE on app.order_items, its source reads of that table done.
     await m.tgt(`CREATE FUNCTION public.hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(1); RETURN NULL; END $$;
                  CREATE TRIGGER hold BEFORE DELETE ON app.order_items FOR EACH STATEMENT EXECUTE FUNCTION public.hold()`);
-    const [log] = await m.src(`SELECT format('%I.%I', n.nspname, c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname LIKE 'mlog\\_%\\_1'`);
+    const [log] = await m.src(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname LIKE 'mlog\\_%\\_1'`,
+    );
     const holder = new pg.Client({ connectionString: m.pair.target.url });
     const blocker = new pg.Client({ connectionString: m.pair.source.url });
     await holder.connect();
@@ -216,12 +289,21 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with psql
       // customers' log on the source queues behind a lock that is granted only after the cut-over commits.
       await blocker.query('BEGIN');
       const blocked = blocker.query(`LOCK TABLE ${log!.q} IN ACCESS EXCLUSIVE MODE`);
-      await waitUntil(m.pair.source.url, waitingFor(`relation = '${log!.q}'::regclass AND mode = 'AccessExclusiveLock'`), 'the blocker queues');
+      await waitUntil(
+        m.pair.source.url,
+        waitingFor(`relation = '${log!.q}'::regclass AND mode = 'AccessExclusiveLock'`),
+        'the blocker queues',
+      );
       const late = m.outcome('05-catchup.target.sql');
       const lateWaits = async () =>
-        (await m.src(`${waitingFor(`relation = '${log!.q}'::regclass AND mode = 'AccessShareLock'`)}`))[0]!.ok === true ||
-        (await m.tgt(`SELECT count(*) = 2 AS ok FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`))[0]!.ok === true;
-      for (const end = Date.now() + 20_000; !(await lateWaits()); ) {
+        (await m.src(`${waitingFor(`relation = '${log!.q}'::regclass AND mode = 'AccessShareLock'`)}`))[0]!.ok ===
+          true ||
+        (
+          await m.tgt(
+            `SELECT count(*) = 2 AS ok FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`,
+          )
+        )[0]!.ok === true;
+      for (const end = Date.now() + 20_000; !(await lateWaits());) {
         if (Date.now() > end) throw new Error('the late catch-up does not wait');
         await new Promise((res) => setTimeout(res, 25));
       }
@@ -246,7 +328,14 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with psql
 
   it('an enum label renamed on the source mid-move stops the move instead of leaving the old label on the target', async () => {
     const m = await newMove('il_enum', {});
-    for (const f of ['00-preflight.source.sql', '01-setup.source.sql', '02-setup.target.sql', '03-backfill.target.sql', '04-build.target.sql']) await m.run(f);
+    for (const f of [
+      '00-preflight.source.sql',
+      '01-setup.source.sql',
+      '02-setup.target.sql',
+      '03-backfill.target.sql',
+      '04-build.target.sql',
+    ])
+      await m.run(f);
     // Every source row that said 'sad' now says 'blue'; no write touches them, so no round carries them.
     await m.src(`ALTER TYPE app.mood RENAME VALUE 'sad' TO 'blue'`);
     let stopped = await m.outcome('05-catchup.target.sql');
@@ -254,7 +343,8 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with psql
       // Without the check the move completes: compare what arrived.
       await m.run('06-fence.source.sql');
       stopped = await m.outcome('07-cutover.target.sql');
-      if (stopped === 'ok') stopped = `cut over: ${JSON.stringify((await compareMoveWithTwins(m.pair.source.url, m.pair.target.url)).tables.customers)}`;
+      if (stopped === 'ok')
+        stopped = `cut over: ${JSON.stringify((await compareMoveWithTwins(m.pair.source.url, m.pair.target.url)).tables.customers)}`;
     }
     expect(stopped).toMatch(/changed on the source during the move \(DDL\)/);
     await m.run('90-abort.target.sql');

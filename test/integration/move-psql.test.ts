@@ -15,7 +15,13 @@ import { main } from '../../src/cli/main.js';
 import { withClient } from '../helpers/db.js';
 import { describeTable } from '../helpers/catalog-describe.js';
 import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
-import { freshMovePair, MOVE_SOURCE_MISSING, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
+import {
+  freshMovePair,
+  MOVE_SOURCE_MISSING,
+  startMoveServers,
+  type MovePair,
+  type MoveServers,
+} from '../helpers/move-servers.js';
 import { openSpanning, prepareOne, startMoveWriters } from '../helpers/move-writers.js';
 
 let servers: MoveServers;
@@ -45,8 +51,10 @@ beforeAll(async () => {
   await withClient(pair.target.url, (c) => c.query('CREATE SCHEMA app'));
   // A password found nowhere else, so the test can look for it in every file and catalog. On a superuser of
   // its own: the source server is shared by the run's move test files, which log in as postgres.
-  await withClient(pair.source.url, (c) => c.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${SECRET_USER}') THEN CREATE ROLE ${SECRET_USER} LOGIN SUPERUSER; END IF; END $$;
-    ALTER ROLE ${SECRET_USER} PASSWORD '${SECRET}'`));
+  await withClient(pair.source.url, (c) =>
+    c.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${SECRET_USER}') THEN CREATE ROLE ${SECRET_USER} LOGIN SUPERUSER; END IF; END $$;
+    ALTER ROLE ${SECRET_USER} PASSWORD '${SECRET}'`),
+  );
   sourceUrl = withSecret(pair.source.url);
   root = mkdtempSync(join(tmpdir(), 'sp-move-'));
   dir = join(root, 'plan');
@@ -60,7 +68,11 @@ afterAll(async () => {
   await servers?.stop();
 });
 
-const GROUP = [{ schema: 'app', table: 'customers' }, { schema: 'app', table: 'orders' }, { schema: 'app', table: 'order_items' }];
+const GROUP = [
+  { schema: 'app', table: 'customers' },
+  { schema: 'app', table: 'orders' },
+  { schema: 'app', table: 'order_items' },
+];
 
 async function plan(tables = GROUP, withFkClosure = false) {
   const s = new pg.Client({ connectionString: sourceUrl });
@@ -80,7 +92,10 @@ const password = () => SECRET;
 function psql(file: string, side: 'source' | 'target'): string {
   const url = side === 'source' ? sourceUrl : pair.target.url;
   return execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], {
-    cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHADOWPACK_FDW_PASSWORD: password() },
+    cwd: dir,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SHADOWPACK_FDW_PASSWORD: password() },
   });
 }
 
@@ -88,7 +103,10 @@ const execFileAsync = promisify(execFile);
 
 /** psql without blocking the event loop, so the writers of this process go on meanwhile. */
 async function psqlAsync(cwd: string, file: string, url: string): Promise<void> {
-  await execFileAsync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], { cwd, env: { ...process.env, SHADOWPACK_FDW_PASSWORD: password() } });
+  await execFileAsync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], {
+    cwd,
+    env: { ...process.env, SHADOWPACK_FDW_PASSWORD: password() },
+  });
 }
 
 function psqlFails(file: string, side: 'source' | 'target'): string {
@@ -100,15 +118,28 @@ function psqlFails(file: string, side: 'source' | 'target'): string {
   throw new Error(`${file} did not fail`);
 }
 
-const q = async <T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> => withClient(url, async (c) => (await c.query<T>(sql)).rows);
+const q = async <T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> =>
+  withClient(url, async (c) => (await c.query<T>(sql)).rows);
 
 describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 14 -> target 17', () => {
   it('refuses a group not closed under foreign keys in one line naming the missing tables and --with-fk-closure (CLI)', async () => {
     const lines: string[] = [];
     const io = { out: (l: string) => lines.push(l), err: (t: string) => lines.push(t) };
-    const base = ['plan', '--url', sourceUrl, '--target-url', pair.target.url, '--out', join(root, 'closure'), '--table', 'app.orders'];
+    const base = [
+      'plan',
+      '--url',
+      sourceUrl,
+      '--target-url',
+      pair.target.url,
+      '--out',
+      join(root, 'closure'),
+      '--table',
+      'app.orders',
+    ];
     expect(await main(base, io)).toBe(2);
-    expect(lines.join('')).toMatch(/not closed under foreign keys: app\.customers, app\.order_items are bound .*--with-fk-closure/);
+    expect(lines.join('')).toMatch(
+      /not closed under foreign keys: app\.customers, app\.order_items are bound .*--with-fk-closure/,
+    );
     expect(lines.join('').trim().split('\n')).toHaveLength(1);
     lines.length = 0;
     expect(await main([...base, '--with-fk-closure', '--json'], io)).toBe(0);
@@ -126,23 +157,52 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
       expect(lines.join('').trim().split('\n')).toHaveLength(1);
       return lines.join('');
     };
-    expect(await refusal(['--url', pair.target.url, '--target-url', sourceUrl, '--table', 'app.orders'])).toMatch(/older than the source's .*never downgrade/);
+    expect(await refusal(['--url', pair.target.url, '--target-url', sourceUrl, '--table', 'app.orders'])).toMatch(
+      /older than the source's .*never downgrade/,
+    );
     await q(sourceUrl, 'CREATE TABLE app.blobs (id int PRIMARY KEY, data oid)');
-    expect(await refusal(['--url', sourceUrl, '--target-url', pair.target.url, '--table', 'app.blobs'])).toMatch(/column data is of type oid \(large objects .*bytea\)/);
+    expect(await refusal(['--url', sourceUrl, '--target-url', pair.target.url, '--table', 'app.blobs'])).toMatch(
+      /column data is of type oid \(large objects .*bytea\)/,
+    );
     await q(sourceUrl, 'DROP TABLE app.blobs');
     await q(pair.target.url, 'CREATE TABLE app.customers (id int)');
-    expect(await refusal(['--url', sourceUrl, '--target-url', pair.target.url, '--table', 'app.orders', '--with-fk-closure'])).toMatch(/target already has app\.customers.*drop or rename/);
+    expect(
+      await refusal([
+        '--url',
+        sourceUrl,
+        '--target-url',
+        pair.target.url,
+        '--table',
+        'app.orders',
+        '--with-fk-closure',
+      ]),
+    ).toMatch(/target already has app\.customers.*drop or rename/);
     await q(pair.target.url, 'DROP TABLE app.customers');
-    await q(sourceUrl, `CREATE FUNCTION app.nowhere() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
-      CREATE TRIGGER orders_nowhere BEFORE INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.nowhere()`);
-    expect(await refusal(['--url', sourceUrl, '--target-url', pair.target.url, '--table', 'app.orders', '--with-fk-closure'])).toMatch(/triggers call app\.nowhere\(\), which the target does not have; create it there first/);
+    await q(
+      sourceUrl,
+      `CREATE FUNCTION app.nowhere() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+      CREATE TRIGGER orders_nowhere BEFORE INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.nowhere()`,
+    );
+    expect(
+      await refusal([
+        '--url',
+        sourceUrl,
+        '--target-url',
+        pair.target.url,
+        '--table',
+        'app.orders',
+        '--with-fk-closure',
+      ]),
+    ).toMatch(/triggers call app\.nowhere\(\), which the target does not have; create it there first/);
     await q(sourceUrl, 'DROP TRIGGER orders_nowhere ON app.orders; DROP FUNCTION app.nowhere()');
   });
 
   it('moves the group: rows equal, sequences ahead, fence on the source, FKs validated, owner/grants/comments/policies/triggers carried, nothing left behind', async () => {
     const role = `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'move_reader') THEN CREATE ROLE move_reader; END IF; END $$;
       CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;`;
-    await q(sourceUrl, `${role}
+    await q(
+      sourceUrl,
+      `${role}
       GRANT SELECT, INSERT ON app.orders TO move_reader; GRANT SELECT (name, email) ON app.customers TO move_reader;
       ALTER TABLE app.order_items OWNER TO move_reader;
       COMMENT ON TABLE app.orders IS 'what was ordered'; COMMENT ON COLUMN app.customers.email IS 'unique, or NULL';
@@ -151,11 +211,21 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
       CREATE TRIGGER customers_touch BEFORE UPDATE ON app.customers FOR EACH ROW EXECUTE FUNCTION app.touch();
       ALTER TABLE app.customers DISABLE TRIGGER customers_touch;
       CREATE POLICY readers ON app.orders FOR SELECT TO move_reader USING (qty > 0);
-      ALTER TABLE app.orders ENABLE ROW LEVEL SECURITY;`);
+      ALTER TABLE app.orders ENABLE ROW LEVEL SECURITY;`,
+    );
     await q(pair.target.url, role);
     const moved = await plan();
     writeMovePlan(dir, moved, true);
-    expect(readdirSync(dir).sort()).toEqual([...MOVE_STAGES.map((s) => s.file), 'README.md', 'SHA256SUMS', 'binding.source.sql', 'binding.target.sql', 'plan.json'].sort());
+    expect(readdirSync(dir).sort()).toEqual(
+      [
+        ...MOVE_STAGES.map((s) => s.file),
+        'README.md',
+        'SHA256SUMS',
+        'binding.source.sql',
+        'binding.target.sql',
+        'plan.json',
+      ].sort(),
+    );
     for (const f of readdirSync(dir)) expect(readFileSync(join(dir, f), 'utf8')).not.toContain(password());
     // A file run on the other side refuses before it changes anything (its binding names the other database).
     expect(psqlFails('01-setup.source.sql', 'target')).toMatch(/this plan is bound to (database|the cluster)/);
@@ -164,44 +234,73 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
     for (const s of MOVE_STAGES.filter((r) => r.kind !== 'abort' && r.stage !== 'cleanup')) {
       if (s.stage === 'fence') {
         // Written between catch-up and fence: the cut-over must bring it.
-        await q(sourceUrl, `BEGIN; INSERT INTO app.customers (name) VALUES ('late'); INSERT INTO twin.customers SELECT id, referrer_id, name, email, mood, address, ref, created_at FROM app.customers WHERE name = 'late'; UPDATE app.orders SET qty = qty + 1 WHERE id = 5; UPDATE twin.orders SET qty = qty + 1 WHERE id = 5; DELETE FROM app.order_items WHERE order_id = 4 AND line = 1; DELETE FROM twin.order_items WHERE order_id = 4 AND line = 1; COMMIT`);
+        await q(
+          sourceUrl,
+          `BEGIN; INSERT INTO app.customers (name) VALUES ('late'); INSERT INTO twin.customers SELECT id, referrer_id, name, email, mood, address, ref, created_at FROM app.customers WHERE name = 'late'; UPDATE app.orders SET qty = qty + 1 WHERE id = 5; UPDATE twin.orders SET qty = qty + 1 WHERE id = 5; DELETE FROM app.order_items WHERE order_id = 4 AND line = 1; DELETE FROM twin.order_items WHERE order_id = 4 AND line = 1; COMMIT`,
+        );
       }
       psql(s.file, s.side);
       if (s.stage === 'setup' && s.side === 'target') {
         // Application writes to the target are refused until the cut-over.
-        await expect(q(pair.target.url, `INSERT INTO app.customers (name) VALUES ('early')`)).rejects.toThrow(/writes are refused until the cut-over/);
+        await expect(q(pair.target.url, `INSERT INTO app.customers (name) VALUES ('early')`)).rejects.toThrow(
+          /writes are refused until the cut-over/,
+        );
       }
     }
     const same = await compareMoveWithTwins(sourceUrl, pair.target.url);
     expect(same.equal, JSON.stringify(same)).toBe(true);
     // The source refuses writes with the fence message.
-    await expect(q(sourceUrl, `UPDATE app.orders SET qty = 2 WHERE id = 1`)).rejects.toThrow(/app\.orders moved to .*writes are refused/);
+    await expect(q(sourceUrl, `UPDATE app.orders SET qty = 2 WHERE id = 1`)).rejects.toThrow(
+      /app\.orders moved to .*writes are refused/,
+    );
     // New rows on the target get keys beyond every used value, for serial, identity and a shared default sequence.
-    const [fresh] = await q<{ c: number; o: string; r: string }>(pair.target.url, `WITH c AS (INSERT INTO app.customers (name) VALUES ('new') RETURNING id, ref), o AS (INSERT INTO app.orders (customer_id, qty) SELECT id, 1 FROM c RETURNING id) SELECT (SELECT id FROM c) AS c, (SELECT id FROM o)::text AS o, (SELECT ref FROM c)::text AS r`);
-    const [maxSrc] = await q<{ c: number; o: string; r: string }>(sourceUrl, `SELECT (SELECT max(id) FROM app.customers) AS c, (SELECT max(id) FROM app.orders)::text AS o, (SELECT greatest((SELECT max(ref) FROM app.customers), (SELECT max(ref) FROM app.orders)))::text AS r`);
+    const [fresh] = await q<{ c: number; o: string; r: string }>(
+      pair.target.url,
+      `WITH c AS (INSERT INTO app.customers (name) VALUES ('new') RETURNING id, ref), o AS (INSERT INTO app.orders (customer_id, qty) SELECT id, 1 FROM c RETURNING id) SELECT (SELECT id FROM c) AS c, (SELECT id FROM o)::text AS o, (SELECT ref FROM c)::text AS r`,
+    );
+    const [maxSrc] = await q<{ c: number; o: string; r: string }>(
+      sourceUrl,
+      `SELECT (SELECT max(id) FROM app.customers) AS c, (SELECT max(id) FROM app.orders)::text AS o, (SELECT greatest((SELECT max(ref) FROM app.customers), (SELECT max(ref) FROM app.orders)))::text AS r`,
+    );
     expect(fresh!.c).toBeGreaterThan(maxSrc!.c);
     expect(BigInt(fresh!.o)).toBeGreaterThan(BigInt(maxSrc!.o));
     expect(BigInt(fresh!.r)).toBeGreaterThan(BigInt(maxSrc!.r));
-    const fks = await q<{ n: string; v: boolean }>(pair.target.url, `SELECT conname AS n, convalidated AS v FROM pg_constraint WHERE contype = 'f' AND connamespace = 'app'::regnamespace ORDER BY 1`);
+    const fks = await q<{ n: string; v: boolean }>(
+      pair.target.url,
+      `SELECT conname AS n, convalidated AS v FROM pg_constraint WHERE contype = 'f' AND connamespace = 'app'::regnamespace ORDER BY 1`,
+    );
     expect(fks.length).toBe(3);
     expect(fks.every((f) => f.v)).toBe(true);
 
     // After the cut-over there is no abort: the target refuses, and the source will not unfence under a live target.
-    expect(psqlFails('90-abort.target.sql', 'target')).toMatch(/the target is live; a move is not aborted after its cut-over/);
-    expect(psqlFails('90-abort.source.sql', 'source')).toMatch(/the target may already be live \(source stage cutover\)/);
+    expect(psqlFails('90-abort.target.sql', 'target')).toMatch(
+      /the target is live; a move is not aborted after its cut-over/,
+    );
+    expect(psqlFails('90-abort.source.sql', 'source')).toMatch(
+      /the target may already be live \(source stage cutover\)/,
+    );
     psql('08-cleanup.target.sql', 'target');
     psql('08-cleanup.source.sql', 'source');
     // What the tables carried on the source is on the target (the source only has the fence on top).
     for (const g of GROUP) {
-      const [a, b] = await Promise.all([withClient(sourceUrl, (c) => describeTable(c, g.schema, g.table)), withClient(pair.target.url, (c) => describeTable(c, g.schema, g.table))]);
+      const [a, b] = await Promise.all([
+        withClient(sourceUrl, (c) => describeTable(c, g.schema, g.table)),
+        withClient(pair.target.url, (c) => describeTable(c, g.schema, g.table)),
+      ]);
       // PostgreSQL 17 adds MAINTAIN (m) to ALL: an owner holding every privilege on 14 holds it on 17 too.
       const table = b.table!.map((x) => x.replace('=arwdDxtm/', '=arwdDxt/'));
       expect({ ...b, table }).toEqual({ ...a, triggers: a.triggers!.filter((x) => !x.includes('shadowpack_mfence')) });
     }
-    const left = await q<{ n: string }>(pair.target.url, `SELECT count(*)::text AS n FROM pg_foreign_server UNION ALL SELECT count(*)::text FROM pg_user_mapping UNION ALL SELECT count(*)::text FROM pg_namespace WHERE nspname LIKE 'shadowpack%'`);
+    const left = await q<{ n: string }>(
+      pair.target.url,
+      `SELECT count(*)::text AS n FROM pg_foreign_server UNION ALL SELECT count(*)::text FROM pg_user_mapping UNION ALL SELECT count(*)::text FROM pg_namespace WHERE nspname LIKE 'shadowpack%'`,
+    );
     expect(left.map((r) => r.n)).toEqual(['0', '0', '0']);
     // The source keeps only the fence.
-    const [after] = await q<{ d: string }>(sourceUrl, `SELECT string_agg(tgname, ',' ORDER BY tgname) AS d FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'shadowpack%'`);
+    const [after] = await q<{ d: string }>(
+      sourceUrl,
+      `SELECT string_agg(tgname, ',' ORDER BY tgname) AS d FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'shadowpack%'`,
+    );
     expect(after!.d).toMatch(/^(shadowpack_mfence_[0-9a-f]{12},?)+$/);
     expect(psqlFails('08-cleanup.source.sql', 'source')).toMatch(/no move to clean up/);
   });
@@ -215,10 +314,12 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
       const t = new pg.Client({ connectionString: pair2.target.url });
       await s.connect();
       await t.connect();
-      const moved = await planMove(s, t, { tables: GROUP, options: { batchPages: 2, catchupTarget: 50 } }).finally(async () => {
-        await s.end();
-        await t.end();
-      });
+      const moved = await planMove(s, t, { tables: GROUP, options: { batchPages: 2, catchupTarget: 50 } }).finally(
+        async () => {
+          await s.end();
+          await t.end();
+        },
+      );
       const wdir = join(root, 'writers');
       writeMovePlan(wdir, moved, true);
       const url = (side: 'source' | 'target') => (side === 'source' ? src : pair2.target.url);
@@ -259,12 +360,15 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
       UNION ALL SELECT 'rel ' || relname FROM pg_class WHERE relnamespace = 'app'::regnamespace
       UNION ALL SELECT 'server ' || srvname FROM pg_foreign_server UNION ALL SELECT 'mapping ' || umid FROM pg_user_mappings
       UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`;
-    const describe = (url: string) => withClient(url, async (c) => ({
-      tables: await Promise.all(GROUP.map((g) => describeTable(c, g.schema, g.table))),
-      tool: (await c.query<{ o: string }>(TOOL_OBJECTS)).rows.map((r) => r.o),
-    }));
+    const describe = (url: string) =>
+      withClient(url, async (c) => ({
+        tables: await Promise.all(GROUP.map((g) => describeTable(c, g.schema, g.table))),
+        tool: (await c.query<{ o: string }>(TOOL_OBJECTS)).rows.map((r) => r.o),
+      }));
     const before = await describe(src);
-    const targetBefore = (await withClient(pair3.target.url, (c) => c.query<{ o: string }>(TOOL_OBJECTS))).rows.map((r) => r.o);
+    const targetBefore = (await withClient(pair3.target.url, (c) => c.query<{ o: string }>(TOOL_OBJECTS))).rows.map(
+      (r) => r.o,
+    );
     const s = new pg.Client({ connectionString: src });
     const t = new pg.Client({ connectionString: pair3.target.url });
     await s.connect();
@@ -275,7 +379,8 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
     });
     const adir = join(root, 'abort');
     writeMovePlan(adir, moved, true);
-    const run = (file: string) => psqlAsync(adir, file, MOVE_STAGES.find((r) => r.file === file)!.side === 'source' ? src : pair3.target.url);
+    const run = (file: string) =>
+      psqlAsync(adir, file, MOVE_STAGES.find((r) => r.file === file)!.side === 'source' ? src : pair3.target.url);
     for (const f of ['01-setup.source.sql', '02-setup.target.sql', '03-backfill.target.sql']) await run(f);
     // Two rounds at once (two psql sessions running the catch-up): the second waits for the first,
     // so a changed row is never inserted twice (there is no unique index yet to catch it).
@@ -297,7 +402,9 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
       await a.end();
       await b.end();
     }
-    expect(await q<{ n: string }>(pair3.target.url, `SELECT count(*)::text AS n FROM app.orders WHERE id = 7`)).toEqual([{ n: '1' }]);
+    expect(await q<{ n: string }>(pair3.target.url, `SELECT count(*)::text AS n FROM app.orders WHERE id = 7`)).toEqual(
+      [{ n: '1' }],
+    );
     for (const f of ['04-build.target.sql', '05-catchup.target.sql', '06-fence.source.sql']) await run(f);
     await expect(q(src, `DELETE FROM app.order_items`)).rejects.toThrow(/moved to .*writes are refused/);
     for (let i = 0; i < 2; i++) {
@@ -305,7 +412,9 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
       await run('90-abort.source.sql');
     }
     expect(await describe(src)).toEqual(before);
-    expect((await withClient(pair3.target.url, (c) => c.query<{ o: string }>(TOOL_OBJECTS))).rows.map((r) => r.o)).toEqual(targetBefore);
+    expect(
+      (await withClient(pair3.target.url, (c) => c.query<{ o: string }>(TOOL_OBJECTS))).rows.map((r) => r.o),
+    ).toEqual(targetBefore);
     await q(src, `DELETE FROM app.order_items WHERE line = 2`);
   });
 });

@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withClient } from '../helpers/db.js';
-import { freshMovePair, MOVE_SOURCE_MISSING, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
+import {
+  freshMovePair,
+  MOVE_SOURCE_MISSING,
+  startMoveServers,
+  type MovePair,
+  type MoveServers,
+} from '../helpers/move-servers.js';
 import { TOY_RUN_ID, writeToyMovePlan } from '../helpers/move-toy-plan.js';
 import { psql, type Exit } from '../helpers/rebuild.js';
 import { main } from '../../src/cli/main.js';
@@ -54,29 +60,47 @@ async function run(args: string[]): Promise<Exit> {
 }
 
 const targetRows = (pair: MovePair) =>
-  withClient(pair.target.url, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM app.items')).rows[0]!.n));
+  withClient(pair.target.url, async (c) =>
+    Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM app.items')).rows[0]!.n),
+  );
 
 describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('shadowpack run and status on a move plan', () => {
   it('runs each stage on its side in order, stops at --until and at the cut-over by default, then cleans up both sides', async () => {
     const { pair, args } = await toyPair('move_runner_order');
     const first = await run(['run', ...args, '--until', 'catchup']);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stderr).toMatch(/» preflight\.source[\s\S]*» preflight\.target[\s\S]*» setup\.source[\s\S]*» setup\.target[\s\S]*» backfill\.target[\s\S]*» build\.target[\s\S]*» catchup\.target/);
+    expect(first.stderr).toMatch(
+      /» preflight\.source[\s\S]*» preflight\.target[\s\S]*» setup\.source[\s\S]*» setup\.target[\s\S]*» backfill\.target[\s\S]*» build\.target[\s\S]*» catchup\.target/,
+    );
     expect(first.stderr).not.toMatch(/fence/);
     expect(first.stdout).toContain('next: 06-fence.source.sql (fence on the source)');
     expect(await stages(pair)).toEqual(['ready-for-fence', 'catchup']);
 
     const status = await run(['status', ...args]);
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toContain('source: "ready-for-fence", target: "catchup"; next: fence on the source (06-fence.source.sql)');
+    expect(status.stdout).toContain(
+      'source: "ready-for-fence", target: "catchup"; next: fence on the source (06-fence.source.sql)',
+    );
     expect(status.stdout).toContain('target: 1 rounds, 0 rows applied, last applied source snapshot toy');
     const json = await run(['status', ...args, '--json']);
-    expect(JSON.parse(json.stdout)).toMatchObject({ kind: 'move', runId: TOY_RUN_ID, source: { stage: 'ready-for-fence' }, target: { stage: 'catchup' }, next: { stage: 'fence', side: 'source' } });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      kind: 'move',
+      runId: TOY_RUN_ID,
+      source: { stage: 'ready-for-fence' },
+      target: { stage: 'catchup' },
+      next: { stage: 'fence', side: 'source' },
+    });
 
     const second = await run(['run', ...args, '--events']);
     expect(second.code, second.stderr).toBe(0);
-    const events = second.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(events.filter((e) => e['type'] === 'stage-start').map((e) => e['stage'])).toEqual(['fence.source', 'cutover.target']);
+    const events = second.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.filter((e) => e['type'] === 'stage-start').map((e) => e['stage'])).toEqual([
+      'fence.source',
+      'cutover.target',
+    ]);
     expect(events.at(-1)).toMatchObject({ type: 'summary', finished: false, source: 'cutover', target: 'cutover' });
     expect(await targetRows(pair)).toBe(100);
 
@@ -104,12 +128,17 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('shadowpack run and status on
 
   it('goes on where psql stopped: the state on both sides is the same whichever executor wrote it', async () => {
     const { pair, dir, args } = await toyPair('move_runner_psql');
-    for (const [file, url] of [['01-setup.source.sql', pair.source.url], ['02-setup.target.sql', pair.target.url]] as const) {
+    for (const [file, url] of [
+      ['01-setup.source.sql', pair.source.url],
+      ['02-setup.target.sql', pair.target.url],
+    ] as const) {
       const r = await psql(url, join(dir, file));
       expect(r.code, r.stderr).toBe(0);
     }
     const status = await run(['status', ...args]);
-    expect(status.stdout).toContain('source: "setup", target: "setup"; next: backfill on the target (03-backfill.target.sql)');
+    expect(status.stdout).toContain(
+      'source: "setup", target: "setup"; next: backfill on the target (03-backfill.target.sql)',
+    );
     const runner = await run(['run', ...args, '--until', 'backfill']);
     expect(runner.code, runner.stderr).toBe(0);
     expect(runner.stderr).not.toMatch(/» (preflight|setup)/);
@@ -121,12 +150,16 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('shadowpack run and status on
     const { args } = await toyPair('move_runner_args');
     const noTarget = await run(['run', ...args.slice(0, 4)]);
     expect(noTarget.code).toBe(2);
-    expect(noTarget.stderr).toContain('is a move plan: its stages run on two clusters; give the target with --target-url');
+    expect(noTarget.stderr).toContain(
+      'is a move plan: its stages run on two clusters; give the target with --target-url',
+    );
     const jobs = await run(['run', ...args, '--jobs', '4']);
     expect(jobs.code).toBe(2);
     expect(jobs.stderr).toContain('--jobs does not apply to a move plan yet');
     const swap = await run(['run', ...args, '--until', 'swap']);
     expect(swap.code).toBe(2);
-    expect(swap.stderr).toContain('--until of a move plan takes one of preflight, setup, backfill, build, catchup, fence, cutover, cleanup, not swap');
+    expect(swap.stderr).toContain(
+      '--until of a move plan takes one of preflight, setup, backfill, build, catchup, fence, cutover, cleanup, not swap',
+    );
   });
 });

@@ -43,25 +43,58 @@ interface Variant {
 
 const VARIANTS: Record<string, Variant> = {
   check: { name: 'a CHECK constraint', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int CHECK (app.ok(v)));' },
-  expressionIndex: { name: 'an expression index', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_expr ON app.t (app.iok(v));' },
-  partialIndex: { name: 'a partial-index predicate', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_part ON app.t (v) WHERE app.pok(v);' },
-  generated: { name: 'a generated column', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (app.iok(v)) STORED);' },
-  default: { name: 'a default used by the apply (--alter ADD COLUMN … DEFAULT)', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ADD COLUMN d int DEFAULT app.dflt()'] },
-  stableDefault: { name: 'a STABLE default (--alter ADD COLUMN … DEFAULT, evaluated when setup adds it)', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ADD COLUMN e int DEFAULT app.sdflt()'] },
+  expressionIndex: {
+    name: 'an expression index',
+    table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_expr ON app.t (app.iok(v));',
+  },
+  partialIndex: {
+    name: 'a partial-index predicate',
+    table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_part ON app.t (v) WHERE app.pok(v);',
+  },
+  generated: {
+    name: 'a generated column',
+    table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (app.iok(v)) STORED);',
+  },
+  default: {
+    name: 'a default used by the apply (--alter ADD COLUMN … DEFAULT)',
+    table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);',
+    alter: ['ADD COLUMN d int DEFAULT app.dflt()'],
+  },
+  stableDefault: {
+    name: 'a STABLE default (--alter ADD COLUMN … DEFAULT, evaluated when setup adds it)',
+    table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);',
+    alter: ['ADD COLUMN e int DEFAULT app.sdflt()'],
+  },
   trigger: {
     name: 'a user trigger (on the table, and one the owner adds to the copy)',
-    table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE TRIGGER t_trg BEFORE INSERT OR UPDATE ON app.t FOR EACH ROW EXECUTE FUNCTION app.trg();',
+    table:
+      'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE TRIGGER t_trg BEFORE INSERT OR UPDATE ON app.t FOR EACH ROW EXECUTE FUNCTION app.trg();',
     onCopy: (copy) => `CREATE TRIGGER copy_trg BEFORE INSERT ON ${copy} FOR EACH ROW EXECUTE FUNCTION app.trg();`,
   },
-  view: { name: 'a view over the table', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE VIEW app.tv AS SELECT id, v, app.ok(v) AS ok FROM app.t;' },
+  view: {
+    name: 'a view over the table',
+    table:
+      'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE VIEW app.tv AS SELECT id, v, app.ok(v) AS ok FROM app.t;',
+  },
   partitioned: {
     name: 'a CHECK constraint on a --partition-by copy (its partitions are handed to the owner)',
     table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int CHECK (app.ok(v)));',
     planArgs: ['--partition-by', 'range(id)', '--interval', '500'],
   },
-  domainKey: { name: 'a domain CHECK on the key column (the logs keep the key)', table: 'CREATE DOMAIN app.dk AS int CHECK (app.ok(VALUE)); CREATE TABLE app.t (id app.dk PRIMARY KEY, v int);' },
-  rls: { name: 'a row-level security policy', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); ALTER TABLE app.t ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON app.t USING (app.ok(v)) WITH CHECK (app.ok(v));' },
-  using: { name: 'an --alter … USING expression', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ALTER COLUMN v TYPE bigint USING app.conv(v)'] },
+  domainKey: {
+    name: 'a domain CHECK on the key column (the logs keep the key)',
+    table: 'CREATE DOMAIN app.dk AS int CHECK (app.ok(VALUE)); CREATE TABLE app.t (id app.dk PRIMARY KEY, v int);',
+  },
+  rls: {
+    name: 'a row-level security policy',
+    table:
+      'CREATE TABLE app.t (id int PRIMARY KEY, v int); ALTER TABLE app.t ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON app.t USING (app.ok(v)) WITH CHECK (app.ok(v));',
+  },
+  using: {
+    name: 'an --alter … USING expression',
+    table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);',
+    alter: ['ALTER COLUMN v TYPE bigint USING app.conv(v)'],
+  },
 };
 
 /** All of the above on one table (w carries the USING: a column a generated column or a view uses cannot change type). */
@@ -73,7 +106,11 @@ const ALL: Variant = {
     CREATE TRIGGER t_trg BEFORE INSERT OR UPDATE ON app.t FOR EACH ROW EXECUTE FUNCTION app.trg();
     CREATE VIEW app.tv AS SELECT id, v, app.ok(v) AS ok FROM app.t;`,
   // A STABLE default is evaluated once, when setup adds the column to the empty copy.
-  alter: ['ADD COLUMN d int DEFAULT app.dflt()', 'ADD COLUMN e int DEFAULT app.sdflt()', 'ALTER COLUMN w TYPE bigint USING app.conv(w)'],
+  alter: [
+    'ADD COLUMN d int DEFAULT app.dflt()',
+    'ADD COLUMN e int DEFAULT app.sdflt()',
+    'ALTER COLUMN w TYPE bigint USING app.conv(w)',
+  ],
   onCopy: VARIANTS.trigger!.onCopy,
   // The verify stage reads the table through the USING expression.
   planArgs: ['--verify-ranges', '4'],
@@ -157,7 +194,17 @@ async function gained(s: Setup): Promise<unknown> {
   });
 }
 
-const NOTHING = { rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false, rolreplication: false, member_of: null, ran_as_superuser: '0', object_privileges: '0', superuser_call_seen: false };
+const NOTHING = {
+  rolsuper: false,
+  rolcreaterole: false,
+  rolcreatedb: false,
+  rolbypassrls: false,
+  rolreplication: false,
+  member_of: null,
+  ran_as_superuser: '0',
+  object_privileges: '0',
+  superuser_call_seen: false,
+};
 
 /** Application writes, as the owner, kept in the twin by the same statements. */
 async function write(s: Setup, round: number): Promise<void> {
@@ -185,7 +232,19 @@ async function differences(s: Setup): Promise<string[]> {
 async function plan(s: Setup, variant: Variant): Promise<string> {
   const dir = join(mkdtempSync(join(tmpdir(), 'sp-owner-')), 'plan');
   const alter = (variant.alter ?? []).flatMap((a) => ['--alter', a]);
-  const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--batch-pages', '1', ...alter, ...(variant.planArgs ?? [])]);
+  const p = await cli([
+    'plan',
+    '--url',
+    s.db.url,
+    '--table',
+    'app.t',
+    '--out',
+    dir,
+    '--batch-pages',
+    '1',
+    ...alter,
+    ...(variant.planArgs ?? []),
+  ]);
   expect(p.code, p.stderr).toBe(0);
   return dir;
 }
@@ -234,7 +293,11 @@ async function upToSwap(s: Setup, variant: Variant, dir: string, executor: Execu
 async function verifyCommand(s: Setup, dir: string, args: readonly string[]): Promise<void> {
   const r = await cli(['verify', '--plan', dir, '--url', s.db.url, ...args]);
   expect(r.code, r.stderr + r.stdout).toBe(0);
-  expect(r.stdout).toMatch(args.length === 0 ? /^PASS: .* [1-9]\d* rows compared, 0 missing, 0 extra, 0 different/ : /^PASS: .*; [1-9]\d* rows in the table/);
+  expect(r.stdout).toMatch(
+    args.length === 0
+      ? /^PASS: .* [1-9]\d* rows compared, 0 missing, 0 extra, 0 different/
+      : /^PASS: .*; [1-9]\d* rows in the table/,
+  );
   if (args.length > 0) return;
   const copy = `app.${quoteIdent(runNames('app', 't').copyTable)}`;
   await withClient(s.ownerUrl, (c) => c.query(`UPDATE ${copy} SET v = v + 1000 WHERE id = 28`));
@@ -253,30 +316,55 @@ async function fullRunAndRevert(prefix: string, variant: Variant, executor: Exec
   expect(await differences(s)).toEqual([]);
   // The same plan again, to the end.
   await upToSwap(s, variant, dir, executor, 10);
-  await stages(s, dir, executor, FORWARD_STAGES.filter((x) => x === 'cleanup'));
+  await stages(
+    s,
+    dir,
+    executor,
+    FORWARD_STAGES.filter((x) => x === 'cleanup'),
+  );
   expect(await gained(s)).toEqual(NOTHING);
   expect(await differences(s)).toEqual([]);
 }
 
-describe('what the owner\'s code leaves in the session', () => {
+describe("what the owner's code leaves in the session", () => {
   // What the owner's code leaves in the session must not act later as the runner.
   const escapes: Record<string, { body: string; error: RegExp }> = {
-    'a changed search_path': { body: "SET search_path = app, pg_catalog", error: /changed session settings \(search_path=app, pg_catalog\)/ },
-    'a WITH HOLD cursor': { body: "EXECUTE 'DECLARE sp_c CURSOR WITH HOLD FOR SELECT app.evil()'", error: /opened a WITH HOLD cursor/ },
+    'a changed search_path': {
+      body: 'SET search_path = app, pg_catalog',
+      error: /changed session settings \(search_path=app, pg_catalog\)/,
+    },
+    'a WITH HOLD cursor': {
+      body: "EXECUTE 'DECLARE sp_c CURSOR WITH HOLD FOR SELECT app.evil()'",
+      error: /opened a WITH HOLD cursor/,
+    },
     // Custom settings are not in pg_settings; the swap reads this one to find sessions whose snapshots
     // would miss the rows it applies, and one set to 3 (the oldest xid) would let it skip that wait.
-    'a shadowpack.* setting the stages read': { body: "PERFORM set_config('shadowpack.lock_horizon', '3', false)", error: /changed session settings \(shadowpack\.lock_horizon=3\)/ },
+    'a shadowpack.* setting the stages read': {
+      body: "PERFORM set_config('shadowpack.lock_horizon', '3', false)",
+      error: /changed session settings \(shadowpack\.lock_horizon=3\)/,
+    },
   };
   for (const [what, e] of Object.entries(escapes)) {
     it(`refuses ${what} left behind by the owner's code`, async () => {
       // Only once the copy exists: the setup of this test runs the CHECK too (and would itself be fooled).
-      const variant = { name: what, table: `CREATE FUNCTION app.sly(v int) RETURNS boolean LANGUAGE plpgsql AS $f$
+      const variant = {
+        name: what,
+        table: `CREATE FUNCTION app.sly(v int) RETURNS boolean LANGUAGE plpgsql AS $f$
         BEGIN IF v = 1 AND to_regclass('app._sp_${runNames('app', 't').runId}_new') IS NOT NULL THEN ${e.body}; END IF; RETURN true; END $f$;
-        CREATE TABLE app.t (id int PRIMARY KEY, v int CHECK (app.sly(v)));` };
+        CREATE TABLE app.t (id int PRIMARY KEY, v int CHECK (app.sly(v)));`,
+      };
       const s = await hostile(`owner_escape`, variant);
       const dir = await plan(s, variant);
       await stages(s, dir, 'runner', ['preflight', 'setup', 'backfill']);
-      const failed = await run({ plan: readPlanDir(dir), connection: { connectionString: s.db.url }, stage: 'build', onEvent: () => undefined }).then(() => null, (x: unknown) => x);
+      const failed = await run({
+        plan: readPlanDir(dir),
+        connection: { connectionString: s.db.url },
+        stage: 'build',
+        onEvent: () => undefined,
+      }).then(
+        () => null,
+        (x: unknown) => x,
+      );
       expect(String(failed)).toMatch(e.error);
       expect(await gained(s)).toEqual(NOTHING);
     });
@@ -287,11 +375,25 @@ describe('an owner that can use the tool schema', () => {
   it('is refused at setup: it could replace the functions that run its code, or make them SECURITY INVOKER', async () => {
     const s = await hostile('owner_usage', VARIANTS.check!);
     const dir = await plan(s, VARIANTS.check!);
-    await withClient(s.db.url, (c) => c.query(`CREATE SCHEMA shadowpack; GRANT USAGE ON SCHEMA shadowpack TO ${quoteIdent(s.owner)}`));
+    await withClient(s.db.url, (c) =>
+      c.query(`CREATE SCHEMA shadowpack; GRANT USAGE ON SCHEMA shadowpack TO ${quoteIdent(s.owner)}`),
+    );
     await stages(s, dir, 'runner', ['preflight']);
-    const failed = await run({ plan: readPlanDir(dir), connection: { connectionString: s.db.url }, stage: 'setup', onEvent: () => undefined }).then(() => null, (x: unknown) => x);
-    expect(String(failed)).toMatch(/can use schema shadowpack, so it could change the functions that run its code; nothing was set up/);
-    const left = await withClient(s.db.url, (c) => c.query(`SELECT count(*) AS n FROM pg_class WHERE relnamespace = 'shadowpack'::regnamespace`));
+    const failed = await run({
+      plan: readPlanDir(dir),
+      connection: { connectionString: s.db.url },
+      stage: 'setup',
+      onEvent: () => undefined,
+    }).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(String(failed)).toMatch(
+      /can use schema shadowpack, so it could change the functions that run its code; nothing was set up/,
+    );
+    const left = await withClient(s.db.url, (c) =>
+      c.query(`SELECT count(*) AS n FROM pg_class WHERE relnamespace = 'shadowpack'::regnamespace`),
+    );
     expect(left.rows[0]).toEqual({ n: '0' });
     // The USAGE this test granted is the one privilege it holds.
     expect(await gained(s)).toEqual({ ...NOTHING, object_privileges: '1' });
@@ -299,7 +401,7 @@ describe('an owner that can use the tool schema', () => {
 });
 
 describe('code of the table owner never runs as the superuser running the plan (issue 19)', () => {
-  it('the issue\'s CHECK constraint, with psql', async () => {
+  it("the issue's CHECK constraint, with psql", async () => {
     await fullRunAndRevert('owner_check_psql', VARIANTS.check!, 'psql');
   });
   it('a CHECK, index expression, partial-index predicate, generated column, triggers, a view, an --alter default and USING, with the runner', async () => {
@@ -348,7 +450,20 @@ describe('plan --check-data pushes the rows through the backfill INSERT as the o
   it('with an --alter USING and a STABLE default calling the owner function', async () => {
     const s = await hostile('owner_check_data', VARIANTS.using!);
     const dir = join(mkdtempSync(join(tmpdir(), 'sp-owner-')), 'plan');
-    const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--check-data', '--alter', VARIANTS.using!.alter![0]!, '--alter', 'ADD COLUMN e int DEFAULT app.sdflt()']);
+    const p = await cli([
+      'plan',
+      '--url',
+      s.db.url,
+      '--table',
+      'app.t',
+      '--out',
+      dir,
+      '--check-data',
+      '--alter',
+      VARIANTS.using!.alter![0]!,
+      '--alter',
+      'ADD COLUMN e int DEFAULT app.sdflt()',
+    ]);
     expect(p.code, p.stderr).toBe(0);
     expect(await gained(s)).toEqual(NOTHING);
   });
@@ -386,19 +501,29 @@ describe('owner code that setup and build constant-fold or evaluate on the empty
   const folded: Record<string, Variant> = {
     'a generated column calling an IMMUTABLE function without arguments': {
       // --check-data creates its own copy the same way.
-      name: 'generated', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v + app.grab()) STORED);', planArgs: ['--check-data'],
+      name: 'generated',
+      table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v + app.grab()) STORED);',
+      planArgs: ['--check-data'],
     },
     'an --alter ADD COLUMN with a STABLE default': {
-      name: 'default', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ADD COLUMN d int DEFAULT app.grab()'],
+      name: 'default',
+      table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);',
+      alter: ['ADD COLUMN d int DEFAULT app.grab()'],
     },
     'extended statistics on an expression calling an IMMUTABLE function without arguments (build)': {
-      name: 'statistics', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE STATISTICS app.st ON (v + app.grab()), id FROM app.t;',
+      name: 'statistics',
+      table:
+        'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE STATISTICS app.st ON (v + app.grab()), id FROM app.t;',
     },
     'an index expression and a partial-index predicate calling an IMMUTABLE function without arguments (build)': {
-      name: 'index', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_c ON app.t ((v + app.grab())) WHERE v > app.grab();',
+      name: 'index',
+      table:
+        'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_c ON app.t ((v + app.grab())) WHERE v > app.grab();',
     },
     'an --alter USING expression calling an IMMUTABLE function without arguments': {
-      name: 'using', table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);', alter: ['ALTER COLUMN v TYPE bigint USING v + app.grab()'],
+      name: 'using',
+      table: 'CREATE TABLE app.t (id int PRIMARY KEY, v int);',
+      alter: ['ALTER COLUMN v TYPE bigint USING v + app.grab()'],
     },
   };
   for (const [what, variant] of Object.entries(folded)) {
@@ -418,7 +543,9 @@ describe('owner code that setup and build constant-fold or evaluate on the empty
         const s = await hostile(`owner_folded_${executor}`, { ...variant, table: grab + variant.table });
         const dir = await plan(s, variant);
         await stages(s, dir, executor, ['preflight', 'setup', 'backfill', 'build']);
-        const member = await withClient(s.db.url, (c) => c.query(`SELECT pg_has_role($1, 'pg_read_server_files', 'MEMBER') AS m`, [s.owner]));
+        const member = await withClient(s.db.url, (c) =>
+          c.query(`SELECT pg_has_role($1, 'pg_read_server_files', 'MEMBER') AS m`, [s.owner]),
+        );
         expect(member.rows[0].m, executor).toBe(false);
       }
     });
@@ -438,7 +565,9 @@ describe('a backfill that fails on a row names it as the owner', () => {
         CREATE FUNCTION app.narrow(v int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN IF v > 32767 THEN ANALYZE app.t; END IF; RETURN v; END $f$;`;
       const variant: Variant = {
         name: 'narrowing',
-        table: grab + 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_c ON app.t ((v + app.grab())) WHERE v > app.grab();',
+        table:
+          grab +
+          'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_c ON app.t ((v + app.grab())) WHERE v > app.grab();',
         after: 'UPDATE app.t SET v = 100000 WHERE id = 123; UPDATE app.twin SET v = 100000 WHERE id = 123;',
         alter: ['ALTER COLUMN v TYPE smallint USING app.narrow(v)'],
       };
@@ -446,9 +575,18 @@ describe('a backfill that fails on a row names it as the owner', () => {
       const dir = await plan(s, variant);
       await stages(s, dir, executor, ['preflight', 'setup']);
       const loaded = readPlanDir(dir);
-      const failure = executor === 'runner'
-        ? await run({ plan: loaded, connection: { connectionString: s.db.url }, stage: 'backfill', onEvent: () => undefined }).then(() => 'no error', (e: unknown) => String(e))
-        : (await psql(s.db.url, join(dir, stageInfo('backfill').file))).stderr;
+      const failure =
+        executor === 'runner'
+          ? await run({
+              plan: loaded,
+              connection: { connectionString: s.db.url },
+              stage: 'backfill',
+              onEvent: () => undefined,
+            }).then(
+              () => 'no error',
+              (e: unknown) => String(e),
+            )
+          : (await psql(s.db.url, join(dir, stageInfo('backfill').file))).stderr;
       expect(failure, executor).toMatch(/with key \(id\) = \(123\) does not fit the new shape/);
       expect(await gained(s), executor).toEqual(NOTHING);
     }
@@ -465,12 +603,27 @@ describe('plan --check-data names the rows that do not fit as the owner', () => 
       CREATE FUNCTION app.narrow(v int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN IF v > 32767 THEN ANALYZE app.t; END IF; RETURN v; END $f$;`;
     const variant: Variant = {
       name: 'narrowing',
-      table: grab + 'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_c ON app.t ((v + app.grab())) WHERE v > app.grab();',
+      table:
+        grab +
+        'CREATE TABLE app.t (id int PRIMARY KEY, v int); CREATE INDEX t_c ON app.t ((v + app.grab())) WHERE v > app.grab();',
       after: 'UPDATE app.t SET v = 100000 WHERE id = 123; UPDATE app.twin SET v = 100000 WHERE id = 123;',
     };
     const s = await hostile('owner_check_bad_row', variant);
     const dir = join(mkdtempSync(join(tmpdir(), 'sp-owner-')), 'plan');
-    const p = await cli(['plan', '--url', s.db.url, '--table', 'app.t', '--out', dir, '--batch-pages', '1', '--check-data', '--alter', 'ALTER COLUMN v TYPE smallint USING app.narrow(v)']);
+    const p = await cli([
+      'plan',
+      '--url',
+      s.db.url,
+      '--table',
+      'app.t',
+      '--out',
+      dir,
+      '--batch-pages',
+      '1',
+      '--check-data',
+      '--alter',
+      'ALTER COLUMN v TYPE smallint USING app.narrow(v)',
+    ]);
     expect(p.code).not.toBe(0);
     expect(p.stderr).toMatch(/1 row\(s\) of app\.t do not fit the new shape \(key \(123\): smallint out of range\)/);
     expect(await gained(s)).toEqual(NOTHING);

@@ -47,17 +47,36 @@ function start(command: string, args: string[]): Running {
 }
 
 const runner = (plan: LoadedPlan, url: string, ...args: string[]) =>
-  start(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'run', '--plan', plan.dir, '--url', url, ...args]);
-const psqlFile = (url: string, file: string) => start('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file]);
+  start(process.execPath, [
+    '--import',
+    'tsx',
+    join(ROOT, 'src/cli/main.ts'),
+    'run',
+    '--plan',
+    plan.dir,
+    '--url',
+    url,
+    ...args,
+  ]);
+const psqlFile = (url: string, file: string) =>
+  start('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file]);
 
-async function waitFor(what: string, c: pg.ClientBase, sql: string, params: unknown[] = [], timeoutMs = 60_000): Promise<void> {
+async function waitFor(
+  what: string,
+  c: pg.ClientBase,
+  sql: string,
+  params: unknown[] = [],
+  timeoutMs = 60_000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     // pg_stat_activity is read once per transaction: the holder's open transaction would see it frozen.
     await c.query('SELECT pg_stat_clear_snapshot()');
     if (((await c.query(sql, params)).rowCount ?? 0) > 0) return;
     if (Date.now() > until) {
-      const act = await c.query(`SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, left(a.query, 60) AS q, (SELECT string_agg(l.relation::regclass::text || ':' || l.mode, ',') FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waiting FROM pg_stat_activity a WHERE a.datname = current_database()`);
+      const act = await c.query(
+        `SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, left(a.query, 60) AS q, (SELECT string_agg(l.relation::regclass::text || ':' || l.mode, ',') FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waiting FROM pg_stat_activity a WHERE a.datname = current_database()`,
+      );
       throw new Error(`timed out waiting for ${what}: ${JSON.stringify(act.rows)}`);
     }
     await sleep(20);
@@ -91,7 +110,11 @@ describe('the backfill in four sessions at once, under writers', () => {
   it(`run --jobs ${JOBS}: four sessions hold a range each; killed there, the next run --jobs ${JOBS} resumes at the run's rows/s ceiling; equal to the twin`, async () => {
     const db = await prepared('parallel_runner');
     const rate = 10_000;
-    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 20, advisoryWaitSeconds: 30, maxRowsPerSecond: rate });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      batchPages: 20,
+      advisoryWaitSeconds: 30,
+      maxRowsPerSecond: rate,
+    });
     const id = plan.manifest.runId;
     const writers = await startWriters({ connectionString: db.url }, 3, 2);
     const setup = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'setup']);
@@ -107,7 +130,11 @@ describe('the backfill in four sessions at once, under writers', () => {
       // The runner dies with four ranges claimed and none copied: every claim ends with its session.
       first.child.kill('SIGKILL');
       expect((await first.done).signal).toBe('SIGKILL');
-      await waitFor('the sessions to end', holder, `SELECT FROM (SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'shadowpack/${id}/backfill') a WHERE n = 0`);
+      await waitFor(
+        'the sessions to end',
+        holder,
+        `SELECT FROM (SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'shadowpack/${id}/backfill') a WHERE n = 0`,
+      );
       await holder.query('COMMIT');
     } finally {
       await holder.end().catch(() => undefined);
@@ -130,7 +157,11 @@ describe('the backfill in four sessions at once, under writers', () => {
   it(`02-backfill.sql and 03-build.sql in ${JOBS} psql sessions: one killed holding a range (an index), the others copy (build) it; equal to the twin`, async () => {
     const db = await prepared('parallel_psql');
     const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
-    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 20, advisoryWaitSeconds: 30, buildMaintenanceWorkMemMb: 96 });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      batchPages: 20,
+      advisoryWaitSeconds: 30,
+      buildMaintenanceWorkMemMb: 96,
+    });
     // The build sessions' memory: in the script, and in the review as jobs × setting.
     expect(plan.files.get('03-build.sql')).toContain("SET maintenance_work_mem = '96MB';");
     expect(plan.files.get('README.md')).toContain('jobs × 96 MB in all (1 session: 96 MB, 2: 192 MB, 4: 384 MB)');
@@ -163,7 +194,9 @@ describe('the backfill in four sessions at once, under writers', () => {
       expect(e.code, e.stderr).toBe(0);
     }
     await withClient(db.url, async (c) => {
-      const st = (await c.query('SELECT stage, backfill_next, backfill_end FROM shadowpack.runs WHERE run_id = $1', [id])).rows[0];
+      const st = (
+        await c.query('SELECT stage, backfill_next, backfill_end FROM shadowpack.runs WHERE run_id = $1', [id])
+      ).rows[0];
       expect(st).toMatchObject({ stage: 'backfill' });
       expect(Number(st.backfill_next)).toBe(Number(st.backfill_end));
       expect(Number((await c.query(`SELECT count(*) AS n FROM shadowpack.ranges_${id}`)).rows[0].n)).toBe(0);
@@ -221,7 +254,12 @@ describe('the backfill in four sessions at once, under writers', () => {
     try {
       await holder.query('SELECT pg_advisory_lock($1::bigint)', [settleKey.toString()]);
       backfill = psqlFile(db.url, join(plan.dir, '02-backfill.sql'));
-      await waitFor('the backfill to wait for the settle lock', holder, `SELECT FROM shadowpack.runs WHERE run_id = $1 AND backfill_next = backfill_end`, [id]);
+      await waitFor(
+        'the backfill to wait for the settle lock',
+        holder,
+        `SELECT FROM shadowpack.runs WHERE run_id = $1 AND backfill_next = backfill_end`,
+        [id],
+      );
       await sleep(1_500);
     } finally {
       await holder.end().catch(() => undefined);
@@ -231,68 +269,98 @@ describe('the backfill in four sessions at once, under writers', () => {
     expect(r.stderr).not.toMatch(/ERROR/);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
-      expect((await c.query('SELECT stage FROM shadowpack.runs WHERE run_id = $1', [id])).rows[0]).toEqual({ stage: 'backfill' });
+      expect((await c.query('SELECT stage FROM shadowpack.runs WHERE run_id = $1', [id])).rows[0]).toEqual({
+        stage: 'backfill',
+      });
     });
   });
 });
 
-describe.each(['runner', 'psql'] as const)('a range cut smaller by another session between a cut and its claim (%s)', (via) => {
-  it('copies only the batch it claimed again: no page twice, the copy equals the table', async () => {
-    const db = await freshDatabase(`cut_${via}`);
-    databases.push(db);
-    await withClient(db.url, (c) => createDemoSchema(c, 2_000));
-    const plan = await planTable(db.url, 'app', 'orders', { batchPages: 4 });
-    const id = plan.manifest.runId;
-    const ranges = `shadowpack.ranges_${id}`;
-    const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'setup']);
-    expect(ready.code, ready.stderr).toBe(0);
-    const gate = new pg.Client({ connectionString: db.url, application_name: 'cut-test-gate' });
-    const y = new pg.Client({ connectionString: db.url, application_name: 'cut-test-y' });
-    for (const c of [gate, y]) {
-      c.on('error', () => undefined);
-      await c.connect();
-    }
-    try {
-      expect((await gate.query(`SELECT first_page, end_page FROM ${ranges}`)).rows).toEqual([{ first_page: '0', end_page: expect.any(String) }]);
-      // A test trigger holds the session's cut (0,4) + (4,end) uncommitted until the test lets it go.
-      await gate.query(`CREATE FUNCTION public.cut_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+describe.each(['runner', 'psql'] as const)(
+  'a range cut smaller by another session between a cut and its claim (%s)',
+  (via) => {
+    it('copies only the batch it claimed again: no page twice, the copy equals the table', async () => {
+      const db = await freshDatabase(`cut_${via}`);
+      databases.push(db);
+      await withClient(db.url, (c) => createDemoSchema(c, 2_000));
+      const plan = await planTable(db.url, 'app', 'orders', { batchPages: 4 });
+      const id = plan.manifest.runId;
+      const ranges = `shadowpack.ranges_${id}`;
+      const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'setup']);
+      expect(ready.code, ready.stderr).toBe(0);
+      const gate = new pg.Client({ connectionString: db.url, application_name: 'cut-test-gate' });
+      const y = new pg.Client({ connectionString: db.url, application_name: 'cut-test-y' });
+      for (const c of [gate, y]) {
+        c.on('error', () => undefined);
+        await c.connect();
+      }
+      try {
+        expect((await gate.query(`SELECT first_page, end_page FROM ${ranges}`)).rows).toEqual([
+          { first_page: '0', end_page: expect.any(String) },
+        ]);
+        // A test trigger holds the session's cut (0,4) + (4,end) uncommitted until the test lets it go.
+        await gate.query(`CREATE FUNCTION public.cut_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN IF current_setting('application_name') = 'shadowpack/${id}/backfill' THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF; RETURN NULL; END $$`);
-      await gate.query(`CREATE TRIGGER cut_test_hold AFTER INSERT ON ${ranges} FOR EACH ROW EXECUTE FUNCTION public.cut_test_hold()`);
-      await gate.query('SELECT pg_advisory_lock(4242)');
-      const x = via === 'psql' ? psqlFile(db.url, join(plan.dir, '02-backfill.sql')) : runner(plan, db.url, '--stage', 'backfill');
-      await waitFor('the session to cut its range', gate, "SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted");
-      // Queued behind the cut, an EXCLUSIVE lock on the ranges is granted as the cut commits: the
-      // session then waits to claim its batch (0,4) again, and Y cuts that batch with a smaller
-      // batch size first, as "control --batch-pages 2" would make it (done here by hand: Y's commit).
-      const locked = y.query(`BEGIN; LOCK TABLE ${ranges} IN EXCLUSIVE MODE`);
-      await waitFor('Y to queue for the ranges', gate, `SELECT FROM pg_locks WHERE relation = '${ranges}'::regclass AND mode = 'ExclusiveLock' AND NOT granted`);
-      await gate.query('SELECT pg_advisory_unlock(4242)');
-      await locked;
-      await waitFor('the session to claim its batch again', gate, `SELECT FROM pg_locks WHERE relation = '${ranges}'::regclass AND mode = 'RowShareLock' AND NOT granted`);
-      await y.query(`UPDATE ${ranges} SET end_page = 2 WHERE first_page = 0 AND end_page = 4`);
-      await y.query(`INSERT INTO ${ranges} VALUES (2, 4)`);
-      await y.query('COMMIT');
-      const r = await x.done;
-      expect(r.code, r.stderr).toBe(0);
-      // Before the fix the session copied pages 0-4 under the range (0,2), and (2,4) was copied again:
-      // 158 rows twice ("expected '2158' to be '2000'"), which the copy's primary key cannot be built over.
-      const counts = (await gate.query(`SELECT (SELECT count(*) FROM app.orders) AS src, (SELECT count(*) FROM app._sp_${id}_new) AS copy`)).rows[0];
-      expect(counts.copy).toBe(counts.src);
-      await gate.query(`DROP TRIGGER cut_test_hold ON ${ranges}`);
-    } finally {
-      await gate.end().catch(() => undefined);
-      await y.end().catch(() => undefined);
-    }
-    // No writers: the copy equals the table row for row.
-    await withClient(db.url, async (c) => {
-      const diff = await c.query(`(SELECT * FROM app.orders EXCEPT ALL SELECT * FROM app._sp_${id}_new) UNION ALL (SELECT * FROM app._sp_${id}_new EXCEPT ALL SELECT * FROM app.orders)`);
-      expect(diff.rowCount).toBe(0);
-    });
-  }, 60_000);
-});
+        await gate.query(
+          `CREATE TRIGGER cut_test_hold AFTER INSERT ON ${ranges} FOR EACH ROW EXECUTE FUNCTION public.cut_test_hold()`,
+        );
+        await gate.query('SELECT pg_advisory_lock(4242)');
+        const x =
+          via === 'psql'
+            ? psqlFile(db.url, join(plan.dir, '02-backfill.sql'))
+            : runner(plan, db.url, '--stage', 'backfill');
+        await waitFor(
+          'the session to cut its range',
+          gate,
+          "SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        );
+        // Queued behind the cut, an EXCLUSIVE lock on the ranges is granted as the cut commits: the
+        // session then waits to claim its batch (0,4) again, and Y cuts that batch with a smaller
+        // batch size first, as "control --batch-pages 2" would make it (done here by hand: Y's commit).
+        const locked = y.query(`BEGIN; LOCK TABLE ${ranges} IN EXCLUSIVE MODE`);
+        await waitFor(
+          'Y to queue for the ranges',
+          gate,
+          `SELECT FROM pg_locks WHERE relation = '${ranges}'::regclass AND mode = 'ExclusiveLock' AND NOT granted`,
+        );
+        await gate.query('SELECT pg_advisory_unlock(4242)');
+        await locked;
+        await waitFor(
+          'the session to claim its batch again',
+          gate,
+          `SELECT FROM pg_locks WHERE relation = '${ranges}'::regclass AND mode = 'RowShareLock' AND NOT granted`,
+        );
+        await y.query(`UPDATE ${ranges} SET end_page = 2 WHERE first_page = 0 AND end_page = 4`);
+        await y.query(`INSERT INTO ${ranges} VALUES (2, 4)`);
+        await y.query('COMMIT');
+        const r = await x.done;
+        expect(r.code, r.stderr).toBe(0);
+        // Before the fix the session copied pages 0-4 under the range (0,2), and (2,4) was copied again:
+        // 158 rows twice ("expected '2158' to be '2000'"), which the copy's primary key cannot be built over.
+        const counts = (
+          await gate.query(
+            `SELECT (SELECT count(*) FROM app.orders) AS src, (SELECT count(*) FROM app._sp_${id}_new) AS copy`,
+          )
+        ).rows[0];
+        expect(counts.copy).toBe(counts.src);
+        await gate.query(`DROP TRIGGER cut_test_hold ON ${ranges}`);
+      } finally {
+        await gate.end().catch(() => undefined);
+        await y.end().catch(() => undefined);
+      }
+      // No writers: the copy equals the table row for row.
+      await withClient(db.url, async (c) => {
+        const diff = await c.query(
+          `(SELECT * FROM app.orders EXCEPT ALL SELECT * FROM app._sp_${id}_new) UNION ALL (SELECT * FROM app._sp_${id}_new EXCEPT ALL SELECT * FROM app.orders)`,
+        );
+        expect(diff.rowCount).toBe(0);
+      });
+    }, 60_000);
+  },
+);
 
 describe.each(['runner', 'psql'] as const)('a primary key and unique constraints built by two sessions (%s)', (via) => {
-  it('each session builds a constraint\'s index under SHARE, so they build at once; the constraints come out as on the table', async () => {
+  it("each session builds a constraint's index under SHARE, so they build at once; the constraints come out as on the table", async () => {
     const db = await freshDatabase(`unique_builds_${via}`);
     databases.push(db);
     await withClient(db.url, async (c) => {
@@ -317,14 +385,22 @@ describe.each(['runner', 'psql'] as const)('a primary key and unique constraints
     try {
       await holder.query('BEGIN');
       await holder.query(`LOCK TABLE app._sp_${id}_new IN ROW EXCLUSIVE MODE`);
-      sessions = via === 'runner'
-        ? [runner(plan, db.url, '--jobs', '2', '--until', 'build')]
-        : [0, 1].map(() => psqlFile(db.url, join(plan.dir, '03-build.sql')));
-      await waitFor('two build sessions waiting for the copy', holder, `SELECT FROM (${waiting}) w HAVING count(*) = 2`);
+      sessions =
+        via === 'runner'
+          ? [runner(plan, db.url, '--jobs', '2', '--until', 'build')]
+          : [0, 1].map(() => psqlFile(db.url, join(plan.dir, '03-build.sql')));
+      await waitFor(
+        'two build sessions waiting for the copy',
+        holder,
+        `SELECT FROM (${waiting}) w HAVING count(*) = 2`,
+      );
       await holder.query('SELECT pg_stat_clear_snapshot()');
       // SHARE is compatible with itself: once the test lets go, both build at the same time. ADD
       // CONSTRAINT … PRIMARY KEY (…) would wait for ACCESS EXCLUSIVE, one session after the other.
-      expect((await holder.query<{ mode: string }>(waiting)).rows.map((r) => r.mode)).toEqual(['ShareLock', 'ShareLock']);
+      expect((await holder.query<{ mode: string }>(waiting)).rows.map((r) => r.mode)).toEqual([
+        'ShareLock',
+        'ShareLock',
+      ]);
       await holder.query('COMMIT');
     } finally {
       await holder.end().catch(() => undefined);
@@ -337,11 +413,13 @@ describe.each(['runner', 'psql'] as const)('a primary key and unique constraints
     expect(rest.code, rest.stderr).toBe(0);
     await withClient(db.url, async (c) => {
       expect(await catalogSnapshot(c, 'app', 'u')).toEqual(before);
-      const defs = await c.query<{ d: string }>(`SELECT pg_get_indexdef(indexrelid) AS d FROM pg_index WHERE indrelid = 'app.u'::regclass ORDER BY 1`);
+      const defs = await c.query<{ d: string }>(
+        `SELECT pg_get_indexdef(indexrelid) AS d FROM pg_index WHERE indrelid = 'app.u'::regclass ORDER BY 1`,
+      );
       expect(defs.rows.map((r) => r.d)).toEqual([
         'CREATE UNIQUE INDEX u_a_key ON app.u USING btree (a)',
         'CREATE UNIQUE INDEX u_b_key ON app.u USING btree (b) INCLUDE (c)',
-        'CREATE UNIQUE INDEX u_pkey ON app.u USING btree (id) WITH (fillfactor=\'80\')',
+        "CREATE UNIQUE INDEX u_pkey ON app.u USING btree (id) WITH (fillfactor='80')",
       ]);
       expect((await c.query('SELECT count(*)::int AS n FROM app.u')).rows[0]).toEqual({ n: 3000 });
       expect(await leftovers(c)).toEqual([]);

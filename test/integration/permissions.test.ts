@@ -43,7 +43,9 @@ async function newRole(db: FreshDatabase, prefix: string): Promise<Login> {
   const role = `${prefix}_${randomBytes(3).toString('hex')}`;
   const password = `pw-${randomBytes(12).toString('hex')}`;
   roles.push(role);
-  await withClient(db.url, (c) => c.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${password}'`));
+  await withClient(db.url, (c) =>
+    c.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${password}'`),
+  );
   const u = new URL(db.url);
   u.username = role;
   u.password = password;
@@ -76,11 +78,19 @@ async function handOver(db: FreshDatabase, role: string): Promise<void> {
 }
 
 function allText(dir: string): string {
-  return readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+  return readdirSync(dir)
+    .map((f) => readFileSync(join(dir, f), 'utf8'))
+    .join('\n');
 }
 
 /** Runs `stages` of the plan in `dir` as `url`: the runner in one go, or psql file by file. */
-async function runStages(executor: 'runner' | 'psql', dir: string, url: string, from: ForwardStage, until: ForwardStage): Promise<string> {
+async function runStages(
+  executor: 'runner' | 'psql',
+  dir: string,
+  url: string,
+  from: ForwardStage,
+  until: ForwardStage,
+): Promise<string> {
   const stages = FORWARD_STAGES.filter((s) => existsSync(join(dir, stageInfo(s).file)));
   if (executor === 'runner') {
     const r = await cli(['run', '--plan', dir, '--url', url, '--until', until, '--events']);
@@ -104,15 +114,32 @@ describe('the table owner alone (no superuser, no role membership, no pg_read_al
       await handOver(db, owner.role);
       // Another role that reads the table: its sessions' state is hidden from the owner.
       const other = await newRole(db, `sp_reader_${executor}`);
-      await withClient(db.url, (c) => c.query(`GRANT USAGE ON SCHEMA app TO ${quoteIdent(other.role)}; GRANT SELECT ON app.orders, app.orders_twin TO ${quoteIdent(other.role)}`));
+      await withClient(db.url, (c) =>
+        c.query(
+          `GRANT USAGE ON SCHEMA app TO ${quoteIdent(other.role)}; GRANT SELECT ON app.orders, app.orders_twin TO ${quoteIdent(other.role)}`,
+        ),
+      );
       await withClient(owner.url, async (c) => {
         const me = await c.query<{ su: boolean; member_of: string[] }>(
-          "SELECT rolsuper AS su, ARRAY(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = r.oid) AS member_of FROM pg_roles r WHERE rolname = current_user");
+          'SELECT rolsuper AS su, ARRAY(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = r.oid) AS member_of FROM pg_roles r WHERE rolname = current_user',
+        );
         expect(me.rows[0]).toEqual({ su: false, member_of: [] });
       });
       const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
       const dir = join(mkdtempSync(join(tmpdir(), 'sp-perm-')), 'plan');
-      const planned = await cli(['plan', '--url', owner.url, '--table', 'app.orders', '--out', dir, '--batch-pages', '10', '--snapshot-wait-seconds', '60']);
+      const planned = await cli([
+        'plan',
+        '--url',
+        owner.url,
+        '--table',
+        'app.orders',
+        '--out',
+        dir,
+        '--batch-pages',
+        '10',
+        '--snapshot-wait-seconds',
+        '60',
+      ]);
       expect(planned.code, planned.stderr).toBe(0);
       const plan = readPlanDir(dir);
 
@@ -123,18 +150,27 @@ describe('the table owner alone (no superuser, no role membership, no pg_read_al
       try {
         output += await runStages(executor, dir, owner.url, 'preflight', 'catchup');
         // W: a row the copy gets only from the log, then the other role's snapshot, which sees W.
-        await withClient(owner.url, (c) => c.query(`
+        await withClient(owner.url, (c) =>
+          c.query(`
           INSERT INTO app.orders (id, customer_id, email, qty, note, created_at) VALUES (100001, 1, 'w@example.com', 1, 'W', '2026-12-01');
-          INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = 100001`));
+          INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = 100001`),
+        );
         await reader.connect();
         const readerPid = Number((await reader.query('SELECT pg_backend_pid() AS p')).rows[0].p);
         await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
         await reader.query('SELECT 1'); // the snapshot; no table locked
         const swap = liveStage(plan, owner.url, 'swap', executor);
         // The swap must wait for it, naming it: the owner sees its pid, application and virtual transaction.
-        const named = await swap.seen(new RegExp(`pid ${readerPid} \\(other-role-reader, ${other.role}, virtual transaction \\d+/\\d+`));
-        const stage = await withClient(db.url, async (c) => (await c.query<{ stage: string }>('SELECT stage FROM shadowpack.runs')).rows[0]!.stage);
-        const seen = await reader.query<{ w: string }>('SELECT count(*) FILTER (WHERE id = 100001) AS w FROM app.orders');
+        const named = await swap.seen(
+          new RegExp(`pid ${readerPid} \\(other-role-reader, ${other.role}, virtual transaction \\d+/\\d+`),
+        );
+        const stage = await withClient(
+          db.url,
+          async (c) => (await c.query<{ stage: string }>('SELECT stage FROM shadowpack.runs')).rows[0]!.stage,
+        );
+        const seen = await reader.query<{ w: string }>(
+          'SELECT count(*) FILTER (WHERE id = 100001) AS w FROM app.orders',
+        );
         expect(seen.rows[0]!.w).toBe('1');
         expect(await compareWithTwin(reader)).toMatchObject({ missing: 0, extra: 0 });
         await reader.query('COMMIT');
@@ -183,7 +219,11 @@ describe('a role lacking privileges', () => {
     const refused = await cli(['plan', '--url', weak.url, '--table', 'app.orders', '--out', dir]);
     expect(refused.code).toBe(2);
     const lines = refused.stderr.trim().split('\n');
-    expect(lines[0]).toMatch(new RegExp(`^shadowpack: PRIVILEGES_MISSING: role ${weak.role} lacks \\d+ privileges .*nothing was created.*Run these statements`));
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^shadowpack: PRIVILEGES_MISSING: role ${weak.role} lacks \\d+ privileges .*nothing was created.*Run these statements`,
+      ),
+    );
     const fixes = lines.slice(1).map((l) => l.trim().replace(/ {2}-- .*$/, ''));
     // Ownership of the table and of the child whose foreign key moves, the view, the tool schema; never the stats role.
     expect(fixes).toContain(`GRANT ${owner.role} TO ${weak.role};`);
@@ -198,7 +238,17 @@ describe('a role lacking privileges', () => {
     await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
 
     // --run-as checks for another role: the owner lacks only the view's owner.
-    const forOwner = await cli(['plan', '--url', db.url, '--table', 'app.orders', '--out', dir, '--run-as', owner.role]);
+    const forOwner = await cli([
+      'plan',
+      '--url',
+      db.url,
+      '--table',
+      'app.orders',
+      '--out',
+      dir,
+      '--run-as',
+      owner.role,
+    ]);
     expect(forOwner.code).toBe(2);
     expect(forOwner.stderr).toMatch(/lacks 1 privilege needed/);
     expect(forOwner.stderr).toContain(`GRANT ${viewOwner.role} TO ${owner.role};`);
@@ -216,7 +266,8 @@ describe('a role lacking privileges', () => {
       expect(await leftovers(c)).toEqual([]);
       // The view was re-created over the rebuilt table, still owned by its owner.
       const v = await c.query<{ owner: string; n: string }>(
-        "SELECT pg_get_userbyid(relowner) AS owner, (SELECT count(*) FROM app.recent_orders) AS n FROM pg_class WHERE oid = 'app.recent_orders'::regclass");
+        "SELECT pg_get_userbyid(relowner) AS owner, (SELECT count(*) FROM app.recent_orders) AS n FROM pg_class WHERE oid = 'app.recent_orders'::regclass",
+      );
       expect(v.rows[0]!.owner).toBe(viewOwner.role);
       expect(Number(v.rows[0]!.n)).toBeGreaterThan(0);
     });
@@ -229,7 +280,9 @@ describe('a role lacking privileges', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'sp-perm-')), 'plan');
     const planned = await cli(['plan', '--url', owner.url, '--table', 'app.orders', '--out', dir]);
     expect(planned.code, planned.stderr).toBe(0);
-    await withClient(db.url, (c) => c.query(`REVOKE CREATE ON DATABASE ${quoteIdent(db.name)} FROM ${quoteIdent(owner.role)}`));
+    await withClient(db.url, (c) =>
+      c.query(`REVOKE CREATE ON DATABASE ${quoteIdent(db.name)} FROM ${quoteIdent(owner.role)}`),
+    );
     const r = await psql(owner.url, join(dir, stageInfo('preflight').file));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(new RegExp(`GRANT CREATE ON DATABASE "?${db.name}"? TO ${owner.role};`));
@@ -289,7 +342,8 @@ describe('the old-snapshot wait of a non-superuser without pg_read_all_stats', (
       await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await reader.query('SELECT count(*) FROM app.customers');
       await expect(run({ plan, connection, onEvent: () => undefined })).rejects.toThrow(
-        /gave up after 1 s waiting for sessions with old snapshots: pid \d+ \(old-snapshot-reader, [^,]+, virtual transaction \d+\/\d+, open since before /);
+        /gave up after 1 s waiting for sessions with old snapshots: pid \d+ \(old-snapshot-reader, [^,]+, virtual transaction \d+\/\d+, open since before /,
+      );
       expect((await readRunState(owner.url, plan))?.stage).toBe('catchup');
     } finally {
       await reader.end().catch(() => undefined);
@@ -308,8 +362,17 @@ describe('the look under the swap lock, by the owner alone', () => {
     const owner = await newRole(db, 'sp_look_owner');
     await handOver(db, owner.role);
     const other = await newRole(db, 'sp_look_reader');
-    await withClient(db.url, (c) => c.query(`GRANT USAGE ON SCHEMA app TO ${quoteIdent(other.role)}; GRANT SELECT ON app.orders, app.orders_twin TO ${quoteIdent(other.role)}`));
-    const plan = await planTable(owner.url, 'app', 'orders', { snapshotWaitSeconds: 30, lockTimeoutMs: 100, backoffBaseMs: 50, backoffMaxMs: 300 });
+    await withClient(db.url, (c) =>
+      c.query(
+        `GRANT USAGE ON SCHEMA app TO ${quoteIdent(other.role)}; GRANT SELECT ON app.orders, app.orders_twin TO ${quoteIdent(other.role)}`,
+      ),
+    );
+    const plan = await planTable(owner.url, 'app', 'orders', {
+      snapshotWaitSeconds: 30,
+      lockTimeoutMs: 100,
+      backoffBaseMs: 50,
+      backoffMaxMs: 300,
+    });
     await run({ plan, connection: { connectionString: owner.url }, until: 'catchup', onEvent: () => undefined });
     const holder = new pg.Client({ connectionString: owner.url, application_name: 'access-share-holder' });
     const x = new pg.Client({ connectionString: other.url, application_name: 'snapshot-x' });
@@ -323,15 +386,21 @@ describe('the look under the swap lock, by the owner alone', () => {
       await holder.query('SELECT 1 FROM app.orders LIMIT 1');
       const swap = liveStage(plan, owner.url, 'swap', 'runner');
       expect(await swap.seen(/not queueing behind it/)).toBe(true);
-      await withClient(owner.url, (c) => c.query(`
+      await withClient(owner.url, (c) =>
+        c.query(`
         INSERT INTO app.orders (id, customer_id, email, qty, note, created_at) VALUES (100001, 1, 'w@example.com', 1, 'W', '2026-12-01');
-        INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = 100001`));
+        INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = 100001`),
+      );
       const xPid = Number((await x.query('SELECT pg_backend_pid() AS p')).rows[0].p);
       await x.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await x.query('SELECT 1'); // the snapshot, with W in it; no table locked
       await holder.query('COMMIT');
       // X began after the gates before the lock: only the look under the lock can find it, by its virtual transaction.
-      const named = await swap.seen(new RegExp(`old snapshots under [^\n]*pid ${xPid} \\(snapshot-x, ${other.role}, virtual transaction \\d+/\\d+, state hidden`));
+      const named = await swap.seen(
+        new RegExp(
+          `old snapshots under [^\n]*pid ${xPid} \\(snapshot-x, ${other.role}, virtual transaction \\d+/\\d+, state hidden`,
+        ),
+      );
       const seen = await x.query<{ w: string }>('SELECT count(*) FILTER (WHERE id = 100001) AS w FROM app.orders');
       expect(seen.rows[0]!.w).toBe('1');
       expect(await compareWithTwin(x)).toMatchObject({ missing: 0, extra: 0 });
@@ -339,7 +408,9 @@ describe('the look under the swap lock, by the owner alone', () => {
       const r = await swap.exit;
       expect(r.code, r.stderr).toBe(0);
       expect(named, r.stdout + r.stderr).toBe(true);
-      await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 501, missing: 0, extra: 0, badGenerated: 0 }));
+      await withClient(db.url, async (c) =>
+        expect(await compareWithTwin(c)).toMatchObject({ rows: 501, missing: 0, extra: 0, badGenerated: 0 }),
+      );
     } finally {
       for (const c of [holder, x]) await c.end().catch(() => undefined);
     }
@@ -352,8 +423,17 @@ describe('the lock step, by the owner alone', () => {
     const owner = await newRole(db, 'sp_blk_owner');
     await handOver(db, owner.role);
     const other = await newRole(db, 'sp_blk_reader');
-    await withClient(db.url, (c) => c.query(`GRANT USAGE ON SCHEMA app TO ${quoteIdent(other.role)}; GRANT SELECT ON app.orders TO ${quoteIdent(other.role)}`));
-    const plan = await planTable(owner.url, 'app', 'orders', { lockAttempts: 4, lockTimeoutMs: 100, backoffBaseMs: 50, backoffMaxMs: 100 });
+    await withClient(db.url, (c) =>
+      c.query(
+        `GRANT USAGE ON SCHEMA app TO ${quoteIdent(other.role)}; GRANT SELECT ON app.orders TO ${quoteIdent(other.role)}`,
+      ),
+    );
+    const plan = await planTable(owner.url, 'app', 'orders', {
+      lockAttempts: 4,
+      lockTimeoutMs: 100,
+      backoffBaseMs: 50,
+      backoffMaxMs: 100,
+    });
     const connection = { connectionString: owner.url };
     await run({ plan, connection, until: 'catchup', onEvent: () => undefined });
     const holder = new pg.Client({ connectionString: other.url, application_name: 'other-role-holder' });
@@ -365,13 +445,18 @@ describe('the lock step, by the owner alone', () => {
       await holder.query('SELECT 1 FROM app.orders LIMIT 1');
       // One attempt queues behind it (its start time is hidden from the owner); the rounds after wait instead.
       await expect(run({ plan, connection, onEvent: () => undefined })).rejects.toThrow(
-        new RegExp(`could not take [^;]* after 4 rounds \\(1 attempts\\): held by pid ${pid} \\(other-role-holder, ${other.role}, virtual transaction \\d+/\\d+`));
+        new RegExp(
+          `could not take [^;]* after 4 rounds \\(1 attempts\\): held by pid ${pid} \\(other-role-holder, ${other.role}, virtual transaction \\d+/\\d+`,
+        ),
+      );
       expect((await readRunState(owner.url, plan))?.stage).toBe('catchup');
     } finally {
       await holder.end().catch(() => undefined);
     }
     await run({ plan, connection, until: 'cleanup', onEvent: () => undefined });
-    await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 300, missing: 0, extra: 0 }));
+    await withClient(db.url, async (c) =>
+      expect(await compareWithTwin(c)).toMatchObject({ rows: 300, missing: 0, extra: 0 }),
+    );
   });
 });
 
@@ -381,7 +466,11 @@ describe('the revert, by the owner alone', () => {
     const owner = await newRole(db, 'sp_rev_owner');
     await handOver(db, owner.role);
     const other = await newRole(db, 'sp_rev_reader');
-    await withClient(db.url, (c) => c.query(`GRANT USAGE ON SCHEMA app TO ${quoteIdent(other.role)}; GRANT SELECT ON app.orders, app.orders_twin TO ${quoteIdent(other.role)}`));
+    await withClient(db.url, (c) =>
+      c.query(
+        `GRANT USAGE ON SCHEMA app TO ${quoteIdent(other.role)}; GRANT SELECT ON app.orders, app.orders_twin TO ${quoteIdent(other.role)}`,
+      ),
+    );
     const plan = await planTable(owner.url, 'app', 'orders', { snapshotWaitSeconds: 30 });
     await run({ plan, connection: { connectionString: owner.url }, until: 'swap', onEvent: () => undefined });
     const x = new pg.Client({ connectionString: other.url, application_name: 'snapshot-x' });
@@ -389,14 +478,18 @@ describe('the revert, by the owner alone', () => {
     await x.connect();
     try {
       // W reaches the old table only through the reverse log; X's snapshot sees W.
-      await withClient(owner.url, (c) => c.query(`
+      await withClient(owner.url, (c) =>
+        c.query(`
         INSERT INTO app.orders (id, customer_id, email, qty, note, created_at) VALUES (100001, 1, 'w@example.com', 1, 'W', '2026-12-01');
-        INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = 100001`));
+        INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = 100001`),
+      );
       const xPid = Number((await x.query('SELECT pg_backend_pid() AS p')).rows[0].p);
       await x.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await x.query('SELECT 1'); // the snapshot, with W in it; no table locked
       const revert = liveStage(plan, owner.url, 'revert', 'runner');
-      const named = await revert.seen(new RegExp(`pid ${xPid} \\(snapshot-x, ${other.role}, virtual transaction \\d+/\\d+`));
+      const named = await revert.seen(
+        new RegExp(`pid ${xPid} \\(snapshot-x, ${other.role}, virtual transaction \\d+/\\d+`),
+      );
       const seen = await x.query<{ w: string }>('SELECT count(*) FILTER (WHERE id = 100001) AS w FROM app.orders');
       expect(seen.rows[0]!.w).toBe('1');
       expect(await compareWithTwin(x)).toMatchObject({ missing: 0, extra: 0 });
@@ -404,7 +497,9 @@ describe('the revert, by the owner alone', () => {
       const r = await revert.exit;
       expect(r.code, r.stderr).toBe(0);
       expect(named, r.stdout + r.stderr).toBe(true);
-      await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 501, missing: 0, extra: 0, badGenerated: 0 }));
+      await withClient(db.url, async (c) =>
+        expect(await compareWithTwin(c)).toMatchObject({ rows: 501, missing: 0, extra: 0, badGenerated: 0 }),
+      );
     } finally {
       await x.end().catch(() => undefined);
     }

@@ -8,7 +8,13 @@ import { cli, leftovers, planTable, psql } from '../helpers/rebuild.js';
 
 /** Triggers on the demo table: any change a stage made would show here first. */
 async function triggers(url: string): Promise<string[]> {
-  return withClient(url, async (c) => (await c.query<{ t: string }>("SELECT tgname AS t FROM pg_trigger WHERE tgrelid = 'app.orders'::regclass AND NOT tgisinternal ORDER BY 1")).rows.map((r) => r.t));
+  return withClient(url, async (c) =>
+    (
+      await c.query<{ t: string }>(
+        "SELECT tgname AS t FROM pg_trigger WHERE tgrelid = 'app.orders'::regclass AND NOT tgisinternal ORDER BY 1",
+      )
+    ).rows.map((r) => r.t),
+  );
 }
 
 describe('a plan is bound to the database it was made on', () => {
@@ -35,7 +41,9 @@ describe('a plan is bound to the database it was made on', () => {
     for (const s of pa.manifest.stages) expect(pa.files.get(s.file), s.file).toBe(pb.files.get(s.file));
     expect(pa.files.get('binding.sql')).not.toBe(pb.files.get('binding.sql'));
     const printed = await cli(['plan', '--table', 'app.orders', '--out', join(pa.dir, 'again'), '--url', a.url]);
-    expect(printed.stdout).toMatch(new RegExp(`^bound to database ${a.name} \\(cluster \\d+\\) by .*binding\\.sql$`, 'm'));
+    expect(printed.stdout).toMatch(
+      new RegExp(`^bound to database ${a.name} \\(cluster \\d+\\) by .*binding\\.sql$`, 'm'),
+    );
     const r = await cli(['diff', pa.dir, pb.dir]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^SQL identical/);
@@ -49,7 +57,9 @@ describe('a plan is bound to the database it was made on', () => {
     const before = await triggers(b.url);
     let r = await cli(['run', '--plan', plan.dir, '--url', b.url, '--until', 'cleanup']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/binding\.sql:\d+:\d+: shadowpack: this plan is bound to database sp_bind_a_\S+, not sp_bind_b_/);
+    expect(r.stderr).toMatch(
+      /binding\.sql:\d+:\d+: shadowpack: this plan is bound to database sp_bind_a_\S+, not sp_bind_b_/,
+    );
     for (const file of ['00-preflight.sql', '01-setup.sql', '90-abort.sql']) {
       r = await psql(b.url, join(plan.dir, file));
       expect(r.code, file).not.toBe(0);
@@ -106,7 +116,9 @@ describe('a plan is bound to the database it was made on', () => {
       const ok = await psql(b.url, join(pr.dir, '00-preflight.sql'));
       expect(ok.code, ok.stderr).toBe(0);
     } finally {
-      await withClient(b.url, (c) => c.query(`REVOKE ALL ON app.orders FROM ${role}; REVOKE ALL ON SCHEMA app FROM ${role}; DROP ROLE ${role}`));
+      await withClient(b.url, (c) =>
+        c.query(`REVOKE ALL ON app.orders FROM ${role}; REVOKE ALL ON SCHEMA app FROM ${role}; DROP ROLE ${role}`),
+      );
     }
   });
 });

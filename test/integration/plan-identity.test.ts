@@ -86,7 +86,17 @@ describe('plans are bound to the schema, not the data', () => {
       expect(await leftovers(c)).toEqual([]);
       await c.query('CREATE INDEX orders_note_idx ON app.orders (note)');
     });
-    r = await cli(['run', '--plan', plan.dir, '--url', small.url, '--expect-hash', plan.manifest.planHash, '--until', 'cleanup']);
+    r = await cli([
+      'run',
+      '--plan',
+      plan.dir,
+      '--url',
+      small.url,
+      '--expect-hash',
+      plan.manifest.planHash,
+      '--until',
+      'cleanup',
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/changed since this plan was made/);
     await withClient(small.url, async (c) => {

@@ -201,7 +201,10 @@ describe('production safety', () => {
     afterEach(async () => {
       // Databases go first: the role still holds privileges in them.
       for (const db of databases.splice(0)) await db.drop().catch(() => undefined);
-      if (role) await withClient(inject('adminUrl'), (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(role!)}`)).catch(() => undefined);
+      if (role)
+        await withClient(inject('adminUrl'), (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(role!)}`)).catch(
+          () => undefined,
+        );
     });
 
     it('replica-role sessions, an unprivileged role and upserts all reach the rebuilt table', async () => {
@@ -248,15 +251,23 @@ describe('production safety', () => {
         'unprivileged-writer',
         { connectionString: roleUrl.toString() },
         async (c) => {
-          const u = await c.query<{ u: string; su: boolean }>('SELECT current_user AS u, rolsuper AS su FROM pg_roles WHERE rolname = current_user');
+          const u = await c.query<{ u: string; su: boolean }>(
+            'SELECT current_user AS u, rolsuper AS su FROM pg_roles WHERE rolname = current_user',
+          );
           expect(u.rows[0]).toEqual({ u: role, su: false });
         },
         async (c, seq) => {
           const kind = rnd(4);
           if (kind === 0) {
             const email = rnd(3) === 0 ? null : `role-${tag}-${seq}@example.com`;
-            const ins = await c.query<{ id: number }>('INSERT INTO app.orders (customer_id, email, qty, note) VALUES ($1, $2, $3, $4) RETURNING id', [1 + rnd(1000), email, 1 + rnd(9), `role ${seq}`]);
-            await c.query('INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = $1', [ins.rows[0]!.id]);
+            const ins = await c.query<{ id: number }>(
+              'INSERT INTO app.orders (customer_id, email, qty, note) VALUES ($1, $2, $3, $4) RETURNING id',
+              [1 + rnd(1000), email, 1 + rnd(9), `role ${seq}`],
+            );
+            await c.query(
+              'INSERT INTO app.orders_twin SELECT id, customer_id, email, qty, note, created_at FROM app.orders WHERE id = $1',
+              [ins.rows[0]!.id],
+            );
           } else if (kind === 1) {
             const id = 1 + rnd(ROWS);
             const qty = 1 + rnd(9);
@@ -264,7 +275,10 @@ describe('production safety', () => {
             await c.query('UPDATE app.orders_twin SET qty = $2, email = NULL WHERE id = $1', [id, qty]);
           } else if (kind === 2) {
             const id = 1 + rnd(ROWS);
-            const r = await c.query<{ id: number }>("UPDATE app.orders SET id = nextval('app.orders_id_seq') WHERE id = $1 RETURNING id", [id]);
+            const r = await c.query<{ id: number }>(
+              "UPDATE app.orders SET id = nextval('app.orders_id_seq') WHERE id = $1 RETURNING id",
+              [id],
+            );
             if (r.rows[0]) await c.query('UPDATE app.orders_twin SET id = $2 WHERE id = $1', [id, r.rows[0].id]);
           } else {
             const id = 1 + rnd(ROWS);
@@ -305,9 +319,12 @@ describe('production safety', () => {
         let watching = true;
         const watcher = withClient(db.url, async (c) => {
           while (watching) {
-            const p = await c.query<{ usage: boolean | null; create: boolean | null }>(`
+            const p = await c.query<{ usage: boolean | null; create: boolean | null }>(
+              `
               SELECT has_schema_privilege($1, n.oid, 'USAGE') AS usage, has_schema_privilege($1, n.oid, 'CREATE') AS create
-                FROM pg_namespace n WHERE n.nspname = 'shadowpack'`, [role]);
+                FROM pg_namespace n WHERE n.nspname = 'shadowpack'`,
+              [role],
+            );
             if (p.rows[0]) toolPrivileges.push(`${p.rows[0].usage}/${p.rows[0].create}`);
             await sleep(100);
           }
@@ -335,16 +352,33 @@ describe('production safety', () => {
       await withClient(db.url, async (c) => {
         expect(await leftovers(c)).toEqual([]);
         // Some upserts inserted, some updated: both paths were exercised.
-        expect(Number((await c.query('SELECT count(*) AS n FROM app.orders WHERE id >= 10000000')).rows[0].n)).toBeGreaterThan(0);
-        expect(Number((await c.query("SELECT count(*) AS n FROM app.orders WHERE id < 10000000 AND note LIKE 'upsert %'")).rows[0].n)).toBeGreaterThan(0);
-        expect(Number((await c.query("SELECT count(*) AS n FROM app.orders WHERE note LIKE 'replica %'")).rows[0].n)).toBeGreaterThan(0);
-        expect(Number((await c.query("SELECT count(*) AS n FROM app.orders WHERE note LIKE 'role %'")).rows[0].n)).toBeGreaterThan(0);
+        expect(
+          Number((await c.query('SELECT count(*) AS n FROM app.orders WHERE id >= 10000000')).rows[0].n),
+        ).toBeGreaterThan(0);
+        expect(
+          Number(
+            (await c.query("SELECT count(*) AS n FROM app.orders WHERE id < 10000000 AND note LIKE 'upsert %'")).rows[0]
+              .n,
+          ),
+        ).toBeGreaterThan(0);
+        expect(
+          Number((await c.query("SELECT count(*) AS n FROM app.orders WHERE note LIKE 'replica %'")).rows[0].n),
+        ).toBeGreaterThan(0);
+        expect(
+          Number((await c.query("SELECT count(*) AS n FROM app.orders WHERE note LIKE 'role %'")).rows[0].n),
+        ).toBeGreaterThan(0);
       });
     });
   });
 
   it('gives up on the swap lock behind an idle-in-transaction reader, never stalling the application long', async () => {
-    const options = { lockTimeoutMs: 100, lockAttempts: 3, backoffBaseMs: 50, backoffMaxMs: 100, snapshotWaitSeconds: 1 };
+    const options = {
+      lockTimeoutMs: 100,
+      lockAttempts: 3,
+      backoffBaseMs: 50,
+      backoffMaxMs: 100,
+      snapshotWaitSeconds: 1,
+    };
     const db = await prepared('ps_lockwait', 10_000);
     const plan = await planTable(db.url, 'app', 'orders', options);
     const r = await runPlan(plan, db.url, '--until', 'catchup');
@@ -366,7 +400,9 @@ describe('production safety', () => {
         c.query<{ state: string; xmin: string | null; locked: boolean }>(
           `SELECT a.state, a.backend_xmin::text AS xmin,
                   EXISTS (SELECT FROM pg_locks l WHERE l.pid = a.pid AND l.relation = 'app.orders'::regclass AND l.mode = 'AccessShareLock' AND l.granted) AS locked
-             FROM pg_stat_activity a WHERE a.pid = $1`, [holderPid]),
+             FROM pg_stat_activity a WHERE a.pid = $1`,
+          [holderPid],
+        ),
       );
       expect(seen.rows[0]).toMatchObject({ state: 'idle in transaction', locked: true });
       // READ COMMITTED between statements: no snapshot, so the old-snapshot wait has nobody to wait for.
@@ -393,15 +429,22 @@ describe('production safety', () => {
       // a timed-out attempt ("after 3 rounds (N attempts of 100 ms)"), or no attempt made behind a long-held
       // lock ("after 3 rounds (N attempts): held by pid N (...)"), which must then name the holder.
       expect(swap.stderr).not.toMatch(/old snapshots/);
-      const failure = /could not take ACCESS EXCLUSIVE on "app"\."orders"[^\n]* after 3 rounds \(\d+ attempts(?<rest>[^\n]*)/.exec(swap.stderr);
+      const failure =
+        /could not take ACCESS EXCLUSIVE on "app"\."orders"[^\n]* after 3 rounds \(\d+ attempts(?<rest>[^\n]*)/.exec(
+          swap.stderr,
+        );
       expect(failure, swap.stderr).not.toBeNull();
       expect(failure!.groups!.rest).toMatch(/nothing was changed/);
-      if (/held by/.test(failure!.groups!.rest!)) expect(failure!.groups!.rest).toContain(`pid ${holderPid} (access-share-holder`);
+      if (/held by/.test(failure!.groups!.rest!))
+        expect(failure!.groups!.rest).toContain(`pid ${holderPid} (access-share-holder`);
       else expect(failure!.groups!.rest).toMatch(/^ of 100 ms\);/);
       expect(swap.stderr).not.toMatch(/internal error/);
       expect(latencies.length).toBeGreaterThan(10);
       const max = Math.max(...latencies);
-      expect(max, `probe latencies (ms): ${latencies.map((x) => x.toFixed(0)).join(' ')}; run took ${elapsed} ms`).toBeLessThan(options.lockTimeoutMs + 150);
+      expect(
+        max,
+        `probe latencies (ms): ${latencies.map((x) => x.toFixed(0)).join(' ')}; run took ${elapsed} ms`,
+      ).toBeLessThan(options.lockTimeoutMs + 150);
 
       const st = await status(plan, db.url);
       expect(st.state?.stage).toBe('catchup');
@@ -488,7 +531,13 @@ describe('production safety', () => {
         const s = await withClient(db.url, async (c) => {
           const e = await c.query("SELECT to_regclass('shadowpack.runs') IS NOT NULL AS e");
           if (!e.rows[0].e) return null;
-          return (await c.query<{ stage: string; backfill_next: string; backfill_end: string }>('SELECT stage, backfill_next, backfill_end FROM shadowpack.runs')).rows[0] ?? null;
+          return (
+            (
+              await c.query<{ stage: string; backfill_next: string; backfill_end: string }>(
+                'SELECT stage, backfill_next, backfill_end FROM shadowpack.runs',
+              )
+            ).rows[0] ?? null
+          );
         }).catch(() => null);
         if (s && s.stage === 'setup' && Number(s.backfill_next) > 0) {
           crashedAt = `backfill page ${s.backfill_next} of ${s.backfill_end}`;
@@ -502,10 +551,14 @@ describe('production safety', () => {
       expect(crashedAt, 'the backfill was never seen in progress').not.toBe('timeout');
       expect(failed.code, `${crashedAt}: ${failed.stderr}`).toBe(2);
       expect(failed.signal).toBeNull();
-      expect(failed.stderr).toMatch(/CONNECTION_FAILED: lost the connection during stage backfill .*run the same command again/);
+      expect(failed.stderr).toMatch(
+        /CONNECTION_FAILED: lost the connection during stage backfill .*run the same command again/,
+      );
 
       await withClient(db.url, async (c) => {
-        const s = await c.query<{ stage: string; backfill_next: string; backfill_end: string }>('SELECT stage, backfill_next, backfill_end FROM shadowpack.runs');
+        const s = await c.query<{ stage: string; backfill_next: string; backfill_end: string }>(
+          'SELECT stage, backfill_next, backfill_end FROM shadowpack.runs',
+        );
         expect(s.rows[0]?.stage).toBe('setup');
         expect(Number(s.rows[0]!.backfill_next)).toBeLessThan(Number(s.rows[0]!.backfill_end));
         expect(Number(s.rows[0]!.backfill_next)).toBeGreaterThan(0);

@@ -62,10 +62,14 @@ describe.each(['runner', 'psql'] as const)('full rebuild under concurrent writer
       const owned = await c.query("SELECT pg_get_serial_sequence('app.orders', 'id') AS s");
       expect(owned.rows[0].s).toBe('app.orders_id_seq');
       const max = await c.query<{ m: number }>('SELECT max(id) AS m FROM app.orders');
-      const next = await c.query<{ id: number }>("INSERT INTO app.orders (customer_id, qty) VALUES (1, 1) RETURNING id");
+      const next = await c.query<{ id: number }>(
+        'INSERT INTO app.orders (customer_id, qty) VALUES (1, 1) RETURNING id',
+      );
       expect(next.rows[0]!.id).toBeGreaterThan(max.rows[0]!.m);
       // Foreign keys in and out work against the rebuilt table.
-      await expect(c.query('INSERT INTO app.order_items (order_id, sku) VALUES (-1, \'x\')')).rejects.toThrow(/foreign key/);
+      await expect(c.query("INSERT INTO app.order_items (order_id, sku) VALUES (-1, 'x')")).rejects.toThrow(
+        /foreign key/,
+      );
       await expect(c.query('INSERT INTO app.orders (customer_id, qty) VALUES (-1, 1)')).rejects.toThrow(/foreign key/);
     });
   });
@@ -78,28 +82,33 @@ describe('abort before the swap', () => {
   });
   afterAll(async () => db?.drop());
 
-  it.each(['preflight', 'setup', 'backfill', 'build', 'catchup'] as const)('after %s leaves the table exactly as it was and no tool object', async (until) => {
-    const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
-    const plan = await planTable(db.url, 'app', 'orders', OPTIONS);
-    const writers = await startWriters({ connectionString: db.url }, 2, 1);
-    const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', until]);
-    expect(r.code, r.stderr).toBe(0);
-    if (until === 'catchup') {
-      // Revert before the swap says what to do instead (finding 20).
-      const early = await psql(db.url, join(plan.dir, '91-revert.sql'));
-      expect(early.code).not.toBe(0);
-      expect(early.stderr).toContain('HINT:  Revert runs between the swap and cleanup. Before the swap, the abort stage removes the run');
-    }
-    const a = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'abort']);
-    expect(a.code, a.stderr).toBe(0);
-    const stats = await writers.stop();
-    expect(stats.errors, stats.lastError ?? '').toBe(0);
-    await withClient(db.url, async (c) => {
-      expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(before);
-      expect(await leftovers(c)).toEqual([]);
-    });
-    await expectEqualsTwin(db.url);
-  });
+  it.each(['preflight', 'setup', 'backfill', 'build', 'catchup'] as const)(
+    'after %s leaves the table exactly as it was and no tool object',
+    async (until) => {
+      const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
+      const plan = await planTable(db.url, 'app', 'orders', OPTIONS);
+      const writers = await startWriters({ connectionString: db.url }, 2, 1);
+      const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', until]);
+      expect(r.code, r.stderr).toBe(0);
+      if (until === 'catchup') {
+        // Revert before the swap says what to do instead (finding 20).
+        const early = await psql(db.url, join(plan.dir, '91-revert.sql'));
+        expect(early.code).not.toBe(0);
+        expect(early.stderr).toContain(
+          'HINT:  Revert runs between the swap and cleanup. Before the swap, the abort stage removes the run',
+        );
+      }
+      const a = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'abort']);
+      expect(a.code, a.stderr).toBe(0);
+      const stats = await writers.stop();
+      expect(stats.errors, stats.lastError ?? '').toBe(0);
+      await withClient(db.url, async (c) => {
+        expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(before);
+        expect(await leftovers(c)).toEqual([]);
+      });
+      await expectEqualsTwin(db.url);
+    },
+  );
 });
 
 describe('revert after the swap', () => {
@@ -111,36 +120,53 @@ describe('revert after the swap', () => {
 
   it('swaps back with every write made in between, and leaves no tool object', async () => {
     const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
-    const oid = await withClient(db.url, async (c) => (await c.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o);
+    const oid = await withClient(
+      db.url,
+      async (c) => (await c.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o,
+    );
     const plan = await planTable(db.url, 'app', 'orders', OPTIONS);
     const writers = await startWriters({ connectionString: db.url }, 4, 1);
     // A plain run stops after the swap: the revert window is the default (issue 18).
     const r = await cli(['run', '--plan', plan.dir, '--url', db.url]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^stages: preflight \d+ ms, setup \d+ ms, backfill \d+ ms, build \d+ ms, catchup \d+ ms, swap \d+ ms; total/m);
+    expect(r.stdout).toMatch(
+      /^stages: preflight \d+ ms, setup \d+ ms, backfill \d+ ms, build \d+ ms, catchup \d+ ms, swap \d+ ms; total/m,
+    );
     // First, before anything runs: which plan, on which database and cluster, and where it stops.
-    expect(r.stderr.split('\n')[0]).toBe(`plan ${plan.manifest.planHash} for app.orders, bound to database ${db.name}, cluster ${plan.manifest.environment.systemIdentifier}: up to swap (the revert window stays open)`);
+    expect(r.stderr.split('\n')[0]).toBe(
+      `plan ${plan.manifest.planHash} for app.orders, bound to database ${db.name}, cluster ${plan.manifest.environment.systemIdentifier}: up to swap (the revert window stays open)`,
+    );
     const tail = `--plan ${shellWord(plan.dir)} --url ${shellWord(redact(db.url))}`;
     const hash = `--expect-hash ${plan.manifest.planHash}`;
-    expect(r.stdout).toContain(['app.orders: swapped; the revert window is open until cleanup',
-      '  While it stays open every write to the table still writes a change-log entry (write overhead), and the revert backlog grows;',
-      '  close it once you are satisfied:',
-      `  check:   shadowpack verify ${tail}`,
-      `  go back: shadowpack run ${tail} --stage revert ${hash}`,
-      `  finish:  shadowpack run ${tail} --until cleanup ${hash}   (drops the old table: no revert after this)`,
-      '  (the password is left out of these commands: give it through PGPASSWORD or ~/.pgpass, or put it back into --url)'].join('\n'));
+    expect(r.stdout).toContain(
+      [
+        'app.orders: swapped; the revert window is open until cleanup',
+        '  While it stays open every write to the table still writes a change-log entry (write overhead), and the revert backlog grows;',
+        '  close it once you are satisfied:',
+        `  check:   shadowpack verify ${tail}`,
+        `  go back: shadowpack run ${tail} --stage revert ${hash}`,
+        `  finish:  shadowpack run ${tail} --until cleanup ${hash}   (drops the old table: no revert after this)`,
+        '  (the password is left out of these commands: give it through PGPASSWORD or ~/.pgpass, or put it back into --url)',
+      ].join('\n'),
+    );
     const st = await cli(['status', '--plan', plan.dir, '--url', db.url, '--json']);
     expect((JSON.parse(st.stdout) as { state: { stage: string } }).state.stage).toBe('swap');
     // A second plain run does nothing: cleanup needs --until cleanup.
     const again = await cli(['run', '--plan', plan.dir, '--url', db.url]);
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toMatch(/^stages: none \(nothing left to do\); total 0 ms\napp\.orders: swapped; the revert window is open/);
+    expect(again.stdout).toMatch(
+      /^stages: none \(nothing left to do\); total 0 ms\napp\.orders: swapped; the revert window is open/,
+    );
     // A psql user re-running an earlier script is told what comes next after the swap (finding 20).
     const setupAgain = await psql(db.url, join(plan.dir, '01-setup.sql'));
     expect(setupAgain.code).not.toBe(0);
-    expect(setupAgain.stderr).toContain('HINT:  The swap is done: go on with the cleanup stage, or revert (before cleanup has started).');
+    expect(setupAgain.stderr).toContain(
+      'HINT:  The swap is done: go on with the cleanup stage, or revert (before cleanup has started).',
+    );
     const backfillAgain = await psql(db.url, join(plan.dir, '02-backfill.sql'));
-    expect(backfillAgain.stderr).toContain('stage backfill already ran to the end (the run is at "swap"); the swap is done: go on with the cleanup stage');
+    expect(backfillAgain.stderr).toContain(
+      'stage backfill already ran to the end (the run is at "swap"); the swap is done: go on with the cleanup stage',
+    );
     // The application keeps writing to the rebuilt table; revert must carry that back.
     await new Promise((res) => setTimeout(res, 1500));
     const v = await cli(['run', '--plan', plan.dir, '--url', db.url, '--stage', 'revert']);

@@ -18,16 +18,40 @@ const CASES: { table: string; code: string; says: RegExp }[] = [
   { table: 'r.with_matview', code: 'UNSUPPORTED_OBJECT', says: /materialized view r\.mv_with_matview reads it/ },
   { table: 'r.with_rule', code: 'UNSUPPORTED_OBJECT', says: /rule log_it on table r\.rule_host refers to it/ },
   // Three objects, one line, in catalog order.
-  { table: 'r.with_rowtype', code: 'UNSUPPORTED_OBJECT', says: /column whole of view r\.v_whole_row uses the table's row type.*; column x of table r\.rowtype_user uses the table's row type.*; function r\.takes_row\(r\.with_rowtype\) uses the table's row type/ },
-  { table: 'r.with_misc', code: 'UNSUPPORTED_OBJECT', says: /rule ins on view r\.v_misc refers to it.*; trigger from_misc on table r\.misc_host refers to it.*; type r\.misc_domain uses the table's row type/ },
-  { table: 'r.with_foreign_policy', code: 'UNSUPPORTED_OBJECT', says: /policy peek on table r\.policy_host refers to it/ },
+  {
+    table: 'r.with_rowtype',
+    code: 'UNSUPPORTED_OBJECT',
+    says: /column whole of view r\.v_whole_row uses the table's row type.*; column x of table r\.rowtype_user uses the table's row type.*; function r\.takes_row\(r\.with_rowtype\) uses the table's row type/,
+  },
+  {
+    table: 'r.with_misc',
+    code: 'UNSUPPORTED_OBJECT',
+    says: /rule ins on view r\.v_misc refers to it.*; trigger from_misc on table r\.misc_host refers to it.*; type r\.misc_domain uses the table's row type/,
+  },
+  {
+    table: 'r.with_foreign_policy',
+    code: 'UNSUPPORTED_OBJECT',
+    says: /policy peek on table r\.policy_host refers to it/,
+  },
   { table: 'r.with_trigger', code: 'UNSUPPORTED_OBJECT', says: /constraint trigger "t_audit"/ },
   { table: 'r.ft', code: 'UNSUPPORTED_TABLE', says: /foreign table/ },
-  { table: 'nodot', code: 'BAD_TABLE_NAME', says: /schema\.table \(for example public\.orders\), exactly as the catalog spells the names$/ },
+  {
+    table: 'nodot',
+    code: 'BAD_TABLE_NAME',
+    says: /schema\.table \(for example public\.orders\), exactly as the catalog spells the names$/,
+  },
   // Newcomer review finding 34: the closest tables, as --table takes them.
-  { table: 'R.With_Rule', code: 'TABLE_NOT_FOUND', says: /"R"\."With_Rule" does not exist in this database; did you mean r\.with_rule\? check --table \(names are taken as written, not folded to lower case\)/ },
+  {
+    table: 'R.With_Rule',
+    code: 'TABLE_NOT_FOUND',
+    says: /"R"\."With_Rule" does not exist in this database; did you mean r\.with_rule\? check --table \(names are taken as written, not folded to lower case\)/,
+  },
   { table: 'r.with_rul', code: 'TABLE_NOT_FOUND', says: /did you mean r\.with_rule\?/ },
-  { table: 'with_rule', code: 'BAD_TABLE_NAME', says: /give the table as schema\.table .*; did you mean r\.with_rule\?$/ },
+  {
+    table: 'with_rule',
+    code: 'BAD_TABLE_NAME',
+    says: /give the table as schema\.table .*; did you mean r\.with_rule\?$/,
+  },
 ];
 
 describe('tables shadowpack refuses', () => {
@@ -36,8 +60,10 @@ describe('tables shadowpack refuses', () => {
   beforeAll(async () => {
     db = await freshDatabase('refusals');
     serverVersion = await withClient(db.url, async (c) =>
-      Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v));
-    await withClient(db.url, (c) => c.query(`
+      Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v),
+    );
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE SCHEMA r;
       CREATE TABLE r.nokey (a int, b text);
       CREATE TABLE r.nullable_unique (a int UNIQUE, b text);
@@ -72,7 +98,8 @@ describe('tables shadowpack refuses', () => {
       CREATE FOREIGN DATA WRAPPER sp_dummy;
       CREATE SERVER sp_dummy_server FOREIGN DATA WRAPPER sp_dummy;
       CREATE FOREIGN TABLE r.ft (id int) SERVER sp_dummy_server;
-    `));
+    `),
+    );
   });
   afterAll(async () => db?.drop());
 
@@ -91,10 +118,12 @@ describe('tables shadowpack refuses', () => {
   // Unlogged sequences exist from PostgreSQL 15 on; older servers cannot build this case.
   it('r.with_identity: an UNLOGGED identity sequence is refused with one line, exit 2, nothing created', async (ctx) => {
     if (serverVersion < 150000) ctx.skip();
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE TABLE r.with_identity (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
       ALTER SEQUENCE r.with_identity_id_seq SET UNLOGGED;
-    `));
+    `),
+    );
     const out = join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan');
     const r = await cli(['plan', '--table', 'r.with_identity', '--out', out, '--url', db.url]);
     expect(r.code).toBe(2);
@@ -106,17 +135,23 @@ describe('tables shadowpack refuses', () => {
     await withClient(db.url, async (c) => expect(await leftovers(c)).toEqual([]));
   });
 
-  it('refuses a table read by another session\'s temporary view, and one in a FOR ALL TABLES or FOR TABLES IN SCHEMA publication', async () => {
+  it("refuses a table read by another session's temporary view, and one in a FOR ALL TABLES or FOR TABLES IN SCHEMA publication", async () => {
     const pg = (await import('pg')).default;
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();
     try {
       await holder.query('CREATE TEMP VIEW peeking AS SELECT id FROM r.with_matview');
-      const cases: [string, RegExp][] = [['r.with_matview', /temporary view pg_temp_\d+\.peeking of another session reads it/]];
+      const cases: [string, RegExp][] = [
+        ['r.with_matview', /temporary view pg_temp_\d+\.peeking of another session reads it/],
+      ];
       // FOR TABLES IN SCHEMA exists from PostgreSQL 15 on.
-      const version = Number((await holder.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
+      const version = Number(
+        (await holder.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v,
+      );
       if (version >= 150000) {
-        await holder.query('CREATE SCHEMA rs; CREATE TABLE rs.in_schema_pub (id int PRIMARY KEY); CREATE PUBLICATION p_schema FOR TABLES IN SCHEMA rs');
+        await holder.query(
+          'CREATE SCHEMA rs; CREATE TABLE rs.in_schema_pub (id int PRIMARY KEY); CREATE PUBLICATION p_schema FOR TABLES IN SCHEMA rs',
+        );
         cases.push(['rs.in_schema_pub', /publication "p_schema" publishes every table in schema "rs"/]);
       }
       await holder.query('CREATE TABLE r.plain (id int PRIMARY KEY)');
@@ -142,8 +177,17 @@ describe('tables shadowpack refuses', () => {
     await holder.connect();
     try {
       await holder.query('CREATE TEMP TABLE tmp_orders (id int PRIMARY KEY)');
-      const schema = (await holder.query<{ s: string }>('SELECT pg_my_temp_schema()::regnamespace::text AS s')).rows[0]!.s;
-      const r = await cli(['plan', '--table', `${schema}.tmp_orders`, '--out', join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan'), '--url', db.url]);
+      const schema = (await holder.query<{ s: string }>('SELECT pg_my_temp_schema()::regnamespace::text AS s')).rows[0]!
+        .s;
+      const r = await cli([
+        'plan',
+        '--table',
+        `${schema}.tmp_orders`,
+        '--out',
+        join(mkdtempSync(join(tmpdir(), 'sp-refuse-')), 'plan'),
+        '--url',
+        db.url,
+      ]);
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/UNSUPPORTED_TABLE: .*temporary table/);
@@ -153,7 +197,11 @@ describe('tables shadowpack refuses', () => {
   });
 
   it('a missing or unknown argument gives one line and exit 2, and runs nothing', async () => {
-    for (const args of [['plan', '--table', 'r.nokey'], ['plan', '--table', 'r.nokey', '--out', '/tmp/x', '--bogus'], ['run']]) {
+    for (const args of [
+      ['plan', '--table', 'r.nokey'],
+      ['plan', '--table', 'r.nokey', '--out', '/tmp/x', '--bogus'],
+      ['run'],
+    ]) {
       const r = await cli([...args, '--url', db.url]);
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
@@ -162,7 +210,15 @@ describe('tables shadowpack refuses', () => {
   });
 
   it('never prints the password of a connection that fails', async () => {
-    const r = await cli(['plan', '--table', 'r.nokey', '--out', '/tmp/never', '--url', 'postgres://postgres:s3cret-pw@127.0.0.1:1/x']);
+    const r = await cli([
+      'plan',
+      '--table',
+      'r.nokey',
+      '--out',
+      '/tmp/never',
+      '--url',
+      'postgres://postgres:s3cret-pw@127.0.0.1:1/x',
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('CONNECTION_FAILED');
     expect(r.stderr).not.toContain('s3cret-pw');

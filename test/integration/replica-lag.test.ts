@@ -37,13 +37,16 @@ describe('replica lag throttle', () => {
     await withClient(primary.url, async (c) => {
       // The writers keep WAL coming; with replay paused, the lag grows past the limit.
       await waitFor('the replay lag to pass 300 ms', async () => {
-        const r = await c.query<{ ms: number | null }>("SELECT extract(epoch FROM replay_lag) * 1000 AS ms FROM pg_stat_replication WHERE application_name = 'standby1'");
+        const r = await c.query<{ ms: number | null }>(
+          "SELECT extract(epoch FROM replay_lag) * 1000 AS ms FROM pg_stat_replication WHERE application_name = 'standby1'",
+        );
         return Number(r.rows[0]?.ms ?? 0) > 600 ? true : undefined;
       });
       const backfill = cli(['run', '--plan', plan.dir, '--url', primary.url, '--until', 'backfill']);
       const held = await waitFor('the throttle to wait for the replica', async () => {
         const r = await c.query<{ waiting_for: string | null; next: string }>(
-          `SELECT k.waiting_for, r.backfill_next AS next FROM shadowpack.runs r, shadowpack.control_${plan.manifest.runId} k`);
+          `SELECT k.waiting_for, r.backfill_next AS next FROM shadowpack.runs r, shadowpack.control_${plan.manifest.runId} k`,
+        );
         const row = r.rows[0]!;
         return row.waiting_for?.startsWith('replica replay lag') ? row : undefined;
       });

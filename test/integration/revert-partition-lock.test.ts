@@ -47,12 +47,28 @@ describe.each(['psql', 'runner'] as const)('revert of a partitioned table (%s)',
         UPDATE app.orders_twin t SET created_at = o.created_at FROM app.orders o WHERE o.id = t.id;`);
     });
     const out = mkdtempSync(join(tmpdir(), 'sp-plan-'));
-    const p = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, '--partition-by', 'range(created_at)', '--interval', '1 month', '--partitions-ahead', '1']);
+    const p = await cli([
+      'plan',
+      '--table',
+      'app.orders',
+      '--out',
+      out,
+      '--url',
+      db.url,
+      '--partition-by',
+      'range(created_at)',
+      '--interval',
+      '1 month',
+      '--partitions-ahead',
+      '1',
+    ]);
     expect(p.code, p.stderr).toBe(0);
     const s = await cli(['run', '--plan', out, '--url', db.url, '--until', 'swap']);
     expect(s.code, s.stderr).toBe(0);
     const mon = await session(db.url, 'monitor');
-    const part = String((await mon.query('SELECT tableoid::regclass::text AS t FROM app.orders WHERE id = 7')).rows[0].t);
+    const part = String(
+      (await mon.query('SELECT tableoid::regclass::text AS t FROM app.orders WHERE id = 7')).rows[0].t,
+    );
     expect(part).not.toBe('app.orders');
     const deleter = await session(db.url, 'deleter');
     // The deleter takes its lock on the partition first and keeps it: the revert cannot lock the
@@ -61,13 +77,20 @@ describe.each(['psql', 'runner'] as const)('revert of a partitioned table (%s)',
     await deleter.query(`DELETE FROM ${part} WHERE id = 7`);
     await mon.query('DELETE FROM app.orders_twin WHERE id = 7');
     let ended = false;
-    const revert = (executor === 'psql' ? psql(db.url, join(out, '91-revert.sql')) : cli(['run', '--plan', out, '--url', db.url, '--stage', 'revert']))
-      .finally(() => (ended = true));
+    const revert = (
+      executor === 'psql'
+        ? psql(db.url, join(out, '91-revert.sql'))
+        : cli(['run', '--plan', out, '--url', db.url, '--stage', 'revert'])
+    ).finally(() => (ended = true));
     // The revert has reached its lock step, or waits for a lock (or, not waiting for the deleter at all, has ended).
-    expect(await until(async () => {
-      const r = await mon.query("SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'shadowpack/%/revert' AND (query LIKE '%pg_stat_clear_snapshot%' OR wait_event_type = 'Lock')");
-      return r.rowCount || ended ? true : null;
-    }, 60_000)).toBe(true);
+    expect(
+      await until(async () => {
+        const r = await mon.query(
+          "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'shadowpack/%/revert' AND (query LIKE '%pg_stat_clear_snapshot%' OR wait_event_type = 'Lock')",
+        );
+        return r.rowCount || ended ? true : null;
+      }, 60_000),
+    ).toBe(true);
     await new Promise((res) => setTimeout(res, 500));
     await deleter.query('COMMIT');
     const r = await revert;
@@ -76,7 +99,9 @@ describe.each(['psql', 'runner'] as const)('revert of a partitioned table (%s)',
       (SELECT count(*)::int FROM (SELECT ${COLS} FROM app.orders_twin EXCEPT ALL SELECT ${COLS} FROM app.orders) x) AS missing,
       (SELECT count(*)::int FROM (SELECT ${COLS} FROM app.orders EXCEPT ALL SELECT ${COLS} FROM app.orders_twin) x) AS extra`);
     expect(diff.rows[0]).toEqual({ missing: 0, extra: 0 });
-    expect((await mon.query("SELECT relkind FROM pg_class WHERE oid = 'app.orders'::regclass")).rows[0].relkind).toBe('r');
+    expect((await mon.query("SELECT relkind FROM pg_class WHERE oid = 'app.orders'::regclass")).rows[0].relkind).toBe(
+      'r',
+    );
     expect(await leftovers(mon)).toEqual([]);
   }, 120_000);
 });

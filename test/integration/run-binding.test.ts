@@ -14,8 +14,13 @@ function planIdIn(dir: string): string {
 }
 
 async function columns(url: string): Promise<string[]> {
-  return withClient(url, async (c) => (await c.query<{ n: string }>(
-    "SELECT attname AS n FROM pg_attribute WHERE attrelid = 'public.small'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum")).rows.map((r) => r.n));
+  return withClient(url, async (c) =>
+    (
+      await c.query<{ n: string }>(
+        "SELECT attname AS n FROM pg_attribute WHERE attrelid = 'public.small'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+      )
+    ).rows.map((r) => r.n),
+  );
 }
 
 /** The newcomer review's finding 1: a plain rebuild finished a run that a DROP COLUMN plan had started. */
@@ -24,10 +29,12 @@ describe('a run belongs to the plan that started it', () => {
   const out = mkdtempSync(join(tmpdir(), 'sp-bind-'));
   beforeAll(async () => {
     db = await freshDatabase('run_binding');
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE TABLE public.small (id bigserial PRIMARY KEY, v int, w text);
       INSERT INTO public.small (v, w) SELECT g, 'row ' || g FROM generate_series(1, 3000) g;
-      ANALYZE public.small`));
+      ANALYZE public.small`),
+    );
   });
   afterAll(async () => {
     await db?.drop();
@@ -57,7 +64,14 @@ describe('a run belongs to the plan that started it', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(refusal);
     expect(r.stderr).toMatch(/hint: Finish or abort that run with its own plan/);
-    for (const file of ['03-build.sql', '04-catchup.sql', '05-swap.sql', '06-cleanup.sql', '91-revert.sql', '01-setup.sql']) {
+    for (const file of [
+      '03-build.sql',
+      '04-catchup.sql',
+      '05-swap.sql',
+      '06-cleanup.sql',
+      '91-revert.sql',
+      '01-setup.sql',
+    ]) {
       const p = await psql(db.url, join(b, file));
       expect(p.code, file).not.toBe(0);
       expect(p.stderr, file).toContain(refusal);
@@ -74,7 +88,11 @@ describe('a run belongs to the plan that started it', () => {
     r = await cli(['run', '--plan', a, '--url', db.url, '--until', 'cleanup']);
     expect(r.code, r.stderr).toBe(0);
     expect(await columns(db.url)).toEqual(['id', 'w']);
-    expect(await withClient(db.url, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM public.small')).rows[0]!.n))).toBe(3000);
+    expect(
+      await withClient(db.url, async (c) =>
+        Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM public.small')).rows[0]!.n),
+      ),
+    ).toBe(3000);
 
     // The history outlives cleanup (and is all that is left).
     await withClient(db.url, async (c) => {
@@ -87,7 +105,17 @@ describe('a run belongs to the plan that started it', () => {
   it('lets any plan of the table abort a run, saying whose run it removes', async () => {
     const c = join(out, 'C');
     const d = join(out, 'D');
-    let r = await cli(['plan', '--table', 'public.small', '--out', c, '--alter', 'ADD COLUMN extra int', '--url', db.url]);
+    let r = await cli([
+      'plan',
+      '--table',
+      'public.small',
+      '--out',
+      c,
+      '--alter',
+      'ADD COLUMN extra int',
+      '--url',
+      db.url,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     r = await cli(['run', '--plan', c, '--until', 'setup', '--url', db.url]);
     expect(r.code, r.stderr).toBe(0);
@@ -95,7 +123,9 @@ describe('a run belongs to the plan that started it', () => {
     expect(r.code, r.stderr).toBe(0);
     r = await cli(['run', '--plan', d, '--stage', 'abort', '--url', db.url]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr + r.stdout).toContain(`aborting the run on "public"."small" that plan ${planIdIn(c)} started (this is plan ${planIdIn(d)})`);
+    expect(r.stderr + r.stdout).toContain(
+      `aborting the run on "public"."small" that plan ${planIdIn(c)} started (this is plan ${planIdIn(d)})`,
+    );
     await withClient(db.url, async (cl) => {
       expect(await leftovers(cl)).toEqual([]);
       const h = await cl.query('SELECT plan_id, outcome FROM shadowpack.history ORDER BY started_at');
@@ -108,14 +138,20 @@ describe('a run belongs to the plan that started it', () => {
     const idD = planIdIn(d);
     await withClient(db.url, async (cl) => {
       expect(await leftovers(cl)).toEqual([]);
-      const h = await cl.query('SELECT plan_id, outcome, started_by = current_user AS mine, ended_at >= started_at AS ordered FROM shadowpack.history ORDER BY started_at');
+      const h = await cl.query(
+        'SELECT plan_id, outcome, started_by = current_user AS mine, ended_at >= started_at AS ordered FROM shadowpack.history ORDER BY started_at',
+      );
       expect(h.rows.slice(-2)).toEqual([
         { plan_id: planIdIn(c), outcome: 'aborted', mine: true, ordered: true },
         { plan_id: idD, outcome: 'cleaned', mine: true, ordered: true },
       ]);
     });
     r = await cli(['status', '--plan', d, '--url', db.url]);
-    expect(r.stdout).toMatch(new RegExp(`^public\\.small: plan ${idD} already rebuilt it \\(cleaned up at .* by \\S+\\); a plan runs once: make a new plan`));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `^public\\.small: plan ${idD} already rebuilt it \\(cleaned up at .* by \\S+\\); a plan runs once: make a new plan`,
+      ),
+    );
     const again = `plan ${idD} already rebuilt "public"."small" (cleaned up at `;
     r = await cli(['run', '--plan', d, '--url', db.url, '--until', 'cleanup']);
     expect(r.code).toBe(2);

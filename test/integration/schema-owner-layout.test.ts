@@ -19,7 +19,8 @@ describe('table owner without CREATE on its schema', () => {
   const password = `pw-${randomBytes(8).toString('hex')}`;
   beforeAll(async () => {
     db = await freshDatabase('schema_owner');
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE ROLE ${quoteIdent(app)} NOLOGIN;
       CREATE ROLE ${quoteIdent(ops)} LOGIN PASSWORD '${password}' IN ROLE ${quoteIdent(app)};
       GRANT CREATE ON DATABASE ${quoteIdent(db.name)} TO ${quoteIdent(ops)};
@@ -33,7 +34,8 @@ describe('table owner without CREATE on its schema', () => {
       -- A referencing table of the same owner: the runs validate its foreign key again.
       CREATE TABLE s.c (id int PRIMARY KEY, tid int REFERENCES s.t);
       INSERT INTO s.c SELECT g, g FROM generate_series(1, 100) g;
-      ALTER TABLE s.c OWNER TO ${quoteIdent(app)};`));
+      ALTER TABLE s.c OWNER TO ${quoteIdent(app)};`),
+    );
   });
   /** The database's URL, logged in as the non-superuser member of the owner role. */
   const asOps = () => {
@@ -44,7 +46,9 @@ describe('table owner without CREATE on its schema', () => {
   };
   afterAll(async () => {
     await db?.drop();
-    await withClient(inject('adminUrl'), (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(ops)}; DROP ROLE IF EXISTS ${quoteIdent(app)}`));
+    await withClient(inject('adminUrl'), (c) =>
+      c.query(`DROP ROLE IF EXISTS ${quoteIdent(ops)}; DROP ROLE IF EXISTS ${quoteIdent(app)}`),
+    );
   });
 
   // First, while the database has no tool schema yet (runs keep it for their history, and a role then needs USAGE on it too).
@@ -53,7 +57,9 @@ describe('table owner without CREATE on its schema', () => {
     const r = await cli(['plan', '--url', asOps(), '--table', 's.t', '--out', out]);
     expect(r.code, r.stderr).toBe(2);
     const fixes = r.stderr.split('\n').filter((l) => l.startsWith('  '));
-    expect(fixes).toEqual([`  GRANT CREATE ON SCHEMA s TO ${app};  -- CREATE on schema s for the table's owner ${app} (the copy is handed to it)`]);
+    expect(fixes).toEqual([
+      `  GRANT CREATE ON SCHEMA s TO ${app};  -- CREATE on schema s for the table's owner ${app} (the copy is handed to it)`,
+    ]);
   });
 
   it('a superuser plans and runs it: the copy goes to the owner without that CREATE', async () => {
@@ -65,7 +71,9 @@ describe('table owner without CREATE on its schema', () => {
     expect(ran.stderr).not.toMatch(/ERROR|error:/);
     expect(ran.code).toBe(0);
     await withClient(db.url, async (c) => {
-      const r = await c.query<{ owner: string; n: string; g: string }>("SELECT pg_get_userbyid(relowner) AS owner, (SELECT count(*) FROM s.t) AS n, (SELECT count(*) FROM s.t WHERE g = length(v)) AS g FROM pg_class WHERE oid = 's.t'::regclass");
+      const r = await c.query<{ owner: string; n: string; g: string }>(
+        "SELECT pg_get_userbyid(relowner) AS owner, (SELECT count(*) FROM s.t) AS n, (SELECT count(*) FROM s.t WHERE g = length(v)) AS g FROM pg_class WHERE oid = 's.t'::regclass",
+      );
       expect(r.rows[0]).toEqual({ owner: app, n: '2000', g: '2000' });
       expect(await leftovers(c)).toEqual([]);
     });
@@ -85,14 +93,18 @@ describe('table owner without CREATE on its schema', () => {
     // The tool schema the superuser's run left (its history) goes: ops creates its own. (With the
     // superuser's history table kept and granted, setup's COMMENT ON COLUMN history.outcome fails:
     // "must be owner of relation history", though plan's privilege check passed; not issue 19.)
-    await withClient(db.url, (c) => c.query(`GRANT CREATE ON SCHEMA s TO ${quoteIdent(app)}; DROP SCHEMA IF EXISTS shadowpack CASCADE`));
+    await withClient(db.url, (c) =>
+      c.query(`GRANT CREATE ON SCHEMA s TO ${quoteIdent(app)}; DROP SCHEMA IF EXISTS shadowpack CASCADE`),
+    );
     const out = join(mkdtempSync(join(tmpdir(), 'sp-layout-')), 'plan');
     const planned = await cli(['plan', '--url', asOps(), '--table', 's.t', '--out', out]);
     expect(planned.code, planned.stderr).toBe(0);
     const ran = await cli(['run', '--url', asOps(), '--plan', out, '--until', 'cleanup']);
     expect(ran.code, ran.stderr).toBe(0);
     await withClient(db.url, async (c) => {
-      const r = await c.query("SELECT (SELECT count(*) FROM s.t WHERE g = length(v)) AS g, (SELECT convalidated FROM pg_constraint WHERE conrelid = 's.c'::regclass AND contype = 'f') AS fk_valid");
+      const r = await c.query(
+        "SELECT (SELECT count(*) FROM s.t WHERE g = length(v)) AS g, (SELECT convalidated FROM pg_constraint WHERE conrelid = 's.c'::regclass AND contype = 'f') AS fk_valid",
+      );
       expect(r.rows[0]).toEqual({ g: '2000', fk_valid: true });
     });
   });

@@ -26,7 +26,8 @@ const SAMPLES: { readonly [K in StepKind]: string } = {
   'storage-parameters': "ALTER TABLE t SET (user_catalog_table = 'true')",
   'autovacuum-reset': 'ALTER TABLE t RESET (autovacuum_enabled, toast.autovacuum_enabled);',
   'row-security': 'CREATE POLICY pol ON t AS PERMISSIVE FOR SELECT TO PUBLIC USING (true)',
-  'create-trigger': 'CREATE TRIGGER tg2\n  AFTER INSERT ON t\n  FOR EACH ROW EXECUTE FUNCTION tf();\nALTER TABLE t ENABLE ALWAYS TRIGGER tg2;',
+  'create-trigger':
+    'CREATE TRIGGER tg2\n  AFTER INSERT ON t\n  FOR EACH ROW EXECUTE FUNCTION tf();\nALTER TABLE t ENABLE ALWAYS TRIGGER tg2;',
   'trigger-state': 'ALTER TABLE t DISABLE TRIGGER tg',
   'drop-triggers': 'DROP TRIGGER tg ON t',
   'rename-table': 'ALTER TABLE t RENAME TO t_aside',
@@ -41,11 +42,13 @@ const SAMPLES: { readonly [K in StepKind]: string } = {
   comment: "COMMENT ON INDEX t_a_idx IS 'x'",
   'comment-object': "COMMENT ON CONSTRAINT t_pid_fkey ON t IS 'x'",
   // As at the swap: dropped from the table that steps aside, added on the one that takes its place.
-  'move-foreign-key': 'ALTER TABLE t DROP CONSTRAINT t_pid_fkey;\nALTER TABLE t2 ADD CONSTRAINT t2_x_fkey FOREIGN KEY (x) REFERENCES p(id) NOT VALID;',
+  'move-foreign-key':
+    'ALTER TABLE t DROP CONSTRAINT t_pid_fkey;\nALTER TABLE t2 ADD CONSTRAINT t2_x_fkey FOREIGN KEY (x) REFERENCES p(id) NOT VALID;',
   'validate-foreign-key': 'ALTER TABLE ch VALIDATE CONSTRAINT ch_tid_fkey',
   privileges: 'GRANT SELECT ON t TO PUBLIC',
   'replace-view': 'CREATE OR REPLACE VIEW v AS SELECT * FROM t',
-  'replace-function': 'CREATE OR REPLACE FUNCTION f() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM t; END',
+  'replace-function':
+    'CREATE OR REPLACE FUNCTION f() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM t; END',
   'move-publication': 'ALTER PUBLICATION pb DROP TABLE ONLY t;\nALTER PUBLICATION pb ADD TABLE ONLY t;',
 };
 
@@ -77,7 +80,13 @@ const MODE: Readonly<Record<string, LockMode>> = {
   AccessExclusiveLock: 'ACCESS EXCLUSIVE',
 };
 const ORDER: readonly LockMode[] = Object.values(MODE);
-const LISTED = new Set<LockMode>(['SHARE UPDATE EXCLUSIVE', 'SHARE', 'SHARE ROW EXCLUSIVE', 'EXCLUSIVE', 'ACCESS EXCLUSIVE']);
+const LISTED = new Set<LockMode>([
+  'SHARE UPDATE EXCLUSIVE',
+  'SHARE',
+  'SHARE ROW EXCLUSIVE',
+  'EXCLUSIVE',
+  'ACCESS EXCLUSIVE',
+]);
 
 let db: FreshDatabase;
 
@@ -112,11 +121,16 @@ describe('each kind of step takes the lock modes it is said to take', () => {
           const had = strongest.get(r.relation);
           if (had === undefined || ORDER.indexOf(m) > ORDER.indexOf(had)) strongest.set(r.relation, m);
         }
-        out[kind] = { shape: IMPLIED[kind].shape.test(sql), modes: [...new Set([...strongest.values()].filter((m) => LISTED.has(m)))].sort() };
+        out[kind] = {
+          shape: IMPLIED[kind].shape.test(sql),
+          modes: [...new Set([...strongest.values()].filter((m) => LISTED.has(m)))].sort(),
+        };
       }
       return out;
     });
-    const expected = Object.fromEntries((Object.keys(SAMPLES) as StepKind[]).map((k) => [k, { shape: true, modes: [...IMPLIED[k].modes].sort() }]));
+    const expected = Object.fromEntries(
+      (Object.keys(SAMPLES) as StepKind[]).map((k) => [k, { shape: true, modes: [...IMPLIED[k].modes].sort() }]),
+    );
     expect(found).toEqual(expected);
   });
 });

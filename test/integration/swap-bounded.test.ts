@@ -40,14 +40,18 @@ async function holdAccessShare(c: pg.Client): Promise<void> {
 
 /** Entries in the run's change log. */
 async function logEntries(mon: pg.Client): Promise<number> {
-  const t = await mon.query<{ t: string }>("SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'shadowpack' AND c.relname LIKE 'log\\_%' AND c.relkind = 'r'");
+  const t = await mon.query<{ t: string }>(
+    "SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'shadowpack' AND c.relname LIKE 'log\\_%' AND c.relkind = 'r'",
+  );
   const r = await mon.query<{ n: string }>(`SELECT count(*) AS n FROM ${t.rows[0]!.t}`);
   return Number(r.rows[0]!.n);
 }
 
 /** How often the swap has been held up by `pid` so far: attempts that timed out behind it, rounds that named it. */
 const heldUpBy = (live: Live, pid: number): number =>
-  live.events.filter((e) => e['type'] === 'lock-retry' || (e['type'] === 'wait' && String(e['message']).includes(`pid ${pid} (`))).length;
+  live.events.filter(
+    (e) => e['type'] === 'lock-retry' || (e['type'] === 'wait' && String(e['message']).includes(`pid ${pid} (`)),
+  ).length;
 
 describe('the swap lock stays short whatever its retries (issue 13, item 5)', () => {
   it('under 8 writers, after rounds behind a long-held lock and attempts that timed out, applies at most --swap-backlog entries under the lock and holds it <= 100 ms', async () => {
@@ -55,10 +59,22 @@ describe('the swap lock stays short whatever its retries (issue 13, item 5)', ()
     const db = await freshDatabase('swap_bounded');
     databases.push(db);
     await withClient(db.url, (c) => createDemoSchema(c, 2_000));
-    const plan = await planTable(db.url, 'app', 'orders', { lockTimeoutMs: 300, lockAttempts: 200, lockBudgetMs: 60_000, backoffBaseMs: 20, backoffMaxMs: 50, swapBacklog, snapshotWaitSeconds: 60 });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      lockTimeoutMs: 300,
+      lockAttempts: 200,
+      lockBudgetMs: 60_000,
+      backoffBaseMs: 20,
+      backoffMaxMs: 50,
+      swapBacklog,
+      snapshotWaitSeconds: 60,
+    });
     const prepared = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
     expect(prepared.code, prepared.stderr).toBe(0);
-    const [a, b, mon] = [await session(db.url, 'holder-a'), await session(db.url, 'holder-b'), await session(db.url, 'monitor')];
+    const [a, b, mon] = [
+      await session(db.url, 'holder-a'),
+      await session(db.url, 'holder-b'),
+      await session(db.url, 'monitor'),
+    ];
 
     const writers = await startWriters({ connectionString: db.url }, 8, 0);
     let holder = a;
@@ -69,11 +85,18 @@ describe('the swap lock stays short whatever its retries (issue 13, item 5)', ()
       await holdAccessShare(holder);
       live = runLive(plan, db.url, '--until', 'swap');
       const run = live;
-      expect(await until(async () => (heldUpBy(run, holder.pid) > 0 && (await logEntries(mon)) >= 1_000 ? true : null), 120_000, run)).toBe(true);
+      expect(
+        await until(
+          async () => (heldUpBy(run, holder.pid) > 0 && (await logEntries(mon)) >= 1_000 ? true : null),
+          120_000,
+          run,
+        ),
+      ).toBe(true);
       // Then young holders, handed over each time one held the swap up: attempts queue behind them and time out.
       for (let turn = 0; turn < 3 && !run.exited; turn++) {
         const seen = heldUpBy(run, holder.pid);
-        if (turn > 0) expect(await until(async () => (heldUpBy(run, holder.pid) > seen ? true : null), 60_000, run)).toBe(true);
+        if (turn > 0)
+          expect(await until(async () => (heldUpBy(run, holder.pid) > seen ? true : null), 60_000, run)).toBe(true);
         await holdAccessShare(other);
         await holder.query('COMMIT');
         [holder, other] = [other, holder];
@@ -96,7 +119,10 @@ describe('the swap lock stays short whatever its retries (issue 13, item 5)', ()
     // The hold is then the swap's fixed work plus at most --swap-backlog entries: about 35 ms on an idle
     // machine. With more runnable processes than cores it stretches with the load, whatever this change does.
     const load = loadavg()[0]! / cpus().length;
-    expect(acquired.held_ms, `held ${acquired.held_ms} ms at a load of ${load.toFixed(1)} per core`).toBeLessThanOrEqual(100 * Math.max(1, load));
+    expect(
+      acquired.held_ms,
+      `held ${acquired.held_ms} ms at a load of ${load.toFixed(1)} per core`,
+    ).toBeLessThanOrEqual(100 * Math.max(1, load));
 
     const done = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
     expect(done.code, done.stderr).toBe(0);
@@ -107,8 +133,11 @@ describe('the swap lock stays short whatever its retries (issue 13, item 5)', ()
 
 /** The autovacuum worker (or any backend of `type`) holding SHARE UPDATE EXCLUSIVE on app.orders. */
 async function vacuuming(mon: pg.Client, type: string): Promise<{ pid: number; query: string } | null> {
-  const r = await mon.query<{ pid: number; query: string }>(`SELECT a.pid, a.query FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE l.relation = 'app.orders'::regclass AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted AND a.backend_type = $1`, [type]);
+  const r = await mon.query<{ pid: number; query: string }>(
+    `SELECT a.pid, a.query FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.relation = 'app.orders'::regclass AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted AND a.backend_type = $1`,
+    [type],
+  );
   return r.rows[0] ?? null;
 }
 
@@ -122,7 +151,9 @@ async function deadWideRows(mon: pg.Client, tag: string): Promise<void> {
 }
 
 /** A table with nothing for autovacuum to do yet, whose vacuums crawl (cost limit 1, 100 ms naps). */
-async function slowVacuumTable(prefix: string): Promise<{ db: FreshDatabase; mon: Session; plan: Awaited<ReturnType<typeof planTable>> }> {
+async function slowVacuumTable(
+  prefix: string,
+): Promise<{ db: FreshDatabase; mon: Session; plan: Awaited<ReturnType<typeof planTable>> }> {
   const db = await freshDatabase(prefix);
   databases.push(db);
   const mon = await session(db.url, 'monitor');
@@ -139,7 +170,9 @@ async function slowVacuumTable(prefix: string): Promise<{ db: FreshDatabase; mon
 
 /** `psql -f` of a stage, its stderr (the notices) readable while it runs. */
 function psqlLive(url: string, file: string): { stderr: () => string; done: Promise<number | null> } {
-  const p = spawn('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   return { stderr: () => stderr, done: new Promise((res) => p.on('close', (code) => res(code))) };
@@ -151,7 +184,12 @@ describe('the swap lock stays short with psql too (issue 13, item 5)', () => {
     databases.push(db);
     const mon = await session(db.url, 'monitor');
     await createDemoSchema(mon, 2_000);
-    const plan = await planTable(db.url, 'app', 'orders', { lockTimeoutMs: 200, backoffBaseMs: 50, backoffMaxMs: 100, swapBacklog: 200 });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      lockTimeoutMs: 200,
+      backoffBaseMs: 50,
+      backoffMaxMs: 100,
+      swapBacklog: 200,
+    });
     const prepared = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
     expect(prepared.code, prepared.stderr).toBe(0);
     const oid = String((await mon.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o);
@@ -159,7 +197,9 @@ describe('the swap lock stays short with psql too (issue 13, item 5)', () => {
     await holdAccessShare(holder);
     const swap = psqlLive(db.url, join(plan.dir, '05-swap.sql'));
     // The swap's lock step waits behind the long-held lock; meanwhile the application writes 2,000 log entries.
-    expect(await until(async () => (swap.stderr().includes(`held by pid ${holder.pid} (`) ? true : null), 60_000)).toBe(true);
+    expect(await until(async () => (swap.stderr().includes(`held by pid ${holder.pid} (`) ? true : null), 60_000)).toBe(
+      true,
+    );
     await mon.query('UPDATE app.orders SET qty = qty % 9 + 1');
     await mon.query('UPDATE app.orders_twin SET qty = qty % 9 + 1');
     await holder.query('COMMIT');
@@ -167,14 +207,19 @@ describe('the swap lock stays short with psql too (issue 13, item 5)', () => {
     // One attempt may time out before the holder counts as long-held (it took its lock just before
     // the swap started; on a busy machine the first round can see it young): what matters here is
     // the stop on the backlog, with nothing changed.
-    expect(swap.stderr()).toMatch(/ERROR: {2}shadowpack: the change log grew past 200 entries while ACCESS EXCLUSIVE on "app"\."orders"[^\n]* was being taken \(\d+ rounds, [01] attempts\); nothing was changed\nHINT: {2}Run this stage again/);
+    expect(swap.stderr()).toMatch(
+      /ERROR: {2}shadowpack: the change log grew past 200 entries while ACCESS EXCLUSIVE on "app"\."orders"[^\n]* was being taken \(\d+ rounds, [01] attempts\); nothing was changed\nHINT: {2}Run this stage again/,
+    );
     expect(String((await mon.query("SELECT 'app.orders'::regclass::oid AS o")).rows[0].o)).toBe(oid);
     expect(await logEntries(mon)).toBe(2_000);
 
     // Run again: it catches up first, then applies at most --swap-backlog entries under the lock.
     const again = psqlLive(db.url, join(plan.dir, '05-swap.sql'));
     expect(await again.done, again.stderr()).toBe(0);
-    const report = JSON.parse(/shadowpack:lock-report (\{.*\})$/m.exec(again.stderr())![1]!) as { outcome: string; entries_applied_under_lock: number };
+    const report = JSON.parse(/shadowpack:lock-report (\{.*\})$/m.exec(again.stderr())![1]!) as {
+      outcome: string;
+      entries_applied_under_lock: number;
+    };
     expect(report.outcome).toBe('acquired');
     expect(report.entries_applied_under_lock).toBeLessThanOrEqual(200);
     const done = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
@@ -190,7 +235,12 @@ describe('the revert lock stays short too (issue 13, item 5)', () => {
     databases.push(db);
     const mon = await session(db.url, 'monitor');
     await createDemoSchema(mon, 2_000);
-    const plan = await planTable(db.url, 'app', 'orders', { lockTimeoutMs: 200, backoffBaseMs: 50, backoffMaxMs: 100, swapBacklog: 200 });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      lockTimeoutMs: 200,
+      backoffBaseMs: 50,
+      backoffMaxMs: 100,
+      swapBacklog: 200,
+    });
     const swapped = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
     expect(swapped.code, swapped.stderr).toBe(0);
     const holder = await session(db.url, 'holder');
@@ -206,7 +256,15 @@ describe('the revert lock stays short too (issue 13, item 5)', () => {
     const reports = lockReports(live).filter((x) => x.step === 'revert');
     expect(reports.map((x) => x.outcome)).toEqual(['backlog', 'acquired']);
     expect(reports[1]!.entries_applied_under_lock).toBeLessThanOrEqual(200);
-    expect(live.events.some((e) => e['type'] === 'wait' && /the change log grew past 200 entries while the lock was retried: catching up, then running revert again/.test(String(e['message'])))).toBe(true);
+    expect(
+      live.events.some(
+        (e) =>
+          e['type'] === 'wait' &&
+          /the change log grew past 200 entries while the lock was retried: catching up, then running revert again/.test(
+            String(e['message']),
+          ),
+      ),
+    ).toBe(true);
     expect(await compareWithTwin(mon)).toMatchObject({ rows: 2_000, missing: 0, extra: 0, badGenerated: 0 });
     expect(await leftovers(mon)).toEqual([]);
   });
@@ -229,7 +287,15 @@ describe('autovacuum and the lock steps (issue 13, item 6)', () => {
       const swap = lockReports(live).find((x) => x.step === 'swap')!;
       expect(swap.outcome).toBe('acquired');
       expect(swap.autovacuum).toContainEqual({ pid: worker!.pid, query: worker!.query, action: 'cancelled' });
-      expect(live.events.some((e) => e['type'] === 'notice' && String(e['message']).includes(`by autovacuum pid ${worker!.pid} (autovacuum: VACUUM app.orders): cancelled`))).toBe(true);
+      expect(
+        live.events.some(
+          (e) =>
+            e['type'] === 'notice' &&
+            String(e['message']).includes(
+              `by autovacuum pid ${worker!.pid} (autovacuum: VACUUM app.orders): cancelled`,
+            ),
+        ),
+      ).toBe(true);
       const text = await cli(['status', '--plan', plan.dir, '--url', db.url]);
       expect(text.stdout).toContain(`autovacuum pid ${worker!.pid} cancelled`);
 
@@ -249,14 +315,23 @@ describe('autovacuum and the lock steps (issue 13, item 6)', () => {
     databases.push(db);
     const mon = await session(db.url, 'monitor');
     await createDemoSchema(mon, 2_000);
-    const plan = await planTable(db.url, 'app', 'orders', { lockTimeoutMs: 200, lockAttempts: 5, backoffBaseMs: 50, backoffMaxMs: 100, snapshotWaitSeconds: 2 });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      lockTimeoutMs: 200,
+      lockAttempts: 5,
+      backoffBaseMs: 50,
+      backoffMaxMs: 100,
+      snapshotWaitSeconds: 2,
+    });
     const user = await session(db.url, 'manual-vacuum');
     await user.query('SET vacuum_cost_delay = 100');
     await user.query('SET vacuum_cost_limit = 1');
     /** A user's VACUUM of the table, holding SHARE UPDATE EXCLUSIVE for minutes (it naps after every page). */
     const startVacuum = async () => {
       await deadWideRows(mon, `manual ${performance.now()}`);
-      const done = user.query('VACUUM app.orders').then(() => 'finished', (e: { code?: string }) => e.code ?? 'error');
+      const done = user.query('VACUUM app.orders').then(
+        () => 'finished',
+        (e: { code?: string }) => e.code ?? 'error',
+      );
       expect(await until(() => vacuuming(mon, 'client backend'), 30_000)).toMatchObject({ pid: user.pid });
       // Wrapped: an async function returning the promise itself would wait for the VACUUM to end.
       return { done };
@@ -273,7 +348,11 @@ describe('autovacuum and the lock steps (issue 13, item 6)', () => {
     let live = runLive(plan, db.url, '--until', 'setup');
     let r = await live.done;
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(new RegExp(`could not take SHARE ROW EXCLUSIVE on "app"\\."orders" after 5 rounds \\([01] attempts\\): held by pid ${user.pid} \\(manual-vacuum, `));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `could not take SHARE ROW EXCLUSIVE on "app"\\."orders" after 5 rounds \\([01] attempts\\): held by pid ${user.pid} \\(manual-vacuum, `,
+      ),
+    );
     const setup = lockReports(live).find((x) => x.step === 'setup-trigger')!;
     expect(setup).toMatchObject({ outcome: 'held', cancelled: [] });
     expect(setup.autovacuum).toBeUndefined();
@@ -287,7 +366,11 @@ describe('autovacuum and the lock steps (issue 13, item 6)', () => {
     live = runLive(plan, db.url, '--until', 'swap');
     r = await live.done;
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(new RegExp(`could not take ACCESS EXCLUSIVE on "app"\\."orders"[^\\n]* after 5 rounds \\([01] attempts\\): held by pid ${user.pid} \\(manual-vacuum, `));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `could not take ACCESS EXCLUSIVE on "app"\\."orders"[^\\n]* after 5 rounds \\([01] attempts\\): held by pid ${user.pid} \\(manual-vacuum, `,
+      ),
+    );
     const swap = lockReports(live).find((x) => x.step === 'swap')!;
     expect(swap).toMatchObject({ outcome: 'held', cancelled: [] });
     expect(swap.autovacuum).toBeUndefined();

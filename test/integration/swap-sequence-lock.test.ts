@@ -24,30 +24,41 @@ async function prepared(name: string): Promise<{ db: FreshDatabase; plan: Awaite
   const db = await freshDatabase(name);
   databases.push(db);
   await withClient(db.url, (c) => createDemoSchema(c, 200));
-  const plan = await planTable(db.url, 'app', 'orders', { lockTimeoutMs: 100, lockAttempts: 100, lockBudgetMs: 20_000, backoffBaseMs: 20, backoffMaxMs: 50, swapStatementTimeoutMs: 2_000 });
+  const plan = await planTable(db.url, 'app', 'orders', {
+    lockTimeoutMs: 100,
+    lockAttempts: 100,
+    lockBudgetMs: 20_000,
+    backoffBaseMs: 20,
+    backoffMaxMs: 50,
+    swapStatementTimeoutMs: 2_000,
+  });
   const ran = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
   expect(ran.code, ran.stderr).toBe(0);
   return { db, plan };
 }
 
-describe('a session holding the table\'s sequence (nextval in an open transaction) at the swap', () => {
-  it.each(['runner', 'psql'] as const)('is waited for by the lock step, not under the lock: the swap names it, then completes once it commits (%s)', async (via) => {
-    const { db, plan } = await prepared(`swap_seq_${via}`);
-    const holder = new pg.Client({ connectionString: db.url, application_name: 'id-prefetch' });
-    holder.on('error', () => undefined);
-    await holder.connect();
-    clients.push(holder);
-    const pid = Number((await holder.query('SELECT pg_backend_pid() AS p')).rows[0].p);
-    await holder.query('BEGIN');
-    await holder.query("SELECT nextval('app.orders_id_seq')");
+describe("a session holding the table's sequence (nextval in an open transaction) at the swap", () => {
+  it.each(['runner', 'psql'] as const)(
+    'is waited for by the lock step, not under the lock: the swap names it, then completes once it commits (%s)',
+    async (via) => {
+      const { db, plan } = await prepared(`swap_seq_${via}`);
+      const holder = new pg.Client({ connectionString: db.url, application_name: 'id-prefetch' });
+      holder.on('error', () => undefined);
+      await holder.connect();
+      clients.push(holder);
+      const pid = Number((await holder.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+      await holder.query('BEGIN');
+      await holder.query("SELECT nextval('app.orders_id_seq')");
 
-    const swap = liveStage(plan, db.url, 'swap', via);
-    // Named by the lock step (it waits, holding nothing), as any session holding a conflicting lock.
-    const named = await swap.seen(new RegExp(`pid ${pid} \\(`), 20_000);
-    await holder.query('COMMIT');
-    const exit = await swap.exit;
-    expect(exit.stderr).not.toMatch(/statement timeout/);
-    expect(named, exit.stdout + exit.stderr).toBe(true);
-    expect(exit.code, exit.stderr).toBe(0);
-  }, 120_000);
+      const swap = liveStage(plan, db.url, 'swap', via);
+      // Named by the lock step (it waits, holding nothing), as any session holding a conflicting lock.
+      const named = await swap.seen(new RegExp(`pid ${pid} \\(`), 20_000);
+      await holder.query('COMMIT');
+      const exit = await swap.exit;
+      expect(exit.stderr).not.toMatch(/statement timeout/);
+      expect(named, exit.stdout + exit.stderr).toBe(true);
+      expect(exit.code, exit.stderr).toBe(0);
+    },
+    120_000,
+  );
 });

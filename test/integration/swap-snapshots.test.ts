@@ -47,13 +47,20 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined>, tim
 /** Resolves once a session runs the stage's old-snapshot wait (runner or psql alike). */
 async function inSnapshotWait(c: pg.Client, runId: string): Promise<void> {
   await waitFor('the swap to wait for old snapshots', async () => {
-    const r = await c.query("SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1", [`CALL %wait_${runId}%`]);
+    const r = await c.query("SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1", [
+      `CALL %wait_${runId}%`,
+    ]);
     return r.rowCount === 1 ? true : undefined;
   });
 }
 
 /** The stage by the runner, or by psql (every stage before it run by the runner first). */
-async function runStage(plan: LoadedPlan, url: string, stage: 'swap' | 'revert', via: 'runner' | 'psql'): Promise<Exit> {
+async function runStage(
+  plan: LoadedPlan,
+  url: string,
+  stage: 'swap' | 'revert',
+  via: 'runner' | 'psql',
+): Promise<Exit> {
   if (via === 'psql') return psql(url, join(plan.dir, plan.manifest.stages.find((s) => s.name === stage)!.file));
   return cli(['run', '--plan', plan.dir, '--url', url, '--stage', stage]);
 }
@@ -65,7 +72,10 @@ interface Report {
 }
 
 async function lockReports(url: string): Promise<Report[]> {
-  return withClient(url, async (c) => (await c.query<{ locks: Report[] }>('SELECT locks FROM shadowpack.runs')).rows[0]!.locks);
+  return withClient(
+    url,
+    async (c) => (await c.query<{ locks: Report[] }>('SELECT locks FROM shadowpack.runs')).rows[0]!.locks,
+  );
 }
 
 describe.each(['runner', 'psql'] as const)('backlog gate before the swap lock (%s)', (via) => {
@@ -73,7 +83,7 @@ describe.each(['runner', 'psql'] as const)('backlog gate before the swap lock (%
     const rows = 2_000;
     const db = await prepared(`gate_${via}`, rows);
     const plan = await planTable(db.url, 'app', 'orders', { snapshotWaitSeconds: 60 });
-        const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
+    const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
     expect(ready.code, ready.stderr).toBe(0);
 
     const reader = await connect(db.url, 'old-snapshot-reader');
@@ -92,7 +102,9 @@ describe.each(['runner', 'psql'] as const)('backlog gate before the swap lock (%
         await writer.query('UPDATE app.orders_twin SET qty = qty + 10');
         await writer.query('COMMIT');
       }
-      expect(Number((await writer.query(`SELECT count(*) AS n FROM shadowpack.log_${plan.manifest.runId}`)).rows[0].n)).toBeGreaterThanOrEqual(transactions * 20_000);
+      expect(
+        Number((await writer.query(`SELECT count(*) AS n FROM shadowpack.log_${plan.manifest.runId}`)).rows[0].n),
+      ).toBeGreaterThanOrEqual(transactions * 20_000);
       await reader.query('COMMIT');
       const r = await swap;
       expect(r.code, r.stderr).toBe(0);
@@ -110,7 +122,9 @@ describe.each(['runner', 'psql'] as const)('backlog gate before the swap lock (%
       expect(swapReport!.outcome).toBe('acquired');
       expect(swapReport!.entries_applied_under_lock).toBeLessThanOrEqual(200);
       if (shown !== undefined) expect(swapReport!.entries_applied_under_lock).toBe(shown);
-      await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows, missing: 0, extra: 0, badGenerated: 0 }));
+      await withClient(db.url, async (c) =>
+        expect(await compareWithTwin(c)).toMatchObject({ rows, missing: 0, extra: 0, badGenerated: 0 }),
+      );
     } finally {
       await reader.end().catch(() => undefined);
       await writer.end().catch(() => undefined);
@@ -121,8 +135,12 @@ describe.each(['runner', 'psql'] as const)('backlog gate before the swap lock (%
 /** A write the copy gets only from the log: a new row and an update, mirrored into the twin. */
 async function writeW(c: pg.Client): Promise<void> {
   await c.query('BEGIN');
-  await c.query(`INSERT INTO app.orders (id, customer_id, email, qty, note, created_at) VALUES (100001, 1, 'w@example.com', 1, 'W', '2026-12-01')`);
-  await c.query(`INSERT INTO app.orders_twin (id, customer_id, email, qty, note, created_at) VALUES (100001, 1, 'w@example.com', 1, 'W', '2026-12-01')`);
+  await c.query(
+    `INSERT INTO app.orders (id, customer_id, email, qty, note, created_at) VALUES (100001, 1, 'w@example.com', 1, 'W', '2026-12-01')`,
+  );
+  await c.query(
+    `INSERT INTO app.orders_twin (id, customer_id, email, qty, note, created_at) VALUES (100001, 1, 'w@example.com', 1, 'W', '2026-12-01')`,
+  );
   await c.query('UPDATE app.orders SET qty = 77 WHERE id = 5');
   await c.query('UPDATE app.orders_twin SET qty = 77 WHERE id = 5');
   await c.query('COMMIT');
@@ -130,7 +148,9 @@ async function writeW(c: pg.Client): Promise<void> {
 
 /** What a REPEATABLE READ snapshot that includes W reads from the table: W, and every row equal to the twin. */
 async function expectSeesW(x: pg.Client): Promise<void> {
-  const r = await x.query<{ w: string; q5: number }>('SELECT count(*) FILTER (WHERE id = 100001) AS w, max(qty) FILTER (WHERE id = 5) AS q5 FROM app.orders');
+  const r = await x.query<{ w: string; q5: number }>(
+    'SELECT count(*) FILTER (WHERE id = 100001) AS w, max(qty) FILTER (WHERE id = 5) AS q5 FROM app.orders',
+  );
   expect(r.rows[0]).toEqual({ w: '1', q5: 77 });
   expect(await compareWithTwin(x)).toMatchObject({ missing: 0, extra: 0 });
 }
@@ -138,7 +158,12 @@ async function expectSeesW(x: pg.Client): Promise<void> {
 describe.each(['runner', 'psql'] as const)('snapshots taken after the wait began (%s)', (via) => {
   it('swap: a REPEATABLE READ snapshot taken while the swap waits for its lock reads every row after it', async () => {
     const db = await prepared(`snap_swap_${via}`, 2_000);
-    const plan = await planTable(db.url, 'app', 'orders', { snapshotWaitSeconds: 30, lockTimeoutMs: 100, backoffBaseMs: 50, backoffMaxMs: 300 });
+    const plan = await planTable(db.url, 'app', 'orders', {
+      snapshotWaitSeconds: 30,
+      lockTimeoutMs: 100,
+      backoffBaseMs: 50,
+      backoffMaxMs: 300,
+    });
     const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
     expect(ready.code, ready.stderr).toBe(0);
     const holder = await connect(db.url, 'access-share-holder');
@@ -163,7 +188,9 @@ describe.each(['runner', 'psql'] as const)('snapshots taken after the wait began
       expect(r.code, r.stderr).toBe(0);
       // X began after the waits before the lock: the look under the lock found it, and gave the lock back.
       expect(`${r.stdout}\n${r.stderr}`).toMatch(new RegExp(`old snapshots under [^\n]*pid ${xPid} \\(snapshot-x`));
-      await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 2_001, missing: 0, extra: 0, badGenerated: 0 }));
+      await withClient(db.url, async (c) =>
+        expect(await compareWithTwin(c)).toMatchObject({ rows: 2_001, missing: 0, extra: 0, badGenerated: 0 }),
+      );
     } finally {
       for (const c of [holder, writer, x]) await c.end().catch(() => undefined);
     }
@@ -189,7 +216,9 @@ describe.each(['runner', 'psql'] as const)('snapshots taken after the wait began
       const r = await revert.exit;
       expect(r.code, r.stderr).toBe(0);
       expect(`${r.stdout}\n${r.stderr}`).toContain(`pid ${xPid} (snapshot-x`);
-      await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 2_001, missing: 0, extra: 0, badGenerated: 0 }));
+      await withClient(db.url, async (c) =>
+        expect(await compareWithTwin(c)).toMatchObject({ rows: 2_001, missing: 0, extra: 0, badGenerated: 0 }),
+      );
     } finally {
       for (const c of [writer, x]) await c.end().catch(() => undefined);
     }
@@ -212,14 +241,16 @@ describe('hot standby with hot_standby_feedback', () => {
     const owner = new URL(primary.url);
     owner.username = 'sp_standby_owner';
     owner.password = 'sp-standby-owner';
-    await withClient(primary.url, (c) => c.query(`
+    await withClient(primary.url, (c) =>
+      c.query(`
       CREATE ROLE sp_standby_owner LOGIN PASSWORD 'sp-standby-owner';
       ALTER SCHEMA app OWNER TO sp_standby_owner;
       ALTER TABLE app.customers OWNER TO sp_standby_owner;
       ALTER TABLE app.orders OWNER TO sp_standby_owner;
       ALTER TABLE app.order_items OWNER TO sp_standby_owner;
       ALTER TABLE app.orders_twin OWNER TO sp_standby_owner;
-      GRANT CREATE ON DATABASE postgres TO sp_standby_owner;`));
+      GRANT CREATE ON DATABASE postgres TO sp_standby_owner;`),
+    );
     const ownerUrl = owner.toString();
     const standby = await startStandby(primary, { hot_standby_feedback: 'on' });
     servers.push(standby);
@@ -236,9 +267,14 @@ describe('hot standby with hot_standby_feedback', () => {
       // Either the swap commits (then the standby must still read every row once it replays it), or it waits, naming the standby.
       const waited = await swap.seen(/standby standby1/);
       if (!waited) {
-        const lsn = await withClient(primary.url, async (c) => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l);
+        const lsn = await withClient(
+          primary.url,
+          async (c) => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l,
+        );
         await waitFor('the standby to replay the swap', async () => {
-          const r = await withClient(standby.url, (c) => c.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]));
+          const r = await withClient(standby.url, (c) =>
+            c.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]),
+          );
           return r.rows[0]!.ok ? true : undefined;
         });
       }
@@ -248,7 +284,9 @@ describe('hot standby with hot_standby_feedback', () => {
       const r = await swap.exit;
       expect(r.code, r.stderr).toBe(0);
       expect(waited).toBe(true);
-      await withClient(primary.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ rows: 2_000, missing: 0, extra: 0, badGenerated: 0 }));
+      await withClient(primary.url, async (c) =>
+        expect(await compareWithTwin(c)).toMatchObject({ rows: 2_000, missing: 0, extra: 0, badGenerated: 0 }),
+      );
     } finally {
       await s.end().catch(() => undefined);
     }
@@ -258,8 +296,14 @@ describe('hot standby with hot_standby_feedback', () => {
 describe('the look under the lock, under load', () => {
   it('does not hold the swap back for writers queued behind it or single-statement readers of other tables', async () => {
     const db = await prepared('snap_load', 2_000);
-    await withClient(db.url, (c) => c.query('CREATE TABLE app.unrelated AS SELECT g AS id FROM generate_series(1, 1000) g'));
-    const plan = await planTable(db.url, 'app', 'orders', { snapshotWaitSeconds: 30, lockAttempts: 10, lockBudgetMs: 5_000 });
+    await withClient(db.url, (c) =>
+      c.query('CREATE TABLE app.unrelated AS SELECT g AS id FROM generate_series(1, 1000) g'),
+    );
+    const plan = await planTable(db.url, 'app', 'orders', {
+      snapshotWaitSeconds: 30,
+      lockAttempts: 10,
+      lockBudgetMs: 5_000,
+    });
     const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
     expect(ready.code, ready.stderr).toBe(0);
     const writers = await startWriters({ connectionString: db.url }, 2, 2);
@@ -280,6 +324,8 @@ describe('the look under the lock, under load', () => {
     }
     const stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);
-    await withClient(db.url, async (c) => expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 }));
+    await withClient(db.url, async (c) =>
+      expect(await compareWithTwin(c)).toMatchObject({ missing: 0, extra: 0, badGenerated: 0 }),
+    );
   });
 });

@@ -63,10 +63,13 @@ interface Observed {
 }
 
 async function observe(c: pg.Client, runId: string): Promise<Observed> {
-  const r = await c.query(`
+  const r = await c.query(
+    `
     SELECT r.backfill_next, r.backfill_end, r.rows_copied, r.stage, k.waiting_for,
            extract(epoch FROM clock_timestamp() - k.waiting_since) * 1000 AS waited_ms
-      FROM shadowpack.runs r, shadowpack.control_${runId} k WHERE r.run_id = $1`, [runId]);
+      FROM shadowpack.runs r, shadowpack.control_${runId} k WHERE r.run_id = $1`,
+    [runId],
+  );
   const row = r.rows[0] as Record<string, unknown>;
   return {
     next: Number(row['backfill_next']),
@@ -88,10 +91,23 @@ const RATE = 3000;
 describe('throttling and operator control', () => {
   it('a lagging probe stops the backfill within one batch; pause, resume and batch size work while it runs', async () => {
     const db = await prepared('throttle_probe', 12_000);
-    const plan = await planDir(db.url, '--batch-pages', String(BATCH), '--max-rows-per-second', String(RATE),
-      '--throttle-probe', 'SELECT ms FROM app.lag', '--throttle-threshold', '100');
+    const plan = await planDir(
+      db.url,
+      '--batch-pages',
+      String(BATCH),
+      '--max-rows-per-second',
+      String(RATE),
+      '--throttle-probe',
+      'SELECT ms FROM app.lag',
+      '--throttle-threshold',
+      '100',
+    );
     const id = plan.manifest.runId;
-    expect(plan.manifest.options).toMatchObject({ throttleProbe: 'SELECT ms FROM app.lag', throttleThreshold: 100, maxRowsPerSecond: RATE });
+    expect(plan.manifest.options).toMatchObject({
+      throttleProbe: 'SELECT ms FROM app.lag',
+      throttleThreshold: 100,
+      maxRowsPerSecond: RATE,
+    });
     const writers = await startWriters({ connectionString: db.url }, 2, 5);
     const setup = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'setup']);
     expect(setup.code, setup.stderr).toBe(0);
@@ -137,10 +153,14 @@ describe('throttling and operator control', () => {
       const st = await cli(['status', '--plan', plan.dir, '--url', db.url]);
       expect(st.code, st.stderr).toBe(0);
       // No --hold-swap: the swap is never held, so the line does not speak of it (finding 18).
-      expect(st.stdout).toMatch(/control: running, batch 5 pages, at most 3000 rows\/s; waiting for: throttle probe returned 250, above 100/);
+      expect(st.stdout).toMatch(
+        /control: running, batch 5 pages, at most 3000 rows\/s; waiting for: throttle probe returned 250, above 100/,
+      );
       const noHold = await control(plan, db.url, '--release-swap');
       expect(noHold.code).toBe(2);
-      expect(noHold.stderr).toMatch(/^shadowpack: BAD_ARGUMENT: --release-swap: \S+ was planned without --hold-swap, so its swap never waits for a release/);
+      expect(noHold.stderr).toMatch(
+        /^shadowpack: BAD_ARGUMENT: --release-swap: \S+ was planned without --hold-swap, so its swap never waits for a release/,
+      );
 
       // The operator pauses; the lag clears; the pause still holds.
       const p = await control(plan, db.url, '--pause');
@@ -153,18 +173,30 @@ describe('throttling and operator control', () => {
       });
       expect(paused.next).toBe(held.next);
       const sj = await cli(['status', '--plan', plan.dir, '--url', db.url, '--json']);
-      expect(JSON.parse(sj.stdout).control).toMatchObject({ paused: true, batchPages: BATCH, waitingFor: expect.stringMatching(/^paused/) });
+      expect(JSON.parse(sj.stdout).control).toMatchObject({
+        paused: true,
+        batchPages: BATCH,
+        waitingFor: expect.stringMatching(/^paused/),
+      });
 
       // Bigger batches, no ceiling, resume: the next batch copies 40 pages.
       const r = await control(plan, db.url, '--resume', '--batch-pages', '40', '--max-rows-per-second', '0', '--json');
       expect(r.code, r.stderr).toBe(0);
       // The reply is the row after the change: the pause it ended is no longer waited for (finding 18).
-      expect(JSON.parse(r.stdout).control).toMatchObject({ paused: false, batchPages: 40, waitingFor: null, waitingSince: null });
+      expect(JSON.parse(r.stdout).control).toMatchObject({
+        paused: false,
+        batchPages: 40,
+        waitingFor: null,
+        waitingSince: null,
+      });
       const after = await waitFor('the backfill to resume', async () => {
         const o = await observe(c, id);
         return o.next > paused.next ? o : undefined;
       });
-      expect((after.next - paused.next) % 40 === 0 || after.next === after.end, `moved from ${paused.next} to ${after.next}`).toBe(true);
+      expect(
+        (after.next - paused.next) % 40 === 0 || after.next === after.end,
+        `moved from ${paused.next} to ${after.next}`,
+      ).toBe(true);
       expect(paused.end - paused.next).toBeGreaterThan(40);
 
       const b = await backfill;
@@ -187,7 +219,16 @@ describe('throttling and operator control', () => {
   it('a held swap waits (bounded) until --release-swap, run with plain psql', async () => {
     const db = await prepared('throttle_hold', 3_000);
     // No replica here: the lag check runs between batches and finds nothing to wait for.
-    const plan = await planDir(db.url, '--hold-swap', '--hold-wait-seconds', '120', '--batch-pages', '20', '--max-replica-lag-ms', '1000');
+    const plan = await planDir(
+      db.url,
+      '--hold-swap',
+      '--hold-wait-seconds',
+      '120',
+      '--batch-pages',
+      '20',
+      '--max-replica-lag-ms',
+      '1000',
+    );
     const id = plan.manifest.runId;
     expect(plan.manifest.options).toMatchObject({ holdSwap: true, holdWaitSeconds: 120, maxReplicaLagMs: 1000 });
     expect(plan.files.get('01-setup.sql')).toContain('FROM pg_stat_replication');
@@ -197,7 +238,10 @@ describe('throttling and operator control', () => {
 
     await withClient(db.url, async (c) => {
       // The wait is bounded: with a 1 s bound it stops with one clear message, nothing swapped.
-      const err = await c.query(`CALL shadowpack.hold_${id}(1)`).then(() => null, (e: Error) => e);
+      const err = await c.query(`CALL shadowpack.hold_${id}(1)`).then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(err?.message).toMatch(/the swap of .*orders.* is held, waiting for release/);
       // The wait ended with the CALL: status does not show it as still waiting (finding 18: it did,
       // with the old start time, long after). A run of the same table in another database of the
@@ -216,11 +260,16 @@ describe('throttling and operator control', () => {
 
       const swap = psql(db.url, join(plan.dir, '05-swap.sql'));
       await waitFor('psql to wait in the hold', async () => {
-        const r = await c.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND query LIKE '%hold\\_%' AND state = 'active'`, [`shadowpack/${id}/swap`]);
+        const r = await c.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND query LIKE '%hold\\_%' AND state = 'active'`,
+          [`shadowpack/${id}/swap`],
+        );
         return r.rowCount === 1 ? true : undefined;
       });
       expect((await observe(c, id)).stage).toBe('catchup');
-      expect(Number((await c.query("SELECT count(*) AS n FROM pg_class WHERE relname LIKE '\\_sp\\_%\\_old'")).rows[0].n)).toBe(0);
+      expect(
+        Number((await c.query("SELECT count(*) AS n FROM pg_class WHERE relname LIKE '\\_sp\\_%\\_old'")).rows[0].n),
+      ).toBe(0);
       const waiting = await cli(['status', '--plan', plan.dir, '--url', db.url]);
       expect(waiting.stdout).toMatch(/swap held; waiting for: release of the swap/);
 
@@ -259,7 +308,10 @@ describe('throttling and operator control', () => {
     for (const [probe, message] of cases) {
       const dir = join(mkdtempSync(join(tmpdir(), 'sp-throttle-')), 'plan');
       const options = { throttleProbe: probe, throttleThreshold: 1, throttleProbeTimeoutMs: 300 };
-      const err = await planCommand({ table: 'app.orders', out: dir, url: db.url, options }, () => undefined).then(() => null, (e: unknown) => e);
+      const err = await planCommand({ table: 'app.orders', out: dir, url: db.url, options }, () => undefined).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err, probe).toBeInstanceOf(UserError);
       expect((err as UserError).code, probe).toBe('BAD_OPTION');
       expect((err as UserError).message, probe).toMatch(message);
@@ -267,7 +319,19 @@ describe('throttling and operator control', () => {
     }
     // Through the CLI once: one line on stderr, exit 2.
     const dir = join(mkdtempSync(join(tmpdir(), 'sp-throttle-')), 'plan');
-    const r = await cli(['plan', '--url', db.url, '--table', 'app.orders', '--out', dir, '--throttle-probe', cases[0]![0], '--throttle-threshold', '1']);
+    const r = await cli([
+      'plan',
+      '--url',
+      db.url,
+      '--table',
+      'app.orders',
+      '--out',
+      dir,
+      '--throttle-probe',
+      cases[0]![0],
+      '--throttle-threshold',
+      '1',
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^shadowpack: BAD_OPTION: --throttle-probe failed when run once read-only .*syntax error/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);

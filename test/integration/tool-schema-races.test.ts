@@ -16,13 +16,15 @@ describe('runs on different tables share the tool schema safely', () => {
 
   beforeAll(async () => {
     db = await freshDatabase('schema_races');
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE TABLE public.ta (id bigserial PRIMARY KEY, v int);
       CREATE TABLE public.tb (id bigserial PRIMARY KEY, v int);
       CREATE TABLE public.tc (id bigserial PRIMARY KEY, v int);
       INSERT INTO public.ta (v) SELECT g FROM generate_series(1, 500) g;
       INSERT INTO public.tb (v) SELECT g FROM generate_series(1, 500) g;
-      INSERT INTO public.tc (v) SELECT g FROM generate_series(1, 500) g`));
+      INSERT INTO public.tc (v) SELECT g FROM generate_series(1, 500) g`),
+    );
   });
   afterAll(async () => {
     await db?.drop();
@@ -30,7 +32,12 @@ describe('runs on different tables share the tool schema safely', () => {
 
   /** A plan whose lock step waits long enough for the test to line the sessions up. */
   async function plan(table: string): Promise<{ dir: string; runId: string }> {
-    const p = await planTable(db.url, 'public', table, { lockBudgetMs: 60000, lockAttempts: 10000, backoffBaseMs: 50, backoffMaxMs: 100 });
+    const p = await planTable(db.url, 'public', table, {
+      lockBudgetMs: 60000,
+      lockAttempts: 10000,
+      backoffBaseMs: 50,
+      backoffMaxMs: 100,
+    });
     return { dir: p.dir, runId: p.manifest.runId };
   }
 
@@ -49,7 +56,9 @@ describe('runs on different tables share the tool schema safely', () => {
       if (r.rowCount! > 0) return;
       await new Promise((res) => setTimeout(res, 50));
     }
-    const seen = await c.query('SELECT application_name, state, wait_event_type, wait_event, left(query, 300) AS query FROM pg_stat_activity WHERE datname = current_database()');
+    const seen = await c.query(
+      'SELECT application_name, state, wait_event_type, wait_event, left(query, 300) AS query FROM pg_stat_activity WHERE datname = current_database()',
+    );
     throw new Error(`timed out waiting for ${app}: ${where}; sessions: ${JSON.stringify(seen.rows)}`);
   }
 
@@ -73,15 +82,25 @@ describe('runs on different tables share the tool schema safely', () => {
       // A's setup stops at its lock step with the schema created but not committed; B's setup starts then.
       await holder.query('BEGIN; LOCK TABLE public.ta IN SHARE MODE');
       const setupA = psql(db.url, join(a.dir, '01-setup.sql'));
-      await Promise.race([waitFor(watcher, `shadowpack/${a.runId}/setup`, inLockStep), setupA.then((x) => { throw new Error(`setup A ended: ${x.stderr}`); })]);
+      await Promise.race([
+        waitFor(watcher, `shadowpack/${a.runId}/setup`, inLockStep),
+        setupA.then((x) => {
+          throw new Error(`setup A ended: ${x.stderr}`);
+        }),
+      ]);
       const setupB = psql(db.url, join(b.dir, '01-setup.sql'));
       await waitFor(watcher, `shadowpack/${b.runId}/setup`, waitingOnLock);
       await holder.query('COMMIT');
       const [ra, rb] = await Promise.all([setupA, setupB]);
       expect(ra.code, ra.stderr).toBe(0);
       expect(rb.code, rb.stderr).toBe(0);
-      const stages = await watcher.query<{ run_id: string; stage: string }>('SELECT run_id, stage FROM shadowpack.runs ORDER BY table_name');
-      expect(stages.rows).toEqual([{ run_id: a.runId, stage: 'setup' }, { run_id: b.runId, stage: 'setup' }]);
+      const stages = await watcher.query<{ run_id: string; stage: string }>(
+        'SELECT run_id, stage FROM shadowpack.runs ORDER BY table_name',
+      );
+      expect(stages.rows).toEqual([
+        { run_id: a.runId, stage: 'setup' },
+        { run_id: b.runId, stage: 'setup' },
+      ]);
     } finally {
       await holder.end();
       await watcher.end();
@@ -98,7 +117,15 @@ describe('runs on different tables share the tool schema safely', () => {
     const a = await plan('ta');
     const b = await plan('tb');
     const c = await plan('tc');
-    await stages(a, '00-preflight.sql', '01-setup.sql', '02-backfill.sql', '03-build.sql', '04-catchup.sql', '05-swap.sql');
+    await stages(
+      a,
+      '00-preflight.sql',
+      '01-setup.sql',
+      '02-backfill.sql',
+      '03-build.sql',
+      '04-catchup.sql',
+      '05-swap.sql',
+    );
     await stages(c, '00-preflight.sql');
     const holder = new pg.Client({ connectionString: db.url });
     const watcher = new pg.Client({ connectionString: db.url });
@@ -119,8 +146,7 @@ describe('runs on different tables share the tool schema safely', () => {
       const [rc, ra, rb] = await Promise.all([setupC, cleanupA, preflightB]);
       expect(rc.code, rc.stderr).toBe(0);
       expect(ra.code, ra.stderr).toBe(0);
-      const left = await watcher.query<{ run_id: string; stage: string }>(
-        'SELECT run_id, stage FROM shadowpack.runs');
+      const left = await watcher.query<{ run_id: string; stage: string }>('SELECT run_id, stage FROM shadowpack.runs');
       expect(left.rows).toEqual([{ run_id: c.runId, stage: 'setup' }]);
       expect(rb.code, rb.stderr).toBe(0);
     } finally {

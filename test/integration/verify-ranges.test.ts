@@ -18,7 +18,18 @@ describe('verify by key ranges, and the verify stage the swap requires', () => {
 
   it('passes under load, fails on a row altered by hand (naming its range), and holds the swap until it passes', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'sp-plan-')), 'orders');
-    let r = await cli(['plan', '--table', 'app.orders', '--out', dir, '--url', db.url, '--verify-before-swap', '--batch-pages', '10']);
+    let r = await cli([
+      'plan',
+      '--table',
+      'app.orders',
+      '--out',
+      dir,
+      '--url',
+      db.url,
+      '--verify-before-swap',
+      '--batch-pages',
+      '10',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const plan = readPlanDir(dir);
     expect(plan.manifest.options.verifyRanges).toBe(16);
@@ -41,7 +52,9 @@ describe('verify by key ranges, and the verify stage the swap requires', () => {
     // Alter one copy row that no pending log entry will repair.
     const copy = `app."_sp_${plan.manifest.runId}_new"`;
     const id = await withClient(db.url, async (c) => {
-      const k = await c.query<{ id: number }>(`SELECT id FROM ${copy} WHERE id NOT IN (SELECT k1 FROM shadowpack."log_${plan.manifest.runId}") ORDER BY id OFFSET 3000 LIMIT 1`);
+      const k = await c.query<{ id: number }>(
+        `SELECT id FROM ${copy} WHERE id NOT IN (SELECT k1 FROM shadowpack."log_${plan.manifest.runId}") ORDER BY id OFFSET 3000 LIMIT 1`,
+      );
       await c.query(`UPDATE ${copy} SET note = 'altered by hand' WHERE id = $1`, [k.rows[0]!.id]);
       return k.rows[0]!.id;
     });
@@ -97,10 +110,13 @@ describe('verify by key ranges, and the verify stage the swap requires', () => {
     const r = await cli(['verify', '--plan', plan.dir, '--url', db.url, '--ranges', '3', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const ok = JSON.parse(r.stdout) as RangeVerifyResult;
-    expect(ok.ranges.map((x) => [x.rowsLive, x.rowsOther])).toEqual([[167, 167], [167, 167], [166, 166]]);
+    expect(ok.ranges.map((x) => [x.rowsLive, x.rowsOther])).toEqual([
+      [167, 167],
+      [167, 167],
+      [166, 166],
+    ]);
     expect(ok.ranges[0]!.firstKey).toBe('(0,1)');
     const abort = await psql(db.url, join(plan.dir, '90-abort.sql'));
     expect(abort.code, abort.stderr).toBe(0);
   });
 });
-

@@ -29,7 +29,9 @@ describe('shadowpack verify', () => {
 
     const copy = `app."_sp_${plan.manifest.runId}_new"`;
     const altered = await withClient(db.url, async (c) => {
-      const k = await c.query<{ id: number }>(`SELECT id FROM ${copy} WHERE id NOT IN (SELECT k1 FROM shadowpack."log_${plan.manifest.runId}") LIMIT 1`);
+      const k = await c.query<{ id: number }>(
+        `SELECT id FROM ${copy} WHERE id NOT IN (SELECT k1 FROM shadowpack."log_${plan.manifest.runId}") LIMIT 1`,
+      );
       await c.query(`UPDATE ${copy} SET note = 'altered by hand' WHERE id = $1`, [k.rows[0]!.id]);
       return k.rows[0]!.id;
     });
@@ -40,10 +42,14 @@ describe('shadowpack verify', () => {
     expect(r.stdout).toContain(`\n  keys (id): (${altered}) different\n`);
     const json = await cli(['verify', '--plan', plan.dir, '--url', db.url, '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ pass: false, changed: 1, differingKeys: `(${altered}) different` });
-    expect(r.stdout).toContain(`\n  the copy differs: do not swap; find out why (--ranges N names the key ranges), then shadowpack run --plan ${plan.dir} --stage abort\n`);
+    expect(r.stdout).toContain(
+      `\n  the copy differs: do not swap; find out why (--ranges N names the key ranges), then shadowpack run --plan ${plan.dir} --stage abort\n`,
+    );
     // Put it right (the log re-reads the row from the table), swap, verify against the old table.
     await withClient(db.url, async (c) => {
-      await c.query(`UPDATE app.orders SET note = note WHERE id IN (SELECT id FROM ${copy} WHERE note = 'altered by hand')`);
+      await c.query(
+        `UPDATE app.orders SET note = note WHERE id IN (SELECT id FROM ${copy} WHERE note = 'altered by hand')`,
+      );
     });
     r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'swap']);
     expect(r.code, r.stderr).toBe(0);
@@ -54,22 +60,28 @@ describe('shadowpack verify', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 
-  it('names the differing keys when a superuser verifies another owner\'s table (through the owner\'s verify function)', async () => {
+  it("names the differing keys when a superuser verifies another owner's table (through the owner's verify function)", async () => {
     const role = `sp_verify_owner_${process.pid}`;
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE ROLE ${role};
       GRANT USAGE, CREATE ON SCHEMA app TO ${role};
       CREATE TABLE app.owned (id int PRIMARY KEY, v text);
       INSERT INTO app.owned SELECT g, 'x' || g FROM generate_series(1, 300) g;
-      ALTER TABLE app.owned OWNER TO ${role};`));
+      ALTER TABLE app.owned OWNER TO ${role};`),
+    );
     const plan = await planTable(db.url, 'app', 'owned');
     let r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'catchup']);
     expect(r.code, r.stderr).toBe(0);
     await withClient(db.url, async (c) => {
       // The route is taken: the verify function belongs to the table's owner, and we are a superuser who is not.
-      const fn = await c.query(`SELECT pg_get_userbyid(proowner) AS owner FROM pg_proc WHERE proname = $1`, [`vowner_${plan.manifest.runId}`]);
+      const fn = await c.query(`SELECT pg_get_userbyid(proowner) AS owner FROM pg_proc WHERE proname = $1`, [
+        `vowner_${plan.manifest.runId}`,
+      ]);
       expect(fn.rows[0]?.owner).toBe(role);
-      await c.query(`UPDATE app."_sp_${plan.manifest.runId}_new" SET v = 'by hand' WHERE id IN (7, 250); DELETE FROM app."_sp_${plan.manifest.runId}_new" WHERE id = 9`);
+      await c.query(
+        `UPDATE app."_sp_${plan.manifest.runId}_new" SET v = 'by hand' WHERE id IN (7, 250); DELETE FROM app."_sp_${plan.manifest.runId}_new" WHERE id = 9`,
+      );
     });
     r = await cli(['verify', '--plan', plan.dir, '--url', db.url]);
     expect(r.code).toBe(1);

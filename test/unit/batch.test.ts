@@ -1,19 +1,53 @@
 import { describe, expect, it } from 'vitest';
-import { batchHashOf, peakDiskBytes, tableDirName, type BatchManifest, type BatchTable } from '../../src/batch/manifest.js';
+import {
+  batchHashOf,
+  peakDiskBytes,
+  tableDirName,
+  type BatchManifest,
+  type BatchTable,
+} from '../../src/batch/manifest.js';
 import { renderBatchReadme } from '../../src/batch/readme.js';
 
 function table(name: string, disk: number, extra: Partial<BatchTable> = {}): BatchTable {
   return {
-    schema: 's', name, dir: tableDirName('s', name), planHash: 'p1:x', planId: 'i1:x', rows: 10, totalBytes: disk * 2, reclaimableBytes: disk, bloatMethod: 'statistics',
-    diskNeededBytes: disk, walBytes: disk, hazards: ['NEEDS_DISK'], locks: ['swap: ACCESS EXCLUSIVE on s.t'], lockBudgetMs: 2000, estimatedSeconds: 1, neighbours: [], ...extra,
+    schema: 's',
+    name,
+    dir: tableDirName('s', name),
+    planHash: 'p1:x',
+    planId: 'i1:x',
+    rows: 10,
+    totalBytes: disk * 2,
+    reclaimableBytes: disk,
+    bloatMethod: 'statistics',
+    diskNeededBytes: disk,
+    walBytes: disk,
+    hazards: ['NEEDS_DISK'],
+    locks: ['swap: ACCESS EXCLUSIVE on s.t'],
+    lockBudgetMs: 2000,
+    estimatedSeconds: 1,
+    neighbours: [],
+    ...extra,
   };
 }
 
 function manifest(tables: BatchTable[]): Omit<BatchManifest, 'readmeSha256' | 'batchHash'> {
   return {
-    formatVersion: 1, kind: 'batch', tool: { name: 'shadowpack', version: '0.1.0' }, selection: { schemas: ['s'], tables: [], bloated: null }, order: 'largest first',
-    tables, skipped: [{ schema: 's', name: 'nokey', reason: 'it has no primary key\nsecond line' }],
-    totals: { tables: tables.length, rows: 0, totalBytes: 0, reclaimableBytes: 0, peakDiskBytes: peakDiskBytes(tables, 1), walBytes: 0, estimatedSeconds: 0 },
+    formatVersion: 1,
+    kind: 'batch',
+    tool: { name: 'shadowpack', version: '0.1.0' },
+    selection: { schemas: ['s'], tables: [], bloated: null },
+    order: 'largest first',
+    tables,
+    skipped: [{ schema: 's', name: 'nokey', reason: 'it has no primary key\nsecond line' }],
+    totals: {
+      tables: tables.length,
+      rows: 0,
+      totalBytes: 0,
+      reclaimableBytes: 0,
+      peakDiskBytes: peakDiskBytes(tables, 1),
+      walBytes: 0,
+      estimatedSeconds: 0,
+    },
     environment: { database: 'd', databaseOid: 1, systemIdentifier: null, serverVersion: '17' },
   };
 }

@@ -25,7 +25,15 @@ const provenanceOf = (c: Case): PlanProvenance => ({
 });
 
 const build = (c: Case, options: PlanOptions = c.options, provenance: PlanProvenance = provenanceOf(c)): Plan =>
-  compile({ model: c.model, facts: c.facts, options, templates, toolVersion: TOOL_VERSION, provenance, ...(c.transform ? { transform: c.transform } : {}) });
+  compile({
+    model: c.model,
+    facts: c.facts,
+    options,
+    templates,
+    toolVersion: TOOL_VERSION,
+    provenance,
+    ...(c.transform ? { transform: c.transform } : {}),
+  });
 
 /** Files compared with goldens: every script and the README. */
 const goldenNames = (plan: Plan): string[] =>
@@ -33,14 +41,17 @@ const goldenNames = (plan: Plan): string[] =>
 
 /** The stage scripts: every .sql file but binding.sql, which is written per environment. */
 const sqlFiles = (plan: Plan): [string, string][] =>
-  [...plan.files.entries()].filter(([f]) => f.endsWith('.sql') && f !== BINDING_FILE).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  [...plan.files.entries()]
+    .filter(([f]) => f.endsWith('.sql') && f !== BINDING_FILE)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
 /** First differing line, to make a golden mismatch readable without a full dump. */
 function firstDifference(expected: string, actual: string): string {
   const e = expected.split('\n');
   const a = actual.split('\n');
   for (let i = 0; i < Math.max(e.length, a.length); i++) {
-    if (e[i] !== a[i]) return `line ${i + 1}:\n  expected: ${JSON.stringify(e[i])}\n  actual:   ${JSON.stringify(a[i])}`;
+    if (e[i] !== a[i])
+      return `line ${i + 1}:\n  expected: ${JSON.stringify(e[i])}\n  actual:   ${JSON.stringify(a[i])}`;
   }
   return 'identical lines, different bytes (line endings?)';
 }
@@ -74,7 +85,8 @@ describe('compile goldens', () => {
           continue;
         }
         const expected = readFileSync(path, 'utf8');
-        if (expected !== actual) problems.push(`${name}/expected/${file} differs at ${firstDifference(expected, actual)}`);
+        if (expected !== actual)
+          problems.push(`${name}/expected/${file} differs at ${firstDifference(expected, actual)}`);
       }
       if (!UPDATE && existsSync(expectedDir)) {
         for (const stale of readdirSync(expectedDir).sort()) {
@@ -82,7 +94,9 @@ describe('compile goldens', () => {
         }
       }
       if (problems.length > 0) {
-        throw new Error(`${problems.join('\n')}\n\nIf the change is intended, run \`npm run goldens:update\` and review the diff of fixtures/compile/${name}/expected before committing.`);
+        throw new Error(
+          `${problems.join('\n')}\n\nIf the change is intended, run \`npm run goldens:update\` and review the diff of fixtures/compile/${name}/expected before committing.`,
+        );
       }
     });
 
@@ -119,7 +133,14 @@ describe('compile goldens', () => {
 
     it('keeps who, when and where it was planned out of the scripts, the plan hash and the plan id', () => {
       const a = build(c);
-      const other: PlanProvenance = { plannedAt: '2027-01-02T03:04:05Z', role: 'someone_else', runAs: 'app', host: '/var/run/postgresql', port: 6432, command: null };
+      const other: PlanProvenance = {
+        plannedAt: '2027-01-02T03:04:05Z',
+        role: 'someone_else',
+        runAs: 'app',
+        host: '/var/run/postgresql',
+        port: 6432,
+        command: null,
+      };
       const b = build(c, c.options, other);
       expect([...b.files].filter(([f]) => f !== 'README.md')).toEqual([...a.files].filter(([f]) => f !== 'README.md'));
       expect(b.manifest.planHash).toBe(a.manifest.planHash);
@@ -146,7 +167,12 @@ describe('compile goldens', () => {
       const n = runNames(c.model.schema, c.model.name);
       const fixed = Object.entries(n).filter(([, v]) => typeof v === 'string') as [string, string][];
       expect(fixed.length).toBeGreaterThan(10);
-      const all = [...fixed.map(([, v]) => v), ...c.model.indexes.flatMap((_, i) => [n.copyIndex(i), n.oldIndex(i)]), n.copyIndex(9999), n.oldIndex(9999)];
+      const all = [
+        ...fixed.map(([, v]) => v),
+        ...c.model.indexes.flatMap((_, i) => [n.copyIndex(i), n.oldIndex(i)]),
+        n.copyIndex(9999),
+        n.oldIndex(9999),
+      ];
       for (const v of all) expect(byteLength(v), v).toBeLessThanOrEqual(63);
     });
 

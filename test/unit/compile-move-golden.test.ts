@@ -15,8 +15,11 @@ import { FIXTURES } from '../helpers/compile-fixtures.js';
 
 const UPDATE = process.env['UPDATE_GOLDENS'] === '1';
 const templates = loadMoveTemplates();
-const moveCases = readdirSync(FIXTURES).filter((d) => existsSync(join(FIXTURES, d, 'move-input.json'))).sort();
-const load = (name: string): MoveInput => JSON.parse(readFileSync(join(FIXTURES, name, 'move-input.json'), 'utf8')) as MoveInput;
+const moveCases = readdirSync(FIXTURES)
+  .filter((d) => existsSync(join(FIXTURES, d, 'move-input.json')))
+  .sort();
+const load = (name: string): MoveInput =>
+  JSON.parse(readFileSync(join(FIXTURES, name, 'move-input.json'), 'utf8')) as MoveInput;
 
 describe('move compile goldens', () => {
   it('has a move case', () => expect(moveCases).toContain('move-group'));
@@ -37,7 +40,7 @@ describe('move compile goldens', () => {
       for (const [f, text] of files) expect(text, `${name}/${f}`).toBe(readFileSync(join(expectedDir, f), 'utf8'));
     });
 
-    it('is deterministic, lists every stage with its side and includes that side\'s binding first', () => {
+    it("is deterministic, lists every stage with its side and includes that side's binding first", () => {
       expect(compileMove(input, templates, '0.1.0').manifest.planHash).toBe(plan.manifest.planHash);
       expect(plan.manifest.stages.map((s) => [s.file, s.side])).toEqual(MOVE_STAGES.map((s) => [s.file, s.side]));
       for (const s of plan.manifest.stages) {
@@ -49,7 +52,8 @@ describe('move compile goldens', () => {
 
     it('names every generated object in at most 63 bytes and writes no password', () => {
       for (const text of plan.files.values()) {
-        for (const m of text.matchAll(/"((?:[^"]|"")+)"/g)) expect(byteLength(m[1]!.replaceAll('""', '"'))).toBeLessThanOrEqual(63);
+        for (const m of text.matchAll(/"((?:[^"]|"")+)"/g))
+          expect(byteLength(m[1]!.replaceAll('""', '"'))).toBeLessThanOrEqual(63);
         expect(text).not.toMatch(/password '/i);
       }
     });

@@ -10,7 +10,7 @@ describe('the plan dollar tag', () => {
     const text = rendered('DO $sp$ BEGIN PERFORM 1; END $sp$;\n') + "SELECT '$sp$ outside any body';";
     const tag = planDollarTag([text]);
     expect(tag).toBe('$sp$');
-    expect(withDollarTag(text, tag)).toBe('DO $sp$ BEGIN PERFORM 1; END $sp$;\nSELECT \'$sp$ outside any body\';');
+    expect(withDollarTag(text, tag)).toBe("DO $sp$ BEGIN PERFORM 1; END $sp$;\nSELECT '$sp$ outside any body';");
   });
 
   it('is chosen over every script of the plan, and avoids a body ending in the tag without its closing $', () => {

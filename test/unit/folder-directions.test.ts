@@ -24,11 +24,23 @@ const MAY_IMPORT: Readonly<Record<Part, { readonly from: readonly Part[]; readon
   introspect: { from: ['model'], why: 'the catalog reader maps rows into the model and knows nothing of plans' },
   compile: { from: ['model'], why: 'the compiler is pure: model and options in, plan out' },
   run: { from: ['model', 'compile'], why: 'the executor runs compiled plans; it never plans or parses flags' },
-  planning: { from: ['model', 'introspect', 'compile', 'run', 'version'], why: 'planning gathers facts, compiles and writes the folder (and reads a run in progress)' },
-  batch: { from: ['model', 'introspect', 'compile', 'run', 'planning', 'version'], why: 'a batch plans and runs many tables' },
-  index: { from: ['model', 'introspect', 'compile', 'run', 'planning', 'batch', 'version'], why: 'the library entry exports the library, not the CLI or the demo' },
+  planning: {
+    from: ['model', 'introspect', 'compile', 'run', 'version'],
+    why: 'planning gathers facts, compiles and writes the folder (and reads a run in progress)',
+  },
+  batch: {
+    from: ['model', 'introspect', 'compile', 'run', 'planning', 'version'],
+    why: 'a batch plans and runs many tables',
+  },
+  index: {
+    from: ['model', 'introspect', 'compile', 'run', 'planning', 'batch', 'version'],
+    why: 'the library entry exports the library, not the CLI or the demo',
+  },
   dev: { from: [], why: 'a throw-away server and a demo workload need nothing of shadowpack' },
-  cli: { from: ['model', 'introspect', 'compile', 'run', 'planning', 'batch', 'dev', 'version'], why: 'the CLI is the top' },
+  cli: {
+    from: ['model', 'introspect', 'compile', 'run', 'planning', 'batch', 'dev', 'version'],
+    why: 'the CLI is the top',
+  },
 };
 
 /** Packages (and node: modules) each part may import; anything not listed is refused. */
@@ -95,7 +107,9 @@ describe('folder directions in src/', () => {
     expect(FILES.length).toBeGreaterThan(50);
     expect(seen(path.join('cli', 'main.ts'), 'yargs')).toBe(true);
     expect(IMPORTS.some((i) => i.file === 'index.ts' && i.spec === './run/runner.js')).toBe(true); // export … from
-    expect(IMPORTS.some((i) => i.file.startsWith('compile') && 'part' in i.target && i.target.part === 'model')).toBe(true);
+    expect(IMPORTS.some((i) => i.file.startsWith('compile') && 'part' in i.target && i.target.part === 'model')).toBe(
+      true,
+    );
     expect(IMPORTS.some((i) => i.file.startsWith('cli') && 'part' in i.target && i.target.part === 'dev')).toBe(true); // the demo
     expect(seen(path.join('cli', 'main.ts'), './commands/bloat.js')).toBe(true); // await import(…)
   });
@@ -112,7 +126,11 @@ describe('folder directions in src/', () => {
       const to = i.target.part;
       if (to === from) return [];
       const rule = MAY_IMPORT[from];
-      return rule && !(rule.from as readonly string[]).includes(to) ? [`src/${i.file} imports ${i.spec} (${to}): ${from} may import only ${rule.from.join(', ') || 'nothing of src'}; ${rule.why}`] : [];
+      return rule && !(rule.from as readonly string[]).includes(to)
+        ? [
+            `src/${i.file} imports ${i.spec} (${to}): ${from} may import only ${rule.from.join(', ') || 'nothing of src'}; ${rule.why}`,
+          ]
+        : [];
     });
     expect(wrong).toEqual([]);
   });
@@ -122,14 +140,20 @@ describe('folder directions in src/', () => {
       if (!('pkg' in i.target)) return [];
       const from = partOf(path.join(SRC, i.file)) as Part;
       const allowed = MAY_USE[from] ?? [];
-      return allowed.includes(i.target.pkg) ? [] : [`src/${i.file} imports ${i.spec}: ${from} may use only ${allowed.join(', ') || 'no package'}`];
+      return allowed.includes(i.target.pkg)
+        ? []
+        : [`src/${i.file} imports ${i.spec}: ${from} may use only ${allowed.join(', ') || 'no package'}`];
     });
     expect(wrong).toEqual([]);
   });
 
   it('keeps the pure parts free of the clock, randomness and process', () => {
     const wrong = FILES.filter((f) => PURE.includes(partOf(f) as Part))
-      .flatMap((f) => readFileSync(f, 'utf8').split('\n').map((line, n) => ({ f, line, n })))
+      .flatMap((f) =>
+        readFileSync(f, 'utf8')
+          .split('\n')
+          .map((line, n) => ({ f, line, n })),
+      )
       .filter(({ line }) => IMPURE.test(line.replace(/\/\/.*$/, '')))
       .map(({ f, line, n }) => `src/${path.relative(SRC, f)}:${n + 1}: ${line.trim()}`);
     expect(wrong).toEqual([]);

@@ -20,11 +20,15 @@ describe('scriptParts: \\ir the way psql runs it', () => {
   });
 
   it('refuses a file plan.json does not list', () => {
-    expect(() => scriptParts('x.sql', '\\ir other.sql\n', binding)).toThrow(/includes other\.sql, which plan\.json does not list/);
+    expect(() => scriptParts('x.sql', '\\ir other.sql\n', binding)).toThrow(
+      /includes other\.sql, which plan\.json does not list/,
+    );
   });
 
   it('refuses an include inside a statement or a quoted body', () => {
-    expect(() => scriptParts('x.sql', 'SELECT\n\\ir binding.sql\n1;\n', binding)).toThrow(/x\.sql:2: .* is inside a statement/);
+    expect(() => scriptParts('x.sql', 'SELECT\n\\ir binding.sql\n1;\n', binding)).toThrow(
+      /x\.sql:2: .* is inside a statement/,
+    );
     expect(() => scriptParts('x.sql', 'DO $sp$\n\\ir binding.sql\n$sp$;\n', binding)).toThrow(/inside a statement/);
   });
 
@@ -37,12 +41,20 @@ describe('scriptParts: \\ir the way psql runs it', () => {
       'binding.sql: SELECT 2;',
       '01-setup.sql: SELECT 3;',
     ]);
-    expect(() => scriptParts('x.sql', 'SELECT 1;\n\\set ON_ERROR_STOP off\n', binding)).toThrow(/x\.sql:2: "\\set ON_ERROR_STOP off" is a psql setting the runner does not know/);
-    expect(() => scriptParts('x.sql', '\\set AUTOCOMMIT off\n', binding)).toThrow(/psql setting the runner does not know/);
-    expect(() => scriptParts('x.sql', 'SELECT\n\\set ON_ERROR_STOP on\n1;\n', binding)).toThrow(/x\.sql:2: .* is inside a statement/);
+    expect(() => scriptParts('x.sql', 'SELECT 1;\n\\set ON_ERROR_STOP off\n', binding)).toThrow(
+      /x\.sql:2: "\\set ON_ERROR_STOP off" is a psql setting the runner does not know/,
+    );
+    expect(() => scriptParts('x.sql', '\\set AUTOCOMMIT off\n', binding)).toThrow(
+      /psql setting the runner does not know/,
+    );
+    expect(() => scriptParts('x.sql', 'SELECT\n\\set ON_ERROR_STOP on\n1;\n', binding)).toThrow(
+      /x\.sql:2: .* is inside a statement/,
+    );
   });
 
   it('leaves a script without includes whole', () => {
-    expect(scriptParts('x.sql', 'SELECT 1;\n', new Map())).toEqual([{ file: 'x.sql', fileText: 'SELECT 1;\n', base: 0, text: 'SELECT 1;\n' }]);
+    expect(scriptParts('x.sql', 'SELECT 1;\n', new Map())).toEqual([
+      { file: 'x.sql', fileText: 'SELECT 1;\n', base: 0, text: 'SELECT 1;\n' },
+    ]);
   });
 });

@@ -59,7 +59,8 @@ describe('lock options', () => {
     const on = build({ cancelBlockersAfterMs: 1234 });
     const cancels = (text: string) => text.match(/pg_cancel_backend\(/g) ?? [];
     // The one cancel a plan always has: of the autovacuum workers found on a locked table, never an anti-wraparound one.
-    const autovacuum = /WHERE l\.locktype = 'relation' AND l\.granted AND a\.backend_type = 'autovacuum worker'[\s\S]*?IF victim\.query LIKE '%\(to prevent wraparound\)%' THEN[\s\S]*?pg_cancel_backend\(victim\.pid\) THEN 'cancelled'/;
+    const autovacuum =
+      /WHERE l\.locktype = 'relation' AND l\.granted AND a\.backend_type = 'autovacuum worker'[\s\S]*?IF victim\.query LIKE '%\(to prevent wraparound\)%' THEN[\s\S]*?pg_cancel_backend\(victim\.pid\) THEN 'cancelled'/;
     for (const f of LOCKING_FILES) {
       expect(cancels(off.files.get(f)!), f).toHaveLength(1);
       expect(off.files.get(f), f).toMatch(autovacuum);
@@ -75,12 +76,17 @@ describe('lock options', () => {
       const report = text.indexOf("RAISE NOTICE 'shadowpack:lock-report %', report;\n  IF EXISTS");
       expect(report, f).toBeGreaterThan(0);
       expect(text.indexOf('\nCOMMIT;', report), f).toBeGreaterThan(report);
-      expect(text, f).toContain("ELSIF queued_ms + 200 > 2000 THEN");
+      expect(text, f).toContain('ELSIF queued_ms + 200 > 2000 THEN');
     }
   });
 
   it('turn a lock-report notice into an event', () => {
-    const json = '{"lock": "x", "step": "swap", "held_ms": 12, "outcome": "acquired", "skipped": 1, "attempts": 2, "cancelled": [], "queued_ms": 200, "waited_ms": 350}';
-    expect(noticeEvent('swap', `shadowpack:lock-report ${json}`)).toEqual({ type: 'lock-report', stage: 'swap', report: JSON.parse(json) });
+    const json =
+      '{"lock": "x", "step": "swap", "held_ms": 12, "outcome": "acquired", "skipped": 1, "attempts": 2, "cancelled": [], "queued_ms": 200, "waited_ms": 350}';
+    expect(noticeEvent('swap', `shadowpack:lock-report ${json}`)).toEqual({
+      type: 'lock-report',
+      stage: 'swap',
+      report: JSON.parse(json),
+    });
   });
 });

@@ -23,12 +23,16 @@ describe('the psql meta-commands of a move script, as the runner runs them', () 
     expect(set.text).not.toContain('getenv');
     expect(set.text).not.toContain('fdw_password');
     expect(set.text.split('\n').map((l) => l.trim())).toEqual(['BEGIN;', '', '', '', '', 'SELECT 1;', 'COMMIT;', '']);
-    expect(set.injections).toEqual([{ offset: SETUP.indexOf('SET LOCAL'), setting: 'shadowpack.fdw_password', value: "it's secret" }]);
+    expect(set.injections).toEqual([
+      { offset: SETUP.indexOf('SET LOCAL'), setting: 'shadowpack.fdw_password', value: "it's secret" },
+    ]);
     expect(moveMetaCommands('f', SETUP, {}).injections).toEqual([]);
   });
 
   it('refuses what psql and the runner would run differently', () => {
-    expect(() => moveMetaCommands('f', SETUP.replace('SET LOCAL', 'SET'), {})).toThrow(/only "SET LOCAL name = :'sp_pw';" may stand inside/);
+    expect(() => moveMetaCommands('f', SETUP.replace('SET LOCAL', 'SET'), {})).toThrow(
+      /only "SET LOCAL name = :'sp_pw';" may stand inside/,
+    );
     expect(() => moveMetaCommands('f', '\\if :{?x}\n\\endif\n', {})).toThrow(/no \\getenv before it sets/);
     expect(() => moveMetaCommands('f', '\\getenv a B\n\\if :{?a}', {})).toThrow(/\\if without \\endif/);
     expect(() => moveMetaCommands('f', '\\else\n', {})).toThrow(/meta-command the runner does not know/);
@@ -74,8 +78,12 @@ describe('the next stage of a move, from both sides', () => {
   });
 
   it('refuses states no stage goes on from', () => {
-    expect(() => next(null, 'catchup')).toThrow(/the source has no run of this move, but the target is at "catchup".*--stage abort/);
-    expect(() => next('ready-for-fence', null)).toThrow(/the target has no run of this move, but the source is at "ready-for-fence"/);
+    expect(() => next(null, 'catchup')).toThrow(
+      /the source has no run of this move, but the target is at "catchup".*--stage abort/,
+    );
+    expect(() => next('ready-for-fence', null)).toThrow(
+      /the target has no run of this move, but the source is at "ready-for-fence"/,
+    );
   });
 });
 
@@ -99,17 +107,28 @@ describe('a move plan is checked before anything runs', () => {
       const plan = readMovePlanDir(dir);
       return { ...plan, files: new Map([...plan.files, [file, text]]) };
     };
-    expect(() => checkMovePlanIntegrity(edited('06-fence.source.sql', 'SELECT 1;\n'))).toThrow(/06-fence\.source\.sql differs from the reviewed plan/);
-    expect(() => checkMovePlanIntegrity(edited('binding.target.sql', 'SELECT 1;\n'))).toThrow(/binding\.target\.sql differs from the reviewed plan/);
+    expect(() => checkMovePlanIntegrity(edited('06-fence.source.sql', 'SELECT 1;\n'))).toThrow(
+      /06-fence\.source\.sql differs from the reviewed plan/,
+    );
+    expect(() => checkMovePlanIntegrity(edited('binding.target.sql', 'SELECT 1;\n'))).toThrow(
+      /binding\.target\.sql differs from the reviewed plan/,
+    );
     const plan = readMovePlanDir(dir);
-    const retargeted = { ...plan, manifest: { ...plan.manifest, target: { ...plan.manifest.target, database: 'elsewhere' } } };
+    const retargeted = {
+      ...plan,
+      manifest: { ...plan.manifest, target: { ...plan.manifest.target, database: 'elsewhere' } },
+    };
     expect(() => checkMovePlanIntegrity(retargeted)).toThrow(/plan\.json was edited after it was made/);
     expect(() => checkMovePlanIntegrity(plan, 'other')).toThrow(/not the approved other/);
   });
 
   it('refuses a stage listed on the other side than the stage machine gives it', () => {
     const plan = readMovePlanDir(dir);
-    const stages = plan.manifest.stages.map((s) => (s.file === '06-fence.source.sql' ? { ...s, side: 'target' as const } : s));
-    expect(() => checkMovePlanIntegrity({ ...plan, manifest: { ...plan.manifest, stages } })).toThrow(/lists 06-fence\.source\.sql as stage fence on the target/);
+    const stages = plan.manifest.stages.map((s) =>
+      s.file === '06-fence.source.sql' ? { ...s, side: 'target' as const } : s,
+    );
+    expect(() => checkMovePlanIntegrity({ ...plan, manifest: { ...plan.manifest, stages } })).toThrow(
+      /lists 06-fence\.source\.sql as stage fence on the target/,
+    );
   });
 });

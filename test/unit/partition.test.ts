@@ -15,7 +15,10 @@ const spec = (interval: string, range: { min: string; max: string } | null, ahea
 
 describe('partition layout', () => {
   it('covers the data month by month from the first month, then the months ahead, then DEFAULT', () => {
-    const l = partitionLayout(withDate('timestamp with time zone'), spec('1 month', { min: '2025-11-17', max: '2026-02-01' }));
+    const l = partitionLayout(
+      withDate('timestamp with time zone'),
+      spec('1 month', { min: '2025-11-17', max: '2026-02-01' }),
+    );
     expect(l.partitions.map((p) => [p.name, p.from, p.to])).toEqual([
       ['line_items_p202511', "'2025-11-01 00:00:00+00'", "'2025-12-01 00:00:00+00'"],
       ['line_items_p202512', "'2025-12-01 00:00:00+00'", "'2026-01-01 00:00:00+00'"],
@@ -36,14 +39,24 @@ describe('partition layout', () => {
   });
 
   it('keeps only a DEFAULT partition for an empty table', () => {
-    expect(partitionLayout(withDate('date'), spec('1 month', null)).partitions).toEqual([{ name: 'line_items_default', from: null, to: null }]);
+    expect(partitionLayout(withDate('date'), spec('1 month', null)).partitions).toEqual([
+      { name: 'line_items_default', from: null, to: null },
+    ]);
   });
 
   it('refuses a NULL-able column, a wrong type and too many partitions, each with the fix', () => {
-    expect(() => partitionLayout(withDate('date', false), spec('1 day', { min: '2026-01-01', max: '2026-01-02' }))).toThrow(/allows NULL.*SET NOT NULL/);
-    expect(() => partitionLayout(withDate('text'), spec('1 day', { min: 'a', max: 'b' }))).toThrow(/created_at is text/);
-    expect(() => partitionLayout(withDate('date'), spec('1 day', { min: '2000-01-01', max: '2026-01-01' }))).toThrow(/more than 2000 partitions; choose a larger --interval/);
-    expect(() => partitionLayout(withDate('date'), spec('1 day', { min: '', max: '2026-01-01' }))).toThrow(/infinity or a BC date/);
+    expect(() =>
+      partitionLayout(withDate('date', false), spec('1 day', { min: '2026-01-01', max: '2026-01-02' })),
+    ).toThrow(/allows NULL.*SET NOT NULL/);
+    expect(() => partitionLayout(withDate('text'), spec('1 day', { min: 'a', max: 'b' }))).toThrow(
+      /created_at is text/,
+    );
+    expect(() => partitionLayout(withDate('date'), spec('1 day', { min: '2000-01-01', max: '2026-01-01' }))).toThrow(
+      /more than 2000 partitions; choose a larger --interval/,
+    );
+    expect(() => partitionLayout(withDate('date'), spec('1 day', { min: '', max: '2026-01-01' }))).toThrow(
+      /infinity or a BC date/,
+    );
   });
 
   it('names partitions deterministically within 63 bytes, even for long unicode table names', () => {
@@ -60,6 +73,10 @@ describe('partition layout', () => {
     expect(() => resolvePartition({ partitionBy: 'range(x)' })).toThrow(/needs --interval/);
     expect(() => resolvePartition({ interval: '1 month' })).toThrow(/only go with --partition-by/);
     expect(() => resolvePartition({ partitionBy: 'range(x)', interval: '0' })).toThrow(/--interval must be/);
-    expect(resolvePartition({ partitionBy: 'range("Due ""At""")', interval: '3 months' })).toMatchObject({ column: 'Due "At"', interval: { unit: 'month', step: 3 }, ahead: 3 });
+    expect(resolvePartition({ partitionBy: 'range("Due ""At""")', interval: '3 months' })).toMatchObject({
+      column: 'Due "At"',
+      interval: { unit: 'month', step: 3 },
+      ahead: 3,
+    });
   });
 });

@@ -51,7 +51,10 @@ describe('checkPlanIntegrity', () => {
       const plan = loadedPlan();
       const files = new Map(plan.files);
       files.set(stage.file, flipOneByte(files.get(stage.file)!));
-      expect(codeOf(() => checkPlanIntegrity({ ...plan, files })), stage.file).toBe('PLAN_TAMPERED');
+      expect(
+        codeOf(() => checkPlanIntegrity({ ...plan, files })),
+        stage.file,
+      ).toBe('PLAN_TAMPERED');
     }
   });
 
@@ -78,7 +81,10 @@ describe('checkPlanIntegrity', () => {
 
   it('refuses edited options in plan.json (PLAN_TAMPERED)', () => {
     const plan = loadedPlan();
-    const manifest: PlanManifest = { ...plan.manifest, options: { ...plan.manifest.options, lockTimeoutMs: plan.manifest.options.lockTimeoutMs + 1 } };
+    const manifest: PlanManifest = {
+      ...plan.manifest,
+      options: { ...plan.manifest.options, lockTimeoutMs: plan.manifest.options.lockTimeoutMs + 1 },
+    };
     expect(codeOf(() => checkPlanIntegrity({ ...plan, manifest }))).toBe('PLAN_TAMPERED');
     expect(codeOf(() => checkPlanIntegrity({ ...plan, manifest }, plan.manifest.planHash))).toBe('PLAN_TAMPERED');
   });

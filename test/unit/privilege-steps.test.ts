@@ -5,12 +5,24 @@ const grant = (grantee: string, privilege: string, grantable = false) => ({ gran
 
 describe('privileges are granted back in ACL order', () => {
   it('first revokes everything, then one GRANT per grantee and grant option, in the order the ACL names them', () => {
-    const steps = aclSteps({
-      kind: 'TABLE', object: '"s"."t"', owner: 'own', defaultAcl: false,
-      grants: [grant('own', 'SELECT'), grant('own', 'INSERT'), grant('bob', 'SELECT', true), grant('PUBLIC', 'REFERENCES'), grant('bob', 'UPDATE')],
-    }, 'the table');
+    const steps = aclSteps(
+      {
+        kind: 'TABLE',
+        object: '"s"."t"',
+        owner: 'own',
+        defaultAcl: false,
+        grants: [
+          grant('own', 'SELECT'),
+          grant('own', 'INSERT'),
+          grant('bob', 'SELECT', true),
+          grant('PUBLIC', 'REFERENCES'),
+          grant('bob', 'UPDATE'),
+        ],
+      },
+      'the table',
+    );
     expect(steps).toHaveLength(2);
-    expect(steps[0]!.sql).toContain("REVOKE ALL ON TABLE %s FROM %s CASCADE");
+    expect(steps[0]!.sql).toContain('REVOKE ALL ON TABLE %s FROM %s CASCADE');
     expect(steps[0]!.sql).toContain("coalesce(relacl, acldefault('r', relowner))");
     expect(steps[1]!.sql.split('\n')).toEqual([
       'GRANT SELECT, INSERT ON TABLE "s"."t" TO "own";',
@@ -21,13 +33,16 @@ describe('privileges are granted back in ACL order', () => {
   });
 
   it('leaves a NULL ACL alone, and gives the owner everything back if the copy received default privileges', () => {
-    const steps = aclSteps({ kind: 'SEQUENCE', object: '"s"."q"', owner: 'o"wn', defaultAcl: true, grants: [] }, 'a sequence');
+    const steps = aclSteps(
+      { kind: 'SEQUENCE', object: '"s"."q"', owner: 'o"wn', defaultAcl: true, grants: [] },
+      'a sequence',
+    );
     expect(steps).toHaveLength(1);
     expect(steps[0]!.sql).toContain('IS NULL THEN\n    RETURN;');
     expect(steps[0]!.sql).toContain('GRANT ALL ON SEQUENCE "s"."q" TO "o""wn";');
   });
 
-  it('grants column privileges per column, after the table\'s', () => {
+  it("grants column privileges per column, after the table's", () => {
     const steps = columnAclSteps('"s"."t"', [
       { column: 'a b', grantee: 'r', privilege: 'SELECT', grantable: false },
       { column: 'c', grantee: 'r', privilege: 'UPDATE', grantable: false },

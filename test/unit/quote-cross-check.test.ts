@@ -16,11 +16,33 @@ import { byteLength, ident, literal, qualified } from '../../src/model/quote.js'
 const name63 = 'a_very_long_column_name_with_unicode_é_€_zzzzzzzzzzzzzzzzzzz';
 
 const NAMES = [
-  'orders', 'user', 'order', 'group', 'select', 'OrderId', 'MiXeD', '1st', '_x$y',
-  'say "hi"', '"', 'a;b', 'Sales "EU"; drop', "it's", 'a\\b', 'x -- y', 'x /* y', 'line\nbreak', 'tab\there',
-  'prix_€', '名前', '$sp$', 'a.b', ' ', name63,
+  'orders',
+  'user',
+  'order',
+  'group',
+  'select',
+  'OrderId',
+  'MiXeD',
+  '1st',
+  '_x$y',
+  'say "hi"',
+  '"',
+  'a;b',
+  'Sales "EU"; drop',
+  "it's",
+  'a\\b',
+  'x -- y',
+  'x /* y',
+  'line\nbreak',
+  'tab\there',
+  'prix_€',
+  '名前',
+  '$sp$',
+  'a.b',
+  ' ',
+  name63,
 ];
-const TEXTS = [...NAMES, '', "''", "\\'", '\\', '"Sales"; DROP TABLE x; --', 'E\'x\'', '$$', 'multi\nline\r\ntext'];
+const TEXTS = [...NAMES, '', "''", "\\'", '\\', '"Sales"; DROP TABLE x; --', "E'x'", '$$', 'multi\nline\r\ntext'];
 
 type Node = Record<string, unknown>;
 const at = (v: unknown, ...path: Array<string | number>): unknown =>
@@ -28,7 +50,20 @@ const at = (v: unknown, ...path: Array<string | number>): unknown =>
 
 /** The text PostgreSQL reads from a string literal. */
 function readLiteral(sql: string): unknown {
-  return at(parseSync(`SELECT ${sql}`), 'stmts', 0, 'stmt', 'SelectStmt', 'targetList', 0, 'ResTarget', 'val', 'A_Const', 'sval', 'sval');
+  return at(
+    parseSync(`SELECT ${sql}`),
+    'stmts',
+    0,
+    'stmt',
+    'SelectStmt',
+    'targetList',
+    0,
+    'ResTarget',
+    'val',
+    'A_Const',
+    'sval',
+    'sval',
+  );
 }
 
 /** The name PostgreSQL reads from an identifier (a column alias). */

@@ -37,7 +37,7 @@ describe('ident', () => {
     expect(ident('名前')).toBe('"名前"');
   });
 
-  it('handles a 63-byte name whole (truncation is the server\'s business, not the quoter\'s)', () => {
+  it("handles a 63-byte name whole (truncation is the server's business, not the quoter's)", () => {
     expect(byteLength(name63)).toBe(63);
     expect(ident(name63)).toBe(`"${name63}"`);
     expect(byteLength(ident(name63))).toBe(65);

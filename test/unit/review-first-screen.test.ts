@@ -17,7 +17,9 @@ const read = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T
  * out (other tables locked at the swap) and a type change.
  */
 describe('the review summary opens with the approval facts and a one-screen summary', () => {
-  const spec = read<{ appendColumns: TableModel['columns']; alter: unknown[] }>(join(FIXTURES, 'orders-alter', 'transform.json'));
+  const spec = read<{ appendColumns: TableModel['columns']; alter: unknown[] }>(
+    join(FIXTURES, 'orders-alter', 'transform.json'),
+  );
   const base = read<TableModel>(join(FIXTURES, 'orders', 'model.json'));
   const plan = compile({
     model: { ...base, columns: [...base.columns, ...spec.appendColumns] },
@@ -26,7 +28,14 @@ describe('the review summary opens with the approval facts and a one-screen summ
     templates: loadTemplates(),
     toolVersion: '0.1.0',
     transform: resolveTransform(spec as never),
-    provenance: { plannedAt: '2026-12-01T09:30:00Z', role: 'dba', runAs: 'app', host: 'db1', port: 5433, command: "shadowpack plan --table public.orders --out plans/o --alter 'ALTER COLUMN status TYPE varchar(20)'" },
+    provenance: {
+      plannedAt: '2026-12-01T09:30:00Z',
+      role: 'dba',
+      runAs: 'app',
+      host: 'db1',
+      port: 5433,
+      command: "shadowpack plan --table public.orders --out plans/o --alter 'ALTER COLUMN status TYPE varchar(20)'",
+    },
   });
   const readme = plan.files.get('README.md')!;
   const firstScreen = readme.slice(0, readme.indexOf('## What changes'));
@@ -55,10 +64,16 @@ describe('the review summary opens with the approval facts and a one-screen summ
   it('then says in one screen what the application feels, what it costs, and how to go back', () => {
     const glance = firstScreen.slice(firstScreen.indexOf('## At a glance'));
     // Every table that gets ACCESS EXCLUSIVE, the parent and the child of the foreign keys too.
-    expect(glance).toContain('"public"."orders" (at swap, cleanup, abort, revert); "public"."order_lines", "public"."customers", "public"."orders_id_seq" (at swap, revert)');
-    expect(glance).toMatch(/\*\*Worst-case application stall\*\*: 200 ms behind an attempt, .* caps it at \d+ statements × 5000 ms = \d+ min/);
+    expect(glance).toContain(
+      '"public"."orders" (at swap, cleanup, abort, revert); "public"."order_lines", "public"."customers", "public"."orders_id_seq" (at swap, revert)',
+    );
+    expect(glance).toMatch(
+      /\*\*Worst-case application stall\*\*: 200 ms behind an attempt, .* caps it at \d+ statements × 5000 ms = \d+ min/,
+    );
     expect(glance).toContain('**Disk**: ≈ 156.3 MB free');
-    expect(glance).toMatch(/\*\*Duration\*\*: ≈ 11 s of work .* up to ≈ \d+ min if every bounded wait runs to its limit \(3 locking steps × 30 rounds ≤ 96 s each, old snapshots 2 × 300 s\)/);
+    expect(glance).toMatch(
+      /\*\*Duration\*\*: ≈ 11 s of work .* up to ≈ \d+ min if every bounded wait runs to its limit \(3 locking steps × 30 rounds ≤ 96 s each, old snapshots 2 × 300 s\)/,
+    );
     expect(glance).toContain('**Revert**: possible after the swap until cleanup');
     // --alter: the old type too (newcomer review finding 22).
     expect(glance).toContain('column status: type text → varchar(20) (USING upper(status))');

@@ -33,7 +33,11 @@ const other = write('other', { ...input, options: { ...input.options, batchPages
 async function show(dir: string): Promise<{ out: string; warn: string }> {
   const out: string[] = [];
   const warn: string[] = [];
-  await showCommand({ plan: dir }, (l) => out.push(l), (l) => warn.push(l));
+  await showCommand(
+    { plan: dir },
+    (l) => out.push(l),
+    (l) => warn.push(l),
+  );
   return { out: out.join('\n'), warn: warn.join('\n') };
 }
 
@@ -57,7 +61,10 @@ describe('show on a move plan', () => {
 
   it('warns, on stderr and in the output, when a stage script was edited after review', async () => {
     const t = write('tampered', input);
-    writeFileSync(join(t.dir, '05-catchup.target.sql'), readFileSync(join(t.dir, '05-catchup.target.sql'), 'utf8') + '-- edited\n');
+    writeFileSync(
+      join(t.dir, '05-catchup.target.sql'),
+      readFileSync(join(t.dir, '05-catchup.target.sql'), 'utf8') + '-- edited\n',
+    );
     const r = await show(t.dir);
     expect(r.warn).toMatch(/PLAN_TAMPERED: .*05-catchup\.target\.sql differs from the reviewed plan/);
     expect(r.out).toMatch(/WARNING\*\*: 2 integrity problem/);
@@ -88,7 +95,11 @@ describe('diff of move plans', () => {
 
   it('refuses a move plan against a rebuild folder, and --plan with a move plan, in one line', async () => {
     const empty = mkdtempSync(join(root, 'rebuild-'));
-    await expect(diff({ a: a.dir, b: empty })).rejects.toThrow(/is a move plan and .* is not: compare a move plan with a move plan/);
-    await expect(diff({ plan: a.dir, url: 'postgres://x@127.0.0.1:1/x' })).rejects.toThrow(/is a move plan; diff --plan compares a rebuild plan/);
+    await expect(diff({ a: a.dir, b: empty })).rejects.toThrow(
+      /is a move plan and .* is not: compare a move plan with a move plan/,
+    );
+    await expect(diff({ plan: a.dir, url: 'postgres://x@127.0.0.1:1/x' })).rejects.toThrow(
+      /is a move plan; diff --plan compares a rebuild plan/,
+    );
   });
 });

@@ -132,7 +132,8 @@ describe('splitSql: double-quoted identifiers', () => {
   });
 
   it('handles unicode identifiers and text, with offsets in UTF-16 code units', () => {
-    const sql = "CREATE TABLE café (naïve int, \"日本;語\" text);\nINSERT INTO café VALUES (1, '😀;ü');\nSELECT naïve FROM café;";
+    const sql =
+      'CREATE TABLE café (naïve int, "日本;語" text);\nINSERT INTO café VALUES (1, \'😀;ü\');\nSELECT naïve FROM café;';
     const statements = splitSql(sql);
     expect(statements.map((st) => st.text)).toEqual([
       'CREATE TABLE café (naïve int, "日本;語" text);',
@@ -189,14 +190,17 @@ describe('splitSql: dollar quoting', () => {
   });
 
   it('does not interpret quotes or comments inside a dollar quote', () => {
-    const sql = "SELECT $body$ it's -- not /* a comment; \" $body$;\nSELECT 2;";
-    expect(texts(sql)).toEqual(["SELECT $body$ it's -- not /* a comment; \" $body$;", 'SELECT 2;']);
+    const sql = 'SELECT $body$ it\'s -- not /* a comment; " $body$;\nSELECT 2;';
+    expect(texts(sql)).toEqual(['SELECT $body$ it\'s -- not /* a comment; " $body$;', 'SELECT 2;']);
   });
 });
 
 describe('splitSql: comments', () => {
   it('ignores semicolons and quotes inside -- comments', () => {
-    expect(texts("SELECT 1 -- it's; fine\n     + 2;\nSELECT 3;")).toEqual(["SELECT 1 -- it's; fine\n     + 2;", 'SELECT 3;']);
+    expect(texts("SELECT 1 -- it's; fine\n     + 2;\nSELECT 3;")).toEqual([
+      "SELECT 1 -- it's; fine\n     + 2;",
+      'SELECT 3;',
+    ]);
   });
 
   it('handles nested block comments', () => {
@@ -250,7 +254,7 @@ describe('splitSql: BEGIN ATOMIC bodies', () => {
   });
 
   it('ignores BEGIN/END inside quotes, comments and dollar-quoted bodies', () => {
-    const plpgsql = "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM 1; END $$;";
+    const plpgsql = 'CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM 1; END $$;';
     const quoted = "CREATE FUNCTION g() RETURNS text LANGUAGE sql /* begin */ AS 'SELECT ''begin''';";
     expect(texts(`${plpgsql}\n${quoted}\nSELECT 1;`)).toEqual([plpgsql, quoted, 'SELECT 1;']);
   });
@@ -449,7 +453,10 @@ describe('splitSql: reassembly property', () => {
 
       const result = splitSql(script);
       expect(result.map((st) => st.text).join(''), script).toBe(statements.join(''));
-      expect(result.map((st) => st.text), script).toEqual(statements);
+      expect(
+        result.map((st) => st.text),
+        script,
+      ).toEqual(statements);
       for (const st of result) {
         expect(script.slice(st.offset, st.offset + st.text.length)).toBe(st.text);
         expect(st.line).toBe(lineAt(script, st.offset));

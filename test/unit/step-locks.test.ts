@@ -23,23 +23,37 @@ function problems(step: Step, implied: readonly string[] = []): string[] {
   const out: string[] = [];
   const want = IMPLIED[step.kind];
   const where = `${step.kind} step "${step.comment}"`;
-  if (!want.shape.test(step.sql)) out.push(`${where}: its SQL is not a ${step.kind} statement: ${step.sql.slice(0, 120)}`);
+  if (!want.shape.test(step.sql))
+    out.push(`${where}: its SQL is not a ${step.kind} statement: ${step.sql.slice(0, 120)}`);
   const declared = [...new Set(step.locks.map((l) => l.mode))].sort();
-  if (JSON.stringify(declared) !== JSON.stringify([...want.modes].sort())) out.push(`${where}: declares ${JSON.stringify(declared)}, the statement takes ${JSON.stringify(want.modes)}`);
+  if (JSON.stringify(declared) !== JSON.stringify([...want.modes].sort()))
+    out.push(`${where}: declares ${JSON.stringify(declared)}, the statement takes ${JSON.stringify(want.modes)}`);
   const relations = step.locks.map((l) => l.relation);
-  if (new Set(relations).size !== relations.length) out.push(`${where}: a relation twice in ${JSON.stringify(relations)}`);
-  for (const r of relations) if (!names(step.sql, r) && !implied.includes(r)) out.push(`${where}: locks ${r}, which its SQL does not name`);
+  if (new Set(relations).size !== relations.length)
+    out.push(`${where}: a relation twice in ${JSON.stringify(relations)}`);
+  for (const r of relations)
+    if (!names(step.sql, r) && !implied.includes(r)) out.push(`${where}: locks ${r}, which its SQL does not name`);
   return out;
 }
 
 const contexts = cases.map((name) => {
   const c = load(name);
-  return { name, c, context: commonContext(c.model, deriveTarget(c.model, c.transform ?? NO_TRANSFORM), c.options, '0.1.0') };
+  return {
+    name,
+    c,
+    context: commonContext(c.model, deriveTarget(c.model, c.transform ?? NO_TRANSFORM), c.options, '0.1.0'),
+  };
 });
 
 describe('steps declare the locks they take', () => {
   it('finds steps of most kinds in the golden fixtures', () => {
-    const kinds = new Set(contexts.flatMap(({ context }) => Object.values(context.stepData).flat().map((s: Step) => s.kind)));
+    const kinds = new Set(
+      contexts.flatMap(({ context }) =>
+        Object.values(context.stepData)
+          .flat()
+          .map((s: Step) => s.kind),
+      ),
+    );
     expect(kinds.size).toBeGreaterThan(20);
   });
 
@@ -50,11 +64,16 @@ describe('steps declare the locks they take', () => {
     const referenced = [
       qualified(model.schema, n.oldTable),
       qualified(model.schema, n.copyTable),
-      ...model.constraints.flatMap((k) => (k.references === null ? [] : [qualified(k.references.schema, k.references.name)])),
+      ...model.constraints.flatMap((k) =>
+        k.references === null ? [] : [qualified(k.references.schema, k.references.name)],
+      ),
     ];
     // CLUSTER ON names the index without its schema.
     const indexes = model.indexes.map((i) => qualified(model.schema, i.name));
-    const unnamed: { readonly [K in StepKind]?: readonly string[] } = { 'move-foreign-key': referenced, 'cluster-on': indexes };
+    const unnamed: { readonly [K in StepKind]?: readonly string[] } = {
+      'move-foreign-key': referenced,
+      'cluster-on': indexes,
+    };
     const lists = context.stepData as StageSteps;
 
     it.each(Object.keys(lists) as (keyof StageSteps)[])('%s: each step declares what its kind takes', (list) => {
@@ -62,32 +81,48 @@ describe('steps declare the locks they take', () => {
       expect(found).toEqual([]);
     });
 
-    it.each(['swap', 'revert'] as const)('%s: its lock step takes up front every lock its steps take on a relation the application uses', (stage) => {
-      const lock = stageLock(stage, context);
-      const target = deriveTarget(model, c.transform ?? NO_TRANSFORM);
-      // The two tables trade names in the transaction: each lock step locks both before the renames.
-      const tables = [context.src, context.copy, context.old];
-      expect(lock.shown.filter((l) => tables.includes(l.relation)).map((l) => l.mode)).toEqual([AEL, AEL]);
-      // Reached only through the table: its indexes, and its partitions (locked with it).
-      const own = new Set([
-        ...model.indexes.flatMap((i, k) => [i.name, n.copyIndex(k), n.oldIndex(k)].map((x) => qualified(model.schema, x))),
-        ...(target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name)),
-      ]);
-      const order: readonly string[] = LOCK_MODES;
-      const uncovered = lists[stage === 'swap' ? 'swapSteps' : 'revertSteps'].flatMap((st) => st.locks
-        .filter((l) => !tables.includes(l.relation) && !own.has(l.relation))
-        .filter((l) => !lock.shown.some((u) => u.relation === l.relation && order.indexOf(u.mode) >= order.indexOf(l.mode)))
-        .map((l) => `${st.comment}: ${l.mode} on ${l.relation}`));
-      expect(uncovered).toEqual([]);
-      // And what the review says the stage risks follows from that lock step.
-      expect(stageHazards(stage, context, lock)[0]).toBe('ACCESS_EXCLUSIVE_LOCK');
-    });
+    it.each(['swap', 'revert'] as const)(
+      '%s: its lock step takes up front every lock its steps take on a relation the application uses',
+      (stage) => {
+        const lock = stageLock(stage, context);
+        const target = deriveTarget(model, c.transform ?? NO_TRANSFORM);
+        // The two tables trade names in the transaction: each lock step locks both before the renames.
+        const tables = [context.src, context.copy, context.old];
+        expect(lock.shown.filter((l) => tables.includes(l.relation)).map((l) => l.mode)).toEqual([AEL, AEL]);
+        // Reached only through the table: its indexes, and its partitions (locked with it).
+        const own = new Set([
+          ...model.indexes.flatMap((i, k) =>
+            [i.name, n.copyIndex(k), n.oldIndex(k)].map((x) => qualified(model.schema, x)),
+          ),
+          ...(target.partitioning?.partitions ?? []).map((p) => qualified(model.schema, p.name)),
+        ]);
+        const order: readonly string[] = LOCK_MODES;
+        const uncovered = lists[stage === 'swap' ? 'swapSteps' : 'revertSteps'].flatMap((st) =>
+          st.locks
+            .filter((l) => !tables.includes(l.relation) && !own.has(l.relation))
+            .filter(
+              (l) =>
+                !lock.shown.some((u) => u.relation === l.relation && order.indexOf(u.mode) >= order.indexOf(l.mode)),
+            )
+            .map((l) => `${st.comment}: ${l.mode} on ${l.relation}`),
+        );
+        expect(uncovered).toEqual([]);
+        // And what the review says the stage risks follows from that lock step.
+        expect(stageHazards(stage, context, lock)[0]).toBe('ACCESS_EXCLUSIVE_LOCK');
+      },
+    );
 
-    it('prints each step\'s locks beside it', () => {
-      for (const [list, steps] of [['swapSteps', lists.swapSteps], ['revertSteps', lists.revertSteps], ['validateSteps', lists.validateSteps]] as const) {
+    it("prints each step's locks beside it", () => {
+      for (const [list, steps] of [
+        ['swapSteps', lists.swapSteps],
+        ['revertSteps', lists.revertSteps],
+        ['validateSteps', lists.validateSteps],
+      ] as const) {
         const printed = context[list];
         expect(printed.map((s) => s.locks === '')).toEqual(steps.map((s) => s.locks.length === 0));
-        steps.forEach((s, i) => { for (const l of s.locks) expect(printed[i]!.locks).toContain(l.mode); });
+        steps.forEach((s, i) => {
+          for (const l of s.locks) expect(printed[i]!.locks).toContain(l.mode);
+        });
       }
     });
   });

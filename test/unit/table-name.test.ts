@@ -75,7 +75,9 @@ describe('--table help for a name that misses (newcomer review finding 34)', () 
   });
 
   it('says that "sales.orders" in quotes is one name, and how to write schema and table', () => {
-    expect(errorOf('"sales.orders"').message).toBe('--table "sales.orders": in double quotes "sales.orders" is one name with a dot in it; for table orders of schema sales write sales.orders (or "sales"."orders")');
+    expect(errorOf('"sales.orders"').message).toBe(
+      '--table "sales.orders": in double quotes "sales.orders" is one name with a dot in it; for table orders of schema sales write sales.orders (or "sales"."orders")',
+    );
   });
 
   it('marks a bare name so the caller can look up the schemas holding it', () => {

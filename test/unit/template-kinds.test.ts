@@ -15,11 +15,13 @@ import { checkTemplate, kindOfPath, usedFields, usedPaths, type DataUse } from '
 const ROOT = templatesDir();
 /** Every template file, the cross-cluster ones (templates/move/) included, whoever adds them. */
 function templateFiles(dir: string): string[] {
-  return readdirSync(dir).sort().flatMap((f) => {
-    const p = join(dir, f);
-    if (statSync(p).isDirectory()) return templateFiles(p);
-    return f.endsWith('.hbs') ? [p] : [];
-  });
+  return readdirSync(dir)
+    .sort()
+    .flatMap((f) => {
+      const p = join(dir, f);
+      if (statSync(p).isDirectory()) return templateFiles(p);
+      return f.endsWith('.hbs') ? [p] : [];
+    });
 }
 const files = templateFiles(ROOT);
 const partialNames = new Set(files.filter((f) => basename(dirname(f)) === 'partials').map((f) => basename(f, '.hbs')));
@@ -48,19 +50,32 @@ interface TransformCase extends TransformArgs {
   readonly appendColumns?: readonly TableModel['columns'][number][];
 }
 /** Every fixture's stage inputs and binding input, as compile() renders them (the same loader as compile-golden). */
-const fixtureInputs = readdirSync(FIXTURES).filter((d) => existsSync(join(FIXTURES, d, 'model.json')) || existsSync(join(FIXTURES, d, 'transform.json'))).map((name) => {
-  const t = join(FIXTURES, name, 'transform.json');
-  const spec = existsSync(t) ? readJson<TransformCase>(t) : null;
-  const base = readJson<TableModel>(join(FIXTURES, spec?.base ?? name, 'model.json'));
-  const facts = readJson<EnvironmentFacts>(join(FIXTURES, spec?.base ?? name, 'facts.json'));
-  const model = spec?.appendColumns ? { ...base, columns: [...base.columns, ...spec.appendColumns] } : base;
-  const options = resolveOptions(existsSync(join(FIXTURES, name, 'options.json')) ? readJson<Partial<PlanOptions>>(join(FIXTURES, name, 'options.json')) : {});
-  const target = deriveTarget(model, spec ? resolveTransform(spec) : NO_TRANSFORM);
-  const common = commonContext(model, target, options, '0.1.0');
-  const stages = stagesToRender(common, target, options);
-  const binding = { file: 'binding.sql', input: bindingInput('0.1.0', 'i1:0', common.tableDisplay, common.names.runId, facts) };
-  return { name, stages, inputs: [...stages.map((s) => ({ file: s.info.file, input: s.input as unknown })), binding] };
-});
+const fixtureInputs = readdirSync(FIXTURES)
+  .filter((d) => existsSync(join(FIXTURES, d, 'model.json')) || existsSync(join(FIXTURES, d, 'transform.json')))
+  .map((name) => {
+    const t = join(FIXTURES, name, 'transform.json');
+    const spec = existsSync(t) ? readJson<TransformCase>(t) : null;
+    const base = readJson<TableModel>(join(FIXTURES, spec?.base ?? name, 'model.json'));
+    const facts = readJson<EnvironmentFacts>(join(FIXTURES, spec?.base ?? name, 'facts.json'));
+    const model = spec?.appendColumns ? { ...base, columns: [...base.columns, ...spec.appendColumns] } : base;
+    const options = resolveOptions(
+      existsSync(join(FIXTURES, name, 'options.json'))
+        ? readJson<Partial<PlanOptions>>(join(FIXTURES, name, 'options.json'))
+        : {},
+    );
+    const target = deriveTarget(model, spec ? resolveTransform(spec) : NO_TRANSFORM);
+    const common = commonContext(model, target, options, '0.1.0');
+    const stages = stagesToRender(common, target, options);
+    const binding = {
+      file: 'binding.sql',
+      input: bindingInput('0.1.0', 'i1:0', common.tableDisplay, common.names.runId, facts),
+    };
+    return {
+      name,
+      stages,
+      inputs: [...stages.map((s) => ({ file: s.info.file, input: s.input as unknown })), binding],
+    };
+  });
 
 /** The rebuild's own templates: their values are checked in every fixture's inputs. */
 const isRebuildTemplate = (template: string): boolean => !template.includes('/') || template.startsWith('partials/');
@@ -82,9 +97,19 @@ const PENDING = new Set<string>([
 
 /** The values at a path under the items of each collection in `scopes` (undefined where missing). */
 function valuesAt(root: unknown, scopes: readonly string[], path: string): unknown[] {
-  const at = (v: unknown, p: string): unknown => p.split('.').reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), v);
+  const at = (v: unknown, p: string): unknown =>
+    p
+      .split('.')
+      .reduce<unknown>(
+        (o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined),
+        v,
+      );
   let items: unknown[] = [root];
-  for (const s of scopes) items = items.flatMap((i) => { const c = at(i, s); return Array.isArray(c) ? c : c === undefined || c === null ? [] : [c]; });
+  for (const s of scopes)
+    items = items.flatMap((i) => {
+      const c = at(i, s);
+      return Array.isArray(c) ? c : c === undefined || c === null ? [] : [c];
+    });
   return items.map((i) => (path === '' ? i : at(i, path)));
 }
 
@@ -92,17 +117,28 @@ function valuesAt(root: unknown, scopes: readonly string[], path: string): unkno
  * Outside the rebuild's templates (whose values the fixtures show) data is printed as it is only
  * from the plan's options or as a tool-made id; anything else needs a kind suffix.
  */
-function staticDataFindings(c: ReturnType<typeof checkTemplate>): { template: string; line: number; problem: string }[] {
+function staticDataFindings(
+  c: ReturnType<typeof checkTemplate>,
+): { template: string; line: number; problem: string }[] {
   return c.dataUses
-    .filter((u) => !isRebuildTemplate(u.template) && !(u.scopes.length === 0 && (u.path.startsWith('options.') || GENERATED[u.path] !== undefined)))
-    .map((u) => ({ template: u.template, line: u.line, problem: `"${[...u.scopes, u.path].join('.')}" has no kind suffix and is printed as it is in ${u.position === 'code' ? 'SQL code' : `a ${u.position}`}: name it …Sql, …Ident, …Literal, …InLiteral or …Text by what it holds (only options.* and tool-made ids may be printed as data here)` }));
+    .filter(
+      (u) =>
+        !isRebuildTemplate(u.template) &&
+        !(u.scopes.length === 0 && (u.path.startsWith('options.') || GENERATED[u.path] !== undefined)),
+    )
+    .map((u) => ({
+      template: u.template,
+      line: u.line,
+      problem: `"${[...u.scopes, u.path].join('.')}" has no kind suffix and is printed as it is in ${u.position === 'code' ? 'SQL code' : `a ${u.position}`}: name it …Sql, …Ident, …Literal, …InLiteral or …Text by what it holds (only options.* and tool-made ids may be printed as data here)`,
+    }));
 }
 
 const describeFindings = (list: readonly { template: string; line: number; problem: string }[]): string[] =>
   list.map((f) => `templates/${f.template}:${f.line}: ${f.problem}`);
 
 describe('the template checker (test/helpers/template-kinds.ts)', () => {
-  const check = (text: string, partials: readonly string[] = []): string[] => checkTemplate('t.hbs', text, new Set(partials)).findings.map((f) => f.problem);
+  const check = (text: string, partials: readonly string[] = []): string[] =>
+    checkTemplate('t.hbs', text, new Set(partials)).findings.map((f) => f.problem);
 
   it('reads the kind from the nearest suffix, leaf first', () => {
     expect(kindOfPath(['funcIdent', 'capture'])).toBe('Ident');
@@ -113,25 +149,32 @@ describe('the template checker (test/helpers/template-kinds.ts)', () => {
   });
 
   it('passes each kind where it is safe', () => {
-    expect(check([
-      '-- {{{tableText}}}: {{options.batchPages}} pages',
-      'DROP TABLE {{{copyIdent}}};',
-      '{{{oldTableDependentsCheckSql}}}',
-      "SELECT {{{literal tableText}}}, {{{stateLiteral}}}, 'key ({{{keyInLiteral}}})', {{{ident names.captureTrigger}}};",
-      "RAISE NOTICE 'it''s -- not a comment: {{{keyInLiteral}}}';",
-      '{{#each partitionTablesIdent}}',
-      'DROP TABLE {{{this}}}; -- {{@index}}',
-      '{{/each}}',
-      '{{#each steps}}',
-      '-- {{{commentText}}}',
-      '{{{sql}}}',
-      '{{/each}}',
-      '{{> p fnIdent=funcIdent.capture phaseInLiteral="catchup" steps=swapSteps}}',
-    ].join('\n'), ['p'])).toEqual([]);
+    expect(
+      check(
+        [
+          '-- {{{tableText}}}: {{options.batchPages}} pages',
+          'DROP TABLE {{{copyIdent}}};',
+          '{{{oldTableDependentsCheckSql}}}',
+          "SELECT {{{literal tableText}}}, {{{stateLiteral}}}, 'key ({{{keyInLiteral}}})', {{{ident names.captureTrigger}}};",
+          "RAISE NOTICE 'it''s -- not a comment: {{{keyInLiteral}}}';",
+          '{{#each partitionTablesIdent}}',
+          'DROP TABLE {{{this}}}; -- {{@index}}',
+          '{{/each}}',
+          '{{#each steps}}',
+          '-- {{{commentText}}}',
+          '{{{sql}}}',
+          '{{/each}}',
+          '{{> p fnIdent=funcIdent.capture phaseInLiteral="catchup" steps=swapSteps}}',
+        ].join('\n'),
+        ['p'],
+      ),
+    ).toEqual([]);
   });
 
   it('fails SQL text inside a quoted literal', () => {
-    expect(check("RAISE NOTICE 'x {{{signatureSql}}}';")).toEqual([expect.stringContaining('a …Sql field, printed in a string')]);
+    expect(check("RAISE NOTICE 'x {{{signatureSql}}}';")).toEqual([
+      expect.stringContaining('a …Sql field, printed in a string'),
+    ]);
   });
 
   it('fails comment text in code, and names or literals in a comment', () => {
@@ -143,7 +186,9 @@ describe('the template checker (test/helpers/template-kinds.ts)', () => {
   });
 
   it('tells a comment from a literal that holds --', () => {
-    expect(check("SELECT '--', {{{tableText}}};")).toEqual([expect.stringContaining('a …Text field, printed in SQL code')]);
+    expect(check("SELECT '--', {{{tableText}}};")).toEqual([
+      expect.stringContaining('a …Text field, printed in SQL code'),
+    ]);
   });
 
   it('fails a helper that does not quote, and a sub-expression', () => {
@@ -152,16 +197,28 @@ describe('the template checker (test/helpers/template-kinds.ts)', () => {
   });
 
   it('fails a partial argument of another kind, and an unknown partial', () => {
-    expect(check('{{> p fnIdent=tableText}}', ['p'])).toEqual([expect.stringContaining('argument fnIdent of partial "p" is a …Ident but gets "tableText", a …Text')]);
+    expect(check('{{> p fnIdent=tableText}}', ['p'])).toEqual([
+      expect.stringContaining('argument fnIdent of partial "p" is a …Ident but gets "tableText", a …Text'),
+    ]);
     expect(check('{{> missing}}')).toEqual([expect.stringContaining('partial "missing" does not exist')]);
     expect(check('{{> p hintInLiteral="it\'\'s fine" noteText="one line"}}', ['p'])).toEqual([]);
-    expect(check("{{> p hintInLiteral=\"it's not\"}}", ['p'])).toEqual([expect.stringContaining('argument hintInLiteral of partial "p" is text that does not fit a …InLiteral')]);
+    expect(check('{{> p hintInLiteral="it\'s not"}}', ['p'])).toEqual([
+      expect.stringContaining('argument hintInLiteral of partial "p" is text that does not fit a …InLiteral'),
+    ]);
   });
 
   it('reports printed data, for its values to be checked', () => {
-    const r = checkTemplate('t.hbs', "-- {{options.batchPages}}\n{{#each buildItems}}SELECT {{key}};{{/each}}\nSELECT '{{model.name}}';", new Set());
+    const r = checkTemplate(
+      't.hbs',
+      "-- {{options.batchPages}}\n{{#each buildItems}}SELECT {{key}};{{/each}}\nSELECT '{{model.name}}';",
+      new Set(),
+    );
     expect(r.findings).toEqual([]);
-    expect(r.dataUses.map((u: DataUse) => [u.scopes, u.path, u.position])).toEqual([[[], 'options.batchPages', 'comment'], [['buildItems'], 'key', 'code'], [[], 'model.name', 'string']]);
+    expect(r.dataUses.map((u: DataUse) => [u.scopes, u.path, u.position])).toEqual([
+      [[], 'options.batchPages', 'comment'],
+      [['buildItems'], 'key', 'code'],
+      [[], 'model.name', 'string'],
+    ]);
   });
 });
 
@@ -172,11 +229,17 @@ describe('every template prints each field only where its kind is safe', () => {
   });
 
   it('has no finding (name a field by what it holds: …Sql, …Ident, …Literal, …InLiteral or …Text; see src/compile/template-inputs.ts)', () => {
-    expect(describeFindings(checked.filter((c) => !PENDING.has(c.template)).flatMap((c) => [...c.findings, ...staticDataFindings(c)]))).toEqual([]);
+    expect(
+      describeFindings(
+        checked.filter((c) => !PENDING.has(c.template)).flatMap((c) => [...c.findings, ...staticDataFindings(c)]),
+      ),
+    ).toEqual([]);
   });
 
   it('lists on PENDING only templates that still have findings (remove one once it passes)', () => {
-    const passing = checked.filter((c) => PENDING.has(c.template) && c.findings.length === 0 && staticDataFindings(c).length === 0).map((c) => c.template);
+    const passing = checked
+      .filter((c) => PENDING.has(c.template) && c.findings.length === 0 && staticDataFindings(c).length === 0)
+      .map((c) => c.template);
     const gone = [...PENDING].filter((p) => !checked.some((c) => c.template === p));
     expect([...passing, ...gone]).toEqual([]);
   });
@@ -191,12 +254,23 @@ describe('every template prints each field only where its kind is safe', () => {
         for (const { file, input } of inputs) {
           for (const v of valuesAt(input, use.scopes, use.path)) {
             given ||= v !== undefined;
-            const safe = v === undefined || v === null || typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'string' && pattern !== undefined && pattern.test(v));
-            if (!safe) unsafe.push(`templates/${use.template}:${use.line}: "${key}" is ${JSON.stringify(v)} in ${name}/${file}: give it a kind suffix, or pass it to a quoting helper`);
+            const safe =
+              v === undefined ||
+              v === null ||
+              typeof v === 'number' ||
+              typeof v === 'boolean' ||
+              (typeof v === 'string' && pattern !== undefined && pattern.test(v));
+            if (!safe)
+              unsafe.push(
+                `templates/${use.template}:${use.line}: "${key}" is ${JSON.stringify(v)} in ${name}/${file}: give it a kind suffix, or pass it to a quoting helper`,
+              );
           }
         }
       }
-      if (!given) unsafe.push(`templates/${use.template}:${use.line}: "${key}" is in no fixture's input, so its values go unchecked`);
+      if (!given)
+        unsafe.push(
+          `templates/${use.template}:${use.line}: "${key}" is in no fixture's input, so its values go unchecked`,
+        );
     }
     expect([...new Set(unsafe)]).toEqual([]);
   });
@@ -205,10 +279,15 @@ describe('every template prints each field only where its kind is safe', () => {
 describe('each stage gets only what its template reads', () => {
   const t = loadTemplates();
 
-  it.each(Object.keys(STAGE_FIELDS))('%s: STAGE_FIELDS lists exactly the fields its template and partials read', (stage) => {
-    const fields = STAGE_FIELDS[stage as keyof typeof STAGE_FIELDS];
-    expect([...new Set(fields)].sort()).toEqual([...usedFields(t.stages[stage as keyof typeof STAGE_FIELDS], t.partials)].sort());
-  });
+  it.each(Object.keys(STAGE_FIELDS))(
+    '%s: STAGE_FIELDS lists exactly the fields its template and partials read',
+    (stage) => {
+      const fields = STAGE_FIELDS[stage as keyof typeof STAGE_FIELDS];
+      expect([...new Set(fields)].sort()).toEqual(
+        [...usedFields(t.stages[stage as keyof typeof STAGE_FIELDS], t.partials)].sort(),
+      );
+    },
+  );
 
   it('every path a template reads is there in every fixture (a quoting helper would print a missing one as "undefined")', () => {
     const missing: string[] = [];

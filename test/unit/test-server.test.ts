@@ -46,31 +46,51 @@ describe('chooseTestServer', () => {
     expect(chooseTestServer({ TEST_SERVER: 'embedded' })).toEqual({ kind: 'embedded', major: undefined });
     expect(chooseTestServer({ SHADOWPACK_TEST_PG_MAJOR: '14' })).toEqual({ kind: 'embedded', major: 14 });
     // An empty variable counts as unset, as in the shell's VAR= npm test.
-    expect(chooseTestServer({ TEST_SERVER: '', PG_IMAGE: '', TEST_DATABASE_URL: '' })).toEqual({ kind: 'embedded', major: undefined });
+    expect(chooseTestServer({ TEST_SERVER: '', PG_IMAGE: '', TEST_DATABASE_URL: '' })).toEqual({
+      kind: 'embedded',
+      major: undefined,
+    });
   });
 
   it('uses TEST_DATABASE_URL as is', () => {
     const url = 'postgres://me:pw@db.example:5433/postgres';
     expect(chooseTestServer({ TEST_DATABASE_URL: url })).toEqual({ kind: 'external', url });
-    expect(chooseTestServer({ TEST_DATABASE_URL: url, SHADOWPACK_TEST_PG_MAJOR: '16' })).toEqual({ kind: 'external', url });
+    expect(chooseTestServer({ TEST_DATABASE_URL: url, SHADOWPACK_TEST_PG_MAJOR: '16' })).toEqual({
+      kind: 'external',
+      url,
+    });
   });
 
   it('starts an official image for TEST_SERVER=container: PG_IMAGE, else postgres:<major>, else postgres:17', () => {
-    expect(chooseTestServer({ TEST_SERVER: 'container', PG_IMAGE: 'postgres:16' })).toEqual({ kind: 'container', image: 'postgres:16' });
-    expect(chooseTestServer({ TEST_SERVER: 'container', SHADOWPACK_TEST_PG_MAJOR: '15' })).toEqual({ kind: 'container', image: 'postgres:15' });
+    expect(chooseTestServer({ TEST_SERVER: 'container', PG_IMAGE: 'postgres:16' })).toEqual({
+      kind: 'container',
+      image: 'postgres:16',
+    });
+    expect(chooseTestServer({ TEST_SERVER: 'container', SHADOWPACK_TEST_PG_MAJOR: '15' })).toEqual({
+      kind: 'container',
+      image: 'postgres:15',
+    });
     expect(chooseTestServer({ TEST_SERVER: 'container' })).toEqual({ kind: 'container', image: 'postgres:17' });
   });
 
   it('refuses settings that contradict each other, in one line naming them', () => {
     const url = 'postgres://localhost/postgres';
-    expect(() => chooseTestServer({ TEST_SERVER: 'docker' })).toThrow(/^TEST_SERVER must be "embedded" or "container", got "docker"/);
-    expect(() => chooseTestServer({ TEST_SERVER: 'container', TEST_DATABASE_URL: url })).toThrow(/TEST_DATABASE_URL and TEST_SERVER=container both/);
-    expect(() => chooseTestServer({ TEST_DATABASE_URL: url, PG_IMAGE: 'postgres:16' })).toThrow(/unset PG_IMAGE/);
-    expect(() => chooseTestServer({ PG_IMAGE: 'postgres:16' })).toThrow(/PG_IMAGE is read only with TEST_SERVER=container/);
-    expect(() => chooseTestServer({ TEST_SERVER: 'container', PG_IMAGE: 'postgres:16', SHADOWPACK_TEST_PG_MAJOR: '16' })).toThrow(
-      /PG_IMAGE and SHADOWPACK_TEST_PG_MAJOR both/,
+    expect(() => chooseTestServer({ TEST_SERVER: 'docker' })).toThrow(
+      /^TEST_SERVER must be "embedded" or "container", got "docker"/,
     );
-    expect(() => chooseTestServer({ SHADOWPACK_TEST_PG_MAJOR: 'seventeen' })).toThrow(/must be a number, got "seventeen"/);
+    expect(() => chooseTestServer({ TEST_SERVER: 'container', TEST_DATABASE_URL: url })).toThrow(
+      /TEST_DATABASE_URL and TEST_SERVER=container both/,
+    );
+    expect(() => chooseTestServer({ TEST_DATABASE_URL: url, PG_IMAGE: 'postgres:16' })).toThrow(/unset PG_IMAGE/);
+    expect(() => chooseTestServer({ PG_IMAGE: 'postgres:16' })).toThrow(
+      /PG_IMAGE is read only with TEST_SERVER=container/,
+    );
+    expect(() =>
+      chooseTestServer({ TEST_SERVER: 'container', PG_IMAGE: 'postgres:16', SHADOWPACK_TEST_PG_MAJOR: '16' }),
+    ).toThrow(/PG_IMAGE and SHADOWPACK_TEST_PG_MAJOR both/);
+    expect(() => chooseTestServer({ SHADOWPACK_TEST_PG_MAJOR: 'seventeen' })).toThrow(
+      /must be a number, got "seventeen"/,
+    );
   });
 });
 

@@ -22,7 +22,14 @@ export interface ControlArgs {
 /** The same rule, code and words as plan's options (BAD_OPTION, named by the flag). */
 function wholeNumber(flag: string, value: number, lo: number, hi: number): number {
   if (!Number.isInteger(value) || value < lo || value > hi) {
-    throw new UserError('BAD_OPTION', optionValueError(flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), value, `a whole number from ${lo} to ${hi}`));
+    throw new UserError(
+      'BAD_OPTION',
+      optionValueError(
+        flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()),
+        value,
+        `a whole number from ${lo} to ${hi}`,
+      ),
+    );
   }
   return value;
 }
@@ -33,8 +40,12 @@ export function controlChange(args: ControlArgs): ControlChange {
   return {
     ...(args.pause ? { paused: true } : {}),
     ...(args.resume ? { paused: false } : {}),
-    ...(args.batchPages !== undefined ? { batchPages: wholeNumber('--batch-pages', args.batchPages, 1, 10_000_000) } : {}),
-    ...(args.maxRowsPerSecond !== undefined ? { maxRowsPerSecond: wholeNumber('--max-rows-per-second', args.maxRowsPerSecond, 0, 1_000_000_000) } : {}),
+    ...(args.batchPages !== undefined
+      ? { batchPages: wholeNumber('--batch-pages', args.batchPages, 1, 10_000_000) }
+      : {}),
+    ...(args.maxRowsPerSecond !== undefined
+      ? { maxRowsPerSecond: wholeNumber('--max-rows-per-second', args.maxRowsPerSecond, 0, 1_000_000_000) }
+      : {}),
     ...(args.releaseSwap ? { swapReleased: true } : {}),
   };
 }
@@ -47,23 +58,38 @@ export function describeControl(c: ControlState, holdSwap: boolean): string {
     c.maxRowsPerSecond === 0 ? 'no rows/s ceiling' : `at most ${c.maxRowsPerSecond} rows/s`,
     ...(holdSwap ? [c.swapReleased ? 'swap released' : 'swap held'] : []),
   ];
-  return parts.join(', ') + (c.waitingFor === null ? '' : `; waiting for: ${c.waitingFor} (since ${c.waitingSince ?? '?'})`);
+  return (
+    parts.join(', ') + (c.waitingFor === null ? '' : `; waiting for: ${c.waitingFor} (since ${c.waitingSince ?? '?'})`)
+  );
 }
 
 export async function controlCommand(args: ControlArgs, out: (line: string) => void): Promise<void> {
   const plan = readPlanDir(args.plan);
   const change = controlChange(args);
   if (Object.keys(change).length === 0) {
-    throw new UserError('BAD_ARGUMENT', 'nothing to change: give --pause, --resume, --batch-pages N, --max-rows-per-second N or --release-swap');
+    throw new UserError(
+      'BAD_ARGUMENT',
+      'nothing to change: give --pause, --resume, --batch-pages N, --max-rows-per-second N or --release-swap',
+    );
   }
   const holdSwap = withOptionDefaults(plan.manifest.options).holdSwap;
   if (args.releaseSwap && !holdSwap) {
-    throw new UserError('BAD_ARGUMENT', `--release-swap: ${args.plan} was planned without --hold-swap, so its swap never waits for a release; there is nothing to release (plan with --hold-swap to hold a swap)`);
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `--release-swap: ${args.plan} was planned without --hold-swap, so its swap never waits for a release; there is nothing to release (plan with --hold-swap to hold a swap)`,
+    );
   }
   const client = await connectClient(connectionConfig(args.url));
   try {
-    const now = liveControl(await updateControl(client, plan.manifest, change), (await runningSessions(client, plan.manifest)).length > 0);
-    out(args.json ? jsonAnswer({ table: plan.manifest.table, runId: plan.manifest.runId, control: now }) : `${plan.manifest.table.schema}.${plan.manifest.table.name}: ${describeControl(now, holdSwap)}`);
+    const now = liveControl(
+      await updateControl(client, plan.manifest, change),
+      (await runningSessions(client, plan.manifest)).length > 0,
+    );
+    out(
+      args.json
+        ? jsonAnswer({ table: plan.manifest.table, runId: plan.manifest.runId, control: now })
+        : `${plan.manifest.table.schema}.${plan.manifest.table.name}: ${describeControl(now, holdSwap)}`,
+    );
   } finally {
     await client.end().catch(() => undefined);
   }

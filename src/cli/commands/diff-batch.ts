@@ -26,7 +26,15 @@ async function liveSide(approved: BatchSide, url: string | undefined): Promise<B
     const plans = new Map<string, PlanSide>();
     for (const [table, p] of approved.plans) {
       const m = p.manifest;
-      const now = (await planTable(client, { schema: m.table.schema, table: m.table.name, options: withOptionDefaults(m.options), transform: m.transform.spec, compareOnly: true })).plan;
+      const now = (
+        await planTable(client, {
+          schema: m.table.schema,
+          table: m.table.name,
+          options: withOptionDefaults(m.options),
+          transform: m.transform.spec,
+          compareOnly: true,
+        })
+      ).plan;
       plans.set(table, { label: `live/${table}`, manifest: now.manifest, files: now.files });
     }
     return { label: 'live', manifest: approved.manifest, plans };
@@ -36,15 +44,29 @@ async function liveSide(approved: BatchSide, url: string | undefined): Promise<B
 }
 
 /** `diff A B` of two batches (or `--plan BATCH` with the live database): table by table, same exit codes. */
-export async function diffBatchCommand(args: { readonly a?: string; readonly b?: string; readonly plan?: string; readonly url?: string; readonly json?: boolean }, out: (line: string) => void): Promise<number> {
+export async function diffBatchCommand(
+  args: {
+    readonly a?: string;
+    readonly b?: string;
+    readonly plan?: string;
+    readonly url?: string;
+    readonly json?: boolean;
+  },
+  out: (line: string) => void,
+): Promise<number> {
   let a: BatchSide;
   let b: BatchSide;
   if (args.plan !== undefined) {
-    if (args.a !== undefined || args.b !== undefined) throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');
+    if (args.a !== undefined || args.b !== undefined)
+      throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');
     a = side(args.plan, readBatchDir(args.plan));
     b = await liveSide(a, args.url);
   } else {
-    if (args.a === undefined || args.b === undefined) throw new UserError('BAD_ARGUMENT', 'give two batch folders (shadowpack diff A B), or --plan DIR to compare with the live database');
+    if (args.a === undefined || args.b === undefined)
+      throw new UserError(
+        'BAD_ARGUMENT',
+        'give two batch folders (shadowpack diff A B), or --plan DIR to compare with the live database',
+      );
     a = side(args.a, readBatchDir(args.a));
     b = side(args.b, readBatchDir(args.b));
   }
@@ -54,11 +76,17 @@ export async function diffBatchCommand(args: { readonly a?: string; readonly b?:
     return r.identical ? 0 : 1;
   }
   const differing = r.tables.filter((t) => t.only !== null || t.diff?.identical === false);
-  out(r.identical ? `SQL identical in all ${r.tables.length} tables` : `SQL differs in ${differing.length} of ${r.tables.length} tables: ${differing.map((t) => t.table).join(', ')}`);
+  out(
+    r.identical
+      ? `SQL identical in all ${r.tables.length} tables`
+      : `SQL differs in ${differing.length} of ${r.tables.length} tables: ${differing.map((t) => t.table).join(', ')}`,
+  );
   for (const t of r.tables) {
     out('');
     if (t.only !== null) {
-      out(`== ${t.table}: planned in ${t.only} only${t.skippedReason !== null ? ` (${t.only === 'A' ? 'B' : 'A'} skipped it: ${t.skippedReason})` : ''}`);
+      out(
+        `== ${t.table}: planned in ${t.only} only${t.skippedReason !== null ? ` (${t.only === 'A' ? 'B' : 'A'} skipped it: ${t.skippedReason})` : ''}`,
+      );
       continue;
     }
     out(`== ${t.table}`);

@@ -29,14 +29,24 @@ export function diffMovePlans(a: LoadedMovePlan, b: LoadedMovePlan, labelA: stri
   field('source', a.manifest.source, b.manifest.source);
   field('target', a.manifest.target, b.manifest.target);
   field('options', a.manifest.options, b.manifest.options);
-  field('stages', a.manifest.stages.map((s) => `${s.file} ${s.side}`), b.manifest.stages.map((s) => `${s.file} ${s.side}`));
+  field(
+    'stages',
+    a.manifest.stages.map((s) => `${s.file} ${s.side}`),
+    b.manifest.stages.map((s) => `${s.file} ${s.side}`),
+  );
   const files = [...new Set([...sqlFiles(a), ...sqlFiles(b)])].sort();
   const scripts: { file: string; diff: string }[] = [];
   for (const f of files) {
     const [x, y] = [a.files.get(f) ?? '', b.files.get(f) ?? ''];
     if (x !== y) scripts.push({ file: f, diff: unifiedDiff(x, y, `${labelA}/${f}`, `${labelB}/${f}`) });
   }
-  return { identical: scripts.length === 0, a: { label: labelA, planHash: a.manifest.planHash }, b: { label: labelB, planHash: b.manifest.planHash }, manifest, scripts };
+  return {
+    identical: scripts.length === 0,
+    a: { label: labelA, planHash: a.manifest.planHash },
+    b: { label: labelB, planHash: b.manifest.planHash },
+    manifest,
+    scripts,
+  };
 }
 
 /**
@@ -47,7 +57,10 @@ export function diffMoveCommand(args: { a: string; b: string; json?: boolean }, 
   const [a, b] = [readMovePlanDir(args.a), readMovePlanDir(args.b)];
   const group = (p: LoadedMovePlan) => p.manifest.tables.map((t) => `${t.schema}.${t.name}`).join(', ');
   if (group(a) !== group(b)) {
-    throw new UserError('BAD_ARGUMENT', `${args.a} moves ${group(a)} and ${args.b} ${group(b)}: diff compares two plans of one move (staging against production)`);
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `${args.a} moves ${group(a)} and ${args.b} ${group(b)}: diff compares two plans of one move (staging against production)`,
+    );
   }
   const r = diffMovePlans(a, b, args.a, args.b);
   if (args.json) {
@@ -57,7 +70,10 @@ export function diffMoveCommand(args: { a: string; b: string; json?: boolean }, 
   out(r.identical ? 'SQL identical' : `SQL differs in ${r.scripts.length} file(s)`);
   out(`A: ${r.a.label} (${r.a.planHash})`);
   out(`B: ${r.b.label} (${r.b.planHash})`);
-  if (r.identical && r.a.planHash !== r.b.planHash) out('the plan hashes differ although the SQL is the same: plan.json differs (below), so each has its own hash to approve');
+  if (r.identical && r.a.planHash !== r.b.planHash)
+    out(
+      'the plan hashes differ although the SQL is the same: plan.json differs (below), so each has its own hash to approve',
+    );
   if (r.manifest.length > 0) {
     out('');
     out('plan.json differences:');

@@ -26,8 +26,19 @@ export async function livePlan(dir: string, url: string | undefined): Promise<[P
   const client = await connectClient(connectionConfig(url));
   try {
     const m = approved.manifest;
-    const now = (await planTable(client, { schema: m.table.schema, table: m.table.name, options: withOptionDefaults(m.options), transform: m.transform.spec, compareOnly: true })).plan;
-    return [{ label: dir, manifest: approved.manifest, files: approved.files }, { label: 'live', manifest: now.manifest, files: now.files }];
+    const now = (
+      await planTable(client, {
+        schema: m.table.schema,
+        table: m.table.name,
+        options: withOptionDefaults(m.options),
+        transform: m.transform.spec,
+        compareOnly: true,
+      })
+    ).plan;
+    return [
+      { label: dir, manifest: approved.manifest, files: approved.files },
+      { label: 'live', manifest: now.manifest, files: now.files },
+    ];
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -36,32 +47,62 @@ export async function livePlan(dir: string, url: string | undefined): Promise<[P
 /** Returns the exit code: 0 identical SQL, 1 different. Errors are thrown (exit 2). */
 export async function diffCommand(args: DiffArgs, out: (line: string) => void): Promise<number> {
   // Two folders are compared as files: a --url would be silently ignored (newcomer review finding 36).
-  if (args.plan === undefined && args.url !== undefined) throw new UserError('BAD_ARGUMENT', `two plan folders are compared without connecting: drop --url, or compare one plan with a live database: shadowpack diff --plan ${args.a ?? 'DIR'} --url …`);
-  const batch = args.plan !== undefined ? isBatchDir(args.plan) : args.a !== undefined && args.b !== undefined && (isBatchDir(args.a) || isBatchDir(args.b));
+  if (args.plan === undefined && args.url !== undefined)
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `two plan folders are compared without connecting: drop --url, or compare one plan with a live database: shadowpack diff --plan ${args.a ?? 'DIR'} --url …`,
+    );
+  const batch =
+    args.plan !== undefined
+      ? isBatchDir(args.plan)
+      : args.a !== undefined && args.b !== undefined && (isBatchDir(args.a) || isBatchDir(args.b));
   if (batch && args.a !== undefined && args.b !== undefined && isBatchDir(args.a) !== isBatchDir(args.b)) {
-    throw new UserError('BAD_ARGUMENT', `${isBatchDir(args.a) ? args.a : args.b} is a batch and ${isBatchDir(args.a) ? args.b : args.a} one table's plan: compare a batch with a batch, or the table's folder inside the batch with the plan`);
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `${isBatchDir(args.a) ? args.a : args.b} is a batch and ${isBatchDir(args.a) ? args.b : args.a} one table's plan: compare a batch with a batch, or the table's folder inside the batch with the plan`,
+    );
   }
   if (batch) return diffBatchCommand(args, out);
   const move = [args.plan, args.a, args.b].filter((d): d is string => d !== undefined && isMovePlanDir(d));
   if (move.length > 0) {
-    if (args.plan !== undefined) throw new UserError('BAD_ARGUMENT', `${args.plan} is a move plan; diff --plan compares a rebuild plan with the live database: compare two move plans instead (shadowpack diff A B)`);
-    if (args.a === undefined || args.b === undefined) throw new UserError('BAD_ARGUMENT', 'give two move plan folders (shadowpack diff A B)');
-    if (move.length === 1) throw new UserError('BAD_ARGUMENT', `${move[0]} is a move plan and ${move[0] === args.a ? args.b : args.a} is not: compare a move plan with a move plan`);
+    if (args.plan !== undefined)
+      throw new UserError(
+        'BAD_ARGUMENT',
+        `${args.plan} is a move plan; diff --plan compares a rebuild plan with the live database: compare two move plans instead (shadowpack diff A B)`,
+      );
+    if (args.a === undefined || args.b === undefined)
+      throw new UserError('BAD_ARGUMENT', 'give two move plan folders (shadowpack diff A B)');
+    if (move.length === 1)
+      throw new UserError(
+        'BAD_ARGUMENT',
+        `${move[0]} is a move plan and ${move[0] === args.a ? args.b : args.a} is not: compare a move plan with a move plan`,
+      );
     return diffMoveCommand({ a: args.a, b: args.b, ...(args.json ? { json: true } : {}) }, out);
   }
   let sides: [PlanSide, PlanSide];
   if (args.plan !== undefined) {
-    if (args.a !== undefined || args.b !== undefined) throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');
+    if (args.a !== undefined || args.b !== undefined)
+      throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');
     sides = await livePlan(args.plan, args.url);
   } else {
-    if (args.a === undefined || args.b === undefined) throw new UserError('BAD_ARGUMENT', 'give two plan folders (shadowpack diff A B), or --plan DIR to compare with the live database');
+    if (args.a === undefined || args.b === undefined)
+      throw new UserError(
+        'BAD_ARGUMENT',
+        'give two plan folders (shadowpack diff A B), or --plan DIR to compare with the live database',
+      );
     const a = readPlanDir(args.a);
     const b = readPlanDir(args.b);
-    sides = [{ label: args.a, manifest: a.manifest, files: a.files }, { label: args.b, manifest: b.manifest, files: b.files }];
+    sides = [
+      { label: args.a, manifest: a.manifest, files: a.files },
+      { label: args.b, manifest: b.manifest, files: b.files },
+    ];
   }
   const [ta, tb] = [sides[0].manifest.table, sides[1].manifest.table];
   if (ta.schema !== tb.schema || ta.name !== tb.name) {
-    throw new UserError('BAD_ARGUMENT', `${sides[0].label} rebuilds ${ta.schema}.${ta.name} and ${sides[1].label} ${tb.schema}.${tb.name}: diff compares two plans of one table (staging against production, or a plan against the live database)`);
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `${sides[0].label} rebuilds ${ta.schema}.${ta.name} and ${sides[1].label} ${tb.schema}.${tb.name}: diff compares two plans of one table (staging against production, or a plan against the live database)`,
+    );
   }
   const r = diffPlans(sides[0], sides[1]);
   if (args.json) {

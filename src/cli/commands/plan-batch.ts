@@ -38,7 +38,11 @@ export async function planBatchCommand(args: PlanBatchArgs, print: (line: string
     throw new UserError('BAD_ARGUMENT', '--min-ratio and --min-size only go with --bloated');
   }
   const minRatio = args.minRatio ?? DEFAULT_BLOATED_MIN_RATIO;
-  if (!(minRatio >= 0 && minRatio <= 1)) throw new UserError('BAD_ARGUMENT', `--min-ratio ${minRatio}: give a fraction from 0 to 1 (0.2 = a fifth of the table is reclaimable)`);
+  if (!(minRatio >= 0 && minRatio <= 1))
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `--min-ratio ${minRatio}: give a fraction from 0 to 1 (0.2 = a fifth of the table is reclaimable)`,
+    );
   const selection = {
     schemas: [...args.schemas],
     tables: [...args.tables],
@@ -48,19 +52,37 @@ export async function planBatchCommand(args: PlanBatchArgs, print: (line: string
   const client = await connectClient(connectionConfig(args.url));
   let batch;
   try {
-    batch = await planBatch(client, { selection, options, ...(args.runAs !== undefined ? { runAs: args.runAs } : {}) }, args.command !== undefined ? { command: args.command } : {});
+    batch = await planBatch(
+      client,
+      { selection, options, ...(args.runAs !== undefined ? { runAs: args.runAs } : {}) },
+      args.command !== undefined ? { command: args.command } : {},
+    );
   } finally {
     await client.end().catch(() => undefined);
   }
   writeBatchDir(args.out, batch, args.force ?? false);
   const m = batch.manifest;
   if (args.json) {
-    print(jsonAnswer({ dir: args.out, batchHash: m.batchHash, tables: m.tables.map((t) => ({ table: qualified(t.schema, t.name), dir: t.dir, planHash: t.planHash })), skipped: m.skipped, totals: m.totals }));
+    print(
+      jsonAnswer({
+        dir: args.out,
+        batchHash: m.batchHash,
+        tables: m.tables.map((t) => ({ table: qualified(t.schema, t.name), dir: t.dir, planHash: t.planHash })),
+        skipped: m.skipped,
+        totals: m.totals,
+      }),
+    );
     return;
   }
   print(`batch of ${m.tables.length} table(s) written to ${args.out} (batch hash ${m.batchHash})`);
-  m.tables.forEach((t, i) => print(`  ${i + 1}. ${qualified(t.schema, t.name)}: ${bytes(t.totalBytes)}, ≈ ${bytes(t.reclaimableBytes)} reclaimable → ${args.out}/${t.dir}`));
+  m.tables.forEach((t, i) =>
+    print(
+      `  ${i + 1}. ${qualified(t.schema, t.name)}: ${bytes(t.totalBytes)}, ≈ ${bytes(t.reclaimableBytes)} reclaimable → ${args.out}/${t.dir}`,
+    ),
+  );
   for (const s of m.skipped) print(`  skipped ${qualified(s.schema, s.name)}: ${s.reason.split('\n')[0]}`);
-  print(`expected gain ≈ ${bytes(m.totals.reclaimableBytes)}; disk needed at the peak ≈ ${bytes(m.totals.peakDiskBytes)}; ≈ ${duration(m.totals.estimatedSeconds)}`);
+  print(
+    `expected gain ≈ ${bytes(m.totals.reclaimableBytes)}; disk needed at the peak ≈ ${bytes(m.totals.peakDiskBytes)}; ≈ ${duration(m.totals.estimatedSeconds)}`,
+  );
   print(`review ${args.out}/README.md, then run: shadowpack run --plan ${args.out} --expect-hash ${m.batchHash}`);
 }

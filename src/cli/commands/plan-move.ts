@@ -24,22 +24,49 @@ export async function planMoveCommand(args: PlanMoveArgs, print: (line: string) 
     const { schema, table } = parseTableName(t);
     return { schema, table };
   });
-  if (args.fdwAuth !== undefined && args.fdwAuth !== 'password') throw new UserError('BAD_ARGUMENT', `--fdw-auth ${args.fdwAuth} is not supported yet; use --fdw-auth password (the password comes from SHADOWPACK_FDW_PASSWORD at run time)`);
-  if (args.sequenceMargin !== undefined && (!Number.isInteger(args.sequenceMargin) || args.sequenceMargin < 0)) throw new UserError('BAD_OPTION', `--sequence-margin must be a whole number >= 0, got ${String(args.sequenceMargin)}`);
+  if (args.fdwAuth !== undefined && args.fdwAuth !== 'password')
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `--fdw-auth ${args.fdwAuth} is not supported yet; use --fdw-auth password (the password comes from SHADOWPACK_FDW_PASSWORD at run time)`,
+    );
+  if (args.sequenceMargin !== undefined && (!Number.isInteger(args.sequenceMargin) || args.sequenceMargin < 0))
+    throw new UserError(
+      'BAD_OPTION',
+      `--sequence-margin must be a whole number >= 0, got ${String(args.sequenceMargin)}`,
+    );
   checkOutDir(args.out, args.force ?? false);
   const source = await connectClient(connectionConfig(args.url));
   try {
     const target = await connectClient(connectionConfig(args.targetUrl));
     try {
-      const plan = await planMove(source, target, { tables, withFkClosure: args.withFkClosure ?? false, options: args.sequenceMargin !== undefined ? { sequenceMargin: args.sequenceMargin } : {} });
+      const plan = await planMove(source, target, {
+        tables,
+        withFkClosure: args.withFkClosure ?? false,
+        options: args.sequenceMargin !== undefined ? { sequenceMargin: args.sequenceMargin } : {},
+      });
       writeMovePlan(args.out, plan, args.force ?? false);
       const m = plan.manifest;
       if (args.json) {
-        print(jsonAnswer({ dir: args.out, kind: 'move', planHash: m.planHash, tables: m.tables.map((t) => `${t.schema}.${t.name}`), stages: m.stages.map((s) => ({ file: s.file, side: s.side, sha256: s.sha256 })), bindings: m.bindings }));
+        print(
+          jsonAnswer({
+            dir: args.out,
+            kind: 'move',
+            planHash: m.planHash,
+            tables: m.tables.map((t) => `${t.schema}.${t.name}`),
+            stages: m.stages.map((s) => ({ file: s.file, side: s.side, sha256: s.sha256 })),
+            bindings: m.bindings,
+          }),
+        );
       } else {
-        print(`move plan for ${m.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} written to ${args.out} (plan hash ${m.planHash})`);
-        print(`source: database ${m.source.database} (PostgreSQL ${m.source.serverVersionNum}); target: database ${m.target.database} on ${m.target.host ?? 'local socket'}:${m.target.port ?? 5432} (PostgreSQL ${m.target.serverVersionNum})`);
-        print(`review ${args.out}/README.md, then run each stage on its side: psql -X -v ON_ERROR_STOP=1 -d <side> -f FILE (export SHADOWPACK_FDW_PASSWORD for 02-setup.target.sql if the source asks for a password)`);
+        print(
+          `move plan for ${m.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} written to ${args.out} (plan hash ${m.planHash})`,
+        );
+        print(
+          `source: database ${m.source.database} (PostgreSQL ${m.source.serverVersionNum}); target: database ${m.target.database} on ${m.target.host ?? 'local socket'}:${m.target.port ?? 5432} (PostgreSQL ${m.target.serverVersionNum})`,
+        );
+        print(
+          `review ${args.out}/README.md, then run each stage on its side: psql -X -v ON_ERROR_STOP=1 -d <side> -f FILE (export SHADOWPACK_FDW_PASSWORD for 02-setup.target.sql if the source asks for a password)`,
+        );
       }
     } finally {
       await target.end().catch(() => undefined);

@@ -54,7 +54,11 @@ async function parseWithSuggestion(input: string, url: string | undefined): Prom
   }
 }
 
-export async function planCommand(args: PlanArgs, print: (line: string) => void, warn: (line: string) => void = () => undefined): Promise<void> {
+export async function planCommand(
+  args: PlanArgs,
+  print: (line: string) => void,
+  warn: (line: string) => void = () => undefined,
+): Promise<void> {
   const { schema, table } = await parseWithSuggestion(args.table, args.url);
   const system = systemSchemaRefusal(schema, TOOL_SCHEMA);
   if (system !== null) throw new UserError('UNSUPPORTED_TABLE', `${schema}.${table}: ${system}`);
@@ -65,7 +69,19 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void,
   const client = await connectClient(connectionConfig(args.url));
   let planned: TablePlan;
   try {
-    planned = await planTable(client, { schema, table, options, transform, alter: args.alter ?? [], ...(args.runAs !== undefined ? { runAs: args.runAs } : {}), checkData: args.checkData ?? false }, args.command !== undefined ? { command: args.command } : {});
+    planned = await planTable(
+      client,
+      {
+        schema,
+        table,
+        options,
+        transform,
+        alter: args.alter ?? [],
+        ...(args.runAs !== undefined ? { runAs: args.runAs } : {}),
+        checkData: args.checkData ?? false,
+      },
+      args.command !== undefined ? { command: args.command } : {},
+    );
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -77,12 +93,26 @@ export async function planCommand(args: PlanArgs, print: (line: string) => void,
   }
   const plan = planned.plan;
   if (args.json) {
-    print(jsonAnswer({ dir: args.out, planHash: plan.manifest.planHash, fingerprint: plan.manifest.fingerprint, stages: plan.manifest.stages.map((s) => ({ name: s.name, file: s.file, sha256: s.sha256 })), binding: plan.manifest.binding, referencing: children }));
+    print(
+      jsonAnswer({
+        dir: args.out,
+        planHash: plan.manifest.planHash,
+        fingerprint: plan.manifest.fingerprint,
+        stages: plan.manifest.stages.map((s) => ({ name: s.name, file: s.file, sha256: s.sha256 })),
+        binding: plan.manifest.binding,
+        referencing: children,
+      }),
+    );
   } else {
     print(`plan for ${schema}.${table} written to ${args.out} (plan hash ${plan.manifest.planHash})`);
     const e = plan.manifest.environment;
-    print(`bound to database ${e.database} (${e.systemIdentifier !== null ? `cluster ${e.systemIdentifier}` : `OID ${e.databaseOid}`}) by ${args.out}/${plan.manifest.binding.file}`);
-    print(`review ${args.out}/README.md (or shadowpack show --plan ${args.out}), then run: shadowpack run --plan ${args.out} --expect-hash ${plan.manifest.planHash}`);
-    for (const c of children) print(`plan for ${c.table} (${c.columns.join(', ')} → bigint) written to ${c.dir}; run it after this one`);
+    print(
+      `bound to database ${e.database} (${e.systemIdentifier !== null ? `cluster ${e.systemIdentifier}` : `OID ${e.databaseOid}`}) by ${args.out}/${plan.manifest.binding.file}`,
+    );
+    print(
+      `review ${args.out}/README.md (or shadowpack show --plan ${args.out}), then run: shadowpack run --plan ${args.out} --expect-hash ${plan.manifest.planHash}`,
+    );
+    for (const c of children)
+      print(`plan for ${c.table} (${c.columns.join(', ')} → bigint) written to ${c.dir}; run it after this one`);
   }
 }

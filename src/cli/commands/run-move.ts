@@ -30,29 +30,48 @@ export interface MoveRunArgs {
 /** The target's connection: only from --target-url (the PG* variables would name the source). */
 export function targetConnection(targetUrl: string | undefined, plan: string) {
   if (targetUrl === undefined) {
-    throw new UserError('BAD_ARGUMENT', `${plan} is a move plan: its stages run on two clusters; give the target with --target-url (and the source with --url, DATABASE_URL or the PG* variables)`);
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `${plan} is a move plan: its stages run on two clusters; give the target with --target-url (and the source with --url, DATABASE_URL or the PG* variables)`,
+    );
   }
   return resolveConnection(targetUrl);
 }
 
 function moveStageArg(value: string | undefined, what: '--until' | '--stage'): MoveStageName | undefined {
   if (value === undefined) return undefined;
-  const names: readonly string[] = what === '--until' ? MOVE_FORWARD_STAGES : [...new Set(MOVE_STAGES.map((r) => r.stage))];
-  if (!names.includes(value)) throw new UserError('BAD_ARGUMENT', `${what} of a move plan takes one of ${names.join(', ')}, not ${value}`);
+  const names: readonly string[] =
+    what === '--until' ? MOVE_FORWARD_STAGES : [...new Set(MOVE_STAGES.map((r) => r.stage))];
+  if (!names.includes(value))
+    throw new UserError('BAD_ARGUMENT', `${what} of a move plan takes one of ${names.join(', ')}, not ${value}`);
   return value as MoveStageName;
 }
 
 function envelope(plan: LoadedMovePlan | null): (event: object) => object {
-  return (event) => ({ schemaVersion: SCHEMA_VERSION, ts: new Date().toISOString(), runId: plan?.manifest.runId ?? null, planHash: plan?.manifest.planHash ?? null, ...event });
+  return (event) => ({
+    schemaVersion: SCHEMA_VERSION,
+    ts: new Date().toISOString(),
+    runId: plan?.manifest.runId ?? null,
+    planHash: plan?.manifest.planHash ?? null,
+    ...event,
+  });
 }
 
 /** `shadowpack run --plan DIR --target-url URL` for a move plan: every stage on its side. */
-export async function runMoveCommand(args: MoveRunArgs, out: (line: string) => void, err: (text: string) => void, isTty: boolean): Promise<void> {
+export async function runMoveCommand(
+  args: MoveRunArgs,
+  out: (line: string) => void,
+  err: (text: string) => void,
+  isTty: boolean,
+): Promise<void> {
   let plan: LoadedMovePlan | null = null;
   let stage: string | null = null;
   try {
     if (args.jobs !== undefined || args.parallelTables !== undefined) {
-      throw new UserError('BAD_ARGUMENT', `${args.jobs !== undefined ? '--jobs' : '--parallel-tables'} does not apply to a move plan yet: its backfill runs in one session; leave it out`);
+      throw new UserError(
+        'BAD_ARGUMENT',
+        `${args.jobs !== undefined ? '--jobs' : '--parallel-tables'} does not apply to a move plan yet: its backfill runs in one session; leave it out`,
+      );
     }
     plan = readMovePlanDir(args.plan);
     const target = targetConnection(args.targetUrl, args.plan);
@@ -74,11 +93,24 @@ export async function runMoveCommand(args: MoveRunArgs, out: (line: string) => v
       onEvent: show,
     });
     if (args.events) {
-      out(JSON.stringify(wrap({ type: 'summary', stages: summary.stages, finished: summary.finished, source: summary.states.source?.stage ?? null, target: summary.states.target?.stage ?? null, locks: summary.locks })));
+      out(
+        JSON.stringify(
+          wrap({
+            type: 'summary',
+            stages: summary.stages,
+            finished: summary.finished,
+            source: summary.states.source?.stage ?? null,
+            target: summary.states.target?.stage ?? null,
+            locks: summary.locks,
+          }),
+        ),
+      );
       return;
     }
     const total = summary.stages.reduce((a, s) => a + s.ms, 0);
-    out(`stages: ${summary.stages.map((s) => `${s.stage} ${s.ms} ms`).join(', ') || 'none (nothing left to do)'}; total ${total} ms`);
+    out(
+      `stages: ${summary.stages.map((s) => `${s.stage} ${s.ms} ms`).join(', ') || 'none (nothing left to do)'}; total ${total} ms`,
+    );
     for (const r of summary.locks) out(`lock ${lockReportText(r)}`);
     const group = plan.manifest.tables.map((t) => `${t.schema}.${t.name}`).join(', ');
     if (summary.finished) out(`${group}: ${only === 'abort' ? 'move aborted' : 'moved; cleaned up on both sides'}`);
@@ -86,7 +118,16 @@ export async function runMoveCommand(args: MoveRunArgs, out: (line: string) => v
   } catch (e) {
     if (args.events) {
       const code = e instanceof UserError ? e.code : 'INTERNAL_ERROR';
-      out(JSON.stringify(envelope(plan)({ type: 'error', stage, code, message: redactSecrets(e instanceof Error ? e.message : String(e)) })));
+      out(
+        JSON.stringify(
+          envelope(plan)({
+            type: 'error',
+            stage,
+            code,
+            message: redactSecrets(e instanceof Error ? e.message : String(e)),
+          }),
+        ),
+      );
     }
     throw e;
   }

@@ -30,14 +30,30 @@ export interface RunArgs {
  * time, and the run and plan it is about, so lines from several runs can be told apart in one log.
  */
 function envelope(plan: LoadedPlan | null): (event: object) => object {
-  return (event) => ({ schemaVersion: SCHEMA_VERSION, ts: new Date().toISOString(), runId: plan?.manifest.runId ?? null, planHash: plan?.manifest.planHash ?? null, ...event });
+  return (event) => ({
+    schemaVersion: SCHEMA_VERSION,
+    ts: new Date().toISOString(),
+    runId: plan?.manifest.runId ?? null,
+    planHash: plan?.manifest.planHash ?? null,
+    ...event,
+  });
 }
 
-export async function runCommand(args: RunArgs, out: (line: string) => void, err: (text: string) => void, isTty: boolean): Promise<void> {
+export async function runCommand(
+  args: RunArgs,
+  out: (line: string) => void,
+  err: (text: string) => void,
+  isTty: boolean,
+): Promise<void> {
   const jobs = args.jobs ?? 1;
-  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UserError('BAD_ARGUMENT', `--jobs must be a whole number from 1 to 64 (got ${String(args.jobs)})`);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64)
+    throw new UserError('BAD_ARGUMENT', `--jobs must be a whole number from 1 to 64 (got ${String(args.jobs)})`);
   if (isBatchDir(args.plan)) return (await import('./run-batch.js')).runBatchCommand(args, out, err, isTty);
-  if (args.parallelTables !== undefined) throw new UserError('BAD_ARGUMENT', `--parallel-tables goes with a batch folder; ${args.plan} holds one table's plan`);
+  if (args.parallelTables !== undefined)
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `--parallel-tables goes with a batch folder; ${args.plan} holds one table's plan`,
+    );
   let plan: LoadedPlan | null = null;
   let stage: StageName | null = null;
   let onInterrupt: (() => void) | null = null;
@@ -45,7 +61,9 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
     plan = readPlanDir(args.plan);
     checkStageInPlan(plan, args);
     const wrap = envelope(plan);
-    const printer = args.events ? (e: object) => out(JSON.stringify(wrap(e))) : progressPrinter(err, isTty, Date.now, waitDeadline(plan));
+    const printer = args.events
+      ? (e: object) => out(JSON.stringify(wrap(e)))
+      : progressPrinter(err, isTty, Date.now, waitDeadline(plan));
     let page = '';
     let started = false;
     let copiedByThisRun = 0;
@@ -74,7 +92,17 @@ export async function runCommand(args: RunArgs, out: (line: string) => void, err
     if (args.events) {
       const code = e instanceof UserError ? e.code : 'INTERNAL_ERROR';
       const hint = e instanceof UserError && typeof e.details['hint'] === 'string' ? { hint: e.details['hint'] } : {};
-      out(JSON.stringify(envelope(plan)({ type: 'error', stage, code, message: redactSecrets(e instanceof Error ? e.message : String(e)), ...hint })));
+      out(
+        JSON.stringify(
+          envelope(plan)({
+            type: 'error',
+            stage,
+            code,
+            message: redactSecrets(e instanceof Error ? e.message : String(e)),
+            ...hint,
+          }),
+        ),
+      );
     }
     throw e;
   } finally {
@@ -91,7 +119,10 @@ export function checkStageInPlan(plan: LoadedPlan, args: Pick<RunArgs, 'plan' | 
   const wanted = args.until ?? args.stage;
   if (wanted !== 'verify' || plan.manifest.stages.some((s) => s.name === 'verify')) return;
   const flag = args.until !== undefined ? '--until' : '--stage';
-  throw new UserError('BAD_ARGUMENT', `${flag} verify: ${args.plan} has no verify stage (planned without --verify-before-swap); stop before the swap with --until catchup and compare with shadowpack verify --plan ${args.plan}, or plan again with --verify-before-swap`);
+  throw new UserError(
+    'BAD_ARGUMENT',
+    `${flag} verify: ${args.plan} has no verify stage (planned without --verify-before-swap); stop before the swap with --until catchup and compare with shadowpack verify --plan ${args.plan}, or plan again with --verify-before-swap`,
+  );
 }
 
 /** Before anything runs: which plan, on which database and cluster, and where it will stop (newcomer review finding 30). */
@@ -99,7 +130,10 @@ function startLine(plan: LoadedPlan, args: RunArgs): string {
   const m = plan.manifest;
   const e = m.environment;
   const where = `database ${e.database}${e.systemIdentifier !== null ? `, cluster ${e.systemIdentifier}` : ''}`;
-  const what = args.stage !== undefined ? `stage ${args.stage}` : `up to ${args.until ?? DEFAULT_UNTIL}${(args.until ?? DEFAULT_UNTIL) === 'swap' ? ' (the revert window stays open)' : ''}`;
+  const what =
+    args.stage !== undefined
+      ? `stage ${args.stage}`
+      : `up to ${args.until ?? DEFAULT_UNTIL}${(args.until ?? DEFAULT_UNTIL) === 'swap' ? ' (the revert window stays open)' : ''}`;
   return `plan ${m.planHash} for ${m.table.schema}.${m.table.name}, bound to ${where}: ${what}`;
 }
 
@@ -111,7 +145,9 @@ export function interruptedText(plan: LoadedPlan, args: RunArgs, stage: StageNam
   const base = `shadowpack run --plan ${args.plan}${args.url !== undefined ? ` --url '${redact(args.url)}'` : ''}`;
   const afterSwap = stage === 'swap' || stage === 'cleanup';
   const where = stage === null ? 'before the first stage started' : `in stage ${stage}${page}`;
-  const giveUp = afterSwap ? `${base} --stage revert to go back to the old table (until cleanup has run)` : `${base} --stage abort to remove everything the run made`;
+  const giveUp = afterSwap
+    ? `${base} --stage revert to go back to the old table (until cleanup has run)`
+    : `${base} --stage abort to remove everything the run made`;
   return `shadowpack: interrupted ${where}; what was committed stays. To resume: ${base}${args.expectHash !== undefined ? ` --expect-hash ${args.expectHash}` : ''}; to give up: ${giveUp}`;
 }
 
@@ -126,7 +162,13 @@ function waitDeadline(plan: LoadedPlan): WaitDeadline {
   };
 }
 
-async function runPlan(args: RunArgs, plan: LoadedPlan, show: (e: RunEvent) => void, out: (line: string) => void, copiedByThisRun: () => number): Promise<void> {
+async function runPlan(
+  args: RunArgs,
+  plan: LoadedPlan,
+  show: (e: RunEvent) => void,
+  out: (line: string) => void,
+  copiedByThisRun: () => number,
+): Promise<void> {
   const summary = await run({
     plan,
     connection: connectionConfig(args.url),
@@ -140,11 +182,16 @@ async function runPlan(args: RunArgs, plan: LoadedPlan, show: (e: RunEvent) => v
     return;
   }
   const total = summary.stages.reduce((a, s) => a + s.ms, 0);
-  out(`stages: ${summary.stages.map((s) => `${s.stage} ${s.ms} ms`).join(', ') || 'none (nothing left to do)'}; total ${total} ms`);
+  out(
+    `stages: ${summary.stages.map((s) => `${s.stage} ${s.ms} ms`).join(', ') || 'none (nothing left to do)'}; total ${total} ms`,
+  );
   const seen = summary.lastSeen;
   const backfill = summary.stages.find((s) => s.stage === 'backfill');
   if (seen && backfill && seen.rowsCopied > 0) out(backfillLine(copiedByThisRun(), seen.rowsCopied, backfill.ms));
-  if (seen?.swapLockMs != null && summary.stages.some((s) => s.stage === 'swap')) out(`swap: ACCESS EXCLUSIVE held ${seen.swapLockMs} ms, taken at attempt ${seen.swapAttempts}; ${seen.rowsApplied} log entries applied in ${seen.catchupRounds} rounds`);
+  if (seen?.swapLockMs != null && summary.stages.some((s) => s.stage === 'swap'))
+    out(
+      `swap: ACCESS EXCLUSIVE held ${seen.swapLockMs} ms, taken at attempt ${seen.swapAttempts}; ${seen.rowsApplied} log entries applied in ${seen.catchupRounds} rounds`,
+    );
   for (const r of summary.locks) out(`lock ${lockReportText(r)}`);
   if (summary.finished) out(`${plan.manifest.table.schema}.${plan.manifest.table.name}: done`);
   else for (const line of nextStepLines(plan.manifest, summary.state, args.plan, args.url)) out(line);
@@ -159,5 +206,7 @@ export function backfillLine(thisRun: number, total: number, ms: number): string
   const n = (x: number) => x.toLocaleString('en-US');
   const resumed = thisRun > 0 && thisRun < total;
   const rate = `${n(Math.round(((resumed ? thisRun : total) * 1000) / Math.max(1, ms)))} rows/s, including the settle round`;
-  return resumed ? `backfill: ${n(total)} rows in all, ${n(thisRun)} of them copied by this run in ${ms} ms (${rate})` : `backfill: ${n(total)} rows in ${ms} ms (${rate})`;
+  return resumed
+    ? `backfill: ${n(total)} rows in all, ${n(thisRun)} of them copied by this run in ${ms} ms (${rate})`
+    : `backfill: ${n(total)} rows in ${ms} ms (${rate})`;
 }

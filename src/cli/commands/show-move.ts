@@ -19,14 +19,19 @@ export function showMoveCommand(dir: string, out: (line: string) => void, warn: 
   }
   problems.push(...checkSums(dir));
   for (const p of problems) warn(`shadowpack: warning: ${p}`);
-  if (problems.length > 0) out(`> **WARNING**: ${problems.length} integrity problem(s), printed on stderr: do not approve this plan as it is.\n`);
-  const side = (s: typeof m.source) => `database ${s.database} on ${s.host ?? 'local socket'}:${s.port ?? 5432} (server_version_num ${s.serverVersionNum})`;
+  if (problems.length > 0)
+    out(
+      `> **WARNING**: ${problems.length} integrity problem(s), printed on stderr: do not approve this plan as it is.\n`,
+    );
+  const side = (s: typeof m.source) =>
+    `database ${s.database} on ${s.host ?? 'local socket'}:${s.port ?? 5432} (server_version_num ${s.serverVersionNum})`;
   out(`move plan hash ${m.planHash} (approve this one; run --expect-hash ${m.planHash} refuses any other)`);
   out(`moves ${m.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} (run ${m.runId})`);
   out(`  source: ${side(m.source)}`);
   out(`  target: ${side(m.target)}`);
   out('stages, in order:');
-  for (const s of m.stages) out(`  ${s.file}  ${s.side}  ${s.stage}${s.hazards.length > 0 ? `  hazards: ${s.hazards.join(', ')}` : ''}`);
+  for (const s of m.stages)
+    out(`  ${s.file}  ${s.side}  ${s.stage}${s.hazards.length > 0 ? `  hazards: ${s.hazards.join(', ')}` : ''}`);
   out('');
   out(plan.files.get('README.md') ?? '(README.md is missing)');
 }

@@ -15,7 +15,11 @@ import { showMoveCommand } from './show-move.js';
  * about anything that differs, with one line on stdout too: what an approver reads must be what
  * will run.
  */
-export async function showCommand(args: { plan: string }, out: (line: string) => void, warn: (line: string) => void = () => undefined): Promise<void> {
+export async function showCommand(
+  args: { plan: string },
+  out: (line: string) => void,
+  warn: (line: string) => void = () => undefined,
+): Promise<void> {
   if (isBatchDir(args.plan)) {
     const batch = readBatchDir(args.plan);
     try {
@@ -25,7 +29,9 @@ export async function showCommand(args: { plan: string }, out: (line: string) =>
       warn(`shadowpack: warning: ${e.code}: ${e.message}`);
     }
     for (const p of checkSums(args.plan)) warn(`shadowpack: warning: ${p}`);
-    out(`batch hash ${batch.manifest.batchHash} (approve this one; run --expect-hash ${batch.manifest.batchHash} refuses any other)`);
+    out(
+      `batch hash ${batch.manifest.batchHash} (approve this one; run --expect-hash ${batch.manifest.batchHash} refuses any other)`,
+    );
     out(batch.readme ?? '(README.md is missing)');
     return;
   }
@@ -46,8 +52,14 @@ export async function showCommand(args: { plan: string }, out: (line: string) =>
   const readme = plan.files.get('README.md');
   const parts = readme === undefined ? null : splitReadme(readme);
   // A plan made before the header existed has none; one whose header differs was edited (or made by another version).
-  if (parts?.header != null && parts.header !== header) problems.push(`${args.plan}/README.md: its header differs from plan.json; the header below is printed from plan.json`);
+  if (parts?.header != null && parts.header !== header)
+    problems.push(
+      `${args.plan}/README.md: its header differs from plan.json; the header below is printed from plan.json`,
+    );
   for (const p of problems) warn(`shadowpack: warning: ${p}`);
-  if (problems.length > 0) out(`> **WARNING**: ${problems.length} integrity problem(s), printed on stderr: do not approve this plan as it is.\n`);
+  if (problems.length > 0)
+    out(
+      `> **WARNING**: ${problems.length} integrity problem(s), printed on stderr: do not approve this plan as it is.\n`,
+    );
   out(header + (parts?.body ?? renderReview(plan.manifest)));
 }

@@ -24,7 +24,10 @@ function standingText(s: TableStanding): string {
 }
 
 /** `status --plan BATCH`: every table of the batch, and how far the batch is. */
-export async function statusBatchCommand(args: { plan: string; url?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
+export async function statusBatchCommand(
+  args: { plan: string; url?: string; json?: boolean },
+  out: (line: string) => void,
+): Promise<void> {
   const batch = readBatchDir(args.plan);
   const tables = batch.manifest.tables;
   const client = await connectClient(connectionConfig(args.url));
@@ -43,11 +46,25 @@ export async function statusBatchCommand(args: { plan: string; url?: string; jso
     }
     const done = rows.filter((r) => r.standing.kind === 'done' || r.standing.kind === 'reverted').length;
     if (args.json) {
-      out(jsonAnswer({ batchHash: batch.manifest.batchHash, done, of: tables.length, reclaimedBytes: reclaimed, tables: rows }));
+      out(
+        jsonAnswer({
+          batchHash: batch.manifest.batchHash,
+          done,
+          of: tables.length,
+          reclaimedBytes: reclaimed,
+          tables: rows,
+        }),
+      );
       return;
     }
-    out(`batch ${batch.manifest.batchHash}: ${done} of ${tables.length} tables finished; ${bytes(Math.max(0, reclaimed))} reclaimed so far of ≈ ${bytes(batch.manifest.totals.reclaimableBytes)} expected`);
-    rows.forEach((r, i) => out(`  ${i + 1}. ${r.table}: ${standingText(r.standing)}${r.reclaimedBytes !== null ? `, ${bytes(Math.max(0, r.reclaimedBytes))} reclaimed` : ''}`));
+    out(
+      `batch ${batch.manifest.batchHash}: ${done} of ${tables.length} tables finished; ${bytes(Math.max(0, reclaimed))} reclaimed so far of ≈ ${bytes(batch.manifest.totals.reclaimableBytes)} expected`,
+    );
+    rows.forEach((r, i) =>
+      out(
+        `  ${i + 1}. ${r.table}: ${standingText(r.standing)}${r.reclaimedBytes !== null ? `, ${bytes(Math.max(0, r.reclaimedBytes))} reclaimed` : ''}`,
+      ),
+    );
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -10,7 +10,10 @@ function describe(side: 'source' | 'target', s: MoveSideState | null): string {
 }
 
 /** `status --plan DIR --target-url URL` for a move plan: both sides' stage and what runs next. */
-export async function statusMoveCommand(args: { plan: string; url?: string; targetUrl?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
+export async function statusMoveCommand(
+  args: { plan: string; url?: string; targetUrl?: string; json?: boolean },
+  out: (line: string) => void,
+): Promise<void> {
   const plan = readMovePlanDir(args.plan);
   const targetConfig = targetConnection(args.targetUrl, args.plan);
   const source = await connectClient(connectionConfig(args.url));
@@ -21,20 +24,44 @@ export async function statusMoveCommand(args: { plan: string; url?: string; targ
       const states = { source: await readMoveSide(source, runId), target: await readMoveSide(target, runId) };
       const next = nextMoveStage(states);
       const done = next.kind === 'start' && (await moveFinished(source, runId));
-      const nextText = done ? 'nothing (the move is done: the source keeps its fence)' : next.kind === 'start' ? 'preflight' : `${next.rule.stage} on the ${next.rule.side} (${next.rule.file})`;
+      const nextText = done
+        ? 'nothing (the move is done: the source keeps its fence)'
+        : next.kind === 'start'
+          ? 'preflight'
+          : `${next.rule.stage} on the ${next.rule.side} (${next.rule.file})`;
       if (args.json) {
-        out(jsonAnswer({ kind: 'move', runId, planId: plan.manifest.planId, tables: plan.manifest.tables, source: states.source, target: states.target, next: done ? 'done' : next.kind === 'start' ? { stage: 'preflight' } : { stage: next.rule.stage, side: next.rule.side, file: next.rule.file } }));
+        out(
+          jsonAnswer({
+            kind: 'move',
+            runId,
+            planId: plan.manifest.planId,
+            tables: plan.manifest.tables,
+            source: states.source,
+            target: states.target,
+            next: done
+              ? 'done'
+              : next.kind === 'start'
+                ? { stage: 'preflight' }
+                : { stage: next.rule.stage, side: next.rule.side, file: next.rule.file },
+          }),
+        );
         return;
       }
       const group = plan.manifest.tables.map((t) => `${t.schema}.${t.name}`).join(', ');
-      out(`move of ${group} (run ${runId}): ${describe('source', states.source)}, ${describe('target', states.target)}; next: ${nextText}`);
+      out(
+        `move of ${group} (run ${runId}): ${describe('source', states.source)}, ${describe('target', states.target)}; next: ${nextText}`,
+      );
       const row = states.target?.row;
       if (row !== undefined) {
         const field = (k: string) => (row[k] === undefined || row[k] === null ? '-' : String(row[k]));
-        out(`  target: ${field('rounds')} rounds, ${field('rows_applied')} rows applied, last applied source snapshot ${field('applied_snapshot')}`);
+        out(
+          `  target: ${field('rounds')} rounds, ${field('rows_applied')} rows applied, last applied source snapshot ${field('applied_snapshot')}`,
+        );
       }
       for (const b of states.target?.backfill ?? []) {
-        out(`  backfill of table ${String(b['tbl'])}: page ${String(b['next_page'])} of ${String(b['end_page'])}${b['done'] === true ? ' (done)' : ''}`);
+        out(
+          `  backfill of table ${String(b['tbl'])}: page ${String(b['next_page'])} of ${String(b['end_page'])}${b['done'] === true ? ' (done)' : ''}`,
+        );
       }
     } finally {
       await target.end().catch(() => undefined);

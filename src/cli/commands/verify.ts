@@ -24,9 +24,13 @@ export async function verifyCommand(args: VerifyArgs, out: (line: string) => voi
     }
     const other = r.side === 'before-swap' ? 'the copy' : 'the old table';
     const failed = r.ranges.filter((c) => !c.pass);
-    out(`${r.pass ? 'PASS' : 'FAIL'}: ${table} against ${other}: ${r.ranges.length - failed.length} of ${r.ranges.length} key ranges equal (${r.algorithm}); ${r.rowsLive} rows in the table, ${r.rowsOther} in ${other}; ${r.pending} change-log entries not yet applied were left out`);
+    out(
+      `${r.pass ? 'PASS' : 'FAIL'}: ${table} against ${other}: ${r.ranges.length - failed.length} of ${r.ranges.length} key ranges equal (${r.algorithm}); ${r.rowsLive} rows in the table, ${r.rowsOther} in ${other}; ${r.pending} change-log entries not yet applied were left out`,
+    );
     for (const c of failed) {
-      out(`  range ${c.range}, keys ${c.firstKey} .. ${c.lastKey}: ${c.rowsLive} rows in the table, ${c.rowsOther} in ${other}; checksum ${c.sumLive} vs ${c.sumOther}`);
+      out(
+        `  range ${c.range}, keys ${c.firstKey} .. ${c.lastKey}: ${c.rowsLive} rows in the table, ${c.rowsOther} in ${other}; checksum ${c.sumLive} vs ${c.sumOther}`,
+      );
     }
     return r.pass ? 0 : 1;
   }
@@ -34,11 +38,21 @@ export async function verifyCommand(args: VerifyArgs, out: (line: string) => voi
   if (args.json) out(jsonAnswer(r));
   else {
     const against = r.side === 'before-swap' ? 'the copy' : 'the old table (kept for revert)';
-    out(`${r.pass ? 'PASS' : 'FAIL'}: ${table} against ${against}: ${r.compared} rows compared, ${r.missing} missing, ${r.extra} extra, ${r.changed} different; ${r.pending} change-log entries not yet applied were left out`);
+    out(
+      `${r.pass ? 'PASS' : 'FAIL'}: ${table} against ${against}: ${r.compared} rows compared, ${r.missing} missing, ${r.extra} extra, ${r.changed} different; ${r.pending} change-log entries not yet applied were left out`,
+    );
     const shown = r.missing + r.extra + r.changed;
-    if (r.differingKeys !== null) out(`  ${shown > 5 ? 'first keys' : 'keys'} (${plan.manifest.model.key.columns.join(', ')}): ${r.differingKeys}${shown > 5 ? `; … ${shown - 5} more` : ''}`);
+    if (r.differingKeys !== null)
+      out(
+        `  ${shown > 5 ? 'first keys' : 'keys'} (${plan.manifest.model.key.columns.join(', ')}): ${r.differingKeys}${shown > 5 ? `; … ${shown - 5} more` : ''}`,
+      );
     // What to do about it (newcomer review finding 21): before the swap nothing is lost by aborting; after it, revert.
-    if (!r.pass) out(r.side === 'before-swap' ? `  the copy differs: do not swap; find out why (--ranges N names the key ranges), then shadowpack run --plan ${args.plan} --stage abort` : `  the rebuilt table differs from the old one: shadowpack run --plan ${args.plan} --stage revert goes back, with every write made since`);
+    if (!r.pass)
+      out(
+        r.side === 'before-swap'
+          ? `  the copy differs: do not swap; find out why (--ranges N names the key ranges), then shadowpack run --plan ${args.plan} --stage abort`
+          : `  the rebuilt table differs from the old one: shadowpack run --plan ${args.plan} --stage revert goes back, with every write made since`,
+      );
   }
   return r.pass ? 0 : 1;
 }

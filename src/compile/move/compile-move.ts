@@ -5,7 +5,16 @@ import { ident, literal, qualified } from '../../model/quote.js';
 import { DOLLAR_HELPER, dollarMark, markDollarTags, planDollarTag, withDollarTag } from '../dollar-tag.js';
 import { tidy } from '../render.js';
 import { moveContext, moveRunId, sortedGroup, usesOutsideGroup, type MoveInput } from './context.js';
-import { MOVE_BINDING_FILES, MOVE_STAGES, type MoveHazardCode, type MovePlanManifest, type MovePlanStage, type MoveSide, type MoveStageName, type MoveStageRule } from './stages.js';
+import {
+  MOVE_BINDING_FILES,
+  MOVE_STAGES,
+  type MoveHazardCode,
+  type MovePlanManifest,
+  type MovePlanStage,
+  type MoveSide,
+  type MoveStageName,
+  type MoveStageRule,
+} from './stages.js';
 import { renderMoveReview } from './review-move.js';
 import { moveStageStates, moveStagesStates, roundStatesListLiteral } from './stage-literals.js';
 import { bindingInput } from '../template-inputs.js';
@@ -36,22 +45,44 @@ function stageHazards(rule: MoveStageRule, input: MoveInput): MoveHazardCode[] {
   const generated = input.tables.some((m) => m.columns.some((c) => c.generated !== null));
   const shared = input.sequences.some((s) => usesOutsideGroup(s, input).length > 0);
   switch (`${rule.stage}.${rule.side}`) {
-    case 'setup.source': h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_OVERHEAD', 'TRUNCATE_BLOCKED', 'LOG_GROWTH'); break;
-    case 'setup.target': h.push('FDW_PASSWORD_IN_CATALOG'); if (generated) h.push('GENERATED_COLUMNS_RECOMPUTED'); break;
-    case 'fence.source': h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_FREEZE'); break;
-    case 'cutover.target': h.push('FK_REVALIDATION'); if (shared) h.push('SEQUENCE_SHARED'); break;
-    default: break;
+    case 'setup.source':
+      h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_OVERHEAD', 'TRUNCATE_BLOCKED', 'LOG_GROWTH');
+      break;
+    case 'setup.target':
+      h.push('FDW_PASSWORD_IN_CATALOG');
+      if (generated) h.push('GENERATED_COLUMNS_RECOMPUTED');
+      break;
+    case 'fence.source':
+      h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_FREEZE');
+      break;
+    case 'cutover.target':
+      h.push('FK_REVALIDATION');
+      if (shared) h.push('SEQUENCE_SHARED');
+      break;
+    default:
+      break;
   }
   return h;
 }
 
 function stageLocks(rule: MoveStageRule, input: MoveInput): MovePlanStage['locks'] {
-  const sre = (rule.side === 'source' && (rule.stage === 'setup' || rule.stage === 'fence' || rule.stage === 'cleanup' || rule.stage === 'abort'));
+  const sre =
+    rule.side === 'source' &&
+    (rule.stage === 'setup' || rule.stage === 'fence' || rule.stage === 'cleanup' || rule.stage === 'abort');
   if (!sre) return [];
-  return sortedGroup(input.tables).map((m) => ({ relation: `${m.schema}.${m.name}`, mode: 'SHARE ROW EXCLUSIVE', blocksApplication: true }));
+  return sortedGroup(input.tables).map((m) => ({
+    relation: `${m.schema}.${m.name}`,
+    mode: 'SHARE ROW EXCLUSIVE',
+    blocksApplication: true,
+  }));
 }
 
-const TRANSACTION_TEXT = { none: 'no (read-only)', one: 'yes', batches: 'no: commits batch by batch, resumable', several: 'no: a few transactions, each safe to repeat' } as const;
+const TRANSACTION_TEXT = {
+  none: 'no (read-only)',
+  one: 'yes',
+  batches: 'no: commits batch by batch, resumable',
+  several: 'no: a few transactions, each safe to repeat',
+} as const;
 
 /** Pure: the group's models and facts in, the move plan's files and manifest out. */
 export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVersion: string): MovePlan {
@@ -64,7 +95,8 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
   hb.registerHelper('qualified', (schema: unknown, name: unknown) => qualified(String(schema), String(name)));
   hb.registerHelper(DOLLAR_HELPER, dollarMark);
   for (const [name, text] of Object.entries(templates.partials)) hb.registerPartial(name, markDollarTags(text));
-  const render = (text: string, context: object): string => tidy(hb.compile(markDollarTags(text), { noEscape: true, strict: true })(context));
+  const render = (text: string, context: object): string =>
+    tidy(hb.compile(markDollarTags(text), { noEscape: true, strict: true })(context));
 
   const stagesStates = moveStagesStates();
   const rendered = MOVE_STAGES.map((rule) => {
@@ -72,15 +104,39 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
     const template = templates.stages[key];
     if (template === undefined) throw new Error(`internal error: no template for ${key}`);
     const hazards = stageHazards(rule, input);
-    const stage = { ...rule, transactionText: TRANSACTION_TEXT[rule.transaction], hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '), states: moveStageStates(rule) };
-    return { rule, hazards, text: render(template, { ...ctx, toolVersion, stage, stagesStates, roundStatesListLiteral, appNameLiteral: literal(`shadowpack:${runId}:${rule.stage}`) }) };
+    const stage = {
+      ...rule,
+      transactionText: TRANSACTION_TEXT[rule.transaction],
+      hazardsText: hazards.length === 0 ? 'none' : hazards.join(', '),
+      states: moveStageStates(rule),
+    };
+    return {
+      rule,
+      hazards,
+      text: render(template, {
+        ...ctx,
+        toolVersion,
+        stage,
+        stagesStates,
+        roundStatesListLiteral,
+        appNameLiteral: literal(`shadowpack:${runId}:${rule.stage}`),
+      }),
+    };
   });
   const tag = planDollarTag(rendered.map((r) => r.text));
   const files = new Map<string, string>();
   const stages: MovePlanStage[] = rendered.map(({ rule, hazards, text: marked }) => {
     const text = withDollarTag(marked, tag);
     files.set(rule.file, text);
-    return { file: rule.file, stage: rule.stage, side: rule.side, sha256: sha256(text), transaction: rule.transaction, locks: stageLocks(rule, input), hazards };
+    return {
+      file: rule.file,
+      stage: rule.stage,
+      side: rule.side,
+      sha256: sha256(text),
+      transaction: rule.transaction,
+      locks: stageLocks(rule, input),
+      hazards,
+    };
   });
   const identified = {
     kind: 'move' as const,
@@ -94,18 +150,34 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
     options: input.options,
     stages,
   };
-  const planId = 'm1:' + sha256(canonicalJson({ ...identified, models: tables, sequences: input.sequences, enums: input.enums, composites: input.composites })).slice(0, 32);
+  const planId =
+    'm1:' +
+    sha256(
+      canonicalJson({
+        ...identified,
+        models: tables,
+        sequences: input.sequences,
+        enums: input.enums,
+        composites: input.composites,
+      }),
+    ).slice(0, 32);
   const bindingFor = (side: MoveSide): string => {
     const facts = side === 'source' ? input.source : input.target;
     let text = render(templates.binding, bindingInput(toolVersion, planId, `${ctx.groupText} (${side})`, runId, facts));
     if (side === 'target') {
       text += render(templates.fdwBinding, {
-        hostLiteral: literal(input.source.host ?? ''), portLiteral: literal(String(input.source.port ?? 5432)), dbnameLiteral: literal(input.source.database), userLiteral: literal(input.fdwUser),
+        hostLiteral: literal(input.source.host ?? ''),
+        portLiteral: literal(String(input.source.port ?? 5432)),
+        dbnameLiteral: literal(input.source.database),
+        userLiteral: literal(input.fdwUser),
       });
     }
     return withDollarTag(text, planDollarTag([text]));
   };
-  const bindings = { source: { file: MOVE_BINDING_FILES.source, sha256: '' }, target: { file: MOVE_BINDING_FILES.target, sha256: '' } };
+  const bindings = {
+    source: { file: MOVE_BINDING_FILES.source, sha256: '' },
+    target: { file: MOVE_BINDING_FILES.target, sha256: '' },
+  };
   for (const side of ['source', 'target'] as const) {
     const text = bindingFor(side);
     files.set(MOVE_BINDING_FILES[side], text);

@@ -38,12 +38,27 @@ export interface MoveOptions {
   readonly lockAttempts: number;
 }
 
-export const MOVE_DEFAULTS: MoveOptions = { fdwAuth: 'password', fetchSize: 10000, batchPages: 1000, catchupTarget: 1000, maxRounds: 100, sequenceMargin: 10000, lockTimeoutMs: 1000, lockAttempts: 30 };
+export const MOVE_DEFAULTS: MoveOptions = {
+  fdwAuth: 'password',
+  fetchSize: 10000,
+  batchPages: 1000,
+  catchupTarget: 1000,
+  maxRounds: 100,
+  sequenceMargin: 10000,
+  lockTimeoutMs: 1000,
+  lockAttempts: 30,
+};
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 export function moveRunId(tables: readonly { schema: string; name: string }[]): string {
-  return sha('move\u0000' + tables.map((t) => `${t.schema}\u0000${t.name}`).sort().join('\u0001')).slice(0, 12);
+  return sha(
+    'move\u0000' +
+      tables
+        .map((t) => `${t.schema}\u0000${t.name}`)
+        .sort()
+        .join('\u0001'),
+  ).slice(0, 12);
 }
 
 export function sortedGroup(tables: readonly TableModel[]): TableModel[] {
@@ -60,7 +75,9 @@ function columnDefinition(m: TableModel, c: TableModel['columns'][number]): stri
   const id = m.identities.find((i) => i.column === c.name);
   if (c.generated !== null) parts.push(`GENERATED ALWAYS AS (${c.generated}) STORED`);
   else if (c.identity !== '' && id !== undefined) {
-    parts.push(`GENERATED ${c.identity === 'a' ? 'ALWAYS' : 'BY DEFAULT'} AS IDENTITY (SEQUENCE NAME ${qualified(id.schema, id.name)} START ${id.start} INCREMENT ${id.increment} MINVALUE ${id.min} MAXVALUE ${id.max} CACHE ${id.cache}${id.cycle ? ' CYCLE' : ''})`);
+    parts.push(
+      `GENERATED ${c.identity === 'a' ? 'ALWAYS' : 'BY DEFAULT'} AS IDENTITY (SEQUENCE NAME ${qualified(id.schema, id.name)} START ${id.start} INCREMENT ${id.increment} MINVALUE ${id.min} MAXVALUE ${id.max} CACHE ${id.cache}${id.cycle ? ' CYCLE' : ''})`,
+    );
   } else if (c.default !== null) parts.push(`DEFAULT ${c.default}`);
   if (c.notNull) parts.push('NOT NULL');
   return parts.join(' ');
@@ -107,28 +124,60 @@ export function moveContext(input: MoveInput, runId: string) {
     const built = m.constraints.filter((c) => c.kind !== 'foreign-key');
     const constraintIndexes = new Set(m.indexes.filter((x) => x.constraint !== null).map((x) => x.name));
     const build: string[] = [
-      ...built.filter((c) => c.kind === 'primary-key' || c.kind === 'unique' || c.kind === 'exclusion').map((c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`),
-      ...m.indexes.filter((x) => !constraintIndexes.has(x.name)).map((x) => `CREATE ${x.unique ? 'UNIQUE ' : ''}INDEX ${ident(x.name)} ON ${q} USING ${x.method} ${x.body};`),
-      ...built.filter((c) => c.kind === 'check').map((c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`),
-      ...(m.replicaIdentity.kind === 'full' ? [`ALTER TABLE ${q} REPLICA IDENTITY FULL;`] : m.replicaIdentity.kind === 'nothing' ? [`ALTER TABLE ${q} REPLICA IDENTITY NOTHING;`] : m.replicaIdentity.kind === 'index' && m.replicaIdentity.index !== null ? [`ALTER TABLE ${q} REPLICA IDENTITY USING INDEX ${ident(m.replicaIdentity.index)};`] : []),
+      ...built
+        .filter((c) => c.kind === 'primary-key' || c.kind === 'unique' || c.kind === 'exclusion')
+        .map((c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`),
+      ...m.indexes
+        .filter((x) => !constraintIndexes.has(x.name))
+        .map((x) => `CREATE ${x.unique ? 'UNIQUE ' : ''}INDEX ${ident(x.name)} ON ${q} USING ${x.method} ${x.body};`),
+      ...built
+        .filter((c) => c.kind === 'check')
+        .map((c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`),
+      ...(m.replicaIdentity.kind === 'full'
+        ? [`ALTER TABLE ${q} REPLICA IDENTITY FULL;`]
+        : m.replicaIdentity.kind === 'nothing'
+          ? [`ALTER TABLE ${q} REPLICA IDENTITY NOTHING;`]
+          : m.replicaIdentity.kind === 'index' && m.replicaIdentity.index !== null
+            ? [`ALTER TABLE ${q} REPLICA IDENTITY USING INDEX ${ident(m.replicaIdentity.index)};`]
+            : []),
       ...(m.reloptions.length > 0 ? [`ALTER TABLE ${q} SET (${m.reloptions.join(', ')});`] : []),
       `ANALYZE ${q};`,
     ];
     const comments: string[] = [
       ...(m.comment !== null ? [`COMMENT ON TABLE ${q} IS ${literal(m.comment)};`] : []),
       ...m.columnComments.map((c) => `COMMENT ON COLUMN ${q}.${ident(c.column)} IS ${literal(c.comment)};`),
-      ...m.constraints.filter((c) => c.comment !== null).map((c) => `COMMENT ON CONSTRAINT ${ident(c.name)} ON ${q} IS ${literal(c.comment!)};`),
-      ...m.indexes.filter((x) => x.comment !== null).map((x) => `COMMENT ON INDEX ${qualified(m.schema, x.name)} IS ${literal(x.comment!)};`),
+      ...m.constraints
+        .filter((c) => c.comment !== null)
+        .map((c) => `COMMENT ON CONSTRAINT ${ident(c.name)} ON ${q} IS ${literal(c.comment!)};`),
+      ...m.indexes
+        .filter((x) => x.comment !== null)
+        .map((x) => `COMMENT ON INDEX ${qualified(m.schema, x.name)} IS ${literal(x.comment!)};`),
     ];
-    const enabled: Record<string, string> = { O: '', D: 'DISABLE TRIGGER', R: 'ENABLE REPLICA TRIGGER', A: 'ENABLE ALWAYS TRIGGER' };
+    const enabled: Record<string, string> = {
+      O: '',
+      D: 'DISABLE TRIGGER',
+      R: 'ENABLE REPLICA TRIGGER',
+      A: 'ENABLE ALWAYS TRIGGER',
+    };
     const cutover: string[] = [
-      ...fks.map((c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition}${c.validated ? ' NOT VALID' : ''};`),
-      ...m.triggers.flatMap((tr) => [stmt(tr.definition), ...(enabled[tr.enabled] !== '' ? [`ALTER TABLE ${q} ${enabled[tr.enabled]} ${ident(tr.name)};`] : [])]),
+      ...fks.map(
+        (c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition}${c.validated ? ' NOT VALID' : ''};`,
+      ),
+      ...m.triggers.flatMap((tr) => [
+        stmt(tr.definition),
+        ...(enabled[tr.enabled] !== '' ? [`ALTER TABLE ${q} ${enabled[tr.enabled]} ${ident(tr.name)};`] : []),
+      ]),
       `ALTER TABLE ${q} OWNER TO ${ident(m.owner)};`,
-      ...aclSteps({ kind: 'TABLE', object: q, owner: m.owner, defaultAcl: m.defaultAcl, grants: m.grants }, display).map((s) => stmt(s.sql)),
+      ...aclSteps(
+        { kind: 'TABLE', object: q, owner: m.owner, defaultAcl: m.defaultAcl, grants: m.grants },
+        display,
+      ).map((s) => stmt(s.sql)),
       ...columnAclSteps(q, m.columnGrants).map((s) => stmt(s.sql)),
       ...comments,
-      ...m.policies.map((p) => `CREATE POLICY ${ident(p.name)} ON ${q} AS ${p.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${p.command} TO ${p.roles.map((r) => (r === 'PUBLIC' ? 'PUBLIC' : ident(r))).join(', ')}${p.using !== null ? ` USING (${p.using})` : ''}${p.withCheck !== null ? ` WITH CHECK (${p.withCheck})` : ''};`),
+      ...m.policies.map(
+        (p) =>
+          `CREATE POLICY ${ident(p.name)} ON ${q} AS ${p.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${p.command} TO ${p.roles.map((r) => (r === 'PUBLIC' ? 'PUBLIC' : ident(r))).join(', ')}${p.using !== null ? ` USING (${p.using})` : ''}${p.withCheck !== null ? ` WITH CHECK (${p.withCheck})` : ''};`,
+      ),
       ...(m.rowSecurity ? [`ALTER TABLE ${q} ENABLE ROW LEVEL SECURITY;`] : []),
       ...(m.forceRowSecurity ? [`ALTER TABLE ${q} FORCE ROW LEVEL SECURITY;`] : []),
     ];
@@ -148,12 +197,29 @@ export function moveContext(input: MoveInput, runId: string) {
       keyListNew: join(key.map((k) => `NEW.${ident(k)}`)),
       captureFnIdent: tool(`mcapture_${runId}_${n}`),
       changedViewIdent: tool(`mchanged_${runId}_${n}`),
-      viewSelect: join([...key.map((k, j) => `d.${ident(k)} AS k_${j + 1}`), ...cols.map((c, j) => `s.${ident(c.name)} AS c_${j + 1}`), '(s.ctid IS NOT NULL) AS present']),
-      viewJoin: join(key.map((k) => `s.${ident(k)} = d.${ident(k)}`), ' AND '),
+      viewSelect: join([
+        ...key.map((k, j) => `d.${ident(k)} AS k_${j + 1}`),
+        ...cols.map((c, j) => `s.${ident(c.name)} AS c_${j + 1}`),
+        '(s.ctid IS NOT NULL) AS present',
+      ]),
+      viewJoin: join(
+        key.map((k) => `s.${ident(k)} = d.${ident(k)}`),
+        ' AND ',
+      ),
       ftTableIdent: ft(`t_${n}`),
-      ftTableCols: join(cols.map((c) => `${ident(c.name)} ${c.type}`), ',\n  '),
+      ftTableCols: join(
+        cols.map((c) => `${ident(c.name)} ${c.type}`),
+        ',\n  ',
+      ),
       ftChangedIdent: ft(`changed_${n}`),
-      ftChangedCols: join([...key.map((k, j) => `k_${j + 1} ${colType(k)}`), ...cols.map((c, j) => `c_${j + 1} ${c.type}`), 'present boolean'], ',\n  '),
+      ftChangedCols: join(
+        [
+          ...key.map((k, j) => `k_${j + 1} ${colType(k)}`),
+          ...cols.map((c, j) => `c_${j + 1} ${c.type}`),
+          'present boolean',
+        ],
+        ',\n  ',
+      ),
       ftLogIdent: ft(`log_${n}`),
       schemaLiteral: literal(m.schema),
       nameLiteral: literal(m.name),
@@ -161,8 +227,14 @@ export function moveContext(input: MoveInput, runId: string) {
       logNameLiteral: literal(`mlog_${runId}_${n}`),
       insertCols: join(cols.map((c) => ident(c.name))),
       changedCols: join(cols.map((_, j) => `c_${j + 1}`)),
-      deleteJoin: join(key.map((k, j) => `t.${ident(k)} = d.k_${j + 1}`), ' AND '),
-      createColumns: join(m.columns.map((c) => columnDefinition(m, c)), ',\n  '),
+      deleteJoin: join(
+        key.map((k, j) => `t.${ident(k)} = d.k_${j + 1}`),
+        ' AND ',
+      ),
+      createColumns: join(
+        m.columns.map((c) => columnDefinition(m, c)),
+        ',\n  ',
+      ),
       buildSql: build,
       cutoverSql: cutover,
       validateSql: fks.filter((c) => c.validated).map((c) => `ALTER TABLE ${q} VALIDATE CONSTRAINT ${ident(c.name)};`),
@@ -189,22 +261,48 @@ export function moveContext(input: MoveInput, runId: string) {
       // Owned and identity sequences go with their table.
       dropSeparately: s.kind === 'default',
       // Identity sequences come with their column (CREATE TABLE); the others are created before the tables.
-      create: s.kind === 'identity' ? '' : `CREATE SEQUENCE ${qualified(s.schema, s.name)} AS ${s.type} INCREMENT ${s.increment} MINVALUE ${s.min} MAXVALUE ${s.max} START ${s.start} CACHE ${s.cache}${s.cycle ? ' CYCLE' : ''};`,
-      ownedBy: s.kind === 'owned' ? `ALTER SEQUENCE ${qualified(s.schema, s.name)} OWNED BY ${qualified(s.tableSchema, s.tableName)}.${ident(s.column)};` : '',
+      create:
+        s.kind === 'identity'
+          ? ''
+          : `CREATE SEQUENCE ${qualified(s.schema, s.name)} AS ${s.type} INCREMENT ${s.increment} MINVALUE ${s.min} MAXVALUE ${s.max} START ${s.start} CACHE ${s.cache}${s.cycle ? ' CYCLE' : ''};`,
+      ownedBy:
+        s.kind === 'owned'
+          ? `ALTER SEQUENCE ${qualified(s.schema, s.name)} OWNED BY ${qualified(s.tableSchema, s.tableName)}.${ident(s.column)};`
+          : '',
       maxUsed: `greatest(${uses.map((u) => `(SELECT max(${ident(u.column)})::numeric FROM ${qualified(u.tableSchema, u.tableName)})`).join(', ')})`,
       max: s.max,
       sourceRead: `SELECT last_value, is_called FROM ${qualified(s.schema, s.name)}`,
     };
   });
-  const enumsCtx = input.enums.map((e) => ({ qIdent: qualified(e.schema, e.name), qLiteral: literal(qualified(e.schema, e.name)), displayLiteral: literal(`${e.schema}.${e.name}`), display: `${e.schema}.${e.name}`, schemaLiteral: literal(e.schema), nameLiteral: literal(e.name), labels: join(e.labels.map(literal)), labelsArray: `ARRAY[${join(e.labels.map(literal))}]::text[]` }));
-  const compositesCtx = input.composites.map((c) => ({ qIdent: qualified(c.schema, c.name), qLiteral: literal(qualified(c.schema, c.name)), display: `${c.schema}.${c.name}`, schemaLiteral: literal(c.schema), nameLiteral: literal(c.name), attributes: join(c.attributes.map((a) => `${ident(a.name)} ${a.type}`)) }));
+  const enumsCtx = input.enums.map((e) => ({
+    qIdent: qualified(e.schema, e.name),
+    qLiteral: literal(qualified(e.schema, e.name)),
+    displayLiteral: literal(`${e.schema}.${e.name}`),
+    display: `${e.schema}.${e.name}`,
+    schemaLiteral: literal(e.schema),
+    nameLiteral: literal(e.name),
+    labels: join(e.labels.map(literal)),
+    labelsArray: `ARRAY[${join(e.labels.map(literal))}]::text[]`,
+  }));
+  const compositesCtx = input.composites.map((c) => ({
+    qIdent: qualified(c.schema, c.name),
+    qLiteral: literal(qualified(c.schema, c.name)),
+    display: `${c.schema}.${c.name}`,
+    schemaLiteral: literal(c.schema),
+    nameLiteral: literal(c.name),
+    attributes: join(c.attributes.map((a) => `${ident(a.name)} ${a.type}`)),
+  }));
   return {
     runId,
     runLiteral: literal(runId),
     groupText: commentText(displayAll),
     groupLiteral: literal(displayAll),
-    targetText: commentText(`${input.target.host ?? 'local socket'}:${input.target.port ?? 5432}/${input.target.database}`),
-    targetLiteral: literal(`${input.target.host ?? 'local socket'}:${input.target.port ?? 5432}/${input.target.database}`),
+    targetText: commentText(
+      `${input.target.host ?? 'local socket'}:${input.target.port ?? 5432}/${input.target.database}`,
+    ),
+    targetLiteral: literal(
+      `${input.target.host ?? 'local socket'}:${input.target.port ?? 5432}/${input.target.database}`,
+    ),
     toolSchemaIdent: ident(TOOL_SCHEMA),
     toolSchemaLiteral: literal(TOOL_SCHEMA),
     stateIdent: tool(`move_${runId}`),
@@ -212,7 +310,16 @@ export function moveContext(input: MoveInput, runId: string) {
     stateTableLiteral: literal(tool(`move_${runId}`)),
     snapNameLiteral: literal(`msnap_${runId}`),
     seqNameLiteral: literal(`mseq_${runId}`),
-    schemasLiteral: [...new Set([...tables.map((m) => m.schema), ...input.sequences.map((s) => s.schema), ...input.enums.map((e) => e.schema), ...input.composites.map((c) => c.schema)])].sort().map(literal),
+    schemasLiteral: [
+      ...new Set([
+        ...tables.map((m) => m.schema),
+        ...input.sequences.map((s) => s.schema),
+        ...input.enums.map((e) => e.schema),
+        ...input.composites.map((c) => c.schema),
+      ]),
+    ]
+      .sort()
+      .map(literal),
     rolesLiteral: moveRoles(tables).map(literal),
     backfillStateIdent: tool(`move_${runId}_backfill`),
     snapViewIdent: tool(`msnap_${runId}`),

@@ -2,37 +2,69 @@ import { usesOutsideGroup, type MoveInput } from './context.js';
 import { MOVE_STAGES, type MoveHazardCode, type MovePlanManifest } from './stages.js';
 
 export const MOVE_HAZARD_TEXT: { readonly [K in MoveHazardCode]: string } = {
-  FDW_PASSWORD_IN_CATALOG: 'with a password (SHADOWPACK_FDW_PASSWORD at run time), the target keeps it in pg_user_mapping until 08-cleanup.target.sql or 90-abort.target.sql drops the server; superusers of the target can read it meanwhile; with psql, the SET LOCAL line that passes it is a statement a target with log_statement = all writes to its server log (the runner binds it as a parameter instead)',
-  SHARE_ROW_EXCLUSIVE_LOCK: 'takes SHARE ROW EXCLUSIVE on every table of the group briefly (blocks writers, not readers), bounded attempts',
+  FDW_PASSWORD_IN_CATALOG:
+    'with a password (SHADOWPACK_FDW_PASSWORD at run time), the target keeps it in pg_user_mapping until 08-cleanup.target.sql or 90-abort.target.sql drops the server; superusers of the target can read it meanwhile; with psql, the SET LOCAL line that passes it is a statement a target with log_statement = all writes to its server log (the runner binds it as a parameter instead)',
+  SHARE_ROW_EXCLUSIVE_LOCK:
+    'takes SHARE ROW EXCLUSIVE on every table of the group briefly (blocks writers, not readers), bounded attempts',
   WRITE_OVERHEAD: 'every write to the group on the source also writes a change-log row until cleanup',
   TRUNCATE_BLOCKED: 'TRUNCATE of the group on the source is refused until the move ends',
-  WRITE_FREEZE: 'from the fence on, every write to the group on the source fails with a message naming the target, until the application writes to the target (after 07-cutover.target.sql); pause the pooler first to queue instead of failing',
-  LOG_GROWTH: 'the source change logs grow at the write rate until the catch-up prunes them (not before the backfill has finished)',
-  FK_REVALIDATION: 'foreign keys are added NOT VALID at the cut-over and validated after it, one per transaction, blocking no writer',
+  WRITE_FREEZE:
+    'from the fence on, every write to the group on the source fails with a message naming the target, until the application writes to the target (after 07-cutover.target.sql); pause the pooler first to queue instead of failing',
+  LOG_GROWTH:
+    'the source change logs grow at the write rate until the catch-up prunes them (not before the backfill has finished)',
+  FK_REVALIDATION:
+    'foreign keys are added NOT VALID at the cut-over and validated after it, one per transaction, blocking no writer',
   GENERATED_COLUMNS_RECOMPUTED: 'generated columns are computed again by the target server',
-  SEQUENCE_SHARED: 'a sequence the group uses also feeds a table outside the group: after the move both clusters hand out values from their own copy',
+  SEQUENCE_SHARED:
+    'a sequence the group uses also feeds a table outside the group: after the move both clusters hand out values from their own copy',
 };
 
 /** README.md of a move plan: what runs where, in which order, and what to watch. */
 export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string {
   const lines: string[] = [];
-  lines.push(`Moves ${m.tables.map((t) => `\`${t.schema}.${t.name}\``).join(', ')} from database \`${m.source.database}\` (PostgreSQL ${m.source.serverVersionNum}) to \`${m.target.database}\` on ${m.target.host ?? 'local socket'}:${m.target.port ?? 5432} (PostgreSQL ${m.target.serverVersionNum}).`, '');
+  lines.push(
+    `Moves ${m.tables.map((t) => `\`${t.schema}.${t.name}\``).join(', ')} from database \`${m.source.database}\` (PostgreSQL ${m.source.serverVersionNum}) to \`${m.target.database}\` on ${m.target.host ?? 'local socket'}:${m.target.port ?? 5432} (PostgreSQL ${m.target.serverVersionNum}).`,
+    '',
+  );
   lines.push('Run each stage on its side, in this order:', '');
   lines.push('| file | side | one transaction | hazards |', '|---|---|---|---|');
-  for (const s of m.stages) lines.push(`| \`${s.file}\` | ${s.side} | ${s.transaction} | ${s.hazards.join(', ') || '-'} |`);
-  lines.push('', '```', ...MOVE_STAGES.filter((r) => r.kind !== 'abort').map((r) => `psql -X -v ON_ERROR_STOP=1 -d <${r.side}> -f ${r.file}`), '```', '');
-  lines.push('Before the cut-over, `90-abort.target.sql` then `90-abort.source.sql` take the move back: the source is left as it was.', '');
-  lines.push('The user mapping logs in to the source as the planning role; export `SHADOWPACK_FDW_PASSWORD` with its password before 02-setup.target.sql when the source asks for one. No password is written into any file of this plan.', '');
+  for (const s of m.stages)
+    lines.push(`| \`${s.file}\` | ${s.side} | ${s.transaction} | ${s.hazards.join(', ') || '-'} |`);
+  lines.push(
+    '',
+    '```',
+    ...MOVE_STAGES.filter((r) => r.kind !== 'abort').map(
+      (r) => `psql -X -v ON_ERROR_STOP=1 -d <${r.side}> -f ${r.file}`,
+    ),
+    '```',
+    '',
+  );
+  lines.push(
+    'Before the cut-over, `90-abort.target.sql` then `90-abort.source.sql` take the move back: the source is left as it was.',
+    '',
+  );
+  lines.push(
+    'The user mapping logs in to the source as the planning role; export `SHADOWPACK_FDW_PASSWORD` with its password before 02-setup.target.sql when the source asks for one. No password is written into any file of this plan.',
+    '',
+  );
   const hazards = [...new Set(m.stages.flatMap((s) => s.hazards))].sort();
   lines.push('Hazards:', '');
   for (const h of hazards) lines.push(`- ${h}: ${MOVE_HAZARD_TEXT[h]}`);
   if (input.sequences.length > 0) {
-    lines.push('', 'Sequences set at the cut-over (past every used value, plus a margin of ' + String(input.options.sequenceMargin) + '):', '');
+    lines.push(
+      '',
+      'Sequences set at the cut-over (past every used value, plus a margin of ' +
+        String(input.options.sequenceMargin) +
+        '):',
+      '',
+    );
     const names = [...new Set(input.sequences.map((s) => `${s.schema}.${s.name}`))].sort();
     for (const name of names) {
       const uses = input.sequences.filter((s) => `${s.schema}.${s.name}` === name);
       const outside = [...new Set(uses.flatMap((s) => usesOutsideGroup(s, input)))];
-      lines.push(`- \`${name}\` (${uses[0]!.kind}; ${uses.map((s) => `${s.tableSchema}.${s.tableName}.${s.column}`).join(', ')})${outside.length > 0 ? `; also used outside the group by ${outside.join(', ')}` : ''}`);
+      lines.push(
+        `- \`${name}\` (${uses[0]!.kind}; ${uses.map((s) => `${s.tableSchema}.${s.tableName}.${s.column}`).join(', ')})${outside.length > 0 ? `; also used outside the group by ${outside.join(', ')}` : ''}`,
+      );
     }
   }
   lines.push('');

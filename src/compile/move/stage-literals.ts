@@ -1,5 +1,11 @@
 import { literal } from '../../model/quote.js';
-import { MOVE_ROUND_STATES, MOVE_SOURCE_STATES, MOVE_STAGES, MOVE_TARGET_STATES, type MoveStageRule } from './stages.js';
+import {
+  MOVE_ROUND_STATES,
+  MOVE_SOURCE_STATES,
+  MOVE_STAGES,
+  MOVE_TARGET_STATES,
+  type MoveStageRule,
+} from './stages.js';
 
 /**
  * The move templates' stage checks and stage UPDATEs, rendered from the stage machine's data
@@ -23,7 +29,13 @@ export interface MoveStageStates {
   /** The other side's state it needs. */
   readonly needsLiteral: string;
   /** What it writes into the other side's state, by name (see MoveStageRule.tells). */
-  readonly tells: { readonly [name: string]: { readonly recordsLiteral: string; readonly fromListLiteral: string; readonly fromLiteral: string } };
+  readonly tells: {
+    readonly [name: string]: {
+      readonly recordsLiteral: string;
+      readonly fromListLiteral: string;
+      readonly fromLiteral: string;
+    };
+  };
 }
 
 const inList = (states: readonly string[]): string => states.map((s) => literal(s)).join(', ');
@@ -34,7 +46,8 @@ function one(target: object, key: string, states: readonly string[], what: strin
     enumerable: true,
     get: (): string => {
       const [only] = states;
-      if (states.length !== 1 || only === undefined) throw new Error(`internal error: ${what} is ${states.length} states, not one`);
+      if (states.length !== 1 || only === undefined)
+        throw new Error(`internal error: ${what} is ${states.length} states, not one`);
       return literal(only);
     },
   });
@@ -53,7 +66,13 @@ export function moveStageStates(rule: MoveStageRule): MoveStageStates {
     one(told, 'fromLiteral', t.from, `${name} tells.${key}.from`);
     tells[key] = told as MoveStageStates['tells'][string];
   }
-  const out = { recordsLiteral: rule.records === null ? '' : literal(rule.records), fromListLiteral: inList(from), doneListLiteral: inList(done), refusedListLiteral: inList(refused), tells };
+  const out = {
+    recordsLiteral: rule.records === null ? '' : literal(rule.records),
+    fromListLiteral: inList(from),
+    doneListLiteral: inList(done),
+    refusedListLiteral: inList(refused),
+    tells,
+  };
   one(out, 'fromLiteral', from, `${name} from`);
   one(out, 'startLiteral', start, `${name} from (not yet run)`);
   one(out, 'refusedLiteral', refused, `${name} refused states`);
@@ -64,7 +83,8 @@ export function moveStageStates(rule: MoveStageRule): MoveStageStates {
 /** Every stage's states, keyed `<stage><Side>` (e.g. `catchupTarget`), for partials rendered by another stage. */
 export function moveStagesStates(): { readonly [key: string]: MoveStageStates } {
   const all: Record<string, MoveStageStates> = {};
-  for (const rule of MOVE_STAGES) all[`${rule.stage}${rule.side === 'source' ? 'Source' : 'Target'}`] = moveStageStates(rule);
+  for (const rule of MOVE_STAGES)
+    all[`${rule.stage}${rule.side === 'source' ? 'Source' : 'Target'}`] = moveStageStates(rule);
   return all;
 }
 

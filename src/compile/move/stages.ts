@@ -45,12 +45,21 @@ import type { MoveOptions } from './context.js';
 
 export type MoveSide = 'source' | 'target';
 
-export const MOVE_SOURCE_STATES = ['setup', 'ready-for-fence', 'fenced', 'cutover-started', 'target-aborted', 'cutover', 'aborting'] as const;
+export const MOVE_SOURCE_STATES = [
+  'setup',
+  'ready-for-fence',
+  'fenced',
+  'cutover-started',
+  'target-aborted',
+  'cutover',
+  'aborting',
+] as const;
 export type SourceMoveState = (typeof MOVE_SOURCE_STATES)[number];
 export const MOVE_TARGET_STATES = ['setup', 'backfill', 'build', 'catchup', 'cutover', 'aborting'] as const;
 export type TargetMoveState = (typeof MOVE_TARGET_STATES)[number];
 
-export type MoveStageName = 'preflight' | 'setup' | 'backfill' | 'build' | 'catchup' | 'fence' | 'cutover' | 'cleanup' | 'abort';
+export type MoveStageName =
+  'preflight' | 'setup' | 'backfill' | 'build' | 'catchup' | 'fence' | 'cutover' | 'cleanup' | 'abort';
 
 /** One row per stage file. `from`/`records` are states of the stage's own side; `needs` of the other one. */
 export interface MoveStageRule {
@@ -86,22 +95,162 @@ const BEFORE_CUTOVER_TARGET: readonly (string | null)[] = [null, 'setup', 'backf
 
 /** The move's stages in the order they run (forward, then the two abort files: target first). */
 export const MOVE_STAGES: readonly MoveStageRule[] = [
-  { stage: 'preflight', side: 'source', file: '00-preflight.source.sql', kind: 'check', from: 'any', records: null, transaction: 'none', summary: 'read-only checks on the source: version, fingerprint of every table, keys, privileges, leftovers' },
-  { stage: 'preflight', side: 'target', file: '00-preflight.target.sql', kind: 'check', from: 'any', records: null, transaction: 'none', summary: 'read-only checks on the target: version >= source, encoding, postgres_fdw, roles, no non-empty table of the same name' },
-  { stage: 'setup', side: 'source', file: '01-setup.source.sql', kind: 'forward', from: [null], records: 'setup', transaction: 'one', summary: 'change logs, capture triggers (ENABLE ALWAYS), TRUNCATE guard, the views the target reads, the state row' },
-  { stage: 'setup', side: 'target', file: '02-setup.target.sql', kind: 'forward', from: [null], records: 'setup', needs: { side: 'source', states: ['setup'] }, transaction: 'one', summary: 'types, tables without secondary indexes/FKs/user triggers, deny triggers, postgres_fdw server, user mapping, foreign tables, state' },
-  { stage: 'backfill', side: 'target', file: '03-backfill.target.sql', kind: 'forward', from: ['setup', 'backfill'], records: 'backfill', transaction: 'batches', summary: 'copy the source rows by heap page ranges through postgres_fdw, position committed with each batch' },
-  { stage: 'build', side: 'target', file: '04-build.target.sql', kind: 'forward', from: ['backfill', 'build'], records: 'build', transaction: 'several', summary: 'primary keys, unique and check constraints, indexes, ANALYZE' },
-  { stage: 'catchup', side: 'target', file: '05-catchup.target.sql', kind: 'forward', from: ['build', 'catchup'], records: 'catchup', tells: { ready: { records: 'ready-for-fence', from: ['setup'] } }, transaction: 'batches', summary: 'rounds (one source snapshot each) until the backlog is small, prune the source log, mark the source ready for the fence' },
-  { stage: 'fence', side: 'source', file: '06-fence.source.sql', kind: 'forward', from: ['ready-for-fence', 'fenced'], records: 'fenced', doneIn: FENCED_SOURCE, transaction: 'one', summary: 'bounded lock, then statement triggers refusing every write to the group on the source (the write freeze starts)' },
-  { stage: 'cutover', side: 'target', file: '07-cutover.target.sql', kind: 'forward', from: ['catchup'], records: 'cutover', doneIn: ['cutover'], needs: { side: 'source', states: FENCED_SOURCE }, tells: { started: { records: 'cutover-started', from: ['fenced', 'cutover-started'] }, live: { records: 'cutover', from: ['cutover-started'] } }, transaction: 'several', summary: 'in one transaction: the last round in a fenced source snapshot, sequences, FKs NOT VALID, triggers, grants, comments, policies, deny triggers dropped; then FK validation' },
-  { stage: 'cleanup', side: 'target', file: '08-cleanup.target.sql', kind: 'forward', from: ['cutover'], records: null, removesRun: true, tells: { live: { records: 'cutover', from: ['cutover-started'] } }, transaction: 'several', summary: 'drop the foreign tables, the user mapping (and any password in it), the server and the tool objects' },
-  { stage: 'cleanup', side: 'source', file: '08-cleanup.source.sql', kind: 'forward', from: ['cutover'], records: null, removesRun: true, transaction: 'one', summary: 'drop the capture triggers, logs, views and state; the fence and the tables stay' },
-  { stage: 'abort', side: 'target', file: '90-abort.target.sql', kind: 'abort', from: BEFORE_CUTOVER_TARGET, records: 'aborting', removesRun: true, tells: { aborted: { records: 'target-aborted', from: ['setup', 'ready-for-fence', 'fenced', 'cutover-started'] } }, transaction: 'several', summary: 'before cut-over: drop everything the plan made on the target; tells the source' },
-  { stage: 'abort', side: 'source', file: '90-abort.source.sql', kind: 'abort', from: [null, 'setup', 'ready-for-fence', 'fenced', 'target-aborted', 'aborting'], records: 'aborting', removesRun: true, transaction: 'one', summary: 'before cut-over: drop the capture, logs, views, state and the fence; the source is as it was' },
+  {
+    stage: 'preflight',
+    side: 'source',
+    file: '00-preflight.source.sql',
+    kind: 'check',
+    from: 'any',
+    records: null,
+    transaction: 'none',
+    summary: 'read-only checks on the source: version, fingerprint of every table, keys, privileges, leftovers',
+  },
+  {
+    stage: 'preflight',
+    side: 'target',
+    file: '00-preflight.target.sql',
+    kind: 'check',
+    from: 'any',
+    records: null,
+    transaction: 'none',
+    summary:
+      'read-only checks on the target: version >= source, encoding, postgres_fdw, roles, no non-empty table of the same name',
+  },
+  {
+    stage: 'setup',
+    side: 'source',
+    file: '01-setup.source.sql',
+    kind: 'forward',
+    from: [null],
+    records: 'setup',
+    transaction: 'one',
+    summary: 'change logs, capture triggers (ENABLE ALWAYS), TRUNCATE guard, the views the target reads, the state row',
+  },
+  {
+    stage: 'setup',
+    side: 'target',
+    file: '02-setup.target.sql',
+    kind: 'forward',
+    from: [null],
+    records: 'setup',
+    needs: { side: 'source', states: ['setup'] },
+    transaction: 'one',
+    summary:
+      'types, tables without secondary indexes/FKs/user triggers, deny triggers, postgres_fdw server, user mapping, foreign tables, state',
+  },
+  {
+    stage: 'backfill',
+    side: 'target',
+    file: '03-backfill.target.sql',
+    kind: 'forward',
+    from: ['setup', 'backfill'],
+    records: 'backfill',
+    transaction: 'batches',
+    summary: 'copy the source rows by heap page ranges through postgres_fdw, position committed with each batch',
+  },
+  {
+    stage: 'build',
+    side: 'target',
+    file: '04-build.target.sql',
+    kind: 'forward',
+    from: ['backfill', 'build'],
+    records: 'build',
+    transaction: 'several',
+    summary: 'primary keys, unique and check constraints, indexes, ANALYZE',
+  },
+  {
+    stage: 'catchup',
+    side: 'target',
+    file: '05-catchup.target.sql',
+    kind: 'forward',
+    from: ['build', 'catchup'],
+    records: 'catchup',
+    tells: { ready: { records: 'ready-for-fence', from: ['setup'] } },
+    transaction: 'batches',
+    summary:
+      'rounds (one source snapshot each) until the backlog is small, prune the source log, mark the source ready for the fence',
+  },
+  {
+    stage: 'fence',
+    side: 'source',
+    file: '06-fence.source.sql',
+    kind: 'forward',
+    from: ['ready-for-fence', 'fenced'],
+    records: 'fenced',
+    doneIn: FENCED_SOURCE,
+    transaction: 'one',
+    summary:
+      'bounded lock, then statement triggers refusing every write to the group on the source (the write freeze starts)',
+  },
+  {
+    stage: 'cutover',
+    side: 'target',
+    file: '07-cutover.target.sql',
+    kind: 'forward',
+    from: ['catchup'],
+    records: 'cutover',
+    doneIn: ['cutover'],
+    needs: { side: 'source', states: FENCED_SOURCE },
+    tells: {
+      started: { records: 'cutover-started', from: ['fenced', 'cutover-started'] },
+      live: { records: 'cutover', from: ['cutover-started'] },
+    },
+    transaction: 'several',
+    summary:
+      'in one transaction: the last round in a fenced source snapshot, sequences, FKs NOT VALID, triggers, grants, comments, policies, deny triggers dropped; then FK validation',
+  },
+  {
+    stage: 'cleanup',
+    side: 'target',
+    file: '08-cleanup.target.sql',
+    kind: 'forward',
+    from: ['cutover'],
+    records: null,
+    removesRun: true,
+    tells: { live: { records: 'cutover', from: ['cutover-started'] } },
+    transaction: 'several',
+    summary: 'drop the foreign tables, the user mapping (and any password in it), the server and the tool objects',
+  },
+  {
+    stage: 'cleanup',
+    side: 'source',
+    file: '08-cleanup.source.sql',
+    kind: 'forward',
+    from: ['cutover'],
+    records: null,
+    removesRun: true,
+    transaction: 'one',
+    summary: 'drop the capture triggers, logs, views and state; the fence and the tables stay',
+  },
+  {
+    stage: 'abort',
+    side: 'target',
+    file: '90-abort.target.sql',
+    kind: 'abort',
+    from: BEFORE_CUTOVER_TARGET,
+    records: 'aborting',
+    removesRun: true,
+    tells: { aborted: { records: 'target-aborted', from: ['setup', 'ready-for-fence', 'fenced', 'cutover-started'] } },
+    transaction: 'several',
+    summary: 'before cut-over: drop everything the plan made on the target; tells the source',
+  },
+  {
+    stage: 'abort',
+    side: 'source',
+    file: '90-abort.source.sql',
+    kind: 'abort',
+    from: [null, 'setup', 'ready-for-fence', 'fenced', 'target-aborted', 'aborting'],
+    records: 'aborting',
+    removesRun: true,
+    transaction: 'one',
+    summary: 'before cut-over: drop the capture, logs, views, state and the fence; the source is as it was',
+  },
 ];
 
-export const MOVE_BINDING_FILES: { readonly [S in MoveSide]: string } = { source: 'binding.source.sql', target: 'binding.target.sql' };
+export const MOVE_BINDING_FILES: { readonly [S in MoveSide]: string } = {
+  source: 'binding.source.sql',
+  target: 'binding.target.sql',
+};
 
 export function moveStage(file: string): MoveStageRule {
   const rule = MOVE_STAGES.find((r) => r.file === file);
@@ -151,7 +300,12 @@ export interface MovePlanManifest {
   readonly runId: string;
   readonly planId: string;
   /** The group, in FK order (referenced tables first); `n` names the per-table tool objects. */
-  readonly tables: readonly { readonly schema: string; readonly name: string; readonly n: number; readonly fingerprint: string }[];
+  readonly tables: readonly {
+    readonly schema: string;
+    readonly name: string;
+    readonly n: number;
+    readonly fingerprint: string;
+  }[];
   readonly source: MoveSideFacts;
   readonly target: MoveSideFacts;
   readonly fdwAuth: 'password';

@@ -57,7 +57,9 @@ export function dependentUsersOf(model: TableModel, column: string): string[] {
   return [
     ...d.views.filter((v) => mentions(v.definition, column)).map((v) => `view ${v.schema}.${v.name}`),
     ...d.functions.filter((f) => mentions(f.definition, column)).map((f) => `${f.kind} ${f.schema}.${f.name}`),
-    ...d.publications.filter((p) => p.columns?.includes(column) || (p.rowFilter !== null && mentions(p.rowFilter, column))).map((p) => `publication ${p.name}`),
+    ...d.publications
+      .filter((p) => p.columns?.includes(column) || (p.rowFilter !== null && mentions(p.rowFilter, column)))
+      .map((p) => `publication ${p.name}`),
   ];
 }
 
@@ -65,16 +67,21 @@ export function dependentUsersOf(model: TableModel, column: string): string[] {
 function usersOf(model: TableModel, column: string): string[] {
   const out: string[] = [];
   for (const i of model.indexes) if (mentions(i.body, column)) out.push(`index ${i.name}`);
-  for (const s of model.extendedStatistics) if (mentions(s.columns, column)) out.push(`extended statistics ${s.schema}.${s.name}`);
+  for (const s of model.extendedStatistics)
+    if (mentions(s.columns, column)) out.push(`extended statistics ${s.schema}.${s.name}`);
   for (const c of model.constraints) if (mentions(c.definition, column)) out.push(`constraint ${c.name}`);
-  for (const f of model.referencedBy) if (mentions(f.definition, column)) out.push(`foreign key ${f.name} on ${f.tableSchema}.${f.tableName}`);
+  for (const f of model.referencedBy)
+    if (mentions(f.definition, column)) out.push(`foreign key ${f.name} on ${f.tableSchema}.${f.tableName}`);
   for (const t of model.triggers) if (mentions(t.definition, column)) out.push(`trigger ${t.name}`);
-  for (const p of model.policies) if (mentions(`${p.using ?? ''} ${p.withCheck ?? ''}`, column)) out.push(`policy ${p.name}`);
-  for (const c of model.columns) if (c.generated !== null && mentions(c.generated, column)) out.push(`generated column ${c.name}`);
+  for (const p of model.policies)
+    if (mentions(`${p.using ?? ''} ${p.withCheck ?? ''}`, column)) out.push(`policy ${p.name}`);
+  for (const c of model.columns)
+    if (c.generated !== null && mentions(c.generated, column)) out.push(`generated column ${c.name}`);
   out.push(...dependentUsersOf(model, column));
   if (model.columnGrants.some((g) => g.column === column)) out.push('column privileges');
   if (model.columnComments.some((c) => c.column === column)) out.push('a column comment');
-  if (model.ownedSequences.some((s) => s.column === column) || model.identities.some((s) => s.column === column)) out.push('its sequence');
+  if (model.ownedSequences.some((s) => s.column === column) || model.identities.some((s) => s.column === column))
+    out.push('its sequence');
   return out;
 }
 
@@ -83,16 +90,30 @@ function usersOf(model: TableModel, column: string): string[] {
  * giving the target columns, the mappings both ways and the statements that
  * shape the copy. Whatever cannot be mapped is refused with the reason.
  */
-export function applyAlter(model: TableModel, start: readonly ColumnModel[], actions: readonly AlterAction[]): AlterResult {
+export function applyAlter(
+  model: TableModel,
+  start: readonly ColumnModel[],
+  actions: readonly AlterAction[],
+): AlterResult {
   const copy = qualified(model.schema, runNames(model.schema, model.name).copyTable);
-  let cols: Working[] = start.map((c) => ({ col: c, from: c.name, expr: c.generated === null ? ident(c.name) : null, typeChanged: false }));
+  let cols: Working[] = start.map((c) => ({
+    col: c,
+    from: c.name,
+    expr: c.generated === null ? ident(c.name) : null,
+    typeChanged: false,
+  }));
   const setupSteps: Step[] = [];
   const buildConstraints: NamedStep[] = [];
   const differences: string[] = [];
   let renamed = false;
-  const find = (a: AlterAction, name: string): Working => cols.find((w) => w.col.name === name) ?? refuse(a, `the table has no column ${JSON.stringify(name)} at this point`);
+  const find = (a: AlterAction, name: string): Working =>
+    cols.find((w) => w.col.name === name) ?? refuse(a, `the table has no column ${JSON.stringify(name)} at this point`);
   const notKey = (a: AlterAction, w: Working): void => {
-    if (w.from !== null && model.key.columns.includes(w.from)) refuse(a, `${w.col.name} is part of the row key (${model.key.indexName}), which the change log joins on; use --key-to-bigint to widen it`);
+    if (w.from !== null && model.key.columns.includes(w.from))
+      refuse(
+        a,
+        `${w.col.name} is part of the row key (${model.key.indexName}), which the change log joins on; use --key-to-bigint to widen it`,
+      );
   };
   const replace = (w: Working, next: Working): void => {
     cols = cols.map((x) => (x === w ? next : x));
@@ -105,20 +126,39 @@ export function applyAlter(model: TableModel, start: readonly ColumnModel[], act
         const w = find(a, a.column);
         oldType = w.col.type;
         notKey(a, w);
-        if (w.col.generated !== null || w.col.identity !== '') refuse(a, `${a.column} is a generated or identity column`);
-        if (a.using !== null && renamed) refuse(a, 'put RENAME COLUMN after the type changes: USING is evaluated over the table\'s own column names');
+        if (w.col.generated !== null || w.col.identity !== '')
+          refuse(a, `${a.column} is a generated or identity column`);
+        if (a.using !== null && renamed)
+          refuse(a, "put RENAME COLUMN after the type changes: USING is evaluated over the table's own column names");
         if (w.typeChanged) refuse(a, `${a.column} changes type twice`);
-        const gen = usersOf(model, w.from ?? a.column).filter((u) => /^(generated column|view|function|procedure|publication) /.test(u));
+        const gen = usersOf(model, w.from ?? a.column).filter((u) =>
+          /^(generated column|view|function|procedure|publication) /.test(u),
+        );
         if (gen.length > 0) refuse(a, `${gen.join(', ')} uses it`);
         replace(w, { ...w, col: { ...w.col, type: a.type }, expr: a.using ?? w.expr, typeChanged: true });
         break;
       }
       case 'add-column':
         if (cols.some((w) => w.col.name === a.column)) refuse(a, `the table already has a column ${a.column}`);
-        if (a.notNull && a.default === null && a.generated === null) refuse(a, 'a new NOT NULL column needs a DEFAULT (or a generated expression)');
+        if (a.notNull && a.default === null && a.generated === null)
+          refuse(a, 'a new NOT NULL column needs a DEFAULT (or a generated expression)');
         cols.push({
-          col: { name: a.column, type: a.type, collation: null, notNull: a.notNull, notNullName: null, default: a.default, identity: '', generated: a.generated, storage: null, statistics: null, compression: null },
-          from: null, expr: null, typeChanged: false,
+          col: {
+            name: a.column,
+            type: a.type,
+            collation: null,
+            notNull: a.notNull,
+            notNullName: null,
+            default: a.default,
+            identity: '',
+            generated: a.generated,
+            storage: null,
+            statistics: null,
+            compression: null,
+          },
+          from: null,
+          expr: null,
+          typeChanged: false,
         });
         break;
       case 'drop-column':
@@ -126,7 +166,8 @@ export function applyAlter(model: TableModel, start: readonly ColumnModel[], act
         const w = find(a, a.column);
         notKey(a, w);
         const users = w.from === null ? [] : usersOf(model, w.from);
-        if (users.length > 0) refuse(a, `${users.join(', ')} use${users.length === 1 ? 's' : ''} it, and the swap carries those by name`);
+        if (users.length > 0)
+          refuse(a, `${users.join(', ')} use${users.length === 1 ? 's' : ''} it, and the swap carries those by name`);
         if (a.kind === 'drop-column') cols = cols.filter((x) => x !== w);
         else {
           if (cols.some((x) => x.col.name === a.to)) refuse(a, `the table already has a column ${a.to}`);
@@ -149,30 +190,51 @@ export function applyAlter(model: TableModel, start: readonly ColumnModel[], act
       }
       case 'add-check':
       case 'add-index-constraint':
-        if (a.kind === 'add-index-constraint' && a.name === null) refuse(a, 'name the constraint (ADD CONSTRAINT name …): the plan must know its name to resume and to review');
-        if (a.name !== null && (model.indexes.some((i) => i.name === a.name) || model.constraints.some((c) => c.name === a.name))) refuse(a, `the table already has an index or constraint named ${a.name}`);
+        if (a.kind === 'add-index-constraint' && a.name === null)
+          refuse(a, 'name the constraint (ADD CONSTRAINT name …): the plan must know its name to resume and to review');
+        if (
+          a.name !== null &&
+          (model.indexes.some((i) => i.name === a.name) || model.constraints.some((c) => c.name === a.name))
+        )
+          refuse(a, `the table already has an index or constraint named ${a.name}`);
         break;
     }
     differences.push(describeAction(a, oldType));
     // Every action is an ALTER TABLE of the copy; each of these subcommands takes ACCESS EXCLUSIVE.
-    const step: Step = { kind: a.kind === 'add-check' || a.kind === 'add-index-constraint' ? 'add-constraint' : 'alter-copy', comment: `--alter: ${describeAction(a)}`, sql: a.sql, locks: [accessExclusive(copy)] };
+    const step: Step = {
+      kind: a.kind === 'add-check' || a.kind === 'add-index-constraint' ? 'add-constraint' : 'alter-copy',
+      comment: `--alter: ${describeAction(a)}`,
+      sql: a.sql,
+      locks: [accessExclusive(copy)],
+    };
     if (actionStage(a) === 'setup') setupSteps.push(step);
     else if (a.kind === 'add-index-constraint' && a.name !== null) buildConstraints.push({ ...step, name: a.name });
   }
-  const forward = cols.filter((w) => w.expr !== null && w.col.generated === null).map((w) => ({ column: w.col.name, expr: w.expr! }));
-  const forwardUnmapped = cols.filter((w) => w.expr === null && w.col.generated === null).map((w) => ({ column: w.col.name, default: w.col.default }));
+  const forward = cols
+    .filter((w) => w.expr !== null && w.col.generated === null)
+    .map((w) => ({ column: w.col.name, expr: w.expr! }));
+  const forwardUnmapped = cols
+    .filter((w) => w.expr === null && w.col.generated === null)
+    .map((w) => ({ column: w.col.name, default: w.col.default }));
   const reverse: ColumnMapping[] = [];
   const reverseUnmapped: UnmappedColumn[] = [];
   const unavailable: string[] = [];
   for (const c of model.columns) {
     if (c.generated !== null) continue;
     const w = cols.find((x) => x.from === c.name);
-    if (w) reverse.push({ column: c.name, expr: w.typeChanged ? `CAST(${ident(w.col.name)} AS ${c.type})` : ident(w.col.name) });
+    if (w)
+      reverse.push({
+        column: c.name,
+        expr: w.typeChanged ? `CAST(${ident(w.col.name)} AS ${c.type})` : ident(w.col.name),
+      });
     else {
       // Revert keeps the old table's own value for a row that was there before; only a row inserted
       // after the swap needs one, and without a default a NOT NULL column has none to give it.
       reverseUnmapped.push({ column: c.name, default: c.default });
-      if (c.notNull && c.default === null) unavailable.push(`column ${c.name} is dropped, NOT NULL and has no default: a row inserted after the swap would have no value for it in the old table`);
+      if (c.notNull && c.default === null)
+        unavailable.push(
+          `column ${c.name} is dropped, NOT NULL and has no default: a row inserted after the swap would have no value for it in the old table`,
+        );
     }
   }
   return {

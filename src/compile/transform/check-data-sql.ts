@@ -42,8 +42,12 @@ ${c.partitionTables.map((t) => `  ALTER TABLE ${t} OWNER TO ${ident(model.owner)
 `;
   const ownerSetup = `DO ${dollarTag(ownerBody)}${ownerBody}${dollarTag(ownerBody)}`;
   const call = `CASE WHEN to_regnamespace(${literal(`shadowpack_check_${c.names.runId}`)}) IS NULL THEN 'pg_temp.sp_check_insert' ELSE ${literal(fn)} END`;
-  const statement = (where: string) => literal(`INSERT INTO ${c.copy} (${c.forward.insertList}) SELECT ${c.forward.selectList} FROM ONLY ${c.src} WHERE ${where}`);
-  const insert = (where: string, a: string, b: string) => `EXECUTE format('SELECT %s($1, $2, $3)', ${call}) USING ${statement(where)}, ${a}, ${b};`;
+  const statement = (where: string) =>
+    literal(
+      `INSERT INTO ${c.copy} (${c.forward.insertList}) SELECT ${c.forward.selectList} FROM ONLY ${c.src} WHERE ${where}`,
+    );
+  const insert = (where: string, a: string, b: string) =>
+    `EXECUTE format('SELECT %s($1, $2, $3)', ${call}) USING ${statement(where)}, ${a}, ${b};`;
   // When a batch fails, its rows are retried one by one in key order to name those that do not fit (at
   // most the %3$s still wanted), each in a NOTICE; the search raises FOUND_SQLSTATE with their count.
   // As the owner, like the backfill's: reading the table plans it, which folds its index expressions.
@@ -55,7 +59,9 @@ ${c.partitionTables.map((t) => `  ALTER TABLE ${t} OWNER TO ${ident(model.owner)
     onBad: [
       '      found := found + 1;\n',
       "      RAISE NOTICE 'shadowpack:bad-row %', json_build_object('key', bad.k, 'error', failure);\n",
-      '      EXIT WHEN found >= ', { arg: 3 }, ';\n',
+      '      EXIT WHEN found >= ',
+      { arg: 3 },
+      ';\n',
     ],
     after: [`  RAISE EXCEPTION USING ERRCODE = '${FOUND_SQLSTATE}', MESSAGE = found::text;`],
   });
@@ -90,10 +96,14 @@ END`;
     ...target.partitionSteps.map((s) => s.sql.replace(/;\s*$/, '')),
     ownerSetup,
     // The generated columns (and those after them) as the owner: creating one plans its expression.
-    ...(target.ownerColumns.length === 0 ? [] : [(() => {
-      const body = `BEGIN EXECUTE format('SELECT %s($1, NULL, NULL)', ${call}) USING ${literal(c.ownerColumnsSql)}; END`;
-      return `DO ${dollarTag(body)}${body}${dollarTag(body)}`;
-    })()]),
+    ...(target.ownerColumns.length === 0
+      ? []
+      : [
+          (() => {
+            const body = `BEGIN EXECUTE format('SELECT %s($1, NULL, NULL)', ${call}) USING ${literal(c.ownerColumnsSql)}; END`;
+            return `DO ${dollarTag(body)}${body}${dollarTag(body)}`;
+          })(),
+        ]),
     // The --alter statements as the owner too: adding a non-volatile DEFAULT evaluates it.
     ...target.alterSteps.map((s) => {
       const body = `BEGIN EXECUTE format('SELECT %s($1, NULL, NULL)', ${call}) USING ${literal(s.sql.replace(/;\s*$/, ''))}; END`;

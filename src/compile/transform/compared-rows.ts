@@ -26,7 +26,11 @@ export function onlyFor(shape: ComparedShape | undefined, side: VerifySide, tabl
  * coerces it), so both sides compare the target's columns; columns a default
  * or generated expression fills are left out.
  */
-export function comparedRows(model: TableModel, side: VerifySide, shape?: ComparedShape): { live: string; other: string } {
+export function comparedRows(
+  model: TableModel,
+  side: VerifySide,
+  shape?: ComparedShape,
+): { live: string; other: string } {
   if (shape === undefined || shape.differences.length === 0) {
     const all = model.columns.map((c) => ident(c.name)).join(', ');
     return { live: all, other: all };
@@ -38,7 +42,17 @@ export function comparedRows(model: TableModel, side: VerifySide, shape?: Compar
 }
 
 /** The comparison shape recorded in a plan's manifest. */
-export function shapeOf(t: { readonly differences: readonly string[]; readonly forward: readonly ColumnMapping[]; readonly targetModel: TableModel; readonly spec?: { readonly partition?: unknown } }): ComparedShape {
+export function shapeOf(t: {
+  readonly differences: readonly string[];
+  readonly forward: readonly ColumnMapping[];
+  readonly targetModel: TableModel;
+  readonly spec?: { readonly partition?: unknown };
+}): ComparedShape {
   // Plans made before --partition-by existed have no `partition` in their spec.
-  return { differences: t.differences, forward: t.forward, targetColumns: t.targetModel.columns, partitioned: (t.spec?.partition ?? null) !== null };
+  return {
+    differences: t.differences,
+    forward: t.forward,
+    targetColumns: t.targetModel.columns,
+    partitioned: (t.spec?.partition ?? null) !== null,
+  };
 }

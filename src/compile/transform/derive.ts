@@ -84,7 +84,11 @@ const TYPE_MAX: Readonly<Record<string, string>> = { smallint: '32767', integer:
 
 function column(model: TableModel, name: string, flag: string): ColumnModel {
   const c = model.columns.find((x) => x.name === name);
-  if (!c) throw new UserError('BAD_OPTION', `${flag}: ${model.schema}.${model.name} has no column ${JSON.stringify(name)} (columns: ${model.columns.map((x) => x.name).join(', ')})`);
+  if (!c)
+    throw new UserError(
+      'BAD_OPTION',
+      `${flag}: ${model.schema}.${model.name} has no column ${JSON.stringify(name)} (columns: ${model.columns.map((x) => x.name).join(', ')})`,
+    );
   return c;
 }
 
@@ -95,12 +99,19 @@ function widenedColumns(model: TableModel, spec: TransformSpec): Set<string> {
     for (const k of model.key.columns) if (WIDENABLE.has(column(model, k, '--key-to-bigint').type)) out.add(k);
     if (out.size === 0) {
       const types = model.key.columns.map((k) => `${k} ${column(model, k, '--key-to-bigint').type}`).join(', ');
-      throw new UserError('BAD_OPTION', `--key-to-bigint: the key of ${model.schema}.${model.name} (${types}) has no integer or smallint column; leave the flag out`);
+      throw new UserError(
+        'BAD_OPTION',
+        `--key-to-bigint: the key of ${model.schema}.${model.name} (${types}) has no integer or smallint column; leave the flag out`,
+      );
     }
   }
   for (const name of spec.bigintColumns) {
     const c = column(model, name, 'bigint column');
-    if (!WIDENABLE.has(c.type)) throw new UserError('BAD_OPTION', `column ${name} of ${model.schema}.${model.name} is ${c.type}, not integer or smallint`);
+    if (!WIDENABLE.has(c.type))
+      throw new UserError(
+        'BAD_OPTION',
+        `column ${name} of ${model.schema}.${model.name} is ${c.type}, not integer or smallint`,
+      );
     out.add(name);
   }
   return out;
@@ -121,12 +132,19 @@ function refuseAlterWithPartition(spec: TransformSpec): void {
   for (const a of spec.alter) {
     switch (a.kind) {
       case 'add-index-constraint':
-        throw new UserError('BAD_OPTION', `--alter ${a.sql}: cannot go with --partition-by (a ${a.constraint} constraint on a partitioned table must include ${col} and only holds per partition); add it after the rebuild`);
+        throw new UserError(
+          'BAD_OPTION',
+          `--alter ${a.sql}: cannot go with --partition-by (a ${a.constraint} constraint on a partitioned table must include ${col} and only holds per partition); add it after the rebuild`,
+        );
       case 'alter-type':
       case 'drop-column':
       case 'rename-column':
       case 'drop-not-null':
-        if (a.column === col) throw new UserError('BAD_OPTION', `--alter ${a.sql}: changes the partition column ${col}; change it in a rebuild of its own, before partitioning`);
+        if (a.column === col)
+          throw new UserError(
+            'BAD_OPTION',
+            `--alter ${a.sql}: changes the partition column ${col}; change it in a rebuild of its own, before partitioning`,
+          );
         break;
       case 'add-column':
       case 'set-not-null':
@@ -147,7 +165,11 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
   const differences: string[] = [];
   for (const name of widened) {
     const users = dependentUsersOf(model, name);
-    if (users.length > 0) throw new UserError('BAD_OPTION', `column ${name} cannot become bigint: ${users.join(', ')} use${users.length === 1 ? 's' : ''} it, and the swap re-creates those with CREATE OR REPLACE, which cannot change a column's type`);
+    if (users.length > 0)
+      throw new UserError(
+        'BAD_OPTION',
+        `column ${name} cannot become bigint: ${users.join(', ')} use${users.length === 1 ? 's' : ''} it, and the swap re-creates those with CREATE OR REPLACE, which cannot change a column's type`,
+      );
   }
   const columns = model.columns.map((c) => {
     if (!widened.has(c.name)) return c;
@@ -160,12 +182,18 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
   const identities = model.identities.map((q) => {
     if (!widened.has(q.column)) return q;
     const max = q.max === TYPE_MAX[q.type] ? BIGINT_MAX : q.max;
-    differences.push(`identity sequence ${q.schema}.${q.name}: AS ${q.type} → AS bigint${max !== q.max ? ` (maximum ${BIGINT_MAX})` : ''}; the value continues`);
+    differences.push(
+      `identity sequence ${q.schema}.${q.name}: AS ${q.type} → AS bigint${max !== q.max ? ` (maximum ${BIGINT_MAX})` : ''}; the value continues`,
+    );
     return { ...q, type: 'bigint', max };
   });
-  for (const s of sequences) differences.push(`sequence ${s.sequence.schema}.${s.sequence.name}: AS ${s.from} → AS bigint (its maximum widens with it; the value continues)`);
+  for (const s of sequences)
+    differences.push(
+      `sequence ${s.sequence.schema}.${s.sequence.name}: AS ${s.from} → AS bigint (its maximum widens with it; the value continues)`,
+    );
   for (const name of spec.orderBy) column(model, name, '--order-by');
-  if (spec.orderBy.length > 0) differences.push(`rows are written in the order of (${spec.orderBy.join(', ')}), in one transaction`);
+  if (spec.orderBy.length > 0)
+    differences.push(`rows are written in the order of (${spec.orderBy.join(', ')}), in one transaction`);
   let reloptions = [...model.reloptions];
   if (spec.fillfactor !== null) {
     reloptions = withReloption(reloptions, 'fillfactor', String(spec.fillfactor));
@@ -174,16 +202,22 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
   if (spec.tablespace !== null) differences.push(`table in tablespace ${spec.tablespace}`);
   if (spec.indexTablespace !== null) differences.push(`indexes in tablespace ${spec.indexTablespace}`);
   const keyWidened = model.key.columns.some((k) => widened.has(k));
-  const narrowReferences = keyWidened && !spec.withReferencing
-    ? model.referencedBy.map((f) => `${f.tableSchema}.${f.tableName}.${f.name}`).sort()
-    : [];
+  const narrowReferences =
+    keyWidened && !spec.withReferencing
+      ? model.referencedBy.map((f) => `${f.tableSchema}.${f.tableName}.${f.name}`).sort()
+      : [];
   // bigint → integer is an assignment cast: revert works until a value beyond the old type was written.
   const alter = applyAlter(model, columns, spec.alter);
   differences.push(...alter.differences);
   if (spec.partition !== null) refuseAlterWithPartition(spec);
-  const partitioning = spec.partition === null ? null : partitionLayout({ ...model, columns: alter.columns }, spec.partition);
+  const partitioning =
+    spec.partition === null ? null : partitionLayout({ ...model, columns: alter.columns }, spec.partition);
   if (partitioning !== null) {
-    if (spec.fillfactor !== null) throw new UserError('BAD_OPTION', '--fillfactor cannot go with --partition-by: a partitioned table has no storage parameters of its own');
+    if (spec.fillfactor !== null)
+      throw new UserError(
+        'BAD_OPTION',
+        '--fillfactor cannot go with --partition-by: a partitioned table has no storage parameters of its own',
+      );
     differences.push(...partitioning.differences);
   }
   const copy = qualified(model.schema, runNames(model.schema, model.name).copyTable);
@@ -192,11 +226,18 @@ export function deriveTarget(model: TableModel, spec: TransformSpec): DerivedTar
     kind: 'create-partition',
     // CREATE TABLE … PARTITION OF locks the parent (the partition is new).
     locks: [accessExclusive(copy)],
-    comment: p.from === null ? `partition ${p.name}: every row no other partition takes` : `partition ${p.name}: ${partitioning!.column} from ${p.from} up to ${p.to}`,
+    comment:
+      p.from === null
+        ? `partition ${p.name}: every row no other partition takes`
+        : `partition ${p.name}: ${partitioning!.column} from ${p.from} up to ${p.to}`,
     sql: partitionSql(model.schema, copy, p),
   }));
   const target: TableModel = {
-    ...model, columns: alter.columns, reloptions, identities, tablespace: spec.tablespace ?? model.tablespace,
+    ...model,
+    columns: alter.columns,
+    reloptions,
+    identities,
+    tablespace: spec.tablespace ?? model.tablespace,
     constraints: partitioning?.constraints ?? model.constraints,
   };
   const split = copyColumns(columns, partitioning?.column ?? null);

@@ -31,7 +31,9 @@ export function transformManifest(spec: TransformSpec, t: DerivedTarget): Transf
     differences: t.differences,
     narrowReferences: t.narrowReferences,
     // Absent when every column is mapped both ways, so other plans' manifests stay as they were.
-    ...(t.forwardUnmapped.length + t.reverseUnmapped.length > 0 ? { unmapped: { forward: t.forwardUnmapped, reverse: t.reverseUnmapped } } : {}),
+    ...(t.forwardUnmapped.length + t.reverseUnmapped.length > 0
+      ? { unmapped: { forward: t.forwardUnmapped, reverse: t.reverseUnmapped } }
+      : {}),
     // Absent without --partition-by, so other plans' manifests stay as they were.
     ...(t.partitioning !== null ? { partitions: t.partitioning.partitions } : {}),
   };

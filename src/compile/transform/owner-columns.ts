@@ -35,9 +35,16 @@ export function copyColumns(columns: readonly ColumnModel[], partitionColumn: st
     if (c.generated === null || i < cut) return;
     const later = columns.slice(i + 1).find((l) => mentions(c.generated!, l.name));
     if (later !== undefined) {
-      throw new UserError('UNSUPPORTED_TABLE', `generated column ${c.name} reads column ${later.name}, which comes after it: shadowpack adds the copy's generated columns as the table's owner, in column order, so that the owner's code in them never runs as the role running the plan, and PostgreSQL cannot add a generated column before a column it reads`);
+      throw new UserError(
+        'UNSUPPORTED_TABLE',
+        `generated column ${c.name} reads column ${later.name}, which comes after it: shadowpack adds the copy's generated columns as the table's owner, in column order, so that the owner's code in them never runs as the role running the plan, and PostgreSQL cannot add a generated column before a column it reads`,
+      );
     }
   });
   const created = columns.slice(0, cut);
-  return { created, addedByOwner: columns.slice(cut), createdGenerated: created.filter((c) => c.generated !== null).map((c) => c.name) };
+  return {
+    created,
+    addedByOwner: columns.slice(cut),
+    createdGenerated: created.filter((c) => c.generated !== null).map((c) => c.name),
+  };
 }

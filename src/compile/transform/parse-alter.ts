@@ -26,7 +26,12 @@ const POSITION = new Set(['location', 'list_start', 'list_end', 'stmt_location',
 function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
   if (typeof v !== 'object' || v === null) return v;
-  return Object.fromEntries(Object.entries(v).filter(([k]) => !POSITION.has(k)).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, canonical(x)]));
+  return Object.fromEntries(
+    Object.entries(v)
+      .filter(([k]) => !POSITION.has(k))
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, x]) => [k, canonical(x)]),
+  );
 }
 
 /**
@@ -34,9 +39,14 @@ function canonical(v: unknown): unknown {
  * equal the one the user wrote (the deparser has lost array brackets of "char"[], for one).
  */
 function checkDeparsed(text: string, cmd: Node, sql: string): void {
-  const again = list(obj(obj(list(obj(parseSync(sql))['stmts'])[0]?.['stmt'])['AlterTableStmt'])['cmds'])[0]?.['AlterTableCmd'];
+  const again = list(obj(obj(list(obj(parseSync(sql))['stmts'])[0]?.['stmt'])['AlterTableStmt'])['cmds'])[0]?.[
+    'AlterTableCmd'
+  ];
   if (JSON.stringify(canonical(again)) !== JSON.stringify(canonical(cmd))) {
-    refuse(text, `it would run as ${JSON.stringify(sql.replace(/\s+/g, ' '))}, which PostgreSQL reads differently; write it another way (e.g. another spelling of the type)`);
+    refuse(
+      text,
+      `it would run as ${JSON.stringify(sql.replace(/\s+/g, ' '))}, which PostgreSQL reads differently; write it another way (e.g. another spelling of the type)`,
+    );
   }
 }
 
@@ -56,15 +66,28 @@ function action(text: string, cmd: Node, relation: Node, stmt: Node): AlterActio
   switch (sub) {
     case 'AT_AlterColumnType': {
       const cd = obj(def['ColumnDef']);
-      if (cd['collClause'] !== undefined) refuse(text, 'COLLATE in a type change is not supported; change the type, then the collation in another rebuild');
+      if (cd['collClause'] !== undefined)
+        refuse(
+          text,
+          'COLLATE in a type change is not supported; change the type, then the collation in another rebuild',
+        );
       const using = cd['raw_default'] === undefined ? null : deparseSync(cd['raw_default'] as never);
-      return { kind: 'alter-type', column: need(column), type: deparseSync({ TypeName: cd['typeName'] } as never), using, sql };
+      return {
+        kind: 'alter-type',
+        column: need(column),
+        type: deparseSync({ TypeName: cd['typeName'] } as never),
+        using,
+        sql,
+      };
     }
     case 'AT_AddColumn': {
       const cd = obj(def['ColumnDef']);
       const typeNames = list(obj(cd['typeName'])['names']).map((n) => str(obj(n['String'])['sval']));
       if (typeNames.length === 1 && SERIAL_TYPES.has(typeNames[0] ?? '')) {
-        refuse(text, `a ${typeNames[0]} column would get a sequence named after the copy, with no default the plan could show; create the sequence first and add the column with DEFAULT nextval('the_sequence')`);
+        refuse(
+          text,
+          `a ${typeNames[0]} column would get a sequence named after the copy, with no default the plan could show; create the sequence first and add the column with DEFAULT nextval('the_sequence')`,
+        );
       }
       let dflt: string | null = null;
       let generated: string | null = null;
@@ -75,10 +98,22 @@ function action(text: string, cmd: Node, relation: Node, stmt: Node): AlterActio
         else if (t === 'CONSTR_GENERATED') generated = deparseSync(c['raw_expr'] as never);
         else if (t === 'CONSTR_NOTNULL') notNull = true;
         else if (t === 'CONSTR_NULL' || t === 'CONSTR_CHECK') continue;
-        else refuse(text, `a ${String(t).replace('CONSTR_', '').toLowerCase()} constraint inside ADD COLUMN is not supported; add the column, then the constraint as its own --alter "ADD CONSTRAINT …"`);
+        else
+          refuse(
+            text,
+            `a ${String(t).replace('CONSTR_', '').toLowerCase()} constraint inside ADD COLUMN is not supported; add the column, then the constraint as its own --alter "ADD CONSTRAINT …"`,
+          );
       }
       const name = str(cd['colname']) ?? refuse(text, 'names no column');
-      return { kind: 'add-column', column: name, type: deparseSync({ TypeName: cd['typeName'] } as never), default: dflt, generated, notNull, sql };
+      return {
+        kind: 'add-column',
+        column: name,
+        type: deparseSync({ TypeName: cd['typeName'] } as never),
+        default: dflt,
+        generated,
+        notNull,
+        sql,
+      };
     }
     case 'AT_DropColumn':
       return { kind: 'drop-column', column: need(column), sql };
@@ -87,21 +122,38 @@ function action(text: string, cmd: Node, relation: Node, stmt: Node): AlterActio
     case 'AT_DropNotNull':
       return { kind: 'drop-not-null', column: need(column), sql };
     case 'AT_ColumnDefault':
-      return { kind: 'set-default', column: need(column), default: cmd['def'] === undefined ? null : deparseSync(cmd['def'] as never), sql };
+      return {
+        kind: 'set-default',
+        column: need(column),
+        default: cmd['def'] === undefined ? null : deparseSync(cmd['def'] as never),
+        sql,
+      };
     case 'AT_AddConstraint': {
       const c = obj(def['Constraint']);
       const name = str(c['conname']);
       switch (str(c['contype'])) {
-        case 'CONSTR_CHECK': return { kind: 'add-check', name, sql };
-        case 'CONSTR_UNIQUE': return { kind: 'add-index-constraint', name, constraint: 'unique', sql };
-        case 'CONSTR_EXCLUSION': return { kind: 'add-index-constraint', name, constraint: 'exclusion', sql };
-        case 'CONSTR_PRIMARY': refuse(text, 'the table already has a row key; a new primary key is not supported');
-        case 'CONSTR_FOREIGN': refuse(text, 'adding a foreign key is not supported here; add it after the swap with NOT VALID, then VALIDATE');
-        default: refuse(text, `constraint type ${String(c['contype'])} is not supported`);
+        case 'CONSTR_CHECK':
+          return { kind: 'add-check', name, sql };
+        case 'CONSTR_UNIQUE':
+          return { kind: 'add-index-constraint', name, constraint: 'unique', sql };
+        case 'CONSTR_EXCLUSION':
+          return { kind: 'add-index-constraint', name, constraint: 'exclusion', sql };
+        case 'CONSTR_PRIMARY':
+          refuse(text, 'the table already has a row key; a new primary key is not supported');
+        case 'CONSTR_FOREIGN':
+          refuse(
+            text,
+            'adding a foreign key is not supported here; add it after the swap with NOT VALID, then VALIDATE',
+          );
+        default:
+          refuse(text, `constraint type ${String(c['contype'])} is not supported`);
       }
     }
     default:
-      return refuse(text, `the action ${String(sub).replace(/^AT_/, '')} cannot be mapped onto a rebuild (supported: ALTER COLUMN … TYPE [USING], ADD COLUMN, DROP COLUMN, RENAME COLUMN, SET/DROP NOT NULL, SET/DROP DEFAULT, ADD CONSTRAINT CHECK/UNIQUE/EXCLUDE)`);
+      return refuse(
+        text,
+        `the action ${String(sub).replace(/^AT_/, '')} cannot be mapped onto a rebuild (supported: ALTER COLUMN … TYPE [USING], ADD COLUMN, DROP COLUMN, RENAME COLUMN, SET/DROP NOT NULL, SET/DROP DEFAULT, ADD CONSTRAINT CHECK/UNIQUE/EXCLUDE)`,
+      );
   }
 }
 
@@ -135,7 +187,8 @@ export async function parseAlterActions(texts: readonly string[], model: TableMo
       continue;
     }
     const alter = obj(stmt['AlterTableStmt']);
-    if (stmt['AlterTableStmt'] === undefined || str(alter['objtype']) !== 'OBJECT_TABLE') refuse(text, 'is not an ALTER TABLE action');
+    if (stmt['AlterTableStmt'] === undefined || str(alter['objtype']) !== 'OBJECT_TABLE')
+      refuse(text, 'is not an ALTER TABLE action');
     for (const c of list(alter['cmds'])) out.push(action(text, obj(c['AlterTableCmd']), relation, alter));
   }
   return out;

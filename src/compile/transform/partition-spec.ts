@@ -36,20 +36,33 @@ function parseInterval(text: string): PartitionInterval {
     if (step >= 1) return { unit: cal[2]!.startsWith('month') ? 'month' : 'day', step };
   }
   if (/^[1-9]\d{0,17}$/.test(t)) return { unit: 'number', step: t };
-  throw new UserError('BAD_OPTION', `--interval must be '1 month', 'N months', '1 day', 'N days' or a positive whole number (got ${JSON.stringify(text)})`);
+  throw new UserError(
+    'BAD_OPTION',
+    `--interval must be '1 month', 'N months', '1 day', 'N days' or a positive whole number (got ${JSON.stringify(text)})`,
+  );
 }
 
 /** Checks the partitioning flags; null when --partition-by is absent. */
 export function resolvePartition(a: PartitionArgs): PartitionSpec | null {
   if (a.partitionBy === undefined) {
-    if (a.interval !== undefined || a.partitionsAhead !== undefined) throw new UserError('BAD_OPTION', '--interval and --partitions-ahead only go with --partition-by range(col)');
+    if (a.interval !== undefined || a.partitionsAhead !== undefined)
+      throw new UserError('BAD_OPTION', '--interval and --partitions-ahead only go with --partition-by range(col)');
     return null;
   }
   const m = /^\s*range\s*\(\s*(?:"((?:[^"]|"")+)"|([^\s"(),]+))\s*\)\s*$/i.exec(a.partitionBy);
-  if (!m) throw new UserError('BAD_OPTION', `--partition-by takes range(column), e.g. --partition-by 'range(created_at)' (got ${JSON.stringify(a.partitionBy)})`);
+  if (!m)
+    throw new UserError(
+      'BAD_OPTION',
+      `--partition-by takes range(column), e.g. --partition-by 'range(created_at)' (got ${JSON.stringify(a.partitionBy)})`,
+    );
   const column = m[1] !== undefined ? m[1].replaceAll('""', '"') : m[2]!;
-  if (a.interval === undefined) throw new UserError('BAD_OPTION', "--partition-by needs --interval, e.g. --interval '1 month'");
+  if (a.interval === undefined)
+    throw new UserError('BAD_OPTION', "--partition-by needs --interval, e.g. --interval '1 month'");
   const ahead = a.partitionsAhead ?? DEFAULT_PARTITIONS_AHEAD;
-  if (!Number.isInteger(ahead) || ahead < 0 || ahead > 1000) throw new UserError('BAD_OPTION', `--partitions-ahead must be a whole number from 0 to 1000 (got ${String(ahead)})`);
+  if (!Number.isInteger(ahead) || ahead < 0 || ahead > 1000)
+    throw new UserError(
+      'BAD_OPTION',
+      `--partitions-ahead must be a whole number from 0 to 1000 (got ${String(ahead)})`,
+    );
   return { column, interval: parseInterval(String(a.interval)), ahead, dataRange: a.partitionRange ?? null };
 }

@@ -76,14 +76,23 @@ function typeOf(c: ColumnModel): string {
   return `${c.type}${c.collation !== null ? ` COLLATE ${c.collation}` : ''}`;
 }
 
-function keepSide(table: string, writeModel: TableModel, readKey: readonly string[], writeKey: readonly string[], unmapped: readonly UnmappedColumn[]): KeepSide | null {
+function keepSide(
+  table: string,
+  writeModel: TableModel,
+  readKey: readonly string[],
+  writeKey: readonly string[],
+  unmapped: readonly UnmappedColumn[],
+): KeepSide | null {
   if (unmapped.length === 0) return null;
   const names = [...writeKey, ...unmapped.map((u) => u.column)];
   return {
     table,
     defs: [
       ...columnsNamed(writeModel, writeKey).map((c) => `${ident(c.name)} ${typeOf(c)} NOT NULL`),
-      ...columnsNamed(writeModel, unmapped.map((u) => u.column)).map((c) => `${ident(c.name)} ${typeOf(c)}`),
+      ...columnsNamed(
+        writeModel,
+        unmapped.map((u) => u.column),
+      ).map((c) => `${ident(c.name)} ${typeOf(c)}`),
     ],
     columns: names.map(ident).join(', '),
     columnsT: names.map((n) => `t.${ident(n)}`).join(', '),
@@ -116,7 +125,11 @@ function side(i: SideInput): CopySide {
     keyArrayTypes: columnsNamed(readModel, readKey).map((c) => `${c.type}[]`),
     keyArrayVars: readKey.map((_, n) => `sp_k${n + 1}`).join(', '),
     keyArrayAgg: readKey.map((_, n) => `array_agg(k${n + 1})`).join(', '),
-    keysFromArrays: `(SELECT ${columnsNamed(readModel, readKey).map((c, n) => `u.k${n + 1}${c.collation !== null ? ` COLLATE ${c.collation}` : ''} AS k${n + 1}`).join(', ')} FROM unnest(${readKey.map((_, n) => `$${n + 3}`).join(', ')}) AS u (${readKey.map((_, n) => `k${n + 1}`).join(', ')}))`,
+    keysFromArrays: `(SELECT ${columnsNamed(readModel, readKey)
+      .map((c, n) => `u.k${n + 1}${c.collation !== null ? ` COLLATE ${c.collation}` : ''} AS k${n + 1}`)
+      .join(
+        ', ',
+      )} FROM unnest(${readKey.map((_, n) => `$${n + 3}`).join(', ')}) AS u (${readKey.map((_, n) => `k${n + 1}`).join(', ')}))`,
     keyListS: readKey.map((k) => `s.${ident(k)}`).join(', '),
     keyListOld: readKey.map((k) => `OLD.${ident(k)}`).join(', '),
     keyListNew: readKey.map((k) => `NEW.${ident(k)}`).join(', '),
@@ -130,8 +143,14 @@ function side(i: SideInput): CopySide {
 
 export function forwardSide(source: TableModel, target: DerivedTarget, keepTable: string): CopySide {
   return side({
-    mapping: target.forward, readModel: source, readKey: source.key.columns, writeModel: target.model, writeKey: target.keyColumns,
-    readPartitioned: false, unmapped: target.forwardUnmapped, keepTable,
+    mapping: target.forward,
+    readModel: source,
+    readKey: source.key.columns,
+    writeModel: target.model,
+    writeKey: target.keyColumns,
+    readPartitioned: false,
+    unmapped: target.forwardUnmapped,
+    keepTable,
   });
 }
 
@@ -139,8 +158,16 @@ export function forwardSide(source: TableModel, target: DerivedTarget, keepTable
 export function reverseSide(source: TableModel, target: DerivedTarget, keepTable: string): CopySide {
   // After the swap the live table is the rebuilt one: partitioned with --partition-by.
   const s = side({
-    mapping: target.reverse ?? [], readModel: target.model, readKey: target.keyColumns, writeModel: source, writeKey: source.key.columns,
-    readPartitioned: target.partitioning !== null, unmapped: target.reverse === null ? [] : target.reverseUnmapped, keepTable,
+    mapping: target.reverse ?? [],
+    readModel: target.model,
+    readKey: target.keyColumns,
+    writeModel: source,
+    writeKey: source.key.columns,
+    readPartitioned: target.partitioning !== null,
+    unmapped: target.reverse === null ? [] : target.reverseUnmapped,
+    keepTable,
   });
-  return target.reverse !== null ? s : { ...s, available: false, unavailableText: commentText(target.revertUnavailable.join('; ')) };
+  return target.reverse !== null
+    ? s
+    : { ...s, available: false, unavailableText: commentText(target.revertUnavailable.join('; ')) };
 }

@@ -50,7 +50,8 @@ export interface TransformArgs extends PartitionArgs {
 
 function nonEmptyName(flag: string, value: string | undefined): string | null {
   if (value === undefined) return null;
-  if (value.trim() === '' || value.includes('\u0000')) throw new UserError('BAD_OPTION', `--${flag} needs a name (got ${JSON.stringify(value)})`);
+  if (value.trim() === '' || value.includes('\u0000'))
+    throw new UserError('BAD_OPTION', `--${flag} needs a name (got ${JSON.stringify(value)})`);
   return value;
 }
 
@@ -59,13 +60,19 @@ export function resolveTransform(a: TransformArgs): TransformSpec {
   const orderBy = (Array.isArray(a.orderBy) ? a.orderBy : a.orderBy === undefined ? [] : [a.orderBy as string])
     .flatMap((s) => s.split(','))
     .map((s) => s.trim());
-  if (orderBy.some((s) => s === '')) throw new UserError('BAD_OPTION', '--order-by takes column names separated by commas, e.g. --order-by customer_id,id');
-  if (new Set(orderBy).size !== orderBy.length) throw new UserError('BAD_OPTION', `--order-by names a column twice (${orderBy.join(', ')})`);
+  if (orderBy.some((s) => s === ''))
+    throw new UserError(
+      'BAD_OPTION',
+      '--order-by takes column names separated by commas, e.g. --order-by customer_id,id',
+    );
+  if (new Set(orderBy).size !== orderBy.length)
+    throw new UserError('BAD_OPTION', `--order-by names a column twice (${orderBy.join(', ')})`);
   const ff = a.fillfactor;
   if (ff !== undefined && (!Number.isInteger(ff) || ff < 10 || ff > 100)) {
     throw new UserError('BAD_OPTION', `--fillfactor must be a whole number from 10 to 100 (got ${String(ff)})`);
   }
-  if (a.withReferencing && !a.keyToBigint) throw new UserError('BAD_OPTION', '--with-referencing only goes with --key-to-bigint');
+  if (a.withReferencing && !a.keyToBigint)
+    throw new UserError('BAD_OPTION', '--with-referencing only goes with --key-to-bigint');
   return {
     keyToBigint: a.keyToBigint ?? false,
     withReferencing: a.withReferencing ?? false,

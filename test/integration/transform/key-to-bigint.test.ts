@@ -27,12 +27,17 @@ async function prepared(prefix: string): Promise<FreshDatabase> {
 }
 
 async function columnType(c: pg.ClientBase, table: string, column: string): Promise<string> {
-  const r = await c.query<{ t: string }>('SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2', [table, column]);
+  const r = await c.query<{ t: string }>(
+    'SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2',
+    [table, column],
+  );
   return r.rows[0]!.t;
 }
 
 async function sequenceShape(c: pg.ClientBase): Promise<{ type: string; max: string }> {
-  const r = await c.query<{ type: string; max: string }>("SELECT seqtypid::regtype::text AS type, seqmax::text AS max FROM pg_sequence WHERE seqrelid = 'app.orders_id_seq'::regclass");
+  const r = await c.query<{ type: string; max: string }>(
+    "SELECT seqtypid::regtype::text AS type, seqmax::text AS max FROM pg_sequence WHERE seqrelid = 'app.orders_id_seq'::regclass",
+  );
   return r.rows[0]!;
 }
 
@@ -57,7 +62,19 @@ describe('--key-to-bigint under concurrent writers', () => {
   it('widens the key and its sequence, keeps every row (edge and negative keys too), and the referencing plan widens the child', async () => {
     const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
     const out = join(mkdtempSync(join(tmpdir(), 'sp-k2b-')), 'orders');
-    const p = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, '--key-to-bigint', '--with-referencing', '--batch-pages', '5']);
+    const p = await cli([
+      'plan',
+      '--table',
+      'app.orders',
+      '--out',
+      out,
+      '--url',
+      db.url,
+      '--key-to-bigint',
+      '--with-referencing',
+      '--batch-pages',
+      '5',
+    ]);
     expect(p.code, p.stderr).toBe(0);
     expect(p.stdout).toContain(`${out}-app.order_items`);
     const manifest = JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8')) as PlanManifest;
@@ -84,15 +101,19 @@ describe('--key-to-bigint under concurrent writers', () => {
       expect(after.indexes).toEqual(before.indexes);
       expect(after.constraints).toEqual(before.constraints);
       expect(await leftovers(c)).toEqual([]);
-      const edge = await c.query<{ n: string }>(`SELECT count(*) AS n FROM app.orders WHERE id > ${INT_MAX - 20} OR id < 0`);
+      const edge = await c.query<{ n: string }>(
+        `SELECT count(*) AS n FROM app.orders WHERE id > ${INT_MAX - 20} OR id < 0`,
+      );
       // Writers may have deleted a few of them; the twin comparison above checks each one.
       expect(Number(edge.rows[0]!.n)).toBeGreaterThan(20);
       // The sequence goes past 2^31 − 1 now, and the child accepts such a key.
       await c.query(`SELECT setval('app.orders_id_seq', ${INT_MAX})`);
-      const r = await c.query<{ id: string }>("INSERT INTO app.orders (customer_id, qty) VALUES (1, 1) RETURNING id");
+      const r = await c.query<{ id: string }>('INSERT INTO app.orders (customer_id, qty) VALUES (1, 1) RETURNING id');
       expect(r.rows[0]!.id).toBe(String(INT_MAX + 1));
       await c.query('INSERT INTO app.order_items (order_id, sku) VALUES ($1, $2)', [r.rows[0]!.id, 'beyond']);
-      await expect(c.query("INSERT INTO app.order_items (order_id, sku) VALUES (9000000000, 'none')")).rejects.toThrow(/foreign key/);
+      await expect(c.query("INSERT INTO app.order_items (order_id, sku) VALUES (9000000000, 'none')")).rejects.toThrow(
+        /foreign key/,
+      );
     });
   });
 });
@@ -107,7 +128,18 @@ describe('--key-to-bigint: hazards and revert', () => {
   it('without --with-referencing names the narrow foreign key; revert brings back integer and every write', async () => {
     const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'orders'));
     const out = join(mkdtempSync(join(tmpdir(), 'sp-k2b-')), 'orders');
-    const p = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, '--key-to-bigint', '--batch-pages', '5']);
+    const p = await cli([
+      'plan',
+      '--table',
+      'app.orders',
+      '--out',
+      out,
+      '--url',
+      db.url,
+      '--key-to-bigint',
+      '--batch-pages',
+      '5',
+    ]);
     expect(p.code, p.stderr).toBe(0);
     const manifest = JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8')) as PlanManifest;
     expect(manifest.stages.find((s) => s.name === 'swap')!.hazards).toContain('REFERENCING_KEY_NOT_WIDENED');
@@ -120,7 +152,9 @@ describe('--key-to-bigint: hazards and revert', () => {
     // Writes to the rebuilt (bigint) table must reach the old one for revert.
     await withClient(db.url, async (c) => {
       for (let i = 0; i < 200; i++) {
-        const n = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM shadowpack.rlog_${manifest.runId}`)).rows[0]!.n);
+        const n = Number(
+          (await c.query<{ n: string }>(`SELECT count(*) AS n FROM shadowpack.rlog_${manifest.runId}`)).rows[0]!.n,
+        );
         if (n > 10) return;
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -143,16 +177,29 @@ describe('--key-to-bigint on an identity key', () => {
   let db: FreshDatabase;
   beforeAll(async () => {
     db = await freshDatabase('k2b_identity');
-    await withClient(db.url, (c) => c.query(`
+    await withClient(db.url, (c) =>
+      c.query(`
       CREATE SCHEMA app;
       CREATE TABLE app.events (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text NOT NULL);
-      INSERT INTO app.events (body) SELECT 'e' || g FROM generate_series(1, 500) g;`));
+      INSERT INTO app.events (body) SELECT 'e' || g FROM generate_series(1, 500) g;`),
+    );
   });
   afterAll(async () => db?.drop());
 
   it('gives the identity a bigint sequence that continues, while rows keep arriving', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'sp-k2b-')), 'events');
-    const p = await cli(['plan', '--table', 'app.events', '--out', out, '--url', db.url, '--key-to-bigint', '--batch-pages', '1']);
+    const p = await cli([
+      'plan',
+      '--table',
+      'app.events',
+      '--out',
+      out,
+      '--url',
+      db.url,
+      '--key-to-bigint',
+      '--batch-pages',
+      '1',
+    ]);
     expect(p.code, p.stderr).toBe(0);
     let stop = false;
     let inserted = 0;
@@ -171,9 +218,12 @@ describe('--key-to-bigint on an identity key', () => {
     await withClient(db.url, async (c) => {
       expect(await columnType(c, 'app.events', 'id')).toBe('bigint');
       const seq = await c.query<{ type: string; max: string }>(
-        "SELECT seqtypid::regtype::text AS type, seqmax::text AS max FROM pg_sequence WHERE seqrelid = pg_get_serial_sequence('app.events', 'id')::regclass");
+        "SELECT seqtypid::regtype::text AS type, seqmax::text AS max FROM pg_sequence WHERE seqrelid = pg_get_serial_sequence('app.events', 'id')::regclass",
+      );
       expect(seq.rows[0]).toEqual({ type: 'bigint', max: '9223372036854775807' });
-      const count = await c.query<{ n: string; d: string }>("SELECT count(*) AS n, count(*) FILTER (WHERE body = 'during') AS d FROM app.events");
+      const count = await c.query<{ n: string; d: string }>(
+        "SELECT count(*) AS n, count(*) FILTER (WHERE body = 'during') AS d FROM app.events",
+      );
       expect(count.rows[0]).toEqual({ n: String(500 + inserted), d: String(inserted) });
       const max = Number((await c.query<{ m: string }>('SELECT max(id) AS m FROM app.events')).rows[0]!.m);
       const next = await c.query<{ id: string }>("INSERT INTO app.events (body) VALUES ('after') RETURNING id");

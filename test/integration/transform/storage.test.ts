@@ -56,12 +56,29 @@ describe('--order-by, --fillfactor, --tablespace, --index-tablespace under concu
     const before = await withClient(db.url, orderedShare);
     expect(before).toBeLessThan(0.7);
     const out = join(mkdtempSync(join(tmpdir(), 'sp-storage-')), 'orders');
-    const p = await cli(['plan', '--table', 'app.orders', '--out', out, '--url', db.url, '--order-by', 'note,id', '--fillfactor', '70',
-      '--tablespace', TABLE_SPACE, '--index-tablespace', INDEX_SPACE]);
+    const p = await cli([
+      'plan',
+      '--table',
+      'app.orders',
+      '--out',
+      out,
+      '--url',
+      db.url,
+      '--order-by',
+      'note,id',
+      '--fillfactor',
+      '70',
+      '--tablespace',
+      TABLE_SPACE,
+      '--index-tablespace',
+      INDEX_SPACE,
+    ]);
     expect(p.code, p.stderr).toBe(0);
     const manifest = JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8')) as PlanManifest;
     expect(manifest.stages.find((s) => s.name === 'backfill')!.hazards).toContain('BACKFILL_ONE_TRANSACTION');
-    expect(manifest.transform.differences).toEqual(expect.arrayContaining(['fillfactor 70', `table in tablespace ${TABLE_SPACE}`]));
+    expect(manifest.transform.differences).toEqual(
+      expect.arrayContaining(['fillfactor 70', `table in tablespace ${TABLE_SPACE}`]),
+    );
 
     const writers = await startWriters({ connectionString: db.url }, 1, 20);
     const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'cleanup']);
@@ -75,11 +92,13 @@ describe('--order-by, --fillfactor, --tablespace, --index-tablespace under concu
       // Rows the writers changed during the run were re-applied at the end; the rest follow (note, id).
       expect(await orderedShare(c)).toBeGreaterThan(0.9);
       const rel = await c.query<{ reloptions: string[] | null; spc: string }>(
-        "SELECT c.reloptions, t.spcname AS spc FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace WHERE c.oid = 'app.orders'::regclass");
+        "SELECT c.reloptions, t.spcname AS spc FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace WHERE c.oid = 'app.orders'::regclass",
+      );
       expect(rel.rows[0]).toEqual({ reloptions: ['fillfactor=70'], spc: TABLE_SPACE });
       const idx = await c.query<{ name: string; spc: string | null }>(
         `SELECT i.indexrelid::regclass::text AS name, t.spcname AS spc FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-           LEFT JOIN pg_tablespace t ON t.oid = ic.reltablespace WHERE i.indrelid = 'app.orders'::regclass ORDER BY 1`);
+           LEFT JOIN pg_tablespace t ON t.oid = ic.reltablespace WHERE i.indrelid = 'app.orders'::regclass ORDER BY 1`,
+      );
       expect(idx.rows.length).toBe(4);
       for (const row of idx.rows) expect(row, row.name).toEqual({ name: row.name, spc: INDEX_SPACE });
       expect(await leftovers(c)).toEqual([]);

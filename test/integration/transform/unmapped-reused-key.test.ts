@@ -17,15 +17,20 @@ describe('revert after --alter "DROP COLUMN status" with keys reused after the s
   // Before the capture marked a key the source took away (gone), the apply kept the target's value
   // for every logged key it held: on main c819959 row 5 kept the deleted row's 'shipped' and row 8
   // (row 7 re-keyed onto it) got row 8's old 'shipped'.
-  it('gives a re-inserted key and a key taken over by another row the default, not the deleted row\'s status', async () => {
+  it("gives a re-inserted key and a key taken over by another row the default, not the deleted row's status", async () => {
     const db = await freshDatabase('unmapped_reused_key');
     try {
-      await withClient(db.url, (c) => c.query(`
+      await withClient(db.url, (c) =>
+        c.query(`
         CREATE TABLE public.orders (id integer PRIMARY KEY, v integer NOT NULL, status text NOT NULL DEFAULT 'new');
         INSERT INTO public.orders SELECT g, g, (ARRAY['new', 'paid', 'shipped'])[1 + g % 3] FROM generate_series(1, 500) g;
-        ANALYZE public.orders`));
+        ANALYZE public.orders`),
+      );
       const out = join(mkdtempSync(join(tmpdir(), 'sp-reused-')), 'orders');
-      await planCommand({ table: 'public.orders', out, url: db.url, options: { batchPages: 2 }, alter: ['DROP COLUMN status'] }, () => undefined);
+      await planCommand(
+        { table: 'public.orders', out, url: db.url, options: { batchPages: 2 }, alter: ['DROP COLUMN status'] },
+        () => undefined,
+      );
       const f = await cli(['run', '--plan', out, '--url', db.url, '--until', 'swap']);
       expect(f.code, f.stderr).toBe(0);
       await withClient(db.url, async (c) => {
@@ -41,7 +46,11 @@ describe('revert after --alter "DROP COLUMN status" with keys reused after the s
       const r = await cli(['run', '--plan', out, '--url', db.url, '--stage', 'revert']);
       expect(r.code, r.stderr).toBe(0);
       await withClient(db.url, async (c) => {
-        const rows = (await c.query<{ id: number; v: number; status: string }>('SELECT id, v, status FROM public.orders WHERE id IN (4, 5, 8, 100006) ORDER BY id')).rows;
+        const rows = (
+          await c.query<{ id: number; v: number; status: string }>(
+            'SELECT id, v, status FROM public.orders WHERE id IN (4, 5, 8, 100006) ORDER BY id',
+          )
+        ).rows;
         expect(rows).toEqual([
           { id: 4, v: -4, status: 'paid' },
           { id: 5, v: -5, status: 'new' },
