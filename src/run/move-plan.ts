@@ -6,6 +6,7 @@ import { MOVE_BINDING_FILES, MOVE_STAGES, type MovePlanManifest, type MoveSide }
 import { UserError } from '../model/errors.js';
 import { canonicalJson } from '../model/normalise.js';
 import { readManifestJson } from './manifest-json.js';
+import { checkReviewed } from './plan-check.js';
 
 /** A move plan (issue 15) as read from its folder: the manifest and the text of each file it lists. */
 export interface LoadedMovePlan {
@@ -86,25 +87,15 @@ export function checkMovePlanIntegrity(plan: LoadedMovePlan, expectHash?: string
     checkFile(plan, b.file, b.sha256, `every ${side} stage includes it to check the cluster`);
   }
   const readme = plan.files.get('README.md');
-  if (readme !== undefined && sha256(readmeBody(readme)) !== m.readmeSha256) {
-    throw new UserError(
-      'PLAN_TAMPERED',
-      `${plan.dir}/README.md differs from the reviewed plan; restore it or make and review a new plan`,
-    );
-  }
   const { planHash, ...rest } = m;
-  if (movePlanHashOf(rest) !== planHash) {
-    throw new UserError(
-      'PLAN_TAMPERED',
-      `${plan.dir}/plan.json was edited after it was made (its plan hash does not match its content); make and review a new plan`,
-    );
-  }
-  if (expectHash !== undefined && expectHash !== planHash) {
-    throw new UserError(
-      'PLAN_HASH_MISMATCH',
-      `the plan in ${plan.dir} has hash ${planHash}, not the approved ${expectHash}; run the plan that was approved`,
-    );
-  }
+  checkReviewed({
+    dir: plan.dir,
+    readmeBody: readme === undefined ? undefined : readmeBody(readme),
+    readmeSha256: m.readmeSha256,
+    planHash,
+    contentHash: movePlanHashOf(rest),
+    expectHash,
+  });
 }
 
 /** The plan hash as src/compile/move/compile-move.ts makes it: sha256 of the canonical JSON of the rest. */

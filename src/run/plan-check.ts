@@ -46,23 +46,51 @@ export function checkPlanIntegrity(plan: LoadedPlan, expectHash?: string): void 
   }
   // The header above the review is printed from plan.json (it holds the plan hash): the hash covers the rest.
   const readme = plan.files.get('README.md');
-  if (readme !== undefined && sha256(splitReadme(readme).body) !== m.readmeSha256) {
-    throw new UserError(
-      'PLAN_TAMPERED',
-      `${plan.dir}/README.md differs from the reviewed plan; restore it or make and review a new plan`,
-    );
-  }
   const { planHash, ...rest } = m;
-  if (planHashOf(rest) !== planHash) {
+  checkReviewed({
+    dir: plan.dir,
+    readmeBody: readme === undefined ? undefined : splitReadme(readme).body,
+    readmeSha256: m.readmeSha256,
+    planHash,
+    contentHash: planHashOf(rest),
+    expectHash,
+  });
+}
+
+/** What every kind of plan (rebuild, move) checks after its files: see checkReviewed. */
+export interface ReviewedFacts {
+  readonly dir: string;
+  /** The part of README.md that readmeSha256 covers; undefined when the folder has no README.md. */
+  readonly readmeBody: string | undefined;
+  readonly readmeSha256: string;
+  /** The plan hash plan.json states, and the one its content gives now. */
+  readonly planHash: string;
+  readonly contentHash: string;
+  /** The hash the approver passed with --expect-hash, if any. */
+  readonly expectHash: string | undefined;
+}
+
+/**
+ * Refuses a plan whose review summary or plan.json changed after it was made, or that is not the
+ * plan that was approved (--expect-hash).
+ */
+export function checkReviewed(f: ReviewedFacts): void {
+  if (f.readmeBody !== undefined && sha256(f.readmeBody) !== f.readmeSha256) {
     throw new UserError(
       'PLAN_TAMPERED',
-      `${plan.dir}/plan.json was edited after it was made (its plan hash does not match its content); make and review a new plan`,
+      `${f.dir}/README.md differs from the reviewed plan; restore it or make and review a new plan`,
     );
   }
-  if (expectHash !== undefined && expectHash !== planHash) {
+  if (f.contentHash !== f.planHash) {
+    throw new UserError(
+      'PLAN_TAMPERED',
+      `${f.dir}/plan.json was edited after it was made (its plan hash does not match its content); make and review a new plan`,
+    );
+  }
+  if (f.expectHash !== undefined && f.expectHash !== f.planHash) {
     throw new UserError(
       'PLAN_HASH_MISMATCH',
-      `the plan in ${plan.dir} has hash ${planHash}, not the approved ${expectHash}; run the plan that was approved`,
+      `the plan in ${f.dir} has hash ${f.planHash}, not the approved ${f.expectHash}; run the plan that was approved`,
     );
   }
 }
