@@ -39,6 +39,26 @@ function addConstraintOnce(copy: string, name: string, definition: string): stri
 }
 
 /**
+ * A primary key or unique constraint made from the index built for it by another item. That item's
+ * session may still be building it (the ACCESS EXCLUSIVE lock waits for its SHARE lock) or may have
+ * died before committing (then no index exists, and the item's retry in another session may not have
+ * come yet): under the lock, build it here if it is missing, then attach it.
+ */
+function attachIndexOnce(copy: string, index: string, definition: string, createSql: string): string {
+  return [
+    'BEGIN',
+    `  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${literal(copy)}::regclass AND conname = ${literal(index)}) THEN`,
+    `    LOCK TABLE ${copy} IN ACCESS EXCLUSIVE MODE;`,
+    `    IF NOT EXISTS (SELECT FROM pg_class WHERE relname = ${literal(index)} AND relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = ${literal(copy)}::regclass)) THEN`,
+    `      EXECUTE ${literal(createSql)};`,
+    '    END IF;',
+    `    ALTER TABLE ${copy} ADD CONSTRAINT ${ident(index)} ${definition};`,
+    '  END IF;',
+    'END',
+  ].join('\n');
+}
+
+/**
  * A CHECK constraint added to the copy as the table's owner (see owner-functions.hbs): validating it
  * evaluates its expression over every row, and PostgreSQL does that as the current user.
  */
@@ -99,20 +119,22 @@ export function buildSteps(input: StepInput): Step[] {
       // Built as a plain unique index (SHARE on the copy: sessions of this stage build several at
       // once), and made the constraint at the end (ADD CONSTRAINT … USING INDEX takes ACCESS
       // EXCLUSIVE, which would wait for, and hold up, the other sessions' builds).
+      const createIndex = `CREATE UNIQUE INDEX IF NOT EXISTS ${ident(tmp)} ON ${copy} USING ${ident(index.method)} ${index.body};`;
       steps.push({
         kind: 'create-index',
         comment: `index of ${con.kind} ${con.name}, built as ${tmp} and made the constraint after every index is built`,
-        sql: `CREATE UNIQUE INDEX IF NOT EXISTS ${ident(tmp)} ON ${copy} USING ${ident(index.method)} ${index.body};`,
+        sql: createIndex,
         locks: [share(copy)],
       });
       attach.push(
         doStep(
           'add-constraint',
           `${con.kind} ${con.name} from its index ${tmp}, renamed at the swap`,
-          addConstraintOnce(
+          attachIndexOnce(
             copy,
             tmp,
             `${con.kind === 'primary-key' ? 'PRIMARY KEY' : 'UNIQUE'} USING INDEX ${ident(tmp)}`,
+            createIndex,
           ),
           [accessExclusive(copy)],
         ),
