@@ -53,7 +53,12 @@ export async function sql<R extends pg.QueryResultRow = Record<string, unknown>>
  * The compiled CLI (bin/shadowpack.js, as users run it; `npm run build` first, see ensureBuilt),
  * under GNU time when it is there so the runner's peak memory is measured.
  */
-function cli(server: BenchServer, args: string[], onLine?: (line: string) => void, memFile?: string): Promise<string> {
+export function cli(
+  server: BenchServer,
+  args: string[],
+  onLine?: (line: string) => void,
+  memFile?: string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const argv = [path.join(REPO, 'bin/shadowpack.js'), ...args, '--url', server.url];
     const timed = memFile !== undefined && existsSync(GNU_TIME);

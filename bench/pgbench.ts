@@ -135,3 +135,13 @@ export function loadStats(txs: readonly Tx[], from: number, to: number): LoadSta
     maxMs: Math.round((lat[lat.length - 1] ?? 0) * 100) / 100,
   };
 }
+
+export const BASELINE_SECONDS = 20;
+
+/** Fresh pgbench tables at this scale, then BASELINE_SECONDS of load with no tool running. */
+export async function measureBaseline(server: BenchServer, scale: number, work: string): Promise<LoadStats> {
+  await initPgbench(server, scale);
+  const load = await startLoad(server, path.join(work, 'baseline'), BASELINE_SECONDS);
+  const txs = await load.stop(false);
+  return loadStats(txs, load.startedAt + 1000, load.startedAt + BASELINE_SECONDS * 1000);
+}

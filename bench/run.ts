@@ -1,5 +1,5 @@
 /**
- * npm run bench -- [--scale N[,N…]] [--jobs N[,N…]] [--server embedded]
+ * npm run bench -- [--scale N[,N…]] [--jobs N[,N…]] [--server embedded] [--move]
  *
  * Rebuilds pgbench_accounts with a floor (plain INSERT … SELECT + index build),
  * pg_repack and shadowpack (runner and psql, with each number of backfill
@@ -8,6 +8,8 @@
  * bench/results/<date>-<scale>.json plus a Markdown table per scale. shadowpack's
  * planning is timed apart from the run (a plan is made ahead of approval).
  * --server embedded skips the Debian cluster (and so pg_repack).
+ * --move runs the cross-cluster line instead (bench/move.ts): pgbench_accounts moved from that server to an
+ * embedded PostgreSQL 17, against a local floor and a COPY pipe between the same two servers.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -22,10 +24,18 @@ import {
   type ContenderName,
   type ToolResult,
 } from './contenders.js';
-import { initPgbench, loadStats, startLoad, type Load, type LoadStats } from './pgbench.js';
-import { BENCH_SETTINGS, startBenchServer, type BenchServer } from './server.js';
+import {
+  BASELINE_SECONDS,
+  initPgbench,
+  loadStats,
+  measureBaseline,
+  startLoad,
+  type Load,
+  type LoadStats,
+} from './pgbench.js';
+import { benchMoveScale, machine, MOVE_SERVER_SETTINGS, moveTable } from './move.js';
+import { BENCH_SETTINGS, startBenchServer, startMoveTarget, type BenchServer } from './server.js';
 
-const BASELINE_SECONDS = 20;
 const LEAD_MS = 3000;
 const TAIL_MS = 3000;
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -69,13 +79,6 @@ function parseServer(argv: readonly string[]): 'auto' | 'embedded' {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const log = (line: string): void => console.error(line);
-
-async function measureBaseline(server: BenchServer, scale: number, work: string): Promise<LoadStats> {
-  await initPgbench(server, scale);
-  const load = await startLoad(server, path.join(work, 'baseline'), BASELINE_SECONDS);
-  const txs = await load.stop(false);
-  return loadStats(txs, load.startedAt + 1000, load.startedAt + BASELINE_SECONDS * 1000);
-}
 
 async function runContender(
   server: BenchServer,
@@ -252,17 +255,83 @@ async function benchScale(
   return results;
 }
 
+const HELP = `npm run bench -- [--scale N[,N…]] [--jobs N[,N…]] [--server auto|embedded] [--move]
+
+  --scale   pgbench scales, one after the other (default 50)
+  --jobs    backfill sessions of shadowpack's runner and psql contenders (default 1,2,4)
+  --server  auto: Debian's postgresql-15 with pg_repack (installed through apt when missing), else the
+            embedded PostgreSQL 17; embedded: the embedded one without pg_repack
+  --move    the cross-cluster line (issue 15) instead of the rebuild contenders: pgbench_accounts moved
+            from that server to an embedded PostgreSQL 17 under pgbench load; results in
+            bench/results/<date>-<scale>-move.json (docs/benchmark.md)`;
+
+/** The cross-cluster line at each scale: a source (--server) and an embedded PostgreSQL 17 target. */
+async function benchMove(
+  argv: readonly string[],
+  scales: readonly number[],
+  work: string,
+  keep: (s: BenchServer) => void,
+): Promise<number> {
+  const source = await startBenchServer(log, parseServer(argv), MOVE_SERVER_SETTINGS);
+  keep(source);
+  const target = await startMoveTarget(log, MOVE_SERVER_SETTINGS);
+  keep(target);
+  let failed = 0;
+  for (const scale of scales) {
+    const loadBefore = os.loadavg();
+    const { baseline, result } = await benchMoveScale(source, target, scale, work, log);
+    const date = new Date().toISOString().slice(0, 10);
+    const file = path.join(HERE, 'results', `${date}-${scale}-move.json`);
+    await fs.writeFile(
+      file,
+      `${JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          scale,
+          rows: scale * 100000,
+          machine: machine(loadBefore),
+          source: { version: source.version, kind: source.kind },
+          target: { version: target.version, kind: target.kind },
+          settings: { ...BENCH_SETTINGS, ...MOVE_SERVER_SETTINGS },
+          load: { command: 'pgbench -n -c 4 -j 2 -P 1 -r --log (tpcb-like), on the source', leadMs: 3000 },
+          baseline,
+          move: result,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    console.log(
+      `\nmove, scale ${scale} (${(scale * 100000).toLocaleString('en-US')} rows), PostgreSQL ${source.version} (${source.kind}) → ${target.version} (${target.kind}), ${os.availableParallelism()} cores, load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')} after; baseline ${baseline.tps} tps\n`,
+    );
+    console.log(moveTable(result));
+    console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
+    if (result.status !== 'ok') failed++;
+  }
+  return failed > 0 ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(HELP);
+    return 0;
+  }
   const scales = parseList(argv, '--scale', '50');
   const jobs = parseList(argv, '--jobs', '1,2,4');
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'shadowpack-bench-'));
   let server: BenchServer | null = null;
+  const others: BenchServer[] = [];
   let cleaned = false;
   const cleanup = async (): Promise<void> => {
     if (cleaned) return;
     cleaned = true;
     if (server) await server.stop().catch((e: unknown) => log(`stopping the server: ${(e as Error).message}`));
+    for (const s of others.reverse())
+      await s.stop().catch((e: unknown) => log(`stopping a server: ${(e as Error).message}`));
     await fs.rm(work, { recursive: true, force: true }).catch(() => undefined);
   };
   const onSignal = (): void => void cleanup().finally(() => process.exit(130));
@@ -270,6 +339,7 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     await ensureBuilt(log);
+    if (argv.includes('--move')) return await benchMove(argv, scales, work, (s) => others.push(s));
     server = await startBenchServer(log, parseServer(argv));
     const settings = await sql<{ name: string; setting: string; unit: string | null }>(
       server,

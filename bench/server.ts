@@ -59,7 +59,7 @@ async function asPostgres(cmd: string, args: string[]): Promise<string> {
   return stdout;
 }
 
-async function startDebian(log: (line: string) => void): Promise<BenchServer> {
+async function startDebian(log: (line: string) => void, extra: Record<string, string>): Promise<BenchServer> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'shadowpack-bench-pg-'));
   const data = path.join(dir, 'data');
   let started = false;
@@ -74,6 +74,7 @@ async function startDebian(log: (line: string) => void): Promise<BenchServer> {
     const port = await getFreePort();
     const settings: Record<string, string> = {
       ...BENCH_SETTINGS,
+      ...extra,
       port: String(port),
       listen_addresses: '127.0.0.1',
       unix_socket_directories: dir,
@@ -112,8 +113,8 @@ async function startDebian(log: (line: string) => void): Promise<BenchServer> {
   }
 }
 
-async function startFallback(log: (line: string) => void): Promise<BenchServer> {
-  const s = await startEmbeddedPostgres({ settings: { ...BENCH_SETTINGS } });
+async function startFallback(log: (line: string) => void, extra: Record<string, string>): Promise<BenchServer> {
+  const s = await startEmbeddedPostgres({ settings: { ...BENCH_SETTINGS, ...extra } });
   const env = {
     ...process.env,
     PGHOST: '127.0.0.1',
@@ -142,19 +143,60 @@ async function startFallback(log: (line: string) => void): Promise<BenchServer> 
   };
 }
 
-/** A private Debian PostgreSQL 15 cluster with pg_repack, else the embedded server without it. */
+/**
+ * A private Debian PostgreSQL 15 cluster with pg_repack, else the embedded server without it.
+ * `extra` settings go on top of BENCH_SETTINGS (the move line turns on track_commit_timestamp).
+ */
 export async function startBenchServer(
   log: (line: string) => void,
   prefer: 'auto' | 'embedded' = 'auto',
+  extra: Record<string, string> = {},
 ): Promise<BenchServer> {
   if (prefer === 'auto' && ensurePackages(log)) {
     try {
-      return await startDebian(log);
+      return await startDebian(log, extra);
     } catch (e) {
       log(
         `could not start the Debian cluster (${(e as Error).message.split('\n')[0]}); falling back to the embedded server`,
       );
     }
   }
-  return startFallback(log);
+  return startFallback(log, extra);
+}
+
+/**
+ * The move line's target: an embedded PostgreSQL 17 (its package ships postgres_fdw), a major at or above the
+ * Debian 15 source, with the same settings plus `extra`; database `bench` created empty.
+ */
+export async function startMoveTarget(
+  log: (line: string) => void,
+  extra: Record<string, string> = {},
+): Promise<BenchServer> {
+  const s = await startEmbeddedPostgres({ settings: { ...BENCH_SETTINGS, ...extra } });
+  const env = {
+    ...process.env,
+    PGHOST: '127.0.0.1',
+    PGPORT: String(s.port),
+    PGUSER: 'postgres',
+    PGPASSWORD: 'postgres',
+    PGDATABASE: 'bench',
+  };
+  try {
+    await exec('/usr/bin/psql', ['-X', '-q', '-d', 'postgres', '-c', 'CREATE DATABASE bench'], { env });
+  } catch (e) {
+    await s.stop();
+    throw e;
+  }
+  log(`target: PostgreSQL ${s.version} (embedded) on 127.0.0.1:${s.port}`);
+  return {
+    host: '127.0.0.1',
+    port: s.port,
+    url: `postgres://postgres:postgres@127.0.0.1:${s.port}/bench`,
+    env,
+    version: s.version,
+    kind: 'embedded',
+    binDir: null,
+    repack: false,
+    stop: () => s.stop(),
+  };
 }
