@@ -140,12 +140,19 @@ async function runStageFile(req: MoveRunRequest, rule: MoveStageRule): Promise<n
         // The server ending the session (terminate, shutdown, crash) or a lost connection: not the statement's fault.
         const code = e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
         const ended = code !== undefined && /^(57P0[1-3]|08)/.test(code);
-        if (e instanceof Error && 'severity' in e && !ended)
-          throw stageError(req.plan, rule.side, part, st, e as DatabaseError);
+        const severity = e instanceof Error && 'severity' in e ? e.severity : undefined;
+        if (severity !== undefined && !ended) throw stageError(req.plan, rule.side, part, st, e as DatabaseError);
         if (e instanceof Error) {
+          // The server's own sessions end with FATAL; an ERROR with such a code is postgres_fdw reporting that
+          // its session on the other side ended (that server restarted or terminated it): this side is fine.
+          const other: MoveSide = rule.side === 'source' ? 'target' : 'source';
+          const link = severity === 'ERROR';
+          const why = e.message.split('\n')[0]!.trim();
           throw new UserError(
             'CONNECTION_FAILED',
-            `lost the connection to the ${rule.side} during ${rule.file} (${e.message}); the stage is safe to resume: run the same command again once the server is back`,
+            link
+              ? `the ${rule.side} lost its connection to the ${other} during ${rule.file} (${why}); the stage is safe to resume: run the same command again once the ${other} is back`
+              : `lost the connection to the ${rule.side} during ${rule.file} (${why}); the stage is safe to resume: run the same command again once the server is back`,
             { stage: label },
             { cause: e },
           );
