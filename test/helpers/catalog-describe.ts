@@ -91,6 +91,39 @@ export async function describeTable(c: pg.ClientBase, schema: string, table: str
 }
 
 /**
+ * `target`'s description as the source's major version would show the same table, for a move to a newer major
+ * (the matrix pairs 14 -> 17/18, 16 -> 18): what the newer server adds by itself, and nothing else, is taken out.
+ * - PostgreSQL 17 adds MAINTAIN (m) to ALL: an owner holding every privilege on 14 holds it on 17 too.
+ * - PostgreSQL 18 keeps each NOT NULL as a constraint (contype n, named <table>_<column>_not_null when created
+ *   from a column's NOT NULL): they are dropped here after checking there is exactly one per NOT NULL column,
+ *   so a column that lost or gained NOT NULL still shows in `columns`.
+ */
+export function asOnSourceMajor(
+  target: CatalogDescription,
+  sourceVersionNum: number,
+  targetVersionNum: number,
+): CatalogDescription {
+  const out: Record<string, readonly string[]> = { ...target };
+  if (sourceVersionNum < 170000 && targetVersionNum >= 170000) {
+    out.table = target.table!.map((x) => x.replace('=arwdDxtm/', '=arwdDxt/'));
+  }
+  if (sourceVersionNum < 180000 && targetVersionNum >= 180000) {
+    const notNullColumns = target
+      .columns!.filter((x) => x.includes(' | notnull=true | '))
+      .map((x) => x.split(' | ')[0]);
+    const notNullConstraints = target.constraints!.filter((x) => x.split(' | ')[1] === 'n');
+    const constrained = notNullConstraints.map((x) => /^NOT NULL (.+)$/.exec(x.split(' | ')[2]!)?.[1]);
+    if (JSON.stringify([...constrained].sort()) !== JSON.stringify([...notNullColumns].sort())) {
+      throw new Error(
+        `NOT NULL constraints ${JSON.stringify(notNullConstraints)} do not match the NOT NULL columns ${JSON.stringify(notNullColumns)}`,
+      );
+    }
+    out.constraints = target.constraints!.filter((x) => x.split(' | ')[1] !== 'n');
+  }
+  return out;
+}
+
+/**
  * The objects that make up the table itself: the table, its TOAST table and their indexes, its
  * identity sequences (re-created at the swap; owned sequences move instead), its row type and
  * array type. After cleanup none of the old table's may remain.
