@@ -539,9 +539,9 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
       )
       .command(
         'verify',
-        'compare the table with the copy (before the swap) or the old table (after it), leaving out changes not yet applied; exit 0 pass, 1 fail',
+        'compare the table with the copy (before the swap) or the old table (after it), leaving out changes not yet applied; a move plan: each target table with its source table; exit 0 pass, 1 fail',
         (y) =>
-          withUrl(y, URL_DESCRIBE)
+          withTargetUrl(withUrl(y, URL_DESCRIBE))
             .option('plan', {
               type: 'string',
               demandOption: true,
@@ -555,6 +555,10 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
             .option('ranges', {
               type: 'number',
               describe: 'compare checksums of N key ranges (sp-range-md5-v1) and name the ranges that differ',
+            })
+            .option('buckets', {
+              type: 'number',
+              describe: 'a move plan: key-hash buckets per table (sp-bucket-md5-v1), a power of two (default 1024)',
             }),
         (a) =>
           guard(async () => {
@@ -565,7 +569,9 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                 plan: a.plan,
                 json: a.json,
                 ...(a.url ? { url: a.url } : {}),
+                ...(a.targetUrl ? { targetUrl: a.targetUrl } : {}),
                 ...(a.ranges !== undefined ? { ranges: a.ranges } : {}),
+                ...(a.buckets !== undefined ? { buckets: a.buckets } : {}),
               },
               out,
             );
@@ -592,9 +598,11 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         'diff [a] [b]',
         'compare two plan folders (e.g. staging and production), or --plan DIR with the live database; exit 0 same SQL, 1 different, 2 error',
         (y) =>
-          withUrl(
-            y,
-            'with --plan: the database to compare with (else DATABASE_URL, else the PG* variables and ~/.pgpass; docs/connections.md); two plan folders are compared without connecting',
+          withTargetUrl(
+            withUrl(
+              y,
+              'with --plan: the database to compare with (else DATABASE_URL, else the PG* variables and ~/.pgpass; docs/connections.md); two plan folders are compared without connecting',
+            ),
           )
             .positional('a', { type: 'string', describe: 'plan folder A' })
             .positional('b', { type: 'string', describe: 'plan folder B' })
@@ -618,6 +626,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                 ...(a.b ? { b: a.b } : {}),
                 ...(a.plan ? { plan: a.plan } : {}),
                 ...(a.url ? { url: a.url } : {}),
+                ...(a.targetUrl ? { targetUrl: a.targetUrl } : {}),
               },
               out,
             );

@@ -30,6 +30,11 @@ export interface MoveRequest {
   /** Add the tables the FK closure needs instead of refusing. */
   readonly withFkClosure?: boolean;
   readonly options?: Partial<MoveOptions>;
+  /**
+   * diff --plan: the plan the databases give now, to compare with an approved one. A move under way has made its
+   * tables on the target already, so that refusal is left out; every other one stands.
+   */
+  readonly compareOnly?: boolean;
 }
 
 export function loadMoveTemplates(dir: string = templatesDir()): MoveTemplateSet {
@@ -195,7 +200,7 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
       'UNSUPPORTED_SERVER',
       `the target has no role ${conflicts.missingRoles.join(', ')} (owner, grantee or policy role of the group); create it there first (CREATE ROLE ${conflicts.missingRoles.map((x) => ident(x)).join('; CREATE ROLE ')}; no password is copied), then plan again`,
     );
-  if (conflicts.existingTables.length > 0)
+  if (conflicts.existingTables.length > 0 && request.compareOnly !== true)
     throw new UserError(
       'UNSUPPORTED_TABLE',
       `the target already has ${conflicts.existingTables.join(', ')}; a move creates its tables itself: drop or rename them on the target (check they hold nothing you need), then plan again`,

@@ -131,7 +131,19 @@ export function writeToyMovePlan(dir: string, pair: MovePair): MovePlanManifest 
     tool: { name: 'shadowpack', version: 'toy' },
     runId: TOY_RUN_ID,
     planId: 'toy',
-    tables: [{ schema: 'app', name: 'items', n: 1, fingerprint: 'toy' }],
+    tables: [
+      {
+        schema: 'app',
+        name: 'items',
+        key: ['id'],
+        columns: [
+          { name: 'id', type: 'integer' },
+          { name: 'v', type: 'text' },
+        ],
+        n: 1,
+        fingerprint: 'toy',
+      },
+    ],
     source: facts(pair.source.name),
     target: facts(pair.target.name),
     fdwAuth: 'password',

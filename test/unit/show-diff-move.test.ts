@@ -93,13 +93,13 @@ describe('diff of move plans', () => {
     expect(json.out).toContain(other.hash);
   });
 
-  it('refuses a move plan against a rebuild folder, and --plan with a move plan, in one line', async () => {
+  it('refuses a move plan against a rebuild folder, and --plan of a move plan without --target-url, in one line', async () => {
     const empty = mkdtempSync(join(root, 'rebuild-'));
     await expect(diff({ a: a.dir, b: empty })).rejects.toThrow(
       /is a move plan and .* is not: compare a move plan with a move plan/,
     );
     await expect(diff({ plan: a.dir, url: 'postgres://x@127.0.0.1:1/x' })).rejects.toThrow(
-      /is a move plan; diff --plan compares a rebuild plan/,
+      /is a move plan: its stages run on two clusters; give the target with --target-url/,
     );
   });
 });

@@ -3,6 +3,10 @@ import { canonicalJson } from '../../model/normalise.js';
 import { UserError } from '../../model/errors.js';
 import { readMovePlanDir, type LoadedMovePlan } from '../../run/move-plan.js';
 import { jsonAnswer } from '../machine-output.js';
+import { planMove } from '../../planning/plan-move.js';
+import { connectClient } from '../../run/connect.js';
+import { connectionConfig } from '../connection.js';
+import { targetConnection } from './run-move.js';
 
 /** What differs between two move plans: the SQL of each file, and what plan.json says beside it. */
 export interface MoveDiff {
@@ -62,8 +66,41 @@ export function diffMoveCommand(args: { a: string; b: string; json?: boolean }, 
       `${args.a} moves ${group(a)} and ${args.b} ${group(b)}: diff compares two plans of one move (staging against production)`,
     );
   }
-  const r = diffMovePlans(a, b, args.a, args.b);
-  if (args.json) {
+  return printMoveDiff(diffMovePlans(a, b, args.a, args.b), args.json === true, out);
+}
+
+/**
+ * `diff --plan DIR --url SOURCE --target-url TARGET` of a move plan: the approved plan against the one both live
+ * databases give now for the same group and options (A: the folder, B: `live`); exit 0 same SQL, 1 different.
+ */
+export async function diffMoveLiveCommand(
+  args: { plan: string; url?: string; targetUrl?: string; json?: boolean },
+  out: (line: string) => void,
+): Promise<number> {
+  const approved = readMovePlanDir(args.plan);
+  const targetConfig = targetConnection(args.targetUrl, args.plan);
+  const source = await connectClient(connectionConfig(args.url));
+  try {
+    const target = await connectClient(targetConfig);
+    try {
+      const m = approved.manifest;
+      const now = await planMove(source, target, {
+        tables: m.tables.map((t) => ({ schema: t.schema, table: t.name })),
+        options: m.options,
+        compareOnly: true,
+      });
+      const live: LoadedMovePlan = { dir: 'live', manifest: now.manifest, files: now.files };
+      return printMoveDiff(diffMovePlans(approved, live, args.plan, 'live'), args.json === true, out);
+    } finally {
+      await target.end().catch(() => undefined);
+    }
+  } finally {
+    await source.end().catch(() => undefined);
+  }
+}
+
+function printMoveDiff(r: MoveDiff, json: boolean, out: (line: string) => void): number {
+  if (json) {
     out(jsonAnswer(r));
     return r.identical ? 0 : 1;
   }

@@ -10,13 +10,15 @@ import { planTable } from '../../planning/plan-table.js';
 import { connectClient } from '../../run/connect.js';
 import { connectionConfig } from '../connection.js';
 import { isMovePlanDir } from '../../run/move-plan.js';
-import { diffMoveCommand } from './diff-move.js';
+import { diffMoveCommand, diffMoveLiveCommand } from './diff-move.js';
 
 export interface DiffArgs {
   readonly a?: string;
   readonly b?: string;
   readonly plan?: string;
   readonly url?: string;
+  /** diff --plan of a move plan: the target cluster. */
+  readonly targetUrl?: string;
   readonly json?: boolean;
 }
 
@@ -47,7 +49,7 @@ export async function livePlan(dir: string, url: string | undefined): Promise<[P
 /** Returns the exit code: 0 identical SQL, 1 different. Errors are thrown (exit 2). */
 export async function diffCommand(args: DiffArgs, out: (line: string) => void): Promise<number> {
   // Two folders are compared as files: a --url would be silently ignored (newcomer review finding 36).
-  if (args.plan === undefined && args.url !== undefined)
+  if (args.plan === undefined && (args.url !== undefined || args.targetUrl !== undefined))
     throw new UserError(
       'BAD_ARGUMENT',
       `two plan folders are compared without connecting: drop --url, or compare one plan with a live database: shadowpack diff --plan ${args.a ?? 'DIR'} --url …`,
@@ -65,11 +67,19 @@ export async function diffCommand(args: DiffArgs, out: (line: string) => void): 
   if (batch) return diffBatchCommand(args, out);
   const move = [args.plan, args.a, args.b].filter((d): d is string => d !== undefined && isMovePlanDir(d));
   if (move.length > 0) {
-    if (args.plan !== undefined)
-      throw new UserError(
-        'BAD_ARGUMENT',
-        `${args.plan} is a move plan; diff --plan compares a rebuild plan with the live database: compare two move plans instead (shadowpack diff A B)`,
+    if (args.plan !== undefined) {
+      if (args.a !== undefined || args.b !== undefined)
+        throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');
+      return diffMoveLiveCommand(
+        {
+          plan: args.plan,
+          ...(args.url !== undefined ? { url: args.url } : {}),
+          ...(args.targetUrl !== undefined ? { targetUrl: args.targetUrl } : {}),
+          ...(args.json ? { json: true } : {}),
+        },
+        out,
       );
+    }
     if (args.a === undefined || args.b === undefined)
       throw new UserError('BAD_ARGUMENT', 'give two move plan folders (shadowpack diff A B)');
     if (move.length === 1)

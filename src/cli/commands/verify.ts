@@ -2,6 +2,9 @@ import { jsonAnswer } from '../machine-output.js';
 import { verify } from '../../run/verify.js';
 import { connectionConfig } from '../connection.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
+import { isMovePlanDir } from '../../run/move-plan.js';
+import { UserError } from '../../model/errors.js';
+import { verifyMoveCommand } from './verify-move.js';
 
 export interface VerifyArgs {
   readonly plan: string;
@@ -9,10 +12,36 @@ export interface VerifyArgs {
   readonly json?: boolean;
   /** Checksums per key range instead of a row-by-row comparison. */
   readonly ranges?: number;
+  /** A move plan: the target cluster. */
+  readonly targetUrl?: string;
+  /** A move plan: key-hash buckets per table. */
+  readonly buckets?: number;
 }
 
 /** Exit code 0 on pass, 1 on fail. */
 export async function verifyCommand(args: VerifyArgs, out: (line: string) => void): Promise<number> {
+  if (isMovePlanDir(args.plan)) {
+    if (args.ranges !== undefined)
+      throw new UserError(
+        'BAD_ARGUMENT',
+        `${args.plan} is a move plan: it compares key-hash buckets, not key ranges; use --buckets N instead of --ranges`,
+      );
+    return verifyMoveCommand(
+      {
+        plan: args.plan,
+        ...(args.url !== undefined ? { url: args.url } : {}),
+        ...(args.targetUrl !== undefined ? { targetUrl: args.targetUrl } : {}),
+        ...(args.json ? { json: true } : {}),
+        ...(args.buckets !== undefined ? { buckets: args.buckets } : {}),
+      },
+      out,
+    );
+  }
+  if (args.targetUrl !== undefined || args.buckets !== undefined)
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `${args.targetUrl !== undefined ? '--target-url' : '--buckets'} goes with a move plan, and ${args.plan} rebuilds a table in one database: drop it`,
+    );
   const plan = readPlanDir(args.plan);
   const table = `${plan.manifest.table.schema}.${plan.manifest.table.name}`;
   const config = connectionConfig(args.url);

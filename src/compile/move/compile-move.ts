@@ -4,7 +4,7 @@ import { canonicalJson } from '../../model/normalise.js';
 import { ident, literal, qualified } from '../../model/quote.js';
 import { DOLLAR_HELPER, dollarMark, markDollarTags, planDollarTag, withDollarTag } from '../dollar-tag.js';
 import { tidy } from '../render.js';
-import { moveContext, moveRunId, sortedGroup, usesOutsideGroup, type MoveInput } from './context.js';
+import { moveContext, moveHashShape, moveRunId, sortedGroup, usesOutsideGroup, type MoveInput } from './context.js';
 import {
   MOVE_BINDING_FILES,
   MOVE_STAGES,
@@ -143,7 +143,7 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
     formatVersion: MOVE_FORMAT_VERSION,
     tool: { name: 'shadowpack' as const, version: toolVersion },
     runId,
-    tables: tables.map((m, i) => ({ schema: m.schema, name: m.name, n: i + 1, fingerprint: m.fingerprint })),
+    tables: tables.map((m, i) => ({ ...moveHashShape(m), n: i + 1, fingerprint: m.fingerprint })),
     source: input.source,
     target: input.target,
     fdwAuth: input.options.fdwAuth,

@@ -6,6 +6,7 @@ import { commentText, ident, literal, qualified } from '../../model/quote.js';
 import type { TableModel } from '../../model/types.js';
 import { aclSteps, columnAclSteps } from '../privilege-steps.js';
 import type { MoveSideFacts } from './stages.js';
+import { MOVE_FDW_SESSION_OPTIONS, moveHashSelect, type MoveHashShape } from './verify-sql.js';
 
 /** What a move plan is made from (all read before compiling; compile itself is pure). */
 export interface MoveInput {
@@ -91,6 +92,16 @@ function stmt(sql: string): string {
 export function usesOutsideGroup(s: MoveSequence, input: Pick<MoveInput, 'tables'>): string[] {
   const group = new Set(input.tables.map((m) => `${m.schema}.${m.name}`));
   return s.usedElsewhere.filter((t) => !group.has(t));
+}
+
+/** What verify hashes of a table (recorded in plan.json). */
+export function moveHashShape(m: TableModel): MoveHashShape {
+  return {
+    schema: m.schema,
+    name: m.name,
+    key: m.key.columns,
+    columns: m.columns.map((c) => ({ name: c.name, type: c.type })),
+  };
 }
 
 /** Roles the target must have: owners, grantees, policy roles. */
@@ -197,6 +208,10 @@ export function moveContext(input: MoveInput, runId: string) {
       keyListNew: join(key.map((k) => `NEW.${ident(k)}`)),
       captureFnIdent: tool(`mcapture_${runId}_${n}`),
       changedViewIdent: tool(`mchanged_${runId}_${n}`),
+      hashViewIdent: tool(`mhash_${runId}_${n}`),
+      hashNameLiteral: literal(`mhash_${runId}_${n}`),
+      hashSelectSql: moveHashSelect(moveHashShape(m)),
+      ftHashIdent: ft(`hash_${n}`),
       viewSelect: join([
         ...key.map((k, j) => `d.${ident(k)} AS k_${j + 1}`),
         ...cols.map((c, j) => `s.${ident(c.name)} AS c_${j + 1}`),
@@ -348,6 +363,7 @@ export function moveContext(input: MoveInput, runId: string) {
     sourceVersion: input.source.serverVersionNum,
     sourceEncodingLiteral: literal(input.source.encoding),
     appNameLiteral: literal(`shadowpack:${runId}`),
+    fdwSessionOptionsLiteral: literal(MOVE_FDW_SESSION_OPTIONS),
     options: input.options,
     tables: t,
     sequences,

@@ -1,6 +1,7 @@
 import type { StageKind } from '../stage-machine.js';
 import type { StageLock } from '../stages.js';
 import type { MoveOptions } from './context.js';
+import type { MoveHashShape } from './verify-sql.js';
 
 /**
  * The stage machine of a move plan (issue 15: a table or an FK-closed group of tables moves to
@@ -300,12 +301,10 @@ export interface MovePlanManifest {
   readonly runId: string;
   readonly planId: string;
   /** The group, in FK order (referenced tables first); `n` names the per-table tool objects. */
-  readonly tables: readonly {
-    readonly schema: string;
-    readonly name: string;
+  readonly tables: readonly (MoveHashShape & {
     readonly n: number;
     readonly fingerprint: string;
-  }[];
+  })[];
   readonly source: MoveSideFacts;
   readonly target: MoveSideFacts;
   readonly fdwAuth: 'password';
