@@ -17,6 +17,12 @@ import { compareWithTwin, createDemoSchema, startWriters } from '../../src/dev/w
 
 const ROWS = 40_000;
 const JOBS = 4;
+/**
+ * How long a session waits for the test's lock (the plan's lock_timeout): the first session to reach
+ * it waits until the last one has, and under load the last can start far more than the default
+ * 30 s later; a session that gave up would leave the wait for all four unmet.
+ */
+const HELD_MS = 300_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const databases: FreshDatabase[] = [];
 
@@ -34,17 +40,49 @@ async function prepared(prefix: string): Promise<FreshDatabase> {
 interface Running {
   readonly child: ChildProcess;
   readonly done: Promise<Exit>;
+  /** Set when the process has ended: a wait for its sessions then fails at once, saying why. */
+  exit: Exit | null;
+  /** Resolves once its stderr matches `re`; rejects if the process ends first. */
+  said(re: RegExp): Promise<void>;
 }
 
 function start(command: string, args: string[]): Running {
   const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
+  const listeners = new Set<() => void>();
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<Exit>((res) => child.on('close', (code, signal) => res({ code, signal, stdout, stderr })));
-  return { child, done };
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    for (const l of listeners) l();
+  });
+  const running: Running = {
+    child,
+    exit: null,
+    done: new Promise<Exit>((res) =>
+      child.on('close', (code, signal) => {
+        running.exit = { code, signal, stdout, stderr };
+        for (const l of listeners) l();
+        res(running.exit);
+      }),
+    ),
+    said: (re) =>
+      new Promise<void>((res, rej) => {
+        const check = () => {
+          if (re.test(stderr)) res();
+          else if (running.exit !== null)
+            rej(new Error(`${command} ended before saying ${re}: ${ended(running.exit)}`));
+          else return;
+          listeners.delete(check);
+        };
+        listeners.add(check);
+        check();
+      }),
+  };
+  return running;
 }
+
+const ended = (e: Exit) => `exit ${e.code ?? e.signal}; stderr: ${e.stderr.slice(-1500)}`;
 
 const runner = (plan: LoadedPlan, url: string, ...args: string[]) =>
   start(process.execPath, [
@@ -61,18 +99,28 @@ const runner = (plan: LoadedPlan, url: string, ...args: string[]) =>
 const psqlFile = (url: string, file: string) =>
   start('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file]);
 
+/**
+ * Polls until `sql` returns a row. Fails at once, with its stderr, when a process in `alive` has
+ * ended meanwhile (the sessions it ran are gone: no wait could succeed), so a timeout means only
+ * that the server never got there; the clock starts when the processes are known to be running.
+ */
 async function waitFor(
   what: string,
   c: pg.ClientBase,
   sql: string,
-  params: unknown[] = [],
-  timeoutMs = 60_000,
+  {
+    params = [],
+    alive = [],
+    timeoutMs = 60_000,
+  }: { params?: unknown[]; alive?: readonly Running[]; timeoutMs?: number } = {},
 ): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     // pg_stat_activity is read once per transaction: the holder's open transaction would see it frozen.
     await c.query('SELECT pg_stat_clear_snapshot()');
     if (((await c.query(sql, params)).rowCount ?? 0) > 0) return;
+    const gone = alive.find((r) => r.exit !== null);
+    if (gone !== undefined) throw new Error(`waiting for ${what}, a process ended: ${ended(gone.exit!)}`);
     if (Date.now() > until) {
       const act = await c.query(
         `SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, left(a.query, 60) AS q, (SELECT string_agg(l.relation::regclass::text || ':' || l.mode, ',') FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waiting FROM pg_stat_activity a WHERE a.datname = current_database()`,
@@ -114,6 +162,7 @@ describe('the backfill in four sessions at once, under writers', () => {
       batchPages: 20,
       advisoryWaitSeconds: 30,
       maxRowsPerSecond: rate,
+      waitLockTimeoutMs: HELD_MS,
     });
     const id = plan.manifest.runId;
     const writers = await startWriters({ connectionString: db.url }, 3, 2);
@@ -126,7 +175,11 @@ describe('the backfill in four sessions at once, under writers', () => {
       await holder.query('BEGIN');
       await holder.query(`LOCK TABLE app._sp_${id}_new IN SHARE MODE`);
       const first = runner(plan, db.url, '--jobs', String(JOBS), '--until', 'cleanup');
-      await waitFor(`${JOBS} sessions holding a range each`, holder, waitingSessions(id, JOBS));
+      // The wait's clock starts when the runner starts the stage: starting node under load took 27 s
+      // at a load of 36, and in a fresh-clone npm test the wait once timed out with no session of
+      // the runner connected yet.
+      await first.said(/» backfill /);
+      await waitFor(`${JOBS} sessions holding a range each`, holder, waitingSessions(id, JOBS), { alive: [first] });
       // The runner dies with four ranges claimed and none copied: every claim ends with its session.
       first.child.kill('SIGKILL');
       expect((await first.done).signal).toBe('SIGKILL');
@@ -152,7 +205,7 @@ describe('the backfill in four sessions at once, under writers', () => {
     const stats = await writers.stop();
     expect(stats.errors, stats.lastError ?? '').toBe(0);
     await expectEqualsTwin(db.url);
-  }, 120_000);
+  }, 240_000);
 
   it(`02-backfill.sql and 03-build.sql in ${JOBS} psql sessions: one killed holding a range (an index), the others copy (build) it; equal to the twin`, async () => {
     const db = await prepared('parallel_psql');
@@ -161,6 +214,7 @@ describe('the backfill in four sessions at once, under writers', () => {
       batchPages: 20,
       advisoryWaitSeconds: 30,
       buildMaintenanceWorkMemMb: 96,
+      waitLockTimeoutMs: HELD_MS,
     });
     // The build sessions' memory: in the script, and in the review as jobs × setting.
     expect(plan.files.get('03-build.sql')).toContain("SET maintenance_work_mem = '96MB';");
@@ -179,10 +233,10 @@ describe('the backfill in four sessions at once, under writers', () => {
       await holder.query('BEGIN');
       await holder.query(`LOCK TABLE app._sp_${id}_new IN SHARE MODE`);
       sessions = Array.from({ length: JOBS }, () => psqlFile(db.url, join(plan.dir, '02-backfill.sql')));
-      await waitFor(`${JOBS} sessions holding a range each`, holder, waitingSessions(id, JOBS));
+      await waitFor(`${JOBS} sessions holding a range each`, holder, waitingSessions(id, JOBS), { alive: sessions });
       // psql killed: its server session notices within client_connection_check_interval (1 s) and ends.
       sessions[0]!.child.kill('SIGKILL');
-      await waitFor('the killed session to end', holder, waitingSessions(id, JOBS - 1));
+      await waitFor('the killed session to end', holder, waitingSessions(id, JOBS - 1), { alive: sessions.slice(1) });
       await holder.query('COMMIT');
     } finally {
       await holder.end().catch(() => undefined);
@@ -214,9 +268,11 @@ describe('the backfill in four sessions at once, under writers', () => {
       const holdingItems = (n: number) => `SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid > 5460043 AND a.application_name = 'shadowpack/${id}/build'
         HAVING count(DISTINCT l.classid) = ${n}`;
-      await waitFor(`${JOBS} build sessions holding an item each`, builder, holdingItems(JOBS));
+      await waitFor(`${JOBS} build sessions holding an item each`, builder, holdingItems(JOBS), { alive: sessions });
       sessions[1]!.child.kill('SIGKILL');
-      await waitFor('the killed build session to end', builder, holdingItems(JOBS - 1));
+      await waitFor('the killed build session to end', builder, holdingItems(JOBS - 1), {
+        alive: sessions.filter((_, i) => i !== 1),
+      });
       await builder.query('COMMIT');
     } finally {
       await builder.end().catch(() => undefined);
@@ -233,7 +289,7 @@ describe('the backfill in four sessions at once, under writers', () => {
     expect(stats.errors, stats.lastError ?? '').toBe(0);
     await expectEqualsTwin(db.url);
     await withClient(db.url, async (c) => expect(await catalogSnapshot(c, 'app', 'orders')).toEqual(before));
-  }, 120_000);
+  }, 240_000);
 
   it('a session that waits longer than a second for another to settle the log says so and goes on', async () => {
     const db = await freshDatabase('parallel_settle_wait');
@@ -258,7 +314,7 @@ describe('the backfill in four sessions at once, under writers', () => {
         'the backfill to wait for the settle lock',
         holder,
         `SELECT FROM shadowpack.runs WHERE run_id = $1 AND backfill_next = backfill_end`,
-        [id],
+        { params: [id], alive: [backfill] },
       );
       await sleep(1_500);
     } finally {
@@ -309,10 +365,12 @@ describe.each(['runner', 'psql'] as const)(
           via === 'psql'
             ? psqlFile(db.url, join(plan.dir, '02-backfill.sql'))
             : runner(plan, db.url, '--stage', 'backfill');
+        if (via === 'runner') await x.said(/» backfill /);
         await waitFor(
           'the session to cut its range',
           gate,
           "SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+          { alive: [x] },
         );
         // Queued behind the cut, an EXCLUSIVE lock on the ranges is granted as the cut commits: the
         // session then waits to claim its batch (0,4) again, and Y cuts that batch with a smaller
@@ -329,6 +387,7 @@ describe.each(['runner', 'psql'] as const)(
           'the session to claim its batch again',
           gate,
           `SELECT FROM pg_locks WHERE relation = '${ranges}'::regclass AND mode = 'RowShareLock' AND NOT granted`,
+          { alive: [x] },
         );
         await y.query(`UPDATE ${ranges} SET end_page = 2 WHERE first_page = 0 AND end_page = 4`);
         await y.query(`INSERT INTO ${ranges} VALUES (2, 4)`);
@@ -389,10 +448,14 @@ describe.each(['runner', 'psql'] as const)('a primary key and unique constraints
         via === 'runner'
           ? [runner(plan, db.url, '--jobs', '2', '--until', 'build')]
           : [0, 1].map(() => psqlFile(db.url, join(plan.dir, '03-build.sql')));
+      if (via === 'runner') await sessions[0]!.said(/» build /);
       await waitFor(
         'two build sessions waiting for the copy',
         holder,
         `SELECT FROM (${waiting}) w HAVING count(*) = 2`,
+        {
+          alive: sessions,
+        },
       );
       await holder.query('SELECT pg_stat_clear_snapshot()');
       // SHARE is compatible with itself: once the test lets go, both build at the same time. ADD
