@@ -210,7 +210,17 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
             .option('fdw-auth', {
               type: 'string',
               describe:
-                'with --target-url: how the target logs in to the source (password: from SHADOWPACK_FDW_PASSWORD at run time)',
+                'with --target-url: how the target logs in to the source: scram-passthrough (target 18+), cert, pgpass (both superuser) or password (from SHADOWPACK_FDW_PASSWORD at run time; password unless given)',
+              group: 'Moves:',
+            })
+            .option('fdw-sslcert', {
+              type: 'string',
+              describe: 'with --fdw-auth cert: the client certificate, a path on the target host',
+              group: 'Moves:',
+            })
+            .option('fdw-sslkey', {
+              type: 'string',
+              describe: 'with --fdw-auth cert: its private key, a path on the target host',
               group: 'Moves:',
             })
             .option('sequence-margin', {
@@ -319,16 +329,24 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                   json: a.json,
                   withFkClosure: a.withFkClosure ?? false,
                   ...(a.fdwAuth !== undefined ? { fdwAuth: a.fdwAuth } : {}),
+                  ...(a.fdwSslcert !== undefined ? { fdwSslcert: a.fdwSslcert } : {}),
+                  ...(a.fdwSslkey !== undefined ? { fdwSslkey: a.fdwSslkey } : {}),
                   ...(a.sequenceMargin !== undefined ? { sequenceMargin: a.sequenceMargin } : {}),
                   ...(a.url ? { url: a.url } : {}),
                 },
                 out,
               );
             }
-            if (a.withFkClosure !== undefined || a.fdwAuth !== undefined || a.sequenceMargin !== undefined)
+            if (
+              a.withFkClosure !== undefined ||
+              a.fdwAuth !== undefined ||
+              a.fdwSslcert !== undefined ||
+              a.fdwSslkey !== undefined ||
+              a.sequenceMargin !== undefined
+            )
               throw new UserError(
                 'BAD_ARGUMENT',
-                '--with-fk-closure, --fdw-auth and --sequence-margin go with --target-url (a move plan)',
+                '--with-fk-closure, --fdw-auth, --fdw-sslcert, --fdw-sslkey and --sequence-margin go with --target-url (a move plan)',
               );
             const schemas = (a.schema ?? []).map(String);
             if (tables.length > 1 || schemas.length > 0 || a.bloated) {

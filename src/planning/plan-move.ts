@@ -35,6 +35,8 @@ export interface MoveRequest {
    * tables on the target already, so that refusal is left out; every other one stands.
    */
   readonly compareOnly?: boolean;
+  /** --fdw-auth cert: client certificate and key, paths on the target host. */
+  readonly fdwCert?: { readonly sslcert: string; readonly sslkey: string };
 }
 
 export function loadMoveTemplates(dir: string = templatesDir()): MoveTemplateSet {
@@ -131,6 +133,13 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
       'UNSUPPORTED_SERVER',
       `the target runs PostgreSQL ${tgt.serverVersion}, older than the source's ${src.serverVersion}; moves never downgrade: choose a target of the same or a newer version`,
     );
+  if (options.fdwAuth === 'scram-passthrough' && tgt.serverVersionNum < 180000)
+    throw new UserError(
+      'UNSUPPORTED_SERVER',
+      `--fdw-auth scram-passthrough needs a target of PostgreSQL 18 or newer (use_scram_passthrough), the target runs ${tgt.serverVersion}; plan with --fdw-auth password (or cert or pgpass, as a superuser)`,
+    );
+  if (options.fdwAuth === 'cert' && request.fdwCert === undefined)
+    throw new UserError('BAD_ARGUMENT', '--fdw-auth cert needs --fdw-sslcert PATH and --fdw-sslkey PATH');
   if (tgt.encoding !== src.encoding)
     throw new UserError(
       'UNSUPPORTED_SERVER',
@@ -230,6 +239,7 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
     source: facts(src, s),
     target: facts(tgt, t),
     fdwUser: src.user,
+    ...(options.fdwAuth === 'cert' && request.fdwCert !== undefined ? { fdwCert: request.fdwCert } : {}),
     options,
   };
 }

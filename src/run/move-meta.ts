@@ -1,42 +1,48 @@
 import { UserError } from '../model/errors.js';
 
 /**
- * A setting the runner sets where the script's `\if` block would have set it under psql, as a bound
- * parameter: the value (the FDW password) never becomes SQL text, a statement or a log line.
+ * A value the runner sends where the script's `\if` block would have psql send it: the COPY statement psql's
+ * `\copy … FROM PROGRAM 'printenv ENV'` sends, with the environment variable's value as its data. The value
+ * (the FDW password) never becomes statement text or a bound parameter, so no statement log or
+ * pg_stat_activity shows it.
  */
-export interface SettingInjection {
+export interface CopyInjection {
   /** Offset in the file of the line that psql would run. */
   readonly offset: number;
-  readonly setting: string;
-  readonly value: string;
+  /** `COPY table FROM STDIN options`, as psql sends it. */
+  readonly copy: string;
+  /** The COPY data: the value and a newline, as printenv prints it. */
+  readonly data: string;
 }
 
 const GETENV = /^\\getenv[ \t]+(\w+)[ \t]+(\w+)[ \t]*$/;
 const IF_DEFINED = /^\\if[ \t]+:\{\?(\w+)\}[ \t]*$/;
 const ENDIF = /^\\endif[ \t]*$/;
-const SET_LOCAL_VAR = /^SET LOCAL ([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*) = :'(\w+)';[ \t]*$/;
+const COPY_PRINTENV =
+  /^\\copy ([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*) FROM PROGRAM 'printenv (\w+)'( WITH \([^\n]*\))?[ \t]*$/;
 
 /**
  * The psql meta-commands a move's 02-setup.target.sql uses besides `\ir` and `\set` (src/run/includes.ts):
  *
  *     \getenv VAR ENVNAME
  *     \if :{?VAR}
- *     SET LOCAL schema.setting = :'VAR';
+ *     \copy schema.table FROM PROGRAM 'printenv ENVNAME' WITH (…)
  *     \endif
  *
- * Handled the way psql runs them: VAR is ENVNAME from `env`; the block's SET LOCAL lines run only when
- * it is set. The lines are blanked out of the text (same length, so error positions stay right) and
- * each SET LOCAL becomes an injection the runner sends with the value as a parameter. Anything else
- * inside such a block, or an `\if` of another form, is refused: the runner and psql would disagree.
+ * Handled the way psql runs them: VAR is ENVNAME from `env`; the block's `\copy` lines run only when it is
+ * set. The lines are blanked out of the text (same length, so error positions stay right) and each `\copy`
+ * becomes an injection the runner sends as COPY … FROM STDIN with the value as data. Anything else inside
+ * such a block, an `\if` of another form or a `\copy` of another variable, is refused: the runner and psql
+ * would disagree.
  */
 export function moveMetaCommands(
   file: string,
   script: string,
   env: NodeJS.ProcessEnv,
-): { readonly text: string; readonly injections: readonly SettingInjection[] } {
-  const vars = new Map<string, string | undefined>();
-  const injections: SettingInjection[] = [];
-  let block: { readonly defined: boolean; readonly variable: string } | null = null;
+): { readonly text: string; readonly injections: readonly CopyInjection[] } {
+  const vars = new Map<string, { readonly env: string; readonly value: string | undefined }>();
+  const injections: CopyInjection[] = [];
+  let block: { readonly defined: boolean; readonly variable: string; readonly env: string } | null = null;
   let out = '';
   let offset = 0;
   const lines = script.split('\n');
@@ -51,22 +57,28 @@ export function moveMetaCommands(
     let m: RegExpExecArray | null;
     if ((m = GETENV.exec(line)) !== null) {
       if (block !== null) refuse('\\getenv inside \\if');
-      vars.set(m[1]!, env[m[2]!]);
+      vars.set(m[1]!, { env: m[2]!, value: env[m[2]!] });
       blank();
     } else if ((m = IF_DEFINED.exec(line)) !== null) {
       if (block !== null) refuse('nested \\if');
       if (!vars.has(m[1]!)) refuse(`\\if tests ${m[1]!}, which no \\getenv before it sets`);
-      block = { defined: vars.get(m[1]!) !== undefined, variable: m[1]! };
+      const v = vars.get(m[1]!)!;
+      block = { defined: v.value !== undefined, variable: m[1]!, env: v.env };
       blank();
     } else if (ENDIF.test(line)) {
       if (block === null) refuse('\\endif without \\if');
       block = null;
       blank();
     } else if (block !== null) {
-      const set = SET_LOCAL_VAR.exec(line);
-      if (set === null || set[2] !== block.variable)
-        refuse(`only "SET LOCAL name = :'${block.variable}';" may stand inside the \\if block`);
-      if (block.defined) injections.push({ offset, setting: set![1]!, value: vars.get(block.variable)! });
+      const copy = COPY_PRINTENV.exec(line);
+      if (copy === null || copy[2] !== block.env)
+        refuse(`only "\\copy schema.table FROM PROGRAM 'printenv ${block.env}' …" may stand inside the \\if block`);
+      if (block.defined)
+        injections.push({
+          offset,
+          copy: `COPY ${copy![1]!} FROM STDIN${copy![3] ?? ''}`,
+          data: `${vars.get(block.variable)!.value!}\n`,
+        });
       blank();
     } else if (/^\\(if|elif|else|endif|getenv)\b/.test(line)) {
       refuse(`"${line.trim()}" is a psql meta-command the runner does not know`);

@@ -12,6 +12,7 @@ import { connectClient, type ConnectionConfig } from './connect.js';
 import { noticeEvent, type LockReport, type RunEventOf } from './events.js';
 import { scriptParts, type ScriptPart } from './includes.js';
 import { moveMetaCommands } from './move-meta.js';
+import { copyIn } from './copy-in.js';
 import { checkMovePlanIntegrity, type LoadedMovePlan } from './move-plan.js';
 import {
   MOVE_FORWARD_STAGES,
@@ -79,16 +80,18 @@ function stageError(
   );
 }
 
-/** A statement to send: from the file (as psql sends it), or a setting the runner sets with a bound value. */
+/** A statement to send: from the file (as psql sends it), or the COPY of a `\copy` line with its data. */
 export interface MoveStatement {
   readonly part: ScriptPart;
   readonly st: SqlStatement;
-  readonly values?: readonly string[];
+  /** COPY … FROM STDIN data (the FDW password of 02-setup.target.sql): sent as CopyData, never as text. */
+  readonly copyData?: string;
 }
 
 /**
  * The statements of a stage file with its side's binding spliced in where it says \ir, as psql runs them;
- * the `\getenv`/`\if` block of 02-setup.target.sql becomes a set_config with the value bound (move-meta.ts).
+ * the `\getenv`/`\if` block of 02-setup.target.sql becomes the COPY its `\copy` line sends, with the value as
+ * its data (move-meta.ts).
  */
 export function moveStageStatements(
   plan: LoadedMovePlan,
@@ -109,13 +112,8 @@ export function moveStageStatements(
     const at = statements.findIndex(({ part, st }) => part.file === rule.file && part.base + st.offset > inj.offset);
     const index = at < 0 ? statements.length : at;
     const part = statements[index]?.part ?? statements.at(-1)!.part;
-    const st: SqlStatement = {
-      text: 'SELECT pg_catalog.set_config($1, $2, true)',
-      line: 0,
-      offset: inj.offset - part.base,
-      leadingComments: [],
-    };
-    statements.splice(index, 0, { part, st, values: [inj.setting, inj.value] });
+    const st: SqlStatement = { text: inj.copy, line: 0, offset: inj.offset - part.base, leadingComments: [] };
+    statements.splice(index, 0, { part, st, copyData: inj.data });
   }
   return statements;
 }
@@ -133,9 +131,10 @@ async function runStageFile(req: MoveRunRequest, rule: MoveStageRule): Promise<n
   const client = await connectClient(configOf(req, rule.side));
   client.on('notice', (n) => req.onEvent(noticeEvent(label, n.message ?? '')));
   try {
-    for (const { part, st, values } of statements) {
+    for (const { part, st, copyData } of statements) {
       try {
-        await client.query(st.text, values === undefined ? undefined : [...values]);
+        if (copyData !== undefined) await copyIn(client, st.text, copyData);
+        else await client.query(st.text);
       } catch (e) {
         // The server ending the session (terminate, shutdown, crash) or a lost connection: not the statement's fault.
         const code = e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : undefined;

@@ -9,30 +9,46 @@ import { nextMoveStage, type MoveStates } from '../../src/run/move-state.js';
 
 const SETUP = `BEGIN;
 \\getenv sp_pw SHADOWPACK_FDW_PASSWORD
+CREATE TEMP TABLE pw (v text) ON COMMIT DROP;
 \\if :{?sp_pw}
-SET LOCAL shadowpack.fdw_password = :'sp_pw';
+\\copy pg_temp.pw FROM PROGRAM 'printenv SHADOWPACK_FDW_PASSWORD' WITH (FORMAT csv)
 \\endif
 SELECT 1;
 COMMIT;
 `;
 
 describe('the psql meta-commands of a move script, as the runner runs them', () => {
-  it('blanks the lines (same length) and sets the value as a parameter only when the variable is set', () => {
+  it('blanks the lines (same length) and sends the value as COPY data only when the variable is set', () => {
     const set = moveMetaCommands('02-setup.target.sql', SETUP, { SHADOWPACK_FDW_PASSWORD: "it's secret" });
     expect(set.text.length).toBe(SETUP.length);
     expect(set.text).not.toContain('getenv');
-    expect(set.text).not.toContain('fdw_password');
-    expect(set.text.split('\n').map((l) => l.trim())).toEqual(['BEGIN;', '', '', '', '', 'SELECT 1;', 'COMMIT;', '']);
+    expect(set.text).not.toContain('printenv');
+    expect(set.text.split('\n').map((l) => l.trim())).toEqual([
+      'BEGIN;',
+      '',
+      'CREATE TEMP TABLE pw (v text) ON COMMIT DROP;',
+      '',
+      '',
+      '',
+      'SELECT 1;',
+      'COMMIT;',
+      '',
+    ]);
     expect(set.injections).toEqual([
-      { offset: SETUP.indexOf('SET LOCAL'), setting: 'shadowpack.fdw_password', value: "it's secret" },
+      {
+        offset: SETUP.indexOf('\\copy'),
+        copy: 'COPY pg_temp.pw FROM STDIN WITH (FORMAT csv)',
+        data: "it's secret\n",
+      },
     ]);
     expect(moveMetaCommands('f', SETUP, {}).injections).toEqual([]);
   });
 
   it('refuses what psql and the runner would run differently', () => {
-    expect(() => moveMetaCommands('f', SETUP.replace('SET LOCAL', 'SET'), {})).toThrow(
-      /only "SET LOCAL name = :'sp_pw';" may stand inside/,
+    expect(() => moveMetaCommands('f', SETUP.replace('printenv SHADOWPACK_FDW_PASSWORD', 'printenv HOME'), {})).toThrow(
+      /only "\\copy schema.table FROM PROGRAM 'printenv SHADOWPACK_FDW_PASSWORD' …" may stand inside/,
     );
+    expect(() => moveMetaCommands('f', SETUP.replace('\\copy', 'SELECT 1; --'), {})).toThrow(/may stand inside/);
     expect(() => moveMetaCommands('f', '\\if :{?x}\n\\endif\n', {})).toThrow(/no \\getenv before it sets/);
     expect(() => moveMetaCommands('f', '\\getenv a B\n\\if :{?a}', {})).toThrow(/\\if without \\endif/);
     expect(() => moveMetaCommands('f', '\\else\n', {})).toThrow(/meta-command the runner does not know/);

@@ -1,5 +1,6 @@
 import { parseTableName } from '../../introspect/introspect.js';
 import { UserError } from '../../model/errors.js';
+import { FDW_AUTH_MODES, type FdwAuth } from '../../compile/move/context.js';
 import { checkOutDir } from '../../planning/out-dir.js';
 import { planMove, writeMovePlan } from '../../planning/plan-move.js';
 import { connectClient } from '../../run/connect.js';
@@ -15,7 +16,28 @@ export interface PlanMoveArgs {
   readonly json?: boolean;
   readonly withFkClosure?: boolean;
   readonly fdwAuth?: string;
+  readonly fdwSslcert?: string;
+  readonly fdwSslkey?: string;
   readonly sequenceMargin?: number;
+}
+
+/** --fdw-auth and the options that go with it, checked before anything connects. */
+function fdwAuthOf(args: PlanMoveArgs): FdwAuth {
+  const mode = args.fdwAuth ?? 'password';
+  if (!(FDW_AUTH_MODES as readonly string[]).includes(mode))
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `--fdw-auth ${mode} is not a mode; use one of ${FDW_AUTH_MODES.join(', ')} (docs/cross-cluster-usage.md)`,
+    );
+  const cert = args.fdwSslcert !== undefined || args.fdwSslkey !== undefined;
+  if (mode === 'cert' && (args.fdwSslcert === undefined || args.fdwSslkey === undefined))
+    throw new UserError(
+      'BAD_ARGUMENT',
+      '--fdw-auth cert needs --fdw-sslcert PATH and --fdw-sslkey PATH (the client certificate and key, files on the target host)',
+    );
+  if (mode !== 'cert' && cert)
+    throw new UserError('BAD_ARGUMENT', '--fdw-sslcert and --fdw-sslkey go with --fdw-auth cert');
+  return mode as FdwAuth;
 }
 
 /** `shadowpack plan --table S.T … --target-url URL --out DIR`: a move plan (issue 15). */
@@ -24,11 +46,7 @@ export async function planMoveCommand(args: PlanMoveArgs, print: (line: string) 
     const { schema, table } = parseTableName(t);
     return { schema, table };
   });
-  if (args.fdwAuth !== undefined && args.fdwAuth !== 'password')
-    throw new UserError(
-      'BAD_ARGUMENT',
-      `--fdw-auth ${args.fdwAuth} is not supported yet; use --fdw-auth password (the password comes from SHADOWPACK_FDW_PASSWORD at run time)`,
-    );
+  const fdwAuth = fdwAuthOf(args);
   if (args.sequenceMargin !== undefined && (!Number.isInteger(args.sequenceMargin) || args.sequenceMargin < 0))
     throw new UserError(
       'BAD_OPTION',
@@ -42,7 +60,8 @@ export async function planMoveCommand(args: PlanMoveArgs, print: (line: string) 
       const plan = await planMove(source, target, {
         tables,
         withFkClosure: args.withFkClosure ?? false,
-        options: args.sequenceMargin !== undefined ? { sequenceMargin: args.sequenceMargin } : {},
+        options: { fdwAuth, ...(args.sequenceMargin !== undefined ? { sequenceMargin: args.sequenceMargin } : {}) },
+        ...(fdwAuth === 'cert' ? { fdwCert: { sslcert: args.fdwSslcert!, sslkey: args.fdwSslkey! } } : {}),
       });
       writeMovePlan(args.out, plan, args.force ?? false);
       const m = plan.manifest;
@@ -65,7 +84,7 @@ export async function planMoveCommand(args: PlanMoveArgs, print: (line: string) 
           `source: database ${m.source.database} (PostgreSQL ${m.source.serverVersionNum}); target: database ${m.target.database} on ${m.target.host ?? 'local socket'}:${m.target.port ?? 5432} (PostgreSQL ${m.target.serverVersionNum})`,
         );
         print(
-          `review ${args.out}/README.md, then run each stage on its side: psql -X -v ON_ERROR_STOP=1 -d <side> -f FILE (export SHADOWPACK_FDW_PASSWORD for 02-setup.target.sql if the source asks for a password)`,
+          `review ${args.out}/README.md, then run each stage on its side: psql -X -v ON_ERROR_STOP=1 -d <side> -f FILE${fdwAuth === 'password' ? ' (export SHADOWPACK_FDW_PASSWORD for 02-setup.target.sql if the source asks for a password)' : ''}`,
         );
       }
     } finally {

@@ -49,7 +49,7 @@ function stageHazards(rule: MoveStageRule, input: MoveInput): MoveHazardCode[] {
       h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_OVERHEAD', 'TRUNCATE_BLOCKED', 'LOG_GROWTH');
       break;
     case 'setup.target':
-      h.push('FDW_PASSWORD_IN_CATALOG');
+      if (input.options.fdwAuth === 'password') h.push('FDW_PASSWORD_IN_CATALOG');
       if (generated) h.push('GENERATED_COLUMNS_RECOMPUTED');
       break;
     case 'fence.source':
@@ -170,6 +170,9 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
         portLiteral: literal(String(input.source.port ?? 5432)),
         dbnameLiteral: literal(input.source.database),
         userLiteral: literal(input.fdwUser),
+        ...(input.fdwCert !== undefined
+          ? { sslcertLiteral: literal(input.fdwCert.sslcert), sslkeyLiteral: literal(input.fdwCert.sslkey) }
+          : {}),
       });
     }
     return withDollarTag(text, planDollarTag([text]));

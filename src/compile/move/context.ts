@@ -21,11 +21,22 @@ export interface MoveInput {
   readonly target: MoveSideFacts;
   /** The source role the target's user mapping logs in as. */
   readonly fdwUser: string;
+  /** --fdw-auth cert: the client certificate and key, paths on the target host (binding.target.sql). */
+  readonly fdwCert?: { readonly sslcert: string; readonly sslkey: string };
   readonly options: MoveOptions;
 }
 
+/**
+ * How the target's user mapping logs in to the source (docs/cross-cluster-usage.md): scram-passthrough
+ * reuses the SCRAM keys of the session running the target stages (target PostgreSQL 18+), cert a client
+ * certificate on the target host, pgpass the target server's own ~/.pgpass (both superuser only), password a
+ * password read from SHADOWPACK_FDW_PASSWORD at run time and kept in pg_user_mapping until cleanup or abort.
+ */
+export const FDW_AUTH_MODES = ['scram-passthrough', 'cert', 'pgpass', 'password'] as const;
+export type FdwAuth = (typeof FDW_AUTH_MODES)[number];
+
 export interface MoveOptions {
-  readonly fdwAuth: 'password';
+  readonly fdwAuth: FdwAuth;
   /** postgres_fdw fetch_size of the foreign tables. */
   readonly fetchSize: number;
   /** Heap pages per backfill batch. */
@@ -364,6 +375,10 @@ export function moveContext(input: MoveInput, runId: string) {
     sourceEncodingLiteral: literal(input.source.encoding),
     appNameLiteral: literal(`shadowpack:${runId}`),
     fdwSessionOptionsLiteral: literal(MOVE_FDW_SESSION_OPTIONS),
+    auth: {
+      [input.options.fdwAuth === 'scram-passthrough' ? 'scram' : input.options.fdwAuth]: true,
+      modeLiteral: literal(input.options.fdwAuth),
+    },
     options: input.options,
     tables: t,
     sequences,

@@ -3,7 +3,7 @@ import { MOVE_STAGES, type MoveHazardCode, type MovePlanManifest } from './stage
 
 export const MOVE_HAZARD_TEXT: { readonly [K in MoveHazardCode]: string } = {
   FDW_PASSWORD_IN_CATALOG:
-    'with a password (SHADOWPACK_FDW_PASSWORD at run time), the target keeps it in pg_user_mapping until 08-cleanup.target.sql or 90-abort.target.sql drops the server; superusers of the target can read it meanwhile; with psql, the SET LOCAL line that passes it is a statement a target with log_statement = all writes to its server log (the runner binds it as a parameter instead)',
+    "with a password (SHADOWPACK_FDW_PASSWORD at run time), the target keeps it in pg_user_mapping until 08-cleanup.target.sql or 90-abort.target.sql drops the mapping: the target's superusers can read it meanwhile, and it is in the target's WAL (so its standbys, WAL archive and backups of that time); it reaches the server as COPY data (psql: \\copy … FROM PROGRAM 'printenv …'), so no statement log (log_statement = all) or pg_stat_activity shows it, but an extension recording nested statements (pg_stat_statements with track = all) may keep the CREATE USER MAPPING with it; --fdw-auth scram-passthrough (target 18+), cert or pgpass store none",
   SHARE_ROW_EXCLUSIVE_LOCK:
     'takes SHARE ROW EXCLUSIVE on every table of the group briefly (blocks writers, not readers), bounded attempts',
   WRITE_OVERHEAD: 'every write to the group on the source also writes a change-log row until cleanup',
@@ -18,6 +18,21 @@ export const MOVE_HAZARD_TEXT: { readonly [K in MoveHazardCode]: string } = {
   SEQUENCE_SHARED:
     'a sequence the group uses also feeds a table outside the group: after the move both clusters hand out values from their own copy',
 };
+
+/** How the target's user mapping logs in to the source, and what the operator provides for it. */
+function fdwAuthText(input: MoveInput): string {
+  const who = 'The user mapping logs in to the source as the planning role';
+  switch (input.options.fdwAuth) {
+    case 'password':
+      return `${who} (\`--fdw-auth password\`); export \`SHADOWPACK_FDW_PASSWORD\` with its password before 02-setup.target.sql when the source asks for one. No password is written into any file of this plan.`;
+    case 'scram-passthrough':
+      return `${who} (\`--fdw-auth scram-passthrough\`) with the SCRAM keys of the login running 02-setup.target.sql and every later target stage: that role must log in to the target with its password over SCRAM and have the same SCRAM verifier on both clusters. No password is stored anywhere.`;
+    case 'cert':
+      return `${who} (\`--fdw-auth cert\`) with the client certificate and key named in binding.target.sql (files on the target host); run the target stages as a superuser. No password is stored anywhere.`;
+    case 'pgpass':
+      return `${who} (\`--fdw-auth pgpass\`) without a password in the mapping (\`password_required 'false'\`): a password the source asks for comes from the ~/.pgpass of the target server's OS user; run the target stages as a superuser. No password is written into any file of this plan or the catalog.`;
+  }
+}
 
 /** README.md of a move plan: what runs where, in which order, and what to watch. */
 export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string {
@@ -43,10 +58,7 @@ export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string 
     'Before the cut-over, `90-abort.target.sql` then `90-abort.source.sql` take the move back: the source is left as it was.',
     '',
   );
-  lines.push(
-    'The user mapping logs in to the source as the planning role; export `SHADOWPACK_FDW_PASSWORD` with its password before 02-setup.target.sql when the source asks for one. No password is written into any file of this plan.',
-    '',
-  );
+  lines.push(fdwAuthText(input), '');
   const hazards = [...new Set(m.stages.flatMap((s) => s.hazards))].sort();
   lines.push('Hazards:', '');
   for (const h of hazards) lines.push(`- ${h}: ${MOVE_HAZARD_TEXT[h]}`);

@@ -1,6 +1,6 @@
 import type { StageKind } from '../stage-machine.js';
 import type { StageLock } from '../stages.js';
-import type { MoveOptions } from './context.js';
+import type { FdwAuth, MoveOptions } from './context.js';
 import type { MoveHashShape } from './verify-sql.js';
 
 /**
@@ -307,7 +307,7 @@ export interface MovePlanManifest {
   })[];
   readonly source: MoveSideFacts;
   readonly target: MoveSideFacts;
-  readonly fdwAuth: 'password';
+  readonly fdwAuth: FdwAuth;
   readonly options: MoveOptions;
   readonly stages: readonly MovePlanStage[];
   readonly bindings: { readonly [S in MoveSide]: { readonly file: string; readonly sha256: string } };
