@@ -28,7 +28,11 @@ describe('the runner killed with SIGKILL inside every stage (one session, and fo
       for (const delayMs of [Math.floor(Math.random() * 20), 40 + Math.floor(Math.random() * 200)]) {
         // The second kill in each stage hits a runner with four sessions in its parallel stages.
         const jobs = delayMs < 40 ? '1' : '4';
-        const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup', '--jobs', jobs], {
+        // --until the stage: a kill that comes late (the test's timer runs late under load) finds the
+        // run stopped after this stage, never further on. With --until cleanup it could land stages
+        // later, or after the run finished, and every later run (started past the stage its kill waits
+        // for) then ran to the end unharmed: the kills meant for the stages left never happened.
+        const r = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', stage, '--jobs', jobs], {
           killWhen: { stderr: new RegExp(`» ${stage} `), delayMs },
         });
         if (r.signal === 'SIGKILL') {
