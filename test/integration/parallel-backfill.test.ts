@@ -418,21 +418,49 @@ describe.each(['runner', 'psql'] as const)(
   },
 );
 
+/** A table with a primary key and two unique constraints, its run set up and backfilled. */
+async function uniqueTable(prefix: string) {
+  const db = await freshDatabase(prefix);
+  databases.push(db);
+  await withClient(db.url, async (c) => {
+    await c.query(`CREATE SCHEMA app;
+      CREATE TABLE app.u (id int, a int NOT NULL, b text, c int,
+        CONSTRAINT u_pkey PRIMARY KEY (id) WITH (fillfactor = 80), CONSTRAINT u_a_key UNIQUE (a), CONSTRAINT u_b_key UNIQUE (b) INCLUDE (c));
+      INSERT INTO app.u SELECT g, g * 7 % 10007, md5(g::text), g % 10 FROM generate_series(1, 3000) g;`);
+  });
+  const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'u'));
+  const plan = await planTable(db.url, 'app', 'u', { advisoryWaitSeconds: 30 });
+  const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'backfill']);
+  expect(ready.code, ready.stderr).toBe(0);
+  return { db, before, plan, id: plan.manifest.runId };
+}
+
+/** The rest of the run; then the table's catalog, its constraints' indexes and its rows are as before. */
+async function expectUniqueTableRebuilt(
+  plan: LoadedPlan,
+  url: string,
+  before: Awaited<ReturnType<typeof catalogSnapshot>>,
+): Promise<void> {
+  const rest = await cli(['run', '--plan', plan.dir, '--url', url, '--until', 'cleanup']);
+  expect(rest.code, rest.stderr).toBe(0);
+  await withClient(url, async (c) => {
+    expect(await catalogSnapshot(c, 'app', 'u')).toEqual(before);
+    const defs = await c.query<{ d: string }>(
+      `SELECT pg_get_indexdef(indexrelid) AS d FROM pg_index WHERE indrelid = 'app.u'::regclass ORDER BY 1`,
+    );
+    expect(defs.rows.map((r) => r.d)).toEqual([
+      'CREATE UNIQUE INDEX u_a_key ON app.u USING btree (a)',
+      'CREATE UNIQUE INDEX u_b_key ON app.u USING btree (b) INCLUDE (c)',
+      "CREATE UNIQUE INDEX u_pkey ON app.u USING btree (id) WITH (fillfactor='80')",
+    ]);
+    expect((await c.query('SELECT count(*)::int AS n FROM app.u')).rows[0]).toEqual({ n: 3000 });
+    expect(await leftovers(c)).toEqual([]);
+  });
+}
+
 describe.each(['runner', 'psql'] as const)('a primary key and unique constraints built by two sessions (%s)', (via) => {
   it("each session builds a constraint's index under SHARE, so they build at once; the constraints come out as on the table", async () => {
-    const db = await freshDatabase(`unique_builds_${via}`);
-    databases.push(db);
-    await withClient(db.url, async (c) => {
-      await c.query(`CREATE SCHEMA app;
-        CREATE TABLE app.u (id int, a int NOT NULL, b text, c int,
-          CONSTRAINT u_pkey PRIMARY KEY (id) WITH (fillfactor = 80), CONSTRAINT u_a_key UNIQUE (a), CONSTRAINT u_b_key UNIQUE (b) INCLUDE (c));
-        INSERT INTO app.u SELECT g, g * 7 % 10007, md5(g::text), g % 10 FROM generate_series(1, 3000) g;`);
-    });
-    const before = await withClient(db.url, (c) => catalogSnapshot(c, 'app', 'u'));
-    const plan = await planTable(db.url, 'app', 'u', { advisoryWaitSeconds: 30 });
-    const id = plan.manifest.runId;
-    const ready = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'backfill']);
-    expect(ready.code, ready.stderr).toBe(0);
+    const { db, before, plan, id } = await uniqueTable(`unique_builds_${via}`);
     // The test's ROW EXCLUSIVE lock on the copy holds every index build and every ADD CONSTRAINT: each
     // session waits with the first item it claimed, and the mode it waits for is the item's lock.
     const holder = new pg.Client({ connectionString: db.url });
@@ -472,20 +500,79 @@ describe.each(['runner', 'psql'] as const)('a primary key and unique constraints
       expect(e.stderr).not.toMatch(/ERROR/);
       expect(e.code, e.stderr).toBe(0);
     }
-    const rest = await cli(['run', '--plan', plan.dir, '--url', db.url, '--until', 'cleanup']);
-    expect(rest.code, rest.stderr).toBe(0);
-    await withClient(db.url, async (c) => {
-      expect(await catalogSnapshot(c, 'app', 'u')).toEqual(before);
-      const defs = await c.query<{ d: string }>(
-        `SELECT pg_get_indexdef(indexrelid) AS d FROM pg_index WHERE indrelid = 'app.u'::regclass ORDER BY 1`,
-      );
-      expect(defs.rows.map((r) => r.d)).toEqual([
-        'CREATE UNIQUE INDEX u_a_key ON app.u USING btree (a)',
-        'CREATE UNIQUE INDEX u_b_key ON app.u USING btree (b) INCLUDE (c)',
-        "CREATE UNIQUE INDEX u_pkey ON app.u USING btree (id) WITH (fillfactor='80')",
-      ]);
-      expect((await c.query('SELECT count(*)::int AS n FROM app.u')).rows[0]).toEqual({ n: 3000 });
-      expect(await leftovers(c)).toEqual([]);
-    });
+    await expectUniqueTableRebuilt(plan, db.url, before);
   }, 60_000);
 });
+
+describe.each(['runner', 'psql'] as const)(
+  "a session building a constraint's index dies before committing it, after another session passed its item (%s)",
+  (via) => {
+    it('the other session, attaching the constraint, builds the index itself: no "index … does not exist"; the constraints come out as on the table', async () => {
+      const { db, before, plan, id } = await uniqueTable(`unique_builder_dies_${via}`);
+      const script = plan.files.get('03-build.sql')!;
+      // The first item of the build: the index of a constraint, which an item further on attaches.
+      const [, what, tmp, first, objId] =
+        /\n-- (index of \S+ \S+), built as (\S+) [^\n]*\n(?:--[^\n]*\n)*DO \$sp\$\nBEGIN\n {2}IF NOT pg_try_advisory_xact_lock\((\d+), (\d+)\)/.exec(
+          script,
+        )!;
+      expect(/pg_try_advisory_xact_lock\((\d+),/.exec(script)![1]).toBe(first);
+      expect(what).toMatch(/^index of (primary-key|unique) /);
+      expect(script).toMatch(new RegExp(`ADD CONSTRAINT "${tmp}" (PRIMARY KEY|UNIQUE) USING INDEX "${tmp}"`));
+      // Build sessions waiting for the copy, with the advisory locks they hold (the run's, and their items).
+      const waiting = `SELECT a.pid, array_agg(i.classid::int ORDER BY i.classid) AS items
+          FROM pg_stat_activity a
+          JOIN pg_locks w ON w.pid = a.pid AND NOT w.granted AND w.relation = 'app._sp_${id}_new'::regclass
+          JOIN pg_locks i ON i.pid = a.pid AND i.granted AND i.locktype = 'advisory' AND i.objsubid = 2 AND i.objid = ${objId}
+         WHERE a.application_name = 'shadowpack/${id}/build' GROUP BY a.pid`;
+      // The test's ROW EXCLUSIVE lock on the copy holds every index build where it starts.
+      const holder = new pg.Client({ connectionString: db.url });
+      holder.on('error', () => undefined);
+      await holder.connect();
+      let others: Running[] = [];
+      try {
+        await holder.query('BEGIN');
+        await holder.query(`LOCK TABLE app._sp_${id}_new IN ROW EXCLUSIVE MODE`);
+        // The builder: one psql session, alone, claims the first item and waits to build its index.
+        const builder = psqlFile(db.url, join(plan.dir, '03-build.sql'));
+        await waitFor(
+          'the builder to wait holding the first item',
+          holder,
+          `SELECT FROM (${waiting}) w WHERE ${first} = ANY (items)`,
+          {
+            alive: [builder],
+          },
+        );
+        await holder.query('SELECT pg_stat_clear_snapshot()');
+        const builderPid = (await holder.query<{ pid: number }>(waiting)).rows[0]!.pid;
+        // The others pass the first item (its lock is the builder's) and wait with items of their own.
+        const sessions = via === 'runner' ? 2 : 1;
+        others =
+          via === 'runner'
+            ? [runner(plan, db.url, '--jobs', String(sessions), '--stage', 'build')]
+            : [psqlFile(db.url, join(plan.dir, '03-build.sql'))];
+        if (via === 'runner') await others[0]!.said(/» build /);
+        await waitFor(
+          `${sessions} other session(s) waiting with items past the first`,
+          holder,
+          `SELECT FROM (${waiting}) w WHERE pid <> ${builderPid} AND NOT ${first} = ANY (items) HAVING count(*) = ${sessions}`,
+          { alive: [builder, ...others] },
+        );
+        // The builder dies before its index is committed (a DBA's pg_terminate_backend, an OOM kill).
+        await holder.query('SELECT pg_terminate_backend($1)', [builderPid]);
+        const killed = await builder.done;
+        expect(killed.code, killed.stderr).not.toBe(0);
+        expect(killed.stderr).toMatch(/terminating connection due to administrator command/);
+        await holder.query('COMMIT');
+      } finally {
+        await holder.end().catch(() => undefined);
+      }
+      // The others reach the first item's constraint before their second pass over the items: the
+      // attach waits for no one now, and finds no index. Before 70c8d75 it failed there.
+      for (const e of await Promise.all(others.map((s) => s.done))) {
+        expect(e.stderr).not.toMatch(/ERROR/);
+        expect(e.code, e.stderr).toBe(0);
+      }
+      await expectUniqueTableRebuilt(plan, db.url, before);
+    }, 120_000);
+  },
+);
