@@ -327,6 +327,8 @@ export function commonContext(
       backfillOrder,
       keyList: key.map(ident).join(', '),
       overriding: insertOverriding(model),
+      changeLog: tool(names.logTable),
+      keyListQualified: key.map((k) => `${src}.${ident(k)}`),
     }),
   };
 }

@@ -12,6 +12,12 @@ export interface OwnerStatements {
   /** Copies heap pages $1 to $2 (excluded). */
   readonly backfill: string;
   /**
+   * The same, leaving out every row whose key the change log holds as of the statement's snapshot
+   * (the catch-up writes those rows later). Reads the log, so only for a role that can: used when
+   * these statements run as the runner, not when they are handed to the owner.
+   */
+  readonly backfillSkipLogged: string;
+  /**
    * A format() string (%1$s, %2$s: the pages of a batch that failed) for a DO block that pushes the
    * batch's rows through the backfill INSERT one at a time in key order and raises BAD_ROW_SQLSTATE
    * at the first that does not fit: its key as the message, the error as the detail. As the owner,
@@ -43,6 +49,10 @@ export interface OwnerStatementInput {
   readonly keyList: string;
   /** OVERRIDING SYSTEM VALUE for the old table, or ''. */
   readonly overriding: string;
+  /** The change log (the tool's schema): read by backfillSkipLogged only. */
+  readonly changeLog: string;
+  /** The source's key columns, each qualified with the source table, in the log's key order. */
+  readonly keyListQualified: readonly string[];
 }
 
 function array(statements: readonly string[]): string {
@@ -152,10 +162,15 @@ function firstBadRow(i: OwnerStatementInput, insert: string): string {
 
 export function ownerStatements(i: OwnerStatementInput): OwnerStatements {
   const insert = `INSERT INTO ${i.copy} (${i.forward.insertList})\nSELECT ${i.forward.selectList} FROM ONLY ${i.src}`;
+  const pages = `ctid >= format('(%s,0)', $1)::tid AND ctid < format('(%s,0)', $2)::tid`;
+  // One statement, so the log and the table are read in one snapshot: a row is copied only while no
+  // committed write has logged its key (see the backfill procedure in setup.sql.hbs).
+  const unlogged = `NOT EXISTS (SELECT FROM ${i.changeLog} AS l WHERE ${i.keyListQualified
+    .map((k, n) => `l.k${n + 1} = ${k}`)
+    .join(' AND ')})`;
   return {
-    backfill: literal(
-      `${insert}\n WHERE ctid >= format('(%s,0)', $1)::tid AND ctid < format('(%s,0)', $2)::tid${i.backfillOrder}`,
-    ),
+    backfill: literal(`${insert}\n WHERE ${pages}${i.backfillOrder}`),
+    backfillSkipLogged: literal(`${insert}\n WHERE ${pages}\n   AND ${unlogged}${i.backfillOrder}`),
     backfillFirstBad: firstBadRow(i, insert),
     badRowSqlstate: BAD_ROW_SQLSTATE,
     apply: array(applyStatements(i.forward, i.src, i.copy, '')),

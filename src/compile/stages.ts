@@ -106,7 +106,8 @@ const INFO: {
   },
   backfill: {
     number: 2,
-    summary: 'copy existing rows in committed batches of heap pages, then settle the change log once',
+    summary:
+      'copy existing rows in committed batches of heap pages, leaving the rows written meanwhile to the catch-up',
     transaction: 'batches',
     offPath: false,
   },
