@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg';
-import { compile, type Plan } from '../compile/compile.js';
+import { compile, type Plan, type PlanManifest } from '../compile/compile.js';
+import { withOptionDefaults } from '../compile/options.js';
 import type { PlanProvenance } from '../compile/provenance.js';
 import type { TemplateSet } from '../compile/render.js';
 import { NO_TRANSFORM } from '../compile/transform/spec.js';
@@ -181,4 +182,20 @@ export function writeTablePlan(
     writePlanDir(dir, r.plan.plan, force);
     return { table: `${r.schema}.${r.table}`, dir, columns: r.columns };
   });
+}
+
+/**
+ * The plan the live database gives now for what an approved plan asked (`diff --plan`): the same
+ * table, options and transform, compiled to compare, never to run.
+ */
+export async function planNow(client: ClientBase, approved: PlanManifest): Promise<Plan> {
+  return (
+    await planTable(client, {
+      schema: approved.table.schema,
+      table: approved.table.name,
+      options: withOptionDefaults(approved.options),
+      transform: approved.transform.spec,
+      compareOnly: true,
+    })
+  ).plan;
 }

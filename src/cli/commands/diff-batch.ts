@@ -1,10 +1,10 @@
 import { readBatchDir, readBatchTable, type LoadedBatch } from '../../batch/batch-dir.js';
 import { diffBatches, type BatchSide } from '../../batch/diff-batches.js';
-import { withOptionDefaults } from '../../compile/options.js';
-import { UserError } from '../../model/errors.js';
 import { qualified } from '../../model/quote.js';
 import type { PlanSide } from '../../planning/diff-plans.js';
-import { planTable } from '../../planning/plan-table.js';
+import { planNow } from '../../planning/plan-table.js';
+import { diffOperands } from '../diff-operands.js';
+import type { DiffArgs } from './diff.js';
 import { connectClient } from '../../run/connect.js';
 import { connectionConfig } from '../connection.js';
 import { jsonAnswer } from '../machine-output.js';
@@ -25,16 +25,7 @@ async function liveSide(approved: BatchSide, url: string | undefined): Promise<B
   try {
     const plans = new Map<string, PlanSide>();
     for (const [table, p] of approved.plans) {
-      const m = p.manifest;
-      const now = (
-        await planTable(client, {
-          schema: m.table.schema,
-          table: m.table.name,
-          options: withOptionDefaults(m.options),
-          transform: m.transform.spec,
-          compareOnly: true,
-        })
-      ).plan;
+      const now = await planNow(client, p.manifest);
       plans.set(table, { label: `live/${table}`, manifest: now.manifest, files: now.files });
     }
     return { label: 'live', manifest: approved.manifest, plans };
@@ -44,31 +35,19 @@ async function liveSide(approved: BatchSide, url: string | undefined): Promise<B
 }
 
 /** `diff A B` of two batches (or `--plan BATCH` with the live database): table by table, same exit codes. */
-export async function diffBatchCommand(
-  args: {
-    readonly a?: string;
-    readonly b?: string;
-    readonly plan?: string;
-    readonly url?: string;
-    readonly json?: boolean;
-  },
-  out: (line: string) => void,
-): Promise<number> {
+export async function diffBatchCommand(args: DiffArgs, out: (line: string) => void): Promise<number> {
   let a: BatchSide;
   let b: BatchSide;
-  if (args.plan !== undefined) {
-    if (args.a !== undefined || args.b !== undefined)
-      throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');
-    a = side(args.plan, readBatchDir(args.plan));
+  const operands = diffOperands(
+    args,
+    'give two batch folders (shadowpack diff A B), or --plan DIR to compare with the live database',
+  );
+  if ('live' in operands) {
+    a = side(operands.live, readBatchDir(operands.live));
     b = await liveSide(a, args.url);
   } else {
-    if (args.a === undefined || args.b === undefined)
-      throw new UserError(
-        'BAD_ARGUMENT',
-        'give two batch folders (shadowpack diff A B), or --plan DIR to compare with the live database',
-      );
-    a = side(args.a, readBatchDir(args.a));
-    b = side(args.b, readBatchDir(args.b));
+    a = side(operands.a, readBatchDir(operands.a));
+    b = side(operands.b, readBatchDir(operands.b));
   }
   const r = diffBatches(a, b);
   if (args.json) {

@@ -1,12 +1,12 @@
 import { jsonAnswer } from '../machine-output.js';
-import { withOptionDefaults } from '../../compile/options.js';
 import { UserError } from '../../model/errors.js';
 import { diffPlans, type PlanSide } from '../../planning/diff-plans.js';
 import { printPlanDiff } from '../print-diff.js';
 import { isBatchDir } from '../../batch/batch-dir.js';
 import { diffBatchCommand } from './diff-batch.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
-import { planTable } from '../../planning/plan-table.js';
+import { planNow } from '../../planning/plan-table.js';
+import { diffOperands } from '../diff-operands.js';
 import { connectClient } from '../../run/connect.js';
 import { connectionConfig } from '../connection.js';
 import { isMovePlanDir } from '../../run/move-plan.js';
@@ -27,16 +27,7 @@ export async function livePlan(dir: string, url: string | undefined): Promise<[P
   const approved = readPlanDir(dir);
   const client = await connectClient(connectionConfig(url));
   try {
-    const m = approved.manifest;
-    const now = (
-      await planTable(client, {
-        schema: m.table.schema,
-        table: m.table.name,
-        options: withOptionDefaults(m.options),
-        transform: m.transform.spec,
-        compareOnly: true,
-      })
-    ).plan;
+    const now = await planNow(client, approved.manifest);
     return [
       { label: dir, manifest: approved.manifest, files: approved.files },
       { label: 'live', manifest: now.manifest, files: now.files },
@@ -67,44 +58,37 @@ export async function diffCommand(args: DiffArgs, out: (line: string) => void): 
   if (batch) return diffBatchCommand(args, out);
   const move = [args.plan, args.a, args.b].filter((d): d is string => d !== undefined && isMovePlanDir(d));
   if (move.length > 0) {
-    if (args.plan !== undefined) {
-      if (args.a !== undefined || args.b !== undefined)
-        throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');
+    const operands = diffOperands(args, 'give two move plan folders (shadowpack diff A B)');
+    if ('live' in operands)
       return diffMoveLiveCommand(
         {
-          plan: args.plan,
+          plan: operands.live,
           ...(args.url !== undefined ? { url: args.url } : {}),
           ...(args.targetUrl !== undefined ? { targetUrl: args.targetUrl } : {}),
           ...(args.json ? { json: true } : {}),
         },
         out,
       );
-    }
-    if (args.a === undefined || args.b === undefined)
-      throw new UserError('BAD_ARGUMENT', 'give two move plan folders (shadowpack diff A B)');
     if (move.length === 1)
       throw new UserError(
         'BAD_ARGUMENT',
-        `${move[0]} is a move plan and ${move[0] === args.a ? args.b : args.a} is not: compare a move plan with a move plan`,
+        `${move[0]} is a move plan and ${move[0] === operands.a ? operands.b : operands.a} is not: compare a move plan with a move plan`,
       );
-    return diffMoveCommand({ a: args.a, b: args.b, ...(args.json ? { json: true } : {}) }, out);
+    return diffMoveCommand({ a: operands.a, b: operands.b, ...(args.json ? { json: true } : {}) }, out);
   }
   let sides: [PlanSide, PlanSide];
-  if (args.plan !== undefined) {
-    if (args.a !== undefined || args.b !== undefined)
-      throw new UserError('BAD_ARGUMENT', 'give either two plan folders or --plan DIR with --url, not both');
-    sides = await livePlan(args.plan, args.url);
+  const operands = diffOperands(
+    args,
+    'give two plan folders (shadowpack diff A B), or --plan DIR to compare with the live database',
+  );
+  if ('live' in operands) {
+    sides = await livePlan(operands.live, args.url);
   } else {
-    if (args.a === undefined || args.b === undefined)
-      throw new UserError(
-        'BAD_ARGUMENT',
-        'give two plan folders (shadowpack diff A B), or --plan DIR to compare with the live database',
-      );
-    const a = readPlanDir(args.a);
-    const b = readPlanDir(args.b);
+    const a = readPlanDir(operands.a);
+    const b = readPlanDir(operands.b);
     sides = [
-      { label: args.a, manifest: a.manifest, files: a.files },
-      { label: args.b, manifest: b.manifest, files: b.files },
+      { label: operands.a, manifest: a.manifest, files: a.files },
+      { label: operands.b, manifest: b.manifest, files: b.files },
     ];
   }
   const [ta, tb] = [sides[0].manifest.table, sides[1].manifest.table];
