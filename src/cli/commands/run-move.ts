@@ -4,8 +4,8 @@ import { readMovePlanDir, type LoadedMovePlan } from '../../run/move-plan.js';
 import { runMove, type MoveRunEvent } from '../../run/move-runner.js';
 import { MOVE_FORWARD_STAGES, nextMoveStage, type MoveStates } from '../../run/move-state.js';
 import { UserError } from '../../model/errors.js';
-import { SCHEMA_VERSION } from '../machine-output.js';
-import { connectionConfig, redact, redactSecrets } from '../connection.js';
+import { connectionConfig, redact } from '../connection.js';
+import { errorEvent, eventEnvelope, stagesLine } from '../run-events.js';
 import { resolveConnection } from '../../run/connection-config.js';
 import { progressPrinter } from '../progress.js';
 import { shellWord } from '../next-steps.js';
@@ -47,16 +47,6 @@ function moveStageArg(value: string | undefined, what: '--until' | '--stage'): M
   return value as MoveStageName;
 }
 
-function envelope(plan: LoadedMovePlan | null): (event: object) => object {
-  return (event) => ({
-    schemaVersion: SCHEMA_VERSION,
-    ts: new Date().toISOString(),
-    runId: plan?.manifest.runId ?? null,
-    planHash: plan?.manifest.planHash ?? null,
-    ...event,
-  });
-}
-
 /** `shadowpack run --plan DIR --target-url URL` for a move plan: every stage on its side. */
 export async function runMoveCommand(
   args: MoveRunArgs,
@@ -77,7 +67,7 @@ export async function runMoveCommand(
     const target = targetConnection(args.targetUrl, args.plan);
     const until = moveStageArg(args.until, '--until');
     const only = moveStageArg(args.stage, '--stage');
-    const wrap = envelope(plan);
+    const wrap = eventEnvelope(plan);
     const printer = args.events ? (e: object) => out(JSON.stringify(wrap(e))) : progressPrinter(err, isTty);
     const show = (e: MoveRunEvent) => {
       if (e.type === 'stage-start') stage = e.stage;
@@ -107,27 +97,14 @@ export async function runMoveCommand(
       );
       return;
     }
-    const total = summary.stages.reduce((a, s) => a + s.ms, 0);
-    out(
-      `stages: ${summary.stages.map((s) => `${s.stage} ${s.ms} ms`).join(', ') || 'none (nothing left to do)'}; total ${total} ms`,
-    );
+    out(stagesLine(summary.stages));
     for (const r of summary.locks) out(`lock ${lockReportText(r)}`);
     const group = plan.manifest.tables.map((t) => `${t.schema}.${t.name}`).join(', ');
     if (summary.finished) out(`${group}: ${only === 'abort' ? 'move aborted' : 'moved; cleaned up on both sides'}`);
     else out(moveNextLine(summary.states, args));
   } catch (e) {
     if (args.events) {
-      const code = e instanceof UserError ? e.code : 'INTERNAL_ERROR';
-      out(
-        JSON.stringify(
-          envelope(plan)({
-            type: 'error',
-            stage,
-            code,
-            message: redactSecrets(e instanceof Error ? e.message : String(e)),
-          }),
-        ),
-      );
+      out(JSON.stringify(eventEnvelope(plan)(errorEvent(e, stage))));
     }
     throw e;
   }

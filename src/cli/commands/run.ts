@@ -1,12 +1,12 @@
 import type { StageName } from '../../compile/stages.js';
 import { lockReportText, type RunEvent } from '../../run/events.js';
 import { run } from '../../run/runner.js';
-import { connectionConfig, redact, redactSecrets } from '../connection.js';
+import { connectionConfig, redact } from '../connection.js';
 import { readPlanDir } from '../../planning/plan-dir.js';
 import { progressPrinter, type WaitDeadline } from '../progress.js';
 import { withOptionDefaults } from '../../compile/options.js';
 import { nextStepLines } from '../next-steps.js';
-import { SCHEMA_VERSION } from '../machine-output.js';
+import { errorEvent, eventEnvelope, stagesLine } from '../run-events.js';
 import { UserError } from '../../model/errors.js';
 import type { LoadedPlan } from '../../run/plan-check.js';
 import { isBatchDir } from '../../batch/batch-dir.js';
@@ -23,20 +23,6 @@ export interface RunArgs {
   readonly jobs?: number;
   /** A batch only: tables at once. */
   readonly parallelTables?: number;
-}
-
-/**
- * With --events every line carries the same envelope (docs/scripting.md): the schema version, the
- * time, and the run and plan it is about, so lines from several runs can be told apart in one log.
- */
-function envelope(plan: LoadedPlan | null): (event: object) => object {
-  return (event) => ({
-    schemaVersion: SCHEMA_VERSION,
-    ts: new Date().toISOString(),
-    runId: plan?.manifest.runId ?? null,
-    planHash: plan?.manifest.planHash ?? null,
-    ...event,
-  });
 }
 
 export async function runCommand(
@@ -60,7 +46,7 @@ export async function runCommand(
   try {
     plan = readPlanDir(args.plan);
     checkStageInPlan(plan, args);
-    const wrap = envelope(plan);
+    const wrap = eventEnvelope(plan);
     const printer = args.events
       ? (e: object) => out(JSON.stringify(wrap(e)))
       : progressPrinter(err, isTty, Date.now, waitDeadline(plan));
@@ -90,19 +76,8 @@ export async function runCommand(
   } catch (e) {
     // --events promises a failure event, not only a line on stderr (which the caller prints too).
     if (args.events) {
-      const code = e instanceof UserError ? e.code : 'INTERNAL_ERROR';
       const hint = e instanceof UserError && typeof e.details['hint'] === 'string' ? { hint: e.details['hint'] } : {};
-      out(
-        JSON.stringify(
-          envelope(plan)({
-            type: 'error',
-            stage,
-            code,
-            message: redactSecrets(e instanceof Error ? e.message : String(e)),
-            ...hint,
-          }),
-        ),
-      );
+      out(JSON.stringify(eventEnvelope(plan)({ ...errorEvent(e, stage), ...hint })));
     }
     throw e;
   } finally {
@@ -178,13 +153,10 @@ async function runPlan(
     onEvent: show,
   });
   if (args.events) {
-    out(JSON.stringify(envelope(plan)({ type: 'summary', ...summary })));
+    out(JSON.stringify(eventEnvelope(plan)({ type: 'summary', ...summary })));
     return;
   }
-  const total = summary.stages.reduce((a, s) => a + s.ms, 0);
-  out(
-    `stages: ${summary.stages.map((s) => `${s.stage} ${s.ms} ms`).join(', ') || 'none (nothing left to do)'}; total ${total} ms`,
-  );
+  out(stagesLine(summary.stages));
   const seen = summary.lastSeen;
   const backfill = summary.stages.find((s) => s.stage === 'backfill');
   if (seen && backfill && seen.rowsCopied > 0) out(backfillLine(copiedByThisRun(), seen.rowsCopied, backfill.ms));
