@@ -2,6 +2,7 @@
  * Plain data a move needs beyond the table model (issue 15): read by src/introspect/move-facts.ts, consumed by the
  * pure compiler (src/compile/move). Declared here so the compiler depends on the model, not on the catalog reader.
  */
+import type { SequenceParameters } from './types.js';
 
 export interface MoveEnumType {
   readonly schema: string;
@@ -15,7 +16,7 @@ export interface MoveCompositeType {
 }
 
 /** A sequence the group uses: owned by a column (a), an identity (i) or named in a column default (n). */
-export interface MoveSequence {
+export interface MoveSequence extends SequenceParameters {
   readonly schema: string;
   readonly name: string;
   readonly kind: 'owned' | 'identity' | 'default';
@@ -23,13 +24,6 @@ export interface MoveSequence {
   readonly tableSchema: string;
   readonly tableName: string;
   readonly column: string;
-  readonly type: string;
-  readonly start: string;
-  readonly increment: string;
-  readonly min: string;
-  readonly max: string;
-  readonly cache: string;
-  readonly cycle: boolean;
   /** Other tables (outside this table) whose defaults also use it. */
   readonly usedElsewhere: readonly string[];
 }

@@ -100,14 +100,10 @@ export interface OwnedSequenceModel {
 }
 
 /**
- * An identity column's sequence. The copy has no identity while it is filled;
- * the swap adds it with these parameters and continues from the old value.
- * Numbers are kept as text: bounds can exceed JavaScript's safe integers.
+ * A sequence's parameters, as CREATE SEQUENCE takes them. Numbers are kept as text: bounds can
+ * exceed JavaScript's safe integers.
  */
-export interface IdentityModel {
-  readonly column: string;
-  readonly schema: string;
-  readonly name: string;
+export interface SequenceParameters {
   /** Sequence data type: smallint, integer or bigint. */
   readonly type: string;
   readonly start: string;
@@ -116,6 +112,16 @@ export interface IdentityModel {
   readonly max: string;
   readonly cache: string;
   readonly cycle: boolean;
+}
+
+/**
+ * An identity column's sequence. The copy has no identity while it is filled;
+ * the swap adds it with these parameters and continues from the old value.
+ */
+export interface IdentityModel extends SequenceParameters {
+  readonly column: string;
+  readonly schema: string;
+  readonly name: string;
   readonly comment: string | null;
   /** The sequence's ACL is NULL (owner only); else `grants` holds it, in ACL order. */
   readonly defaultAcl: boolean;
