@@ -1,5 +1,4 @@
-import { checkSums } from '../../planning/plan-dir.js';
-import { UserError } from '../../model/errors.js';
+import { integrityProblems, reportProblems } from '../plan-problems.js';
 import { checkMovePlanIntegrity, readMovePlanDir } from '../../run/move-plan.js';
 
 /**
@@ -10,19 +9,11 @@ import { checkMovePlanIntegrity, readMovePlanDir } from '../../run/move-plan.js'
 export function showMoveCommand(dir: string, out: (line: string) => void, warn: (line: string) => void): void {
   const plan = readMovePlanDir(dir);
   const m = plan.manifest;
-  const problems: string[] = [];
-  try {
-    checkMovePlanIntegrity(plan);
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    problems.push(`${e.code}: ${e.message}`);
-  }
-  problems.push(...checkSums(dir));
-  for (const p of problems) warn(`shadowpack: warning: ${p}`);
-  if (problems.length > 0)
-    out(
-      `> **WARNING**: ${problems.length} integrity problem(s), printed on stderr: do not approve this plan as it is.\n`,
-    );
+  reportProblems(
+    integrityProblems(dir, () => checkMovePlanIntegrity(plan)),
+    out,
+    warn,
+  );
   const side = (s: typeof m.source) =>
     `database ${s.database} on ${s.host ?? 'local socket'}:${s.port ?? 5432} (server_version_num ${s.serverVersionNum})`;
   out(`move plan hash ${m.planHash} (approve this one; run --expect-hash ${m.planHash} refuses any other)`);

@@ -1,7 +1,7 @@
-import { readPlanDir, checkSums } from '../../planning/plan-dir.js';
+import { readPlanDir } from '../../planning/plan-dir.js';
 import { renderReview } from '../../compile/review.js';
 import { headerText, splitReadme } from '../../compile/provenance.js';
-import { UserError } from '../../model/errors.js';
+import { integrityProblems, reportProblems } from '../plan-problems.js';
 import { checkPlanIntegrity } from '../../run/plan-check.js';
 import { checkBatchIntegrity, isBatchDir, readBatchDir } from '../../batch/batch-dir.js';
 import { isMovePlanDir } from '../../run/move-plan.js';
@@ -22,13 +22,7 @@ export async function showCommand(
 ): Promise<void> {
   if (isBatchDir(args.plan)) {
     const batch = readBatchDir(args.plan);
-    try {
-      checkBatchIntegrity(batch);
-    } catch (e) {
-      if (!(e instanceof UserError)) throw e;
-      warn(`shadowpack: warning: ${e.code}: ${e.message}`);
-    }
-    for (const p of checkSums(args.plan)) warn(`shadowpack: warning: ${p}`);
+    for (const p of integrityProblems(args.plan, () => checkBatchIntegrity(batch))) warn(`shadowpack: warning: ${p}`);
     out(
       `batch hash ${batch.manifest.batchHash} (approve this one; run --expect-hash ${batch.manifest.batchHash} refuses any other)`,
     );
@@ -40,14 +34,7 @@ export async function showCommand(
     return;
   }
   const plan = readPlanDir(args.plan);
-  const problems: string[] = [];
-  try {
-    checkPlanIntegrity(plan);
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    problems.push(`${e.code}: ${e.message}`);
-  }
-  problems.push(...checkSums(args.plan));
+  const problems = integrityProblems(args.plan, () => checkPlanIntegrity(plan));
   const header = headerText(plan.manifest);
   const readme = plan.files.get('README.md');
   const parts = readme === undefined ? null : splitReadme(readme);
@@ -56,10 +43,6 @@ export async function showCommand(
     problems.push(
       `${args.plan}/README.md: its header differs from plan.json; the header below is printed from plan.json`,
     );
-  for (const p of problems) warn(`shadowpack: warning: ${p}`);
-  if (problems.length > 0)
-    out(
-      `> **WARNING**: ${problems.length} integrity problem(s), printed on stderr: do not approve this plan as it is.\n`,
-    );
+  reportProblems(problems, out, warn);
   out(header + (parts?.body ?? renderReview(plan.manifest)));
 }
