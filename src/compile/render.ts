@@ -14,21 +14,26 @@ export interface TemplateSet {
 export type StageRenderer = (context: object) => string;
 
 /**
- * An isolated Handlebars: no HTML escaping (it would corrupt SQL), strict
- * (a missing field throws), and only quoting helpers.
+ * An isolated Handlebars with these partials: no HTML escaping (it would corrupt SQL), strict (a
+ * missing field throws), and only quoting helpers. Rebuild and move plans alike compile with it.
  */
-export function makeRenderers(templates: TemplateSet): { readonly [K in StageName | 'binding']: StageRenderer } {
+export function sqlTemplates(partials: Readonly<Record<string, string>>): (text: string) => StageRenderer {
   const hb = Handlebars.create();
   hb.registerHelper('ident', (name: unknown) => ident(String(name)));
   hb.registerHelper('literal', (value: unknown) => literal(String(value)));
   hb.registerHelper('qualified', (schema: unknown, name: unknown) => qualified(String(schema), String(name)));
   hb.registerHelper(DOLLAR_HELPER, dollarMark);
   // `$sp$` in a template is the plan's dollar tag, chosen after rendering (see dollar-tag.ts).
-  for (const [name, text] of Object.entries(templates.partials)) hb.registerPartial(name, markDollarTags(text));
-  const compileOne = (text: string): StageRenderer => {
+  for (const [name, text] of Object.entries(partials)) hb.registerPartial(name, markDollarTags(text));
+  return (text) => {
     const t = hb.compile(markDollarTags(text), { noEscape: true, strict: true });
     return (context) => t(context);
   };
+}
+
+/** The stage and binding templates of a rebuild plan, each compiled once (see sqlTemplates). */
+export function makeRenderers(templates: TemplateSet): { readonly [K in StageName | 'binding']: StageRenderer } {
+  const compileOne = sqlTemplates(templates.partials);
   const s = templates.stages;
   return {
     preflight: compileOne(s.preflight),

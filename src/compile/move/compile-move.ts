@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import Handlebars from 'handlebars';
 import { canonicalJson } from '../../model/normalise.js';
-import { ident, literal, qualified } from '../../model/quote.js';
-import { DOLLAR_HELPER, dollarMark, markDollarTags, planDollarTag, withDollarTag } from '../dollar-tag.js';
-import { tidy } from '../render.js';
+import { literal } from '../../model/quote.js';
+import { planDollarTag, withDollarTag } from '../dollar-tag.js';
+import { sqlTemplates, tidy } from '../render.js';
 import { moveContext, moveHashShape, moveRunId, sortedGroup, usesOutsideGroup, type MoveInput } from './context.js';
 import {
   MOVE_BINDING_FILES,
@@ -89,14 +88,8 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
   const tables = sortedGroup(input.tables);
   const runId = moveRunId(tables);
   const ctx = moveContext(input, runId);
-  const hb = Handlebars.create();
-  hb.registerHelper('ident', (name: unknown) => ident(String(name)));
-  hb.registerHelper('literal', (value: unknown) => literal(String(value)));
-  hb.registerHelper('qualified', (schema: unknown, name: unknown) => qualified(String(schema), String(name)));
-  hb.registerHelper(DOLLAR_HELPER, dollarMark);
-  for (const [name, text] of Object.entries(templates.partials)) hb.registerPartial(name, markDollarTags(text));
-  const render = (text: string, context: object): string =>
-    tidy(hb.compile(markDollarTags(text), { noEscape: true, strict: true })(context));
+  const compileOne = sqlTemplates(templates.partials);
+  const render = (text: string, context: object): string => tidy(compileOne(text)(context));
 
   const stagesStates = moveStagesStates();
   const rendered = MOVE_STAGES.map((rule) => {
