@@ -3,6 +3,7 @@ import { UserError } from '../model/errors.js';
 import { qualified } from '../model/quote.js';
 import { connectClient } from '../run/connect.js';
 import type { StageName } from '../compile/stages.js';
+import { stageMachine } from '../compile/stage-machine.js';
 import type { RunEvent } from '../run/events.js';
 import type { LoadedPlan } from '../run/plan-check.js';
 import { run } from '../run/runner.js';
@@ -22,17 +23,15 @@ export type TableStanding =
   | { readonly kind: 'aborted'; readonly endedAt: string };
 
 const AFTER_SWAP = new Set(['swap', 'cleanup-started']);
-/** The states the abort stage may leave: before the swap, or an abort or revert stopped halfway. */
-const ABORTABLE = new Set([
-  'setup-started',
-  'setup',
-  'backfill',
-  'build',
-  'catchup',
-  'verified',
-  'aborting',
-  'reverted',
-]);
+/**
+ * The states the abort stage may start from (before the swap, or an abort or revert stopped
+ * halfway), as the stage machine says: the same in every plan, with or without a verify stage.
+ */
+const ABORT_FROM: readonly (string | null)[] = (() => {
+  const from = stageMachine({ verifyRanges: 0 }).find((r) => r.stage === 'abort')!.from;
+  if (from === 'any') throw new Error('internal error: the abort stage starts from any state');
+  return from;
+})();
 
 export async function tableStanding(client: ClientBase, plan: LoadedPlan): Promise<TableStanding> {
   const state = await readState(client, plan.manifest);
@@ -347,7 +346,7 @@ async function abortAfterFailure(
   try {
     const state = await readState(client, plan.manifest);
     if (state === null) return true;
-    if (!ABORTABLE.has(state.stage)) return false;
+    if (!ABORT_FROM.includes(state.stage)) return false;
     await run({
       plan,
       connection: req.connection,
