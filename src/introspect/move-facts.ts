@@ -205,7 +205,15 @@ export async function moveTargetConflicts(
     const r = (
       await client.query<{ o: string | null }>('SELECT to_regclass($1)::text AS o', [qualified(t.schema, t.name)])
     ).rows[0]!;
-    if (r.o !== null) existingTables.push(`${t.schema}.${t.name}`);
+    if (r.o === null) continue;
+    // Refused either way (a move creates its tables); whether it holds rows tells the operator what dropping it costs.
+    const rows = await client
+      .query<{ any: boolean }>(`SELECT EXISTS (SELECT FROM ${qualified(t.schema, t.name)}) AS any`)
+      .then(
+        (x) => (x.rows[0]!.any ? 'not empty' : 'empty'),
+        () => 'not readable by this role',
+      );
+    existingTables.push(`${t.schema}.${t.name} (${rows})`);
   }
   const missingSchemas = (
     await client.query<{ s: string }>(

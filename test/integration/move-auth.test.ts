@@ -6,7 +6,7 @@
  * is in no plan file and no output, and after abort (psql) or cleanup (runner) in no catalog.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -216,5 +216,294 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('--fdw-auth password: the pas
     expect(linesWith(log.since(from))).toEqual([]);
     expect(output).not.toContain(MARK);
     expect(planFilesText(dir)).not.toContain(MARK);
+  });
+});
+
+interface Exit {
+  readonly code: number;
+  readonly out: string;
+}
+
+/** psql on one stage file; its exit code (3: ON_ERROR_STOP) and everything it printed. */
+async function psqlExit(dir: string, file: string, url: string, env: NodeJS.ProcessEnv = {}): Promise<Exit> {
+  try {
+    const r = await execFileAsync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], {
+      cwd: dir,
+      env: { ...process.env, ...env },
+    });
+    return { code: 0, out: r.stdout + r.stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: x.code ?? -1, out: `${x.stdout ?? ''}${x.stderr ?? ''}` };
+  }
+}
+
+/** `shadowpack plan …` in this process: exit code and output. */
+async function plan(args: string[]): Promise<Exit> {
+  let out = '';
+  const code = await main(['plan', ...args], { out: (l) => (out += l + '\n'), err: (t) => (out += t) });
+  return { code, out };
+}
+
+/** The ERROR lines of a psql run (the HINT follows on its own line, as psql prints it). */
+const errorLines = (out: string): string[] => out.split('\n').filter((l) => /ERROR:/.test(l));
+
+const PLAIN_ROLE = 'sp_move_auth_plain';
+const PLAIN_PASSWORD = 'plain-role-pw';
+
+/** `url` logged in as a non-superuser of the target server. */
+function asPlain(url: string): string {
+  const u = new URL(url);
+  u.username = PLAIN_ROLE;
+  u.password = PLAIN_PASSWORD;
+  return u.toString();
+}
+
+async function ensurePlainRole(pair: MovePair): Promise<void> {
+  await withClient(pair.target.url, (c) =>
+    c.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${PLAIN_ROLE}') THEN CREATE ROLE ${PLAIN_ROLE} LOGIN; END IF; END $$;
+      ALTER ROLE ${PLAIN_ROLE} PASSWORD '${PLAIN_PASSWORD}';
+      GRANT ALL ON DATABASE ${pair.target.name} TO ${PLAIN_ROLE}; GRANT ALL ON SCHEMA app TO ${PLAIN_ROLE}`),
+  );
+}
+
+/** What a refused stage must not have changed: the tool's schemas, servers and mappings of one side. */
+const toolObjects = (url: string) =>
+  withClient(url, async (c) =>
+    (
+      await c.query<{ o: string }>(`SELECT 'ns ' || nspname AS o FROM pg_namespace WHERE nspname LIKE 'shadowpack%'
+          UNION ALL SELECT 'server ' || srvname FROM pg_foreign_server UNION ALL SELECT 'mapping ' || oid FROM pg_user_mapping
+          UNION ALL SELECT 'rel ' || relname FROM pg_class WHERE relnamespace = 'app'::regnamespace ORDER BY 1`)
+    ).rows.map((r) => r.o),
+  );
+
+describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('--fdw-auth pgpass and cert', () => {
+  it('pgpass: the mapping holds no password (password_required false); a non-superuser is refused by preflight and setup in one line, changing nothing', async () => {
+    const pair = await freshMovePair(servers, 'move_auth_pgpass');
+    pairs.push(pair);
+    const role = 'sp_move_auth_nopw';
+    await withClient(pair.source.url, (c) =>
+      c.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${role}') THEN CREATE ROLE ${role} LOGIN SUPERUSER; END IF; END $$;
+        ALTER ROLE ${role} PASSWORD NULL;
+        CREATE SCHEMA app; CREATE TABLE app.items (id integer PRIMARY KEY, v text);
+        INSERT INTO app.items SELECT g, 'v' || g FROM generate_series(1, 50) g`),
+    );
+    await withClient(pair.target.url, (c) => c.query('CREATE SCHEMA app'));
+    await ensurePlainRole(pair);
+    // The source lets this role in from the target without a password, as a ~/.pgpass of the target server's
+    // OS user would (this test may not write one): a pg_hba line for this database and role only.
+    const hba = await withClient(
+      servers.sourceAdminUrl,
+      async (c) => (await c.query<{ f: string }>("SELECT current_setting('hba_file') AS f")).rows[0]!.f,
+    );
+    const before = readFileSync(hba, 'utf8');
+    const line = `host ${pair.source.name} ${role} 127.0.0.1/32 trust\n`;
+    writeFileSync(hba, line + before);
+    try {
+      await withClient(servers.sourceAdminUrl, (c) => c.query('SELECT pg_reload_conf()'));
+      const src = new URL(pair.source.url);
+      src.username = role;
+      src.password = '';
+      const dir = join(root, 'pgpass');
+      const made = await plan([
+        '--url',
+        src.toString(),
+        '--target-url',
+        pair.target.url,
+        '--table',
+        'app.items',
+        '--fdw-auth',
+        'pgpass',
+        '--out',
+        dir,
+      ]);
+      expect(made.code).toBe(0);
+      expect(made.out).not.toContain('SHADOWPACK_FDW_PASSWORD');
+      expect(readFileSync(join(dir, '02-setup.target.sql'), 'utf8')).toContain('password_required');
+      expect(readFileSync(join(dir, 'README.md'), 'utf8')).not.toContain('FDW_PASSWORD_IN_CATALOG');
+      const targetBefore = await toolObjects(pair.target.url);
+      for (const f of ['00-preflight.target.sql', '02-setup.target.sql']) {
+        const r = await psqlExit(dir, f, asPlain(pair.target.url));
+        expect(r.code).toBe(3);
+        expect(errorLines(r.out)).toEqual([
+          expect.stringMatching(
+            /--fdw-auth pgpass needs a superuser on the target .*sp_move_auth_plain is not one$/,
+          ) as unknown as string,
+        ]);
+      }
+      expect(await toolObjects(pair.target.url)).toEqual(targetBefore);
+      for (const f of ['00-preflight.source.sql', '00-preflight.target.sql', '01-setup.source.sql']) {
+        const side = MOVE_STAGES.find((r) => r.file === f)!.side;
+        expect((await psqlExit(dir, f, side === 'source' ? src.toString() : pair.target.url)).code).toBe(0);
+      }
+      // No password in the environment either: the mapping works without one.
+      const env = { SHADOWPACK_FDW_PASSWORD: undefined };
+      for (const f of ['02-setup.target.sql', '03-backfill.target.sql'])
+        expect(await psqlExit(dir, f, pair.target.url, env)).toMatchObject({ code: 0 });
+      expect(
+        await withClient(pair.target.url, async (c) => ({
+          rows: (await c.query('SELECT count(*)::int AS n FROM app.items')).rows[0],
+          options: (await c.query<{ o: string[] }>('SELECT umoptions AS o FROM pg_user_mappings')).rows.map((r) => r.o),
+        })),
+      ).toEqual({ rows: { n: 50 }, options: [[`user=${role}`, 'password_required=false']] });
+      for (const f of ['90-abort.target.sql', '90-abort.source.sql'])
+        expect(
+          (
+            await psqlExit(
+              dir,
+              f,
+              MOVE_STAGES.find((r) => r.file === f)!.side === 'source' ? src.toString() : pair.target.url,
+            )
+          ).code,
+        ).toBe(0);
+      expect(await toolObjects(pair.target.url)).toEqual(targetBefore);
+    } finally {
+      writeFileSync(hba, before);
+      await withClient(servers.sourceAdminUrl, (c) => c.query('SELECT pg_reload_conf()'));
+    }
+  });
+
+  it('cert: needs both paths at plan time; preflight refuses a non-superuser and missing files on the target host in one line', async () => {
+    const pair = await loggedPair('move_auth_cert');
+    await ensurePlainRole(pair);
+    const base = ['--url', withSecret(pair.source.url), '--target-url', pair.target.url, '--table', 'app.items'];
+    const dir = join(root, 'cert');
+    const without = await plan([...base, '--fdw-auth', 'cert', '--out', dir]);
+    expect(without.code).toBe(2);
+    expect(without.out.trim().split('\n')).toEqual([
+      expect.stringMatching(/--fdw-auth cert needs --fdw-sslcert PATH and --fdw-sslkey PATH/) as unknown as string,
+    ]);
+    expect(existsSync(dir)).toBe(false);
+    const bad = await plan([...base, '--fdw-auth', 'kerberos', '--out', dir]);
+    expect(bad).toMatchObject({ code: 2 });
+    expect(bad.out).toMatch(/--fdw-auth kerberos is not a mode; use one of scram-passthrough, cert, pgpass, password/);
+    const made = await plan([
+      ...base,
+      '--fdw-auth',
+      'cert',
+      '--fdw-sslcert',
+      '/nowhere/client.crt',
+      '--fdw-sslkey',
+      '/nowhere/client.key',
+      '--out',
+      dir,
+    ]);
+    expect(made.code).toBe(0);
+    expect(readFileSync(join(dir, 'binding.target.sql'), 'utf8')).toContain(
+      "SET shadowpack.fdw_sslcert = '/nowhere/client.crt';",
+    );
+    const plain = await psqlExit(dir, '00-preflight.target.sql', asPlain(pair.target.url));
+    expect(plain.code).toBe(3);
+    expect(errorLines(plain.out)).toEqual([
+      expect.stringMatching(/--fdw-auth cert needs a superuser on the target/) as unknown as string,
+    ]);
+    const missing = await psqlExit(dir, '00-preflight.target.sql', pair.target.url);
+    expect(missing.code).toBe(3);
+    expect(errorLines(missing.out)).toEqual([
+      expect.stringMatching(
+        /--fdw-auth cert: \/nowhere\/client\.crt or \/nowhere\/client\.key is not a file on the target host$/,
+      ) as unknown as string,
+    ]);
+  });
+});
+
+describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('refusals of a move: one line, exit 2, nothing changed', () => {
+  it('refuses a downgrade, another encoding, a table without a key, large-object columns, a pre-existing target table (saying whether it is empty), an FK group not closed, an unlogged table', async () => {
+    const pair = await freshMovePair(servers, 'move_refuse');
+    pairs.push(pair);
+    await withClient(pair.source.url, (c) =>
+      c.query(`CREATE SCHEMA app;
+        CREATE TABLE app.items (id integer PRIMARY KEY, v text);
+        CREATE TABLE app.child (id integer PRIMARY KEY, item integer REFERENCES app.items);
+        CREATE TABLE app.nokey (v text);
+        CREATE TABLE app.blobs (id integer PRIMARY KEY, data oid);
+        CREATE UNLOGGED TABLE app.scratch (id integer PRIMARY KEY);
+        CREATE TABLE app.lone (id integer PRIMARY KEY)`),
+    );
+    await withClient(pair.target.url, (c) => c.query('CREATE SCHEMA app'));
+    const latin1 = `${pair.target.name}_l1`;
+    await withClient(servers.targetAdminUrl, (c) =>
+      c.query(`CREATE DATABASE ${latin1} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`),
+    );
+    const latin1Url = new URL(pair.target.url);
+    latin1Url.pathname = `/${latin1}`;
+    const out = join(root, 'refused');
+    const refused = async (target: string, ...tables: string[]) => {
+      const r = await plan([
+        '--url',
+        pair.source.url,
+        '--target-url',
+        target,
+        ...tables.flatMap((t) => ['--table', t]),
+        '--out',
+        out,
+      ]);
+      expect(r.code).toBe(2);
+      expect(r.out.trim().split('\n')).toHaveLength(1);
+      expect(existsSync(out)).toBe(false);
+      return r.out;
+    };
+    try {
+      const sourceBefore = await toolObjects(pair.source.url);
+      const targetBefore = await toolObjects(pair.target.url);
+      // Downgrade: the suite's target (17) as the source of a move to the source server (14).
+      const down = await plan([
+        '--url',
+        pair.target.url,
+        '--target-url',
+        pair.source.url,
+        '--table',
+        'app.items',
+        '--out',
+        out,
+      ]);
+      expect(down.code).toBe(2);
+      expect(down.out).toMatch(/older than the source's .*moves never downgrade/);
+      expect(await refused(latin1Url.toString(), 'app.items')).toMatch(
+        /the target database's encoding is LATIN1, the source's UTF8; create the target database WITH ENCODING 'UTF8'/,
+      );
+      expect(await refused(pair.target.url, 'app.nokey')).toMatch(
+        /no primary key and no unique, non-partial, non-deferrable index over NOT NULL columns; add a primary key/,
+      );
+      expect(await refused(pair.target.url, 'app.blobs')).toMatch(/column data is of type oid \(large objects/);
+      expect(await refused(pair.target.url, 'app.child')).toMatch(
+        /not closed under foreign keys: app\.items is bound to it .*--with-fk-closure/,
+      );
+      expect(await refused(pair.target.url, 'app.scratch')).toMatch(/UNLOGGED/);
+      await withClient(pair.target.url, (c) => c.query('CREATE TABLE app.lone (id integer)'));
+      expect(await refused(pair.target.url, 'app.lone')).toMatch(/target already has app\.lone \(empty\)/);
+      await withClient(pair.target.url, (c) => c.query('INSERT INTO app.lone VALUES (1)'));
+      expect(await refused(pair.target.url, 'app.lone')).toMatch(/target already has app\.lone \(not empty\)/);
+      await withClient(pair.target.url, (c) => c.query('DROP TABLE app.lone'));
+      expect(await toolObjects(pair.source.url)).toEqual(sourceBefore);
+      expect(await toolObjects(pair.target.url)).toEqual(targetBefore);
+      // A table made on the target after planning: the preflight says the same.
+      const dir = join(root, 'refused-preflight');
+      expect(
+        (
+          await plan([
+            '--url',
+            pair.source.url,
+            '--target-url',
+            pair.target.url,
+            '--table',
+            'app.items',
+            '--with-fk-closure',
+            '--out',
+            dir,
+          ])
+        ).code,
+      ).toBe(0);
+      await withClient(pair.target.url, (c) =>
+        c.query('CREATE TABLE app.items (id integer); INSERT INTO app.items VALUES (1)'),
+      );
+      const pre = await psqlExit(dir, '00-preflight.target.sql', pair.target.url);
+      expect(pre.code).toBe(3);
+      expect(errorLines(pre.out)).toEqual([
+        expect.stringMatching(/app\.items already exists on the target \(not empty\)$/) as unknown as string,
+      ]);
+    } finally {
+      await withClient(servers.targetAdminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${latin1}`));
+    }
   });
 });
