@@ -6,9 +6,18 @@
 import { inject } from 'vitest';
 import { freshDatabase, withClient, type FreshDatabase } from './db.js';
 import { sourceMajor } from './move-source.js';
+import { chooseTestServer } from './test-server.js';
 
 /** Source major of the default suite (issue 15: 14 -> 17); SHADOWPACK_MOVE_SOURCE_MAJOR picks another. */
 export const SOURCE_MAJOR = sourceMajor(process.env);
+
+/**
+ * Major of an embedded target a move test starts for itself (move-restart.test.ts): the suite's target major
+ * (SHADOWPACK_TEST_PG_MAJOR, so the matrix pairs of scripts/test-matrix.sh reach it), undefined for the bundled 17.
+ */
+export const TARGET_MAJOR: number | undefined = ((choice) => (choice.kind === 'embedded' ? choice.major : undefined))(
+  chooseTestServer(process.env),
+);
 
 const provided = inject('moveSource');
 

@@ -1,6 +1,7 @@
 /**
  * A move (issue 15) through immediate restarts of either server (`pg_ctl stop -m immediate`, then crash
- * recovery), on a source 14 and a target 17 of its own (the suite's servers are shared by other files). Two moves
+ * recovery), on a source 14 and a target 17 of its own (the suite's servers are shared by other files; the majors
+ * follow SHADOWPACK_MOVE_SOURCE_MAJOR and SHADOWPACK_TEST_PG_MAJOR, as the matrix pairs set them). Two moves
  * side by side, hit by the same restarts: one is resumed to the end under twin writers (target = twins row for
  * row), the other aborted (the source's catalog as before, no tool object on either side, no server or user
  * mapping left). Each restart hits a stage at a deterministic point: a session on the source holds ACCESS
@@ -24,7 +25,13 @@ import { readMoveSide } from '../../src/run/move-state.js';
 import { describeTable } from '../helpers/catalog-describe.js';
 import { withClient } from '../helpers/db.js';
 import { compareMoveWithTwins, createMoveFixture } from '../helpers/move-fixture.js';
-import { freshMovePair, MOVE_SOURCE_MISSING, SOURCE_MAJOR, type MovePair } from '../helpers/move-servers.js';
+import {
+  freshMovePair,
+  MOVE_SOURCE_MISSING,
+  SOURCE_MAJOR,
+  TARGET_MAJOR,
+  type MovePair,
+} from '../helpers/move-servers.js';
 import { startMoveWriters, type MoveWriters } from '../helpers/move-writers.js';
 import type { Exit } from '../helpers/rebuild.js';
 
@@ -55,7 +62,7 @@ beforeAll(async () => {
       major: SOURCE_MAJOR,
       settings: { max_prepared_transactions: '10', shared_buffers: '32MB', max_connections: '60' },
     }),
-    startEmbeddedPostgres({ settings: { shared_buffers: '32MB', max_connections: '60' } }),
+    startEmbeddedPostgres({ major: TARGET_MAJOR, settings: { shared_buffers: '32MB', max_connections: '60' } }),
   ]);
   root = mkdtempSync(join(tmpdir(), 'sp-move-restart-'));
   savedPassword = process.env[FDW_PASSWORD_ENV];
