@@ -225,9 +225,12 @@ export function moveContext(input: MoveInput, runId: string) {
       ftHashIdent: ft(`hash_${n}`),
       viewSelect: join([
         ...key.map((k, j) => `d.${ident(k)} AS k_${j + 1}`),
-        ...cols.map((c, j) => `s.${ident(c.name)} AS c_${j + 1}`),
-        '(s.ctid IS NOT NULL) AS present',
+        ...cols.map((_, j) => `r.c_${j + 1}`),
+        '(r.found IS NOT NULL) AS present',
       ]),
+      // The row of one logged key, found through the key's index (setup.source.sql.hbs says why).
+      viewRowSql: join([...cols.map((c) => `s.${ident(c.name)}`), 'true']),
+      viewRowNamesSql: join([...cols.map((_, j) => `c_${j + 1}`), 'found']),
       viewJoin: join(
         key.map((k) => `s.${ident(k)} = d.${ident(k)}`),
         ' AND ',
