@@ -13,6 +13,8 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { startEmbeddedPostgres } from '../../src/dev/embedded-server.js';
+import { resolvePgBinaries } from '../../src/dev/pg-binaries.js';
 import { MOVE_STAGES } from '../../src/compile/move/stages.js';
 import { planMove, writeMovePlan } from '../../src/planning/plan-move.js';
 import { withClient } from '../helpers/db.js';
@@ -507,3 +509,113 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('refusals of a move: one line
     }
   });
 });
+
+/** pg-bin-18 is not a devDependency: this describe runs where it is installed (scripts/test-matrix.sh installs it). */
+const PG18_MISSING = await resolvePgBinaries(18).then(
+  () => undefined,
+  (e: Error) => e.message,
+);
+
+describe.skipIf(MOVE_SOURCE_MISSING !== undefined || PG18_MISSING !== undefined)(
+  '--fdw-auth scram-passthrough (a PostgreSQL 18 target)',
+  () => {
+    it('a non-superuser moves with no password in any mapping: the target passes on the SCRAM keys of its own login; a target older than 18 is refused at plan time', async () => {
+      const role = 'sp_move_auth_scram';
+      const pw = 'scram-pass 41d7';
+      const pair = await freshMovePair(servers, 'move_auth_scram');
+      pairs.push(pair);
+      await withClient(pair.source.url, (c) =>
+        c.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${role}') THEN CREATE ROLE ${role} LOGIN SUPERUSER; END IF; END $$;
+          SET password_encryption = 'scram-sha-256'; ALTER ROLE ${role} PASSWORD '${pw}';
+          CREATE SCHEMA app; CREATE TABLE app.items (id integer PRIMARY KEY, v text);
+          INSERT INTO app.items SELECT g, 'v' || g FROM generate_series(1, 50) g`),
+      );
+      const src = new URL(pair.source.url);
+      src.username = role;
+      src.password = pw;
+      // A target older than 18 (the suite's) is refused before anything is written.
+      const old = await plan([
+        '--url',
+        src.toString(),
+        '--target-url',
+        pair.target.url,
+        '--table',
+        'app.items',
+        '--fdw-auth',
+        'scram-passthrough',
+        '--out',
+        join(root, 'scram-old'),
+      ]);
+      expect(old.code).toBe(2);
+      expect(old.out.trim().split('\n')).toEqual([
+        expect.stringMatching(
+          /--fdw-auth scram-passthrough needs a target of PostgreSQL 18 or newer .*plan with --fdw-auth password/,
+        ) as unknown as string,
+      ]);
+      const verifier = await withClient(
+        pair.source.url,
+        async (c) =>
+          (await c.query<{ p: string }>(`SELECT rolpassword AS p FROM pg_authid WHERE rolname = '${role}'`)).rows[0]!.p,
+      );
+      expect(verifier).toMatch(/^SCRAM-SHA-256\$/);
+      const pg18 = await startEmbeddedPostgres({ major: 18 });
+      try {
+        const db = 'move_auth_scram_tgt';
+        await withClient(pg18.url, async (c) => {
+          await c.query(`CREATE ROLE ${role} LOGIN PASSWORD '${verifier}'`);
+          await c.query(`CREATE DATABASE ${db} OWNER ${role}`);
+        });
+        const admin = new URL(pg18.url);
+        admin.pathname = `/${db}`;
+        await withClient(admin.toString(), (c) =>
+          c.query(`CREATE EXTENSION postgres_fdw; GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO ${role};
+            CREATE SCHEMA app AUTHORIZATION ${role}`),
+        );
+        const target = new URL(admin.toString());
+        target.username = role;
+        target.password = pw;
+        const dir = join(root, 'scram');
+        const made = await plan([
+          '--url',
+          src.toString(),
+          '--target-url',
+          target.toString(),
+          '--table',
+          'app.items',
+          '--fdw-auth',
+          'scram-passthrough',
+          '--out',
+          dir,
+        ]);
+        expect(made).toMatchObject({ code: 0 });
+        const env = { SHADOWPACK_FDW_PASSWORD: undefined };
+        for (const f of [
+          '00-preflight.source.sql',
+          '00-preflight.target.sql',
+          '01-setup.source.sql',
+          '02-setup.target.sql',
+          '03-backfill.target.sql',
+        ]) {
+          const side = MOVE_STAGES.find((r) => r.file === f)!.side;
+          expect(await psqlExit(dir, f, side === 'source' ? src.toString() : target.toString(), env)).toMatchObject({
+            code: 0,
+          });
+        }
+        expect(
+          await withClient(admin.toString(), async (c) => ({
+            rows: (await c.query('SELECT count(*)::int AS n FROM app.items')).rows[0],
+            options: (await c.query<{ o: string[] }>('SELECT umoptions AS o FROM pg_user_mappings')).rows.map(
+              (r) => r.o,
+            ),
+          })),
+        ).toEqual({ rows: { n: 50 }, options: [[`user=${role}`, 'use_scram_passthrough=true']] });
+        for (const f of ['90-abort.target.sql', '90-abort.source.sql']) {
+          const side = MOVE_STAGES.find((r) => r.file === f)!.side;
+          expect((await psqlExit(dir, f, side === 'source' ? src.toString() : target.toString())).code).toBe(0);
+        }
+      } finally {
+        await pg18.stop();
+      }
+    }, 120_000);
+  },
+);
