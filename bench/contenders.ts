@@ -18,7 +18,7 @@ export interface ToolResult {
   readonly peakRssMb?: number | null;
   /**
    * The runner's settle round inside the backfill stage (ms): from the last batch's progress event to
-   * the apply event of the settle (issue 14: what a cheaper settle could save); null for other tools.
+   * the apply event of the settle (issue 14); null for other tools, and when the backfill skipped logged keys (no settle round since 5f06f0c).
    */
   readonly settleMs?: number | null;
 }

@@ -200,13 +200,13 @@ describe('progress after a resume (finding 31)', () => {
 
   it("the run's summary line rates this run's rows", () => {
     expect(backfillLine(2_000, 10_000, 1_000)).toBe(
-      'backfill: 10,000 rows in all, 2,000 of them copied by this run in 1000 ms (2,000 rows/s, including the settle round)',
+      'backfill: 10,000 rows in all, 2,000 of them copied by this run in 1000 ms (2,000 rows/s over the whole stage)',
     );
     expect(backfillLine(10_000, 10_000, 1_000)).toBe(
-      'backfill: 10,000 rows in 1000 ms (10,000 rows/s, including the settle round)',
+      'backfill: 10,000 rows in 1000 ms (10,000 rows/s over the whole stage)',
     );
     expect(backfillLine(0, 10_000, 1_000)).toBe(
-      'backfill: 10,000 rows in 1000 ms (10,000 rows/s, including the settle round)',
+      'backfill: 10,000 rows in 1000 ms (10,000 rows/s over the whole stage)',
     );
   });
 });

@@ -177,7 +177,7 @@ async function runPlan(
 export function backfillLine(thisRun: number, total: number, ms: number): string {
   const n = (x: number) => x.toLocaleString('en-US');
   const resumed = thisRun > 0 && thisRun < total;
-  const rate = `${n(Math.round(((resumed ? thisRun : total) * 1000) / Math.max(1, ms)))} rows/s, including the settle round`;
+  const rate = `${n(Math.round(((resumed ? thisRun : total) * 1000) / Math.max(1, ms)))} rows/s over the whole stage`;
   return resumed
     ? `backfill: ${n(total)} rows in all, ${n(thisRun)} of them copied by this run in ${ms} ms (${rate})`
     : `backfill: ${n(total)} rows in ${ms} ms (${rate})`;
