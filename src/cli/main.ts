@@ -125,11 +125,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
               default: '0',
               describe: 'leave out tables smaller than this (table, TOAST and indexes), e.g. 10MB',
             })
-            .option('json', {
-              type: 'boolean',
-              default: false,
-              describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)',
-            }),
+            .option('json', JSON_ANSWER),
         (a) =>
           guard(
             async () =>
@@ -480,18 +476,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
       .command(
         'status',
         'show where a run stands (whichever executor ran it)',
-        (y) =>
-          withTargetUrl(withUrl(y, URL_DESCRIBE))
-            .option('plan', {
-              type: 'string',
-              demandOption: true,
-              describe: 'plan folder (written by shadowpack plan --out)',
-            })
-            .option('json', {
-              type: 'boolean',
-              default: false,
-              describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)',
-            }),
+        (y) => withTargetUrl(withUrl(y, URL_DESCRIBE)).option('plan', PLAN_FOLDER).option('json', JSON_ANSWER),
         (a) =>
           guard(
             async () =>
@@ -517,11 +502,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         'pause, resume, resize or slow down a running backfill/catch-up, or release a held swap (takes effect within one batch)',
         (y) =>
           withUrl(y, URL_DESCRIBE)
-            .option('plan', {
-              type: 'string',
-              demandOption: true,
-              describe: 'plan folder (written by shadowpack plan --out)',
-            })
+            .option('plan', PLAN_FOLDER)
             .option('pause', { type: 'boolean', describe: 'wait between batches until --resume' })
             .option('resume', { type: 'boolean', describe: 'go on after --pause' })
             .option('batch-pages', { type: 'number', describe: 'heap pages per backfill batch from the next batch on' })
@@ -530,11 +511,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
               describe: 'rows/s ceiling for backfill and catch-up, 0 for none',
             })
             .option('release-swap', { type: 'boolean', describe: 'let a swap held by --hold-swap go ahead' })
-            .option('json', {
-              type: 'boolean',
-              default: false,
-              describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)',
-            })
+            .option('json', JSON_ANSWER)
             .conflicts('pause', 'resume'),
         (a) =>
           guard(
@@ -560,16 +537,8 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
         'compare the table with the copy (before the swap) or the old table (after it), leaving out changes not yet applied; a move plan: each target table with its source table; exit 0 pass, 1 fail',
         (y) =>
           withTargetUrl(withUrl(y, URL_DESCRIBE))
-            .option('plan', {
-              type: 'string',
-              demandOption: true,
-              describe: 'plan folder (written by shadowpack plan --out)',
-            })
-            .option('json', {
-              type: 'boolean',
-              default: false,
-              describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)',
-            })
+            .option('plan', PLAN_FOLDER)
+            .option('json', JSON_ANSWER)
             .option('ranges', {
               type: 'number',
               describe: 'compare checksums of N key ranges (sp-range-md5-v1) and name the ranges that differ',
@@ -628,11 +597,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
               type: 'string',
               describe: 'an approved plan folder to compare with what the live database gives now',
             })
-            .option('json', {
-              type: 'boolean',
-              default: false,
-              describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)',
-            }),
+            .option('json', JSON_ANSWER),
         (a) =>
           guard(async () => {
             code = await (
@@ -714,6 +679,20 @@ function knownFlags(usage: unknown): string[] {
   const d: unknown = get.call(usage);
   return d !== null && typeof d === 'object' ? Object.keys(d) : [];
 }
+
+/** --plan of the commands that act on a plan folder someone made with plan --out. */
+const PLAN_FOLDER = {
+  type: 'string',
+  demandOption: true,
+  describe: 'plan folder (written by shadowpack plan --out)',
+} as const;
+
+/** --json of the commands whose answer scripts read. */
+const JSON_ANSWER = {
+  type: 'boolean',
+  default: false,
+  describe: 'print one JSON object on stdout, an error object on failure (docs/scripting.md)',
+} as const;
 
 const URL_DESCRIBE =
   'connection string: a URL or host=… port=… dbname=… user=… (else DATABASE_URL, else the PG* variables and ~/.pgpass; docs/connections.md)';
