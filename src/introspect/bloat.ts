@@ -5,6 +5,7 @@ import { TOOL_SCHEMA } from '../model/names.js';
 import { BLOAT_TABLES_SQL, PGSTATTUPLE_SQL } from './bloat-queries.js';
 import { introspect } from './introspect.js';
 import { tableKindRefusal } from './refusals.js';
+import type { TableRow } from './rows.js';
 
 /** Where a table's bloat figure comes from. */
 export type BloatMethod = 'pgstattuple_approx' | 'statistics' | 'dead-tuples' | 'none';
@@ -37,15 +38,11 @@ export interface BloatRequest {
   readonly minSizeBytes: number;
 }
 
-interface BloatRow {
-  schema: string;
-  name: string;
-  relkind: string;
-  persistence: string;
-  is_partition: boolean;
-  has_children: boolean;
-  is_child: boolean;
-  is_typed: boolean;
+/** A listed table: what the table query also reads of it (the kind refusals need the same fields), then its sizes. */
+interface BloatRow extends Pick<
+  TableRow,
+  'schema' | 'name' | 'relkind' | 'persistence' | 'is_partition' | 'has_children' | 'is_child' | 'is_typed'
+> {
   has_key: boolean;
   main_bytes: string;
   total_bytes: string;
