@@ -363,6 +363,10 @@ export function moveContext(input: MoveInput, runId: string) {
     catchupProcIdent: tool(`mcatchup_${runId}`),
     captureTriggerIdent: ident(`shadowpack_mcapture_${runId}`),
     truncTriggerIdent: ident(`shadowpack_mtrunc_${runId}`),
+    captureTriggerLiteral: literal(`shadowpack_mcapture_${runId}`),
+    truncTriggerLiteral: literal(`shadowpack_mtrunc_${runId}`),
+    // A capture and a TRUNCATE guard trigger per table.
+    toolTriggerCount: tables.length * 2,
     fenceTriggerIdent: ident(`shadowpack_mfence_${runId}`),
     fenceTriggerLiteral: literal(`shadowpack_mfence_${runId}`),
     denyTriggerIdent: ident(`shadowpack_mdeny_${runId}`),
