@@ -225,6 +225,12 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                 'with --target-url: added to every synced sequence past its highest used value (10000 unless given)',
               group: 'Moves:',
             })
+            .option('hold-cutover', {
+              type: 'boolean',
+              describe:
+                'with --target-url: the catch-up waits (rounds going on) until "shadowpack control --release-cutover" before the source may be fenced',
+              group: 'Moves:',
+            })
             .options(planOptions as Record<never, never>)
             .option('key-to-bigint', {
               type: 'boolean',
@@ -328,6 +334,10 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                   ...(a.fdwSslcert !== undefined ? { fdwSslcert: a.fdwSslcert } : {}),
                   ...(a.fdwSslkey !== undefined ? { fdwSslkey: a.fdwSslkey } : {}),
                   ...(a.sequenceMargin !== undefined ? { sequenceMargin: a.sequenceMargin } : {}),
+                  ...(a.holdCutover !== undefined ? { holdCutover: a.holdCutover } : {}),
+                  ...(typeof a.holdWaitSeconds === 'number' ? { holdWaitSeconds: a.holdWaitSeconds } : {}),
+                  ...(typeof a.maxRowsPerSecond === 'number' ? { maxRowsPerSecond: a.maxRowsPerSecond } : {}),
+                  ...(typeof a.batchPages === 'number' ? { batchPages: a.batchPages } : {}),
                   ...(a.url ? { url: a.url } : {}),
                 },
                 out,
@@ -338,11 +348,12 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
               a.fdwAuth !== undefined ||
               a.fdwSslcert !== undefined ||
               a.fdwSslkey !== undefined ||
-              a.sequenceMargin !== undefined
+              a.sequenceMargin !== undefined ||
+              a.holdCutover !== undefined
             )
               throw new UserError(
                 'BAD_ARGUMENT',
-                '--with-fk-closure, --fdw-auth, --fdw-sslcert, --fdw-sslkey and --sequence-margin go with --target-url (a move plan)',
+                '--with-fk-closure, --fdw-auth, --fdw-sslcert, --fdw-sslkey, --sequence-margin and --hold-cutover go with --target-url (a move plan)',
               );
             const schemas = (a.schema ?? []).map(String);
             if (tables.length > 1 || schemas.length > 0 || a.bloated) {
@@ -499,9 +510,9 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
       )
       .command(
         'control',
-        'pause, resume, resize or slow down a running backfill/catch-up, or release a held swap (takes effect within one batch)',
+        'pause, resume, resize or slow down a running backfill/catch-up, or release a held swap or cut-over (takes effect within one batch)',
         (y) =>
-          withUrl(y, URL_DESCRIBE)
+          withTargetUrl(withUrl(y, URL_DESCRIBE))
             .option('plan', PLAN_FOLDER)
             .option('pause', { type: 'boolean', describe: 'wait between batches until --resume' })
             .option('resume', { type: 'boolean', describe: 'go on after --pause' })
@@ -511,12 +522,18 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
               describe: 'rows/s ceiling for backfill and catch-up, 0 for none',
             })
             .option('release-swap', { type: 'boolean', describe: 'let a swap held by --hold-swap go ahead' })
+            .option('release-cutover', {
+              type: 'boolean',
+              describe: 'a move plan: let a catch-up held by --hold-cutover end, so the fence and the cut-over follow',
+            })
             .option('json', JSON_ANSWER)
             .conflicts('pause', 'resume'),
         (a) =>
           guard(
             async () =>
-              (await import('./commands/control.js')).controlCommand(
+              ((await import('../run/move-plan.js')).isMovePlanDir(a.plan)
+                ? (await import('./commands/control-move.js')).controlMoveCommand
+                : (await import('./commands/control.js')).controlCommand)(
                 {
                   plan: a.plan,
                   json: a.json,
@@ -526,6 +543,8 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                   ...(a.batchPages !== undefined ? { batchPages: a.batchPages } : {}),
                   ...(a.maxRowsPerSecond !== undefined ? { maxRowsPerSecond: a.maxRowsPerSecond } : {}),
                   ...(a.releaseSwap !== undefined ? { releaseSwap: a.releaseSwap } : {}),
+                  ...(a.releaseCutover !== undefined ? { releaseCutover: a.releaseCutover } : {}),
+                  ...(a.targetUrl ? { targetUrl: a.targetUrl } : {}),
                 },
                 out,
               ),

@@ -17,6 +17,10 @@ export interface ControlArgs {
   readonly batchPages?: number;
   readonly maxRowsPerSecond?: number;
   readonly releaseSwap?: boolean;
+  /** A move plan: the target cluster, where its backfill and catch-up run. */
+  readonly targetUrl?: string;
+  /** A move plan made with --hold-cutover: let the catch-up end, so the fence and the cut-over may follow. */
+  readonly releaseCutover?: boolean;
 }
 
 /** The same rule, code and words as plan's options (BAD_OPTION, named by the flag). */
@@ -64,6 +68,11 @@ export function describeControl(c: ControlState, holdSwap: boolean): string {
 }
 
 export async function controlCommand(args: ControlArgs, out: (line: string) => void): Promise<void> {
+  if (args.releaseCutover || args.targetUrl !== undefined)
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `${args.releaseCutover ? '--release-cutover' : '--target-url'} goes with a move plan, and ${args.plan} rebuilds a table in one database${args.releaseCutover ? ' (its hold is --release-swap)' : ''}: drop it`,
+    );
   const plan = readPlanDir(args.plan);
   const change = controlChange(args);
   if (Object.keys(change).length === 0) {

@@ -6,6 +6,7 @@ import { planMove, writeMovePlan } from '../../planning/plan-move.js';
 import { connectClient } from '../../run/connect.js';
 import { connectionConfig } from '../connection.js';
 import { jsonAnswer } from '../machine-output.js';
+import type { MoveOptions } from '../../compile/move/context.js';
 
 export interface PlanMoveArgs {
   readonly tables: readonly string[];
@@ -19,6 +20,34 @@ export interface PlanMoveArgs {
   readonly fdwSslcert?: string;
   readonly fdwSslkey?: string;
   readonly sequenceMargin?: number;
+  readonly holdCutover?: boolean;
+  readonly holdWaitSeconds?: number;
+  readonly maxRowsPerSecond?: number;
+  readonly batchPages?: number;
+}
+
+function wholeNumber(flag: string, value: number | undefined, lo: number, hi: number): number | undefined {
+  if (value !== undefined && (!Number.isInteger(value) || value < lo || value > hi))
+    throw new UserError('BAD_OPTION', `${flag} must be a whole number from ${lo} to ${hi}, got ${String(value)}`);
+  return value;
+}
+
+/** The move options given on the command line (the rest take MOVE_DEFAULTS). */
+function moveOptions(args: PlanMoveArgs): Partial<MoveOptions> {
+  // Only --hold-cutover makes the catch-up wait for a release: a bound on that wait without it would be ignored.
+  if (args.holdWaitSeconds !== undefined && args.holdCutover !== true)
+    throw new UserError(
+      'BAD_OPTION',
+      '--hold-wait-seconds bounds the wait for a release that only --hold-cutover asks for in a move plan: add --hold-cutover, or drop --hold-wait-seconds',
+    );
+  const given: Partial<Record<keyof MoveOptions, unknown>> = {
+    sequenceMargin: wholeNumber('--sequence-margin', args.sequenceMargin, 0, Number.MAX_SAFE_INTEGER),
+    holdWaitSeconds: wholeNumber('--hold-wait-seconds', args.holdWaitSeconds, 1, 86_400),
+    maxRowsPerSecond: wholeNumber('--max-rows-per-second', args.maxRowsPerSecond, 0, 1_000_000_000),
+    batchPages: wholeNumber('--batch-pages', args.batchPages, 1, 10_000_000),
+    holdCutover: args.holdCutover,
+  };
+  return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<MoveOptions>;
 }
 
 /** --fdw-auth and the options that go with it, checked before anything connects. */
@@ -52,6 +81,7 @@ export async function planMoveCommand(args: PlanMoveArgs, print: (line: string) 
       'BAD_OPTION',
       `--sequence-margin must be a whole number >= 0, got ${String(args.sequenceMargin)}`,
     );
+  const options = moveOptions(args);
   checkOutDir(args.out, args.force ?? false);
   const source = await connectClient(connectionConfig(args.url));
   try {
@@ -60,7 +90,7 @@ export async function planMoveCommand(args: PlanMoveArgs, print: (line: string) 
       const plan = await planMove(source, target, {
         tables,
         withFkClosure: args.withFkClosure ?? false,
-        options: { fdwAuth, ...(args.sequenceMargin !== undefined ? { sequenceMargin: args.sequenceMargin } : {}) },
+        options: { fdwAuth, ...options },
         ...(fdwAuth === 'cert' ? { fdwCert: { sslcert: args.fdwSslcert!, sslkey: args.fdwSslkey! } } : {}),
       });
       writeMovePlan(args.out, plan, args.force ?? false);

@@ -4,6 +4,8 @@ import { moveFinished, nextMoveStage, readMoveSide, type MoveSideState } from '.
 import { jsonAnswer } from '../machine-output.js';
 import { connectionConfig } from '../connection.js';
 import { targetConnection } from './run-move.js';
+import { readMoveControl } from '../../run/move-control.js';
+import { describeMoveControl } from './control-move.js';
 
 function describe(side: 'source' | 'target', s: MoveSideState | null): string {
   return s === null ? `${side}: no run` : `${side}: "${s.stage}"`;
@@ -24,6 +26,7 @@ export async function statusMoveCommand(
       const states = { source: await readMoveSide(source, runId), target: await readMoveSide(target, runId) };
       const next = nextMoveStage(states);
       const done = next.kind === 'start' && (await moveFinished(source, runId));
+      const control = await readMoveControl(target, runId);
       const nextText = done
         ? 'nothing (the move is done: the source keeps its fence)'
         : next.kind === 'start'
@@ -38,6 +41,7 @@ export async function statusMoveCommand(
             tables: plan.manifest.tables,
             source: states.source,
             target: states.target,
+            control,
             next: done
               ? 'done'
               : next.kind === 'start'
@@ -58,6 +62,8 @@ export async function statusMoveCommand(
           `  target: ${field('rounds')} rounds, ${field('rows_applied')} rows applied, last applied source snapshot ${field('applied_snapshot')}`,
         );
       }
+      if (control !== null)
+        out(`  control: ${describeMoveControl(control, plan.manifest.options.holdCutover === true)}`);
       for (const b of states.target?.backfill ?? []) {
         out(
           `  backfill of table ${String(b['tbl'])}: page ${String(b['next_page'])} of ${String(b['end_page'])}${b['done'] === true ? ' (done)' : ''}`,

@@ -48,6 +48,12 @@ export interface MoveOptions {
   readonly sequenceMargin: number;
   readonly lockTimeoutMs: number;
   readonly lockAttempts: number;
+  /** Rows/s ceiling of the backfill and the catch-up rounds, 0 for none (changeable: shadowpack control). */
+  readonly maxRowsPerSecond: number;
+  /** The catch-up ends only once `shadowpack control --release-cutover` says so (rounds go on meanwhile). */
+  readonly holdCutover: boolean;
+  /** How long one catch-up stage waits for that release before it stops, resumable. */
+  readonly holdWaitSeconds: number;
 }
 
 export const MOVE_DEFAULTS: MoveOptions = {
@@ -59,6 +65,9 @@ export const MOVE_DEFAULTS: MoveOptions = {
   sequenceMargin: 10000,
   lockTimeoutMs: 1000,
   lockAttempts: 30,
+  maxRowsPerSecond: 0,
+  holdCutover: false,
+  holdWaitSeconds: 600,
 };
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -351,6 +360,9 @@ export function moveContext(input: MoveInput, runId: string) {
       .map(literal),
     rolesLiteral: moveRoles(tables).map(literal),
     backfillStateIdent: tool(`move_${runId}_backfill`),
+    controlIdent: tool(`move_${runId}_control`),
+    controlText: commentText(`${TOOL_SCHEMA}.move_${runId}_control`),
+    throttleProcIdent: tool(`mthrottle_${runId}`),
     snapViewIdent: tool(`msnap_${runId}`),
     seqViewIdent: tool(`mseq_${runId}`),
     fenceFnIdent: tool(`mfence_${runId}`),

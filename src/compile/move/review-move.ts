@@ -58,6 +58,15 @@ export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string 
     'Before the cut-over, `90-abort.target.sql` then `90-abort.source.sql` take the move back: the source is left as it was.',
     '',
   );
+  const o = input.options;
+  lines.push(
+    o.holdCutover
+      ? `**The cut-over is held**: once the catch-up converges, \`05-catchup.target.sql\` keeps applying rounds until \`shadowpack control --plan DIR --target-url … --release-cutover\`, at most ${o.holdWaitSeconds} s per run of the stage; then it stops with the source not marked ready for the fence, and can be run again.`
+      : 'The cut-over is not held: the fence may follow as soon as the catch-up converges (plan with `--hold-cutover` to wait for an operator).',
+    '',
+    `Backfill batches of ${o.batchPages} heap pages, ${o.maxRowsPerSecond > 0 ? `at most ${o.maxRowsPerSecond} rows/s` : 'no rows/s ceiling'}; \`shadowpack control --plan DIR --target-url …\` pauses, resumes, resizes or slows the backfill and the catch-up while they run.`,
+    '',
+  );
   lines.push(fdwAuthText(input), '');
   const hazards = [...new Set(m.stages.flatMap((s) => s.hazards))].sort();
   lines.push('Hazards:', '');
