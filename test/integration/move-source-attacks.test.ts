@@ -189,4 +189,24 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the source changed under a m
     );
     expect(next).toBeGreaterThan(Number(top) + 1);
   }, 120_000);
+
+  // DDL on the source mid-move (soak: the enum rename of move-interleavings.test.ts covers the check by default).
+  it.runIf(process.env.SHADOWPACK_SOAK === '1').each([
+    ['ALTER TABLE app.orders ADD COLUMN extra int', 'mg_addcol'],
+    [`ALTER TYPE app.mood ADD VALUE 'angry'`, 'mg_addval'],
+  ])(
+    '%s after the backfill stops the catch-up with the DDL message; abort goes through',
+    async (ddl, name) => {
+      const m = await newMove(name);
+      const built = await run(['run', ...m.args, '--until', 'build']);
+      expect(built.code, built.stderr).toBe(0);
+      await withClient(m.pair.source.url, (c) => c.query(ddl));
+      const stopped = await run(['run', ...m.args, '--until', 'catchup']);
+      expect(stopped.code).toBe(2);
+      expect(stopped.stderr).toMatch(/changed on the source during the move \(DDL\)/);
+      const aborted = await run(['run', ...m.args, '--stage', 'abort']);
+      expect(aborted.code, aborted.stderr).toBe(0);
+    },
+    120_000,
+  );
 });
