@@ -249,3 +249,106 @@ describe.each(VARIANTS)(
     });
   },
 );
+
+/**
+ * The mode changes between sessions: the owner may read the log while one session copies (it skips
+ * logged keys), not while the next one does (it copies every row), and a third one, able to read it
+ * again, finds every page copied. The settle must not depend on the mode of the session that gets
+ * there: a row copied by the first session and moved into a later range was copied again by the
+ * second. Both sessions are ended by pg_terminate_backend, the second between its last batch and the
+ * settle.
+ */
+it('settles the log when an earlier session copied every row, whatever the settling session would do', async () => {
+  const db = await freshDatabase('skip_logged_mixed_modes');
+  databases.push(db);
+  const admin = new pg.Client({ connectionString: db.url });
+  const holder = new pg.Client({ connectionString: db.url });
+  for (const c of [admin, holder]) {
+    c.on('error', () => undefined);
+    await c.connect();
+  }
+  const running: Promise<Exit>[] = [];
+  try {
+    await admin.query(`
+      CREATE SCHEMA s;
+      CREATE TABLE s.t (id int PRIMARY KEY, email text NOT NULL UNIQUE, v int NOT NULL, pad text) WITH (autovacuum_enabled = false);
+      INSERT INTO s.t SELECT g, 'e' || g, g, repeat('x', 200) FROM generate_series(1, 2000) g;
+      DELETE FROM s.t WHERE id BETWEEN 1001 AND 1040;`);
+    await admin.query('VACUUM s.t');
+    await admin.query(`DO $$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${OWNER}') THEN CREATE ROLE ${OWNER}; END IF; END $$`);
+    await admin.query(`GRANT USAGE ON SCHEMA s TO ${OWNER}; ALTER TABLE s.t OWNER TO ${OWNER}`);
+    const plan: LoadedPlan = await planTable(db.url, 's', 't', { batchPages: 10 });
+    const id = plan.manifest.runId;
+    const copy = `s._sp_${id}_new`;
+    const control = `shadowpack.control_${id}`;
+    const stages = plan.manifest.stages.filter((x) => !x.offPath);
+    const file = (name: string) => join(plan.dir, stages.find((x) => x.name === name)!.file);
+    for (const name of ['preflight', 'setup']) {
+      const r = await psql(db.url, file(name));
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const readLog = (grant: boolean) =>
+      admin.query(
+        grant
+          ? `GRANT USAGE ON SCHEMA shadowpack TO ${OWNER}; GRANT SELECT ON shadowpack.log_${id} TO ${OWNER}`
+          : `REVOKE USAGE ON SCHEMA shadowpack FROM ${OWNER}; REVOKE SELECT ON shadowpack.log_${id} FROM ${OWNER}`,
+      );
+    // One psql session of the backfill: its first batch (of batchPages) is copied, then it waits in
+    // the pause and is terminated there.
+    const oneBatchThenKill = async (batchPages: number) => {
+      await admin.query(`UPDATE ${control} SET batch_pages = $1, paused = false`, [batchPages]);
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE ${copy} IN SHARE MODE`);
+      const before = Number(
+        (await admin.query('SELECT backfill_next AS n FROM shadowpack.runs WHERE run_id = $1', [id])).rows[0].n,
+      );
+      running.push(psql(db.url, file('backfill')));
+      await waitFor(
+        'a batch to wait for the copy',
+        admin,
+        `SELECT FROM pg_locks WHERE relation = '${copy}'::regclass AND NOT granted`,
+      );
+      const pid = (await admin.query(`SELECT pid FROM pg_locks WHERE relation = '${copy}'::regclass AND NOT granted`))
+        .rows[0].pid;
+      await admin.query(`UPDATE ${control} SET paused = true`);
+      await holder.query('COMMIT');
+      await waitFor(
+        'the pause after the batch',
+        admin,
+        `SELECT FROM shadowpack.runs r, ${control} c WHERE r.run_id = $1 AND r.backfill_next > $2 AND c.waiting_for IS NOT NULL`,
+        [id, before],
+      );
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+      expect((await running[running.length - 1]!).code).not.toBe(0);
+    };
+
+    await readLog(true);
+    await oneBatchThenKill(10); // pages 0-9, logged keys skipped: row 50 copied
+    await admin.query(`UPDATE s.t SET pad = repeat('y', 300) WHERE id = 50`); // moves to page 31 or 32
+    await readLog(false);
+    await oneBatchThenKill(1000); // pages 10-62, every row copied: row 50 again
+    await readLog(true);
+    await admin.query(`UPDATE ${control} SET paused = false`);
+    const b = await psql(db.url, file('backfill')); // every page copied: only the settle is left
+    expect(b.code, b.stderr).toBe(0);
+    const dup = await admin.query(`SELECT id, count(*)::int AS n FROM ${copy} GROUP BY id HAVING count(*) > 1`);
+    expect(dup.rows, 'keys copied twice').toEqual([]);
+    await readLog(false);
+    for (const x of stages.slice(
+      stages.findIndex((y) => y.name === 'build'),
+      stages.findIndex((y) => y.name === 'cleanup') + 1,
+    )) {
+      const r = await psql(db.url, join(plan.dir, x.file));
+      expect(r.code, `${x.name}: ${r.stderr}`).toBe(0);
+    }
+    const kept = await admin.query(
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE id = 50 AND pad = repeat('y', 300))::int AS moved FROM s.t`,
+    );
+    expect(kept.rows[0]).toEqual({ n: 1960, moved: 1 });
+    expect(await leftovers(admin)).toEqual([]);
+  } finally {
+    for (const c of [admin, holder]) await c.end().catch(() => undefined);
+    await Promise.race([Promise.allSettled(running), sleep(10_000)]);
+  }
+});
