@@ -5,9 +5,9 @@
  * to a later page, given a new key or deleted; keys changed and rows deleted before their batch; a row
  * inserted into a range already copied; a unique value moved from a copied row to one not copied yet;
  * a writer transaction open across batches that commits after a later one; a prepared transaction
- * committed after the backfill; rollbacks. After the backfill the copy must hold no key twice and, for
- * every key the log does not hold, exactly the table's row; an apply before every page is copied is
- * refused. After the whole run the table equals a twin written in the same transactions. When the
+ * committed after the backfill; rollbacks (one after a batch read its log entry as in progress).
+ * After the backfill the copy must hold no key twice and, for every key the log does not hold,
+ * exactly the table's row; an apply before every page is copied is refused. After the whole run the table equals a twin written in the same transactions. When the
  * copying statement is handed to the table's owner (a superuser runs the plan), the owner cannot read
  * the log: then every row is copied and the log is settled once, as before.
  */
@@ -68,7 +68,8 @@ describe.each(VARIANTS)(
       const holder = new pg.Client({ connectionString: db.url });
       const w = new pg.Client({ connectionString: db.url });
       const w2 = new pg.Client({ connectionString: db.url });
-      for (const c of [admin, holder, w, w2]) {
+      const w3 = new pg.Client({ connectionString: db.url });
+      for (const c of [admin, holder, w, w2, w3]) {
         c.on('error', () => undefined);
         await c.connect();
       }
@@ -167,6 +168,10 @@ describe.each(VARIANTS)(
         // A writer open across the next batches: updates a row of the third batch (pages 20-29).
         await w2.query('BEGIN');
         await both(w2, `UPDATE $T SET v = -900, pad = repeat('w', 300) WHERE id = 900`);
+        // And one that rolls back after that batch read its log entry as in progress: row 910 is copied
+        // as it was, once; its moved version (pages 30-39) is dead when that batch reads it.
+        await w3.query('BEGIN');
+        await both(w3, `UPDATE $T SET v = -910, pad = repeat('u', 300) WHERE id = 910`);
         // A prepared transaction, committed only after the backfill.
         await w.query('BEGIN');
         await both(w, `UPDATE $T SET v = -1200, pad = repeat('p', 300) WHERE id = 1200`);
@@ -187,6 +192,7 @@ describe.each(VARIANTS)(
         await step(false); // pages 10-19
         await step(false); // pages 20-29: row 900 as it was (its writer is still open)
         await w2.query('COMMIT');
+        await w3.query('ROLLBACK');
         // A row of the copied range moves on into the ranges still to copy, and back again.
         await both(w, `UPDATE $T SET pad = repeat('q', 400) WHERE id = 100`);
         await both(w, `UPDATE $T SET pad = repeat('r', 100) WHERE id = 100`);
@@ -243,7 +249,7 @@ describe.each(VARIANTS)(
             `DO $$ DECLARE t text; BEGIN FOR t IN SELECT format('UPDATE shadowpack.%I SET paused = false', tablename) FROM pg_tables WHERE schemaname = 'shadowpack' AND tablename LIKE 'control%' LOOP EXECUTE t; END LOOP; END $$`,
           )
           .catch(() => undefined);
-        for (const c of [admin, holder, w, w2]) await c.end().catch(() => undefined);
+        for (const c of [admin, holder, w, w2, w3]) await c.end().catch(() => undefined);
         if (running) await Promise.race([running, sleep(10_000)]);
       }
     });
