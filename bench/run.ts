@@ -146,6 +146,22 @@ const fmtNum = (n: number | null | undefined): string => (n == null ? 'n/a' : Ma
 const ratio = (a: number | null | undefined, b: number | null | undefined): string =>
   a == null || b == null || b === 0 ? 'n/a' : (a / b).toFixed(2);
 
+/**
+ * bench/results/<name>.json, or <name>-2.json, -3 … when a run of the same day and
+ * scale is already there: older results stay (the issue asks for it), and two runs
+ * of one day are both kept to show how much this machine varies.
+ */
+async function unusedResultsFile(name: string): Promise<string> {
+  for (let n = 1; ; n++) {
+    const file = path.join(HERE, 'results', `${name}${n === 1 ? '' : `-${n}`}.json`);
+    try {
+      await fs.access(file);
+    } catch {
+      return file;
+    }
+  }
+}
+
 function table(results: readonly ContenderResult[]): string {
   const by = (n: ContenderName): ContenderResult | undefined =>
     results.find((r) => r.contender === n && r.status === 'ok');
@@ -183,10 +199,8 @@ async function benchScale(
   log(`baseline: ${baseline.tps} tps, p99 ${baseline.p99Ms} ms, max ${baseline.maxMs} ms`);
   const results: ContenderResult[] = [];
   const date = new Date().toISOString().slice(0, 10);
-  const file = path.join(
-    HERE,
-    'results',
-    `${date}-${scale}${server.kind === 'embedded' ? '-embedded' : ''}${jobs.join('') === '124' ? '' : `-j${jobs.join('-')}`}.json`,
+  const file = await unusedResultsFile(
+    `${date}-${scale}${server.kind === 'embedded' ? '-embedded' : ''}${jobs.join('') === '124' ? '' : `-j${jobs.join('-')}`}`,
   );
   // Written after every contender, so a long run interrupted still leaves what it measured.
   const write = async (): Promise<void> => {
@@ -281,7 +295,7 @@ async function benchMove(
     const loadBefore = os.loadavg();
     const { baseline, result } = await benchMoveScale(source, target, scale, work, log);
     const date = new Date().toISOString().slice(0, 10);
-    const file = path.join(HERE, 'results', `${date}-${scale}-move.json`);
+    const file = await unusedResultsFile(`${date}-${scale}-move`);
     await fs.writeFile(
       file,
       `${JSON.stringify(
