@@ -231,6 +231,12 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                 'with --target-url: the catch-up waits (rounds going on) until "shadowpack control --release-cutover" before the source may be fenced',
               group: 'Moves:',
             })
+            .option('reversible', {
+              type: 'boolean',
+              describe:
+                'with --target-url: from the cut-over until 08-cleanup.target.sql the target captures every write to the group (and refuses TRUNCATE), so the move can be taken back after the cut-over',
+              group: 'Moves:',
+            })
             .options(planOptions as Record<never, never>)
             .option('key-to-bigint', {
               type: 'boolean',
@@ -335,6 +341,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                   ...(a.fdwSslkey !== undefined ? { fdwSslkey: a.fdwSslkey } : {}),
                   ...(a.sequenceMargin !== undefined ? { sequenceMargin: a.sequenceMargin } : {}),
                   ...(a.holdCutover !== undefined ? { holdCutover: a.holdCutover } : {}),
+                  ...(a.reversible !== undefined ? { reversible: a.reversible } : {}),
                   ...(typeof a.holdWaitSeconds === 'number' ? { holdWaitSeconds: a.holdWaitSeconds } : {}),
                   ...(typeof a.maxRowsPerSecond === 'number' ? { maxRowsPerSecond: a.maxRowsPerSecond } : {}),
                   ...(typeof a.batchPages === 'number' ? { batchPages: a.batchPages } : {}),
@@ -343,6 +350,11 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                 out,
               );
             }
+            if (a.reversible !== undefined)
+              throw new UserError(
+                'BAD_ARGUMENT',
+                '--reversible goes with --target-url (a move plan); a rebuild needs no such option: it can always be reverted between the swap and cleanup (run --stage revert)',
+              );
             if (
               a.withFkClosure !== undefined ||
               a.fdwAuth !== undefined ||

@@ -21,6 +21,7 @@ export interface PlanMoveArgs {
   readonly fdwSslkey?: string;
   readonly sequenceMargin?: number;
   readonly holdCutover?: boolean;
+  readonly reversible?: boolean;
   readonly holdWaitSeconds?: number;
   readonly maxRowsPerSecond?: number;
   readonly batchPages?: number;
@@ -46,6 +47,8 @@ function moveOptions(args: PlanMoveArgs): Partial<MoveOptions> {
     maxRowsPerSecond: wholeNumber('--max-rows-per-second', args.maxRowsPerSecond, 0, 1_000_000_000),
     batchPages: wholeNumber('--batch-pages', args.batchPages, 1, 10_000_000),
     holdCutover: args.holdCutover,
+    // Only when asked for: a plan without it keeps the plan id and files it had before the option existed.
+    reversible: args.reversible === true ? true : undefined,
   };
   return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<MoveOptions>;
 }

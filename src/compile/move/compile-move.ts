@@ -57,6 +57,10 @@ function stageHazards(rule: MoveStageRule, input: MoveInput): MoveHazardCode[] {
     case 'cutover.target':
       h.push('FK_REVALIDATION');
       if (shared) h.push('SEQUENCE_SHARED');
+      if (input.options.reversible === true) h.push('TARGET_WRITE_OVERHEAD', 'TARGET_TRUNCATE_BLOCKED');
+      break;
+    case 'cleanup.target':
+      if (input.options.reversible === true) h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'REVERT_WINDOW');
       break;
     default:
       break;
@@ -66,8 +70,10 @@ function stageHazards(rule: MoveStageRule, input: MoveInput): MoveHazardCode[] {
 
 function stageLocks(rule: MoveStageRule, input: MoveInput): MovePlanStage['locks'] {
   const sre =
-    rule.side === 'source' &&
-    (rule.stage === 'setup' || rule.stage === 'fence' || rule.stage === 'cleanup' || rule.stage === 'abort');
+    (rule.side === 'source' &&
+      (rule.stage === 'setup' || rule.stage === 'fence' || rule.stage === 'cleanup' || rule.stage === 'abort')) ||
+    // --reversible: the target's cleanup drops the capture triggers of the live tables.
+    (rule.side === 'target' && rule.stage === 'cleanup' && input.options.reversible === true);
   if (!sre) return [];
   return sortedGroup(input.tables).map((m) => ({
     relation: `${m.schema}.${m.name}`,

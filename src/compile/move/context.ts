@@ -54,6 +54,12 @@ export interface MoveOptions {
   readonly holdCutover: boolean;
   /** How long one catch-up stage waits for that release before it stops, resumable. */
   readonly holdWaitSeconds: number;
+  /**
+   * --reversible: from the cut-over until 08-cleanup.target.sql the target captures every write to the group
+   * (the source's change-log layout and capture trigger) and refuses TRUNCATE, so the move can be taken back
+   * after the cut-over. Absent (not false) in plans made without it, so their plan id and files are unchanged.
+   */
+  readonly reversible?: boolean;
 }
 
 export const MOVE_DEFAULTS: MoveOptions = {
@@ -226,6 +232,13 @@ export function moveContext(input: MoveInput, runId: string) {
       logKeyList: join(key.map(ident)),
       keyListOld: join(key.map((k) => `OLD.${ident(k)}`)),
       keyListNew: join(key.map((k) => `NEW.${ident(k)}`)),
+      logKeyDefsSql: join(key.map((k) => `${ident(k)} ${colType(k)} NOT NULL`)),
+      logKeyListSql: join(key.map(ident)),
+      // What the capture-function partial reads (the source's capture at setup; --reversible: the target's at the cut-over).
+      captureSql: {
+        keyListOld: join(key.map((k) => `OLD.${ident(k)}`)),
+        keyListNew: join(key.map((k) => `NEW.${ident(k)}`)),
+      },
       captureFnIdent: tool(`mcapture_${runId}_${n}`),
       changedViewIdent: tool(`mchanged_${runId}_${n}`),
       hashViewIdent: tool(`mhash_${runId}_${n}`),

@@ -15,6 +15,12 @@ export const MOVE_HAZARD_TEXT: { readonly [K in MoveHazardCode]: string } = {
   FK_REVALIDATION:
     'foreign keys are added NOT VALID at the cut-over and validated after it, one per transaction, blocking no writer',
   GENERATED_COLUMNS_RECOMPUTED: 'generated columns are computed again by the target server',
+  TARGET_WRITE_OVERHEAD:
+    "--reversible: from the cut-over until 08-cleanup.target.sql, every write to the group on the target also writes a change-log row there (what a revert carries back: more WAL and I/O per write), and those logs are not pruned before then: they grow at the target's write rate",
+  TARGET_TRUNCATE_BLOCKED:
+    '--reversible: TRUNCATE of the group on the target is refused from the cut-over until 08-cleanup.target.sql',
+  REVERT_WINDOW:
+    '--reversible: between the cut-over and 08-cleanup.target.sql the move may be taken back; the source stays fenced meanwhile and falls behind by every write made on the target; 08-cleanup.target.sql ends the window (the target stops capturing; a revert is impossible from then on)',
   SEQUENCE_SHARED:
     'a sequence the group uses also feeds a table outside the group: after the move both clusters hand out values from their own copy',
 };
@@ -58,6 +64,11 @@ export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string 
     'Before the cut-over, `90-abort.target.sql` then `90-abort.source.sql` take the move back: the source is left as it was.',
     '',
   );
+  if (input.options.reversible === true)
+    lines.push(
+      "**Reversible** (`--reversible`): from the cut-over until `08-cleanup.target.sql`, the target captures every write to the group in change logs of its own (the source's capture trigger and log layout), which is what a revert carries back to the source. This version of shadowpack has no revert stage yet: the logs record every key written on the target since the cut-over, and `08-cleanup.target.sql` drops them. Run the cleanups only once the target is to stay.",
+      '',
+    );
   const o = input.options;
   lines.push(
     o.holdCutover

@@ -269,7 +269,10 @@ export type MoveHazardCode =
   | 'LOG_GROWTH'
   | 'FK_REVALIDATION'
   | 'GENERATED_COLUMNS_RECOMPUTED'
-  | 'SEQUENCE_SHARED';
+  | 'SEQUENCE_SHARED'
+  | 'TARGET_WRITE_OVERHEAD'
+  | 'TARGET_TRUNCATE_BLOCKED'
+  | 'REVERT_WINDOW';
 
 /** One stage of plan.json. */
 export interface MovePlanStage {
