@@ -237,6 +237,12 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                 'with --target-url: from the cut-over until 08-cleanup.target.sql the target captures every write to the group (and refuses TRUNCATE), so the move can be taken back after the cut-over',
               group: 'Moves:',
             })
+            .option('split-shared-sequences', {
+              type: 'boolean',
+              describe:
+                'with --target-url: move a group whose sequence also feeds a table outside it (a column default); after the cut-over each cluster hands out values from its own copy',
+              group: 'Moves:',
+            })
             .options(planOptions as Record<never, never>)
             .option('key-to-bigint', {
               type: 'boolean',
@@ -342,6 +348,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
                   ...(a.sequenceMargin !== undefined ? { sequenceMargin: a.sequenceMargin } : {}),
                   ...(a.holdCutover !== undefined ? { holdCutover: a.holdCutover } : {}),
                   ...(a.reversible !== undefined ? { reversible: a.reversible } : {}),
+                  ...(a.splitSharedSequences !== undefined ? { splitSharedSequences: a.splitSharedSequences } : {}),
                   ...(typeof a.holdWaitSeconds === 'number' ? { holdWaitSeconds: a.holdWaitSeconds } : {}),
                   ...(typeof a.maxRowsPerSecond === 'number' ? { maxRowsPerSecond: a.maxRowsPerSecond } : {}),
                   ...(typeof a.batchPages === 'number' ? { batchPages: a.batchPages } : {}),
@@ -361,11 +368,12 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
               a.fdwSslcert !== undefined ||
               a.fdwSslkey !== undefined ||
               a.sequenceMargin !== undefined ||
-              a.holdCutover !== undefined
+              a.holdCutover !== undefined ||
+              a.splitSharedSequences !== undefined
             )
               throw new UserError(
                 'BAD_ARGUMENT',
-                '--with-fk-closure, --fdw-auth, --fdw-sslcert, --fdw-sslkey, --sequence-margin and --hold-cutover go with --target-url (a move plan)',
+                '--with-fk-closure, --fdw-auth, --fdw-sslcert, --fdw-sslkey, --sequence-margin, --hold-cutover and --split-shared-sequences go with --target-url (a move plan)',
               );
             const schemas = (a.schema ?? []).map(String);
             if (tables.length > 1 || schemas.length > 0 || a.bloated) {

@@ -2,7 +2,13 @@ import { readFileSync, readdirSync, mkdirSync, writeFileSync, existsSync } from 
 import { join } from 'node:path';
 import type { ClientBase } from 'pg';
 import { compileMove, type MovePlan, type MoveTemplateSet } from '../compile/move/compile-move.js';
-import { MOVE_DEFAULTS, moveRoles, type MoveInput, type MoveOptions } from '../compile/move/context.js';
+import {
+  MOVE_DEFAULTS,
+  moveRoles,
+  usesOutsideGroup,
+  type MoveInput,
+  type MoveOptions,
+} from '../compile/move/context.js';
 import { ident } from '../model/quote.js';
 import { MOVE_STAGES, type MoveSideFacts } from '../compile/move/stages.js';
 import { introspect } from '../introspect/introspect.js';
@@ -105,6 +111,30 @@ async function readGroup(source: ClientBase, request: MoveRequest): Promise<Tabl
 }
 
 /**
+ * A sequence the group draws from that a table outside the group draws from too (a column default): after the
+ * cut-over the target's copy and the source's would hand out values apart. Refused unless
+ * --split-shared-sequences says that is intended; the message names the sequence and the other tables.
+ */
+function sharedSequenceRefusal(
+  sequences: readonly MoveSequence[],
+  tables: readonly TableModel[],
+  options: MoveOptions,
+): string | null {
+  if (options.splitSharedSequences === true) return null;
+  const found = new Map<string, Set<string>>();
+  for (const s of sequences) {
+    const outside = usesOutsideGroup(s, { tables });
+    if (outside.length === 0) continue;
+    const k = `${s.schema}.${s.name}`;
+    found.set(k, new Set([...(found.get(k) ?? []), ...outside]));
+  }
+  if (found.size === 0) return null;
+  const list = [...found].sort(([a], [b]) => (a < b ? -1 : 1));
+  const others = [...new Set(list.flatMap(([, o]) => [...o]))].sort();
+  return `sequence ${list.map(([k, o]) => `${k} also feeds ${[...o].sort().join(', ')} (a column default)`).join('; sequence ')}, outside the group: after the cut-over that table would keep drawing from the source's copy and the group from the target's; add --table ${others.join(' --table ')} to move ${others.length === 1 ? 'it' : 'them'} too, or --split-shared-sequences to accept two copies`;
+}
+
+/**
  * Plans a move of a table group from `source` to `target` (two open connections): reads both
  * catalogs, refuses what cannot move, compiles (pure). Writes nothing; writeMovePlan writes the folder.
  */
@@ -170,6 +200,8 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
     }
   }
   if (refusals.length > 0) throw new UserError('UNSUPPORTED_OBJECT', `cannot move: ${refusals.join('; ')}`);
+  const shared = sharedSequenceRefusal(sequences, tables, options);
+  if (shared !== null) throw new UserError('UNSUPPORTED_OBJECT', shared, { code: 'SEQUENCE_SHARED' });
   const triggerFunctions = [
     ...new Set(
       (await Promise.all(tables.map((m) => moveTriggerFunctions(source, m.schema, m.name, TOOL_SCHEMA)))).flat(),

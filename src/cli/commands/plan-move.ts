@@ -22,6 +22,7 @@ export interface PlanMoveArgs {
   readonly sequenceMargin?: number;
   readonly holdCutover?: boolean;
   readonly reversible?: boolean;
+  readonly splitSharedSequences?: boolean;
   readonly holdWaitSeconds?: number;
   readonly maxRowsPerSecond?: number;
   readonly batchPages?: number;
@@ -49,6 +50,7 @@ function moveOptions(args: PlanMoveArgs): Partial<MoveOptions> {
     holdCutover: args.holdCutover,
     // Only when asked for: a plan without it keeps the plan id and files it had before the option existed.
     reversible: args.reversible === true ? true : undefined,
+    splitSharedSequences: args.splitSharedSequences === true ? true : undefined,
   };
   return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<MoveOptions>;
 }

@@ -60,6 +60,12 @@ export interface MoveOptions {
    * after the cut-over. Absent (not false) in plans made without it, so their plan id and files are unchanged.
    */
   readonly reversible?: boolean;
+  /**
+   * --split-shared-sequences: a sequence the group shares (through a column default) with a table outside the
+   * group is created on the target too, so after the cut-over each cluster hands out values from its own copy
+   * (hazard SEQUENCE_SHARED). Without it plan refuses such a group. Absent (not false) unless given.
+   */
+  readonly splitSharedSequences?: boolean;
 }
 
 export const MOVE_DEFAULTS: MoveOptions = {

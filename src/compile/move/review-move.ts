@@ -22,7 +22,7 @@ export const MOVE_HAZARD_TEXT: { readonly [K in MoveHazardCode]: string } = {
   REVERT_WINDOW:
     '--reversible: between the cut-over and 08-cleanup.target.sql the move may be taken back; the source stays fenced meanwhile and falls behind by every write made on the target; 08-cleanup.target.sql ends the window (the target stops capturing; a revert is impossible from then on)',
   SEQUENCE_SHARED:
-    'a sequence the group uses also feeds a table outside the group: after the move both clusters hand out values from their own copy',
+    "--split-shared-sequences: a sequence the group uses also feeds a table outside the group (through a column default). The cut-over sets the target's copy past every value used on the source (plus the margin); from then on the table left on the source draws from the source's copy and the group from the target's, independently: values stay unique within each cluster, but the source's copy climbs into the range the target hands out, so a value can appear in both clusters (and any code that relied on one sequence for both tables no longer has it). Move the other table too, or give one side a disjoint range (ALTER SEQUENCE … RESTART), when that matters",
 };
 
 /** How the target's user mapping logs in to the source, and what the operator provides for it. */
