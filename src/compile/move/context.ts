@@ -400,6 +400,8 @@ export function moveContext(input: MoveInput, runId: string) {
     toolTriggerCount: tables.length * 2,
     fenceTriggerIdent: ident(`shadowpack_mfence_${runId}`),
     fenceTriggerLiteral: literal(`shadowpack_mfence_${runId}`),
+    // One fence trigger per table once the source is fenced.
+    fenceTriggerCount: tables.length,
     denyTriggerIdent: ident(`shadowpack_mdeny_${runId}`),
     serverIdent: ident(server),
     serverLiteral: literal(server),
