@@ -265,7 +265,54 @@ async function scenario(name: string, backfill: Side, round: Side): Promise<void
   expect(await toolObjects(drop.pair.target.url)).toEqual(targetBefore);
 }
 
+/**
+ * One move fenced under twin writers (each stops at the fence), then its cut-over hit by an immediate restart of
+ * the target (its transaction lost after the source said cutover-started) and, run again, of the source (the
+ * target's remote session gone mid-round); run a third time it goes through: target = twins, sequences ahead.
+ */
+async function cutoverScenario(name: string): Promise<void> {
+  const m = await newMove(name);
+  const writers = await startMoveWriters(m.pair.source.url, { count: 2, seed: 9, pauseMs: 5, stopAtFence: true });
+  const caught = await run(['run', ...m.args, '--until', 'catchup']);
+  expect(caught.code, caught.stderr + caught.stdout).toBe(0);
+  const fenced = await run(['run', ...m.args, '--until', 'fence']);
+  expect(fenced.code, fenced.stderr + fenced.stdout).toBe(0);
+  const stats = await writers.fencedAll;
+  expect(stats.errors, stats.lastError ?? '').toBe(0);
+  for (const side of ['target', 'source'] as const) {
+    const [hit] = await restartedWhileWaiting([m], side === 'source' ? source! : target!, 'cutover');
+    expect(hit!.code, hit!.stderr + hit!.stdout).toBe(2);
+    expect(hit!.stderr).toMatch(/» cutover\.target/);
+    expect(hit!.stderr).toMatch(
+      side === 'source'
+        ? /CONNECTION_FAILED: the target lost its connection to the source during 07-cutover\.target\.sql/
+        : /CONNECTION_FAILED: lost the connection to the target during 07-cutover\.target\.sql/,
+    );
+    expect(await m.stages()).toEqual(['cutover-started', 'catchup']);
+  }
+  const cut = await run(['run', ...m.args]);
+  expect(cut.code, cut.stderr + cut.stdout).toBe(0);
+  expect(await m.stages()).toEqual(['cutover', 'cutover']);
+  const same = await compareMoveWithTwins(m.pair.source.url, m.pair.target.url);
+  expect(same.equal, JSON.stringify(same)).toBe(true);
+  const ahead = await withClient(
+    m.pair.target.url,
+    async (c) =>
+      (
+        await c.query<{ ok: boolean }>(
+          `SELECT nextval(pg_get_serial_sequence('app.orders', 'id')) > (SELECT max(id) FROM app.orders)
+            AND nextval(pg_get_serial_sequence('app.customers', 'id')) > (SELECT max(id) FROM app.customers) AS ok`,
+        )
+      ).rows[0]!.ok,
+  );
+  expect(ahead).toBe(true);
+}
+
 describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('a move through immediate restarts of either server', () => {
+  it('the cut-over hit by an immediate restart of the target, then of the source: run again, it goes through (= twins)', async () => {
+    await cutoverScenario('rs_cut');
+  }, 180_000);
+
   it('source restarted mid-backfill, target mid-round: resumed to the end (= twins) and aborted (nothing left)', async () => {
     await scenario('rs_src_tgt', 'source', 'target');
   }, 180_000);
