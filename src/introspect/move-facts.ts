@@ -1,14 +1,14 @@
 import type { ClientBase } from 'pg';
-import type { MoveCompositeType, MoveEnumType, MoveSequence } from '../model/move-types.js';
+import type { MoveSequence } from '../model/move-types.js';
 import { qualified } from '../model/quote.js';
 
 /**
- * Catalog facts a move needs beyond the table model (issue 15): the user-defined types of the
- * columns, the sequences the group uses, the database's identity. Typed rows stay in this file;
+ * Catalog facts a move needs beyond the table model (issue 15): the sequences the group uses, the database's identity. Typed rows stay in this file;
  * the result is plain model data.
  */
 
-export type { MoveCompositeType, MoveEnumType, MoveSequence } from '../model/move-types.js';
+export type { MoveSequence, MoveUserType } from '../model/move-types.js';
+export { moveColumnTypes } from './move-column-types.js';
 
 export interface MoveServerFacts {
   readonly serverVersionNum: number;
@@ -53,81 +53,6 @@ export async function moveServerFacts(client: ClientBase): Promise<MoveServerFac
     inRecovery: r.rec,
     user: r.u,
   };
-}
-
-interface TypeRow {
-  oid: string;
-  schema: string;
-  name: string;
-  typtype: string;
-  elem_typtype: string | null;
-}
-
-/** Enum and composite types used by the table's columns (directly or as array elements); domains are reported apart. */
-export async function moveColumnTypes(
-  client: ClientBase,
-  schema: string,
-  table: string,
-): Promise<{ enums: MoveEnumType[]; composites: MoveCompositeType[]; unsupported: string[] }> {
-  const rel = qualified(schema, table);
-  const rows = (
-    await client.query<TypeRow & { col: string }>(
-      `SELECT a.attname AS col, t.oid::text AS oid, tn.nspname AS schema, t.typname AS name, t.typtype, NULL::text AS elem_typtype
-       FROM pg_catalog.pg_attribute a
-       JOIN pg_catalog.pg_type at ON at.oid = a.atttypid
-       JOIN pg_catalog.pg_type t ON t.oid = CASE WHEN at.typelem <> 0 AND at.typlen = -1 THEN at.typelem ELSE at.oid END
-       JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
-      WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
-        AND (t.typtype IN ('e', 'c', 'd', 'r', 'm') OR t.typname IN ('lo', 'oid') AND tn.nspname <> 'information_schema')
-      ORDER BY a.attnum`,
-      [rel],
-    )
-  ).rows;
-  const enums: MoveEnumType[] = [];
-  const composites: MoveCompositeType[] = [];
-  const unsupported: string[] = [];
-  const seen = new Set<string>();
-  for (const r of rows) {
-    if (r.name === 'lo' || r.name === 'oid') {
-      unsupported.push(
-        `column ${r.col} is of type ${r.name} (large objects are not seen by triggers and do not move; store the bytes in bytea)`,
-      );
-      continue;
-    }
-    if (seen.has(r.oid)) continue;
-    seen.add(r.oid);
-    if (r.typtype === 'e') {
-      const labels = (
-        await client.query<{ l: string }>(
-          'SELECT enumlabel AS l FROM pg_catalog.pg_enum WHERE enumtypid = $1::oid ORDER BY enumsortorder',
-          [r.oid],
-        )
-      ).rows.map((x) => x.l);
-      enums.push({ schema: r.schema, name: r.name, labels });
-    } else if (r.typtype === 'c') {
-      const attrs = (
-        await client.query<{ n: string; t: string; tt: string }>(
-          `SELECT a.attname AS n, pg_catalog.format_type(a.atttypid, a.atttypmod) AS t, t.typtype AS tt
-           FROM pg_catalog.pg_type c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.typrelid JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-          WHERE c.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
-          [r.oid],
-        )
-      ).rows;
-      const nested = attrs.filter((a) => a.tt !== 'b');
-      if (nested.length > 0)
-        unsupported.push(
-          `column ${r.col}: composite type ${r.schema}.${r.name} has attributes of user-defined types (${nested.map((a) => a.n).join(', ')}); not supported by moves yet`,
-        );
-      else
-        composites.push({ schema: r.schema, name: r.name, attributes: attrs.map((a) => ({ name: a.n, type: a.t })) });
-    } else {
-      const what = r.typtype === 'd' ? 'domain' : r.typtype === 'r' ? 'range type' : 'multirange type';
-      unsupported.push(
-        `column ${r.col} is of ${what} ${r.schema}.${r.name}, which moves do not create on the target yet (create it there first is not enough: not supported yet)`,
-      );
-    }
-  }
-  return { enums, composites, unsupported };
 }
 
 interface SeqRow {

@@ -18,9 +18,8 @@ import {
   moveServerFacts,
   moveTargetConflicts,
   moveTriggerFunctions,
-  type MoveCompositeType,
-  type MoveEnumType,
   type MoveSequence,
+  type MoveUserType,
 } from '../introspect/move-facts.js';
 import { systemSchemaRefusal } from '../introspect/refusals.js';
 import { UserError } from '../model/errors.js';
@@ -183,16 +182,18 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
       "--target-url names the source database itself; give the other cluster's database",
     );
   const tables = await readGroup(source, request);
-  const enums: MoveEnumType[] = [];
-  const composites: MoveCompositeType[] = [];
+  // In dependency order: each table's list is, and a type seen again keeps its first place.
+  const types: MoveUserType[] = [];
+  const typeFunctions = new Set<string>();
+  const uncreatable = new Map<string, { display: string; why: string }>();
   const sequences: MoveSequence[] = [];
   const refusals: string[] = [];
   for (const m of tables) {
-    const types = await moveColumnTypes(source, m.schema, m.name);
-    for (const e of types.enums) if (!enums.some((x) => x.schema === e.schema && x.name === e.name)) enums.push(e);
-    for (const c of types.composites)
-      if (!composites.some((x) => x.schema === c.schema && x.name === c.name)) composites.push(c);
-    refusals.push(...types.unsupported.map((u) => `${m.schema}.${m.name}: ${u}`));
+    const found = await moveColumnTypes(source, m.schema, m.name);
+    for (const e of found.types) if (!types.some((x) => x.schema === e.schema && x.name === e.name)) types.push(e);
+    for (const f of found.functions) typeFunctions.add(f);
+    for (const u of found.uncreatable) uncreatable.set(u.type, u);
+    refusals.push(...found.unsupported.map((u) => `${m.schema}.${m.name}: ${u}`));
     for (const s of await moveSequences(source, m.schema, m.name)) {
       if (BigInt(s.increment) < 0n)
         refusals.push(`${m.schema}.${m.name}: sequence ${s.schema}.${s.name} counts down, which moves do not sync yet`);
@@ -207,22 +208,41 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
       (await Promise.all(tables.map((m) => moveTriggerFunctions(source, m.schema, m.name, TOOL_SCHEMA)))).flat(),
     ),
   ].sort();
-  const missingFunctions: string[] = [];
-  for (const f of triggerFunctions) {
-    if ((await target.query<{ ok: boolean }>('SELECT to_regprocedure($1) IS NOT NULL AS ok', [f])).rows[0]!.ok !== true)
-      missingFunctions.push(f);
-  }
+  const missingOnTarget = async (fs: Iterable<string>): Promise<string[]> => {
+    const missing: string[] = [];
+    for (const f of fs)
+      if (
+        (await target.query<{ ok: boolean }>('SELECT to_regprocedure($1) IS NOT NULL AS ok', [f])).rows[0]!.ok !== true
+      )
+        missing.push(f);
+    return missing;
+  };
+  const missingFunctions = await missingOnTarget(triggerFunctions);
   if (missingFunctions.length > 0)
     throw new UserError(
       'UNSUPPORTED_OBJECT',
       `the group's triggers call ${missingFunctions.join(', ')}, which the target does not have; create ${missingFunctions.length === 1 ? 'it' : 'them'} there first (a move copies tables, not functions), then plan again`,
     );
+  const missingTypeFunctions = await missingOnTarget([...typeFunctions].sort());
+  if (missingTypeFunctions.length > 0)
+    throw new UserError(
+      'UNSUPPORTED_OBJECT',
+      `the types of the group's columns (domain checks or defaults, range subtype_diff) call ${missingTypeFunctions.join(', ')}, which the target does not have; create ${missingTypeFunctions.length === 1 ? 'it' : 'them'} there first (a move creates the types, not functions), then plan again`,
+    );
+  const notCreatable: string[] = [];
+  for (const [q, u] of [...uncreatable].sort(([a], [b]) => (a < b ? -1 : 1)))
+    if ((await target.query<{ ok: boolean }>('SELECT to_regtype($1) IS NOT NULL AS ok', [q])).rows[0]!.ok !== true)
+      notCreatable.push(`${u.display} (${u.why})`);
+  if (notCreatable.length > 0)
+    throw new UserError(
+      'UNSUPPORTED_OBJECT',
+      `the group's columns use ${notCreatable.join(', ')}, which a move cannot create; create ${notCreatable.length === 1 ? 'it' : 'them'} on the target first with the same definition, then plan again`,
+    );
   const schemas = [
     ...new Set([
       ...tables.map((m) => m.schema),
       ...sequences.map((q) => q.schema),
-      ...enums.map((e) => e.schema),
-      ...composites.map((c) => c.schema),
+      ...types.flatMap((e) => (e.kind === 'range' ? [e.schema, e.multirangeSchema] : [e.schema])),
     ]),
   ].sort();
   const conflicts = await moveTargetConflicts(
@@ -264,10 +284,10 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
   });
   return {
     tables,
-    enums,
-    composites,
+    types,
     sequences,
     triggerFunctions,
+    ...(typeFunctions.size > 0 ? { typeFunctions: [...typeFunctions].sort() } : {}),
     source: facts(src, s),
     target: facts(tgt, t),
     fdwUser: src.user,

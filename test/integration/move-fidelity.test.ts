@@ -1,12 +1,17 @@
 /**
- * What a move carries to the target beyond rows (issue 15): plan refuses a sequence shared with a table outside
- * the group unless --split-shared-sequences, which the review then names. Source PostgreSQL 14 -> the suite's 17.
+ * What a move carries to the target beyond rows (issue 15), source PostgreSQL 14 -> the suite's 17: the types
+ * the columns need (domains with checks, NOT VALID ones and defaults, ranges with their multiranges, nested
+ * composites, in dependency order), refused in one line while a function they call is missing on the target;
+ * plan refuses a sequence shared with a table outside the group unless --split-shared-sequences, which the
+ * review then names. After the runner's whole move, each table's catalog description and every type on the
+ * target equal the source's, and so do the rows; an abort drops the types the move created, and only those.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { asOnSourceMajor, describeTable } from '../helpers/catalog-describe.js';
 import { withClient } from '../helpers/db.js';
 import {
   freshMovePair,
@@ -19,6 +24,64 @@ import {
 let servers: MoveServers;
 let pair: MovePair;
 let root: string;
+let typed: MovePair;
+const FDW_PASSWORD_ENV = 'SHADOWPACK_FDW_PASSWORD';
+let savedPassword: string | undefined;
+
+/** What the group's columns need: a domain calling a function, one over an enum, one over a range, a NOT VALID check, nested composites, ranges. */
+const TYPES_SQL = `
+  CREATE SCHEMA kinds;
+  CREATE TYPE kinds.mood AS ENUM ('sad', 'ok', 'happy');
+  CREATE FUNCTION kinds.is_even(integer) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 % 2 = 0';
+  CREATE FUNCTION kinds.f8_diff(float8, float8) RETURNS float8 LANGUAGE sql IMMUTABLE AS 'SELECT $1 - $2';`;
+const SOURCE_SQL = `
+  CREATE SCHEMA app;
+  CREATE DOMAIN kinds.even AS integer CONSTRAINT even_check CHECK (kinds.is_even(VALUE));
+  CREATE DOMAIN kinds.posint AS integer NOT NULL DEFAULT 1 CONSTRAINT positive CHECK (VALUE > 0);
+  CREATE DOMAIN kinds.code AS text COLLATE "C" CHECK (length(VALUE) <= 8);
+  CREATE DOMAIN kinds.moody AS kinds.mood CHECK (VALUE <> 'sad');
+  CREATE TYPE kinds.point2 AS (x kinds.posint, y float8);
+  CREATE TYPE kinds.tagged AS (label kinds.code, p kinds.point2, m kinds.moody, tags text[]);
+  CREATE TYPE kinds.f8range AS RANGE (subtype = float8, subtype_diff = kinds.f8_diff);
+  CREATE TYPE kinds.trange AS RANGE (subtype = text, collation = "C", multirange_type_name = kinds.tranges);
+  CREATE DOMAIN kinds.span AS kinds.f8range CHECK (NOT isempty(VALUE));
+  CREATE TABLE app.things (
+    id integer PRIMARY KEY, e kinds.even, c kinds.code, t kinds.tagged, ts kinds.tagged[], s kinds.span,
+    tr kinds.trange, tmr kinds.tranges, ir int4range, imr int4multirange);
+  CREATE TABLE app.parts (id bigserial PRIMARY KEY, thing_id integer NOT NULL REFERENCES app.things, pos kinds.posint, m kinds.moody);
+  INSERT INTO app.things
+    SELECT g, g * 2, 'C' || g, ROW('L' || g, ROW(g, g / 3.0), 'happy', ARRAY['a', NULL])::kinds.tagged,
+           ARRAY[ROW('X', ROW(1, 0.5), 'ok', NULL)::kinds.tagged, NULL], kinds.f8range(0, g), kinds.trange('a', 'b' || g),
+           kinds.tranges(kinds.trange('a', 'c'), kinds.trange('x', NULL)), int4range(g, g + 10), int4multirange(int4range(1, 3), int4range(g + 5, NULL))
+      FROM generate_series(1, 40) g;
+  INSERT INTO app.things (id) VALUES (0);
+  INSERT INTO app.parts (thing_id, pos, m) SELECT g % 40 + 1, g, 'ok' FROM generate_series(1, 100) g;
+  INSERT INTO app.things (id, c) VALUES (41, 'lower');
+  ALTER DOMAIN kinds.code ADD CONSTRAINT upper_only CHECK (VALUE = upper(VALUE)) NOT VALID;`;
+
+/** Every type in schema kinds, as the catalog describes it (no OIDs). */
+async function describeKinds(url: string): Promise<string[]> {
+  return withClient(url, async (c) => {
+    await c.query('SET search_path = pg_catalog');
+    const r = await c.query<{ d: string }>(`
+      SELECT concat_ws(' | ', t.typname, t.typtype, format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault,
+             t.typcollation::regcollation,
+             (SELECT string_agg(concat_ws(' ', conname, pg_get_constraintdef(oid), convalidated), '; ' ORDER BY conname) FROM pg_constraint WHERE contypid = t.oid AND contype = 'c'),
+             (SELECT string_agg(concat_ws(' ', a.attname, format_type(a.atttypid, a.atttypmod), a.attcollation::regcollation), ', ' ORDER BY a.attnum)
+                FROM pg_attribute a JOIN pg_class k ON k.oid = a.attrelid WHERE k.oid = t.typrelid AND k.relkind = 'c' AND a.attnum > 0),
+             (SELECT concat_ws(' ', format_type(rngsubtype, NULL), rngsubopc::regclass, rngcollation::regcollation, rngsubdiff::regproc, format_type(rngmultitypid, NULL))
+                FROM pg_range WHERE rngtypid = t.oid),
+             (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid)) AS d
+        FROM pg_type t WHERE t.typnamespace = 'kinds'::regnamespace AND t.typtype <> 'b' ORDER BY t.typname`);
+    await c.query('RESET search_path');
+    return r.rows.map((x) => x.d);
+  });
+}
+
+const rowTexts = (url: string, table: string): Promise<string[]> =>
+  withClient(url, async (c) =>
+    (await c.query<{ r: string }>(`SELECT t::text AS r FROM ${table} t ORDER BY id`)).rows.map((x) => x.r),
+  );
 
 beforeAll(async () => {
   servers = await startMoveServers();
@@ -33,10 +96,21 @@ beforeAll(async () => {
       INSERT INTO app.stays (v) SELECT 's' || g FROM generate_series(1, 5) g;`),
   );
   await withClient(pair.target.url, (c) => c.query('CREATE SCHEMA app'));
+  typed = await freshMovePair(servers, 'move_fidelity_types');
+  await withClient(typed.source.url, (c) => c.query(TYPES_SQL + SOURCE_SQL));
+  // The enum is already there (the move uses it), the functions not yet.
+  await withClient(typed.target.url, (c) =>
+    c.query(`CREATE SCHEMA app; CREATE SCHEMA kinds; CREATE TYPE kinds.mood AS ENUM ('sad', 'ok', 'happy');`),
+  );
   root = mkdtempSync(join(tmpdir(), 'sp-move-fidelity-'));
+  savedPassword = process.env[FDW_PASSWORD_ENV];
+  process.env[FDW_PASSWORD_ENV] = decodeURIComponent(new URL(typed.source.url).password);
 }, 120_000);
 
 afterAll(async () => {
+  if (savedPassword === undefined) delete process.env[FDW_PASSWORD_ENV];
+  else process.env[FDW_PASSWORD_ENV] = savedPassword;
+  await typed?.drop();
   if (root) rmSync(root, { recursive: true, force: true });
   await pair?.drop();
   await servers?.stop();
@@ -51,9 +125,9 @@ async function cli(args: string[]): Promise<{ code: number; out: string }> {
 const planArgs = (table: string, out: string, ...more: string[]): string[] => [
   'plan',
   '--url',
-  pair.source.url,
+  (table.startsWith('app.t') || table.startsWith('app.p') ? typed : pair).source.url,
   '--target-url',
-  pair.target.url,
+  (table.startsWith('app.t') || table.startsWith('app.p') ? typed : pair).target.url,
   '--table',
   table,
   '--out',
@@ -84,5 +158,55 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move fidelity, source 14 -> 
     // Both tables in the group: nothing is shared outside it, nothing to accept.
     const both = await cli([...planArgs('app.moved', join(root, 'shared-both')), '--table', 'app.stays']);
     expect(both.code, both.out).toBe(0);
+  });
+
+  it('creates the domains, ranges and nested composites the columns need, in dependency order; the target then equals the source', async () => {
+    const missing = await cli(planArgs('app.things', join(root, 'types-refused'), '--with-fk-closure'));
+    expect(missing.code).toBe(2);
+    expect(missing.out.trim().split('\n')).toHaveLength(1);
+    expect(missing.out).toMatch(
+      /the types of the group's columns \(domain checks or defaults, range subtype_diff\) call kinds\.f8_diff\(double precision,double precision\), kinds\.is_even\(integer\), which the target does not have; create them there first/,
+    );
+    await withClient(typed.target.url, (c) =>
+      c.query(TYPES_SQL.replace(/CREATE SCHEMA kinds;|CREATE TYPE kinds\.mood[^;]*;/g, '')),
+    );
+    const kindsBefore = await describeKinds(typed.target.url);
+    const dir = join(root, 'types');
+    const planned = await cli(planArgs('app.things', dir, '--with-fk-closure'));
+    expect(planned.code, planned.out).toBe(0);
+    const args = ['--plan', dir, '--url', typed.source.url, '--target-url', typed.target.url];
+    // Set up and aborted: the types the move created are gone (a domain over a range before the range), the
+    // enum that was there stays.
+    const setup = await cli(['run', ...args, '--until', 'setup']);
+    expect(setup.code, setup.out).toBe(0);
+    expect((await describeKinds(typed.target.url)).length).toBeGreaterThan(kindsBefore.length);
+    const abort = await cli(['run', ...args, '--stage', 'abort']);
+    expect(abort.code, abort.out).toBe(0);
+    expect(await describeKinds(typed.target.url)).toEqual(kindsBefore);
+
+    const again = await cli(planArgs('app.things', dir, '--with-fk-closure', '--force'));
+    expect(again.code, again.out).toBe(0);
+    const moved = await cli(['run', ...args, '--until', 'cleanup']);
+    expect(moved.code, moved.out).toBe(0);
+    expect(await describeKinds(typed.target.url)).toEqual(await describeKinds(typed.source.url));
+    const [sourceVersion, targetVersion] = await Promise.all(
+      [typed.source.url, typed.target.url].map((u) =>
+        withClient(u, async (c) =>
+          Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v),
+        ),
+      ),
+    );
+    for (const table of ['app.things', 'app.parts']) {
+      expect(await rowTexts(typed.target.url, table), table).toEqual(await rowTexts(typed.source.url, table));
+      const [schema, name] = table.split('.') as [string, string];
+      const [a, b] = await Promise.all([
+        withClient(typed.source.url, (c) => describeTable(c, schema, name)),
+        withClient(typed.target.url, (c) => describeTable(c, schema, name)),
+      ]);
+      expect(asOnSourceMajor(b, sourceVersion!, targetVersion!)).toEqual({
+        ...a,
+        triggers: a.triggers!.filter((x) => !x.includes('shadowpack_mfence')),
+      });
+    }
   });
 });

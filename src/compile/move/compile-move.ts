@@ -156,8 +156,7 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
         ...identified,
         models: tables,
         sequences: input.sequences,
-        enums: input.enums,
-        composites: input.composites,
+        types: input.types,
       }),
     ).slice(0, 32);
   const bindingFor = (side: MoveSide): string => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { MoveCompositeType, MoveEnumType, MoveSequence } from '../../model/move-types.js';
+import type { MoveSequence, MoveUserType } from '../../model/move-types.js';
 import { signatureSql } from '../../model/signature.js';
 import { TOOL_SCHEMA } from '../../model/names.js';
 import { commentText, ident, literal, qualified } from '../../model/quote.js';
@@ -12,11 +12,13 @@ import { MOVE_FDW_SESSION_OPTIONS, moveHashSelect, type MoveHashShape } from './
 export interface MoveInput {
   /** The group, any order: sorted here by qualified name. */
   readonly tables: readonly TableModel[];
-  readonly enums: readonly MoveEnumType[];
-  readonly composites: readonly MoveCompositeType[];
+  /** The user-defined types the columns need, in dependency order (created on the target when missing). */
+  readonly types: readonly MoveUserType[];
   readonly sequences: readonly MoveSequence[];
   /** Functions the group's user triggers call (regprocedure text); the move does not copy functions. */
   readonly triggerFunctions?: readonly string[];
+  /** Functions the types call (domain CHECKs and defaults, range subtype_diff), regprocedure text; not copied either. */
+  readonly typeFunctions?: readonly string[];
   readonly source: MoveSideFacts;
   readonly target: MoveSideFacts;
   /** The source role the target's user mapping logs in as. */
@@ -147,6 +149,36 @@ export function moveRoles(tables: readonly TableModel[]): string[] {
   }
   roles.delete('PUBLIC');
   return [...roles].sort();
+}
+
+/** The statements that create a type on the target (a domain's checks one by one: NOT VALID needs ALTER DOMAIN). */
+function createTypeSql(e: MoveUserType): string[] {
+  const q = qualified(e.schema, e.name);
+  switch (e.kind) {
+    case 'enum':
+      return [`CREATE TYPE ${q} AS ENUM (${join(e.labels.map(literal))});`];
+    case 'composite':
+      return [
+        `CREATE TYPE ${q} AS (${join(e.attributes.map((a) => `${ident(a.name)} ${a.type}${a.collation != null ? ` COLLATE ${a.collation}` : ''}`))});`,
+      ];
+    case 'domain':
+      return [
+        `CREATE DOMAIN ${q} AS ${e.base}${e.collation !== null ? ` COLLATE ${e.collation}` : ''}${e.default !== null ? ` DEFAULT ${e.default}` : ''}${e.notNull ? ' NOT NULL' : ''};`,
+        ...e.constraints
+          .filter((c) => c.validated)
+          .map((c) => `ALTER DOMAIN ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`),
+      ];
+    case 'range':
+      return [
+        `CREATE TYPE ${q} AS RANGE (${join([
+          `SUBTYPE = ${e.subtype}`,
+          ...(e.subtypeOpclass !== null ? [`SUBTYPE_OPCLASS = ${e.subtypeOpclass}`] : []),
+          ...(e.collation !== null ? [`COLLATION = ${e.collation}`] : []),
+          ...(e.subtypeDiff !== null ? [`SUBTYPE_DIFF = ${e.subtypeDiff}`] : []),
+          `MULTIRANGE_TYPE_NAME = ${qualified(e.multirangeSchema, e.multirangeName)}`,
+        ])});`,
+      ];
+  }
 }
 
 /** Everything the move templates render from; every decision is taken here. */
@@ -331,23 +363,29 @@ export function moveContext(input: MoveInput, runId: string) {
       sourceRead: `SELECT last_value, is_called FROM ${qualified(s.schema, s.name)}`,
     };
   });
-  const enumsCtx = input.enums.map((e) => ({
-    qIdent: qualified(e.schema, e.name),
+  const enumsCtx = input.types.flatMap((e) =>
+    e.kind === 'enum'
+      ? [
+          {
+            qLiteral: literal(qualified(e.schema, e.name)),
+            labelsArray: `ARRAY[${join(e.labels.map(literal))}]::text[]`,
+          },
+        ]
+      : [],
+  );
+  // NOT VALID domain checks: rows on the source may break them, so the cut-over adds them after the last round.
+  const notValidCtx = input.types.flatMap((e) => {
+    if (e.kind !== 'domain') return [];
+    const sql = e.constraints
+      .filter((c) => !c.validated)
+      .map((c) => `ALTER DOMAIN ${qualified(e.schema, e.name)} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`);
+    return sql.length > 0 ? [{ qLiteral: literal(qualified(e.schema, e.name)), sql }] : [];
+  });
+  const typesCtx = input.types.map((e) => ({
     qLiteral: literal(qualified(e.schema, e.name)),
     displayLiteral: literal(`${e.schema}.${e.name}`),
-    display: `${e.schema}.${e.name}`,
-    schemaLiteral: literal(e.schema),
-    nameLiteral: literal(e.name),
-    labels: join(e.labels.map(literal)),
-    labelsArray: `ARRAY[${join(e.labels.map(literal))}]::text[]`,
-  }));
-  const compositesCtx = input.composites.map((c) => ({
-    qIdent: qualified(c.schema, c.name),
-    qLiteral: literal(qualified(c.schema, c.name)),
-    display: `${c.schema}.${c.name}`,
-    schemaLiteral: literal(c.schema),
-    nameLiteral: literal(c.name),
-    attributes: join(c.attributes.map((a) => `${ident(a.name)} ${a.type}`)),
+    createSql: createTypeSql(e),
+    ...(e.kind === 'enum' ? { labelsArray: `ARRAY[${join(e.labels.map(literal))}]::text[]` } : {}),
   }));
   return {
     runId,
@@ -371,8 +409,7 @@ export function moveContext(input: MoveInput, runId: string) {
       ...new Set([
         ...tables.map((m) => m.schema),
         ...input.sequences.map((s) => s.schema),
-        ...input.enums.map((e) => e.schema),
-        ...input.composites.map((c) => c.schema),
+        ...input.types.flatMap((e) => (e.kind === 'range' ? [e.schema, e.multirangeSchema] : [e.schema])),
       ]),
     ]
       .sort()
@@ -424,8 +461,10 @@ export function moveContext(input: MoveInput, runId: string) {
     sequences,
     hasSequences: sequences.length > 0,
     triggerFunctions: (input.triggerFunctions ?? []).map((f) => ({ signatureLiteral: literal(f) })),
+    typeFunctions: (input.typeFunctions ?? []).map((f) => ({ signatureLiteral: literal(f) })),
     enums: enumsCtx,
-    composites: compositesCtx,
+    types: typesCtx,
+    notValidDomainChecks: notValidCtx,
   };
 }
 
