@@ -16,12 +16,17 @@
  * Publication membership is read separately (see PUBLICATIONS_SQL).
  */
 export function dependentObjectsSql(rel: string): string {
+  // The three referenced objects are joined to pg_depend one by one, so each is an index probe
+  // (pg_depend_reference_index); written as one OR of the three, the condition read all of pg_depend
+  // (about 20 ms on a fresh database, in every stage's guard).
   return `SELECT DISTINCT d.classid, d.objid, d.objsubid, d.refclassid
-  FROM pg_catalog.pg_depend d, pg_catalog.pg_class c
+  FROM pg_catalog.pg_class c
+ CROSS JOIN LATERAL (VALUES ('pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid, c.oid),
+                            ('pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid, c.reltype),
+                            ('pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid,
+                             (SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = c.reltype))) AS ref(classid, objid)
+  JOIN pg_catalog.pg_depend d ON d.refclassid = ref.classid AND d.refobjid = ref.objid
  WHERE c.oid = ${rel}
-   AND ((d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = c.oid)
-        OR (d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
-            AND d.refobjid IN (c.reltype, (SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = c.reltype))))
    AND d.deptype IN ('n', 'a')
    AND NOT (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
             AND (d.objid = c.oid
