@@ -50,6 +50,11 @@ interface ContenderResult {
   readonly peakRssMb?: number | null;
   /** The runner's settle round, part of its backfill stage (ms). */
   readonly settleMs?: number | null;
+  /**
+   * Checkpoints the server began during the timed run (pg_stat_bgwriter; absent in results before
+   * 2026-12-04 afternoon). Each contender starts right after a CHECKPOINT, so these are its own WAL's.
+   */
+  readonly checkpoints?: number | null;
   readonly error?: string;
   readonly wallMs?: number;
   readonly copyRowsPerSec?: number | null;
@@ -77,6 +82,19 @@ function parseServer(argv: readonly string[]): 'auto' | 'embedded' {
   return raw;
 }
 
+/** Checkpoints the server has begun since its statistics were reset (time- or WAL-triggered, or requested). */
+async function checkpointCount(server: BenchServer): Promise<number> {
+  // PostgreSQL 17 moved the counters to pg_stat_checkpointer (the embedded fallback is 17).
+  const v = await sql<{ v: string }>(server, "SELECT current_setting('server_version_num') AS v");
+  const r = await sql<{ n: string }>(
+    server,
+    Number(v[0]!.v) >= 170000
+      ? 'SELECT num_timed + num_requested AS n FROM pg_stat_checkpointer'
+      : 'SELECT checkpoints_timed + checkpoints_req AS n FROM pg_stat_bgwriter',
+  );
+  return Number(r[0]!.n);
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const log = (line: string): void => console.error(line);
 
@@ -93,19 +111,27 @@ async function runContender(
   log(`${c.name}: pgbench -i -s ${scale} …`);
   await initPgbench(server, scale);
   const planMs = await c.prepare(server, dir);
+  // Every contender starts from a checkpoint: the WAL of its pgbench -i and of the contender before it
+  // (1-2 GB at scale 50, past the point where max_wal_size starts one) no longer decides in whose run
+  // the next checkpoint falls. Outside the clock.
+  await sql(server, 'CHECKPOINT');
   let load: Load | null = null;
   let result: ToolResult;
   let t0 = 0;
   let t1 = 0;
+  let checkpointsBefore = 0;
+  let checkpointsDuring: number | null = null;
   try {
     if (c.underLoad) {
       load = await startLoad(server, path.join(dir, 'pgbench'), 3600);
       await sleep(LEAD_MS);
     }
     log(`${c.name}: running${c.underLoad ? ' under pgbench load' : ''} …`);
+    checkpointsBefore = await checkpointCount(server);
     t0 = Date.now();
     result = await c.execute(server, dir);
     t1 = Date.now();
+    checkpointsDuring = (await checkpointCount(server)) - checkpointsBefore;
     if (load) await sleep(TAIL_MS);
   } catch (e) {
     if (load) await load.stop().catch(() => undefined);
@@ -128,6 +154,7 @@ async function runContender(
     planMs,
     peakRssMb: result.peakRssMb ?? null,
     settleMs: result.settleMs ?? null,
+    checkpoints: checkpointsDuring,
     ...(ok ? {} : { error: `mismatches ${check.mismatches}, rows ${check.rows} (expected ${scale * 100000})` }),
     wallMs,
     copyRowsPerSec,
@@ -263,7 +290,7 @@ async function benchScale(
       console.log(
         `  ${r.contender}: ${Object.entries(r.stagesMs)
           .map(([k, v]) => `${k} ${v}${k === 'backfill' && r.settleMs != null ? ` (settle ${r.settleMs})` : ''}`)
-          .join(', ')}`,
+          .join(', ')}${r.checkpoints != null ? `; checkpoints begun during the run: ${r.checkpoints}` : ''}`,
       );
   console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
   return results;
