@@ -387,9 +387,18 @@ export function moveContext(input: MoveInput, runId: string) {
     createSql: createTypeSql(e),
     ...(e.kind === 'enum' ? { labelsArray: `ARRAY[${join(e.labels.map(literal))}]::text[]` } : {}),
   }));
+  // The composite types' attributes as the source has them: names, type oids and typmods (no text that
+  // depends on search_path, as format_type's does). Recorded by setup, compared by every round.
+  const composites = input.types.filter((e) => e.kind === 'composite');
+  const typesSignatureSql =
+    composites.length === 0
+      ? ''
+      : `SELECT pg_catalog.string_agg(a.attrelid::text || ' ' || a.attname::text || ' ' || a.atttypid::text || ' ' || a.atttypmod::text, ', ' ORDER BY a.attrelid, a.attnum) FROM pg_catalog.pg_attribute a WHERE a.attrelid IN (SELECT t.typrelid FROM pg_catalog.pg_type t WHERE t.oid IN (${join(composites.map((c) => `${literal(qualified(c.schema, c.name))}::pg_catalog.regtype`))})) AND a.attnum > 0 AND NOT a.attisdropped`;
   return {
     runId,
     runLiteral: literal(runId),
+    hasComposites: composites.length > 0,
+    typesSignatureSql,
     groupText: commentText(displayAll),
     groupLiteral: literal(displayAll),
     targetText: commentText(
