@@ -239,7 +239,18 @@ const TRIGGER_STATE: { readonly [K in 'O' | 'D' | 'R' | 'A']: string } = {
 
 /** Column settings the copy needs before the backfill writes a single row, for the columns `which` picks. */
 export function copyColumnSteps(input: StepInput, which: (column: string) => boolean = () => true): Step[] {
-  const { model, copy } = input;
+  return columnSettingSteps(input.model, input.copy, which);
+}
+
+/**
+ * The table's column settings (storage, compression, statistics target, planner options) on `copy`, a table with
+ * the same columns: the rebuild's copy, or a move's table on the target.
+ */
+export function columnSettingSteps(
+  model: TableModel,
+  copy: string,
+  which: (column: string) => boolean = () => true,
+): Step[] {
   const steps: Step[] = [];
   for (const c of model.columns) {
     if (!which(c.name)) continue;
@@ -309,9 +320,21 @@ function policySql(model: TableModel, table: string): Step[] {
  * computes them. Creating one reads no rows and evaluates nothing. IF NOT EXISTS: the stage resumes.
  */
 function statisticsBuildSteps(input: StepInput): Step[] {
-  const { model, names, copy } = input;
+  const { names } = input;
+  return statisticsSteps(input.model, input.copy, (st, i) => qualified(st.schema, names.copyStatistics(i)));
+}
+
+/**
+ * The table's extended statistics on `copy` (owner and target too), each under the name `nameOf` gives: a run
+ * name on the rebuild's copy, the statistics' own on a move's target.
+ */
+export function statisticsSteps(
+  model: TableModel,
+  copy: string,
+  nameOf: (st: TableModel['extendedStatistics'][number], i: number) => string,
+): Step[] {
   return model.extendedStatistics.flatMap((st, i) => {
-    const onCopy = qualified(st.schema, names.copyStatistics(i));
+    const onCopy = nameOf(st, i);
     const kinds = st.kinds.length > 0 ? ` (${st.kinds.join(', ')})` : '';
     const steps: Step[] = [
       {

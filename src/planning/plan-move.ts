@@ -5,6 +5,7 @@ import { compileMove, type MovePlan, type MoveTemplateSet } from '../compile/mov
 import {
   MOVE_DEFAULTS,
   moveRoles,
+  moveTablespaces,
   usesOutsideGroup,
   type MoveInput,
   type MoveOptions,
@@ -240,7 +241,7 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
     );
   const schemas = [
     ...new Set([
-      ...tables.map((m) => m.schema),
+      ...tables.flatMap((m) => [m.schema, ...m.extendedStatistics.map((st) => st.schema)]),
       ...sequences.map((q) => q.schema),
       ...types.flatMap((e) => (e.kind === 'range' ? [e.schema, e.multirangeSchema] : [e.schema])),
     ]),
@@ -265,6 +266,18 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
     throw new UserError(
       'UNSUPPORTED_TABLE',
       `the target already has ${conflicts.existingTables.join(', ')}; a move creates its tables itself: drop or rename them on the target (check they hold nothing you need), then plan again`,
+    );
+  const spaces = moveTablespaces(tables);
+  const missingSpaces = (
+    await target.query<{ s: string }>(
+      'SELECT s FROM unnest($1::text[]) AS s WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_tablespace WHERE spcname = s) ORDER BY s',
+      [spaces],
+    )
+  ).rows.map((r) => r.s);
+  if (missingSpaces.length > 0)
+    throw new UserError(
+      'UNSUPPORTED_SERVER',
+      `the group's tables or indexes live in tablespace ${missingSpaces.join(', ')}, which the target does not have; create ${missingSpaces.length === 1 ? 'it' : 'them'} there first (CREATE TABLESPACE ${missingSpaces.map((x) => ident(x)).join(" LOCATION '…'; CREATE TABLESPACE ")} LOCATION '…';), then plan again`,
     );
   if (!conflicts.fdwAvailable)
     throw new UserError(

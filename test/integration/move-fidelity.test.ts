@@ -3,8 +3,10 @@
  * the columns need (domains with checks, NOT VALID ones and defaults, ranges with their multiranges, nested
  * composites, in dependency order), refused in one line while a function they call is missing on the target;
  * plan refuses a sequence shared with a table outside the group unless --split-shared-sequences, which the
- * review then names. After the runner's whole move, each table's catalog description and every type on the
- * target equal the source's, and so do the rows; an abort drops the types the move created, and only those.
+ * review then names; a tablespace missing on the target is refused in one line. After the runner's whole move,
+ * each table's catalog description (extended statistics, statistics targets, column storage and compression,
+ * planner options, table and TOAST storage parameters, table and index tablespaces included) and every type on
+ * the target equal the source's, and so do the rows; an abort drops the types the move created, and only those.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { asOnSourceMajor, describeTable } from '../helpers/catalog-describe.js';
+import { createTablespace } from '../helpers/carried-fixture.js';
 import { withClient } from '../helpers/db.js';
 import {
   freshMovePair,
@@ -57,7 +60,20 @@ const SOURCE_SQL = `
   INSERT INTO app.things (id) VALUES (0);
   INSERT INTO app.parts (thing_id, pos, m) SELECT g % 40 + 1, g, 'ok' FROM generate_series(1, 100) g;
   INSERT INTO app.things (id, c) VALUES (41, 'lower');
-  ALTER DOMAIN kinds.code ADD CONSTRAINT upper_only CHECK (VALUE = upper(VALUE)) NOT VALID;`;
+  ALTER DOMAIN kinds.code ADD CONSTRAINT upper_only CHECK (VALUE = upper(VALUE)) NOT VALID;
+  ALTER TABLE app.things SET (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, toast.autovacuum_enabled = false);
+  ALTER TABLE app.things ALTER COLUMN c SET STATISTICS 500, ALTER COLUMN c SET STORAGE EXTERNAL,
+    ALTER COLUMN t SET COMPRESSION pglz, ALTER COLUMN ts SET STORAGE MAIN, ALTER COLUMN e SET (n_distinct = 100);
+  CREATE STATISTICS kinds.things_deps (dependencies, ndistinct) ON e, id FROM app.things;
+  ALTER STATISTICS kinds.things_deps SET STATISTICS 300;
+  COMMENT ON STATISTICS kinds.things_deps IS 'e follows id';
+  CREATE STATISTICS app.things_mod ON (id % 7) FROM app.things;`;
+/** Run after the tablespace exists: the parts table, one of its indexes and the things' key live there. */
+const spaceSql = (space: string): string => `
+  ALTER TABLE app.parts SET TABLESPACE ${space};
+  CREATE INDEX parts_pos ON app.parts (pos) TABLESPACE ${space};
+  ALTER INDEX app.things_pkey SET TABLESPACE ${space};`;
+const SPACE = `sp_fidelity_${process.pid}`;
 
 /** Every type in schema kinds, as the catalog describes it (no OIDs). */
 async function describeKinds(url: string): Promise<string[]> {
@@ -97,7 +113,11 @@ beforeAll(async () => {
   );
   await withClient(pair.target.url, (c) => c.query('CREATE SCHEMA app'));
   typed = await freshMovePair(servers, 'move_fidelity_types');
-  await withClient(typed.source.url, (c) => c.query(TYPES_SQL + SOURCE_SQL));
+  await withClient(typed.source.url, async (c) => {
+    await c.query(TYPES_SQL + SOURCE_SQL);
+    await createTablespace(c, SPACE);
+    await c.query(spaceSql(SPACE));
+  });
   // The enum is already there (the move uses it), the functions not yet.
   await withClient(typed.target.url, (c) =>
     c.query(`CREATE SCHEMA app; CREATE SCHEMA kinds; CREATE TYPE kinds.mood AS ENUM ('sad', 'ok', 'happy');`),
@@ -111,6 +131,9 @@ afterAll(async () => {
   if (savedPassword === undefined) delete process.env[FDW_PASSWORD_ENV];
   else process.env[FDW_PASSWORD_ENV] = savedPassword;
   await typed?.drop();
+  for (const url of [servers?.sourceAdminUrl, servers?.targetAdminUrl])
+    if (url !== undefined)
+      await withClient(url, (c) => c.query(`DROP TABLESPACE IF EXISTS ${SPACE}`)).catch(() => undefined);
   if (root) rmSync(root, { recursive: true, force: true });
   await pair?.drop();
   await servers?.stop();
@@ -160,7 +183,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move fidelity, source 14 -> 
     expect(both.code, both.out).toBe(0);
   });
 
-  it('creates the domains, ranges and nested composites the columns need, in dependency order; the target then equals the source', async () => {
+  it('creates the domains, ranges and nested composites the columns need, in dependency order, and carries extended statistics, column and table storage settings and tablespaces; the target then equals the source', async () => {
     const missing = await cli(planArgs('app.things', join(root, 'types-refused'), '--with-fk-closure'));
     expect(missing.code).toBe(2);
     expect(missing.out.trim().split('\n')).toHaveLength(1);
@@ -170,6 +193,13 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move fidelity, source 14 -> 
     await withClient(typed.target.url, (c) =>
       c.query(TYPES_SQL.replace(/CREATE SCHEMA kinds;|CREATE TYPE kinds\.mood[^;]*;/g, '')),
     );
+    const noSpace = await cli(planArgs('app.things', join(root, 'space-refused'), '--with-fk-closure'));
+    expect(noSpace.code).toBe(2);
+    expect(noSpace.out.trim().split('\n')).toHaveLength(1);
+    expect(noSpace.out).toContain(
+      `the group's tables or indexes live in tablespace ${SPACE}, which the target does not have; create it there first (CREATE TABLESPACE "${SPACE}" LOCATION '…';)`,
+    );
+    await withClient(typed.target.url, (c) => createTablespace(c, SPACE));
     const kindsBefore = await describeKinds(typed.target.url);
     const dir = join(root, 'types');
     const planned = await cli(planArgs('app.things', dir, '--with-fk-closure'));

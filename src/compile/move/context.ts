@@ -5,6 +5,7 @@ import { TOOL_SCHEMA } from '../../model/names.js';
 import { commentText, ident, literal, qualified } from '../../model/quote.js';
 import type { TableModel } from '../../model/types.js';
 import { aclSteps, columnAclSteps } from '../privilege-steps.js';
+import { columnSettingSteps, reloptionList, statisticsSteps } from '../steps.js';
 import type { MoveSideFacts } from './stages.js';
 import { MOVE_FDW_SESSION_OPTIONS, moveHashSelect, type MoveHashShape } from './verify-sql.js';
 
@@ -138,6 +139,20 @@ export function moveHashShape(m: TableModel): MoveHashShape {
   };
 }
 
+/**
+ * Tablespaces the target must have: the tables' and their indexes' own (the database default is none). A move
+ * puts each table and index in the tablespace of the same name; there is no mapping to another name, so the
+ * target's catalog describes them as the source's does.
+ */
+export function moveTablespaces(tables: readonly TableModel[]): string[] {
+  const spaces = new Set<string>();
+  for (const m of tables) {
+    if (m.tablespace !== null) spaces.add(m.tablespace);
+    for (const x of m.indexes) if (x.tablespace !== null) spaces.add(x.tablespace);
+  }
+  return [...spaces].sort();
+}
+
 /** Roles the target must have: owners, grantees, policy roles. */
 export function moveRoles(tables: readonly TableModel[]): string[] {
   const roles = new Set<string>();
@@ -146,6 +161,7 @@ export function moveRoles(tables: readonly TableModel[]): string[] {
     for (const g of m.grants) roles.add(g.grantee);
     for (const g of m.columnGrants) roles.add(g.grantee);
     for (const p of m.policies) for (const r of p.roles) roles.add(r);
+    for (const st of m.extendedStatistics) roles.add(st.owner);
   }
   roles.delete('PUBLIC');
   return [...roles].sort();
@@ -197,14 +213,29 @@ export function moveContext(input: MoveInput, runId: string) {
     const colType = (name: string): string => m.columns.find((c) => c.name === name)!.type;
     const fks = m.constraints.filter((c) => c.kind === 'foreign-key');
     const built = m.constraints.filter((c) => c.kind !== 'foreign-key');
+    // The table's storage parameters, its TOAST table's too (toast.…), values quoted.
+    const storageParameters = reloptionList([...m.reloptions, ...m.toastReloptions.map((o) => `toast.${o}`)]);
     const constraintIndexes = new Set(m.indexes.filter((x) => x.constraint !== null).map((x) => x.name));
+    // An index in a tablespace of its own is built there (pg_get_indexdef and pg_get_constraintdef leave it out).
+    const inSpace = (space: string | null | undefined, sql: string): string[] =>
+      space == null ? [sql] : [`SET default_tablespace = ${literal(space)};`, sql, "SET default_tablespace = '';"];
     const build: string[] = [
       ...built
         .filter((c) => c.kind === 'primary-key' || c.kind === 'unique' || c.kind === 'exclusion')
-        .map((c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`),
+        .flatMap((c) =>
+          inSpace(
+            m.indexes.find((x) => x.constraint === c.name)?.tablespace,
+            `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`,
+          ),
+        ),
       ...m.indexes
         .filter((x) => !constraintIndexes.has(x.name))
-        .map((x) => `CREATE ${x.unique ? 'UNIQUE ' : ''}INDEX ${ident(x.name)} ON ${q} USING ${x.method} ${x.body};`),
+        .flatMap((x) =>
+          inSpace(
+            x.tablespace,
+            `CREATE ${x.unique ? 'UNIQUE ' : ''}INDEX ${ident(x.name)} ON ${q} USING ${x.method} ${x.body};`,
+          ),
+        ),
       ...built
         .filter((c) => c.kind === 'check')
         .map((c) => `ALTER TABLE ${q} ADD CONSTRAINT ${ident(c.name)} ${c.definition};`),
@@ -215,7 +246,9 @@ export function moveContext(input: MoveInput, runId: string) {
           : m.replicaIdentity.kind === 'index' && m.replicaIdentity.index !== null
             ? [`ALTER TABLE ${q} REPLICA IDENTITY USING INDEX ${ident(m.replicaIdentity.index)};`]
             : []),
-      ...(m.reloptions.length > 0 ? [`ALTER TABLE ${q} SET (${m.reloptions.join(', ')});`] : []),
+      ...(storageParameters !== '' ? [`ALTER TABLE ${q} SET (${storageParameters});`] : []),
+      // Extended statistics under their own names, before the ANALYZE that computes them.
+      ...statisticsSteps(m, q, (st) => qualified(st.schema, st.name)).map((x) => stmt(x.sql)),
       `ANALYZE ${q};`,
     ];
     const comments: string[] = [
@@ -227,6 +260,9 @@ export function moveContext(input: MoveInput, runId: string) {
       ...m.indexes
         .filter((x) => x.comment !== null)
         .map((x) => `COMMENT ON INDEX ${qualified(m.schema, x.name)} IS ${literal(x.comment!)};`),
+      ...m.extendedStatistics
+        .filter((st) => st.comment !== null)
+        .map((st) => `COMMENT ON STATISTICS ${qualified(st.schema, st.name)} IS ${literal(st.comment!)};`),
     ];
     const enabled: Record<string, string> = {
       O: '',
@@ -331,7 +367,10 @@ export function moveContext(input: MoveInput, runId: string) {
       filenode: `filenode_${n}`,
       fp: `fingerprint_${n}`,
       ownerLiteral: literal(m.owner),
-      reloptions: m.reloptions.length > 0 ? `WITH (${m.reloptions.join(', ')})` : '',
+      reloptions: storageParameters !== '' ? `WITH (${storageParameters})` : '',
+      tablespaceSql: m.tablespace !== null ? ` TABLESPACE ${ident(m.tablespace)}` : '',
+      // Storage and compression before the first row arrives; statistics targets and planner options too.
+      columnSql: columnSettingSteps(m, q).map((x) => x.sql),
     };
   });
   // One entry per sequence; its highest used value is the max over every group column it feeds.
@@ -416,7 +455,7 @@ export function moveContext(input: MoveInput, runId: string) {
     seqNameLiteral: literal(`mseq_${runId}`),
     schemasLiteral: [
       ...new Set([
-        ...tables.map((m) => m.schema),
+        ...tables.flatMap((m) => [m.schema, ...m.extendedStatistics.map((st) => st.schema)]),
         ...input.sequences.map((s) => s.schema),
         ...input.types.flatMap((e) => (e.kind === 'range' ? [e.schema, e.multirangeSchema] : [e.schema])),
       ]),
@@ -424,6 +463,7 @@ export function moveContext(input: MoveInput, runId: string) {
       .sort()
       .map(literal),
     rolesLiteral: moveRoles(tables).map(literal),
+    tablespacesLiteral: moveTablespaces(tables).map(literal),
     backfillStateIdent: tool(`move_${runId}_backfill`),
     controlIdent: tool(`move_${runId}_control`),
     controlText: commentText(`${TOOL_SCHEMA}.move_${runId}_control`),
