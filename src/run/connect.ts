@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { pg as driver } from './pg-module.js';
 import { UserError } from '../model/errors.js';
 import type { ConnectionConfig } from './connection-config.js';
 
@@ -34,7 +35,7 @@ export async function connectClient(config: ConnectionConfig): Promise<pg.Client
 const NO_TLS = new Set<string>();
 
 async function open(config: pg.ClientConfig): Promise<pg.Client> {
-  const client = new pg.Client(config);
+  const client = new driver.Client(config);
   client.on('error', () => undefined);
   try {
     await client.connect();

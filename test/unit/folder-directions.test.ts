@@ -51,7 +51,8 @@ const MAY_USE: Readonly<Record<Part, readonly string[]>> = {
   introspect: ['pg'],
   // Pure: no pg, no file system, no processes.
   compile: ['node:crypto', 'handlebars', 'pgsql-parser'],
-  run: ['pg', ...NODE_IO],
+  // node:module: pg-module.ts loads pg through createRequire (pg's Cloudflare probe kept from loading undici).
+  run: ['pg', ...NODE_IO, 'node:module'],
   planning: ['pg', ...NODE_IO],
   batch: ['pg', ...NODE_IO],
   index: [],
