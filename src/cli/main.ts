@@ -98,7 +98,13 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     ...Object.fromEntries(Object.entries(CONTROL_FLAGS).map(([k, o]) => [kebab(k), o])),
   };
   try {
-    await yargs(argv)
+    const parser = yargs(argv);
+    await parser
+      // yargs renders the command's whole help text right after starting its handler, to have it at
+      // hand should the command fail later. .fail() below reports a failure in one line instead, so
+      // that text was never shown, and rendering it (the display width of every character of every
+      // option line) took 40-70 ms of CPU at the start of every command (issue 14).
+      .middleware(() => skipHelpCache(parser))
       .scriptName('shadowpack')
       // --help and --version print and return; the caller decides when the process ends.
       .exitProcess(false)
@@ -690,6 +696,14 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
     return EXIT_ERROR;
   }
   return code;
+}
+
+/** Turns off yargs' help-text cache for the command being run (see main); not in yargs' typings, so defensive. */
+function skipHelpCache(parser: unknown): void {
+  type Usage = { cacheHelpMessage?: unknown };
+  const internal = (parser as { getInternalMethods?: () => { getUsageInstance?: () => Usage } }).getInternalMethods;
+  const usage = typeof internal === 'function' ? internal.call(parser).getUsageInstance?.() : undefined;
+  if (usage !== undefined && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
 }
 
 /**
