@@ -101,8 +101,18 @@ export async function ensureBuilt(log: (line: string) => void): Promise<void> {
 
 /** A plan is made ahead of approval: timed, but reported apart from the run. */
 async function planShadowpack(server: BenchServer, work: string): Promise<number> {
-  // pgbench -i dropped the table with any trigger of a run that failed; its state would refuse this plan.
+  // pgbench -i dropped the table with any trigger of a run that failed; its state would refuse this plan,
+  // and the copy it left (public._sp_*_new or _old) would stop this run's preflight.
   await sql(server, 'DROP SCHEMA IF EXISTS shadowpack CASCADE');
+  await sql(
+    server,
+    `DO $$DECLARE t text; BEGIN
+       FOR t IN SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname ~ '^_sp_.*_(new|old)$' LOOP
+         EXECUTE 'DROP TABLE ' || t || ' CASCADE';
+       END LOOP;
+     END$$`,
+  );
   const t = Date.now();
   await cli(server, [
     'plan',
@@ -221,6 +231,24 @@ function runner(jobs: number): Contender {
   };
 }
 
+/**
+ * A swap whose change log outgrew --swap-backlog while its lock step retried stops with nothing changed
+ * and says to run it again (it catches up first); the runner does so by itself, a psql user by hand.
+ */
+const RUN_AGAIN = /the change log grew past \d+ entries while .* was being taken/;
+const RUN_AGAIN_ATTEMPTS = 5;
+
+/** One stage file through psql, run again (at most RUN_AGAIN_ATTEMPTS times in all) when it says to. */
+async function psqlStage(server: BenchServer, file: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await psqlFile(server, file);
+    } catch (e) {
+      if (attempt >= RUN_AGAIN_ATTEMPTS || !RUN_AGAIN.test((e as Error).message)) throw e;
+    }
+  }
+}
+
 async function psqlFile(server: BenchServer, file: string): Promise<void> {
   try {
     await exec('/usr/bin/psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', server.url, '-f', file], {
@@ -254,7 +282,7 @@ function psql(jobs: number): Contender {
       for (const f of files) {
         const t = Date.now();
         const sessions = f.startsWith('02-') ? jobs : 1;
-        await Promise.all(Array.from({ length: sessions }, () => psqlFile(server, path.join(dir, f))));
+        await Promise.all(Array.from({ length: sessions }, () => psqlStage(server, path.join(dir, f))));
         stages[f.replace(/^\d\d-|\.sql$/g, '')] = Date.now() - t;
         if (f.startsWith('05-')) {
           const r = await sql<{ swap_lock_ms: string | null; rows_copied: string }>(
