@@ -447,7 +447,7 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
               choices: [
                 ...new Set<string>([
                   ...FORWARD_STAGES,
-                  ...MOVE_STAGES.filter((r) => r.kind !== 'abort').map((r) => r.stage),
+                  ...MOVE_STAGES.filter((r) => r.kind === 'forward' || r.kind === 'check').map((r) => r.stage),
                 ]),
               ],
               describe:

@@ -11,7 +11,7 @@ import {
   type MoveOptions,
 } from '../compile/move/context.js';
 import { ident } from '../model/quote.js';
-import { MOVE_STAGES, type MoveSideFacts } from '../compile/move/stages.js';
+import { MOVE_STAGES, moveTemplateKey, type MoveSideFacts } from '../compile/move/stages.js';
 import { introspect } from '../introspect/introspect.js';
 import {
   moveColumnTypes,
@@ -48,7 +48,7 @@ export interface MoveRequest {
 export function loadMoveTemplates(dir: string = templatesDir()): MoveTemplateSet {
   const stages: Record<string, string> = {};
   for (const r of MOVE_STAGES)
-    stages[`${r.stage}.${r.side}`] = readFileSync(join(dir, 'move', `${r.stage}.${r.side}.sql.hbs`), 'utf8');
+    stages[moveTemplateKey(r)] = readFileSync(join(dir, 'move', `${moveTemplateKey(r)}.sql.hbs`), 'utf8');
   const partials: Record<string, string> = {};
   for (const base of [join(dir, 'partials'), join(dir, 'move', 'partials')]) {
     for (const f of readdirSync(base).sort())
@@ -59,6 +59,7 @@ export function loadMoveTemplates(dir: string = templatesDir()): MoveTemplateSet
     partials,
     binding: readFileSync(join(dir, 'binding.sql.hbs'), 'utf8'),
     fdwBinding: readFileSync(join(dir, 'move', 'fdw-binding.sql.hbs'), 'utf8'),
+    revertBinding: readFileSync(join(dir, 'move', 'revert-binding.sql.hbs'), 'utf8'),
   };
 }
 
@@ -148,6 +149,14 @@ export async function planMove(
   return compileMove(input, env.templates ?? loadMoveTemplates(), env.toolVersion ?? TOOL_VERSION);
 }
 
+/** Whether the server can install postgres_fdw (the contrib package is there). */
+async function fdwAvailable(client: ClientBase): Promise<boolean> {
+  const r = await client.query<{ ok: boolean }>(
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'postgres_fdw') AS ok",
+  );
+  return r.rows[0]!.ok;
+}
+
 /** Every catalog fact of both sides a move plan is compiled from, with the refusals; what follows is pure. */
 export async function gatherMove(source: ClientBase, target: ClientBase, request: MoveRequest): Promise<MoveInput> {
   const options: MoveOptions = { ...MOVE_DEFAULTS, ...(request.options ?? {}) };
@@ -167,6 +176,16 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
     throw new UserError(
       'UNSUPPORTED_SERVER',
       `--fdw-auth scram-passthrough needs a target of PostgreSQL 18 or newer (use_scram_passthrough), the target runs ${tgt.serverVersion}; plan with --fdw-auth password (or cert or pgpass, as a superuser)`,
+    );
+  if (options.reversible === true && (options.fdwAuth === 'scram-passthrough' || options.fdwAuth === 'cert'))
+    throw new UserError(
+      'BAD_ARGUMENT',
+      `--reversible with --fdw-auth ${options.fdwAuth} is not supported yet: a revert's user mapping on the source logs in to the target the same way, and only password and pgpass are built for it; plan with --fdw-auth password or pgpass`,
+    );
+  if (options.reversible === true && !(await fdwAvailable(source)))
+    throw new UserError(
+      'UNSUPPORTED_SERVER',
+      'postgres_fdw is not available on the source, which a revert (--reversible) pulls through; install the PostgreSQL contrib package there, or plan without --reversible',
     );
   if (options.fdwAuth === 'cert' && request.fdwCert === undefined)
     throw new UserError('BAD_ARGUMENT', '--fdw-auth cert needs --fdw-sslcert PATH and --fdw-sslkey PATH');
@@ -304,6 +323,7 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
     source: facts(src, s),
     target: facts(tgt, t),
     fdwUser: src.user,
+    ...(options.reversible === true ? { revertFdwUser: tgt.user } : {}),
     ...(options.fdwAuth === 'cert' && request.fdwCert !== undefined ? { fdwCert: request.fdwCert } : {}),
     options,
   };

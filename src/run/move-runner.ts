@@ -19,6 +19,7 @@ import {
   moveFenceTrigger,
   moveFinished,
   nextMoveStage,
+  nextRevertStage,
   readMoveSide,
   type MoveStates,
 } from './move-state.js';
@@ -216,6 +217,31 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
     stages.push({ stage: labelOf(r), ms: await runStageFile(req, r) });
   };
 
+  if (req.stage === 'revert') {
+    if (!req.plan.manifest.stages.some((s) => s.stage === 'revert'))
+      throw new UserError(
+        'BAD_ARGUMENT',
+        `${req.plan.dir} was planned without --reversible, so its target captures nothing after the cut-over and there is no revert: going back is a move in the other direction (plan one from the target)`,
+      );
+    let states = await currentMoveStates(req);
+    for (let r = nextRevertStage(states); r !== null; r = nextRevertStage(states)) {
+      await runRule(r);
+      const after = await currentMoveStates(req);
+      if (key(after) === key(states))
+        throw new UserError(
+          'RUN_STATE',
+          `${stages.at(-1)!.stage} ended without recording progress (source "${after.source?.stage ?? 'no run'}", target "${after.target?.stage ?? 'no run'}"); see the notices above`,
+        );
+      states = after;
+    }
+    if (stages.length === 0 && !(states.source?.stage === 'reverted' && states.target?.stage === 'reverted'))
+      throw new UserError(
+        'RUN_STATE',
+        `no revert goes on from source "${states.source?.stage ?? 'no run'}" and target "${states.target?.stage ?? 'no run'}": a revert starts after the cut-over (both at "cutover") and before 08-cleanup.target.sql ends the revert window`,
+      );
+    return { stages, states, finished: false, locks };
+  }
+
   if (req.stage !== undefined) {
     for (const r of MOVE_STAGES.filter((x) => x.stage === req.stage && inPlan(x))) await runRule(r);
     const states = await currentMoveStates(req);
@@ -248,6 +274,12 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
         throw new UserError(
           'RUN_STATE',
           `this move is done: neither side has a run left and the source's tables carry its fence (trigger ${moveFenceTrigger(runId)}); a plan runs once: the moved tables are on the target`,
+        );
+      }
+      if (await withSides(req, (_, t) => moveFinished(t, runId))) {
+        throw new UserError(
+          'RUN_STATE',
+          `this move was reverted: neither side has a run left and the target's tables carry its fence (trigger ${moveFenceTrigger(runId)}); a plan runs once: the tables are on the source`,
         );
       }
       await runRule(rule('preflight', 'source'));

@@ -5,7 +5,7 @@ import { UserError } from '../model/errors.js';
 
 /** The forward stages of a move in order (each may have a file per side); `--until` takes one of them. */
 export const MOVE_FORWARD_STAGES: readonly MoveStageName[] = [
-  ...new Set(MOVE_STAGES.filter((r) => r.kind !== 'abort').map((r) => r.stage)),
+  ...new Set(MOVE_STAGES.filter((r) => r.kind === 'forward' || r.kind === 'check').map((r) => r.stage)),
 ];
 
 /** A side's run as its state table records it (src/compile/move/stages.ts), or null: no run there. */
@@ -78,7 +78,7 @@ export function nextMoveStage(states: MoveStates): MoveNext {
   if (src === 'aborting' || src === 'target-aborted')
     return { kind: 'run', rule: rule('abort', tgt !== null ? 'target' : 'source') };
   if (src === null && tgt === null) return { kind: 'start' };
-  if (src === null && tgt !== 'cutover') {
+  if (src === null && tgt !== 'cutover' && tgt !== 'reverting' && tgt !== 'reverted') {
     // The source's capture is gone (aborted or cleaned up there) while the target still depends on it:
     // setting the source up again would miss every write in between.
     throw new UserError(
@@ -86,7 +86,7 @@ export function nextMoveStage(states: MoveStates): MoveNext {
       `the source has no run of this move, but the target is at "${tgt ?? ''}": the source part was aborted or cleaned up; remove the target's part with --stage abort (90-abort.target.sql) and plan the move again`,
     );
   }
-  if (tgt === null && src !== 'setup' && src !== 'cutover') {
+  if (tgt === null && src !== 'setup' && src !== 'cutover' && src !== 'reverting' && src !== 'reverted') {
     throw new UserError(
       'RUN_STATE',
       `the target has no run of this move, but the source is at "${src ?? ''}": the target part was removed; undo the source part with --stage abort (90-abort.source.sql) and plan the move again`,
@@ -104,6 +104,41 @@ export function nextMoveStage(states: MoveStates): MoveNext {
   );
 }
 
+/**
+ * The next file of a revert (`run --stage revert`, a plan made with --reversible), from both sides' states:
+ * the first revert file that may start from its side's state, finds the other side where it needs it, and
+ * has not recorded its own state yet; or the last one again when it made the source live but did not tell
+ * the target (it is safe to run again). Null: nothing of the revert goes on from here.
+ */
+export function nextRevertStage(states: MoveStates): MoveStageRule | null {
+  const rules = MOVE_STAGES.filter((r) => r.kind === 'revert');
+  const fresh = rules.find((r) => mayStart(r, states) && r.records !== stateOf(states, r.side));
+  if (fresh !== undefined) return fresh;
+  const last = rules.at(-1)!;
+  const told = Object.values(last.tells ?? {}).map((t) => t.records);
+  const other = stateOf(states, last.side === 'source' ? 'target' : 'source');
+  return mayStart(last, states) && !told.includes(other ?? '') ? last : null;
+}
+
+/**
+ * --reversible: the keys the target's change logs hold (what a revert would carry back, less what its rounds
+ * applied and pruned), or null when the target has no such log (no cut-over yet, or cleaned up).
+ */
+export async function readRevertBacklog(target: pg.ClientBase, runId: string, tables: number): Promise<number | null> {
+  let total: number | null = null;
+  for (let n = 1; n <= tables; n++) {
+    const r = await target.query<{ name: string | null }>(
+      `SELECT to_regclass(format('%I.%I', $1::text, $2::text))::text AS name`,
+      [TOOL_SCHEMA, `mlog_${runId}_${n}`],
+    );
+    const name = r.rows[0]!.name;
+    if (name === null) continue;
+    const c = await target.query<{ n: string }>(`SELECT count(*) AS n FROM ${name}`);
+    total = (total ?? 0) + Number(c.rows[0]!.n);
+  }
+  return total;
+}
+
 /** Both sides' states, read on the two connections. */
 export async function readMoveStates(source: pg.ClientBase, target: pg.ClientBase, runId: string): Promise<MoveStates> {
   const [s, t] = await Promise.all([readMoveSide(source, runId), readMoveSide(target, runId)]);
@@ -114,8 +149,9 @@ export async function readMoveStates(source: pg.ClientBase, target: pg.ClientBas
 export const moveFenceTrigger = (runId: string): string => `shadowpack_mfence_${runId}`;
 
 /**
- * Whether this move already ran to the end: neither side has a run, and the source's tables still carry
- * its fence (cleanup keeps it). Without this, both sides empty would look like a move not started.
+ * Whether this move already ran to the end: neither side has a run, and the tables on this side still carry
+ * its fence (cleanup keeps it: on the source after a move, on the target after a revert). Without this, both
+ * sides empty would look like a move not started.
  */
 export async function moveFinished(source: pg.ClientBase, runId: string): Promise<boolean> {
   const r = await source.query<{ fenced: boolean }>(

@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '../../src/compile/compile.js';
 import {
-  MOVE_STAGES,
+  moveStagesFor,
   type MovePlanManifest,
   type MoveSideFacts,
   type MoveStageRule,
@@ -119,7 +119,7 @@ export function writeToyMovePlan(dir: string, pair: MovePair): MovePlanManifest 
     `DO $b$ BEGIN IF current_database() <> ${lit(db)} THEN RAISE EXCEPTION 'toy: this script runs on the ${side} (database ${db}), not on %', current_database(); END IF; END $b$;\n`;
   files.set('binding.source.sql', bindingFor('source', pair.source.name));
   files.set('binding.target.sql', bindingFor('target', pair.target.name));
-  for (const rule of MOVE_STAGES) {
+  for (const rule of moveStagesFor({})) {
     files.set(
       rule.file,
       `-- toy move plan: ${rule.summary}\n\\set ON_ERROR_STOP on\n\\ir binding.${rule.side}.sql\n${body(rule, pair)}`,
@@ -148,7 +148,7 @@ export function writeToyMovePlan(dir: string, pair: MovePair): MovePlanManifest 
     target: facts(pair.target.name),
     fdwAuth: 'password',
     options: MOVE_DEFAULTS,
-    stages: MOVE_STAGES.map((r) => ({
+    stages: moveStagesFor({}).map((r) => ({
       file: r.file,
       stage: r.stage,
       side: r.side,

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MOVE_STAGES } from '../../src/compile/move/stages.js';
+import { MOVE_STAGES, moveStagesFor } from '../../src/compile/move/stages.js';
 import { planMove, writeMovePlan } from '../../src/planning/plan-move.js';
 import { main } from '../../src/cli/main.js';
 import { withClient } from '../helpers/db.js';
@@ -231,7 +231,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
     writeMovePlan(dir, moved, true);
     expect(readdirSync(dir).sort()).toEqual(
       [
-        ...MOVE_STAGES.map((s) => s.file),
+        ...moveStagesFor({}).map((s) => s.file),
         'README.md',
         'SHA256SUMS',
         'binding.source.sql',
@@ -244,7 +244,9 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
     expect(psqlFails('01-setup.source.sql', 'target')).toMatch(/this plan is bound to (database|the cluster)/);
     expect(psqlFails('02-setup.target.sql', 'source')).toMatch(/this plan is bound to (database|the cluster)/);
 
-    for (const s of MOVE_STAGES.filter((r) => r.kind !== 'abort' && r.stage !== 'cleanup')) {
+    for (const s of MOVE_STAGES.filter((r) => r.kind === 'forward' || r.kind === 'check').filter(
+      (r) => r.stage !== 'cleanup',
+    )) {
       if (s.stage === 'fence') {
         // Written between catch-up and fence: the cut-over must bring it.
         await q(

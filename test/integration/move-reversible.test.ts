@@ -5,6 +5,12 @@
  * of a delete or key change marked gone), a rolled-back write logs nothing, a replica-role session is captured
  * too; TRUNCATE is refused; 08-cleanup.target.sql removes it all and the target keeps taking writes. On a rebuild
  * plan the option is refused in one line.
+ *
+ * The revert (`run --stage revert`: 91-revert.source.sql, 92-revert.target.sql, 93-revert.source.sql): four
+ * writers on the target mirror every statement into twin tables there in the same transaction, from after the
+ * cut-over until the target's fence stops them, with a transaction open across the revert's first round; after
+ * the revert every source table equals the target's twin row for row, writes on the target fail with the fence
+ * message, and new rows on the source get keys above every value used on the target.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMovePlanDir } from '../../src/run/move-plan.js';
 import { main } from '../../src/cli/main.js';
 import { withClient } from '../helpers/db.js';
-import { createMoveFixture } from '../helpers/move-fixture.js';
+import { compareMoveWithTwins, createMoveFixture, MOVE_COLUMNS, MOVE_GROUP } from '../helpers/move-fixture.js';
+import { openSpanning, startMoveWriters } from '../helpers/move-writers.js';
 import {
   freshMovePair,
   MOVE_SOURCE_MISSING,
@@ -28,6 +35,9 @@ let pair: MovePair;
 let root: string;
 const FDW_PASSWORD_ENV = 'SHADOWPACK_FDW_PASSWORD';
 let savedPassword: string | undefined;
+const REVERT_PASSWORD_ENV = 'SHADOWPACK_REVERT_FDW_PASSWORD';
+let savedRevertPassword: string | undefined;
+let revertPair: MovePair;
 
 beforeAll(async () => {
   servers = await startMoveServers();
@@ -37,12 +47,20 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'sp-move-reversible-'));
   savedPassword = process.env[FDW_PASSWORD_ENV];
   process.env[FDW_PASSWORD_ENV] = decodeURIComponent(new URL(pair.source.url).password);
+  revertPair = await freshMovePair(servers, 'move_revert');
+  await withClient(revertPair.source.url, (c) => createMoveFixture(c, { customers: 40, orders: 300 }));
+  await withClient(revertPair.target.url, (c) => c.query('CREATE SCHEMA app'));
+  savedRevertPassword = process.env[REVERT_PASSWORD_ENV];
+  process.env[REVERT_PASSWORD_ENV] = decodeURIComponent(new URL(revertPair.target.url).password);
 }, 120_000);
 
 afterAll(async () => {
   if (savedPassword === undefined) delete process.env[FDW_PASSWORD_ENV];
   else process.env[FDW_PASSWORD_ENV] = savedPassword;
+  if (savedRevertPassword === undefined) delete process.env[REVERT_PASSWORD_ENV];
+  else process.env[REVERT_PASSWORD_ENV] = savedRevertPassword;
   if (root) rmSync(root, { recursive: true, force: true });
+  await revertPair?.drop();
   await pair?.drop();
   await servers?.stop();
 });
@@ -81,7 +99,37 @@ async function toolObjects(): Promise<string[]> {
 }
 
 describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move', () => {
-  it('is refused on a rebuild plan in one line', async () => {
+  it('is refused on a rebuild plan in one line; a move planned without it has no revert', async () => {
+    const plain = join(root, 'plain');
+    const planned = await run([
+      'plan',
+      '--url',
+      revertPair.source.url,
+      '--target-url',
+      revertPair.target.url,
+      '--table',
+      'app.customers',
+      '--with-fk-closure',
+      '--out',
+      plain,
+    ]);
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(readMovePlanDir(plain).manifest.stages.map((s) => s.file)).not.toContain('91-revert.source.sql');
+    const noRevert = await run([
+      'run',
+      '--plan',
+      plain,
+      '--url',
+      revertPair.source.url,
+      '--target-url',
+      revertPair.target.url,
+      '--stage',
+      'revert',
+    ]);
+    expect(noRevert.code).toBe(2);
+    expect(noRevert.stderr).toMatch(
+      /BAD_ARGUMENT: \S+ was planned without --reversible, so its target captures nothing after the cut-over and there is no revert/,
+    );
     const refused = await run([
       'plan',
       '--url',
@@ -170,5 +218,129 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
       await c.query(`UPDATE app.orders SET note = 'after cleanup' WHERE id = 8`);
       await c.query(`TRUNCATE app.order_items`);
     });
+  }, 120_000);
+
+  it('reverts: the source takes back every write the target committed, then is live with keys past the target', async () => {
+    const { source, target } = revertPair;
+    const dir = join(root, 'revert');
+    const tables = ['--table', 'app.customers', '--table', 'app.orders', '--table', 'app.order_items'];
+    const planned = await run([
+      'plan',
+      '--url',
+      source.url,
+      '--target-url',
+      target.url,
+      ...tables,
+      '--out',
+      dir,
+      '--reversible',
+    ]);
+    expect(planned.code, planned.stderr).toBe(0);
+    const runId = readMovePlanDir(dir).manifest.runId;
+    const args = ['--plan', dir, '--url', source.url, '--target-url', target.url];
+    const cut = await run(['run', ...args]);
+    expect(cut.code, cut.stderr).toBe(0);
+
+    // The application now writes to the target; its twins there mirror every statement in the same transaction.
+    await withClient(target.url, async (c) => {
+      await c.query('CREATE SCHEMA twin');
+      for (const t of MOVE_GROUP)
+        await c.query(`CREATE TABLE twin.${t} AS SELECT ${MOVE_COLUMNS[t].join(', ')} FROM app.${t}`);
+      await c.query('ALTER TABLE twin.customers ADD PRIMARY KEY (id)');
+      await c.query('ALTER TABLE twin.orders ADD PRIMARY KEY (id)');
+      await c.query('ALTER TABLE twin.order_items ADD PRIMARY KEY (order_id, line)');
+    });
+    const writers = await startMoveWriters(target.url, {
+      stopAtFence: true,
+      fenceMessage: /moved back to .*; writes are refused/,
+      pauseMs: 5,
+      seed: 3,
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    // A transaction open across the revert's first round: it commits only once that round has applied.
+    const spanning = await openSpanning(target.url);
+    const rounds = async () =>
+      withClient(source.url, async (c) => {
+        const r = await c.query<{ n: string | null }>(
+          `SELECT (to_jsonb(s) ->> 'revert_rounds') AS n FROM shadowpack.move_${runId} s`,
+        );
+        return Number(r.rows[0]?.n ?? 0);
+      });
+    const committer = (async () => {
+      const end = Date.now() + 30_000;
+      while ((await rounds()) < 1) {
+        if (Date.now() > end) throw new Error('no revert round within 30 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await spanning.commit();
+    })();
+
+    const reverted = await run(['run', ...args, '--stage', 'revert']);
+    await committer;
+    expect(reverted.code, reverted.stderr).toBe(0);
+    expect(reverted.stdout).toContain('reverted; the source is live again');
+    expect(reverted.stdout).toMatch(/revert\.source .*revert\.target .*revert\.source/s);
+    const stats = await writers.fencedAll;
+    expect(stats.errors, stats.lastError ?? '').toBe(0);
+    expect(stats.fenced).toBe(4);
+    expect(stats.commits).toBeGreaterThan(10);
+
+    const compared = await compareMoveWithTwins(target.url, source.url);
+    expect(compared.equal, JSON.stringify(compared.tables)).toBe(true);
+
+    // The target refuses writes now, naming the source; the source takes them, with keys past the target's.
+    const refused = await withClient(target.url, (c) =>
+      c.query(`INSERT INTO app.customers (name) VALUES ('late')`).then(
+        () => 'inserted',
+        (e: Error) => e.message,
+      ),
+    );
+    expect(refused).toMatch(/^shadowpack: app\.customers moved back to .*; writes are refused$/);
+    const used = await withClient(target.url, async (c) => {
+      const r = await c.query<{ c: string; o: string; ref: string }>(
+        `SELECT greatest((SELECT max(id) FROM app.customers), (SELECT last_value FROM app.customers_id_seq)) AS c,
+                greatest((SELECT max(id) FROM app.orders), (SELECT last_value FROM app.orders_id_seq)) AS o,
+                greatest((SELECT max(ref) FROM app.customers), (SELECT max(ref) FROM app.orders), (SELECT last_value FROM app.shared_ref_seq)) AS ref`,
+      );
+      return r.rows[0]!;
+    });
+    const fresh = await withClient(source.url, async (c) => {
+      const cust = await c.query<{ id: number; ref: string }>(
+        `INSERT INTO app.customers (name) VALUES ('after revert') RETURNING id, ref`,
+      );
+      const ord = await c.query<{ id: string; ref: string }>(
+        `INSERT INTO app.orders (customer_id, qty) VALUES ($1, 1) RETURNING id, ref`,
+        [cust.rows[0]!.id],
+      );
+      return { c: cust.rows[0]!, o: ord.rows[0]! };
+    });
+    expect(BigInt(fresh.c.id)).toBeGreaterThan(BigInt(used.c));
+    expect(BigInt(fresh.o.id)).toBeGreaterThan(BigInt(used.o));
+    expect(BigInt(fresh.c.ref)).toBeGreaterThan(BigInt(used.ref));
+    expect(BigInt(fresh.o.ref)).toBeGreaterThan(BigInt(used.ref));
+
+    const status = await run(['status', ...args]);
+    expect(status.stdout).toMatch(/source: "reverted", target: "reverted"; next: cleanup on the target/);
+    expect(status.stdout).toMatch(/^ {2}revert: \d+ rounds, \d+ keys brought back to the source/m);
+
+    // Cleanup after the revert: no tool object is left on the source (nor its server to the target), the
+    // target keeps its fence, and the plan does not run again.
+    const clean = await run(['run', ...args, '--until', 'cleanup']);
+    expect(clean.code, clean.stderr).toBe(0);
+    const left = await withClient(source.url, async (c) =>
+      (
+        await c.query<{ o: string }>(
+          `SELECT 'relation ' || c.oid::regclass::text AS o FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname LIKE 'shadowpack%'
+           UNION ALL SELECT 'server ' || srvname FROM pg_foreign_server
+           UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE tgname LIKE 'shadowpack%'`,
+        )
+      ).rows.map((r) => r.o),
+    );
+    expect(left).toEqual([]);
+    const again = await run(['run', ...args]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(
+      "this move was reverted: neither side has a run left and the target's tables carry its fence",
+    );
   }, 120_000);
 });

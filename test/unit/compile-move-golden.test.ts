@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileMove } from '../../src/compile/move/compile-move.js';
 import type { MoveInput } from '../../src/compile/move/context.js';
-import { MOVE_STAGES } from '../../src/compile/move/stages.js';
+import { moveStagesFor } from '../../src/compile/move/stages.js';
 import { byteLength } from '../../src/model/quote.js';
 import { loadMoveTemplates } from '../../src/planning/plan-move.js';
 import { FIXTURES } from '../helpers/compile-fixtures.js';
@@ -42,7 +42,9 @@ describe('move compile goldens', () => {
 
     it("is deterministic, lists every stage with its side and includes that side's binding first", () => {
       expect(compileMove(input, templates, '0.1.0').manifest.planHash).toBe(plan.manifest.planHash);
-      expect(plan.manifest.stages.map((s) => [s.file, s.side])).toEqual(MOVE_STAGES.map((s) => [s.file, s.side]));
+      expect(plan.manifest.stages.map((s) => [s.file, s.side])).toEqual(
+        moveStagesFor(input.options).map((s) => [s.file, s.side]),
+      );
       for (const s of plan.manifest.stages) {
         const text = plan.files.get(s.file)!;
         const firstStatement = text.split('\n').find((l) => l !== '' && !l.startsWith('--'));

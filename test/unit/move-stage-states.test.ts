@@ -36,7 +36,7 @@ describe('the move templates render their states from the stage machine (src/com
       "'backfill'",
     ]);
     const abort = moveStageStates(moveStage('90-abort.source.sql'));
-    expect(abort.refusedListLiteral).toBe("'cutover-started', 'cutover'");
+    expect(abort.refusedListLiteral).toBe("'cutover-started', 'cutover', 'reverting', 'reverted'");
     const cutover = moveStageStates(moveStage('07-cutover.target.sql'));
     expect([cutover.tells['started']?.fromListLiteral, cutover.tells['live']?.fromLiteral]).toEqual([
       "'fenced', 'cutover-started'",

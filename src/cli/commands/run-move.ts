@@ -101,6 +101,8 @@ export async function runMoveCommand(
     for (const r of summary.locks) out(`lock ${lockReportText(r)}`);
     const group = plan.manifest.tables.map((t) => `${t.schema}.${t.name}`).join(', ');
     if (summary.finished) out(`${group}: ${only === 'abort' ? 'move aborted' : 'moved; cleaned up on both sides'}`);
+    else if (only === 'revert' && summary.states.source?.stage === 'reverted')
+      out(`${group}: reverted; the source is live again and the target's tables refuse writes`);
     else out(moveNextLine(summary.states, args));
   } catch (e) {
     if (args.events) {

@@ -1,6 +1,12 @@
 import { connectClient } from '../../run/connect.js';
 import { readMovePlanDir } from '../../run/move-plan.js';
-import { moveFinished, nextMoveStage, readMoveSide, type MoveSideState } from '../../run/move-state.js';
+import {
+  moveFinished,
+  nextMoveStage,
+  readMoveSide,
+  readRevertBacklog,
+  type MoveSideState,
+} from '../../run/move-state.js';
 import { jsonAnswer } from '../machine-output.js';
 import { connectionConfig } from '../connection.js';
 import { targetConnection } from './run-move.js';
@@ -26,12 +32,17 @@ export async function statusMoveCommand(
       const states = { source: await readMoveSide(source, runId), target: await readMoveSide(target, runId) };
       const next = nextMoveStage(states);
       const done = next.kind === 'start' && (await moveFinished(source, runId));
+      const reverted = next.kind === 'start' && !done && (await moveFinished(target, runId));
       const control = await readMoveControl(target, runId);
+      const reversible = plan.manifest.options.reversible === true;
+      const revertBacklog = reversible ? await readRevertBacklog(target, runId, plan.manifest.tables.length) : null;
       const nextText = done
         ? 'nothing (the move is done: the source keeps its fence)'
-        : next.kind === 'start'
-          ? 'preflight'
-          : `${next.rule.stage} on the ${next.rule.side} (${next.rule.file})`;
+        : reverted
+          ? 'nothing (the move was reverted: the target keeps its fence)'
+          : next.kind === 'start'
+            ? 'preflight'
+            : `${next.rule.stage} on the ${next.rule.side} (${next.rule.file})`;
       if (args.json) {
         out(
           jsonAnswer({
@@ -42,11 +53,14 @@ export async function statusMoveCommand(
             source: states.source,
             target: states.target,
             control,
+            revertBacklog,
             next: done
               ? 'done'
-              : next.kind === 'start'
-                ? { stage: 'preflight' }
-                : { stage: next.rule.stage, side: next.rule.side, file: next.rule.file },
+              : reverted
+                ? 'reverted'
+                : next.kind === 'start'
+                  ? { stage: 'preflight' }
+                  : { stage: next.rule.stage, side: next.rule.side, file: next.rule.file },
           }),
         );
         return;
@@ -62,6 +76,16 @@ export async function statusMoveCommand(
           `  target: ${field('rounds')} rounds, ${field('rows_applied')} rows applied, last applied source snapshot ${field('applied_snapshot')}`,
         );
       }
+      const srow = states.source?.row;
+      if (srow !== undefined && srow['revert_rounds'] !== undefined) {
+        out(
+          `  revert: ${String(srow['revert_rounds'])} rounds, ${String(srow['revert_rows'])} keys brought back to the source, last applied target snapshot ${srow['revert_snapshot'] === null ? '-' : String(srow['revert_snapshot'])}`,
+        );
+      }
+      if (revertBacklog !== null)
+        out(
+          `  revert backlog: ${revertBacklog} keys logged on the target since the cut-over (or the last revert round)`,
+        );
       if (control !== null)
         out(`  control: ${describeMoveControl(control, plan.manifest.options.holdCutover === true)}`);
       for (const b of states.target?.backfill ?? []) {

@@ -6,7 +6,8 @@ import { sqlTemplates, tidy } from '../render.js';
 import { moveContext, moveHashShape, moveRunId, sortedGroup, usesOutsideGroup, type MoveInput } from './context.js';
 import {
   MOVE_BINDING_FILES,
-  MOVE_STAGES,
+  moveStagesFor,
+  moveTemplateKey,
   type MoveHazardCode,
   type MovePlanManifest,
   type MovePlanStage,
@@ -29,6 +30,8 @@ export interface MoveTemplateSet {
   readonly binding: string;
   /** What the target's binding adds: the source's address for the foreign server. */
   readonly fdwBinding: string;
+  /** --reversible: what the source's binding adds, the target's address for a revert's foreign server. */
+  readonly revertBinding: string;
 }
 
 export interface MovePlan {
@@ -43,6 +46,20 @@ function stageHazards(rule: MoveStageRule, input: MoveInput): MoveHazardCode[] {
   const h: MoveHazardCode[] = [];
   const generated = input.tables.some((m) => m.columns.some((c) => c.generated !== null));
   const shared = input.sequences.some((s) => usesOutsideGroup(s, input).length > 0);
+  switch (rule.file) {
+    case '91-revert.source.sql':
+      if (input.options.fdwAuth === 'password') h.push('REVERT_FDW_PASSWORD_IN_CATALOG');
+      h.push('REVERT_REPLICA_APPLY');
+      return h;
+    case '92-revert.target.sql':
+      h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'TARGET_WRITE_FREEZE');
+      return h;
+    case '93-revert.source.sql':
+      h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'REVERT_REPLICA_APPLY');
+      return h;
+    default:
+      break;
+  }
   switch (`${rule.stage}.${rule.side}`) {
     case 'setup.source':
       h.push('SHARE_ROW_EXCLUSIVE_LOCK', 'WRITE_OVERHEAD', 'TRUNCATE_BLOCKED', 'LOG_GROWTH');
@@ -72,8 +89,11 @@ function stageLocks(rule: MoveStageRule, input: MoveInput): MovePlanStage['locks
   const sre =
     (rule.side === 'source' &&
       (rule.stage === 'setup' || rule.stage === 'fence' || rule.stage === 'cleanup' || rule.stage === 'abort')) ||
-    // --reversible: the target's cleanup drops the capture triggers of the live tables.
-    (rule.side === 'target' && rule.stage === 'cleanup' && input.options.reversible === true);
+    // --reversible: the target's cleanup drops the capture triggers of the live tables; the revert fences the
+    // target and drops the source's fence.
+    (rule.side === 'target' && rule.stage === 'cleanup' && input.options.reversible === true) ||
+    rule.file === '92-revert.target.sql' ||
+    rule.file === '93-revert.source.sql';
   if (!sre) return [];
   return sortedGroup(input.tables).map((m) => ({
     relation: `${m.schema}.${m.name}`,
@@ -98,8 +118,8 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
   const render = (text: string, context: object): string => tidy(compileOne(text)(context));
 
   const stagesStates = moveStagesStates();
-  const rendered = MOVE_STAGES.map((rule) => {
-    const key = `${rule.stage}.${rule.side}`;
+  const rendered = moveStagesFor(input.options).map((rule) => {
+    const key = moveTemplateKey(rule);
     const template = templates.stages[key];
     if (template === undefined) throw new Error(`internal error: no template for ${key}`);
     const hazards = stageHazards(rule, input);
@@ -162,6 +182,14 @@ export function compileMove(input: MoveInput, templates: MoveTemplateSet, toolVe
   const bindingFor = (side: MoveSide): string => {
     const facts = side === 'source' ? input.source : input.target;
     let text = render(templates.binding, bindingInput(toolVersion, planId, `${ctx.groupText} (${side})`, runId, facts));
+    if (side === 'source' && input.options.reversible === true) {
+      text += render(templates.revertBinding, {
+        hostLiteral: literal(input.target.host ?? ''),
+        portLiteral: literal(String(input.target.port ?? 5432)),
+        dbnameLiteral: literal(input.target.database),
+        userLiteral: literal(input.revertFdwUser ?? ''),
+      });
+    }
     if (side === 'target') {
       text += render(templates.fdwBinding, {
         hostLiteral: literal(input.source.host ?? ''),

@@ -24,6 +24,8 @@ export interface MoveInput {
   readonly target: MoveSideFacts;
   /** The source role the target's user mapping logs in as. */
   readonly fdwUser: string;
+  /** --reversible: the target role the source's user mapping logs in as for a revert (binding.source.sql). */
+  readonly revertFdwUser?: string;
   /** --fdw-auth cert: the client certificate and key, paths on the target host (binding.target.sql). */
   readonly fdwCert?: { readonly sslcert: string; readonly sslkey: string };
   readonly options: MoveOptions;
@@ -309,6 +311,35 @@ export function moveContext(input: MoveInput, runId: string) {
       logKeyDefsSql: join(key.map((k) => `${ident(k)} ${colType(k)} NOT NULL`)),
       logKeyListSql: join(key.map(ident)),
       // What the capture-function partial reads (the source's capture at setup; --reversible: the target's at the cut-over).
+      // The changed view (what a round reads: each logged key with its row) on the source, and with
+      // --reversible on the target too.
+      viewSelectSql: join([
+        ...key.map((k, j) => `d.${ident(k)} AS k_${j + 1}`),
+        ...cols.map((_, j) => `r.c_${j + 1}`),
+        '(r.found IS NOT NULL) AS present',
+      ]),
+      viewJoinSql: join(
+        key.map((k) => `s.${ident(k)} = d.${ident(k)}`),
+        ' AND ',
+      ),
+      // --reversible: the table's columns as the target has them at the cut-over (a revert refuses once they changed).
+      columnsSigSql: `(SELECT array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) FROM pg_catalog.pg_attribute a WHERE a.attrelid = ${literal(q)}::regclass AND a.attnum > 0 AND NOT a.attisdropped)::text`,
+      ftChangedColsSql: join(
+        [
+          ...key.map((k, j) => `k_${j + 1} ${colType(k)}`),
+          ...cols.map((c, j) => `c_${j + 1} ${c.type}`),
+          'present boolean',
+        ],
+        ',\n  ',
+      ),
+      insertColsSql: join(cols.map((c) => ident(c.name))),
+      changedColsSql: join(cols.map((_, j) => `c_${j + 1}`)),
+      deleteJoinSql: join(
+        key.map((k, j) => `t.${ident(k)} = d.k_${j + 1}`),
+        ' AND ',
+      ),
+      revFtChangedIdent: qualified(`shadowpack_tgt_${runId}`, `changed_${n}`),
+      revFtLogIdent: qualified(`shadowpack_tgt_${runId}`, `log_${n}`),
       captureSql: {
         keyListOld: join(key.map((k) => `OLD.${ident(k)}`)),
         keyListNew: join(key.map((k) => `NEW.${ident(k)}`)),
@@ -400,6 +431,11 @@ export function moveContext(input: MoveInput, runId: string) {
       maxUsed: `greatest(${uses.map((u) => `(SELECT max(${ident(u.column)})::numeric FROM ${qualified(u.tableSchema, u.tableName)})`).join(', ')})`,
       max: s.max,
       sourceRead: `SELECT last_value, is_called FROM ${qualified(s.schema, s.name)}`,
+      sourceReadSql: `SELECT last_value, is_called FROM ${qualified(s.schema, s.name)}`,
+      nSql: String(i + 1),
+      maxSql: String(s.max),
+      kindText: commentText(s.kind),
+      maxUsedSql: `greatest(${uses.map((u) => `(SELECT max(${ident(u.column)})::numeric FROM ${qualified(u.tableSchema, u.tableName)})`).join(', ')})`,
     };
   });
   const enumsCtx = input.types.flatMap((e) =>
@@ -446,6 +482,20 @@ export function moveContext(input: MoveInput, runId: string) {
     targetLiteral: literal(
       `${input.target.host ?? 'local socket'}:${input.target.port ?? 5432}/${input.target.database}`,
     ),
+    sourceLiteral: literal(
+      `${input.source.host ?? 'local socket'}:${input.source.port ?? 5432}/${input.source.database}`,
+    ),
+    // --reversible: what the source pulls a revert through (created by 91-revert.source.sql, dropped by cleanup).
+    revServerIdent: ident(`shadowpack_rev_${runId}`),
+    revServerLiteral: literal(`shadowpack_rev_${runId}`),
+    revFschemaIdent: ident(`shadowpack_tgt_${runId}`),
+    revFtStateIdent: qualified(`shadowpack_tgt_${runId}`, 'move_state'),
+    revFtSnapIdent: qualified(`shadowpack_tgt_${runId}`, 'snap'),
+    revFtSeqIdent: qualified(`shadowpack_tgt_${runId}`, 'seq'),
+    revRoundFnIdent: tool(`mrevround_${runId}`),
+    revPruneFnIdent: tool(`mrevprune_${runId}`),
+    revSeqSyncFnIdent: tool(`mrevseq_${runId}`),
+    revCatchupProcIdent: tool(`mrevcatchup_${runId}`),
     toolSchemaIdent: ident(TOOL_SCHEMA),
     toolSchemaLiteral: literal(TOOL_SCHEMA),
     stateIdent: tool(`move_${runId}`),
@@ -484,6 +534,7 @@ export function moveContext(input: MoveInput, runId: string) {
     truncTriggerLiteral: literal(`shadowpack_mtrunc_${runId}`),
     // A capture and a TRUNCATE guard trigger per table.
     toolTriggerCount: tables.length * 2,
+    toolTriggerCountSql: String(tables.length * 2),
     fenceTriggerIdent: ident(`shadowpack_mfence_${runId}`),
     fenceTriggerLiteral: literal(`shadowpack_mfence_${runId}`),
     // One fence trigger per table once the source is fenced.

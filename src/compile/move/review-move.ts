@@ -1,5 +1,5 @@
 import { usesOutsideGroup, type MoveInput } from './context.js';
-import { MOVE_STAGES, type MoveHazardCode, type MovePlanManifest } from './stages.js';
+import { MOVE_STAGES, moveStagesFor, type MoveHazardCode, type MovePlanManifest } from './stages.js';
 
 export const MOVE_HAZARD_TEXT: { readonly [K in MoveHazardCode]: string } = {
   FDW_PASSWORD_IN_CATALOG:
@@ -16,11 +16,17 @@ export const MOVE_HAZARD_TEXT: { readonly [K in MoveHazardCode]: string } = {
     'foreign keys are added NOT VALID at the cut-over and validated after it, one per transaction, blocking no writer',
   GENERATED_COLUMNS_RECOMPUTED: 'generated columns are computed again by the target server',
   TARGET_WRITE_OVERHEAD:
-    "--reversible: from the cut-over until 08-cleanup.target.sql, every write to the group on the target also writes a change-log row there (what a revert carries back: more WAL and I/O per write), and those logs are not pruned before then: they grow at the target's write rate",
+    "--reversible: from the cut-over until 08-cleanup.target.sql, every write to the group on the target also writes a change-log row there (what a revert carries back: more WAL and I/O per write), and only a revert's rounds prune those logs: they grow at the target's write rate",
   TARGET_TRUNCATE_BLOCKED:
     '--reversible: TRUNCATE of the group on the target is refused from the cut-over until 08-cleanup.target.sql',
   REVERT_WINDOW:
     '--reversible: between the cut-over and 08-cleanup.target.sql the move may be taken back; the source stays fenced meanwhile and falls behind by every write made on the target; 08-cleanup.target.sql ends the window (the target stops capturing; a revert is impossible from then on)',
+  REVERT_FDW_PASSWORD_IN_CATALOG:
+    "--reversible with --fdw-auth password: 91-revert.source.sql stores the target role's password (SHADOWPACK_REVERT_FDW_PASSWORD at run time, sent as COPY data) in the source's pg_user_mapping until 08-cleanup.source.sql drops the server: the source's superusers can read it meanwhile, and it is in the source's WAL",
+  REVERT_REPLICA_APPLY:
+    "the revert applies the target's rows on the source with session_replication_role = replica (superuser, or on 15+ a role granted SET on it): the source's foreign keys and ordinary user triggers do not fire for them (they ran on the target); triggers enabled REPLICA or ALWAYS do",
+  TARGET_WRITE_FREEZE:
+    'from the target fence of 92-revert.target.sql on, every write to the group on the target fails with a message naming the source, until 93-revert.source.sql makes the source live; pause the pooler first to queue instead of failing',
   SEQUENCE_SHARED:
     "--split-shared-sequences: a sequence the group uses also feeds a table outside the group (through a column default). The cut-over sets the target's copy past every value used on the source (plus the margin); from then on the table left on the source draws from the source's copy and the group from the target's, independently: values stay unique within each cluster, but the source's copy climbs into the range the target hands out, so a value can appear in both clusters (and any code that relied on one sequence for both tables no longer has it). Move the other table too, or give one side a disjoint range (ALTER SEQUENCE … RESTART), when that matters",
 };
@@ -54,7 +60,7 @@ export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string 
   lines.push(
     '',
     '```',
-    ...MOVE_STAGES.filter((r) => r.kind !== 'abort').map(
+    ...MOVE_STAGES.filter((r) => r.kind === 'forward' || r.kind === 'check').map(
       (r) => `psql -X -v ON_ERROR_STOP=1 -d <${r.side}> -f ${r.file}`,
     ),
     '```',
@@ -66,7 +72,18 @@ export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string 
   );
   if (input.options.reversible === true)
     lines.push(
-      "**Reversible** (`--reversible`): from the cut-over until `08-cleanup.target.sql`, the target captures every write to the group in change logs of its own (the source's capture trigger and log layout), which is what a revert carries back to the source. This version of shadowpack has no revert stage yet: the logs record every key written on the target since the cut-over, and `08-cleanup.target.sql` drops them. Run the cleanups only once the target is to stay.",
+      "**Reversible** (`--reversible`): from the cut-over until `08-cleanup.target.sql`, the target captures every write to the group in change logs of its own (the source's capture trigger and log layout). Until then the move can be taken back (`shadowpack run --plan DIR --url SOURCE --target-url TARGET --stage revert`, or with psql):",
+      '',
+      '```',
+      ...moveStagesFor(input.options)
+        .filter((r) => r.kind === 'revert')
+        .map((r) => `psql -X -v ON_ERROR_STOP=1 -d <${r.side}> -f ${r.file}`),
+      '```',
+      '',
+      "The source pulls the target's writes in rounds through postgres_fdw, the target is fenced (its write freeze), the last round runs in a target snapshot that sees the fence, the source's sequences are set past every value used on the target, and the source's fence goes in the same transaction: the source is live again. `08-cleanup.target.sql` ends the revert window (once a revert has fenced the target it refuses until the revert is done); run the cleanups only once the target is to stay, or after a revert." +
+        (input.options.fdwAuth === 'password'
+          ? " The source's user mapping logs in to the target as the planning role on the target: export `SHADOWPACK_REVERT_FDW_PASSWORD` with its password before 91-revert.source.sql when the target asks for one."
+          : ''),
       '',
     );
   const o = input.options;

@@ -4,6 +4,7 @@ import {
   MOVE_SOURCE_STATES,
   MOVE_STAGES,
   MOVE_TARGET_STATES,
+  moveTemplateKey,
   type MoveStageRule,
 } from './stages.js';
 
@@ -28,6 +29,7 @@ export interface MoveStageStates {
   readonly refusedLiteral: string;
   /** The other side's state it needs. */
   readonly needsLiteral: string;
+  readonly needsListLiteral: string;
   /** What it writes into the other side's state, by name (see MoveStageRule.tells). */
   readonly tells: {
     readonly [name: string]: {
@@ -71,6 +73,7 @@ export function moveStageStates(rule: MoveStageRule): MoveStageStates {
     fromListLiteral: inList(from),
     doneListLiteral: inList(done),
     refusedListLiteral: inList(refused),
+    needsListLiteral: inList(rule.needs?.states ?? []),
     tells,
   };
   one(out, 'fromLiteral', from, `${name} from`);
@@ -80,11 +83,14 @@ export function moveStageStates(rule: MoveStageRule): MoveStageStates {
   return out as MoveStageStates;
 }
 
-/** Every stage's states, keyed `<stage><Side>` (e.g. `catchupTarget`), for partials rendered by another stage. */
+/**
+ * Every stage's states, keyed by its template in camel case (e.g. `catchupTarget`, `revertFinalSource`), for
+ * partials rendered by another stage.
+ */
 export function moveStagesStates(): { readonly [key: string]: MoveStageStates } {
   const all: Record<string, MoveStageStates> = {};
   for (const rule of MOVE_STAGES)
-    all[`${rule.stage}${rule.side === 'source' ? 'Source' : 'Target'}`] = moveStageStates(rule);
+    all[moveTemplateKey(rule).replace(/[-.]([a-z])/g, (_, c: string) => c.toUpperCase())] = moveStageStates(rule);
   return all;
 }
 

@@ -42,6 +42,18 @@ import type { MoveHashShape } from './verify-sql.js';
  *     'target-aborted' through FDW if the source still has a run, then drops its objects.
  *     90-abort.source.sql refuses in source 'cutover-started' and 'cutover' (the target may be
  *     live: run 90-abort.target.sql first, which sets 'target-aborted').
+ *
+ * The revert of a plan made with --reversible (docs/cross-cluster.md says why nothing is lost), the mirror image:
+ *   - 07-cutover.target.sql also creates the target's capture, logs and the views the source reads.
+ *   - 91-revert.source.sql (from source 'cutover' or 'reverting') creates a server to the target, tells the target
+ *     'reverting' through it (own txn), runs rounds until the backlog is small and records source 'reverting'.
+ *   - 92-revert.target.sql needs source 'reverting' (read FOR SHARE through the target's server), fences the
+ *     target and records 'revert-fenced'.
+ *   - 93-revert.source.sql needs target 'revert-fenced': in one source transaction the last round in a target
+ *     snapshot that sees the fence, sequences, the source's fence dropped, source 'reverted'; then tells the
+ *     target 'reverted' (own txn; it runs again when that was lost).
+ *   - 08-cleanup.target.sql runs at target 'cutover', 'reverting' (setting it back to 'cutover': the revert is
+ *     given up) or 'reverted'; 08-cleanup.source.sql refuses while the target is 'revert-fenced'.
  */
 
 export type MoveSide = 'source' | 'target';
@@ -54,20 +66,36 @@ export const MOVE_SOURCE_STATES = [
   'target-aborted',
   'cutover',
   'aborting',
+  'reverting',
+  'reverted',
 ] as const;
 export type SourceMoveState = (typeof MOVE_SOURCE_STATES)[number];
-export const MOVE_TARGET_STATES = ['setup', 'backfill', 'build', 'catchup', 'cutover', 'aborting'] as const;
+export const MOVE_TARGET_STATES = [
+  'setup',
+  'backfill',
+  'build',
+  'catchup',
+  'cutover',
+  'aborting',
+  'reverting',
+  'revert-fenced',
+  'reverted',
+] as const;
 export type TargetMoveState = (typeof MOVE_TARGET_STATES)[number];
 
 export type MoveStageName =
-  'preflight' | 'setup' | 'backfill' | 'build' | 'catchup' | 'fence' | 'cutover' | 'cleanup' | 'abort';
+  'preflight' | 'setup' | 'backfill' | 'build' | 'catchup' | 'fence' | 'cutover' | 'cleanup' | 'abort' | 'revert';
 
 /** One row per stage file. `from`/`records` are states of the stage's own side; `needs` of the other one. */
 export interface MoveStageRule {
   readonly stage: MoveStageName;
   readonly side: MoveSide;
   readonly file: string;
+  /** Its template, `templates/move/<template>.sql.hbs`, when not `<stage>.<side>` (a stage with two files on one side). */
+  readonly template?: string;
   readonly kind: StageKind;
+  /** Only in plans made with this option (`plan --reversible`). */
+  readonly onlyWith?: 'reversible';
   /** States of its own side it may start from; null: no run recorded on that side. 'any': it only reads. */
   readonly from: readonly (string | null)[] | 'any';
   /** What it records on its own side when done (null: nothing; for cleanup/abort, the run is removed). */
@@ -205,7 +233,8 @@ export const MOVE_STAGES: readonly MoveStageRule[] = [
     side: 'target',
     file: '08-cleanup.target.sql',
     kind: 'forward',
-    from: ['cutover'],
+    // --reversible: also after a revert, or during one before the target's fence (which gives the revert up).
+    from: ['cutover', 'reverting', 'reverted'],
     records: null,
     removesRun: true,
     tells: { live: { records: 'cutover', from: ['cutover-started'] } },
@@ -217,11 +246,57 @@ export const MOVE_STAGES: readonly MoveStageRule[] = [
     side: 'source',
     file: '08-cleanup.source.sql',
     kind: 'forward',
-    from: ['cutover'],
+    from: ['cutover', 'reverting', 'reverted'],
     records: null,
     removesRun: true,
     transaction: 'one',
     summary: 'drop the capture triggers, logs, views and state; the fence and the tables stay',
+  },
+  {
+    stage: 'revert',
+    side: 'source',
+    file: '91-revert.source.sql',
+    template: 'revert.source',
+    kind: 'revert',
+    onlyWith: 'reversible',
+    from: ['cutover', 'reverting'],
+    records: 'reverting',
+    needs: { side: 'target', states: ['cutover', 'reverting', 'revert-fenced'] },
+    tells: { started: { records: 'reverting', from: ['cutover'] } },
+    transaction: 'batches',
+    summary:
+      "--reversible, after the cut-over: postgres_fdw server to the target, then rounds (one target snapshot each) that bring the target's writes to the source until the backlog is small",
+  },
+  {
+    stage: 'revert',
+    side: 'target',
+    file: '92-revert.target.sql',
+    template: 'revert.target',
+    kind: 'revert',
+    onlyWith: 'reversible',
+    from: ['reverting', 'revert-fenced'],
+    records: 'revert-fenced',
+    doneIn: ['revert-fenced'],
+    needs: { side: 'source', states: ['reverting'] },
+    transaction: 'one',
+    summary:
+      'bounded lock, then statement triggers refusing every write to the group on the target (the write freeze of the revert starts)',
+  },
+  {
+    stage: 'revert',
+    side: 'source',
+    file: '93-revert.source.sql',
+    template: 'revert-final.source',
+    kind: 'revert',
+    onlyWith: 'reversible',
+    from: ['reverting', 'reverted'],
+    records: 'reverted',
+    doneIn: ['reverted'],
+    needs: { side: 'target', states: ['revert-fenced'] },
+    tells: { done: { records: 'reverted', from: ['revert-fenced'] } },
+    transaction: 'several',
+    summary:
+      "in one transaction: the last round in a target snapshot that sees the target's fence, sequences past every value used on the target, the source's fence dropped (the source is live again)",
   },
   {
     stage: 'abort',
@@ -253,6 +328,14 @@ export const MOVE_BINDING_FILES: { readonly [S in MoveSide]: string } = {
   target: 'binding.target.sql',
 };
 
+/** The template key of a stage file (`templates/move/<key>.sql.hbs`). */
+export const moveTemplateKey = (rule: MoveStageRule): string => rule.template ?? `${rule.stage}.${rule.side}`;
+
+/** The stage files of a plan made with these options (the revert files only with --reversible). */
+export function moveStagesFor(options: { readonly reversible?: boolean }): readonly MoveStageRule[] {
+  return MOVE_STAGES.filter((r) => r.onlyWith === undefined || options.reversible === true);
+}
+
 export function moveStage(file: string): MoveStageRule {
   const rule = MOVE_STAGES.find((r) => r.file === file);
   if (rule === undefined) throw new Error(`internal error: ${file} is not a stage of a move plan`);
@@ -272,7 +355,10 @@ export type MoveHazardCode =
   | 'SEQUENCE_SHARED'
   | 'TARGET_WRITE_OVERHEAD'
   | 'TARGET_TRUNCATE_BLOCKED'
-  | 'REVERT_WINDOW';
+  | 'REVERT_WINDOW'
+  | 'REVERT_FDW_PASSWORD_IN_CATALOG'
+  | 'REVERT_REPLICA_APPLY'
+  | 'TARGET_WRITE_FREEZE';
 
 /** One stage of plan.json. */
 export interface MovePlanStage {
