@@ -12,6 +12,7 @@
  * the revert every source table equals the target's twin row for row, writes on the target fail with the fence
  * message, and new rows on the source get keys above every value used on the target.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +39,7 @@ let savedPassword: string | undefined;
 const REVERT_PASSWORD_ENV = 'SHADOWPACK_REVERT_FDW_PASSWORD';
 let savedRevertPassword: string | undefined;
 let revertPair: MovePair;
+let psqlPair: MovePair;
 
 beforeAll(async () => {
   servers = await startMoveServers();
@@ -50,6 +52,9 @@ beforeAll(async () => {
   revertPair = await freshMovePair(servers, 'move_revert');
   await withClient(revertPair.source.url, (c) => createMoveFixture(c, { customers: 40, orders: 300 }));
   await withClient(revertPair.target.url, (c) => c.query('CREATE SCHEMA app'));
+  psqlPair = await freshMovePair(servers, 'move_revert_psql');
+  await withClient(psqlPair.source.url, (c) => createMoveFixture(c, { customers: 30, orders: 100 }));
+  await withClient(psqlPair.target.url, (c) => c.query('CREATE SCHEMA app'));
   savedRevertPassword = process.env[REVERT_PASSWORD_ENV];
   process.env[REVERT_PASSWORD_ENV] = decodeURIComponent(new URL(revertPair.target.url).password);
 }, 120_000);
@@ -60,6 +65,7 @@ afterAll(async () => {
   if (savedRevertPassword === undefined) delete process.env[REVERT_PASSWORD_ENV];
   else process.env[REVERT_PASSWORD_ENV] = savedRevertPassword;
   if (root) rmSync(root, { recursive: true, force: true });
+  await psqlPair?.drop();
   await revertPair?.drop();
   await pair?.drop();
   await servers?.stop();
@@ -342,5 +348,70 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     expect(again.stderr).toContain(
       "this move was reverted: neither side has a run left and the target's tables carry its fence",
     );
+  }, 120_000);
+
+  it('reverts with psql, file by file; neither cleanup can strand a fenced target; 93 is safe to run again', async () => {
+    const { source, target } = psqlPair;
+    const dir = join(root, 'revert-psql');
+    const tables = ['--table', 'app.customers', '--table', 'app.orders', '--table', 'app.order_items'];
+    const planned = await run([
+      'plan',
+      '--url',
+      source.url,
+      '--target-url',
+      target.url,
+      ...tables,
+      '--out',
+      dir,
+      '--reversible',
+    ]);
+    expect(planned.code, planned.stderr).toBe(0);
+    const cut = await run(['run', '--plan', dir, '--url', source.url, '--target-url', target.url]);
+    expect(cut.code, cut.stderr).toBe(0);
+    await withClient(target.url, async (c) => {
+      await c.query(`INSERT INTO app.customers (name, email) VALUES ('on target', 'moved@example.com')`);
+      await c.query(`UPDATE app.orders SET note = NULL, qty = 7 WHERE id = 3`);
+      await c.query(`UPDATE app.orders SET id = DEFAULT WHERE id = 4`); // the items follow (ON UPDATE CASCADE)
+      await c.query(`DELETE FROM app.order_items WHERE order_id = 2`);
+      await c.query(`DELETE FROM app.orders WHERE id = 2`);
+    });
+    const env = { ...process.env, [REVERT_PASSWORD_ENV]: decodeURIComponent(new URL(target.url).password) };
+    const psql = (file: string, url: string) =>
+      execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], {
+        cwd: dir,
+        env,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    const psqlFails = (file: string, url: string): string => {
+      try {
+        psql(file, url);
+      } catch (e) {
+        return String((e as { stderr?: string }).stderr);
+      }
+      throw new Error(`${file} did not fail`);
+    };
+    psql('91-revert.source.sql', source.url);
+    psql('92-revert.target.sql', target.url);
+    // The target is fenced for the revert: neither cleanup may remove what 93-revert.source.sql needs.
+    expect(psqlFails('08-cleanup.target.sql', target.url)).toContain(
+      'cleanup cannot run at target stage revert-fenced',
+    );
+    expect(psqlFails('08-cleanup.source.sql', source.url)).toContain(
+      'a revert holds the target fenced; the source is not cleaned up',
+    );
+    await withClient(target.url, async (c) => {
+      await c.query('CREATE SCHEMA twin');
+      for (const t of MOVE_GROUP)
+        await c.query(`CREATE TABLE twin.${t} AS SELECT ${MOVE_COLUMNS[t].join(', ')} FROM app.${t}`);
+    });
+    psql('93-revert.source.sql', source.url);
+    psql('93-revert.source.sql', source.url);
+    const compared = await compareMoveWithTwins(target.url, source.url);
+    expect(compared.equal, JSON.stringify(compared.tables)).toBe(true);
+    expect(psqlFails('91-revert.source.sql', source.url)).toContain('the revert is done; the source is live');
+    await withClient(source.url, (c) => c.query(`UPDATE app.customers SET name = 'live again' WHERE id = 1`));
+    psql('08-cleanup.target.sql', target.url);
+    psql('08-cleanup.source.sql', source.url);
   }, 120_000);
 });
