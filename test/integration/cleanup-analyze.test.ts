@@ -5,6 +5,9 @@
  * so autovacuum cannot make these assertions pass or fail.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type pg from 'pg';
 import { freshDatabase, withClient, type FreshDatabase } from '../helpers/db.js';
 import { cli, leftovers, planTable } from '../helpers/rebuild.js';
@@ -40,7 +43,9 @@ describe('cleanup analyzes only when the build did not, or the table changed sin
       CREATE TABLE ca.reset (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = false);
       INSERT INTO ca.kept SELECT g, g FROM generate_series(1, 3000) g;
       INSERT INTO ca.changed SELECT g, g FROM generate_series(1, 3000) g;
-      INSERT INTO ca.reset SELECT g, g FROM generate_series(1, 3000) g;`),
+      INSERT INTO ca.reset SELECT g, g FROM generate_series(1, 3000) g;
+      CREATE TABLE ca.parted (id int, created date NOT NULL, v int, PRIMARY KEY (id, created));
+      INSERT INTO ca.parted SELECT g, date '2026-01-01' + (g % 3) * 31, g FROM generate_series(1, 3000) g;`),
     );
   });
   afterAll(async () => {
@@ -81,6 +86,22 @@ describe('cleanup analyzes only when the build did not, or the table changed sin
     });
     await cleanup(dir);
     expect(await withClient(db.url, (c) => tableStats(c, 'ca.changed'))).toMatchObject({ analyzes: 2, modified: 0 });
+  });
+
+  it('counts the changes of a partitioned table in its partitions (its own count stays 0)', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'sp-plan-'));
+    const partitioned = ['--partition-by', 'range(created)', '--interval', '1 month', '--partitions-ahead', '1'];
+    const p = await cli(['plan', '--table', 'ca.parted', '--out', out, '--url', db.url, ...partitioned]);
+    expect(p.code, p.stderr).toBe(0);
+    const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'swap']);
+    expect(r.code, r.stderr).toBe(0);
+    await withClient(db.url, async (c) => {
+      expect(await tableStats(c, 'ca.parted')).toMatchObject({ analyzes: 1, analyzed: true });
+      await c.query('UPDATE ca.parted SET v = v + 1 WHERE id <= 1000; SELECT pg_stat_force_next_flush()');
+      expect(await tableStats(c, 'ca.parted')).toMatchObject({ analyzes: 1, modified: 0 });
+    });
+    await cleanup(out);
+    expect(await withClient(db.url, (c) => tableStats(c, 'ca.parted'))).toMatchObject({ analyzes: 2 });
   });
 
   it('analyzes when no ANALYZE of the rebuilt table is recorded', async () => {
