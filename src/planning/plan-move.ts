@@ -214,11 +214,7 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
     for (const f of found.functions) typeFunctions.add(f);
     for (const u of found.uncreatable) uncreatable.set(u.type, u);
     refusals.push(...found.unsupported.map((u) => `${m.schema}.${m.name}: ${u}`));
-    for (const s of await moveSequences(source, m.schema, m.name)) {
-      if (BigInt(s.increment) < 0n)
-        refusals.push(`${m.schema}.${m.name}: sequence ${s.schema}.${s.name} counts down, which moves do not sync yet`);
-      sequences.push(s);
-    }
+    sequences.push(...(await moveSequences(source, m.schema, m.name)));
   }
   if (refusals.length > 0) throw new UserError('UNSUPPORTED_OBJECT', `cannot move: ${refusals.join('; ')}`);
   const shared = sharedSequenceRefusal(sequences, tables, options);

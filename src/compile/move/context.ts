@@ -430,6 +430,10 @@ export function moveContext(input: MoveInput, runId: string) {
           : '',
       maxUsed: `greatest(${uses.map((u) => `(SELECT max(${ident(u.column)})::numeric FROM ${qualified(u.tableSchema, u.tableName)})`).join(', ')})`,
       max: s.max,
+      // A descending sequence (INCREMENT < 0) is set below every used value, by the margin, toward its minimum.
+      descending: BigInt(s.increment) < 0n,
+      minUsed: `least(${uses.map((u) => `(SELECT min(${ident(u.column)})::numeric FROM ${qualified(u.tableSchema, u.tableName)})`).join(', ')})`,
+      min: s.min,
       sourceRead: `SELECT last_value, is_called FROM ${qualified(s.schema, s.name)}`,
       sourceReadSql: `SELECT last_value, is_called FROM ${qualified(s.schema, s.name)}`,
       nSql: String(i + 1),

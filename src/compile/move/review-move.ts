@@ -102,7 +102,7 @@ export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string 
   if (input.sequences.length > 0) {
     lines.push(
       '',
-      'Sequences set at the cut-over (past every used value, plus a margin of ' +
+      `Sequences set at the cut-over (past every used value${input.sequences.some((s) => BigInt(s.increment) < 0n) ? ' in their direction' : ''}, plus a margin of ` +
         String(input.options.sequenceMargin) +
         '):',
       '',
@@ -112,7 +112,7 @@ export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string 
       const uses = input.sequences.filter((s) => `${s.schema}.${s.name}` === name);
       const outside = [...new Set(uses.flatMap((s) => usesOutsideGroup(s, input)))];
       lines.push(
-        `- \`${name}\` (${uses[0]!.kind}; ${uses.map((s) => `${s.tableSchema}.${s.tableName}.${s.column}`).join(', ')})${outside.length > 0 ? `; also used outside the group by ${outside.join(', ')}` : ''}`,
+        `- \`${name}\` (${uses[0]!.kind}${BigInt(uses[0]!.increment) < 0n ? ', counts down: set below every used value' : ''}; ${uses.map((s) => `${s.tableSchema}.${s.tableName}.${s.column}`).join(', ')})${outside.length > 0 ? `; also used outside the group by ${outside.join(', ')}` : ''}`,
       );
     }
   }
