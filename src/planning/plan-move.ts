@@ -280,7 +280,7 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
   if (conflicts.existingTables.length > 0 && request.compareOnly !== true)
     throw new UserError(
       'UNSUPPORTED_TABLE',
-      `the target already has ${conflicts.existingTables.join(', ')}; a move creates its tables itself: drop or rename them on the target (check they hold nothing you need), then plan again`,
+      `the target already has ${conflicts.existingTables.join(', ')}; a move creates its tables itself and adopts none, not even an empty one of the same definition: drop or rename them on the target (an empty one loses nothing; check a non-empty one holds nothing you need), then plan again`,
     );
   const spaces = moveTablespaces(tables);
   const missingSpaces = (

@@ -3,7 +3,8 @@
  * the columns need (domains with checks, NOT VALID ones and defaults, ranges with their multiranges, nested
  * composites, in dependency order), refused in one line while a function they call is missing on the target;
  * plan refuses a sequence shared with a table outside the group unless --split-shared-sequences, which the
- * review then names; a tablespace missing on the target is refused in one line. After the runner's whole move,
+ * review then names; a tablespace missing on the target, or an empty table of the same name there, is refused in
+ * one line. After the runner's whole move,
  * each table's catalog description (extended statistics, statistics targets, column storage and compression,
  * planner options, table and TOAST storage parameters, table and index tablespaces included) and every type on
  * the target equal the source's, and so do the rows; descending sequences continue below every used value; an abort drops the types the move created, and only those.
@@ -184,6 +185,15 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move fidelity, source 14 -> 
     // Both tables in the group: nothing is shared outside it, nothing to accept.
     const both = await cli([...planArgs('app.moved', join(root, 'shared-both')), '--table', 'app.stays']);
     expect(both.code, both.out).toBe(0);
+    // An empty table of the same definition on the target is not adopted: refused in one line with the fix.
+    await withClient(pair.target.url, (c) => c.query(`CREATE TABLE app.stays (id bigint PRIMARY KEY, v text)`));
+    const empty = await cli([...planArgs('app.moved', join(root, 'empty-there')), '--table', 'app.stays']);
+    expect(empty.code).toBe(2);
+    expect(empty.out.trim().split('\n')).toHaveLength(1);
+    expect(empty.out).toMatch(
+      /the target already has app\.stays \(empty\); a move creates its tables itself and adopts none, not even an empty one .*drop or rename them on the target \(an empty one loses nothing/,
+    );
+    await withClient(pair.target.url, (c) => c.query('DROP TABLE app.stays'));
   });
 
   it('creates the domains, ranges and nested composites the columns need, in dependency order, and carries extended statistics, column and table storage settings and tablespaces; the target then equals the source', async () => {
