@@ -288,6 +288,11 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
       await runRule(rule('setup', 'source'));
     } else {
       const r = next.rule;
+      if (r.kind === 'revert')
+        throw new UserError(
+          'RUN_STATE',
+          `a revert of this move is under way (source "${states.source?.stage ?? 'no run'}", target "${states.target?.stage ?? 'no run'}"): go on with --stage revert (next: ${r.file} on the ${r.side})`,
+        );
       if (r.kind === 'abort') {
         // An interrupted abort is finished, never gone past.
         await runRule(r);

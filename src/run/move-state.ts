@@ -92,6 +92,11 @@ export function nextMoveStage(states: MoveStates): MoveNext {
       `the target has no run of this move, but the source is at "${src ?? ''}": the target part was removed; undo the source part with --stage abort (90-abort.source.sql) and plan the move again`,
     );
   }
+  // A revert under way (--reversible) goes on only with --stage revert; its next file is named here.
+  if (revertUnderWay(states)) {
+    const r = nextRevertStage(states);
+    if (r !== null) return { kind: 'run', rule: r };
+  }
   // setup.source only starts a move (both sides empty, above).
   const forward = MOVE_STAGES.filter((r) => r.kind === 'forward' && !(r.stage === 'setup' && r.side === 'source'));
   const fresh = forward.find((r) => mayStart(r, states) && r.records !== stateOf(states, r.side));
@@ -102,6 +107,13 @@ export function nextMoveStage(states: MoveStates): MoveNext {
     'RUN_STATE',
     `no stage of the move goes on from source "${src ?? 'no run'}" and target "${tgt ?? 'no run'}"; check shadowpack status, or abort (--stage abort) before cut-over`,
   );
+}
+
+/** A revert has begun and not yet made the source live and told the target. */
+export function revertUnderWay(states: MoveStates): boolean {
+  const src = stateOf(states, 'source');
+  const tgt = stateOf(states, 'target');
+  return src === 'reverting' || tgt === 'reverting' || tgt === 'revert-fenced';
 }
 
 /**

@@ -400,6 +400,14 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     expect(psqlFails('08-cleanup.source.sql', source.url)).toContain(
       'a revert holds the target fenced; the source is not cleaned up',
     );
+    // A plain run does not go on with a revert under way (nor give it up): it names --stage revert; status too.
+    const args = ['--plan', dir, '--url', source.url, '--target-url', target.url];
+    const plain = await run(['run', ...args, '--until', 'cleanup']);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain(
+      'a revert of this move is under way (source "reverting", target "revert-fenced"): go on with --stage revert (next: 93-revert.source.sql on the source)',
+    );
+    expect((await run(['status', ...args])).stdout).toContain('next: revert on the source (93-revert.source.sql)');
     await withClient(target.url, async (c) => {
       await c.query('CREATE SCHEMA twin');
       for (const t of MOVE_GROUP)

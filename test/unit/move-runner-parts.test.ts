@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { checkMovePlanIntegrity, isMovePlanDir, readMovePlanDir } from '../../src/run/move-plan.js';
 import { writeToyMovePlan } from '../helpers/move-toy-plan.js';
 import { moveMetaCommands } from '../../src/run/move-meta.js';
-import { nextMoveStage, type MoveStates } from '../../src/run/move-state.js';
+import { nextMoveStage, nextRevertStage, type MoveStates } from '../../src/run/move-state.js';
 
 const SETUP = `BEGIN;
 \\getenv sp_pw SHADOWPACK_FDW_PASSWORD
@@ -91,6 +91,25 @@ describe('the next stage of a move, from both sides', () => {
     expect(next('target-aborted', 'aborting')).toBe('abort.target');
     expect(next('target-aborted', null)).toBe('abort.source');
     expect(next('aborting', null)).toBe('abort.source');
+  });
+
+  it('names the revert file a revert under way needs next, and the cleanups once it is done (--reversible)', () => {
+    const file = (source: string | null, target: string | null): string | null =>
+      nextRevertStage(at(source, target))?.file ?? null;
+    expect(file('cutover', 'cutover')).toBe('91-revert.source.sql');
+    expect(file('cutover', 'reverting')).toBe('91-revert.source.sql');
+    expect(file('reverting', 'reverting')).toBe('92-revert.target.sql');
+    expect(file('reverting', 'revert-fenced')).toBe('93-revert.source.sql');
+    // 93 made the source live but did not tell the target: it runs again.
+    expect(file('reverted', 'revert-fenced')).toBe('93-revert.source.sql');
+    expect(file('reverted', 'reverted')).toBeNull();
+    expect(file('fenced', 'catchup')).toBeNull();
+    // A plain run names the revert's next file while one is under way, and the cleanups after it.
+    expect(next('cutover', 'reverting')).toBe('revert.source');
+    expect(next('reverting', 'revert-fenced')).toBe('revert.source');
+    expect(next('reverting', 'reverting')).toBe('revert.target');
+    expect(next('reverted', 'reverted')).toBe('cleanup.target');
+    expect(next('reverted', null)).toBe('cleanup.source');
   });
 
   it('refuses states no stage goes on from', () => {

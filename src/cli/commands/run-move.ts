@@ -118,6 +118,7 @@ export function moveNextLine(states: MoveStates, args: Pick<MoveRunArgs, 'plan' 
   const next = nextMoveStage(states);
   if (next.kind === 'start') return `next: preflight and setup (${base})`;
   const r = next.rule;
-  const until = r.stage === 'cleanup' ? ' --until cleanup' : ` --until ${r.stage}`;
+  const until =
+    r.kind === 'revert' ? ' --stage revert' : r.stage === 'cleanup' ? ' --until cleanup' : ` --until ${r.stage}`;
   return `next: ${r.file} (${r.stage} on the ${r.side}): ${base}${until}`;
 }
