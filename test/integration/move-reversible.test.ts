@@ -53,7 +53,12 @@ beforeAll(async () => {
   await withClient(revertPair.source.url, (c) => createMoveFixture(c, { customers: 40, orders: 300 }));
   await withClient(revertPair.target.url, (c) => c.query('CREATE SCHEMA app'));
   psqlPair = await freshMovePair(servers, 'move_revert_psql');
-  await withClient(psqlPair.source.url, (c) => createMoveFixture(c, { customers: 30, orders: 100 }));
+  await withClient(psqlPair.source.url, async (c) => {
+    await createMoveFixture(c, { customers: 30, orders: 100 });
+    // A descending sequence: the revert sets it below every value used on the target.
+    await c.query(`CREATE SEQUENCE app.down_seq INCREMENT -1 MINVALUE -1000000 MAXVALUE -1 START -1;
+                   ALTER TABLE app.order_items ADD COLUMN down bigint NOT NULL DEFAULT nextval('app.down_seq')`);
+  });
   await withClient(psqlPair.target.url, (c) => c.query('CREATE SCHEMA app'));
   savedRevertPassword = process.env[REVERT_PASSWORD_ENV];
   process.env[REVERT_PASSWORD_ENV] = decodeURIComponent(new URL(revertPair.target.url).password);
@@ -373,6 +378,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
       await c.query(`UPDATE app.orders SET note = NULL, qty = 7 WHERE id = 3`);
       await c.query(`UPDATE app.orders SET id = DEFAULT WHERE id = 4`); // the items follow (ON UPDATE CASCADE)
       await c.query(`DELETE FROM app.order_items WHERE order_id = 2`);
+      await c.query(`INSERT INTO app.order_items (order_id, line, sku, qty) VALUES (6, 9, 'counted down', 1)`);
       await c.query(`DELETE FROM app.orders WHERE id = 2`);
     });
     const env = { ...process.env, [REVERT_PASSWORD_ENV]: decodeURIComponent(new URL(target.url).password) };
@@ -419,6 +425,25 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     expect(compared.equal, JSON.stringify(compared.tables)).toBe(true);
     expect(psqlFails('91-revert.source.sql', source.url)).toContain('the revert is done; the source is live');
     await withClient(source.url, (c) => c.query(`UPDATE app.customers SET name = 'live again' WHERE id = 1`));
+    const lowest = await withClient(target.url, async (c) =>
+      BigInt(
+        (
+          await c.query<{ v: string }>(
+            `SELECT least((SELECT min(down) FROM app.order_items), (SELECT last_value FROM app.down_seq)) AS v`,
+          )
+        ).rows[0]!.v,
+      ),
+    );
+    const down = await withClient(source.url, async (c) =>
+      BigInt(
+        (
+          await c.query<{ down: string }>(
+            `INSERT INTO app.order_items (order_id, line, sku, qty) VALUES (8, 9, 'after revert', 1) RETURNING down`,
+          )
+        ).rows[0]!.down,
+      ),
+    );
+    expect(down).toBeLessThan(lowest);
     psql('08-cleanup.target.sql', target.url);
     psql('08-cleanup.source.sql', source.url);
   }, 120_000);

@@ -438,6 +438,8 @@ export function moveContext(input: MoveInput, runId: string) {
       sourceReadSql: `SELECT last_value, is_called FROM ${qualified(s.schema, s.name)}`,
       nSql: String(i + 1),
       maxSql: String(s.max),
+      minSql: String(s.min),
+      minUsedSql: `least(${uses.map((u) => `(SELECT min(${ident(u.column)})::numeric FROM ${qualified(u.tableSchema, u.tableName)})`).join(', ')})`,
       kindText: commentText(s.kind),
       maxUsedSql: `greatest(${uses.map((u) => `(SELECT max(${ident(u.column)})::numeric FROM ${qualified(u.tableSchema, u.tableName)})`).join(', ')})`,
     };
