@@ -57,6 +57,26 @@ export async function moveColumnTypes(client: ClientBase, schema: string, table:
   }
 }
 
+/**
+ * How the target defines a type of the same name as one the move would create (read as on the source, without
+ * the types it is made of): null when it has none, 'other' when it is not an enum, composite, domain or range.
+ */
+export async function moveTypeAsDefined(client: ClientBase, typeName: string): Promise<MoveUserType | 'other' | null> {
+  await client.query('SET search_path = pg_catalog');
+  try {
+    const oid = (await client.query<{ o: string | null }>('SELECT to_regtype($1)::oid::text AS o', [typeName])).rows[0]!
+      .o;
+    if (oid === null) return null;
+    const out = emptyTypes();
+    await typeVisitor(client, out, false)(oid);
+    return out.types[0] ?? 'other';
+  } finally {
+    await client.query('RESET search_path');
+  }
+}
+
+const emptyTypes = (): MoveColumnTypes => ({ types: [], functions: [], uncreatable: [], unsupported: [] });
+
 async function readTypes(client: ClientBase, schema: string, table: string): Promise<MoveColumnTypes> {
   const columns = (
     await client.query<{ col: string; oid: string; name: string; schema: string }>(
@@ -66,11 +86,28 @@ async function readTypes(client: ClientBase, schema: string, table: string): Pro
       [qualified(schema, table)],
     )
   ).rows;
-  const out: MoveColumnTypes = { types: [], functions: [], uncreatable: [], unsupported: [] };
+  const out = emptyTypes();
+  const visit = typeVisitor(client, out, true);
+  for (const c of columns) {
+    const element = c.name.replace(/^_/, '');
+    if ((element === 'oid' && c.schema === 'pg_catalog') || element === 'lo') {
+      out.unsupported.push(
+        `column ${c.col} is of type ${element} (large objects are not seen by triggers and do not move; store the bytes in bytea)`,
+      );
+      continue;
+    }
+    await visit(c.oid);
+  }
+  return out;
+}
+
+/** Reads a type into `out`; deep: the types it is made of first (post-order), else only the type itself. */
+function typeVisitor(client: ClientBase, out: MoveColumnTypes, deep: boolean): (oid: string) => Promise<void> {
   const done = new Set<string>();
   const q = async <T extends object>(sql: string, oid: string): Promise<T[]> =>
     (await client.query<T & Record<string, unknown>>(sql, [oid])).rows;
 
+  const dependency = (oid: string): Promise<void> => (deep ? visit(oid) : Promise.resolve());
   /** Post-order: what a type is made of is pushed before the type. */
   const visit = async (oid: string): Promise<void> => {
     if (done.has(oid)) return;
@@ -102,7 +139,7 @@ async function readTypes(client: ClientBase, schema: string, table: string): Pro
             WHERE c.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
           oid,
         );
-        for (const a of attrs) await visit(a.oid);
+        for (const a of attrs) await dependency(a.oid);
         out.types.push({
           kind: 'composite',
           schema: t.schema,
@@ -114,7 +151,7 @@ async function readTypes(client: ClientBase, schema: string, table: string): Pro
         return;
       }
       case 'd': {
-        await visit(t.base_oid!);
+        await dependency(t.base_oid!);
         const checks = await q<{ n: string; d: string; v: boolean }>(
           `SELECT conname AS n, pg_get_constraintdef(oid) AS d, convalidated AS v FROM pg_constraint WHERE contypid = $1::oid AND contype = 'c' ORDER BY conname`,
           oid,
@@ -175,7 +212,7 @@ async function readTypes(client: ClientBase, schema: string, table: string): Pro
           });
           return;
         }
-        await visit(r.sub);
+        await dependency(r.sub);
         if (r.diff_sig !== null) out.functions.push(r.diff_sig);
         const subtype = (await q<{ t: string }>('SELECT format_type($1::oid, NULL) AS t', r.sub))[0]!.t;
         out.types.push({
@@ -195,7 +232,7 @@ async function readTypes(client: ClientBase, schema: string, table: string): Pro
         const range = (
           await q<{ r: string }>('SELECT rngtypid::text AS r FROM pg_range WHERE rngmultitypid = $1::oid', oid)
         )[0];
-        if (range !== undefined) await visit(range.r);
+        if (range !== undefined) await dependency(range.r);
         return;
       }
       default:
@@ -203,15 +240,5 @@ async function readTypes(client: ClientBase, schema: string, table: string): Pro
         return;
     }
   };
-  for (const c of columns) {
-    const element = c.name.replace(/^_/, '');
-    if ((element === 'oid' && c.schema === 'pg_catalog') || element === 'lo') {
-      out.unsupported.push(
-        `column ${c.col} is of type ${element} (large objects are not seen by triggers and do not move; store the bytes in bytea)`,
-      );
-      continue;
-    }
-    await visit(c.oid);
-  }
-  return out;
+  return visit;
 }

@@ -8,7 +8,7 @@ import { qualified } from '../model/quote.js';
  */
 
 export type { MoveSequence, MoveUserType } from '../model/move-types.js';
-export { moveColumnTypes } from './move-column-types.js';
+export { moveColumnTypes, moveTypeAsDefined } from './move-column-types.js';
 
 export interface MoveServerFacts {
   readonly serverVersionNum: number;

@@ -10,11 +10,12 @@ import {
   type MoveInput,
   type MoveOptions,
 } from '../compile/move/context.js';
-import { ident } from '../model/quote.js';
+import { ident, qualified } from '../model/quote.js';
 import { MOVE_STAGES, moveTemplateKey, type MoveSideFacts } from '../compile/move/stages.js';
 import { introspect } from '../introspect/introspect.js';
 import {
   moveColumnTypes,
+  moveTypeAsDefined,
   moveSequences,
   moveServerFacts,
   moveTargetConflicts,
@@ -135,6 +136,19 @@ function sharedSequenceRefusal(
   return `sequence ${list.map(([k, o]) => `${k} also feeds ${[...o].sort().join(', ')} (a column default)`).join('; sequence ')}, outside the group: after the cut-over that table would keep drawing from the source's copy and the group from the target's; add --table ${others.join(' --table ')} to move ${others.length === 1 ? 'it' : 'them'} too, or --split-shared-sequences to accept two copies`;
 }
 
+/** How the target's type of the same name differs from the source's, or null when it has none or the same. */
+function typeDifference(source: MoveUserType, target: MoveUserType | 'other' | null): string | null {
+  if (target === null) return null;
+  if (target === 'other' || target.kind !== source.kind)
+    return `not a${source.kind === 'enum' ? 'n' : ''} ${source.kind} there, as on the source`;
+  const a = source as unknown as Record<string, unknown>;
+  const b = target as unknown as Record<string, unknown>;
+  const norm = (v: unknown): string => JSON.stringify(v, (_, x: unknown) => (x === undefined ? null : (x as unknown)));
+  const fields = Object.keys(a).filter((k) => k !== 'schema' && k !== 'name' && norm(a[k]) !== norm(b[k]));
+  if (fields.length === 0) return null;
+  return `a ${source.kind} with other ${fields.join(', ')}: ${fields.map((k) => `${norm(b[k])} there, ${norm(a[k])} on the source`).join('; ')}`;
+}
+
 /**
  * Plans a move of a table group from `source` to `target` (two open connections): reads both
  * catalogs, refuses what cannot move, compiles (pure). Writes nothing; writeMovePlan writes the folder.
@@ -244,6 +258,17 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
     throw new UserError(
       'UNSUPPORTED_OBJECT',
       `the types of the group's columns (domain checks or defaults, range subtype_diff) call ${missingTypeFunctions.join(', ')}, which the target does not have; create ${missingTypeFunctions.length === 1 ? 'it' : 'them'} there first (a move creates the types, not functions), then plan again`,
+    );
+  const differing: string[] = [];
+  for (const e of types) {
+    const there = await moveTypeAsDefined(target, qualified(e.schema, e.name));
+    const why = typeDifference(e, there);
+    if (why !== null) differing.push(`${e.schema}.${e.name} (${why})`);
+  }
+  if (differing.length > 0)
+    throw new UserError(
+      'UNSUPPORTED_OBJECT',
+      `the target already has ${differing.join(', ')}; a move uses a type the target has as it is, so the columns would differ: make ${differing.length === 1 ? 'it' : 'them'} equal to the source's on the target, or drop ${differing.length === 1 ? 'it' : 'them'} there (the move then creates ${differing.length === 1 ? 'it' : 'them'}), then plan again`,
     );
   const notCreatable: string[] = [];
   for (const [q, u] of [...uncreatable].sort(([a], [b]) => (a < b ? -1 : 1)))

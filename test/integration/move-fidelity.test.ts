@@ -3,8 +3,8 @@
  * the columns need (domains with checks, NOT VALID ones and defaults, ranges with their multiranges, nested
  * composites, in dependency order), refused in one line while a function they call is missing on the target;
  * plan refuses a sequence shared with a table outside the group unless --split-shared-sequences, which the
- * review then names; a tablespace missing on the target, or an empty table of the same name there, is refused in
- * one line. After the runner's whole move,
+ * review then names; a tablespace missing on the target, a type defined otherwise there, or an empty table of the
+ * same name there, is refused in one line. After the runner's whole move,
  * each table's catalog description (extended statistics, statistics targets, column storage and compression,
  * planner options, table and TOAST storage parameters, table and index tablespaces included) and every type on
  * the target equal the source's, and so do the rows; descending sequences continue below every used value; an abort drops the types the move created, and only those.
@@ -213,6 +213,18 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move fidelity, source 14 -> 
       `the group's tables or indexes live in tablespace ${SPACE}, which the target does not have; create it there first (CREATE TABLESPACE "${SPACE}" LOCATION '…';)`,
     );
     await withClient(typed.target.url, (c) => createTablespace(c, SPACE));
+    // A type of the same name but another definition on the target: refused, not used as it is.
+    await withClient(typed.target.url, (c) =>
+      c.query(`CREATE DOMAIN kinds.posint AS integer NOT NULL DEFAULT 1 CONSTRAINT positive CHECK (VALUE > 0);
+               CREATE TYPE kinds.point2 AS (x kinds.posint, y real)`),
+    );
+    const differs = await cli(planArgs('app.things', join(root, 'type-differs'), '--with-fk-closure'));
+    expect(differs.code).toBe(2);
+    expect(differs.out.trim().split('\n')).toHaveLength(1);
+    expect(differs.out).toContain(
+      `the target already has kinds.point2 (a composite with other attributes: [{"name":"x","type":"kinds.posint"},{"name":"y","type":"real"}] there, [{"name":"x","type":"kinds.posint"},{"name":"y","type":"double precision"}] on the source); a move uses a type the target has as it is`,
+    );
+    await withClient(typed.target.url, (c) => c.query('DROP TYPE kinds.point2; DROP DOMAIN kinds.posint'));
     const kindsBefore = await describeKinds(typed.target.url);
     const dir = join(root, 'types');
     const planned = await cli(planArgs('app.things', dir, '--with-fk-closure'));
