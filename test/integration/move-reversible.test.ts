@@ -12,7 +12,9 @@
  * the revert every source table equals the target's twin row for row, writes on the target fail with the fence
  * message, and new rows on the source get keys above every value used on the target.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +38,7 @@ let pair: MovePair;
 let root: string;
 const FDW_PASSWORD_ENV = 'SHADOWPACK_FDW_PASSWORD';
 let savedPassword: string | undefined;
+const execFileAsync = promisify(execFile);
 const REVERT_PASSWORD_ENV = 'SHADOWPACK_REVERT_FDW_PASSWORD';
 let savedRevertPassword: string | undefined;
 let revertPair: MovePair;
@@ -220,6 +223,8 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     );
     expect(await logged(runId, 2, 'ROW(order_id, line)')).toEqual(['(2,1):true', '(4,2):true', '(4,7):false']);
     expect(await logged(runId, 3, 'id')).toEqual(['6:false']);
+    const status = await run(['status', ...args]);
+    expect(status.stdout).toMatch(/^ {2}revert backlog: 8 keys logged on the target since the cut-over/m);
 
     // Cleanup ends the revert window: no tool object is left on the target, which goes on taking writes.
     const clean = await run(['run', ...args, '--until', 'cleanup']);
@@ -398,7 +403,31 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
       throw new Error(`${file} did not fail`);
     };
     psql('91-revert.source.sql', source.url);
-    psql('92-revert.target.sql', target.url);
+    // A transaction that wrote on the target before the fence and commits while 92 waits for its lock: the
+    // fence takes its lock only after that commit, so the write is in the last round's snapshot.
+    const held = new pg.Client({ connectionString: target.url });
+    await held.connect();
+    await held.query('BEGIN');
+    await held.query(`UPDATE app.customers SET name = 'committed while the fence waited' WHERE id = 5`);
+    const fencing = execFileAsync(
+      'psql',
+      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', target.url, '-f', '92-revert.target.sql'],
+      {
+        cwd: dir,
+        env,
+      },
+    );
+    await withClient(target.url, async (c) => {
+      const end = Date.now() + 20_000;
+      const waiting = `SELECT FROM pg_stat_activity WHERE application_name LIKE 'shadowpack:%:revert' AND wait_event_type = 'Lock'`;
+      while ((await c.query(waiting)).rows.length === 0) {
+        if (Date.now() > end) throw new Error('92-revert.target.sql never waited for the lock');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+    await held.query('COMMIT');
+    await held.end();
+    await fencing;
     // The target is fenced for the revert: neither cleanup may remove what 93-revert.source.sql needs.
     expect(psqlFails('08-cleanup.target.sql', target.url)).toContain(
       'cleanup cannot run at target stage revert-fenced',
@@ -423,6 +452,9 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     psql('93-revert.source.sql', source.url);
     const compared = await compareMoveWithTwins(target.url, source.url);
     expect(compared.equal, JSON.stringify(compared.tables)).toBe(true);
+    expect(
+      await withClient(source.url, async (c) => (await c.query(`SELECT name FROM app.customers WHERE id = 5`)).rows),
+    ).toEqual([{ name: 'committed while the fence waited' }]);
     expect(psqlFails('91-revert.source.sql', source.url)).toContain('the revert is done; the source is live');
     await withClient(source.url, (c) => c.query(`UPDATE app.customers SET name = 'live again' WHERE id = 1`));
     const lowest = await withClient(target.url, async (c) =>
