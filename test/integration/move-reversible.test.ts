@@ -129,6 +129,28 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     ]);
     expect(planned.code, planned.stderr).toBe(0);
     expect(readMovePlanDir(plain).manifest.stages.map((s) => s.file)).not.toContain('91-revert.source.sql');
+    // The source's user mapping for a revert logs in the same way as the target's: only password and pgpass.
+    const cert = await run([
+      'plan',
+      '--url',
+      revertPair.source.url,
+      '--target-url',
+      revertPair.target.url,
+      '--table',
+      'app.customers',
+      '--with-fk-closure',
+      '--reversible',
+      '--fdw-auth',
+      'cert',
+      '--fdw-sslcert',
+      '/tmp/c.crt',
+      '--fdw-sslkey',
+      '/tmp/c.key',
+      '--out',
+      join(root, 'cert'),
+    ]);
+    expect(cert.code).toBe(2);
+    expect(cert.stderr).toMatch(/BAD_ARGUMENT: --reversible with --fdw-auth cert is not supported yet/);
     const noRevert = await run([
       'run',
       '--plan',
