@@ -545,6 +545,7 @@ export function moveContext(input: MoveInput, runId: string) {
     fenceTriggerLiteral: literal(`shadowpack_mfence_${runId}`),
     // One fence trigger per table once the source is fenced.
     fenceTriggerCount: tables.length,
+    fenceTriggerCountSql: String(tables.length),
     denyTriggerIdent: ident(`shadowpack_mdeny_${runId}`),
     serverIdent: ident(server),
     serverLiteral: literal(server),
