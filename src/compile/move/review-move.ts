@@ -46,6 +46,20 @@ function fdwAuthText(input: MoveInput): string {
   }
 }
 
+/** One type of the review's list, in a few words. */
+function typeText(e: MoveInput['types'][number]): string {
+  switch (e.kind) {
+    case 'enum':
+      return `enum, ${e.labels.length} label${e.labels.length === 1 ? '' : 's'}`;
+    case 'composite':
+      return `composite of ${e.attributes.map((a) => a.type).join(', ')}`;
+    case 'domain':
+      return `domain over ${e.base}${e.constraints.length > 0 ? `, ${e.constraints.length} check${e.constraints.length === 1 ? '' : 's'}${e.constraints.some((c) => !c.validated) ? ', the NOT VALID ones added at the cut-over' : ''}` : ''}`;
+    case 'range':
+      return `range of ${e.subtype}, multirange ${e.multirangeSchema}.${e.multirangeName}`;
+  }
+}
+
 /** README.md of a move plan: what runs where, in which order, and what to watch. */
 export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string {
   const lines: string[] = [];
@@ -99,6 +113,19 @@ export function renderMoveReview(m: MovePlanManifest, input: MoveInput): string 
   const hazards = [...new Set(m.stages.flatMap((s) => s.hazards))].sort();
   lines.push('Hazards:', '');
   for (const h of hazards) lines.push(`- ${h}: ${MOVE_HAZARD_TEXT[h]}`);
+  if (input.types.length > 0) {
+    lines.push(
+      '',
+      'Types the columns need, created on the target when missing (in this order; abort drops those it created):',
+      '',
+    );
+    for (const e of input.types) lines.push(`- \`${e.schema}.${e.name}\` (${typeText(e)})`);
+    if ((input.typeFunctions ?? []).length > 0)
+      lines.push(
+        '',
+        `They call ${input.typeFunctions!.map((f) => `\`${f}\``).join(', ')}, which the target must have.`,
+      );
+  }
   if (input.sequences.length > 0) {
     lines.push(
       '',
