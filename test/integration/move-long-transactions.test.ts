@@ -13,7 +13,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareMoveWithTwins } from '../helpers/move-fixture.js';
 import { MOVE_SOURCE_MISSING, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
-import { newStagedMove } from '../helpers/move-stage-runner.js';
+import { newStagedMove, waitUntil } from '../helpers/move-stage-runner.js';
 
 let servers: MoveServers;
 let root: string;
@@ -84,4 +84,44 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('a source transaction older t
     },
     60_000,
   );
+  it('runner: a writer open across the fence that writes a second table of the group while the fence waits for it: the fence lets it finish, then fences', async () => {
+    const m = await newStagedMove(servers, root, 'lt_deadlock', { lockTimeoutMs: 10_000 });
+    pairs.push(m.pair);
+    const caught = await m.cli('run', '--until', 'catchup');
+    expect(caught.code, caught.stderr).toBe(0);
+    const writer = new pg.Client({ connectionString: m.pair.source.url });
+    await writer.connect();
+    try {
+      await writer.query(`BEGIN; UPDATE app.order_items SET qty = 61 WHERE order_id = 5 AND line = 1;
+        UPDATE twin.order_items SET qty = 61 WHERE order_id = 5 AND line = 1`);
+      const pid = (await writer.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const fence = m.cli('run', '--until', 'fence');
+      await waitUntil(
+        m.pair.source.url,
+        `SELECT EXISTS (SELECT FROM pg_locks l WHERE NOT l.granted AND ${pid} = ANY (pg_blocking_pids(l.pid))) AS ok`,
+        'the fence waits for the writer',
+      );
+      // The fence holds the tables it locked before order_items; the writer now needs one of them.
+      const second = await writer
+        .query(
+          `UPDATE app.customers SET name = 'across the fence' WHERE id = 3; UPDATE twin.customers SET name = 'across the fence' WHERE id = 3`,
+        )
+        .then(
+          () => 'ok',
+          (e: Error) => e.message,
+        );
+      const committed = second === 'ok' ? await writer.query('COMMIT').then(() => 'ok') : second;
+      const fenced = await fence;
+      expect({ writer: committed, fence: fenced.code === 0 ? 'ok' : fenced.stderr }).toEqual({
+        writer: 'ok',
+        fence: 'ok',
+      });
+    } finally {
+      await writer.end();
+    }
+    const cut = await m.cli('run');
+    expect(cut.code, cut.stderr).toBe(0);
+    const same = await compareMoveWithTwins(m.pair.source.url, m.pair.target.url);
+    expect(same.equal, JSON.stringify(same)).toBe(true);
+  }, 60_000);
 });
