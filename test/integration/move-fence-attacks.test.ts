@@ -90,6 +90,8 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the fence turned off on the 
       expect(refused).toMatch(NOT_IN_FORCE);
       await m.src(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER ${fence}`);
       await expect(m.src(write(4004))).rejects.toThrow(FENCE_MESSAGE);
+      // ENABLE ALWAYS: a replica-role session is refused too.
+      await expect(m.src(`SET session_replication_role = replica; ${write(4005)}`)).rejects.toThrow(FENCE_MESSAGE);
       expect(await cutover()).toBe('ok');
       const same = await compareMoveWithTwins(m.pair.source.url, m.pair.target.url);
       expect(same.equal, JSON.stringify(same)).toBe(true);
