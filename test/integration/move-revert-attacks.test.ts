@@ -5,6 +5,9 @@
  * round's snapshot and stays on the target only. Before the fix 93 went through and orders row 7 had qty 5001 on
  * the target (its twin too) and the cut-over's value on the source. Now the last round refuses until the fence is
  * ENABLE ALWAYS again on every table of the group; the writes it let through were captured and come back.
+ * DISABLE TRIGGER ALL on the target (a bulk load) makes the revert refuse before any fence. A user trigger
+ * enabled ALWAYS or REPLICA on the source fired for every row the revert applied (the source got
+ * 'note 7 [stamped]', the target has 'note 7'); the rounds now refuse while one is enabled so, naming it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -108,4 +111,62 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('attacks on the revert of a m
     },
     60_000,
   );
+
+  it('psql and runner: DISABLE TRIGGER ALL on the target, a write, ENABLE TRIGGER ALL: the revert refuses (capture) before any fence, the target stays live and the window ends', async () => {
+    const m = await cutOver('ra_bulk');
+    await m.tgt(`ALTER TABLE app.orders DISABLE TRIGGER ALL`);
+    await m.tgt(write(6000));
+    await m.tgt(`ALTER TABLE app.orders ENABLE TRIGGER ALL`);
+    const CAPTURE =
+      /writes to .* on the target may have been missed \(a capture trigger there was disabled or altered since the cut-over\)/;
+    expect(await m.outcome('91-revert.source.sql')).toMatch(CAPTURE);
+    const run = await m.cli('run', '--stage', 'revert');
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(CAPTURE);
+    expect(await m.outcome('92-revert.target.sql')).not.toBe('ok');
+    // Neither side is fenced for the revert: the target takes writes, and the window ends with the cleanups.
+    await m.tgt(write(6001));
+    expect(await m.outcome('08-cleanup.target.sql')).toBe('ok');
+    expect(await m.outcome('08-cleanup.source.sql')).toBe('ok');
+    await m.tgt(write(6002));
+    const [row] = await m.tgt(`SELECT qty FROM app.orders WHERE id = 7`);
+    expect(row!.qty).toBe(6002);
+  }, 60_000);
+
+  it('psql, then the runner: user triggers enabled ALWAYS or REPLICA on the source would fire for the rows the revert applies; the rounds refuse, naming them, until they fire for ordinary sessions only', async () => {
+    const m = await cutOver('ra_always');
+    // As a logical-replication setup has them: they fire under session_replication_role = replica too.
+    await m.src(
+      `CREATE FUNCTION app.stamp_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.note := coalesce(NEW.note, '') || ' [stamped]'; RETURN NEW; END $$`,
+    );
+    await m.src(
+      `CREATE FUNCTION app.stamp_name() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.name := NEW.name || ' [stamped]'; RETURN NEW; END $$`,
+    );
+    await m.src(
+      `CREATE TRIGGER orders_stamp BEFORE INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.stamp_note()`,
+    );
+    await m.src(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER orders_stamp`);
+    await m.src(
+      `CREATE TRIGGER customers_stamp BEFORE INSERT ON app.customers FOR EACH ROW EXECUTE FUNCTION app.stamp_name()`,
+    );
+    await m.src(`ALTER TABLE app.customers ENABLE REPLICA TRIGGER customers_stamp`);
+    await m.tgt(write(7000));
+    await m.tgt(
+      `BEGIN; UPDATE app.customers SET name = 'on target' WHERE id = 3; UPDATE twin.customers SET name = 'on target' WHERE id = 3; COMMIT`,
+    );
+    // Before the check the revert went through and the source had 'note 7 [stamped]' where the target has 'note 7'.
+    expect(await m.outcome('91-revert.source.sql')).toContain(
+      'user triggers on the source would fire for the rows the revert applies: customers_stamp on app.customers (ENABLE REPLICA), orders_stamp on app.orders (ENABLE ALWAYS)',
+    );
+    await m.src(`ALTER TABLE app.orders ENABLE TRIGGER orders_stamp`);
+    await m.src(`ALTER TABLE app.customers ENABLE TRIGGER customers_stamp`);
+    const run = await m.cli('run', '--stage', 'revert');
+    expect(run.code, run.stderr).toBe(0);
+    await m.src(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER orders_stamp`);
+    await m.src(`ALTER TABLE app.customers ENABLE REPLICA TRIGGER customers_stamp`);
+    const same = await compareMoveWithTwins(m.pair.target.url, m.pair.source.url);
+    expect(same.equal, JSON.stringify(same.tables)).toBe(true);
+    const [row] = await m.src(`SELECT qty, note FROM app.orders WHERE id = 7`);
+    expect(row).toEqual({ qty: 7000, note: 'note 7' });
+  }, 60_000);
 });
