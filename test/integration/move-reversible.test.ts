@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMovePlanDir } from '../../src/run/move-plan.js';
+import { readMoveSide } from '../../src/run/move-state.js';
 import { main } from '../../src/cli/main.js';
 import { withClient } from '../helpers/db.js';
 import { compareMoveWithTwins, createMoveFixture, MOVE_COLUMNS, MOVE_GROUP } from '../helpers/move-fixture.js';
@@ -382,7 +383,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     );
   }, 120_000);
 
-  it('reverts with psql, file by file; neither cleanup can strand a fenced target; 93 is safe to run again', async () => {
+  it('reverts with psql, file by file; neither cleanup can strand a fenced target; a lost word to the target is sent again', async () => {
     const { source, target } = psqlPair;
     const dir = join(root, 'revert-psql');
     const tables = ['--table', 'app.customers', '--table', 'app.orders', '--table', 'app.order_items'];
@@ -470,8 +471,49 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
       for (const t of MOVE_GROUP)
         await c.query(`CREATE TABLE twin.${t} AS SELECT ${MOVE_COLUMNS[t].join(', ')} FROM app.${t}`);
     });
-    psql('93-revert.source.sql', source.url);
-    psql('93-revert.source.sql', source.url);
+    // 93 commits on the source, then its word to the target is lost: the target's state row is held locked, and the
+    // source session waiting on it is terminated. The runner then runs 93 again, which only tells the target.
+    const runId = readMovePlanDir(dir).manifest.runId;
+    const holder = new pg.Client({ connectionString: target.url });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query(`SELECT FROM shadowpack.move_${runId} FOR UPDATE`);
+    const last = execFileAsync(
+      'psql',
+      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', source.url, '-f', '93-revert.source.sql'],
+      {
+        cwd: dir,
+        env,
+      },
+    ).then(
+      () => 'ran',
+      (e: Error) => e.message,
+    );
+    await withClient(target.url, async (c) => {
+      const end = Date.now() + 20_000;
+      const waiting = `SELECT FROM pg_stat_activity WHERE application_name = 'shadowpack:${runId}:revert' AND wait_event_type = 'Lock'`;
+      while ((await c.query(waiting)).rows.length === 0) {
+        if (Date.now() > end) throw new Error("93's word to the target never waited");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+    await withClient(source.url, (c) =>
+      c.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'shadowpack:${runId}:revert'`,
+      ),
+    );
+    expect(await last).toMatch(/terminat|connection/i);
+    await holder.query('ROLLBACK');
+    await holder.end();
+    const stages = async () => [
+      (await withClient(source.url, (c) => readMoveSide(c, runId)))?.stage,
+      (await withClient(target.url, (c) => readMoveSide(c, runId)))?.stage,
+    ];
+    expect(await stages()).toEqual(['reverted', 'revert-fenced']);
+    const again = await run(['run', ...args, '--stage', 'revert']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^stages: revert\.source \d+ ms; total/m);
+    expect(await stages()).toEqual(['reverted', 'reverted']);
     const compared = await compareMoveWithTwins(target.url, source.url);
     expect(compared.equal, JSON.stringify(compared.tables)).toBe(true);
     expect(
