@@ -181,3 +181,31 @@ export async function moveTriggerFunctions(
     await client.query('RESET search_path');
   }
 }
+
+/**
+ * The functions the table's column defaults, generated columns, check constraints, index expressions and
+ * predicates, extended statistics expressions and policies call (regprocedure text, schema-qualified; built-ins
+ * have no dependency rows): the target must have them before setup and the build create those there.
+ */
+export async function moveTableFunctions(client: ClientBase, schema: string, table: string): Promise<string[]> {
+  await client.query('SET search_path = pg_catalog');
+  try {
+    const rows = (
+      await client.query<{ f: string }>(
+        `SELECT DISTINCT d.refobjid::regprocedure::text AS f FROM pg_catalog.pg_depend d
+          WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.deptype = 'n'
+            AND ((d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid IN (SELECT oid FROM pg_catalog.pg_attrdef WHERE adrelid = $1::regclass))
+              OR (d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass))
+              OR (d.classid = 'pg_catalog.pg_class'::regclass AND d.objid IN (SELECT indexrelid FROM pg_catalog.pg_index WHERE indrelid = $1::regclass))
+              OR (d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = $1::regclass)
+              OR (d.classid = 'pg_catalog.pg_statistic_ext'::regclass AND d.objid IN (SELECT oid FROM pg_catalog.pg_statistic_ext WHERE stxrelid = $1::regclass))
+              OR (d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid IN (SELECT oid FROM pg_catalog.pg_policy WHERE polrelid = $1::regclass)))
+          ORDER BY 1`,
+        [qualified(schema, table)],
+      )
+    ).rows;
+    return rows.map((r) => r.f);
+  } finally {
+    await client.query('RESET search_path');
+  }
+}

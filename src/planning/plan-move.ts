@@ -19,6 +19,7 @@ import {
   moveSequences,
   moveServerFacts,
   moveTargetConflicts,
+  moveTableFunctions,
   moveTriggerFunctions,
   type MoveSequence,
   type MoveUserType,
@@ -270,6 +271,15 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
       'UNSUPPORTED_OBJECT',
       `the target already has ${differing.join(', ')}; a move uses a type the target has as it is, so the columns would differ: make ${differing.length === 1 ? 'it' : 'them'} equal to the source's on the target, or drop ${differing.length === 1 ? 'it' : 'them'} there (the move then creates ${differing.length === 1 ? 'it' : 'them'}), then plan again`,
     );
+  const tableFunctions = [
+    ...new Set((await Promise.all(tables.map((m) => moveTableFunctions(source, m.schema, m.name)))).flat()),
+  ].sort();
+  const missingTableFunctions = await missingOnTarget(tableFunctions);
+  if (missingTableFunctions.length > 0)
+    throw new UserError(
+      'UNSUPPORTED_OBJECT',
+      `the group's column defaults, generated columns, checks, indexes, statistics or policies call ${missingTableFunctions.join(', ')}, which the target does not have; create ${missingTableFunctions.length === 1 ? 'it' : 'them'} there first (a move copies tables, not functions), then plan again`,
+    );
   const notCreatable: string[] = [];
   for (const [q, u] of [...uncreatable].sort(([a], [b]) => (a < b ? -1 : 1)))
     if ((await target.query<{ ok: boolean }>('SELECT to_regtype($1) IS NOT NULL AS ok', [q])).rows[0]!.ok !== true)
@@ -341,6 +351,7 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
     sequences,
     triggerFunctions,
     ...(typeFunctions.size > 0 ? { typeFunctions: [...typeFunctions].sort() } : {}),
+    ...(tableFunctions.length > 0 ? { tableFunctions } : {}),
     source: facts(src, s),
     target: facts(tgt, t),
     fdwUser: src.user,

@@ -20,6 +20,8 @@ export interface MoveInput {
   readonly triggerFunctions?: readonly string[];
   /** Functions the types call (domain CHECKs and defaults, range subtype_diff), regprocedure text; not copied either. */
   readonly typeFunctions?: readonly string[];
+  /** Functions the tables' defaults, generated columns, checks, indexes, statistics and policies call; not copied either. */
+  readonly tableFunctions?: readonly string[];
   readonly source: MoveSideFacts;
   readonly target: MoveSideFacts;
   /** The source role the target's user mapping logs in as. */
@@ -569,6 +571,7 @@ export function moveContext(input: MoveInput, runId: string) {
     hasSequences: sequences.length > 0,
     triggerFunctions: (input.triggerFunctions ?? []).map((f) => ({ signatureLiteral: literal(f) })),
     typeFunctions: (input.typeFunctions ?? []).map((f) => ({ signatureLiteral: literal(f) })),
+    tableFunctions: (input.tableFunctions ?? []).map((f) => ({ signatureLiteral: literal(f) })),
     enums: enumsCtx,
     types: typesCtx,
     notValidDomainChecks: notValidCtx,
