@@ -24,7 +24,7 @@ export const MOVE_HAZARD_TEXT: { readonly [K in MoveHazardCode]: string } = {
   REVERT_FDW_PASSWORD_IN_CATALOG:
     "--reversible with --fdw-auth password: 91-revert.source.sql stores the target role's password (SHADOWPACK_REVERT_FDW_PASSWORD at run time, sent as COPY data) in the source's pg_user_mapping until 08-cleanup.source.sql drops the server: the source's superusers can read it meanwhile, and it is in the source's WAL",
   REVERT_REPLICA_APPLY:
-    "the revert applies the target's rows on the source with session_replication_role = replica (superuser, or on 15+ a role granted SET on it): the source's foreign keys and ordinary user triggers do not fire for them (they ran on the target); triggers enabled REPLICA or ALWAYS do",
+    "the revert applies the target's rows on the source with session_replication_role = replica (superuser, or on 15+ a role granted SET on it): the source's foreign keys and ordinary user triggers do not fire for them (they ran on the target); a round refuses while a user trigger of the group is enabled REPLICA or ALWAYS on the source (it would fire), naming it",
   TARGET_WRITE_FREEZE:
     'from the target fence of 92-revert.target.sql on, every write to the group on the target fails with a message naming the source, until 93-revert.source.sql makes the source live; pause the pooler first to queue instead of failing',
   SEQUENCE_SHARED:
