@@ -20,6 +20,7 @@ import { withClient } from '../helpers/db.js';
 import {
   freshMovePair,
   MOVE_SOURCE_MISSING,
+  SOURCE_MAJOR,
   startMoveServers,
   type MovePair,
   type MoveServers,
@@ -164,144 +165,147 @@ const planArgs = (table: string, out: string, ...more: string[]): string[] => [
   ...more,
 ];
 
-describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move fidelity, source 14 -> target 17', () => {
-  it('refuses a sequence shared with a table outside the group in one line, unless --split-shared-sequences', async () => {
-    const refused = await cli(planArgs('app.moved', join(root, 'shared-refused')));
-    expect(refused.code).toBe(2);
-    expect(refused.out.trim().split('\n')).toHaveLength(1);
-    expect(refused.out).toMatch(
-      /sequence app\.ids also feeds app\.stays \(a column default\), outside the group: .*add --table app\.stays to move it too, or --split-shared-sequences/,
-    );
-    const dir = join(root, 'shared-split');
-    const split = await cli(planArgs('app.moved', dir, '--split-shared-sequences'));
-    expect(split.code, split.out).toBe(0);
-    const manifest = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as {
-      options: { splitSharedSequences?: boolean };
-      stages: { file: string; hazards: string[] }[];
-    };
-    expect(manifest.options.splitSharedSequences).toBe(true);
-    expect(manifest.stages.find((s) => s.file === '07-cutover.target.sql')!.hazards).toContain('SEQUENCE_SHARED');
-    const readme = readFileSync(join(dir, 'README.md'), 'utf8');
-    expect(readme).toMatch(/SEQUENCE_SHARED: --split-shared-sequences: .*a value can appear in both clusters/);
-    expect(readme).toContain('`app.ids` (default; app.moved.id); also used outside the group by app.stays');
-    // Both tables in the group: nothing is shared outside it, nothing to accept.
-    const both = await cli([...planArgs('app.moved', join(root, 'shared-both')), '--table', 'app.stays']);
-    expect(both.code, both.out).toBe(0);
-    // An empty table of the same definition on the target is not adopted: refused in one line with the fix.
-    await withClient(pair.target.url, (c) => c.query(`CREATE TABLE app.stays (id bigint PRIMARY KEY, v text)`));
-    const empty = await cli([...planArgs('app.moved', join(root, 'empty-there')), '--table', 'app.stays']);
-    expect(empty.code).toBe(2);
-    expect(empty.out.trim().split('\n')).toHaveLength(1);
-    expect(empty.out).toMatch(
-      /the target already has app\.stays \(empty\); a move creates its tables itself and adopts none, not even an empty one .*drop or rename them on the target \(an empty one loses nothing/,
-    );
-    await withClient(pair.target.url, (c) => c.query('DROP TABLE app.stays'));
-  });
+describe.skipIf(MOVE_SOURCE_MISSING !== undefined)(
+  `move fidelity, source ${SOURCE_MAJOR} -> the suite's server`,
+  () => {
+    it('refuses a sequence shared with a table outside the group in one line, unless --split-shared-sequences', async () => {
+      const refused = await cli(planArgs('app.moved', join(root, 'shared-refused')));
+      expect(refused.code).toBe(2);
+      expect(refused.out.trim().split('\n')).toHaveLength(1);
+      expect(refused.out).toMatch(
+        /sequence app\.ids also feeds app\.stays \(a column default\), outside the group: .*add --table app\.stays to move it too, or --split-shared-sequences/,
+      );
+      const dir = join(root, 'shared-split');
+      const split = await cli(planArgs('app.moved', dir, '--split-shared-sequences'));
+      expect(split.code, split.out).toBe(0);
+      const manifest = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as {
+        options: { splitSharedSequences?: boolean };
+        stages: { file: string; hazards: string[] }[];
+      };
+      expect(manifest.options.splitSharedSequences).toBe(true);
+      expect(manifest.stages.find((s) => s.file === '07-cutover.target.sql')!.hazards).toContain('SEQUENCE_SHARED');
+      const readme = readFileSync(join(dir, 'README.md'), 'utf8');
+      expect(readme).toMatch(/SEQUENCE_SHARED: --split-shared-sequences: .*a value can appear in both clusters/);
+      expect(readme).toContain('`app.ids` (default; app.moved.id); also used outside the group by app.stays');
+      // Both tables in the group: nothing is shared outside it, nothing to accept.
+      const both = await cli([...planArgs('app.moved', join(root, 'shared-both')), '--table', 'app.stays']);
+      expect(both.code, both.out).toBe(0);
+      // An empty table of the same definition on the target is not adopted: refused in one line with the fix.
+      await withClient(pair.target.url, (c) => c.query(`CREATE TABLE app.stays (id bigint PRIMARY KEY, v text)`));
+      const empty = await cli([...planArgs('app.moved', join(root, 'empty-there')), '--table', 'app.stays']);
+      expect(empty.code).toBe(2);
+      expect(empty.out.trim().split('\n')).toHaveLength(1);
+      expect(empty.out).toMatch(
+        /the target already has app\.stays \(empty\); a move creates its tables itself and adopts none, not even an empty one .*drop or rename them on the target \(an empty one loses nothing/,
+      );
+      await withClient(pair.target.url, (c) => c.query('DROP TABLE app.stays'));
+    });
 
-  it('creates the domains, ranges and nested composites the columns need, in dependency order, and carries extended statistics, column and table storage settings and tablespaces; the target then equals the source', async () => {
-    const missing = await cli(planArgs('app.things', join(root, 'types-refused'), '--with-fk-closure'));
-    expect(missing.code).toBe(2);
-    expect(missing.out.trim().split('\n')).toHaveLength(1);
-    expect(missing.out).toMatch(
-      /the types of the group's columns \(domain checks or defaults, range subtype_diff\) call kinds\.f8_diff\(double precision,double precision\), kinds\.is_even\(integer\), which the target does not have; create them there first/,
-    );
-    await withClient(typed.target.url, (c) =>
-      c.query(TYPES_SQL.replace(/CREATE SCHEMA kinds;|CREATE TYPE kinds\.mood[^;]*;/g, '')),
-    );
-    const noFunction = await cli(planArgs('app.things', join(root, 'function-refused'), '--with-fk-closure'));
-    expect(noFunction.code).toBe(2);
-    expect(noFunction.out.trim().split('\n')).toHaveLength(1);
-    expect(noFunction.out).toMatch(
-      /the group's column defaults, generated columns, checks, indexes, statistics or policies call kinds\.label_of\(integer\), which the target does not have; create it there first/,
-    );
-    await withClient(typed.target.url, (c) =>
-      c.query(`CREATE FUNCTION kinds.label_of(integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT 'P' || $1$$`),
-    );
-    const noSpace = await cli(planArgs('app.things', join(root, 'space-refused'), '--with-fk-closure'));
-    expect(noSpace.code).toBe(2);
-    expect(noSpace.out.trim().split('\n')).toHaveLength(1);
-    expect(noSpace.out).toContain(
-      `the group's tables or indexes live in tablespace ${SPACE}, which the target does not have; create it there first (CREATE TABLESPACE "${SPACE}" LOCATION '…';)`,
-    );
-    await withClient(typed.target.url, (c) => createTablespace(c, SPACE));
-    // A type of the same name but another definition on the target: refused, not used as it is.
-    await withClient(typed.target.url, (c) =>
-      c.query(`CREATE DOMAIN kinds.posint AS integer NOT NULL DEFAULT 1 CONSTRAINT positive CHECK (VALUE > 0);
+    it('creates the domains, ranges and nested composites the columns need, in dependency order, and carries extended statistics, column and table storage settings and tablespaces; the target then equals the source', async () => {
+      const missing = await cli(planArgs('app.things', join(root, 'types-refused'), '--with-fk-closure'));
+      expect(missing.code).toBe(2);
+      expect(missing.out.trim().split('\n')).toHaveLength(1);
+      expect(missing.out).toMatch(
+        /the types of the group's columns \(domain checks or defaults, range subtype_diff\) call kinds\.f8_diff\(double precision,double precision\), kinds\.is_even\(integer\), which the target does not have; create them there first/,
+      );
+      await withClient(typed.target.url, (c) =>
+        c.query(TYPES_SQL.replace(/CREATE SCHEMA kinds;|CREATE TYPE kinds\.mood[^;]*;/g, '')),
+      );
+      const noFunction = await cli(planArgs('app.things', join(root, 'function-refused'), '--with-fk-closure'));
+      expect(noFunction.code).toBe(2);
+      expect(noFunction.out.trim().split('\n')).toHaveLength(1);
+      expect(noFunction.out).toMatch(
+        /the group's column defaults, generated columns, checks, indexes, statistics or policies call kinds\.label_of\(integer\), which the target does not have; create it there first/,
+      );
+      await withClient(typed.target.url, (c) =>
+        c.query(`CREATE FUNCTION kinds.label_of(integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT 'P' || $1$$`),
+      );
+      const noSpace = await cli(planArgs('app.things', join(root, 'space-refused'), '--with-fk-closure'));
+      expect(noSpace.code).toBe(2);
+      expect(noSpace.out.trim().split('\n')).toHaveLength(1);
+      expect(noSpace.out).toContain(
+        `the group's tables or indexes live in tablespace ${SPACE}, which the target does not have; create it there first (CREATE TABLESPACE "${SPACE}" LOCATION '…';)`,
+      );
+      await withClient(typed.target.url, (c) => createTablespace(c, SPACE));
+      // A type of the same name but another definition on the target: refused, not used as it is.
+      await withClient(typed.target.url, (c) =>
+        c.query(`CREATE DOMAIN kinds.posint AS integer NOT NULL DEFAULT 1 CONSTRAINT positive CHECK (VALUE > 0);
                CREATE TYPE kinds.point2 AS (x kinds.posint, y real)`),
-    );
-    const differs = await cli(planArgs('app.things', join(root, 'type-differs'), '--with-fk-closure'));
-    expect(differs.code).toBe(2);
-    expect(differs.out.trim().split('\n')).toHaveLength(1);
-    expect(differs.out).toContain(
-      `the target already has kinds.point2 (a composite with other attributes: [{"name":"x","type":"kinds.posint"},{"name":"y","type":"real"}] there, [{"name":"x","type":"kinds.posint"},{"name":"y","type":"double precision"}] on the source); a move uses a type the target has as it is`,
-    );
-    await withClient(typed.target.url, (c) => c.query('DROP TYPE kinds.point2; DROP DOMAIN kinds.posint'));
-    const kindsBefore = await describeKinds(typed.target.url);
-    const dir = join(root, 'types');
-    const planned = await cli(planArgs('app.things', dir, '--with-fk-closure'));
-    expect(planned.code, planned.out).toBe(0);
-    const args = ['--plan', dir, '--url', typed.source.url, '--target-url', typed.target.url];
-    // Set up and aborted: the types the move created are gone (a domain over a range before the range), the
-    // enum that was there stays.
-    const setup = await cli(['run', ...args, '--until', 'setup']);
-    expect(setup.code, setup.out).toBe(0);
-    expect((await describeKinds(typed.target.url)).length).toBeGreaterThan(kindsBefore.length);
-    const abort = await cli(['run', ...args, '--stage', 'abort']);
-    expect(abort.code, abort.out).toBe(0);
-    expect(await describeKinds(typed.target.url)).toEqual(kindsBefore);
+      );
+      const differs = await cli(planArgs('app.things', join(root, 'type-differs'), '--with-fk-closure'));
+      expect(differs.code).toBe(2);
+      expect(differs.out.trim().split('\n')).toHaveLength(1);
+      expect(differs.out).toContain(
+        `the target already has kinds.point2 (a composite with other attributes: [{"name":"x","type":"kinds.posint"},{"name":"y","type":"real"}] there, [{"name":"x","type":"kinds.posint"},{"name":"y","type":"double precision"}] on the source); a move uses a type the target has as it is`,
+      );
+      await withClient(typed.target.url, (c) => c.query('DROP TYPE kinds.point2; DROP DOMAIN kinds.posint'));
+      const kindsBefore = await describeKinds(typed.target.url);
+      const dir = join(root, 'types');
+      const planned = await cli(planArgs('app.things', dir, '--with-fk-closure'));
+      expect(planned.code, planned.out).toBe(0);
+      const args = ['--plan', dir, '--url', typed.source.url, '--target-url', typed.target.url];
+      // Set up and aborted: the types the move created are gone (a domain over a range before the range), the
+      // enum that was there stays.
+      const setup = await cli(['run', ...args, '--until', 'setup']);
+      expect(setup.code, setup.out).toBe(0);
+      expect((await describeKinds(typed.target.url)).length).toBeGreaterThan(kindsBefore.length);
+      const abort = await cli(['run', ...args, '--stage', 'abort']);
+      expect(abort.code, abort.out).toBe(0);
+      expect(await describeKinds(typed.target.url)).toEqual(kindsBefore);
 
-    const again = await cli(planArgs('app.things', dir, '--with-fk-closure', '--force'));
-    expect(again.code, again.out).toBe(0);
-    // verify's checksums agree across the clusters on these types (row text hashed on each side).
-    const caughtUp = await cli(['run', ...args, '--until', 'catchup']);
-    expect(caughtUp.code, caughtUp.out).toBe(0);
-    const verified = await cli(['verify', ...args]);
-    expect(verified.code, verified.out).toBe(0);
-    expect(verified.out).toMatch(/^PASS: 2 of 2 tables on the target equal the source/);
-    const moved = await cli(['run', ...args, '--until', 'cleanup']);
-    expect(moved.code, moved.out).toBe(0);
-    expect(await describeKinds(typed.target.url)).toEqual(await describeKinds(typed.source.url));
-    const [sourceVersion, targetVersion] = await Promise.all(
-      [typed.source.url, typed.target.url].map((u) =>
-        withClient(u, async (c) =>
-          Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v),
+      const again = await cli(planArgs('app.things', dir, '--with-fk-closure', '--force'));
+      expect(again.code, again.out).toBe(0);
+      // verify's checksums agree across the clusters on these types (row text hashed on each side).
+      const caughtUp = await cli(['run', ...args, '--until', 'catchup']);
+      expect(caughtUp.code, caughtUp.out).toBe(0);
+      const verified = await cli(['verify', ...args]);
+      expect(verified.code, verified.out).toBe(0);
+      expect(verified.out).toMatch(/^PASS: 2 of 2 tables on the target equal the source/);
+      const moved = await cli(['run', ...args, '--until', 'cleanup']);
+      expect(moved.code, moved.out).toBe(0);
+      expect(await describeKinds(typed.target.url)).toEqual(await describeKinds(typed.source.url));
+      const [sourceVersion, targetVersion] = await Promise.all(
+        [typed.source.url, typed.target.url].map((u) =>
+          withClient(u, async (c) =>
+            Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v),
+          ),
         ),
-      ),
-    );
-    // Descending sequences (a default-referenced one and an identity) continue below every used value.
-    const [used] = await withClient(
-      typed.source.url,
-      async (c) =>
-        (
-          await c.query<{ d: string; k: string }>(
-            `SELECT (SELECT min(d) FROM app.things)::text AS d, (SELECT min(k) FROM app.parts)::text AS k`,
-          )
-        ).rows,
-    );
-    expect(BigInt(used!.d)).toBe(-124n);
-    for (const table of ['app.things', 'app.parts']) {
-      expect(await rowTexts(typed.target.url, table), table).toEqual(await rowTexts(typed.source.url, table));
-      const [schema, name] = table.split('.') as [string, string];
-      const [a, b] = await Promise.all([
-        withClient(typed.source.url, (c) => describeTable(c, schema, name)),
-        withClient(typed.target.url, (c) => describeTable(c, schema, name)),
-      ]);
-      expect(asOnSourceMajor(b, sourceVersion!, targetVersion!)).toEqual({
-        ...a,
-        triggers: a.triggers!.filter((x) => !x.includes('shadowpack_mfence')),
-      });
-    }
-    const [fresh] = await withClient(
-      typed.target.url,
-      async (c) =>
-        (
-          await c.query<{ d: string; k: string }>(
-            `WITH t AS (INSERT INTO app.things (id) VALUES (1000) RETURNING d), p AS (INSERT INTO app.parts (thing_id) VALUES (1000) RETURNING k)
+      );
+      // Descending sequences (a default-referenced one and an identity) continue below every used value.
+      const [used] = await withClient(
+        typed.source.url,
+        async (c) =>
+          (
+            await c.query<{ d: string; k: string }>(
+              `SELECT (SELECT min(d) FROM app.things)::text AS d, (SELECT min(k) FROM app.parts)::text AS k`,
+            )
+          ).rows,
+      );
+      expect(BigInt(used!.d)).toBe(-124n);
+      for (const table of ['app.things', 'app.parts']) {
+        expect(await rowTexts(typed.target.url, table), table).toEqual(await rowTexts(typed.source.url, table));
+        const [schema, name] = table.split('.') as [string, string];
+        const [a, b] = await Promise.all([
+          withClient(typed.source.url, (c) => describeTable(c, schema, name)),
+          withClient(typed.target.url, (c) => describeTable(c, schema, name)),
+        ]);
+        expect(asOnSourceMajor(b, sourceVersion!, targetVersion!)).toEqual({
+          ...a,
+          triggers: a.triggers!.filter((x) => !x.includes('shadowpack_mfence')),
+        });
+      }
+      const [fresh] = await withClient(
+        typed.target.url,
+        async (c) =>
+          (
+            await c.query<{ d: string; k: string }>(
+              `WITH t AS (INSERT INTO app.things (id) VALUES (1000) RETURNING d), p AS (INSERT INTO app.parts (thing_id) VALUES (1000) RETURNING k)
            SELECT (SELECT d FROM t)::text AS d, (SELECT k FROM p)::text AS k`,
-          )
-        ).rows,
-    );
-    expect(BigInt(fresh!.d)).toBeLessThan(BigInt(used!.d) - 10000n);
-    expect(BigInt(fresh!.k)).toBeLessThan(BigInt(used!.k) - 10000n);
-  });
-});
+            )
+          ).rows,
+      );
+      expect(BigInt(fresh!.d)).toBeLessThan(BigInt(used!.d) - 10000n);
+      expect(BigInt(fresh!.k)).toBeLessThan(BigInt(used!.k) - 10000n);
+    });
+  },
+);
