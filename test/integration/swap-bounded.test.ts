@@ -47,11 +47,29 @@ async function logEntries(mon: pg.Client): Promise<number> {
   return Number(r.rows[0]!.n);
 }
 
-/** How often the swap has been held up by `pid` so far: attempts that timed out behind it, rounds that named it. */
-const heldUpBy = (live: Live, pid: number): number =>
-  live.events.filter(
-    (e) => e['type'] === 'lock-retry' || (e['type'] === 'wait' && String(e['message']).includes(`pid ${pid} (`)),
-  ).length;
+/** Rounds of the lock step that named `pid` as a long-held lock and waited it out without queueing. */
+const waitedOut = (live: Live, pid: number): number =>
+  live.events.filter((e) => e['type'] === 'wait' && String(e['message']).includes(`pid ${pid} (`)).length;
+
+/** Lock attempts that queued and timed out. */
+const timedOut = (live: Live): number => live.events.filter((e) => e['type'] === 'lock-retry').length;
+
+/**
+ * ACCESS SHARE on the table, handed back and forth between `holder` (which holds it now) and `other` until
+ * `stop()`, each new transaction taking it before the old one ends: the table is never free of it, so every
+ * attempt made meanwhile times out, and its holders are young (a few tens of ms, against the lock step's
+ * 300 ms), so a round soon finds no long-held lock and attempts (unless the log outgrew --swap-backlog: the
+ * stage then catches up and starts again). A handover made while an attempt queues waits behind it, so the
+ * round after one may find a holder long-held and wait it out: the next handover makes them young again.
+ */
+async function keepYoungHolders(holder: pg.Client, other: pg.Client, stop: () => boolean): Promise<void> {
+  while (!stop()) {
+    await holdAccessShare(other);
+    await holder.query('COMMIT');
+    [holder, other] = [other, holder];
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
 
 describe('the swap lock stays short whatever its retries (issue 13, item 5)', () => {
   it('under 8 writers, after rounds behind a long-held lock and attempts that timed out, applies at most --swap-backlog entries under the lock and holds it <= 100 ms', async () => {
@@ -77,33 +95,32 @@ describe('the swap lock stays short whatever its retries (issue 13, item 5)', ()
     ];
 
     const writers = await startWriters({ connectionString: db.url }, 8, 0);
-    let holder = a;
-    let other = b;
     let live: Live | undefined;
+    let stop = false;
+    let young: Promise<void> = Promise.resolve();
     try {
       // A lock held since before the swap: its rounds wait it out without queueing, while the writers fill the log.
-      await holdAccessShare(holder);
+      await holdAccessShare(a);
       live = runLive(plan, db.url, '--until', 'swap');
       const run = live;
       expect(
         await until(
-          async () => (heldUpBy(run, holder.pid) > 0 && (await logEntries(mon)) >= 1_000 ? true : null),
+          async () => (waitedOut(run, a.pid) > 0 && (await logEntries(mon)) >= 1_000 ? true : null),
           120_000,
           run,
         ),
       ).toBe(true);
-      // Then young holders, handed over each time one held the swap up: attempts queue behind them and time out.
-      for (let turn = 0; turn < 3 && !run.exited; turn++) {
-        const seen = heldUpBy(run, holder.pid);
-        if (turn > 0)
-          expect(await until(async () => (heldUpBy(run, holder.pid) > seen ? true : null), 60_000, run)).toBe(true);
-        await holdAccessShare(other);
-        await holder.query('COMMIT');
-        [holder, other] = [other, holder];
-      }
-      await until(async () => (heldUpBy(run, holder.pid) > 0 ? true : null), 60_000, run);
+      // Then young holders, one after the other: attempts queue behind them and time out, at least two.
+      young = keepYoungHolders(a, b, () => stop);
+      const timedOutTwice = await until(async () => (timedOut(run) >= 2 ? true : null), 60_000, run);
+      stop = true;
+      await young;
+      expect(timedOutTwice, 'two attempts timed out behind the young holders').toBe(true);
     } finally {
-      await holder.query('COMMIT').catch(() => undefined);
+      stop = true;
+      await young.catch(() => undefined);
+      await a.query('COMMIT').catch(() => undefined);
+      await b.query('COMMIT').catch(() => undefined);
     }
     const r = await live!.done;
     const stats = await writers.stop();
@@ -247,7 +264,7 @@ describe('the revert lock stays short too (issue 13, item 5)', () => {
     await holdAccessShare(holder);
     const live = runLive(plan, db.url, '--stage', 'revert');
     // The revert's lock step waits behind the long-held lock; meanwhile the application writes 2,000 entries.
-    expect(await until(async () => (heldUpBy(live, holder.pid) > 0 ? true : null), 60_000, live)).toBe(true);
+    expect(await until(async () => (waitedOut(live, holder.pid) > 0 ? true : null), 60_000, live)).toBe(true);
     await mon.query('UPDATE app.orders SET qty = qty % 9 + 1');
     await mon.query('UPDATE app.orders_twin SET qty = qty % 9 + 1');
     await holder.query('COMMIT');
