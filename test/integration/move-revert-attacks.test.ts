@@ -8,6 +8,9 @@
  * DISABLE TRIGGER ALL on the target (a bulk load) makes the revert refuse before any fence. A user trigger
  * enabled ALWAYS or REPLICA on the source fired for every row the revert applied (the source got
  * 'note 7 [stamped]', the target has 'note 7'); the rounds now refuse while one is enabled so, naming it.
+ * A transaction that turns the target's capture off and on again around a write and commits while 92 waits for its
+ * lock got past 92's check (made before the lock): the target was fenced, 93 refused (capture) and both cleanups
+ * refused, so neither side took writes. 92 now checks after its lock step and refuses; the target stays live.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withClient } from '../helpers/db.js';
 import { compareMoveWithTwins, MOVE_COLUMNS, MOVE_GROUP } from '../helpers/move-fixture.js';
 import { MOVE_SOURCE_MISSING, startMoveServers, type MovePair, type MoveServers } from '../helpers/move-servers.js';
-import { newStagedMove, type StagedMove } from '../helpers/move-stage-runner.js';
+import { newStagedMove, waitingFor, waitUntil, type StagedMove } from '../helpers/move-stage-runner.js';
 
 let servers: MoveServers;
 let root: string;
@@ -131,6 +134,46 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('attacks on the revert of a m
     await m.tgt(write(6002));
     const [row] = await m.tgt(`SELECT qty FROM app.orders WHERE id = 7`);
     expect(row!.qty).toBe(6002);
+  }, 60_000);
+
+  it('psql: the capture turned off and on by a transaction that commits while 92 waits for its lock: 92 refuses and the target stays live (no pair where both sides refuse writes)', async () => {
+    const m = await cutOver('ra_race');
+    await m.psql('91-revert.source.sql');
+    const [cap] = await m.tgt(
+      `SELECT DISTINCT tgname AS t FROM pg_trigger WHERE tgname LIKE 'shadowpack\\_mcapture\\_%'`,
+    );
+    const capture = cap!.t as string;
+    const bulk = new pg.Client({ connectionString: m.pair.target.url });
+    await bulk.connect();
+    let fenced: string;
+    try {
+      await bulk.query('BEGIN');
+      await bulk.query(`ALTER TABLE app.orders DISABLE TRIGGER ${capture}`);
+      await bulk.query('UPDATE app.orders SET qty = 8000 WHERE id = 7');
+      await bulk.query('UPDATE twin.orders SET qty = 8000 WHERE id = 7');
+      await bulk.query(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER ${capture}`);
+      const fence = m.outcome('92-revert.target.sql');
+      await waitUntil(m.pair.target.url, waitingFor(`relation = 'app.orders'::regclass`), '92 waits for app.orders');
+      await bulk.query('COMMIT');
+      fenced = await fence;
+    } finally {
+      await bulk.end();
+    }
+    if (fenced === 'ok') {
+      // Before the fix: the target fenced, and neither the last round nor either cleanup can go on.
+      fenced = [
+        await m.outcome('93-revert.source.sql'),
+        await m.outcome('08-cleanup.target.sql'),
+        await m.outcome('08-cleanup.source.sql'),
+      ].join(' | ');
+    }
+    expect(fenced).toMatch(
+      /the capture or the columns of app\.customers, app\.order_items, app\.orders on the target changed since the cut-over; the target is not fenced/,
+    );
+    await m.tgt(write(8001));
+    expect(await m.outcome('08-cleanup.target.sql')).toBe('ok');
+    expect(await m.outcome('08-cleanup.source.sql')).toBe('ok');
+    await m.tgt(write(8002));
   }, 60_000);
 
   it('psql, then the runner: user triggers enabled ALWAYS or REPLICA on the source would fire for the rows the revert applies; the rounds refuse, naming them, until they fire for ordinary sessions only', async () => {
