@@ -291,7 +291,7 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
       if (r.kind === 'revert')
         throw new UserError(
           'RUN_STATE',
-          `a revert of this move is under way (source "${states.source?.stage ?? 'no run'}", target "${states.target?.stage ?? 'no run'}"): go on with --stage revert (next: ${r.file} on the ${r.side})`,
+          `a revert of this move is under way (source "${states.source?.stage ?? 'no run'}", target "${states.target?.stage ?? 'no run'}"): go on with --stage revert (next: ${r.file} on the ${r.side})${states.source?.stage === 'reverting' ? ', or give it up (the source is not live yet) with psql: 08-cleanup.target.sql, then 08-cleanup.source.sql' : ''}`,
         );
       if (r.kind === 'abort') {
         // An interrupted abort is finished, never gone past.

@@ -383,7 +383,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     );
   }, 120_000);
 
-  it('reverts with psql, file by file; neither cleanup can strand a fenced target; a lost word to the target is sent again', async () => {
+  it('reverts with psql, file by file; neither cleanup can strand a fenced target, nor give a revert up once the source is live; a lost word to the target is sent again', async () => {
     const { source, target } = psqlPair;
     const dir = join(root, 'revert-psql');
     const tables = ['--table', 'app.customers', '--table', 'app.orders', '--table', 'app.order_items'];
@@ -451,10 +451,8 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     await held.query('COMMIT');
     await held.end();
     await fencing;
-    // The target is fenced for the revert: neither cleanup may remove what 93-revert.source.sql needs.
-    expect(psqlFails('08-cleanup.target.sql', target.url)).toContain(
-      'cleanup cannot run at target stage revert-fenced',
-    );
+    // The target is fenced for the revert: the source's cleanup may not remove what 93-revert.source.sql needs
+    // (08-cleanup.target.sql would give the revert up here, the source not being live yet: move-revert-attacks).
     expect(psqlFails('08-cleanup.source.sql', source.url)).toContain(
       'a revert holds the target fenced; the source is not cleaned up',
     );
@@ -510,6 +508,10 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
       (await withClient(target.url, (c) => readMoveSide(c, runId)))?.stage,
     ];
     expect(await stages()).toEqual(['reverted', 'revert-fenced']);
+    // The source is live: the target's cleanup may not give the revert up (both sides would take writes).
+    expect(psqlFails('08-cleanup.target.sql', target.url)).toContain(
+      'the revert made the source live (source stage reverted); the target stays fenced',
+    );
     const again = await run(['run', ...args, '--stage', 'revert']);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/^stages: revert\.source \d+ ms; total/m);

@@ -11,6 +11,10 @@
  * A transaction that turns the target's capture off and on again around a write and commits while 92 waits for its
  * lock got past 92's check (made before the lock): the target was fenced, 93 refused (capture) and both cleanups
  * refused, so neither side took writes. 92 now checks after its lock step and refuses; the target stays live.
+ * The capture altered after 92 (ENABLE TRIGGER ALL, then ENABLE ALWAYS on the fence and the capture): 93 refused,
+ * 08-cleanup.target.sql refused at revert-fenced and 08-cleanup.source.sql while the target was fenced, so again
+ * neither side took writes. 08-cleanup.target.sql now gives the revert up while the source is still 'reverting'
+ * (it locks the source's state row as 93 does first): the target's fence goes and it is live again.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -174,6 +178,78 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('attacks on the revert of a m
     expect(await m.outcome('08-cleanup.target.sql')).toBe('ok');
     expect(await m.outcome('08-cleanup.source.sql')).toBe('ok');
     await m.tgt(write(8002));
+  }, 60_000);
+
+  it('psql and runner: the capture altered on the target after 92 (ENABLE TRIGGER ALL, then ENABLE ALWAYS again): 93 refuses, and 08-cleanup.target.sql gives the revert up, so the target is live again', async () => {
+    const m = await cutOver('ra_stuck');
+    await m.tgt(write(9000));
+    await m.psql('91-revert.source.sql');
+    await m.psql('92-revert.target.sql');
+    await expect(m.tgt(write(9001))).rejects.toThrow(FENCE_MESSAGE);
+    const fence = await fenceTrigger(m);
+    const [cap] = await m.tgt(
+      `SELECT DISTINCT tgname AS t FROM pg_trigger WHERE tgname LIKE 'shadowpack\\_mcapture\\_%'`,
+    );
+    const capture = cap!.t as string;
+    await m.tgt(`ALTER TABLE app.orders ENABLE TRIGGER ALL`);
+    await m.tgt(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER ${fence}`);
+    await m.tgt(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER ${capture}`);
+    await expect(m.tgt(write(9002))).rejects.toThrow(FENCE_MESSAGE);
+    const CAPTURE =
+      /writes to .* on the target may have been missed \(a capture trigger there was disabled or altered since the cut-over\)/;
+    expect(await m.outcome('93-revert.source.sql')).toMatch(CAPTURE);
+    const run = await m.cli('run', '--stage', 'revert');
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(CAPTURE);
+    // Both sides refuse writes now; each names the way out.
+    const plain = await m.cli('run');
+    expect(plain.code).not.toBe(0);
+    expect(plain.stderr).toMatch(
+      /or give it up \(the source is not live yet\) with psql: 08-cleanup\.target\.sql, then 08-cleanup\.source\.sql/,
+    );
+    await expect(m.src(`UPDATE app.orders SET qty = 1 WHERE id = 7`)).rejects.toThrow(
+      /after it the revert does: 91-revert\.source\.sql, 92-revert\.target\.sql, 93-revert\.source\.sql/,
+    );
+    // The way out: the source is not live (still 'reverting'), so the target gives the revert up. It locks the
+    // source's state row as 93 does first: while another session holds it, cleanup waits, and when that session
+    // changed the row meanwhile, it refuses and changes nothing.
+    const [state] = await m.src(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'shadowpack' AND c.relname ~ '^move_[0-9a-f]+$'`,
+    );
+    const holder = new pg.Client({ connectionString: m.pair.source.url });
+    await holder.connect();
+    let raced: string;
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT stage FROM ${state!.t as string} FOR UPDATE`);
+      const cleanup = m.outcome('08-cleanup.target.sql');
+      await waitUntil(m.pair.source.url, waitingFor(`locktype = 'transactionid'`), 'cleanup waits for the source row');
+      await holder.query(`UPDATE ${state!.t as string} SET updated_at = now()`);
+      await holder.query('COMMIT');
+      raced = await cleanup;
+    } finally {
+      await holder.end();
+    }
+    expect(raced).toMatch(
+      /the source's revert state changed while this file waited for it; the revert is not given up/,
+    );
+    await expect(m.tgt(write(9002))).rejects.toThrow(FENCE_MESSAGE);
+    expect(await m.outcome('08-cleanup.target.sql')).toBe('ok');
+    expect(await m.outcome('08-cleanup.source.sql')).toBe('ok');
+    expect(await m.outcome('93-revert.source.sql')).not.toBe('ok');
+    await m.tgt(write(9003));
+    const [row] = await m.tgt(`SELECT qty FROM app.orders WHERE id = 7`);
+    expect(row!.qty).toBe(9003);
+    const same = await compareMoveWithTwins(m.pair.target.url, m.pair.target.url);
+    expect(same.equal, JSON.stringify(same.tables)).toBe(true);
+    expect(await m.tgt(`SELECT tgname FROM pg_trigger WHERE tgname = '${fence}'`)).toEqual([]);
+    // The source stays fenced, as after a cut-over without a revert.
+    await expect(m.src(`UPDATE app.orders SET qty = 1 WHERE id = 7`)).rejects.toThrow(
+      /moved to .*; writes are refused/,
+    );
+    const again = await m.cli('run');
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/this move is done/);
   }, 60_000);
 
   it('psql, then the runner: user triggers enabled ALWAYS or REPLICA on the source would fire for the rows the revert applies; the rounds refuse, naming them, until they fire for ordinary sessions only', async () => {

@@ -53,7 +53,10 @@ import type { MoveHashShape } from './verify-sql.js';
  *     snapshot that sees the fence, sequences, the source's fence dropped, source 'reverted'; then tells the
  *     target 'reverted' (own txn; it runs again when that was lost).
  *   - 08-cleanup.target.sql runs at target 'cutover', 'reverting' (setting it back to 'cutover': the revert is
- *     given up) or 'reverted'; 08-cleanup.source.sql refuses while the target is 'revert-fenced'.
+ *     given up), 'revert-fenced' (given up too, and the target's fence dropped, while the source is still
+ *     'reverting': it locks the source's state row FOR UPDATE through its server, as 93 does first, and sets it
+ *     back to 'cutover'; refused once the source reverted) or 'reverted'; 08-cleanup.source.sql refuses while
+ *     the target is 'revert-fenced'.
  */
 
 export type MoveSide = 'source' | 'target';
@@ -233,11 +236,15 @@ export const MOVE_STAGES: readonly MoveStageRule[] = [
     side: 'target',
     file: '08-cleanup.target.sql',
     kind: 'forward',
-    // --reversible: also after a revert, or during one before the target's fence (which gives the revert up).
-    from: ['cutover', 'reverting', 'reverted'],
+    // --reversible: also after a revert, or during one (which gives the revert up; at 'revert-fenced' only while
+    // the source is still 'reverting', which goes back to 'cutover' so that 93-revert.source.sql refuses).
+    from: ['cutover', 'reverting', 'revert-fenced', 'reverted'],
     records: null,
     removesRun: true,
-    tells: { live: { records: 'cutover', from: ['cutover-started'] } },
+    tells: {
+      live: { records: 'cutover', from: ['cutover-started'] },
+      revertGivenUp: { records: 'cutover', from: ['reverting'] },
+    },
     transaction: 'several',
     summary: 'drop the foreign tables, the user mapping (and any password in it), the server and the tool objects',
   },
