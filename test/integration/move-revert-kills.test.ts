@@ -1,6 +1,7 @@
 /**
  * The revert of a --reversible move (issue 15) through a lost runner: `run --stage revert` SIGKILLed inside
- * 93-revert.source.sql's one transaction (its lock step, after it took the source's state row FOR UPDATE), and
+ * 93-revert.source.sql's one transaction (in its lock step, after it took the source's state row FOR UPDATE, and
+ * in its last round, whose read of the target's log waits there), and
  * the runner's session terminated in a 91 round (waiting for a row the round rewrites on the source) and in 92's
  * lock step on the target. Each point is reached deterministically: a session holds a lock the stage waits for.
  * Then immediate restarts (`pg_ctl stop -m immediate`, on servers of the file's own): the target while a 91 round
@@ -184,6 +185,40 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the revert of a move through
     // Neither side takes writes meanwhile.
     await expect(m.src(`UPDATE app.orders SET qty = 1 WHERE id = 7`)).rejects.toThrow();
     await expect(m.tgt(`UPDATE app.orders SET qty = 1 WHERE id = 7`)).rejects.toThrow();
+    const again = await m.cli('run', '--stage', 'revert');
+    expect(again.code, again.stderr).toBe(0);
+    expect(await stages(m)).toEqual(['reverted', 'reverted']);
+    await reverted(m);
+  }, 60_000);
+
+  it("run --stage revert SIGKILLed inside 93's last round (its read of the target's log waits there): run again, the revert ends (= twins, sequences ahead)", async () => {
+    const m = await cutOver('rk_round93');
+    await m.psql('91-revert.source.sql');
+    await m.psql('92-revert.target.sql');
+    const [log] = await m.tgt(
+      `SELECT 'shadowpack.' || relname AS t FROM pg_class WHERE relname ~ '^mlog_[0-9a-f]+_1$'`,
+    );
+    const h = await holding(m.pair.target.url, `LOCK TABLE ${log!.t as string} IN ACCESS EXCLUSIVE MODE`);
+    let killed: Exit;
+    try {
+      const r = spawnRun(m, '--stage', 'revert');
+      await blockedBy(m.pair.target.url, h.pid, "93's round");
+      const [round] = await m.src(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'shadowpack:%' AND query LIKE '%mrevround_%(true)%'`,
+      );
+      expect(round!.n).toBe(1);
+      r.kill();
+      killed = await r.exit;
+      // The killed runner's session on the source still waits for the target: end it (and with it its remote one).
+      await m.src(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'shadowpack:%' AND pid <> pg_backend_pid()`,
+      );
+    } finally {
+      await h.c.query('ROLLBACK').catch(() => undefined);
+      await h.c.end();
+    }
+    expect(killed.signal).toBe('SIGKILL');
+    expect(await stages(m)).toEqual(['reverting', 'revert-fenced']);
     const again = await m.cli('run', '--stage', 'revert');
     expect(again.code, again.stderr).toBe(0);
     expect(await stages(m)).toEqual(['reverted', 'reverted']);
