@@ -541,12 +541,10 @@ export function moveContext(input: MoveInput, runId: string) {
     captureTriggerLiteral: literal(`shadowpack_mcapture_${runId}`),
     truncTriggerLiteral: literal(`shadowpack_mtrunc_${runId}`),
     // A capture and a TRUNCATE guard trigger per table.
-    toolTriggerCount: tables.length * 2,
     toolTriggerCountSql: String(tables.length * 2),
     fenceTriggerIdent: ident(`shadowpack_mfence_${runId}`),
     fenceTriggerLiteral: literal(`shadowpack_mfence_${runId}`),
-    // One fence trigger per table once the source is fenced.
-    fenceTriggerCount: tables.length,
+    // One fence trigger per table once a side is fenced (the source by 06, the target by 92).
     fenceTriggerCountSql: String(tables.length),
     denyTriggerIdent: ident(`shadowpack_mdeny_${runId}`),
     serverIdent: ident(server),
