@@ -5,6 +5,8 @@
  *   in between: the rounds take turns, the row does not come back;
  * - the runner's cut-over started while a psql cut-over waits inside its round: it refuses (another session cut
  *   over), and the target keeps what the application wrote there since;
+ * - two catch-ups pruning the same log entries (psql's prune held on one): the second waits instead of failing to
+ *   serialize (a CI failure, fixed by taking the rounds' lock in the prune);
  * - a CLUSTER queued behind the runner's backfill batch: the batch after it stops with the rewrite message, abort
  *   goes through.
  * All passed when written; they pin that the runner, which reads both sides' states to choose what to run, adds no
@@ -73,6 +75,59 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move interleavings with the 
       await holder.end();
     }
     await m.tgt(`DROP TRIGGER hold ON app.customers; DROP FUNCTION public.hold(); DROP TABLE public.hooked`);
+    const cut = await m.cli('run');
+    expect(cut.code, cut.stderr).toBe(0);
+    const same = await compareMoveWithTwins(m.pair.source.url, m.pair.target.url);
+    expect(same.equal, JSON.stringify(same)).toBe(true);
+  }, 60_000);
+
+  it("two catch-ups prune the same log entries: the second waits for the first's commit instead of failing to serialize", async () => {
+    // Seen in CI (1 run in ~10): the runner's prune, whose source transaction (REPEATABLE READ through
+    // postgres_fdw) began while psql's prune was deleting the same entries, failed with SQLSTATE 40001.
+    const m = await newStagedMove(servers, root, 'ril_prune', ROUNDS);
+    pairs.push(m.pair);
+    const built = await m.cli('run', '--until', 'build');
+    expect(built.code, built.stderr).toBe(0);
+    await m.src(
+      `BEGIN; UPDATE app.customers SET name = name || '+' WHERE id <= 5; UPDATE twin.customers SET name = name || '+' WHERE id <= 5; COMMIT`,
+    );
+    // The first session to delete a log entry (psql's prune, through its server) takes 4245 for good and waits for
+    // 4244 holding the entry's row lock; any other session deletes without waiting.
+    const logs = await m.src(
+      `SELECT c.oid::regclass::text AS log FROM pg_class c WHERE c.relnamespace = 'shadowpack'::regnamespace AND c.relkind = 'r' AND c.relname LIKE 'mlog%'`,
+    );
+    expect(logs.length).toBe(3);
+    await m.src(`CREATE FUNCTION public.hold_prune() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                   IF pg_try_advisory_lock(4245) THEN PERFORM pg_advisory_xact_lock_shared(4244); END IF;
+                   RETURN OLD; END $$;
+                 ${logs.map((r) => `CREATE TRIGGER hold_prune BEFORE DELETE ON ${r.log} FOR EACH ROW EXECUTE FUNCTION public.hold_prune();`).join('\n')}`);
+    const holder = new pg.Client({ connectionString: m.pair.source.url });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(4244)');
+      const first = m.outcome('05-catchup.target.sql');
+      await waitUntil(m.pair.source.url, waitingFor(`locktype = 'advisory'`), "psql's prune waits holding an entry");
+      const second = m.cli('run', '--until', 'catchup');
+      // The runner waits on a row lock: the rounds' state row on the target, or (the defect) the entry on the source.
+      const notAdvisory = waitingFor(`locktype <> 'advisory'`);
+      const end = Date.now() + 20_000;
+      for (;;) {
+        const [t] = await m.tgt(notAdvisory);
+        const [s] = await m.src(notAdvisory);
+        if (t!.ok || s!.ok) break;
+        if (Date.now() > end) throw new Error('timed out waiting until the runner waits for a row lock');
+        await new Promise((res) => setTimeout(res, 25));
+      }
+      await holder.query('SELECT pg_advisory_unlock(4244)');
+      expect(await first).toBe('ok');
+      const out = await second;
+      expect(out.code, out.stderr).toBe(0);
+    } finally {
+      await holder.end();
+    }
+    await m.src(
+      `${logs.map((r) => `DROP TRIGGER hold_prune ON ${r.log};`).join('\n')} DROP FUNCTION public.hold_prune()`,
+    );
     const cut = await m.cli('run');
     expect(cut.code, cut.stderr).toBe(0);
     const same = await compareMoveWithTwins(m.pair.source.url, m.pair.target.url);
