@@ -470,17 +470,28 @@ export function moveContext(input: MoveInput, runId: string) {
     createSql: createTypeSql(e),
     ...(e.kind === 'enum' ? { labelsArray: `ARRAY[${join(e.labels.map(literal))}]::text[]` } : {}),
   }));
-  // The composite types' attributes as the source has them: names, type oids and typmods (no text that
-  // depends on search_path, as format_type's does). Recorded by setup, compared by every round.
-  const composites = input.types.filter((e) => e.kind === 'composite');
+  // Every type the columns need (nested ones too) as the source has them: name and schema (a type renamed
+  // there keeps its planned name here), a composite's attributes, a domain's base, NOT NULL, collation, default
+  // and constraints (with their names and whether they are validated). Recorded by setup, compared by every
+  // round, the backfill's batches and the fence: the target's copies were made from the plan, so a domain given a
+  // check, a default or NOT NULL there would be different here after the cut-over, and one that lost a check or
+  // NOT NULL would let rows through that the copy here rejects. Oids, not type names (format_type's text depends
+  // on search_path); the expressions are deparsed with search_path = pg_catalog, as every stage and
+  // postgres_fdw's remote sessions set it. Enum labels are compared with the plan's (ddl_ok).
   const typesSignatureSql =
-    composites.length === 0
+    input.types.length === 0
       ? ''
-      : `SELECT pg_catalog.string_agg(a.attrelid::text || ' ' || a.attname::text || ' ' || a.atttypid::text || ' ' || a.atttypmod::text, ', ' ORDER BY a.attrelid, a.attnum) FROM pg_catalog.pg_attribute a WHERE a.attrelid IN (SELECT t.typrelid FROM pg_catalog.pg_type t WHERE t.oid IN (${join(composites.map((c) => `${literal(qualified(c.schema, c.name))}::pg_catalog.regtype`))})) AND a.attnum > 0 AND NOT a.attisdropped`;
+      : `SELECT pg_catalog.string_agg(pg_catalog.format('%s %s %s|%s|%s %s %s %s|%s|%s', t.oid, t.typnamespace, t.typname,
+            (SELECT pg_catalog.string_agg(a.attname::pg_catalog.text || ' ' || a.atttypid::pg_catalog.text || ' ' || a.atttypmod::pg_catalog.text, ', ' ORDER BY a.attnum)
+               FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
+            t.typbasetype, t.typtypmod, t.typnotnull, t.typcollation, pg_catalog.pg_get_expr(t.typdefaultbin, 0),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%s %s %s', n.conname, n.convalidated, pg_catalog.pg_get_constraintdef(n.oid)), ', ' ORDER BY n.conname)
+               FROM pg_catalog.pg_constraint n WHERE n.contypid = t.oid)), E'\\n' ORDER BY t.oid)
+       FROM pg_catalog.pg_type t WHERE t.oid IN (${join(input.types.map((c) => `${literal(qualified(c.schema, c.name))}::pg_catalog.regtype`))})`;
   return {
     runId,
     runLiteral: literal(runId),
-    hasComposites: composites.length > 0,
+    hasTypes: input.types.length > 0,
     typesSignatureSql,
     groupText: commentText(displayAll),
     groupLiteral: literal(displayAll),
