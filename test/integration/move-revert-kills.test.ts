@@ -51,7 +51,13 @@ afterAll(async () => {
 
 /** A reversible move cut over by the runner, twins of the group on the target, writes there after the cut-over. */
 async function cutOver(name: string, on: MoveServers = servers): Promise<StagedMove> {
-  const m = await newStagedMove(on, root, name, { reversible: true }, undefined, { customers: 30, orders: 100 });
+  // A round waiting for a row a lock session holds must still wait when the restart or the kill comes: with the
+  // default lock_timeout (1 s) a slow restart under load let the wait time out first (seen once, load 15).
+  // The lock steps' attempts stay short (bounded by deadlock_timeout), so only plain waits are longer here.
+  const m = await newStagedMove(on, root, name, { reversible: true, lockTimeoutMs: 15_000 }, undefined, {
+    customers: 30,
+    orders: 100,
+  });
   pairs.push(m.pair);
   process.env[REVERT_PASSWORD_ENV] = decodeURIComponent(new URL(m.pair.target.url).password);
   const out = await m.cli('run', '--until', 'cutover');
@@ -174,7 +180,9 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the revert of a move through
       killed = await r.exit;
       // The killed runner's session still waits: end it, so the stage is the one the kill interrupted.
       await h.c.query(`SELECT pg_terminate_backend(${orphan})`);
-      while ((await h.c.query(`SELECT FROM pg_stat_activity WHERE pid = ${orphan}`)).rows.length > 0)
+      // Polled outside h's open transaction, whose pg_stat_activity is a snapshot kept until it ends: the test hung
+      // there (1 run in ~3) whenever the orphan had not ended yet at the first look.
+      while ((await m.src(`SELECT FROM pg_stat_activity WHERE pid = ${orphan}`)).length > 0)
         await new Promise((res) => setTimeout(res, 20));
     } finally {
       await h.c.query('ROLLBACK').catch(() => undefined);
@@ -189,7 +197,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the revert of a move through
     expect(again.code, again.stderr).toBe(0);
     expect(await stages(m)).toEqual(['reverted', 'reverted']);
     await reverted(m);
-  }, 60_000);
+  }, 90_000);
 
   it("run --stage revert SIGKILLed inside 93's last round (its read of the target's log waits there): run again, the revert ends (= twins, sequences ahead)", async () => {
     const m = await cutOver('rk_round93');
@@ -223,7 +231,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the revert of a move through
     expect(again.code, again.stderr).toBe(0);
     expect(await stages(m)).toEqual(['reverted', 'reverted']);
     await reverted(m);
-  }, 60_000);
+  }, 90_000);
 
   it("the runner's session terminated in a 91 round (waiting for a source row it rewrites), then in 92's lock step: run --stage revert again each time, the revert ends (= twins, sequences ahead)", async () => {
     const m = await cutOver('rk_term');
@@ -267,7 +275,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the revert of a move through
     expect(again.code, again.stderr).toBe(0);
     expect(await stages(m)).toEqual(['reverted', 'reverted']);
     await reverted(m);
-  }, 60_000);
+  }, 90_000);
 });
 
 /** Servers of this describe's own (the suite's are shared by other files): restarted immediately here. */
