@@ -234,11 +234,10 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
   if (refusals.length > 0) throw new UserError('UNSUPPORTED_OBJECT', `cannot move: ${refusals.join('; ')}`);
   const shared = sharedSequenceRefusal(sequences, tables, options);
   if (shared !== null) throw new UserError('UNSUPPORTED_OBJECT', shared, { code: 'SEQUENCE_SHARED' });
-  const triggerFunctions = [
-    ...new Set(
-      (await Promise.all(tables.map((m) => moveTriggerFunctions(source, m.schema, m.name, TOOL_SCHEMA)))).flat(),
-    ),
-  ].sort();
+  // One query at a time: a pg client queues concurrent queries today, but pg 9 will refuse them.
+  const found: string[] = [];
+  for (const m of tables) found.push(...(await moveTriggerFunctions(source, m.schema, m.name, TOOL_SCHEMA)));
+  const triggerFunctions = [...new Set(found)].sort();
   const missingOnTarget = async (fs: Iterable<string>): Promise<string[]> => {
     const missing: string[] = [];
     for (const f of fs)
@@ -271,9 +270,9 @@ export async function gatherMove(source: ClientBase, target: ClientBase, request
       'UNSUPPORTED_OBJECT',
       `the target already has ${differing.join(', ')}; a move uses a type the target has as it is, so the columns would differ: make ${differing.length === 1 ? 'it' : 'them'} equal to the source's on the target, or drop ${differing.length === 1 ? 'it' : 'them'} there (the move then creates ${differing.length === 1 ? 'it' : 'them'}), then plan again`,
     );
-  const tableFunctions = [
-    ...new Set((await Promise.all(tables.map((m) => moveTableFunctions(source, m.schema, m.name)))).flat()),
-  ].sort();
+  const called: string[] = [];
+  for (const m of tables) called.push(...(await moveTableFunctions(source, m.schema, m.name)));
+  const tableFunctions = [...new Set(called)].sort();
   const missingTableFunctions = await missingOnTarget(tableFunctions);
   if (missingTableFunctions.length > 0)
     throw new UserError(
