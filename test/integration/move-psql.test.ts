@@ -381,10 +381,12 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('move plan with psql, source 
       UNION ALL SELECT 'server ' || srvname FROM pg_foreign_server UNION ALL SELECT 'mapping ' || umid FROM pg_user_mappings
       UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`;
     const describe = (url: string) =>
-      withClient(url, async (c) => ({
-        tables: await Promise.all(GROUP.map((g) => describeTable(c, g.schema, g.table))),
-        tool: (await c.query<{ o: string }>(TOOL_OBJECTS)).rows.map((r) => r.o),
-      }));
+      withClient(url, async (c) => {
+        // One query at a time on the client (pg deprecates queueing them).
+        const tables = [];
+        for (const g of GROUP) tables.push(await describeTable(c, g.schema, g.table));
+        return { tables, tool: (await c.query<{ o: string }>(TOOL_OBJECTS)).rows.map((r) => r.o) };
+      });
     const before = await describe(src);
     const targetBefore = (await withClient(pair3.target.url, (c) => c.query<{ o: string }>(TOOL_OBJECTS))).rows.map(
       (r) => r.o,
