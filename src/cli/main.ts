@@ -455,7 +455,8 @@ export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<numb
             })
             .option('stage', {
               choices: [...new Set<string>([...ALL_STAGES, ...MOVE_STAGES.map((r) => r.stage)])],
-              describe: 'run only this stage (e.g. abort or revert)',
+              describe:
+                'run only this stage (e.g. abort or revert; a move plan: cleanup also gives up a revert whose source is not live yet)',
             })
             .option('expect-hash', {
               type: 'string',

@@ -21,6 +21,8 @@ import {
   nextMoveStage,
   nextRevertStage,
   readMoveSide,
+  revertMayBeGivenUp,
+  revertUnderWay,
   type MoveStates,
 } from './move-state.js';
 import { splitSql, type SqlStatement } from '../model/split-sql.js';
@@ -49,6 +51,8 @@ export interface MoveRunSummary {
   readonly states: MoveStates;
   /** Cleanup (or an abort) went through on both sides. */
   readonly finished: boolean;
+  /** This run's cleanup gave up a revert under way (--stage cleanup): the target is live, the source fenced. */
+  readonly revertGivenUp: boolean;
   readonly locks: readonly LockReport[];
 }
 
@@ -192,6 +196,73 @@ export async function currentMoveStates(req: Pick<MoveRunRequest, 'plan' | 'sour
 
 const key = (s: MoveStates): string => `${s.source?.stage ?? '-'}/${s.target?.stage ?? '-'}`;
 
+/** Neither side has a run: refuses when this move already ran to its end (moved, or reverted). */
+async function refuseEnded(req: MoveRunRequest): Promise<void> {
+  const runId = req.plan.manifest.runId;
+  if (await withSides(req, (s) => moveFinished(s, runId))) {
+    throw new UserError(
+      'RUN_STATE',
+      `this move is done: neither side has a run left and the source's tables carry its fence (trigger ${moveFenceTrigger(runId)}); a plan runs once: the moved tables are on the target`,
+    );
+  }
+  if (await withSides(req, (_, t) => moveFinished(t, runId))) {
+    throw new UserError(
+      'RUN_STATE',
+      `this move was reverted: neither side has a run left and the target's tables carry its fence (trigger ${moveFenceTrigger(runId)}); a plan runs once: the tables are on the source`,
+    );
+  }
+}
+
+/**
+ * A revert file that refused (its own RAISE, SQLSTATE P0001) while the revert may still be given up: the error
+ * names the runner's way to do that beside the file's hint, which names the psql files.
+ */
+async function namingGiveUp(req: MoveRunRequest, e: unknown): Promise<unknown> {
+  if (!(e instanceof UserError) || e.code !== 'STAGE_FAILED' || e.details['sqlstate'] !== 'P0001') return e;
+  const states = await currentMoveStates(req).catch(() => null);
+  if (states === null || !revertMayBeGivenUp(states)) return e;
+  return new UserError(
+    'STAGE_FAILED',
+    `${e.message}${e.message.endsWith('.') ? ' With' : '; with'} the runner: --stage cleanup gives the revert up (the source is not live yet), --stage revert tries again`,
+    e.details,
+    { cause: e },
+  );
+}
+
+/**
+ * `--stage cleanup`: 08-cleanup.target.sql, then 08-cleanup.source.sql, each only on a side that still has a run
+ * (an interrupted cleanup goes on). During a revert this gives it up as the files do with psql (the target live
+ * again, the source keeping its fence); once the revert made the source live it refuses before anything runs.
+ */
+async function cleanupStage(
+  req: MoveRunRequest,
+  runRule: (r: MoveStageRule) => Promise<void>,
+): Promise<{ states: MoveStates; finished: boolean; revertGivenUp: boolean }> {
+  const states = await currentMoveStates(req);
+  const src = states.source?.stage ?? 'no run';
+  const tgt = states.target?.stage ?? 'no run';
+  if (states.source === null && states.target === null) {
+    await refuseEnded(req);
+    throw new UserError('RUN_STATE', 'neither side has a run of this move: there is nothing to clean up');
+  }
+  const givingUp = revertUnderWay(states);
+  if (givingUp && !revertMayBeGivenUp(states))
+    throw new UserError(
+      'RUN_STATE',
+      `the revert made the source live (source "${src}", target "${tgt}"), so it cannot be given up: finish it with --stage revert (it only tells the target), then --stage cleanup`,
+    );
+  for (const r of MOVE_STAGES.filter(
+    (x) => x.stage === 'cleanup' && req.plan.manifest.stages.some((s) => s.file === x.file),
+  )) {
+    const other: MoveSide = r.side === 'source' ? 'target' : 'source';
+    if (states[r.side] === null && states[other] !== null) continue;
+    await runRule(r);
+  }
+  const after = await currentMoveStates(req);
+  const finished = after.source === null && after.target === null;
+  return { states: after, finished, revertGivenUp: givingUp && finished };
+}
+
 /**
  * Executes a move plan: checks every file against plan.json, then runs each stage file on its side.
  * Where to start comes from both clusters' state, so a second `run` after a crash continues the first.
@@ -225,7 +296,9 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
       );
     let states = await currentMoveStates(req);
     for (let r = nextRevertStage(states); r !== null; r = nextRevertStage(states)) {
-      await runRule(r);
+      await runRule(r).catch(async (e: unknown) => {
+        throw await namingGiveUp(req, e);
+      });
       const after = await currentMoveStates(req);
       if (key(after) === key(states))
         throw new UserError(
@@ -239,8 +312,10 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
         'RUN_STATE',
         `no revert goes on from source "${states.source?.stage ?? 'no run'}" and target "${states.target?.stage ?? 'no run'}": a revert starts after the cut-over (both at "cutover") and before 08-cleanup.target.sql ends the revert window`,
       );
-    return { stages, states, finished: false, locks };
+    return { stages, states, finished: false, revertGivenUp: false, locks };
   }
+
+  if (req.stage === 'cleanup') return { stages, ...(await cleanupStage(req, runRule)), locks };
 
   if (req.stage !== undefined) {
     for (const r of MOVE_STAGES.filter((x) => x.stage === req.stage && inPlan(x))) await runRule(r);
@@ -249,6 +324,7 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
       stages,
       states,
       finished: req.stage === 'abort' && states.source === null && states.target === null,
+      revertGivenUp: false,
       locks,
     };
   }
@@ -268,20 +344,8 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
     const next = nextMoveStage(states);
     if (next.kind === 'start') {
       // Nothing on either side: a new move, unless this invocation just finished one.
-      if (ended !== null) return { stages, states, finished: true, locks };
-      const runId = req.plan.manifest.runId;
-      if (await withSides(req, (s) => moveFinished(s, runId))) {
-        throw new UserError(
-          'RUN_STATE',
-          `this move is done: neither side has a run left and the source's tables carry its fence (trigger ${moveFenceTrigger(runId)}); a plan runs once: the moved tables are on the target`,
-        );
-      }
-      if (await withSides(req, (_, t) => moveFinished(t, runId))) {
-        throw new UserError(
-          'RUN_STATE',
-          `this move was reverted: neither side has a run left and the target's tables carry its fence (trigger ${moveFenceTrigger(runId)}); a plan runs once: the tables are on the source`,
-        );
-      }
+      if (ended !== null) return { stages, states, finished: true, revertGivenUp: false, locks };
+      await refuseEnded(req);
       await runRule(rule('preflight', 'source'));
       await runRule(rule('preflight', 'target'));
       if (untilIndex === 0) break;
@@ -291,7 +355,7 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
       if (r.kind === 'revert')
         throw new UserError(
           'RUN_STATE',
-          `a revert of this move is under way (source "${states.source?.stage ?? 'no run'}", target "${states.target?.stage ?? 'no run'}"): go on with --stage revert (next: ${r.file} on the ${r.side})${states.source?.stage === 'reverting' ? ', or give it up (the source is not live yet) with psql: 08-cleanup.target.sql, then 08-cleanup.source.sql' : ''}`,
+          `a revert of this move is under way (source "${states.source?.stage ?? 'no run'}", target "${states.target?.stage ?? 'no run'}"): go on with --stage revert (next: ${r.file} on the ${r.side})${revertMayBeGivenUp(states) ? ', or give it up with --stage cleanup (the source is not live yet: the target stays or becomes live, the source keeps its fence)' : ''}`,
         );
       if (r.kind === 'abort') {
         // An interrupted abort is finished, never gone past.
@@ -312,7 +376,7 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
     }
     states = after;
     if (ended === 'cleanup' && states.source === null && states.target === null)
-      return { stages, states, finished: true, locks };
+      return { stages, states, finished: true, revertGivenUp: false, locks };
   }
-  return { stages, states, finished: false, locks };
+  return { stages, states, finished: false, revertGivenUp: false, locks };
 }

@@ -117,6 +117,20 @@ export function revertUnderWay(states: MoveStates): boolean {
 }
 
 /**
+ * Whether 08-cleanup.target.sql, then 08-cleanup.source.sql, give up the revert under way (the target live again,
+ * the source keeping its fence), as the files decide: before the target's fence always; once it is fenced
+ * (`revert-fenced`) only while the source is not live yet (stages.ts: cleanup.target's `revertGivenUp` tell,
+ * the stage it moves the source from and to). False once the revert made the source live: 93-revert.source.sql
+ * then only has to tell the target, and cleanup refuses until it has.
+ */
+export function revertMayBeGivenUp(states: MoveStates): boolean {
+  if (!revertUnderWay(states)) return false;
+  if (stateOf(states, 'target') !== 'revert-fenced') return true;
+  const tell = rule('cleanup', 'target').tells!['revertGivenUp']!;
+  return [...tell.from, tell.records].includes(stateOf(states, 'source') ?? '');
+}
+
+/**
  * The next file of a revert (`run --stage revert`, a plan made with --reversible), from both sides' states:
  * the first revert file that may start from its side's state, finds the other side where it needs it, and
  * has not recorded its own state yet; or the last one again when it made the source live but did not tell

@@ -512,6 +512,13 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     expect(psqlFails('08-cleanup.target.sql', target.url)).toContain(
       'the revert made the source live (source stage reverted); the target stays fenced',
     );
+    // Nor does the runner: --stage cleanup refuses in one line before running anything, naming what finishes it.
+    const giveUp = await run(['run', ...args, '--stage', 'cleanup']);
+    expect(giveUp.code).toBe(2);
+    expect(giveUp.stderr).toBe(
+      'shadowpack: RUN_STATE: the revert made the source live (source "reverted", target "revert-fenced"), so it cannot be given up: finish it with --stage revert (it only tells the target), then --stage cleanup\n',
+    );
+    expect(await stages()).toEqual(['reverted', 'revert-fenced']);
     const again = await run(['run', ...args, '--stage', 'revert']);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/^stages: revert\.source \d+ ms; total/m);

@@ -211,7 +211,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('attacks on the revert of a m
     const plain = await m.cli('run');
     expect(plain.code).not.toBe(0);
     expect(plain.stderr).toMatch(
-      /or give it up \(the source is not live yet\) with psql: 08-cleanup\.target\.sql, then 08-cleanup\.source\.sql/,
+      /or give it up with --stage cleanup \(the source is not live yet: the target stays or becomes live, the source keeps its fence\)/,
     );
     await expect(m.src(`UPDATE app.orders SET qty = 1 WHERE id = 7`)).rejects.toThrow(
       /after it the revert does: 91-revert\.source\.sql, 92-revert\.target\.sql, 93-revert\.source\.sql/,

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { checkMovePlanIntegrity, isMovePlanDir, readMovePlanDir } from '../../src/run/move-plan.js';
 import { writeToyMovePlan } from '../helpers/move-toy-plan.js';
 import { moveMetaCommands } from '../../src/run/move-meta.js';
-import { nextMoveStage, nextRevertStage, type MoveStates } from '../../src/run/move-state.js';
+import { nextMoveStage, nextRevertStage, revertMayBeGivenUp, type MoveStates } from '../../src/run/move-state.js';
 
 const SETUP = `BEGIN;
 \\getenv sp_pw SHADOWPACK_FDW_PASSWORD
@@ -110,6 +110,22 @@ describe('the next stage of a move, from both sides', () => {
     expect(next('reverting', 'reverting')).toBe('revert.target');
     expect(next('reverted', 'reverted')).toBe('cleanup.target');
     expect(next('reverted', null)).toBe('cleanup.source');
+  });
+
+  it('gives a revert up (--stage cleanup) only while its source is not live, as 08-cleanup.target.sql does', () => {
+    const may = (source: string | null, target: string | null) => revertMayBeGivenUp(at(source, target));
+    expect(may('cutover', 'reverting')).toBe(true);
+    expect(may('reverting', 'reverting')).toBe(true);
+    expect(may('reverting', 'revert-fenced')).toBe(true);
+    // An earlier give-up set the source back to 'cutover' and did not commit on the target.
+    expect(may('cutover', 'revert-fenced')).toBe(true);
+    // The target's cleanup gave it up and removed its run; the source's is left.
+    expect(may('reverting', null)).toBe(true);
+    // 93 made the source live (its word to the target lost, or told): nothing to give up.
+    expect(may('reverted', 'revert-fenced')).toBe(false);
+    expect(may('reverted', 'reverted')).toBe(false);
+    // No revert under way: cleanup is the ordinary end of the move.
+    expect(may('cutover', 'cutover')).toBe(false);
   });
 
   it('refuses states no stage goes on from', () => {

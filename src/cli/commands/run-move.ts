@@ -89,6 +89,7 @@ export async function runMoveCommand(
             type: 'summary',
             stages: summary.stages,
             finished: summary.finished,
+            revertGivenUp: summary.revertGivenUp,
             source: summary.states.source?.stage ?? null,
             target: summary.states.target?.stage ?? null,
             locks: summary.locks,
@@ -100,7 +101,12 @@ export async function runMoveCommand(
     out(stagesLine(summary.stages));
     for (const r of summary.locks) out(`lock ${lockReportText(r)}`);
     const group = plan.manifest.tables.map((t) => `${t.schema}.${t.name}`).join(', ');
-    if (summary.finished) out(`${group}: ${only === 'abort' ? 'move aborted' : 'moved; cleaned up on both sides'}`);
+    if (summary.revertGivenUp)
+      out(
+        `${group}: the revert is given up: the target is live, the source's tables keep refusing writes; cleaned up on both sides`,
+      );
+    else if (summary.finished)
+      out(`${group}: ${only === 'abort' ? 'move aborted' : 'moved; cleaned up on both sides'}`);
     else if (only === 'revert' && summary.states.source?.stage === 'reverted')
       out(`${group}: reverted; the source is live again and the target's tables refuse writes`);
     else out(moveNextLine(summary.states, args));

@@ -5,6 +5,7 @@ import {
   nextMoveStage,
   readMoveSide,
   readRevertBacklog,
+  revertMayBeGivenUp,
   type MoveSideState,
 } from '../../run/move-state.js';
 import { jsonAnswer } from '../machine-output.js';
@@ -12,6 +13,10 @@ import { connectionConfig } from '../connection.js';
 import { targetConnection } from './run-move.js';
 import { readMoveControl } from '../../run/move-control.js';
 import { describeMoveControl } from './control-move.js';
+import { MOVE_STAGES } from '../../compile/move/stages.js';
+
+/** The cleanup files, in the order they run: during a revert they give it up (the target live, the source fenced). */
+const CLEANUP_FILES = MOVE_STAGES.filter((r) => r.stage === 'cleanup').map((r) => r.file);
 
 function describe(side: 'source' | 'target', s: MoveSideState | null): string {
   return s === null ? `${side}: no run` : `${side}: "${s.stage}"`;
@@ -36,13 +41,18 @@ export async function statusMoveCommand(
       const control = await readMoveControl(target, runId);
       const reversible = plan.manifest.options.reversible === true;
       const revertBacklog = reversible ? await readRevertBacklog(target, runId, plan.manifest.tables.length) : null;
+      // A revert under way can go on, or (the source not live yet) be given up by the cleanups.
+      const giveUp = next.kind === 'run' && next.rule.kind === 'revert' && revertMayBeGivenUp(states);
+      const giveUpText = giveUp
+        ? `; or give the revert up (the target live again, the source keeping its fence): cleanup (${CLEANUP_FILES.join(', then ')}; run --stage cleanup)`
+        : '';
       const nextText = done
         ? 'nothing (the move is done: the source keeps its fence)'
         : reverted
           ? 'nothing (the move was reverted: the target keeps its fence)'
           : next.kind === 'start'
             ? 'preflight'
-            : `${next.rule.stage} on the ${next.rule.side} (${next.rule.file})`;
+            : `${next.rule.stage} on the ${next.rule.side} (${next.rule.file})${giveUpText}`;
       if (args.json) {
         out(
           jsonAnswer({
@@ -60,7 +70,12 @@ export async function statusMoveCommand(
                 ? 'reverted'
                 : next.kind === 'start'
                   ? { stage: 'preflight' }
-                  : { stage: next.rule.stage, side: next.rule.side, file: next.rule.file },
+                  : {
+                      stage: next.rule.stage,
+                      side: next.rule.side,
+                      file: next.rule.file,
+                      ...(giveUp ? { orGiveUp: { stage: 'cleanup', files: CLEANUP_FILES } } : {}),
+                    },
           }),
         );
         return;
