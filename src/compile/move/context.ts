@@ -547,6 +547,7 @@ export function moveContext(input: MoveInput, runId: string) {
     snapViewIdent: tool(`msnap_${runId}`),
     seqViewIdent: tool(`mseq_${runId}`),
     fenceFnIdent: tool(`mfence_${runId}`),
+    fenceOkFnIdent: tool(`mfenceok_${runId}`),
     truncFnIdent: tool(`mtrunc_${runId}`),
     denyFnIdent: tool(`mdeny_${runId}`),
     roundFnIdent: tool(`mround_${runId}`),
