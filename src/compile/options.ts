@@ -55,7 +55,7 @@ export const DEFAULT_OPTIONS: PlanOptions = {
   cancelBlockersAfterMs: 0,
   waitLockTimeoutMs: 30000,
   idleTimeoutMs: 60000,
-  batchPages: 1000,
+  batchPages: 4000,
   catchupRounds: 50,
   catchupTarget: 1000,
   swapCatchupRounds: 20,

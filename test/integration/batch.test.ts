@@ -153,7 +153,9 @@ describe('a batch of tables', () => {
     // The second table's folder edited: refused before the first table starts.
     const planJson = join(dir, 'b.mid_holes', 'plan.json');
     const kept = readFileSync(planJson, 'utf8');
-    writeFileSync(planJson, kept.replace('"batchPages": 1000', '"batchPages": 999'));
+    const edited = kept.replace(/"batchPages": (\d+)/, (_, n: string) => `"batchPages": ${Number(n) + 1}`);
+    expect(edited).not.toBe(kept);
+    writeFileSync(planJson, edited);
     await expect(
       runCommand(
         { plan: dir, url: db.url },
