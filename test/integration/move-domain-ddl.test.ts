@@ -10,7 +10,9 @@
  * "code_len"`, `domain app.flag does not allow null values`, `value for domain app.small violates check constraint
  * "nonneg_check"`) instead of the DDL message. Now setup records every type of the columns (domains with their
  * constraints, defaults and NOT NULL, names of nested types) and every batch, round, the fence and the cut-over
- * compare; each change below stops the stage with the DDL message, and taken back the stage goes on.
+ * compare; each change below stops the stage with the DDL message, and taken back the stage goes on. A domain
+ * changed between the plan and setup went through both preflight and setup (the target's copy is made from the
+ * plan); now both compare the domain's NOT NULL, default and checks with the plan's, and so does every round.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -190,4 +192,27 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('a domain of a moved column a
     },
     60_000,
   );
+  it('psql: a domain changed between the plan and setup stops the preflight and the setup (changed since the plan); taken back they go on', async () => {
+    const m = await newStagedMove(
+      servers,
+      root,
+      'dd_plan',
+      {},
+      async (c) => {
+        await c.query(DOMAINS);
+      },
+      { customers: 30, orders: 100 },
+    );
+    pairs.push(m.pair);
+    const SINCE_PLAN = /domain app\.\w+ \(a type of the group's columns\) changed since this move plan was made/;
+    await m.src('ALTER DOMAIN app.code ADD CONSTRAINT code_upper CHECK (VALUE = upper(VALUE))');
+    expect(await m.outcome('00-preflight.source.sql')).toMatch(SINCE_PLAN);
+    await m.src('ALTER DOMAIN app.code DROP CONSTRAINT code_upper');
+    expect(await m.outcome('00-preflight.source.sql')).toBe('ok');
+    expect(await m.outcome('00-preflight.target.sql')).toBe('ok');
+    await m.src('ALTER DOMAIN app.flag DROP DEFAULT');
+    expect(await m.outcome('01-setup.source.sql')).toMatch(SINCE_PLAN);
+    await m.src('ALTER DOMAIN app.flag SET DEFAULT false');
+    expect(await m.outcome('01-setup.source.sql')).toBe('ok');
+  }, 60_000);
 });

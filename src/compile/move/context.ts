@@ -458,6 +458,26 @@ export function moveContext(input: MoveInput, runId: string) {
         ]
       : [],
   );
+  // What a domain holds that ALTER DOMAIN changes (NOT NULL, default, checks with NOT VALID), as the plan read it: a
+  // domain changed between the plan and setup would be created on the target as planned, so setup and every round
+  // compare the source's with it (after setup, types_fp covers the rest). Same text as the introspection's, read
+  // with search_path = pg_catalog as every stage sets it.
+  const domainsCtx = input.types.flatMap((e) =>
+    e.kind === 'domain'
+      ? [
+          {
+            displayLiteral: literal(`${e.schema}.${e.name}`),
+            defSql: `SELECT pg_catalog.format('%s|%s|%s', CASE WHEN t.typnotnull THEN 'NOT NULL' END, pg_catalog.pg_get_expr(t.typdefaultbin, 0),
+            (SELECT pg_catalog.string_agg(n.conname::pg_catalog.text || ' ' || pg_catalog.pg_get_constraintdef(n.oid), E'\\n' ORDER BY n.conname)
+               FROM pg_catalog.pg_constraint n WHERE n.contypid = t.oid AND n.contype = 'c'))
+       FROM pg_catalog.pg_type t WHERE t.oid = ${literal(qualified(e.schema, e.name))}::pg_catalog.regtype`,
+            defLiteral: literal(
+              `${e.notNull ? 'NOT NULL' : ''}|${e.default ?? ''}|${e.constraints.map((c) => `${c.name} ${c.definition}`).join('\n')}`,
+            ),
+          },
+        ]
+      : [],
+  );
   // NOT VALID domain checks: rows on the source may break them, so the cut-over adds them after the last round.
   const notValidCtx = input.types.flatMap((e) => {
     if (e.kind !== 'domain') return [];
@@ -590,6 +610,7 @@ export function moveContext(input: MoveInput, runId: string) {
     typeFunctions: (input.typeFunctions ?? []).map((f) => ({ signatureLiteral: literal(f) })),
     tableFunctions: (input.tableFunctions ?? []).map((f) => ({ signatureLiteral: literal(f) })),
     enums: enumsCtx,
+    domains: domainsCtx,
     types: typesCtx,
     notValidDomainChecks: notValidCtx,
   };
