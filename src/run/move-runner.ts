@@ -21,8 +21,10 @@ import {
   nextMoveStage,
   nextRevertStage,
   readMoveSide,
+  cleanupEnds,
   revertMayBeGivenUp,
   revertUnderWay,
+  type MoveCleanupEnd,
   type MoveStates,
 } from './move-state.js';
 import { splitSql, type SqlStatement } from '../model/split-sql.js';
@@ -51,8 +53,8 @@ export interface MoveRunSummary {
   readonly states: MoveStates;
   /** Cleanup (or an abort) went through on both sides. */
   readonly finished: boolean;
-  /** This run's cleanup gave up a revert under way (--stage cleanup): the target is live, the source fenced. */
-  readonly revertGivenUp: boolean;
+  /** What the cleanup this run finished ended (null: none did): the move, a revert, or a revert given up. */
+  readonly cleanedUp: MoveCleanupEnd | null;
   readonly locks: readonly LockReport[];
 }
 
@@ -237,7 +239,7 @@ async function namingGiveUp(req: MoveRunRequest, e: unknown): Promise<unknown> {
 async function cleanupStage(
   req: MoveRunRequest,
   runRule: (r: MoveStageRule) => Promise<void>,
-): Promise<{ states: MoveStates; finished: boolean; revertGivenUp: boolean }> {
+): Promise<{ states: MoveStates; finished: boolean; cleanedUp: MoveCleanupEnd | null }> {
   const states = await currentMoveStates(req);
   const src = states.source?.stage ?? 'no run';
   const tgt = states.target?.stage ?? 'no run';
@@ -245,8 +247,7 @@ async function cleanupStage(
     await refuseEnded(req);
     throw new UserError('RUN_STATE', 'neither side has a run of this move: there is nothing to clean up');
   }
-  const givingUp = revertUnderWay(states);
-  if (givingUp && !revertMayBeGivenUp(states))
+  if (revertUnderWay(states) && !revertMayBeGivenUp(states))
     throw new UserError(
       'RUN_STATE',
       `the revert made the source live (source "${src}", target "${tgt}"), so it cannot be given up: finish it with --stage revert (it only tells the target), then --stage cleanup`,
@@ -254,13 +255,13 @@ async function cleanupStage(
   for (const r of MOVE_STAGES.filter(
     (x) => x.stage === 'cleanup' && req.plan.manifest.stages.some((s) => s.file === x.file),
   )) {
-    const other: MoveSide = r.side === 'source' ? 'target' : 'source';
-    if (states[r.side] === null && states[other] !== null) continue;
+    // A side with no run was cleaned up already (the other one still has its run, checked above).
+    if (states[r.side] === null) continue;
     await runRule(r);
   }
   const after = await currentMoveStates(req);
   const finished = after.source === null && after.target === null;
-  return { states: after, finished, revertGivenUp: givingUp && finished };
+  return { states: after, finished, cleanedUp: finished ? cleanupEnds(states) : null };
 }
 
 /**
@@ -312,7 +313,7 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
         'RUN_STATE',
         `no revert goes on from source "${states.source?.stage ?? 'no run'}" and target "${states.target?.stage ?? 'no run'}": a revert starts after the cut-over (both at "cutover") and before 08-cleanup.target.sql ends the revert window`,
       );
-    return { stages, states, finished: false, revertGivenUp: false, locks };
+    return { stages, states, finished: false, cleanedUp: null, locks };
   }
 
   if (req.stage === 'cleanup') return { stages, ...(await cleanupStage(req, runRule)), locks };
@@ -324,7 +325,7 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
       stages,
       states,
       finished: req.stage === 'abort' && states.source === null && states.target === null,
-      revertGivenUp: false,
+      cleanedUp: null,
       locks,
     };
   }
@@ -340,11 +341,12 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
     MOVE_STAGES.find((r) => r.stage === stage && r.side === side)!;
   let states = await currentMoveStates(req);
   let ended: 'cleanup' | 'abort' | null = null;
+  let cleanedUp: MoveCleanupEnd | null = null;
   for (;;) {
     const next = nextMoveStage(states);
     if (next.kind === 'start') {
       // Nothing on either side: a new move, unless this invocation just finished one.
-      if (ended !== null) return { stages, states, finished: true, revertGivenUp: false, locks };
+      if (ended !== null) return { stages, states, finished: true, cleanedUp, locks };
       await refuseEnded(req);
       await runRule(rule('preflight', 'source'));
       await runRule(rule('preflight', 'target'));
@@ -363,6 +365,7 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
         ended = 'abort';
       } else {
         if (MOVE_FORWARD_STAGES.indexOf(r.stage) > untilIndex) break;
+        if (r.stage === 'cleanup') cleanedUp ??= cleanupEnds(states);
         await runRule(r);
         if (r.stage === 'cleanup') ended = 'cleanup';
       }
@@ -376,7 +379,7 @@ export async function runMove(request: MoveRunRequest): Promise<MoveRunSummary> 
     }
     states = after;
     if (ended === 'cleanup' && states.source === null && states.target === null)
-      return { stages, states, finished: true, revertGivenUp: false, locks };
+      return { stages, states, finished: true, cleanedUp, locks };
   }
-  return { stages, states, finished: false, revertGivenUp: false, locks };
+  return { stages, states, finished: false, cleanedUp: null, locks };
 }

@@ -130,6 +130,18 @@ export function revertMayBeGivenUp(states: MoveStates): boolean {
   return [...tell.from, tell.records].includes(stateOf(states, 'source') ?? '');
 }
 
+/** What a move's cleanup ends: the move (the target live), a finished revert, or a revert given up. */
+export type MoveCleanupEnd = 'moved' | 'reverted' | 'revert-given-up';
+
+/**
+ * What a cleanup that starts from these states ends: a revert under way is given up (the target stays live, as
+ * after the move); after a revert (either side 'reverted', the other cleaned up or told) the revert; else the move.
+ */
+export function cleanupEnds(states: MoveStates): MoveCleanupEnd {
+  if (revertUnderWay(states)) return 'revert-given-up';
+  return stateOf(states, 'source') === 'reverted' || stateOf(states, 'target') === 'reverted' ? 'reverted' : 'moved';
+}
+
 /**
  * The next file of a revert (`run --stage revert`, a plan made with --reversible), from both sides' states:
  * the first revert file that may start from its side's state, finds the other side where it needs it, and

@@ -252,6 +252,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     // Cleanup ends the revert window: no tool object is left on the target, which goes on taking writes.
     const clean = await run(['run', ...args, '--until', 'cleanup']);
     expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toContain('app.customers, app.order_items, app.orders: moved; cleaned up on both sides');
     expect(await toolObjects()).toEqual([]);
     await withClient(pair.target.url, async (c) => {
       await c.query(`UPDATE app.orders SET note = 'after cleanup' WHERE id = 8`);
@@ -366,6 +367,10 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('plan --reversible on a move'
     // target keeps its fence, and the plan does not run again.
     const clean = await run(['run', ...args, '--until', 'cleanup']);
     expect(clean.code, clean.stderr).toBe(0);
+    // It says what ended: the revert (it said 'moved; cleaned up on both sides').
+    expect(clean.stdout).toContain(
+      "app.customers, app.order_items, app.orders: reverted; cleaned up on both sides (the target's tables keep refusing writes)",
+    );
     const left = await withClient(source.url, async (c) =>
       (
         await c.query<{ o: string }>(

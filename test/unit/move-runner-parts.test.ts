@@ -5,7 +5,13 @@ import { describe, expect, it } from 'vitest';
 import { checkMovePlanIntegrity, isMovePlanDir, readMovePlanDir } from '../../src/run/move-plan.js';
 import { writeToyMovePlan } from '../helpers/move-toy-plan.js';
 import { moveMetaCommands } from '../../src/run/move-meta.js';
-import { nextMoveStage, nextRevertStage, revertMayBeGivenUp, type MoveStates } from '../../src/run/move-state.js';
+import {
+  cleanupEnds,
+  nextMoveStage,
+  nextRevertStage,
+  revertMayBeGivenUp,
+  type MoveStates,
+} from '../../src/run/move-state.js';
 
 const SETUP = `BEGIN;
 \\getenv sp_pw SHADOWPACK_FDW_PASSWORD
@@ -126,6 +132,13 @@ describe('the next stage of a move, from both sides', () => {
     expect(may('reverted', 'reverted')).toBe(false);
     // No revert under way: cleanup is the ordinary end of the move.
     expect(may('cutover', 'cutover')).toBe(false);
+    // What a cleanup from there ends, as the runner's last line says it.
+    expect(cleanupEnds(at('cutover', 'cutover'))).toBe('moved');
+    expect(cleanupEnds(at('cutover', null))).toBe('moved');
+    expect(cleanupEnds(at('reverting', 'revert-fenced'))).toBe('revert-given-up');
+    expect(cleanupEnds(at('reverting', null))).toBe('revert-given-up');
+    expect(cleanupEnds(at('reverted', 'reverted'))).toBe('reverted');
+    expect(cleanupEnds(at('reverted', null))).toBe('reverted');
   });
 
   it('refuses states no stage goes on from', () => {

@@ -2,13 +2,21 @@ import { MOVE_STAGES, type MoveStageName } from '../../compile/move/stages.js';
 import { lockReportText } from '../../run/events.js';
 import { readMovePlanDir, type LoadedMovePlan } from '../../run/move-plan.js';
 import { runMove, type MoveRunEvent } from '../../run/move-runner.js';
-import { MOVE_FORWARD_STAGES, nextMoveStage, type MoveStates } from '../../run/move-state.js';
+import { MOVE_FORWARD_STAGES, nextMoveStage, type MoveCleanupEnd, type MoveStates } from '../../run/move-state.js';
 import { UserError } from '../../model/errors.js';
 import { connectionConfig, redact } from '../connection.js';
 import { errorEvent, eventEnvelope, stagesLine } from '../run-events.js';
 import { resolveConnection } from '../../run/connection-config.js';
 import { progressPrinter } from '../progress.js';
 import { shellWord } from '../next-steps.js';
+
+/** The last line of a run that cleaned a move up, by what the cleanup ended. */
+const CLEANED_UP: { readonly [E in MoveCleanupEnd]: string } = {
+  moved: 'moved; cleaned up on both sides',
+  reverted: "reverted; cleaned up on both sides (the target's tables keep refusing writes)",
+  'revert-given-up':
+    "the revert is given up: the target is live, the source's tables keep refusing writes; cleaned up on both sides",
+};
 
 /** Where a plain `run` of a move stops: after the cut-over; the cleanups drop the FDW objects and the capture. */
 export const MOVE_DEFAULT_UNTIL: MoveStageName = 'cutover';
@@ -89,7 +97,7 @@ export async function runMoveCommand(
             type: 'summary',
             stages: summary.stages,
             finished: summary.finished,
-            revertGivenUp: summary.revertGivenUp,
+            cleanedUp: summary.cleanedUp,
             source: summary.states.source?.stage ?? null,
             target: summary.states.target?.stage ?? null,
             locks: summary.locks,
@@ -101,12 +109,8 @@ export async function runMoveCommand(
     out(stagesLine(summary.stages));
     for (const r of summary.locks) out(`lock ${lockReportText(r)}`);
     const group = plan.manifest.tables.map((t) => `${t.schema}.${t.name}`).join(', ');
-    if (summary.revertGivenUp)
-      out(
-        `${group}: the revert is given up: the target is live, the source's tables keep refusing writes; cleaned up on both sides`,
-      );
-    else if (summary.finished)
-      out(`${group}: ${only === 'abort' ? 'move aborted' : 'moved; cleaned up on both sides'}`);
+    if (summary.finished)
+      out(`${group}: ${only === 'abort' ? 'move aborted' : CLEANED_UP[summary.cleanedUp ?? 'moved']}`);
     else if (only === 'revert' && summary.states.source?.stage === 'reverted')
       out(`${group}: reverted; the source is live again and the target's tables refuse writes`);
     else out(moveNextLine(summary.states, args));
