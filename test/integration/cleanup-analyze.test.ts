@@ -31,6 +31,59 @@ async function tableStats(c: pg.Client, table: string): Promise<TableStats> {
   };
 }
 
+/** The changes counted for `table` and its partitions (a partitioned table's own count stays 0). */
+async function leafChanges(c: pg.Client, table: string): Promise<number> {
+  // pg_partition_tree() has no row for a table that is not partitioned.
+  const r = await c.query<{ n: string | null }>(
+    `SELECT sum(s.n_mod_since_analyze) AS n
+       FROM (SELECT $1::regclass AS relid UNION SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf) t
+       JOIN pg_stat_all_tables s ON s.relid = t.relid`,
+    [table],
+  );
+  return Number(r.rows[0]!.n ?? 0);
+}
+
+/**
+ * Runs `sql` in a session of its own and waits until the statistics count at least `rows` changes in `table`'s
+ * partitions (or the table). A session's counts are flushed when it ends; PostgreSQL 14 has no
+ * pg_stat_force_next_flush() (15+) and sends them to its statistics collector, which readers see a moment later.
+ */
+async function writeCounted(url: string, sql: string, table: string, rows: number): Promise<void> {
+  await withClient(url, (c) => c.query(sql));
+  await withClient(url, async (c) => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      await c.query('SELECT pg_stat_clear_snapshot()');
+      const n = await leafChanges(c, table);
+      if (n >= rows) return;
+      if (Date.now() > deadline) throw new Error(`the statistics still count ${n} changes in ${table}, not ${rows}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+}
+
+/**
+ * `table`'s statistics once they match `expected`, or the last read after 30 s (then the assertion fails on it).
+ * PostgreSQL 14's readers see a statistics file up to 500 ms old, and its collector gets the counts a moment
+ * after they happen (an ANALYZE, a reset); from 15 on the first read matches. Read before cleanup, they are
+ * what cleanup's own check sees too. A value that must not change (analyzes staying 1) matches at once.
+ */
+async function statsSeen(url: string, table: string, expected: Partial<TableStats>): Promise<TableStats> {
+  return withClient(url, async (c) => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      await c.query('SELECT pg_stat_clear_snapshot()');
+      const s = await tableStats(c, table);
+      const matches = Object.entries(expected).every(([k, v]) => s[k as keyof TableStats] === v);
+      if (matches || Date.now() > deadline) {
+        expect(s).toMatchObject(expected);
+        return s;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+}
+
 describe('cleanup analyzes only when the build did not, or the table changed since', () => {
   let db: FreshDatabase;
   beforeAll(async () => {
@@ -67,25 +120,23 @@ describe('cleanup analyzes only when the build did not, or the table changed sin
 
   it('keeps the build stage’s statistics when little changed since', async () => {
     const dir = await runToSwap('kept');
-    const swapped = await withClient(db.url, (c) => tableStats(c, 'ca.kept'));
     // The rebuilt table is the copy, analyzed once by the build stage.
-    expect(swapped).toMatchObject({ analyzes: 1, analyzed: true });
+    await statsSeen(db.url, 'ca.kept', { analyzes: 1, analyzed: true });
     await cleanup(dir);
-    expect(await withClient(db.url, (c) => tableStats(c, 'ca.kept'))).toMatchObject({ analyzes: 1 });
+    await statsSeen(db.url, 'ca.kept', { analyzes: 1 });
   });
 
   it('analyzes again when more rows changed since than autovacuum would wait for', async () => {
     const dir = await runToSwap('changed');
+    await statsSeen(db.url, 'ca.changed', { analyzes: 1, analyzed: true });
+    await writeCounted(db.url, 'UPDATE ca.changed SET v = v + 1 WHERE id <= 1000', 'ca.changed', 1000);
     await withClient(db.url, async (c) => {
-      // One query string: the counts are flushed to shared memory when it ends, so the next read
-      // (and the cleanup's session) sees them.
-      await c.query('UPDATE ca.changed SET v = v + 1 WHERE id <= 1000; SELECT pg_stat_force_next_flush()');
       const s = await tableStats(c, 'ca.changed');
       expect(s.analyzes).toBe(1);
       expect(s.modified).toBeGreaterThan(50 + 0.1 * 3000);
     });
     await cleanup(dir);
-    expect(await withClient(db.url, (c) => tableStats(c, 'ca.changed'))).toMatchObject({ analyzes: 2, modified: 0 });
+    await statsSeen(db.url, 'ca.changed', { analyzes: 2, modified: 0 });
   });
 
   it('counts the changes of a partitioned table in its partitions (its own count stays 0)', async () => {
@@ -95,22 +146,19 @@ describe('cleanup analyzes only when the build did not, or the table changed sin
     expect(p.code, p.stderr).toBe(0);
     const r = await cli(['run', '--plan', out, '--url', db.url, '--until', 'swap']);
     expect(r.code, r.stderr).toBe(0);
-    await withClient(db.url, async (c) => {
-      expect(await tableStats(c, 'ca.parted')).toMatchObject({ analyzes: 1, analyzed: true });
-      await c.query('UPDATE ca.parted SET v = v + 1 WHERE id <= 1000; SELECT pg_stat_force_next_flush()');
-      expect(await tableStats(c, 'ca.parted')).toMatchObject({ analyzes: 1, modified: 0 });
-    });
+    await statsSeen(db.url, 'ca.parted', { analyzes: 1, analyzed: true });
+    await writeCounted(db.url, 'UPDATE ca.parted SET v = v + 1 WHERE id <= 1000', 'ca.parted', 1000);
+    await statsSeen(db.url, 'ca.parted', { analyzes: 1, modified: 0 });
     await cleanup(out);
-    expect(await withClient(db.url, (c) => tableStats(c, 'ca.parted'))).toMatchObject({ analyzes: 2 });
+    await statsSeen(db.url, 'ca.parted', { analyzes: 2 });
   });
 
   it('analyzes when no ANALYZE of the rebuilt table is recorded', async () => {
     const dir = await runToSwap('reset');
-    await withClient(db.url, async (c) => {
-      await c.query("SELECT pg_stat_reset_single_table_counters('ca.reset'::regclass)");
-      expect(await tableStats(c, 'ca.reset')).toMatchObject({ analyzes: 0, analyzed: false });
-    });
+    await statsSeen(db.url, 'ca.reset', { analyzes: 1, analyzed: true });
+    await withClient(db.url, (c) => c.query("SELECT pg_stat_reset_single_table_counters('ca.reset'::regclass)"));
+    await statsSeen(db.url, 'ca.reset', { analyzes: 0, analyzed: false });
     await cleanup(dir);
-    expect(await withClient(db.url, (c) => tableStats(c, 'ca.reset'))).toMatchObject({ analyzes: 1, analyzed: true });
+    await statsSeen(db.url, 'ca.reset', { analyzes: 1, analyzed: true });
   });
 });
