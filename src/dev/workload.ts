@@ -60,6 +60,12 @@ export interface WriterStats {
   errors: number;
   /** Deadlocks between the writers themselves: the application's own doing, retried. */
   deadlocks: number;
+  /**
+   * 40001 "tuple to be … was already moved to another partition due to concurrent update": a writer locked or
+   * updated a row that another session's UPDATE of the partition key had just moved (the partition tests' movers).
+   * PostgreSQL raises it on a partitioned table on every major, with no shadowpack involved: retried.
+   */
+  movedAway: number;
   lastError: string | null;
   maxLatencyMs: number;
 }
@@ -157,7 +163,15 @@ export async function startWriters(
 ): Promise<Writers> {
   // Emails written by this set of writers must not collide with an earlier set's.
   const tag = Math.random().toString(36).slice(2, 8);
-  const stats: WriterStats = { commits: 0, rollbacks: 0, errors: 0, deadlocks: 0, lastError: null, maxLatencyMs: 0 };
+  const stats: WriterStats = {
+    commits: 0,
+    rollbacks: 0,
+    errors: 0,
+    deadlocks: 0,
+    movedAway: 0,
+    lastError: null,
+    maxLatencyMs: 0,
+  };
   let stopping = false;
   const setup = new pg.Client(config);
   await setup.connect();
@@ -180,6 +194,8 @@ export async function startWriters(
         await c.query('ROLLBACK').catch(() => undefined);
         const code = (e as { code?: string }).code;
         if (code === '40P01') stats.deadlocks++;
+        else if (code === '40001' && /already moved to another partition due to concurrent update/.test(String(e)))
+          stats.movedAway++;
         else {
           stats.errors++;
           stats.lastError = `${code ?? ''} ${(e as Error).message}`;
