@@ -31,7 +31,14 @@ export async function readMoveSide(client: pg.ClientBase, runId: string): Promis
   );
   const names = r.rows[0]!;
   if (names.state === null) return null;
-  const rows = await client.query<Record<string, unknown>>(`SELECT * FROM ${names.state}`);
+  // A cleanup or abort on this side may drop the tables between the look-up and the read (the read waits for its
+  // lock, then finds no table): no run there, as if the look-up had come a moment later.
+  const gone = (e: unknown): null => {
+    if (e instanceof Error && 'code' in e && e.code === '42P01') return null;
+    throw e;
+  };
+  const rows = await client.query<Record<string, unknown>>(`SELECT * FROM ${names.state}`).catch(gone);
+  if (rows === null) return null;
   if (rows.rows.length !== 1) {
     throw new UserError(
       'RUN_STATE',
@@ -42,7 +49,8 @@ export async function readMoveSide(client: pg.ClientBase, runId: string): Promis
   const backfill =
     names.backfill === null
       ? []
-      : (await client.query<Record<string, unknown>>(`SELECT * FROM ${names.backfill} ORDER BY 1`)).rows;
+      : ((await client.query<Record<string, unknown>>(`SELECT * FROM ${names.backfill} ORDER BY 1`).catch(gone))
+          ?.rows ?? []);
   return { stage: String(row['stage']), row, backfill };
 }
 
