@@ -448,19 +448,26 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('refusals of a move: one line
     try {
       const sourceBefore = await toolObjects(pair.source.url);
       const targetBefore = await toolObjects(pair.target.url);
-      // Downgrade: the suite's target (17) as the source of a move to the source server (14).
-      const down = await plan([
-        '--url',
-        pair.target.url,
-        '--target-url',
-        pair.source.url,
-        '--table',
-        'app.items',
-        '--out',
-        out,
-      ]);
-      expect(down.code).toBe(2);
-      expect(down.out).toMatch(/older than the source's .*moves never downgrade/);
+      // Downgrade: the suite's target as the source of a move to the source server, where that is older (not on
+      // the matrix's 17:17 pair, where the planned table is then simply not on the suite's server).
+      const major = (url: string) =>
+        withClient(url, async (c) =>
+          Math.floor(Number((await c.query('SHOW server_version_num')).rows[0].server_version_num) / 10000),
+        );
+      if ((await major(pair.source.url)) < (await major(pair.target.url))) {
+        const down = await plan([
+          '--url',
+          pair.target.url,
+          '--target-url',
+          pair.source.url,
+          '--table',
+          'app.items',
+          '--out',
+          out,
+        ]);
+        expect(down.code).toBe(2);
+        expect(down.out).toMatch(/older than the source's .*moves never downgrade/);
+      }
       expect(await refused(latin1Url.toString(), 'app.items')).toMatch(
         /the target database's encoding is LATIN1, the source's UTF8; create the target database WITH ENCODING 'UTF8'/,
       );
