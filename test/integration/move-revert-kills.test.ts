@@ -219,7 +219,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the revert of a move through
       killed = await r.exit;
       // The killed runner's session on the source still waits for the target: end it (and with it its remote one).
       await m.src(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'shadowpack:%' AND pid <> pg_backend_pid()`,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'shadowpack:%' AND pid <> pg_backend_pid() AND datname = current_database()`,
       );
     } finally {
       await h.c.query('ROLLBACK').catch(() => undefined);
