@@ -68,7 +68,7 @@ async function fenced(name: string, executor: 'psql' | 'runner'): Promise<Staged
 }
 
 const NOT_IN_FORCE =
-  /the fence on app\.customers, app\.order_items, app\.orders is not in force on the source \(its trigger shadowpack_mfence_\w+ was disabled/;
+  /the fence on app\.customers, app\.order_items, app\.orders is not in force on the source \(its trigger shadowpack_mfence_\w+ or shadowpack_mfencerow_\w+ was disabled/;
 
 /** An update of orders row 7, mirrored in its twin in the same transaction. */
 const write = (qty: number) =>
@@ -81,6 +81,9 @@ async function session(url: string): Promise<{ c: pg.Client; pid: number }> {
   const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
   return { c, pid };
 }
+
+/** The fence's row-level twin (a logical replication apply worker fires row triggers only). */
+const fenceRow = (fence: string): string => fence.replace('_mfence_', '_mfencerow_');
 
 const settle = (p: Promise<unknown>): Promise<string> =>
   p.then(
@@ -115,7 +118,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the fence changed inside the
           waitingFor(`relation = 'app.orders'::regclass AND mode = 'AccessExclusiveLock'`),
           'the cut-over waits on the target after its round',
         );
-        const disabled = settle(ddl.c.query(`ALTER TABLE app.orders ${how} ${fence}`));
+        const disabled = settle(ddl.c.query(`ALTER TABLE app.orders ${how} ${fence}, ${how} ${fenceRow(fence)}`));
         // The change either committed or waits for a lock the cut-over holds on the source.
         await waitUntil(
           m.pair.source.url,
@@ -171,14 +174,14 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the fence changed inside the
           waitingFor(`relation = 'app.customers'::regclass AND mode = 'RowExclusiveLock'`),
           "the cut-over's round waits for its lock on the source",
         );
-        await m.src(`ALTER TABLE app.orders DISABLE TRIGGER ${fence}`);
+        await m.src(`ALTER TABLE app.orders DISABLE TRIGGER ${fence}, DISABLE TRIGGER ${fenceRow(fence)}`);
         await m.src(write(5002));
         await hold.c.query('COMMIT');
         expect(await first).toMatch(NOT_IN_FORCE);
       } finally {
         await hold.c.end();
       }
-      await m.src(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER ${fence}`);
+      await m.src(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER ${fence}, ENABLE ALWAYS TRIGGER ${fenceRow(fence)}`);
       // A change of the fence that rolled back leaves its xid on the row (xmax): the fence is still in force.
       await m.src(`BEGIN; ALTER TABLE app.customers DISABLE TRIGGER ${fence}; ROLLBACK`);
       const [aborted] = await m.src(
@@ -232,7 +235,9 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the fence changed inside the
           waitingFor(`relation = 'app.orders'::regclass AND mode = 'AccessExclusiveLock'`),
           'the last round of the revert waits on the source after its round',
         );
-        const disabled = settle(ddl.c.query(`ALTER TABLE app.orders DISABLE TRIGGER ${fence}`));
+        const disabled = settle(
+          ddl.c.query(`ALTER TABLE app.orders DISABLE TRIGGER ${fence}, DISABLE TRIGGER ${fenceRow(fence)}`),
+        );
         await waitUntil(
           m.pair.target.url,
           `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = ${ddl.pid} AND query LIKE 'ALTER TABLE%' AND (state <> 'active' OR wait_event_type = 'Lock')) AS ok`,

@@ -58,11 +58,13 @@ const write = (qty: number) =>
   `BEGIN; UPDATE app.orders SET qty = ${qty} WHERE id = 7; UPDATE twin.orders SET qty = ${qty} WHERE id = 7; COMMIT`;
 const FENCE_MESSAGE = /moved to .*; writes are refused/;
 const NOT_IN_FORCE =
-  /the fence on app\.customers, app\.order_items, app\.orders is not in force on the source \(its trigger shadowpack_mfence_\w+ was disabled/;
+  /the fence on app\.customers, app\.order_items, app\.orders is not in force on the source \(its trigger shadowpack_mfence_\w+ or shadowpack_mfencerow_\w+ was disabled/;
 
-async function fenceTrigger(m: StagedMove): Promise<string> {
-  const [f] = await m.src(`SELECT DISTINCT tgname AS t FROM pg_trigger WHERE tgname LIKE 'shadowpack\\_mfence\\_%'`);
-  return f!.t as string;
+/** `how` applied to both fence triggers (per statement, and per row for apply workers), as one ALTER TABLE list. */
+async function onFence(m: StagedMove, how: string): Promise<string> {
+  const names = await m.src(`SELECT DISTINCT tgname AS t FROM pg_trigger WHERE tgname ~ '^shadowpack_mfence(row)?_'`);
+  expect(names).toHaveLength(2);
+  return names.map((r) => `${how} ${r.t as string}`).join(', ');
 }
 
 describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the fence turned off on the source', () => {
@@ -73,8 +75,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the fence turned off on the 
     '%s: the fence changed by %s after 06-fence lets a write through; the cut-over refuses until it is ENABLE ALWAYS again, then the write arrives',
     async (executor, how) => {
       const m = await fenced(`fa_${executor}`, executor);
-      const fence = await fenceTrigger(m);
-      await m.src(`ALTER TABLE app.orders ${how} ${fence}`);
+      await m.src(`ALTER TABLE app.orders ${await onFence(m, how)}`);
       await m.src(write(4002));
       const cutover = async () => {
         if (executor === 'psql') return m.outcome('07-cutover.target.sql');
@@ -88,7 +89,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the fence turned off on the 
         refused = `cut over: ${JSON.stringify((await compareMoveWithTwins(m.pair.source.url, m.pair.target.url)).tables.orders)}`;
       }
       expect(refused).toMatch(NOT_IN_FORCE);
-      await m.src(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER ${fence}`);
+      await m.src(`ALTER TABLE app.orders ${await onFence(m, 'ENABLE ALWAYS TRIGGER')}`);
       await expect(m.src(write(4004))).rejects.toThrow(FENCE_MESSAGE);
       // ENABLE ALWAYS: a replica-role session is refused too.
       await expect(m.src(`SET session_replication_role = replica; ${write(4005)}`)).rejects.toThrow(FENCE_MESSAGE);

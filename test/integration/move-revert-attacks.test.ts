@@ -66,7 +66,7 @@ const write = (qty: number) =>
   `BEGIN; UPDATE app.orders SET qty = ${qty} WHERE id = 7; UPDATE twin.orders SET qty = ${qty} WHERE id = 7; COMMIT`;
 const FENCE_MESSAGE = /moved back to .*; writes are refused/;
 const NOT_IN_FORCE =
-  /the fence on app\.customers, app\.order_items, app\.orders is not in force on the target \(its trigger shadowpack_mfence_\w+ was disabled/;
+  /the fence on app\.customers, app\.order_items, app\.orders is not in force on the target \(its trigger shadowpack_mfence_\w+ or shadowpack_mfencerow_\w+ was disabled/;
 
 async function fenceTrigger(m: StagedMove): Promise<string> {
   const [f] = await m.tgt(`SELECT DISTINCT tgname AS t FROM pg_trigger WHERE tgname LIKE 'shadowpack\\_mfence\\_%'`);
@@ -86,7 +86,8 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('attacks on the revert of a m
       await m.psql('92-revert.target.sql');
       await expect(m.tgt(write(4999))).rejects.toThrow(FENCE_MESSAGE);
       const fence = await fenceTrigger(m);
-      await m.tgt(`ALTER TABLE app.orders ${how} ${fence}`);
+      const rowFence = fence.replace('_mfence_', '_mfencerow_');
+      await m.tgt(`ALTER TABLE app.orders ${how} ${fence}, ${how} ${rowFence}`);
       // A writer open across the last round: its write commits after the round's snapshot.
       const open = new pg.Client({ connectionString: m.pair.target.url });
       await open.connect();
@@ -105,7 +106,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('attacks on the revert of a m
           refused = `reverted: ${JSON.stringify((await compareMoveWithTwins(m.pair.target.url, m.pair.source.url)).tables.orders)}`;
         }
         expect(refused).toMatch(NOT_IN_FORCE);
-        await m.tgt(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER ${fence}`);
+        await m.tgt(`ALTER TABLE app.orders ENABLE ALWAYS TRIGGER ${fence}, ENABLE ALWAYS TRIGGER ${rowFence}`);
         await expect(m.tgt(write(5002))).rejects.toThrow(FENCE_MESSAGE);
         expect(await last()).toBe('ok');
       } finally {

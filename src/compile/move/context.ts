@@ -583,9 +583,13 @@ export function moveContext(input: MoveInput, runId: string) {
     toolTriggerCountSql: String(tables.length * 2),
     fenceTriggerIdent: ident(`shadowpack_mfence_${runId}`),
     fenceTriggerLiteral: literal(`shadowpack_mfence_${runId}`),
-    // One fence trigger per table once a side is fenced (the source by 06, the target by 92).
-    fenceTriggerCountSql: String(tables.length),
+    // Its row-level twin: a logical replication apply worker fires row triggers only, never statement triggers.
+    fenceRowTriggerIdent: ident(`shadowpack_mfencerow_${runId}`),
+    fenceRowTriggerLiteral: literal(`shadowpack_mfencerow_${runId}`),
+    // Two fence triggers per table once a side is fenced (the source by 06, the target by 92): statement and row.
+    fenceTriggerCountSql: String(tables.length * 2),
     denyTriggerIdent: ident(`shadowpack_mdeny_${runId}`),
+    denyRowTriggerIdent: ident(`shadowpack_mdenyrow_${runId}`),
     serverIdent: ident(server),
     serverLiteral: literal(server),
     fschemaIdent: ident(fschema),

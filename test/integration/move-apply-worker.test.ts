@@ -1,0 +1,158 @@
+/**
+ * A logical replication subscription writing into a table of the group (issue 15), source 14 -> target 17, psql.
+ * Its apply worker runs with session_replication_role = replica and fires row triggers only, never statement
+ * triggers (PostgreSQL's documentation, "Logical Replication Architecture"). The capture trigger (AFTER ROW,
+ * ENABLE ALWAYS) logged its writes on the source, but the fence and the target's deny trigger were statement
+ * triggers only: after 06-fence.source.sql the worker went on writing on the source, and what it wrote after the
+ * cut-over's snapshot stayed there (customers 100003: on the source, not on the live target); before the cut-over
+ * a worker on the target wrote rows that no round removes. Both now have a row-level twin (ENABLE ALWAYS).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/dev/embedded-server.js';
+import { withClient } from '../helpers/db.js';
+import { compareMoveWithTwins } from '../helpers/move-fixture.js';
+import {
+  MOVE_SOURCE_MISSING,
+  SOURCE_MAJOR,
+  startMoveServers,
+  type MovePair,
+  type MoveServers,
+} from '../helpers/move-servers.js';
+import { newStagedMove, waitUntil, type StagedMove } from '../helpers/move-stage-runner.js';
+
+let servers: MoveServers;
+let root: string;
+let publisher: EmbeddedServer | undefined;
+const pairs: MovePair[] = [];
+const subscriptions: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  servers = await startMoveServers();
+  root = mkdtempSync(join(tmpdir(), 'sp-move-apply-'));
+}, 120_000);
+
+afterAll(async () => {
+  for (const drop of subscriptions) await drop().catch(() => undefined);
+  await publisher?.stop();
+  if (root) rmSync(root, { recursive: true, force: true });
+  for (const p of pairs) await p.drop();
+  await servers?.stop();
+});
+
+const CAUGHT_UP = [
+  '00-preflight.source.sql',
+  '00-preflight.target.sql',
+  '01-setup.source.sql',
+  '02-setup.target.sql',
+  '03-backfill.target.sql',
+  '04-build.target.sql',
+  '05-catchup.target.sql',
+];
+
+/** A publisher (wal_level logical) with app.customers (id, name) in a publication, started once for the file. */
+async function publish(): Promise<{ pub: (sql: string) => Promise<unknown>; conninfo: string }> {
+  publisher ??= await startEmbeddedPostgres({
+    major: SOURCE_MAJOR,
+    settings: { wal_level: 'logical', shared_buffers: '16MB', max_connections: '20' },
+  });
+  const pub = (sql: string) => withClient(publisher!.url, (c) => c.query(sql));
+  await pub(`CREATE SCHEMA IF NOT EXISTS app; CREATE TABLE IF NOT EXISTS app.customers (id integer PRIMARY KEY, name text NOT NULL);
+             DROP PUBLICATION IF EXISTS sp_pub; CREATE PUBLICATION sp_pub FOR TABLE app.customers`);
+  const u = new URL(publisher.url);
+  const conninfo = `host=${u.hostname} port=${u.port} dbname=postgres user=${decodeURIComponent(u.username)} password=${decodeURIComponent(u.password)}`;
+  return { pub, conninfo };
+}
+
+/**
+ * A subscription `name` on `url` to the publication (no initial copy), and a function that inserts row `id` on the
+ * publisher and resolves to whether the subscriber's apply worker applied it. The worker fills the columns the
+ * publisher lacks from their defaults: ref draws from app.shared_ref_seq (not transactional), so the sequence
+ * moving shows that the worker tried the row; its transaction is over (committed, or rolled back and the worker
+ * gone) once it holds no lock on the table.
+ */
+async function subscribe(url: string, name: string): Promise<(id: number) => Promise<boolean>> {
+  const { pub, conninfo } = await publish();
+  const on = (sql: string) => withClient(url, (c) => c.query(sql));
+  await on(`CREATE SUBSCRIPTION ${name} CONNECTION '${conninfo}' PUBLICATION sp_pub WITH (copy_data = false)`);
+  subscriptions.push(() => on(`DROP SUBSCRIPTION IF EXISTS ${name}`));
+  return async (id: number) => {
+    const [{ v }] = (await on(`SELECT (last_value, is_called)::text AS v FROM app.shared_ref_seq`)).rows as [
+      { v: string },
+    ];
+    await pub(`INSERT INTO app.customers VALUES (${id}, 'from the subscription ${id}')`);
+    await waitUntil(
+      url,
+      `SELECT (last_value, is_called)::text <> '${v}' AS ok FROM app.shared_ref_seq`,
+      `an apply of ${id}`,
+    );
+    await waitUntil(
+      url,
+      `SELECT NOT EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                           WHERE a.backend_type = 'logical replication worker' AND l.relation = 'app.customers'::regclass) AS ok`,
+      `the end of the apply of ${id}`,
+    );
+    const [{ n }] = (await on(`SELECT count(*)::int AS n FROM app.customers WHERE id = ${id}`)).rows as [{ n: number }];
+    return n === 1;
+  };
+}
+
+const onTarget = async (m: StagedMove, id: number) =>
+  (await m.tgt(`SELECT count(*)::int AS n FROM app.customers WHERE id = ${id}`))[0]!.n === 1;
+
+describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('a subscription applying into the group', () => {
+  it('on the source: captured before the fence, refused after it; nothing stays on the source only', async () => {
+    const m = await newStagedMove(servers, root, 'aw_src');
+    pairs.push(m.pair);
+    const applied = await subscribe(m.pair.source.url, 'sp_sub_src');
+    for (const f of CAUGHT_UP) await m.psql(f);
+    expect(await applied(100001)).toBe(true);
+    await m.psql('06-fence.source.sql');
+    const afterFence = await applied(100002);
+    if (!afterFence) {
+      // The row-level fence alone turned off: the worker's retry gets through, and the cut-over refuses until the
+      // fence is ENABLE ALWAYS again; then the row it let through arrives.
+      const [{ t }] = (await m.src(
+        `SELECT DISTINCT tgname AS t FROM pg_trigger WHERE tgname LIKE 'shadowpack\\_mfencerow\\_%'`,
+      )) as [{ t: string }];
+      await m.src(`ALTER TABLE app.customers DISABLE TRIGGER ${t}`);
+      await waitUntil(
+        m.pair.source.url,
+        `SELECT EXISTS (SELECT FROM app.customers WHERE id = 100002) AS ok`,
+        'the retry',
+      );
+      expect(await m.outcome('07-cutover.target.sql')).toMatch(
+        /the fence on .* is not in force on the source \(its trigger shadowpack_mfence_\w+ or shadowpack_mfencerow_\w+ was disabled/,
+      );
+      await m.src(`ALTER TABLE app.customers ENABLE ALWAYS TRIGGER ${t}`);
+    }
+    await m.psql('07-cutover.target.sql');
+    expect(await onTarget(m, 100001)).toBe(true);
+    expect(await onTarget(m, 100002)).toBe(true);
+    // Without the row-level fence: one more after the cut-over stays on the source only.
+    const afterCutover = afterFence && (await applied(100003));
+    expect({ afterFence, afterCutover, lost: afterCutover && !(await onTarget(m, 100003)) }).toEqual({
+      afterFence: false,
+      afterCutover: false,
+      lost: false,
+    });
+  }, 60_000);
+
+  it('on the target before the cut-over: refused, so the target equals the source after it', async () => {
+    const m = await newStagedMove(servers, root, 'aw_tgt');
+    pairs.push(m.pair);
+    for (const f of CAUGHT_UP.slice(0, 4)) await m.psql(f);
+    const applied = await subscribe(m.pair.target.url, 'sp_sub_tgt');
+    const early = await applied(100011);
+    await m.tgt('DROP SUBSCRIPTION sp_sub_tgt');
+    for (const f of [...CAUGHT_UP.slice(4), '06-fence.source.sql', '07-cutover.target.sql']) await m.psql(f);
+    const same = await compareMoveWithTwins(m.pair.source.url, m.pair.target.url);
+    expect({ early, equal: same.equal, customers: same.tables.customers }).toEqual({
+      early: false,
+      equal: true,
+      customers: same.tables.customers,
+    });
+  }, 60_000);
+});
