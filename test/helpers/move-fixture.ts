@@ -138,12 +138,16 @@ export async function createMoveFixture(
 const PINNED = `SET bytea_output = 'hex'; SET extra_float_digits = 1; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY';
                 SET IntervalStyle = 'postgres'`;
 
+async function tableTexts(c: pg.ClientBase, schema: string, table: MoveTable): Promise<string[]> {
+  const cols = MOVE_COLUMNS[table].map((x) => `t.${x}`).join(', ');
+  const r = await c.query<{ r: string }>(`SELECT ROW(${cols})::text AS r FROM ${schema}.${table} t`);
+  return r.rows.map((x) => x.r);
+}
+
 async function rowTexts(url: string, schema: string, table: MoveTable): Promise<string[]> {
   return withClient(url, async (c) => {
     await c.query(PINNED);
-    const cols = MOVE_COLUMNS[table].map((x) => `t.${x}`).join(', ');
-    const r = await c.query<{ r: string }>(`SELECT ROW(${cols})::text AS r FROM ${schema}.${table} t`);
-    return r.rows.map((x) => x.r);
+    return tableTexts(c, schema, table);
   });
 }
 
@@ -163,31 +167,58 @@ export interface MoveComparison {
   readonly equal: boolean;
 }
 
+function multisetDiff(want: readonly string[], got: readonly string[]): TableComparison {
+  const count = new Map<string, number>();
+  for (const r of want) count.set(r, (count.get(r) ?? 0) + 1);
+  const extra: string[] = [];
+  for (const r of got) {
+    const n = count.get(r) ?? 0;
+    if (n > 0) count.set(r, n - 1);
+    else extra.push(r);
+  }
+  const missing = [...count.entries()].flatMap(([r, n]) => Array.from({ length: n }, () => r));
+  return {
+    rows: got.length,
+    missing: missing.length,
+    extra: extra.length,
+    sample: [
+      ...missing.slice(0, 3).map((r) => `missing ${r.slice(0, 200)}`),
+      ...extra.slice(0, 3).map((r) => `extra ${r.slice(0, 200)}`),
+    ],
+  };
+}
+
+/**
+ * The oracle's own check: each group table on `url` against its twin there, both read in one snapshot (writers
+ * may still be running; each commits a change and its mirror together). Returns the tables that differ, or null
+ * when the group's tables are gone there (a move's cleanup dropped them).
+ */
+export async function compareGroupWithTwins(url: string): Promise<{ [T in MoveTable]?: TableComparison } | null> {
+  return withClient(url, async (c) => {
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await c.query(PINNED);
+    const gone = await c.query('SELECT FROM unnest($1::text[]) t WHERE to_regclass(t) IS NULL', [
+      MOVE_GROUP.map((t) => `app.${t}`),
+    ]);
+    if (gone.rows.length > 0) return null;
+    const differs: { [T in MoveTable]?: TableComparison } = {};
+    for (const t of MOVE_GROUP) {
+      const d = multisetDiff(await tableTexts(c, 'twin', t), await tableTexts(c, 'app', t));
+      if (d.missing + d.extra > 0) differs[t] = d;
+    }
+    await c.query('COMMIT');
+    return differs;
+  });
+}
+
 /** Each target table against its source twin, row for row, each side read through a fresh connection. */
 export async function compareMoveWithTwins(sourceUrl: string, targetUrl: string): Promise<MoveComparison> {
   const tables = {} as { [T in MoveTable]: TableComparison };
   let equal = true;
   for (const t of MOVE_GROUP) {
     const [want, got] = await Promise.all([rowTexts(sourceUrl, 'twin', t), rowTexts(targetUrl, 'app', t)]);
-    const count = new Map<string, number>();
-    for (const r of want) count.set(r, (count.get(r) ?? 0) + 1);
-    const extra: string[] = [];
-    for (const r of got) {
-      const n = count.get(r) ?? 0;
-      if (n > 0) count.set(r, n - 1);
-      else extra.push(r);
-    }
-    const missing = [...count.entries()].flatMap(([r, n]) => Array.from({ length: n }, () => r));
-    tables[t] = {
-      rows: got.length,
-      missing: missing.length,
-      extra: extra.length,
-      sample: [
-        ...missing.slice(0, 3).map((r) => `missing ${r.slice(0, 200)}`),
-        ...extra.slice(0, 3).map((r) => `extra ${r.slice(0, 200)}`),
-      ],
-    };
-    if (missing.length + extra.length > 0) equal = false;
+    tables[t] = multisetDiff(want, got);
+    if (tables[t].missing + tables[t].extra > 0) equal = false;
   }
   const badGenerated = await withClient(targetUrl, async (c) =>
     Number(

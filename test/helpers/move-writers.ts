@@ -4,6 +4,8 @@
  * what committed. Inserts, updates of every column type, NULLs, TOAST-size text, key changes (cascading to the
  * items), a unique value moving between rows, deletes, upserts, savepoints rolled back and whole transactions
  * rolled back. `openSpanning` and `prepareOne` give the transaction that spans rounds and the prepared one.
+ * A twin's UPDATE or DELETE changes exactly the rows the group's statement returned (see `changed`): the writers run
+ * READ COMMITTED, and a statement's snapshot is not the one before it.
  *
  * Stop-at-fence mode: after the fence, a write fails with the fence message; each writer counts that once and
  * stops. Any other failure is an error the tool must never cause (deadlocks, FK races and unique races between
@@ -56,8 +58,19 @@ const COPY_CUSTOMER =
 const COPY_ORDER =
   'INSERT INTO twin.orders SELECT id, customer_id, email, qty, price, weight, ratio, doc, attrs, blob, tags, scores, note, placed_at, ttl, ref FROM app.orders WHERE id = $1';
 
-/** One statement on the group and its mirror on the twins. */
-async function oneOperation(c: pg.ClientBase, rnd: (n: number) => number, tag: string, ids: Ids): Promise<void> {
+/**
+ * Runs an UPDATE or DELETE on the group by key and says whether it changed the row. The twin's statement runs only
+ * then: in READ COMMITTED each statement has its own snapshot, so a row another writer's transaction created (by
+ * an insert or a key change) and committed between the group's statement and the twin's is seen by the twin's
+ * alone; mirrored by key regardless, the change lands on the twin only (seen as 4 mismatches in 474 runs of
+ * move-psql's four writers, each time with the target equal to the source and only the twin wrong).
+ */
+async function changed(c: pg.ClientBase, sql: string, params: unknown[]): Promise<boolean> {
+  return (await c.query(`${sql} RETURNING 1`, params)).rows.length > 0;
+}
+
+/** One statement on the group and its mirror on the twins (exported for move-harness's interleavings). */
+export async function oneOperation(c: pg.ClientBase, rnd: (n: number) => number, tag: string, ids: Ids): Promise<void> {
   const order = () => 1 + rnd(ids.orders);
   const customer = () => 1 + rnd(ids.customers);
   const kind = rnd(100);
@@ -118,21 +131,27 @@ async function oneOperation(c: pg.ClientBase, rnd: (n: number) => number, tag: s
       rnd(2) === 0 ? null : '1 year 2 mons 3 days 04:05:06.789',
     ];
     const set = 'SET qty = $2, price = $3, weight = $4, attrs = $5, tags = $6, note = $7, ttl = $8 WHERE id = $1';
-    await c.query(`UPDATE app.orders ${set}`, v);
-    await c.query(`UPDATE twin.orders ${set}`, v);
+    if (await changed(c, `UPDATE app.orders ${set}`, v)) await c.query(`UPDATE twin.orders ${set}`, v);
   } else if (kind < 50) {
     const set = 'SET email = NULL, note = NULL, doc = NULL, blob = NULL, scores = NULL WHERE id = $1';
     const id = order();
-    await c.query(`UPDATE app.orders ${set}`, [id]);
-    await c.query(`UPDATE twin.orders ${set}`, [id]);
+    if (await changed(c, `UPDATE app.orders ${set}`, [id])) await c.query(`UPDATE twin.orders ${set}`, [id]);
   } else if (kind < 58) {
     // The key changes (identity: only to DEFAULT); the items follow by ON UPDATE CASCADE.
     const id = order();
     const r = await c.query<{ id: string }>('UPDATE app.orders SET id = DEFAULT WHERE id = $1 RETURNING id', [id]);
-    if (r.rows[0]) {
-      ids.orders = Math.max(ids.orders, Number(r.rows[0].id));
-      await c.query('UPDATE twin.orders SET id = $2 WHERE id = $1', [id, r.rows[0].id]);
-      await c.query('UPDATE twin.order_items SET order_id = $2 WHERE order_id = $1', [id, r.rows[0].id]);
+    const moved = r.rows[0]?.id;
+    if (moved !== undefined) {
+      ids.orders = Math.max(ids.orders, Number(moved));
+      await c.query('UPDATE twin.orders SET id = $2 WHERE id = $1', [id, moved]);
+      // The items the cascade moved: until this commits, no other session can give the new key an item.
+      const lines = (await c.query<{ line: number }>('SELECT line FROM app.order_items WHERE order_id = $1', [moved]))
+        .rows;
+      await c.query('UPDATE twin.order_items SET order_id = $2 WHERE order_id = $1 AND line = ANY($3::int[])', [
+        id,
+        moved,
+        lines.map((x) => x.line),
+      ]);
     }
   } else if (kind < 66) {
     // A unique value moves from one row to another in one transaction.
@@ -140,18 +159,18 @@ async function oneOperation(c: pg.ClientBase, rnd: (n: number) => number, tag: s
     if (a === b) return;
     const r = await c.query<{ email: string | null }>('SELECT email FROM app.orders WHERE id = $1 FOR UPDATE', [a]);
     const email = r.rows[0]?.email ?? null;
-    await c.query('UPDATE app.orders SET email = NULL WHERE id = $1', [a]);
-    await c.query('UPDATE twin.orders SET email = NULL WHERE id = $1', [a]);
-    if (email !== null) {
-      await c.query('UPDATE app.orders SET email = $2 WHERE id = $1', [b, email]);
+    if (await changed(c, 'UPDATE app.orders SET email = NULL WHERE id = $1', [a]))
+      await c.query('UPDATE twin.orders SET email = NULL WHERE id = $1', [a]);
+    if (email !== null && (await changed(c, 'UPDATE app.orders SET email = $2 WHERE id = $1', [b, email])))
       await c.query('UPDATE twin.orders SET email = $2 WHERE id = $1', [b, email]);
-    }
   } else if (kind < 74) {
     const id = order();
-    await c.query('DELETE FROM app.order_items WHERE order_id = $1', [id]);
-    await c.query('DELETE FROM twin.order_items WHERE order_id = $1', [id]);
-    await c.query('DELETE FROM app.orders WHERE id = $1', [id]);
-    await c.query('DELETE FROM twin.orders WHERE id = $1', [id]);
+    const lines = (
+      await c.query<{ line: number }>('DELETE FROM app.order_items WHERE order_id = $1 RETURNING line', [id])
+    ).rows.map((x) => x.line);
+    await c.query('DELETE FROM twin.order_items WHERE order_id = $1 AND line = ANY($2::int[])', [id, lines]);
+    if (await changed(c, 'DELETE FROM app.orders WHERE id = $1', [id]))
+      await c.query('DELETE FROM twin.orders WHERE id = $1', [id]);
   } else if (kind < 84) {
     // Upsert: a new item line, or the existing one updated.
     const r = await c.query<{ order_id: string; line: number; sku: string; qty: number }>(
@@ -172,8 +191,7 @@ async function oneOperation(c: pg.ClientBase, rnd: (n: number) => number, tag: s
       `renamed ${tag}`,
     ];
     const set = 'SET mood = $2, address = $3::app.addr, name = $4 WHERE id = $1';
-    await c.query(`UPDATE app.customers ${set}`, v);
-    await c.query(`UPDATE twin.customers ${set}`, v);
+    if (await changed(c, `UPDATE app.customers ${set}`, v)) await c.query(`UPDATE twin.customers ${set}`, v);
   } else {
     const r = await c.query<{ id: number }>(
       `DELETE FROM app.customers c WHERE id = $1 AND NOT EXISTS (SELECT FROM app.orders o WHERE o.customer_id = c.id)
