@@ -4,6 +4,7 @@
  * row on the target does not; a writer's statement on a row another writer's transaction commits just after it
  * began changes neither the group nor the twin; in stop-at-fence mode every writer stops at the fence message and
  * nothing else fails.
+ * A twin changed alone on the source is the oracle's own defect, reported as such.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import {
   createMoveFixture,
   MOVE_COLUMNS,
   MOVE_GROUP,
+  MoveOracleDefect,
 } from '../helpers/move-fixture.js';
 import {
   createTestForeignServer,
@@ -78,6 +80,20 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('the move oracle', () => {
     expect(differs.equal).toBe(false);
     expect(differs.tables.orders).toMatchObject({ missing: 1, extra: 1 });
     expect(differs.tables.customers).toMatchObject({ missing: 0, extra: 0 });
+
+    // A twin row changed alone on the source: the oracle's own check refuses, with its own error, before any
+    // comparison with the target could report it as the move's.
+    const twinRow = (name: string) =>
+      withClient(pair.source.url, (c) =>
+        c.query(`UPDATE twin.customers SET name = ${name} WHERE id = (SELECT min(id) FROM twin.customers)`),
+      );
+    await twinRow(`name || '?'`);
+    await expect(compareMoveWithTwins(pair.source.url, pair.target.url)).rejects.toThrow(MoveOracleDefect);
+    await expect(compareMoveWithTwins(pair.source.url, pair.target.url)).rejects.toThrow(
+      /move oracle defect, not a move failure: .*"customers":\{"rows":\d+,"missing":1,"extra":1/,
+    );
+    await twinRow(`left(name, -1)`);
+    expect(await compareGroupWithTwins(pair.source.url)).toEqual({});
   });
 
   // The test writers run READ COMMITTED: each statement takes its own snapshot. A row another writer's transaction
