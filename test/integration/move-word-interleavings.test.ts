@@ -10,6 +10,9 @@
  *   row; now it waits, then one cuts over and the other refuses;
  * - 08-cleanup.target.sql started while the cut-over is held in its last word ('cutover'): its own word ('cutover'
  *   again, idempotent) failed to serialize; now it waits for the cut-over's.
+ * - two aborts (psql's 90-abort.target.sql held in its word 'target-aborted', the runner's beside it): the second
+ *   failed to serialize ('could not tell the source that the target aborts'); now it waits for the rounds' lock,
+ *   and the drops after the word take it too (both dropping at once deadlocked); an abort run again says nothing.
  * And the runner's read of the target's state while that cleanup drops it (found by the test above, once in ~10
  * runs): it failed as an internal error ('relation "shadowpack.move_…" does not exist'); now no run there.
  */
@@ -159,6 +162,52 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)("two target sessions writing 
     const same = await compareMoveWithTwins(m.pair.source.url, m.pair.target.url);
     expect(same.equal, JSON.stringify(same)).toBe(true);
   }, 90_000);
+
+  it("two aborts at once: the second waits for the first's word to the source, then has nothing left to say", async () => {
+    // 90-abort.target.sql's word ('target-aborted') wrote the source's state row through the server without the
+    // rounds' lock: the runner's abort started while psql's waited in that word failed to serialize.
+    const m = await newStagedMove(servers, root, 'wil_abort', { lockTimeoutMs: 15_000 }, undefined, {
+      customers: 30,
+      orders: 100,
+    });
+    pairs.push(m.pair);
+    const fenced = await m.cli('run', '--until', 'fence');
+    expect(fenced.code, fenced.stderr).toBe(0);
+    const [state] = await m.src(
+      `SELECT 'shadowpack.' || relname AS t FROM pg_class WHERE relnamespace = 'shadowpack'::regnamespace AND relname ~ '^move_[0-9a-f]+$'`,
+    );
+    await m.src(`CREATE FUNCTION public.hold_word() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                   IF NEW.stage = 'target-aborted' AND pg_try_advisory_lock(4262) THEN PERFORM pg_advisory_xact_lock_shared(4263); END IF;
+                   RETURN NULL; END $$;
+                 CREATE TRIGGER hold_word AFTER UPDATE ON ${state!.t as string} FOR EACH ROW EXECUTE FUNCTION public.hold_word()`);
+    const holder = new pg.Client({ connectionString: m.pair.source.url });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(4263)');
+      const psqlAbort = running(m.outcome('90-abort.target.sql'));
+      await until(onSide(m, ['src'], advisoryWait(4263)), "psql's abort waits in its word", [psqlAbort]);
+      const runnerAbort = runner(m, '--stage', 'abort');
+      // Waits for the rounds' lock on the target (or, the defect, for the source's row held by psql's word).
+      await until(onSide(m, BOTH, rowWait), 'the runner waits for a row lock', [psqlAbort, runnerAbort]);
+      await holder.query('SELECT pg_advisory_unlock(4263)');
+      expect(await psqlAbort.outcome).toBe('ok');
+      expect(await runnerAbort.outcome).toBe('ok');
+    } finally {
+      await holder.end();
+    }
+    const noRun = `SELECT to_regclass('${state!.t as string}') IS NULL AS ok`;
+    expect((await m.src(noRun))[0]!.ok).toBe(true);
+    expect((await m.tgt(noRun))[0]!.ok).toBe(true);
+    await m.src(`DROP FUNCTION public.hold_word()`);
+    // The fence is gone: the source takes writes again.
+    await m.src(`UPDATE app.customers SET name = name WHERE id = 1`);
+    // An abort run again after the end says nothing and changes nothing, with psql and with the runner.
+    expect(await m.psql('90-abort.target.sql')).toBe('');
+    expect(await m.psql('90-abort.source.sql')).toBe('');
+    const again = await m.cli('run', '--stage', 'abort');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('move aborted');
+  }, 60_000);
 
   it("the runner's read of the target's state while 08-cleanup.target.sql drops it: no run there, not an error", async () => {
     // Seen once in ~10 runs of the test above: the runner's cut-over ended while the cleanup dropped the state
