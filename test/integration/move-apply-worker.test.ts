@@ -6,6 +6,8 @@
  * triggers only: after 06-fence.source.sql the worker went on writing on the source, and what it wrote after the
  * cut-over's snapshot stayed there (customers 100003: on the source, not on the live target); before the cut-over
  * a worker on the target wrote rows that no round removes. Both now have a row-level twin (ENABLE ALWAYS).
+ * A replicated TRUNCATE fires statement-level TRUNCATE triggers: the TRUNCATE guard refuses it (with the guard
+ * disabled it emptied the source's app.order_items, which no change log records).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,37 +54,43 @@ const CAUGHT_UP = [
   '05-catchup.target.sql',
 ];
 
-/** A publisher (wal_level logical) with app.customers (id, name) in a publication, started once for the file. */
-async function publish(): Promise<{ pub: (sql: string) => Promise<unknown>; conninfo: string }> {
+/**
+ * A database `db` on a publisher (wal_level logical, started once for the file) with app.customers (id, name) and
+ * app.order_items (its key and two columns) in publication sp_pub.
+ */
+async function publish(db: string): Promise<{ pub: (sql: string) => Promise<unknown>; conninfo: string }> {
   publisher ??= await startEmbeddedPostgres({
     major: SOURCE_MAJOR,
     settings: { wal_level: 'logical', shared_buffers: '16MB', max_connections: '20' },
   });
-  const pub = (sql: string) => withClient(publisher!.url, (c) => c.query(sql));
-  await pub(`CREATE SCHEMA IF NOT EXISTS app; CREATE TABLE IF NOT EXISTS app.customers (id integer PRIMARY KEY, name text NOT NULL);
-             DROP PUBLICATION IF EXISTS sp_pub; CREATE PUBLICATION sp_pub FOR TABLE app.customers`);
+  await withClient(publisher.url, (c) => c.query(`CREATE DATABASE ${db}`));
   const u = new URL(publisher.url);
-  const conninfo = `host=${u.hostname} port=${u.port} dbname=postgres user=${decodeURIComponent(u.username)} password=${decodeURIComponent(u.password)}`;
+  u.pathname = `/${db}`;
+  const pub = (sql: string) => withClient(u.toString(), (c) => c.query(sql));
+  await pub(`CREATE SCHEMA app; CREATE TABLE app.customers (id integer PRIMARY KEY, name text NOT NULL);
+             CREATE TABLE app.order_items (order_id bigint, line integer, sku text NOT NULL, qty integer NOT NULL, PRIMARY KEY (order_id, line));
+             CREATE PUBLICATION sp_pub FOR TABLE app.customers, app.order_items`);
+  const conninfo = `host=${u.hostname} port=${u.port} dbname=${db} user=${decodeURIComponent(u.username)} password=${decodeURIComponent(u.password)}`;
   return { pub, conninfo };
 }
 
 /**
- * A subscription `name` on `url` to the publication (no initial copy), and a function that inserts row `id` on the
- * publisher and resolves to whether the subscriber's apply worker applied it. The worker fills the columns the
- * publisher lacks from their defaults: ref draws from app.shared_ref_seq (not transactional), so the sequence
- * moving shows that the worker tried the row; its transaction is over (committed, or rolled back and the worker
- * gone) once it holds no lock on the table.
+ * A subscription `name` on `url` to a publisher database of its own (no initial copy), and a function that inserts
+ * customer `id` on the publisher (then runs `more` in the same transaction) and resolves to whether the
+ * subscriber's apply worker applied it. The worker fills the columns the publisher lacks from their defaults: ref
+ * draws from app.shared_ref_seq (not transactional), so the sequence moving shows that the worker tried the row;
+ * its transaction is over (committed, or rolled back and the worker gone) once it holds no lock on the table.
  */
-async function subscribe(url: string, name: string): Promise<(id: number) => Promise<boolean>> {
-  const { pub, conninfo } = await publish();
+async function subscribe(url: string, name: string): Promise<(id: number, more?: string) => Promise<boolean>> {
+  const { pub, conninfo } = await publish(`${name}_pub`);
   const on = (sql: string) => withClient(url, (c) => c.query(sql));
   await on(`CREATE SUBSCRIPTION ${name} CONNECTION '${conninfo}' PUBLICATION sp_pub WITH (copy_data = false)`);
   subscriptions.push(() => on(`DROP SUBSCRIPTION IF EXISTS ${name}`));
-  return async (id: number) => {
+  return async (id: number, more = '') => {
     const [{ v }] = (await on(`SELECT (last_value, is_called)::text AS v FROM app.shared_ref_seq`)).rows as [
       { v: string },
     ];
-    await pub(`INSERT INTO app.customers VALUES (${id}, 'from the subscription ${id}')`);
+    await pub(`BEGIN; INSERT INTO app.customers VALUES (${id}, 'from the subscription ${id}'); ${more}; COMMIT`);
     await waitUntil(
       url,
       `SELECT (last_value, is_called)::text <> '${v}' AS ok FROM app.shared_ref_seq`,
@@ -133,6 +141,7 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('a subscription applying into
     expect(await onTarget(m, 100002)).toBe(true);
     // Without the row-level fence: one more after the cut-over stays on the source only.
     const afterCutover = afterFence && (await applied(100003));
+    await m.src('DROP SUBSCRIPTION sp_sub_src');
     expect({ afterFence, afterCutover, lost: afterCutover && !(await onTarget(m, 100003)) }).toEqual({
       afterFence: false,
       afterCutover: false,
@@ -154,5 +163,21 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('a subscription applying into
       equal: true,
       customers: same.tables.customers,
     });
+  }, 60_000);
+
+  it('on the source before the fence: a replicated TRUNCATE is refused (the TRUNCATE guard fires for the worker)', async () => {
+    const m = await newStagedMove(servers, root, 'aw_trunc');
+    pairs.push(m.pair);
+    const applied = await subscribe(m.pair.source.url, 'sp_sub_trunc');
+    for (const f of CAUGHT_UP) await m.psql(f);
+    const [before] = await m.src(`SELECT count(*)::int AS n FROM app.order_items`);
+    // One transaction: the customer applied first, then the TRUNCATE; refused, neither stays.
+    const both = await applied(100021, 'TRUNCATE app.order_items');
+    await m.src('DROP SUBSCRIPTION sp_sub_trunc');
+    const [after] = await m.src(`SELECT count(*)::int AS n FROM app.order_items`);
+    expect({ both, items: after!.n }).toEqual({ both: false, items: before!.n });
+    for (const f of ['06-fence.source.sql', '07-cutover.target.sql']) await m.psql(f);
+    const same = await compareMoveWithTwins(m.pair.source.url, m.pair.target.url);
+    expect(same.equal, JSON.stringify(same)).toBe(true);
   }, 60_000);
 });
