@@ -8,6 +8,9 @@
  *   the tables' owner there (the role running the target stages, which could drop the trigger anyway);
  * - on the fenced source, a write after the cut-over's snapshot stays on the source only. The setting now counts
  *   only in the replica role, which a revert's rounds apply in and an application role may not set.
+ * The target's guard disabled (DISABLE TRIGGER ALL, a write, then ENABLE ALWAYS again) by its owner or a superuser
+ * let the row through to after the cut-over too; every round now refuses unless the guard's triggers are as setup
+ * made them (ENABLE ALWAYS, the same xmin), as the source's capture is checked.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -127,5 +130,33 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)("the guards' way through for 
       source: tgt!.qty,
       target: tgt!.qty,
     });
+  }, 60_000);
+
+  it('on the target before the cut-over, the guard disabled for a write and enabled again: the next round refuses, abort takes the move back', async () => {
+    const m = await newStagedMove(servers, root, 'dg');
+    pairs.push(m.pair);
+    for (const f of [
+      '00-preflight.source.sql',
+      '00-preflight.target.sql',
+      '01-setup.source.sql',
+      '02-setup.target.sql',
+    ])
+      await m.psql(f);
+    const run = await runOf(m.tgt, 'shadowpack_mdeny');
+    // A bulk load into the target (pg_restore --disable-triggers does the same), then the guard as it was.
+    await m.tgt(`ALTER TABLE app.customers DISABLE TRIGGER ALL;
+                 INSERT INTO app.customers (id, name, ref) VALUES (900100, 'loaded on the target', 900100);
+                 ALTER TABLE app.customers ENABLE ALWAYS TRIGGER shadowpack_mdeny_${run}, ENABLE ALWAYS TRIGGER shadowpack_mdenyrow_${run}`);
+    let outcome = await m.outcome('03-backfill.target.sql');
+    if (outcome === 'ok') {
+      for (const f of ['04-build.target.sql', '05-catchup.target.sql', '06-fence.source.sql', '07-cutover.target.sql'])
+        await m.psql(f);
+      outcome = `cut over: ${JSON.stringify((await compareMoveWithTwins(m.pair.source.url, m.pair.target.url)).tables.customers)}`;
+    }
+    expect(outcome).toMatch(/the guard refusing writes to .* on the target was disabled or altered during the move/);
+    await m.psql('90-abort.target.sql');
+    await m.psql('90-abort.source.sql');
+    const [left] = await m.tgt(`SELECT to_regclass('app.customers') IS NULL AS gone`);
+    expect(left!.gone).toBe(true);
   }, 60_000);
 });

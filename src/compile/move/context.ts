@@ -590,6 +590,10 @@ export function moveContext(input: MoveInput, runId: string) {
     fenceTriggerCountSql: String(tables.length * 2),
     denyTriggerIdent: ident(`shadowpack_mdeny_${runId}`),
     denyRowTriggerIdent: ident(`shadowpack_mdenyrow_${runId}`),
+    denyTriggerLiteral: literal(`shadowpack_mdeny_${runId}`),
+    denyRowTriggerLiteral: literal(`shadowpack_mdenyrow_${runId}`),
+    // The target's guard until the cut-over: a statement and a row trigger per table.
+    denyTriggerCountSql: String(tables.length * 2),
     serverIdent: ident(server),
     serverLiteral: literal(server),
     fschemaIdent: ident(fschema),
