@@ -6,7 +6,8 @@
  * triggers only: after 06-fence.source.sql the worker went on writing on the source, and what it wrote after the
  * cut-over's snapshot stayed there (customers 100003: on the source, not on the live target); before the cut-over
  * a worker on the target wrote rows that no round removes. Both now have a row-level twin (ENABLE ALWAYS).
- * A replicated TRUNCATE fires statement-level TRUNCATE triggers: the TRUNCATE guard refuses it (with the guard
+ * The revert's fence on the target (92-revert.target.sql) likewise: before, a worker on the target went on
+ * applying after it. A replicated TRUNCATE fires statement-level TRUNCATE triggers: the TRUNCATE guard refuses it (with the guard
  * disabled it emptied the source's app.order_items, which no change log records).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,6 +29,8 @@ import { newStagedMove, waitUntil, type StagedMove } from '../helpers/move-stage
 let servers: MoveServers;
 let root: string;
 let publisher: EmbeddedServer | undefined;
+const REVERT_PASSWORD_ENV = 'SHADOWPACK_REVERT_FDW_PASSWORD';
+const savedRevertPassword = process.env[REVERT_PASSWORD_ENV];
 const pairs: MovePair[] = [];
 const subscriptions: (() => Promise<unknown>)[] = [];
 
@@ -37,6 +40,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  if (savedRevertPassword === undefined) delete process.env[REVERT_PASSWORD_ENV];
+  else process.env[REVERT_PASSWORD_ENV] = savedRevertPassword;
   for (const drop of subscriptions) await drop().catch(() => undefined);
   await publisher?.stop();
   if (root) rmSync(root, { recursive: true, force: true });
@@ -179,5 +184,32 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)('a subscription applying into
     for (const f of ['06-fence.source.sql', '07-cutover.target.sql']) await m.psql(f);
     const same = await compareMoveWithTwins(m.pair.source.url, m.pair.target.url);
     expect(same.equal, JSON.stringify(same)).toBe(true);
+  }, 60_000);
+
+  it("--reversible, on the target after the revert's fence: refused, so nothing stays on the target only", async () => {
+    const m = await newStagedMove(servers, root, 'aw_rev', { reversible: true }, undefined, {
+      customers: 30,
+      orders: 100,
+    });
+    pairs.push(m.pair);
+    process.env[REVERT_PASSWORD_ENV] = decodeURIComponent(new URL(m.pair.target.url).password);
+    for (const f of [...CAUGHT_UP, '06-fence.source.sql', '07-cutover.target.sql', '91-revert.source.sql'])
+      await m.psql(f);
+    const applied = await subscribe(m.pair.target.url, 'sp_sub_rev');
+    expect(await applied(100031)).toBe(true);
+    await m.psql('92-revert.target.sql');
+    const afterFence = await applied(100032);
+    await m.psql('93-revert.source.sql');
+    const onSource = async (id: number) =>
+      (await m.src(`SELECT count(*)::int AS n FROM app.customers WHERE id = ${id}`))[0]!.n === 1;
+    expect(await onSource(100031)).toBe(true);
+    // Without the row-level fence: one more after the revert stays on the target only.
+    const afterRevert = afterFence && (await applied(100033));
+    await m.tgt('DROP SUBSCRIPTION sp_sub_rev');
+    expect({ afterFence, afterRevert, lost: afterRevert && !(await onSource(100033)) }).toEqual({
+      afterFence: false,
+      afterRevert: false,
+      lost: false,
+    });
   }, 60_000);
 });

@@ -74,6 +74,10 @@ describe.skipIf(MOVE_SOURCE_MISSING !== undefined)("the guards' way through for 
     const insert = (id: number) =>
       `SET ROLE ${ROLE}; INSERT INTO app.customers (id, name, ref) VALUES (${id}, 'written on the target too early', ${id})`;
     await expect(m.tgt(insert(900000))).rejects.toThrow(DENIED);
+    // COPY fires statement triggers too (a superuser here, reading from a program).
+    await expect(
+      m.tgt(`COPY app.customers (id, name, ref) FROM PROGRAM 'printf "900002\\tcopied\\t900002\\n"'`),
+    ).rejects.toThrow(DENIED);
     const bypass = await m.tgt(`SET shadowpack.apply = '${run}'; ${insert(900001)}`).then(
       () => 'written',
       (e: Error) => e.message,
