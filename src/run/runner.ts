@@ -105,13 +105,13 @@ const LOG_OUTGREW_BACKLOG = 'SPBL1';
  * like the lock step: the time the application queued behind the stopped runs' attempts counts against
  * the lock budget, and each run is one more round.
  */
-async function runStage(req: RunRequest, stage: StageName): Promise<number> {
+async function runStage(req: StageRequest, stage: StageName): Promise<number> {
   const { lockBudgetMs, lockTimeoutMs, lockAttempts } = req.plan.manifest.options;
   let ms = 0;
   let queuedMs = 0;
   for (let run = 1; ; run++) {
     const reports: LockReport[] = [];
-    const stageReq: RunRequest = {
+    const stageReq: StageRequest = {
       ...req,
       onEvent: (e) => {
         if (e.type === 'lock-report') reports.push(e.report);
@@ -138,7 +138,7 @@ async function runStage(req: RunRequest, stage: StageName): Promise<number> {
   }
 }
 
-async function runStageOnce(req: RunRequest, stage: StageName): Promise<number> {
+async function runStageOnce(req: StageRequest, stage: StageName): Promise<number> {
   const statements = stageStatements(req.plan, stage);
   const file = req.plan.manifest.stages.find((s) => s.name === stage)!.file;
   req.onEvent({ type: 'stage-start', stage, file });
@@ -174,15 +174,17 @@ type Statements = ReturnType<typeof stageStatements>;
 
 /** One session running a stage's statements in order, as psql runs the file. */
 async function runSession(
-  req: RunRequest,
+  req: StageRequest,
   stage: StageName,
   statements: Statements,
   opened?: pg.Client[],
 ): Promise<void> {
-  // A fresh session per stage, like psql: its settings and advisory lock end with it.
-  const client = await connectClient(req.connection);
+  // A session in the state of a fresh one, like psql's: its settings and advisory lock end with the stage.
+  const client = await req.sessions.acquire();
   opened?.push(client);
-  client.on('notice', (n) => req.onEvent(noticeEvent(stage, n.message ?? '')));
+  const onNotice = (n: { message?: string }): void => req.onEvent(noticeEvent(stage, n.message ?? ''));
+  client.on('notice', onNotice);
+  let done = false;
   try {
     for (const { part, st } of statements) {
       try {
@@ -204,9 +206,80 @@ async function runSession(
         throw e;
       }
     }
+    done = true;
   } finally {
+    client.off('notice', onNotice);
+    // A session whose stage failed is ended, never reused (it may be in a failed transaction, or hold
+    // what the stage took); one whose stage ran to its end is reset before anything else uses it.
+    await req.sessions.release(client, done);
+  }
+}
+
+/**
+ * The stage sessions of one invocation, kept across its stages so that each stage does not pay a
+ * new backend and a cold catalog cache (planning the guard's catalog queries, binding.sql's DO:
+ * tens of ms a stage). A session goes back only after its stage ran to its end, and is first given
+ * the state of a fresh session, what psql's session per file has:
+ * - pg_stat_force_next_flush(): its table statistics are flushed now, as a session's are when it
+ *   ends (a later stage's ANALYZE, or cleanup's count of the rows changed since one, must not see
+ *   the backfill's inserts arrive after it);
+ * - DISCARD ALL: the session's settings back to the connection's (search_path, lock_timeout,
+ *   application_name, shadowpack.plan_id …), SET ROLE and SET SESSION AUTHORIZATION undone, every
+ *   advisory lock it holds released (the run's lock ends with the stage, as before), temporary
+ *   tables, prepared statements, cursors, LISTEN and cached plans gone. The catalog caches stay.
+ * A session that fails either is ended. The statistics cannot be flushed on demand before
+ * PostgreSQL 15: there every stage has a session of its own, as before. A kept session is idle
+ * between stages: no transaction, no snapshot, no lock. Before reuse it is asked one trivial query,
+ * so a session the server ended meanwhile (a restart, idle_session_timeout) is replaced by a new one.
+ */
+class StageSessions {
+  private readonly idle: pg.Client[] = [];
+  /** Whether the server has pg_stat_force_next_flush() (PostgreSQL 15 on); read at the first release. */
+  private reusable: boolean | undefined;
+
+  constructor(private readonly req: RunRequest) {}
+
+  async acquire(): Promise<pg.Client> {
+    for (let c = this.idle.pop(); c !== undefined; c = this.idle.pop()) {
+      try {
+        await c.query('SELECT');
+        return c;
+      } catch {
+        await c.end().catch(() => undefined);
+      }
+    }
+    return connectClient(this.req.connection);
+  }
+
+  async release(client: pg.Client, reuse: boolean): Promise<void> {
+    try {
+      if (reuse && this.reusable === undefined) {
+        const r = await client.query<{ ok: boolean }>(
+          "SELECT pg_catalog.current_setting('server_version_num')::int >= 150000 AS ok",
+        );
+        this.reusable = r.rows[0]!.ok;
+      }
+      if (reuse && this.reusable === true) {
+        await client.query('SELECT pg_catalog.pg_stat_force_next_flush()');
+        await client.query('DISCARD ALL');
+        this.idle.push(client);
+        return;
+      }
+    } catch {
+      // Ended below, as a session whose stage failed.
+    }
     await client.end().catch(() => undefined);
   }
+
+  async close(): Promise<void> {
+    const all = this.idle.splice(0);
+    await Promise.all(all.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+/** A request inside run(): the invocation's stage sessions travel with it (runStage copies it per run of a stage). */
+interface StageRequest extends RunRequest {
+  readonly sessions: StageSessions;
 }
 
 /** Best effort: cancels what the other sessions of a parallel stage are running. */
@@ -266,12 +339,13 @@ class StateReader {
 export async function run(request: RunRequest): Promise<RunSummary> {
   checkPlanIntegrity(request.plan, request.expectHash);
   const locks: LockReport[] = [];
-  const req: RunRequest = {
+  const req: StageRequest = {
     ...request,
     onEvent: (e) => {
       if (e.type === 'lock-report') locks.push(e.report);
       request.onEvent(e);
     },
+    sessions: new StageSessions(request),
   };
   const states = new StateReader(req);
   try {
@@ -281,6 +355,7 @@ export async function run(request: RunRequest): Promise<RunSummary> {
     if (e instanceof UserError && e.code === 'STAGE_FAILED' && gaveUp.length > 0) await recordGaveUp(req, gaveUp);
     throw e;
   } finally {
+    await req.sessions.close();
     await states.close();
   }
 }
@@ -303,7 +378,7 @@ async function recordGaveUp(req: RunRequest, reports: readonly LockReport[]): Pr
   }
 }
 
-async function runStages(req: RunRequest, states: StateReader): Promise<Omit<RunSummary, 'locks'>> {
+async function runStages(req: StageRequest, states: StateReader): Promise<Omit<RunSummary, 'locks'>> {
   const timings: StageTiming[] = [];
   if (req.stage !== undefined) {
     const before = await states.read();

@@ -6,7 +6,7 @@ const ADVISORY_CLASS = 0x53504b;
 
 export interface RunningSession {
   readonly pid: number;
-  /** When the session started (a stage runs in a fresh session). */
+  /** When the session started (psql: a session per stage file; the runner keeps its sessions across the stages of one invocation). */
   readonly since: string | null;
 }
 
