@@ -36,6 +36,8 @@ export interface MoveStageStates {
       readonly recordsLiteral: string;
       readonly fromListLiteral: string;
       readonly fromLiteral: string;
+      /** The other side's stage test after `WHERE stage `: `= 'x'` for one state, `IN ('x', 'y')` for several. */
+      readonly fromMatchSql: string;
     };
   };
 }
@@ -64,7 +66,8 @@ export function moveStageStates(rule: MoveStageRule): MoveStageStates {
   const start = from.filter((s) => s !== rule.records && !done.includes(s));
   const tells: Record<string, MoveStageStates['tells'][string]> = {};
   for (const [key, t] of Object.entries(rule.tells ?? {})) {
-    const told = { recordsLiteral: literal(t.records), fromListLiteral: inList(t.from) };
+    const fromMatchSql = t.from.length === 1 ? `= ${literal(t.from[0]!)}` : `IN (${inList(t.from)})`;
+    const told = { recordsLiteral: literal(t.records), fromListLiteral: inList(t.from), fromMatchSql };
     one(told, 'fromLiteral', t.from, `${name} tells.${key}.from`);
     tells[key] = told as MoveStageStates['tells'][string];
   }
